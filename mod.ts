@@ -1,0 +1,14 @@
+/**
+ * Hamok: replicated state and distributed events for the instances of a service, kept in
+ * agreement by the Raft consensus algorithm and carried over NATS (or an in-process bus).
+ *
+ * @example
+ * ```ts
+ * import { HamokError } from "@hamok/core";
+ * console.log(new HamokError("boom").code); // "HAMOK_ERROR"
+ * ```
+ *
+ * @module
+ */
+
+export * from "./src/errors.ts";

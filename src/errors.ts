@@ -1,0 +1,220 @@
+/**
+ * The error classes of Hamok. Every error the library throws or rejects with is a
+ * {@linkcode HamokError} with a stable {@linkcode HamokError.code}; wrapped failures keep the
+ * original error as `cause`.
+ *
+ * @module
+ */
+
+/** Stable machine-readable codes of {@linkcode HamokError}. */
+export type HamokErrorCode =
+  | "HAMOK_ERROR"
+  | "HAMOK_TIMEOUT"
+  | "HAMOK_CLOSED"
+  | "HAMOK_NO_LEADER"
+  | "HAMOK_NOT_LEADER"
+  | "HAMOK_CODEC"
+  | "HAMOK_CONFIG"
+  | "HAMOK_ABORTED"
+  | "HAMOK_OUTCOME_UNKNOWN"
+  | "HAMOK_TRANSPORT";
+
+/** Options accepted by every {@linkcode HamokError} constructor. */
+export interface HamokErrorOptions {
+  /** The underlying error, if this one wraps another. */
+  cause?: unknown;
+}
+
+/**
+ * Base class of every error thrown by Hamok.
+ *
+ * @example
+ * ```ts
+ * import { HamokError } from "@hamok/core";
+ * try {
+ *   await emitter.publish("event", 1);
+ * } catch (err) {
+ *   if (err instanceof HamokError) console.log(err.code);
+ * }
+ * ```
+ */
+export class HamokError extends Error {
+  /** A stable code that identifies the kind of failure. */
+  readonly code: HamokErrorCode;
+
+  /** Creates an error with a message, a code (default `HAMOK_ERROR`) and an optional cause. */
+  constructor(message: string, code: HamokErrorCode = "HAMOK_ERROR", options?: HamokErrorOptions) {
+    super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * An operation that waits on the network did not complete in time.
+ *
+ * @example
+ * ```ts
+ * import { HamokTimeoutError } from "@hamok/core";
+ * const err = new HamokTimeoutError("no answer within 5000 ms", { timeoutMs: 5000 });
+ * console.log(err.code, err.timeoutMs); // HAMOK_TIMEOUT 5000
+ * ```
+ */
+export class HamokTimeoutError extends HamokError {
+  /** How long the operation waited, in milliseconds. */
+  readonly timeoutMs: number;
+  /** Peers that answered before the timeout (for fan-out operations). */
+  readonly respondedPeerIds: readonly string[];
+  /** Peers that were still awaited when the timeout fired (for fan-out operations). */
+  readonly missingPeerIds: readonly string[];
+
+  /** Creates a timeout error; `respondedPeerIds` and `missingPeerIds` default to empty. */
+  constructor(
+    message: string,
+    details: { timeoutMs: number; respondedPeerIds?: readonly string[]; missingPeerIds?: readonly string[] },
+    options?: HamokErrorOptions,
+  ) {
+    super(message, "HAMOK_TIMEOUT", options);
+    this.timeoutMs = details.timeoutMs;
+    this.respondedPeerIds = details.respondedPeerIds ?? [];
+    this.missingPeerIds = details.missingPeerIds ?? [];
+  }
+}
+
+/**
+ * The object (peer, collection, transport, subscription) was closed before or during the call.
+ *
+ * @example
+ * ```ts
+ * import { HamokClosedError } from "@hamok/core";
+ * throw new HamokClosedError("the emitter 'chat' is closed");
+ * ```
+ */
+export class HamokClosedError extends HamokError {
+  /** Creates a closed error. */
+  constructor(message: string, options?: HamokErrorOptions) {
+    super(message, "HAMOK_CLOSED", options);
+  }
+}
+
+/**
+ * No leader is known, so an operation that needs one cannot proceed.
+ *
+ * @example
+ * ```ts
+ * import { HamokNoLeaderError } from "@hamok/core";
+ * throw new HamokNoLeaderError("no leader known for cluster 'demo'");
+ * ```
+ */
+export class HamokNoLeaderError extends HamokError {
+  /** Creates a no-leader error. */
+  constructor(message: string, options?: HamokErrorOptions) {
+    super(message, "HAMOK_NO_LEADER", options);
+  }
+}
+
+/**
+ * The operation must run on the leader and this peer is not the leader.
+ *
+ * @example
+ * ```ts
+ * import { HamokNotLeaderError } from "@hamok/core";
+ * throw new HamokNotLeaderError("peer b is not the leader", { leaderId: "a" });
+ * ```
+ */
+export class HamokNotLeaderError extends HamokError {
+  /** The leader this peer knows of, if any. */
+  readonly leaderId: string | undefined;
+
+  /** Creates a not-leader error naming the known leader, if any. */
+  constructor(message: string, details: { leaderId?: string } = {}, options?: HamokErrorOptions) {
+    super(message, "HAMOK_NOT_LEADER", options);
+    this.leaderId = details.leaderId;
+  }
+}
+
+/**
+ * Bytes could not be decoded or a value could not be encoded.
+ *
+ * @example
+ * ```ts
+ * import { HamokCodecError } from "@hamok/core";
+ * throw new HamokCodecError("unknown protocol version 9");
+ * ```
+ */
+export class HamokCodecError extends HamokError {
+  /** Creates a codec error. */
+  constructor(message: string, options?: HamokErrorOptions) {
+    super(message, "HAMOK_CODEC", options);
+  }
+}
+
+/**
+ * A configuration value or an argument is invalid, or the API was misused.
+ *
+ * @example
+ * ```ts
+ * import { HamokConfigError } from "@hamok/core";
+ * throw new HamokConfigError("emitterId must be a non-empty string");
+ * ```
+ */
+export class HamokConfigError extends HamokError {
+  /** Creates a configuration error. */
+  constructor(message: string, options?: HamokErrorOptions) {
+    super(message, "HAMOK_CONFIG", options);
+  }
+}
+
+/**
+ * The operation was aborted (by an `AbortSignal`, by `leave()` or by `close()`).
+ *
+ * @example
+ * ```ts
+ * import { HamokAbortedError } from "@hamok/core";
+ * throw new HamokAbortedError("join aborted by leave()");
+ * ```
+ */
+export class HamokAbortedError extends HamokError {
+  /** Creates an aborted error. */
+  constructor(message: string, options?: HamokErrorOptions) {
+    super(message, "HAMOK_ABORTED", options);
+  }
+}
+
+/**
+ * A write was sent but its outcome is unknown (a timeout or a leader change while it was in
+ * flight): it may or may not have been applied. Retrying with the same request id applies it at
+ * most once.
+ *
+ * @example
+ * ```ts
+ * import { HamokOutcomeUnknownError } from "@hamok/core";
+ * throw new HamokOutcomeUnknownError("leader lost while set('k') was in flight", { requestId: "r1" });
+ * ```
+ */
+export class HamokOutcomeUnknownError extends HamokError {
+  /** The request id of the write whose outcome is unknown. */
+  readonly requestId: string;
+
+  /** Creates an outcome-unknown error for the given request id. */
+  constructor(message: string, details: { requestId: string }, options?: HamokErrorOptions) {
+    super(message, "HAMOK_OUTCOME_UNKNOWN", options);
+    this.requestId = details.requestId;
+  }
+}
+
+/**
+ * The transport failed (connection refused, lost, or an operation on it failed).
+ *
+ * @example
+ * ```ts
+ * import { HamokTransportError } from "@hamok/core";
+ * throw new HamokTransportError("cannot connect to nats://127.0.0.1:4222");
+ * ```
+ */
+export class HamokTransportError extends HamokError {
+  /** Creates a transport error. */
+  constructor(message: string, options?: HamokErrorOptions) {
+    super(message, "HAMOK_TRANSPORT", options);
+  }
+}

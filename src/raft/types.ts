@@ -1,0 +1,294 @@
+/**
+ * The vocabulary of the pure Raft core: entries, messages, membership, and the output batch
+ * ({@linkcode RaftReady}) that a driver acts upon. Nothing here does I/O.
+ *
+ * @module
+ */
+
+/** The role a Raft node currently plays. */
+export type RaftRole = "follower" | "pre-candidate" | "candidate" | "leader";
+
+/**
+ * Kind of a log entry.
+ * - `normal`: an application command (opaque bytes).
+ * - `config`: a membership change ({@linkcode MembershipChange}, stored in `change`).
+ * - `noop`: the empty entry a new leader appends to commit entries of earlier terms.
+ */
+export type EntryType = "normal" | "config" | "noop";
+
+/** One entry of the replicated log. */
+export interface Entry {
+  /** Position in the log, starting at 1. */
+  readonly index: number;
+  /** Term of the leader that created the entry. */
+  readonly term: number;
+  /** What the entry carries. */
+  readonly type: EntryType;
+  /** The application command (for `normal`), empty otherwise. Never copied by the core. */
+  readonly data: Uint8Array;
+  /** Optional client request id, carried for deduplication by the state machine. */
+  readonly requestId?: string;
+  /** The membership change, for `config` entries. */
+  readonly change?: MembershipChange;
+}
+
+/** A membership change proposed through the log. One may be pending (uncommitted) at a time. */
+export interface MembershipChange {
+  /**
+   * - `add-learner`: the member receives the log but does not vote.
+   * - `promote`: a learner becomes a voter.
+   * - `remove`: the member (voter or learner) leaves; its id can never be added again.
+   */
+  readonly type: "add-learner" | "promote" | "remove";
+  /** The member id the change is about. */
+  readonly memberId: string;
+}
+
+/** The membership of the cluster. */
+export interface Membership {
+  /** Members that vote and count towards quorums. */
+  readonly voters: readonly string[];
+  /** Members that receive the log but do not vote. */
+  readonly learners: readonly string[];
+  /** Member ids that were removed; they are never accepted again (tombstones). */
+  readonly removed: readonly string[];
+}
+
+/** State that must be persisted before any message produced with it is sent. */
+export interface HardState {
+  /** Latest term this node has seen. */
+  readonly term: number;
+  /** Candidate this node voted for in `term`, if any. */
+  readonly vote: string | undefined;
+  /** Highest log index known to be committed. */
+  readonly commit: number;
+}
+
+/** Metadata of a snapshot: everything in the log up to `index` is folded into its data. */
+export interface SnapshotMeta {
+  /** Index of the last entry folded into the snapshot. */
+  readonly index: number;
+  /** Term of that entry. */
+  readonly term: number;
+  /** Membership as of `index`. */
+  readonly membership: Membership;
+}
+
+/** A snapshot of the application state machine as of {@linkcode SnapshotMeta.index}. */
+export interface Snapshot {
+  /** Where the snapshot stands in the log. */
+  readonly meta: SnapshotMeta;
+  /** The application's serialized state (opaque to the core). */
+  readonly data: Uint8Array;
+}
+
+/** The result of a linearizable read request: reads are safe once `index` has been applied. */
+export interface ReadState {
+  /** The context the caller passed to `readIndex` (a request id). */
+  readonly ctx: string;
+  /** The commit index at which the read may be served. */
+  readonly index: number;
+}
+
+/** A read request that could not be served (no leader, leadership lost, ...). */
+export interface DroppedRead {
+  /** The context the caller passed to `readIndex`. */
+  readonly ctx: string;
+  /** Why it was dropped. */
+  readonly reason: "no-leader" | "not-leader" | "leadership-lost";
+}
+
+/** Volatile state that the driver exposes (role, leader, term). */
+export interface SoftState {
+  /** This node's role. */
+  readonly role: RaftRole;
+  /** The leader this node knows of in the current term. */
+  readonly leaderId: string | undefined;
+  /** The current term. */
+  readonly term: number;
+}
+
+/** Fields every Raft message carries. */
+interface MessageBase {
+  /** Sender member id. */
+  readonly from: string;
+  /** Recipient member id. */
+  readonly to: string;
+  /** Sender's term (for pre-vote requests: the term the sender would campaign in). */
+  readonly term: number;
+}
+
+/** Leader -> follower: replicate entries (or, with none, a heartbeat carrying the commit index). */
+export interface AppendMessage extends MessageBase {
+  readonly type: "append";
+  readonly prevIndex: number;
+  readonly prevTerm: number;
+  readonly entries: readonly Entry[];
+  readonly commit: number;
+}
+
+/** Follower -> leader: outcome of an append. */
+export interface AppendResponseMessage extends MessageBase {
+  readonly type: "append-response";
+  /** On success: the highest index now matching the leader. On reject: the rejected prevIndex. */
+  readonly index: number;
+  readonly reject: boolean;
+  /** On reject: a hint for fast back-off (the follower's guess of the conflict point). */
+  readonly rejectHint: number;
+  /** On reject: the term of the follower's entry at `rejectHint` (0 if none). */
+  readonly hintTerm: number;
+}
+
+/** Leader -> follower heartbeat. `ctx` is set when the heartbeat confirms a ReadIndex round. */
+export interface HeartbeatMessage extends MessageBase {
+  readonly type: "heartbeat";
+  readonly commit: number;
+  readonly ctx?: string;
+}
+
+/** Follower -> leader heartbeat acknowledgement (echoes `ctx`). */
+export interface HeartbeatResponseMessage extends MessageBase {
+  readonly type: "heartbeat-response";
+  readonly ctx?: string;
+}
+
+/** Candidate (or pre-candidate) -> voter. */
+export interface VoteMessage extends MessageBase {
+  readonly type: "vote" | "pre-vote";
+  readonly lastIndex: number;
+  readonly lastTerm: number;
+  /** True when the election was triggered by a leadership transfer (voters ignore their lease). */
+  readonly transfer?: boolean;
+}
+
+/** Voter -> candidate (or pre-candidate). */
+export interface VoteResponseMessage extends MessageBase {
+  readonly type: "vote-response" | "pre-vote-response";
+  readonly reject: boolean;
+}
+
+/** Leader -> follower: one chunk of a snapshot (InstallSnapshot). */
+export interface SnapshotChunkMessage extends MessageBase {
+  readonly type: "snapshot";
+  readonly meta: SnapshotMeta;
+  /** Byte offset of this chunk in the snapshot data. */
+  readonly offset: number;
+  readonly data: Uint8Array;
+  /** True on the last chunk. */
+  readonly done: boolean;
+}
+
+/** Follower -> leader: acknowledges a snapshot chunk (or rejects the transfer). */
+export interface SnapshotResponseMessage extends MessageBase {
+  readonly type: "snapshot-response";
+  readonly index: number;
+  /** Bytes received so far (the next expected offset). */
+  readonly offset: number;
+  readonly reject: boolean;
+  readonly done: boolean;
+}
+
+/** Leader -> transfer target: start an election now. */
+export interface TimeoutNowMessage extends MessageBase {
+  readonly type: "timeout-now";
+}
+
+/** Follower -> leader: a proposal forwarded to the leader. */
+export interface ProposeMessage extends MessageBase {
+  readonly type: "propose";
+  readonly entries: readonly { readonly data: Uint8Array; readonly requestId?: string }[];
+}
+
+/** Follower -> leader: a ReadIndex request forwarded to the leader. */
+export interface ReadIndexMessage extends MessageBase {
+  readonly type: "read-index";
+  readonly ctx: string;
+}
+
+/** Leader -> follower: the index at which a forwarded read may be served (`index` -1: dropped). */
+export interface ReadIndexResponseMessage extends MessageBase {
+  readonly type: "read-index-response";
+  readonly ctx: string;
+  readonly index: number;
+}
+
+/** Any message exchanged between Raft nodes. */
+export type RaftMessage =
+  | AppendMessage
+  | AppendResponseMessage
+  | HeartbeatMessage
+  | HeartbeatResponseMessage
+  | VoteMessage
+  | VoteResponseMessage
+  | SnapshotChunkMessage
+  | SnapshotResponseMessage
+  | TimeoutNowMessage
+  | ProposeMessage
+  | ReadIndexMessage
+  | ReadIndexResponseMessage;
+
+/**
+ * Everything one batch of inputs produced. The driver must, in this order:
+ * 1. persist `hardState`, `snapshot` and `entries` (entries may overwrite the log from
+ *    `entries[0].index` on);
+ * 2. send `messages`;
+ * 3. restore the state machine from `snapshot` if set, then apply `committed` in order;
+ * 4. serve `readStates` once their index is applied.
+ */
+export interface RaftReady {
+  /** Changed hard state, if it changed. */
+  readonly hardState?: HardState;
+  /** Entries to append to stable storage. */
+  readonly entries: readonly Entry[];
+  /** A snapshot received from the leader (or created by `compact`) to persist. */
+  readonly snapshot?: Snapshot;
+  /** True if `snapshot` was received from the leader and the state machine must be restored from it. */
+  readonly restoreSnapshot: boolean;
+  /** Newly committed entries to apply, in log order. */
+  readonly committed: readonly Entry[];
+  /** Messages to send. */
+  readonly messages: readonly RaftMessage[];
+  /** Completed ReadIndex requests. */
+  readonly readStates: readonly ReadState[];
+  /** ReadIndex requests that failed. */
+  readonly droppedReads: readonly DroppedRead[];
+  /** Changed soft state, if it changed. */
+  readonly softState?: SoftState;
+  /** Changed membership (as of the latest config entry in the log), if it changed. */
+  readonly membership?: Membership;
+}
+
+/** Deliberate protocol bugs, for tests that prove the simulator and checkers catch them. */
+export type RaftTestingBug =
+  | "skip-prev-log-check"
+  | "double-vote"
+  | "commit-old-term"
+  | "ignore-check-quorum";
+
+/** Configuration of a {@linkcode RaftNode}. Times are counted in ticks. */
+export interface RaftConfig {
+  /** This node's member id (unique per storage incarnation; see docs/decisions.md). */
+  readonly id: string;
+  /** Base election timeout in ticks; the effective timeout is random in [base, 2*base). Default 10. */
+  readonly electionTicks?: number;
+  /** Heartbeat interval in ticks. Default 1. */
+  readonly heartbeatTicks?: number;
+  /** Random source in [0, 1) for election timeouts. Injected so the core stays deterministic. */
+  readonly random: () => number;
+  /** Pre-vote before incrementing the term. Default true. */
+  readonly preVote?: boolean;
+  /** Leader steps down without a quorum of recent contact; voters honour a leader lease. Default true. */
+  readonly checkQuorum?: boolean;
+  /** Maximum entries in one append. Default 256. */
+  readonly maxEntriesPerAppend?: number;
+  /** Maximum payload bytes in one append (at least one entry is always sent). Default 1 MiB. */
+  readonly maxBytesPerAppend?: number;
+  /** Maximum unacknowledged appends per follower. Default 16. */
+  readonly maxInflightAppends?: number;
+  /** Snapshot chunk size in bytes. Default 256 KiB. */
+  readonly snapshotChunkBytes?: number;
+  /** The leader promotes a learner to voter once its log matches the leader's commit. Default true. */
+  readonly autoPromoteLearners?: boolean;
+  /** For tests only: deliberately break the protocol. */
+  readonly testingBugs?: readonly RaftTestingBug[];
+}
