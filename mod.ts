@@ -12,3 +12,8 @@
  */
 
 export * from "./src/errors.ts";
+export * from "./src/codec/envelope.ts";
+export * from "./src/codec/payload_codec.ts";
+export * from "./src/codec/value_codec.ts";
+export * from "./src/codec/decode_failure_counter.ts";
+export * from "./src/codec/safe_decode_envelope.ts";

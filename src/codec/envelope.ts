@@ -1,0 +1,484 @@
+/**
+ * The wire envelope: every message Hamok peers exchange is one CBOR value
+ * `[version, type, from, body]`, where `version` is {@linkcode PROTOCOL_VERSION}, `type` a small
+ * integer naming the {@linkcode WireMessageType}, `from` the sending peer id and `body` a positional
+ * array whose layout the type defines. {@linkcode decodeEnvelope} checks all of it and throws
+ * {@linkcode HamokCodecError} for anything that does not fit.
+ *
+ * Adding a message type: add its body type to {@linkcode WireBodies} and its codec to `BODY_CODECS`
+ * below (the compiler insists on both); give it the next unused wire code.
+ *
+ * Every future protocol version must keep the version as the first element of a CBOR array, so an
+ * old peer can always tell "unknown version" from garbage.
+ *
+ * @module
+ */
+
+import { HamokCodecError, HamokConfigError } from "../errors.ts";
+import type { RaftMessage } from "../raft/types.ts";
+import { decodeCbor, describeType, encodeCbor, messageOf } from "./cbor.ts";
+import { packRaftMessage, unpackRaftMessage } from "./raft_body.ts";
+import { arrayAt, boolAt, bytesAt, errorAt, packError, stringAt, uintAt } from "./wire_shape.ts";
+
+/**
+ * The wire protocol version written into every envelope. A peer drops envelopes of any other version.
+ *
+ * @example
+ * ```ts
+ * import { PROTOCOL_VERSION } from "@hamok/core";
+ * console.log(PROTOCOL_VERSION); // 1
+ * ```
+ */
+export const PROTOCOL_VERSION: 1 = 1;
+
+/**
+ * Default upper bound, in bytes, of an envelope {@linkcode decodeEnvelope} accepts: 8 MiB.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_MAX_ENVELOPE_BYTES } from "@hamok/core";
+ * console.log(DEFAULT_MAX_ENVELOPE_BYTES); // 8388608
+ * ```
+ */
+export const DEFAULT_MAX_ENVELOPE_BYTES: number = 8 * 1024 * 1024;
+
+/**
+ * A failure reported to a peer (in a response or an ack): a stable code and a message.
+ *
+ * @example
+ * ```ts
+ * import type { WireError } from "@hamok/core";
+ * const error: WireError = { code: "HAMOK_NOT_LEADER", message: "peer b is not the leader" };
+ * ```
+ */
+export interface WireError {
+  /** A stable machine-readable code (for example a `HamokErrorCode`). */
+  readonly code: string;
+  /** A human-readable message. */
+  readonly message: string;
+}
+
+/**
+ * Discovery broadcast: who I am, which cluster I belong to, whom I believe leads it.
+ *
+ * @example
+ * ```ts
+ * import type { HelloBody } from "@hamok/core";
+ * const hello: HelloBody = { clusterId: "demo", peerId: "p1", memberId: "m1", term: 3, joined: true };
+ * ```
+ */
+export interface HelloBody {
+  /** The cluster the sender belongs to (or wants to join). */
+  readonly clusterId: string;
+  /** The sender's peer id (its inbox). */
+  readonly peerId: string;
+  /** The sender's Raft member id. */
+  readonly memberId: string;
+  /** The leader the sender knows of, if any. */
+  readonly leaderId?: string;
+  /** The sender's current Raft term. */
+  readonly term: number;
+  /** True once the sender is a member of the cluster. */
+  readonly joined: boolean;
+}
+
+/**
+ * Peer-to-peer request (join, forwarded proposal, ...); answered by a {@linkcode ResponseBody}.
+ *
+ * @example
+ * ```ts
+ * import type { RequestBody } from "@hamok/core";
+ * const req: RequestBody = { requestId: "r1", op: "join", payload: new Uint8Array() };
+ * ```
+ */
+export interface RequestBody {
+  /** Correlates the response with this request. */
+  readonly requestId: string;
+  /** The operation asked for. */
+  readonly op: string;
+  /** Operation-specific bytes. */
+  readonly payload: Uint8Array;
+}
+
+/**
+ * The answer to a {@linkcode RequestBody}.
+ *
+ * @example
+ * ```ts
+ * import type { ResponseBody } from "@hamok/core";
+ * const ok: ResponseBody = { requestId: "r1", ok: true, payload: new Uint8Array([1]) };
+ * const failed: ResponseBody = { requestId: "r2", ok: false, error: { code: "HAMOK_TIMEOUT", message: "late" } };
+ * ```
+ */
+export interface ResponseBody {
+  /** The request this answers. */
+  readonly requestId: string;
+  /** True if the operation succeeded. */
+  readonly ok: boolean;
+  /** Operation-specific result bytes. */
+  readonly payload?: Uint8Array;
+  /** Why the operation failed. */
+  readonly error?: WireError;
+}
+
+/**
+ * An emitted event, fanned out to the subscribers of `event` on `emitterId`.
+ *
+ * @example
+ * ```ts
+ * import type { EventBody } from "@hamok/core";
+ * const ev: EventBody = { emitterId: "chat", event: "message", payload: new Uint8Array([1]), seq: 1 };
+ * ```
+ */
+export interface EventBody {
+  /** The emitter the event belongs to. */
+  readonly emitterId: string;
+  /** The event name. */
+  readonly event: string;
+  /** The arguments, as encoded by the emitter's payload codec (bytes or a string). */
+  readonly payload: Uint8Array | string;
+  /** The publisher's sequence number for this emitter. */
+  readonly seq: number;
+  /** Set when the publisher awaits acks; echoed in each {@linkcode AckBody}. */
+  readonly ackRequestId?: string;
+}
+
+/**
+ * A subscriber's acknowledgement of an {@linkcode EventBody} that asked for one.
+ *
+ * @example
+ * ```ts
+ * import type { AckBody } from "@hamok/core";
+ * const ack: AckBody = { emitterId: "chat", ackRequestId: "a1", peerId: "p2", ok: true };
+ * ```
+ */
+export interface AckBody {
+  /** The emitter of the acknowledged event. */
+  readonly emitterId: string;
+  /** The `ackRequestId` of the acknowledged event. */
+  readonly ackRequestId: string;
+  /** The acknowledging peer. */
+  readonly peerId: string;
+  /** False if a local listener failed (see `error`). */
+  readonly ok: boolean;
+  /** Why handling failed. */
+  readonly error?: WireError;
+}
+
+/**
+ * The body type of each wire message type. Extend this interface (and `BODY_CODECS`) to add one.
+ *
+ * @example
+ * ```ts
+ * import type { WireBodies } from "@hamok/core";
+ * type Hello = WireBodies["hello"]; // HelloBody
+ * ```
+ */
+export interface WireBodies {
+  /** A Raft protocol message. */
+  raft: RaftMessage;
+  /** Discovery broadcast. */
+  hello: HelloBody;
+  /** Peer-to-peer request. */
+  request: RequestBody;
+  /** Answer to a request. */
+  response: ResponseBody;
+  /** Emitter fan-out. */
+  event: EventBody;
+  /** Acknowledgement of an event. */
+  ack: AckBody;
+}
+
+/**
+ * The name of a wire message type.
+ *
+ * @example
+ * ```ts
+ * import type { WireMessageType } from "@hamok/core";
+ * const t: WireMessageType = "raft";
+ * ```
+ */
+export type WireMessageType = keyof WireBodies;
+
+/**
+ * An envelope of one given message type.
+ *
+ * @example
+ * ```ts
+ * import type { WireEnvelopeOf } from "@hamok/core";
+ * const env: WireEnvelopeOf<"request"> = {
+ *   type: "request",
+ *   from: "p1",
+ *   body: { requestId: "r1", op: "join", payload: new Uint8Array() },
+ * };
+ * ```
+ */
+export interface WireEnvelopeOf<K extends WireMessageType> {
+  /** The message type; selects the body type. */
+  readonly type: K;
+  /** The sending peer id. */
+  readonly from: string;
+  /** The message. */
+  readonly body: WireBodies[K];
+}
+
+/**
+ * Any wire message: a discriminated union on `type`.
+ *
+ * @example
+ * ```ts
+ * import { decodeEnvelope, type WireEnvelope } from "@hamok/core";
+ * function handle(env: WireEnvelope): void {
+ *   if (env.type === "event") console.log(env.body.event);
+ * }
+ * ```
+ */
+export type WireEnvelope = { [K in WireMessageType]: WireEnvelopeOf<K> }[WireMessageType];
+
+/** How a body of type `B` is packed for the wire and checked when unpacked. */
+interface BodyCodec<B> {
+  /** The wire code of the type (unique, never reused). */
+  readonly code: number;
+  /** Turns the body into its wire value. */
+  pack(body: B): unknown;
+  /** Checks the wire value and turns it back into a body; throws `TypeError` if it does not fit. */
+  unpack(value: unknown): B;
+}
+
+/** One codec per message type: the only place that knows the wire layout of the bodies. */
+const BODY_CODECS: { readonly [K in WireMessageType]: BodyCodec<WireBodies[K]> } = {
+  raft: { code: 0, pack: packRaftMessage, unpack: unpackRaftMessage },
+  // [clusterId, peerId, memberId, term, joined, leaderId?]
+  hello: {
+    code: 1,
+    pack: (b) =>
+      b.leaderId !== undefined
+        ? [b.clusterId, b.peerId, b.memberId, b.term, b.joined, b.leaderId]
+        : [b.clusterId, b.peerId, b.memberId, b.term, b.joined],
+    unpack: (v) => {
+      const a = arrayAt(v, "hello", 5, 6);
+      const clusterId = stringAt(a[0], "hello.clusterId");
+      const peerId = stringAt(a[1], "hello.peerId");
+      const memberId = stringAt(a[2], "hello.memberId");
+      const term = uintAt(a[3], "hello.term");
+      const joined = boolAt(a[4], "hello.joined");
+      return a.length === 5
+        ? { clusterId, peerId, memberId, term, joined }
+        : { clusterId, peerId, memberId, term, joined, leaderId: stringAt(a[5], "hello.leaderId") };
+    },
+  },
+  // [requestId, op, payload]
+  request: {
+    code: 2,
+    pack: (b) => [b.requestId, b.op, b.payload],
+    unpack: (v) => {
+      const a = arrayAt(v, "request", 3);
+      return {
+        requestId: stringAt(a[0], "request.requestId"),
+        op: stringAt(a[1], "request.op"),
+        payload: bytesAt(a[2], "request.payload"),
+      };
+    },
+  },
+  // [requestId, ok], [requestId, ok, payload] or [requestId, ok, payload | null, [code, message]]
+  response: {
+    code: 3,
+    pack: (b) =>
+      b.error !== undefined
+        ? [b.requestId, b.ok, b.payload ?? null, packError(b.error)]
+        : b.payload !== undefined
+        ? [b.requestId, b.ok, b.payload]
+        : [b.requestId, b.ok],
+    unpack: (v) => {
+      const a = arrayAt(v, "response", 2, 4);
+      const requestId = stringAt(a[0], "response.requestId");
+      const ok = boolAt(a[1], "response.ok");
+      if (a.length === 2) return { requestId, ok };
+      const payload = a.length === 4 && a[2] === null ? undefined : bytesAt(a[2], "response.payload");
+      if (a.length === 3) return { requestId, ok, payload: payload as Uint8Array };
+      const error = errorAt(a[3], "response.error");
+      return payload === undefined ? { requestId, ok, error } : { requestId, ok, payload, error };
+    },
+  },
+  // [emitterId, event, payload, seq, ackRequestId?]
+  event: {
+    code: 4,
+    pack: (b) =>
+      b.ackRequestId !== undefined
+        ? [b.emitterId, b.event, b.payload, b.seq, b.ackRequestId]
+        : [b.emitterId, b.event, b.payload, b.seq],
+    unpack: (v) => {
+      const a = arrayAt(v, "event", 4, 5);
+      const emitterId = stringAt(a[0], "event.emitterId");
+      const event = stringAt(a[1], "event.event");
+      const payload = typeof a[2] === "string" ? a[2] : bytesAt(a[2], "event.payload");
+      const seq = uintAt(a[3], "event.seq");
+      return a.length === 4
+        ? { emitterId, event, payload, seq }
+        : { emitterId, event, payload, seq, ackRequestId: stringAt(a[4], "event.ackRequestId") };
+    },
+  },
+  // [emitterId, ackRequestId, peerId, ok, [code, message]?]
+  ack: {
+    code: 5,
+    pack: (b) =>
+      b.error !== undefined
+        ? [b.emitterId, b.ackRequestId, b.peerId, b.ok, packError(b.error)]
+        : [b.emitterId, b.ackRequestId, b.peerId, b.ok],
+    unpack: (v) => {
+      const a = arrayAt(v, "ack", 4, 5);
+      const emitterId = stringAt(a[0], "ack.emitterId");
+      const ackRequestId = stringAt(a[1], "ack.ackRequestId");
+      const peerId = stringAt(a[2], "ack.peerId");
+      const ok = boolAt(a[3], "ack.ok");
+      return a.length === 4
+        ? { emitterId, ackRequestId, peerId, ok }
+        : { emitterId, ackRequestId, peerId, ok, error: errorAt(a[4], "ack.error") };
+    },
+  },
+};
+
+/** Codec and type name by wire code. */
+const BY_CODE: ReadonlyArray<{ type: WireMessageType; codec: BodyCodec<unknown> } | undefined> = (() => {
+  const table: { type: WireMessageType; codec: BodyCodec<unknown> }[] = [];
+  for (const type of Object.keys(BODY_CODECS) as WireMessageType[]) {
+    const codec = BODY_CODECS[type] as BodyCodec<unknown>;
+    if (table[codec.code] !== undefined) throw new Error(`duplicate wire code ${codec.code}`);
+    table[codec.code] = { type, codec };
+  }
+  return table;
+})();
+
+/**
+ * Encodes an envelope into its wire bytes.
+ *
+ * The result is a fresh view into cbor-x's output buffer (never overwritten by later encodes);
+ * `Uint8Array` fields are copied into it once. Throws {@linkcode HamokCodecError} if the envelope
+ * has an unknown type or holds a value CBOR cannot encode. The body is not validated here (it is
+ * typed); a malformed body is rejected by the receiver's {@linkcode decodeEnvelope}.
+ *
+ * @example
+ * ```ts
+ * import { decodeEnvelope, encodeEnvelope } from "@hamok/core";
+ * const bytes = encodeEnvelope({
+ *   type: "event",
+ *   from: "peer-1",
+ *   body: { emitterId: "chat", event: "message", payload: new Uint8Array([1, 2]), seq: 7 },
+ * });
+ * const env = decodeEnvelope(bytes);
+ * if (env.type === "event") console.log(env.body.seq); // 7
+ * ```
+ */
+export function encodeEnvelope(envelope: WireEnvelope): Uint8Array {
+  const codec = BODY_CODECS[envelope.type] as BodyCodec<unknown> | undefined;
+  if (codec === undefined || !Object.hasOwn(BODY_CODECS, envelope.type)) {
+    throw new HamokCodecError(`cannot encode envelope: unknown message type ${JSON.stringify(envelope.type)}`);
+  }
+  try {
+    return encodeCbor([PROTOCOL_VERSION, codec.code, envelope.from, codec.pack(envelope.body)]);
+  } catch (error) {
+    throw new HamokCodecError(
+      `cannot encode ${envelope.type} envelope: ${messageOf(error)}`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Options of {@linkcode decodeEnvelope}.
+ *
+ * @example
+ * ```ts
+ * import type { DecodeEnvelopeOptions } from "@hamok/core";
+ * const options: DecodeEnvelopeOptions = { maxBytes: 1024 * 1024 };
+ * ```
+ */
+export interface DecodeEnvelopeOptions {
+  /** Largest envelope accepted, in bytes. Default {@linkcode DEFAULT_MAX_ENVELOPE_BYTES} (8 MiB). */
+  readonly maxBytes?: number;
+}
+
+function reject(reason: string, cause: unknown): never {
+  throw new HamokCodecError(`cannot decode envelope: ${reason}`, { cause });
+}
+
+/**
+ * Decodes and checks wire bytes.
+ *
+ * Throws {@linkcode HamokCodecError} (its `cause` says more) for: empty, truncated or trailing
+ * bytes; bytes that are not CBOR; a CBOR value that is not an envelope; an unknown protocol version;
+ * an unknown message type; a body that does not fit its type; more than `maxBytes` bytes. Throws
+ * {@linkcode HamokConfigError} if `maxBytes` is not a positive number.
+ *
+ * Byte fields of the result (entry data, payloads) are views into `bytes`, not copies: do not
+ * mutate `bytes` while they are in use. They are plain `Uint8Array`s on every runtime (also when
+ * `bytes` is a Node `Buffer`).
+ *
+ * @example
+ * ```ts
+ * import { decodeEnvelope, encodeEnvelope, HamokCodecError } from "@hamok/core";
+ * const bytes = encodeEnvelope({
+ *   type: "hello",
+ *   from: "p1",
+ *   body: { clusterId: "demo", peerId: "p1", memberId: "m1", term: 0, joined: false },
+ * });
+ * console.log(decodeEnvelope(bytes).type); // "hello"
+ * try {
+ *   decodeEnvelope(bytes.subarray(0, 5));
+ * } catch (err) {
+ *   console.log(err instanceof HamokCodecError); // true
+ * }
+ * ```
+ */
+export function decodeEnvelope(bytes: Uint8Array, options?: DecodeEnvelopeOptions): WireEnvelope {
+  const maxBytes = options?.maxBytes ?? DEFAULT_MAX_ENVELOPE_BYTES;
+  if (typeof maxBytes !== "number" || !(maxBytes > 0)) {
+    throw new HamokConfigError(`maxBytes must be a positive number, got ${String(maxBytes)}`);
+  }
+  if (!(bytes instanceof Uint8Array)) {
+    reject(`expected a Uint8Array, got ${describeType(bytes)}`, new TypeError("not a Uint8Array"));
+  }
+  if (bytes.byteLength === 0) reject("empty message", new RangeError("0 bytes"));
+  if (bytes.byteLength > maxBytes) {
+    reject(
+      `${bytes.byteLength} bytes exceed the limit of ${maxBytes}`,
+      new RangeError(`${bytes.byteLength} > ${maxBytes}`),
+    );
+  }
+  let value: unknown;
+  try {
+    value = decodeCbor(bytes);
+  } catch (error) {
+    reject(`malformed CBOR: ${messageOf(error)}`, error);
+  }
+  if (!Array.isArray(value) || value.length === 0) {
+    reject(`not an envelope (${describeType(value)})`, new TypeError("expected [version, type, from, body]"));
+  }
+  const version = value[0];
+  if (version !== PROTOCOL_VERSION) {
+    if (typeof version === "number" && Number.isInteger(version)) {
+      reject(`unknown protocol version ${version}`, new RangeError(`version ${version} != ${PROTOCOL_VERSION}`));
+    }
+    reject(`not an envelope (version is ${describeType(version)})`, new TypeError("expected an integer version"));
+  }
+  if (value.length !== 4) {
+    reject(`not an envelope (${value.length} elements)`, new TypeError("expected [version, type, from, body]"));
+  }
+  const code = value[1];
+  const entry = typeof code === "number" && Number.isInteger(code) && code >= 0 ? BY_CODE[code] : undefined;
+  if (entry === undefined) {
+    const shown = typeof code === "number" ? String(code) : describeType(code);
+    reject(`unknown message type ${shown}`, new RangeError(`message type ${shown}`));
+  }
+  const from = value[2];
+  if (typeof from !== "string") {
+    reject(`sender is ${describeType(from)}, not a string`, new TypeError("expected a string sender"));
+  }
+  let body: unknown;
+  try {
+    body = entry.codec.unpack(value[3]);
+  } catch (error) {
+    reject(`malformed ${entry.type} body: ${messageOf(error)}`, error);
+  }
+  return { type: entry.type, from, body } as WireEnvelope;
+}

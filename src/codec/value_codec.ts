@@ -1,0 +1,122 @@
+/**
+ * The value codec seam of the replicated collections (`keyCodec`, `valueCodec`): one value to a
+ * string or bytes and back. CBOR by default, with the same round-trip rules as the CBOR payload
+ * codec (see `payload_codec.ts`).
+ *
+ * Note for keys: CBOR of a plain object follows its key insertion order, so two equal-looking
+ * objects may encode differently. Collections that compare encoded keys should use primitive keys
+ * or a canonicalising key codec.
+ *
+ * @module
+ */
+
+import { HamokCodecError } from "../errors.ts";
+import { decodeCbor, describeType, encodeCbor, messageOf } from "./cbor.ts";
+
+/**
+ * Turns one value into a string or bytes and back.
+ *
+ * @example
+ * ```ts
+ * import type { ValueCodec } from "@hamok/core";
+ * const dateCodec: ValueCodec<Date> = {
+ *   encode: (d) => d.toISOString(),
+ *   decode: (s) => new Date(s as string),
+ * };
+ * ```
+ */
+export interface ValueCodec<T> {
+  /** Encodes a value. */
+  encode(value: T): string | Uint8Array;
+  /** Decodes what {@linkcode ValueCodec.encode} produced. */
+  decode(data: string | Uint8Array): T;
+}
+
+/**
+ * The default value codec: the value as one CBOR item. The type parameter is not checked at
+ * runtime: `decode` returns whatever was encoded.
+ *
+ * Decoded `Uint8Array`s are views into `data`, not copies.
+ *
+ * @example
+ * ```ts
+ * import { CborValueCodec } from "@hamok/core";
+ * const codec = new CborValueCodec<{ name: string; tags: Set<string> }>();
+ * const bytes = codec.encode({ name: "a", tags: new Set(["x"]) });
+ * console.log(codec.decode(bytes).tags.has("x")); // true
+ * ```
+ */
+export class CborValueCodec<T = unknown> implements ValueCodec<T> {
+  /** Encodes the value as CBOR. */
+  encode(value: T): Uint8Array {
+    return encodeCbor(value);
+  }
+
+  /** Decodes one CBOR item. Throws `TypeError` for a string. */
+  decode(data: string | Uint8Array): T {
+    if (!(data instanceof Uint8Array)) {
+      throw new TypeError(`the CBOR value codec decodes bytes, got ${describeType(data)}`);
+    }
+    return decodeCbor(data) as T;
+  }
+}
+
+/**
+ * The shared default {@linkcode CborValueCodec} instance (untyped values).
+ *
+ * @example
+ * ```ts
+ * import { cborValueCodec } from "@hamok/core";
+ * console.log(cborValueCodec.decode(cborValueCodec.encode(12n))); // 12n
+ * ```
+ */
+export const cborValueCodec: CborValueCodec<unknown> = new CborValueCodec<unknown>();
+
+/**
+ * Encodes `value` with `codec`. Any throw, or a result that is neither a string nor a `Uint8Array`,
+ * becomes a {@linkcode HamokCodecError} whose `cause` is the original error.
+ *
+ * @example
+ * ```ts
+ * import { cborValueCodec, encodeValue } from "@hamok/core";
+ * const bytes = encodeValue(cborValueCodec, { count: 1 });
+ * console.log(bytes instanceof Uint8Array); // true
+ * ```
+ */
+export function encodeValue<T>(codec: ValueCodec<T>, value: T): string | Uint8Array {
+  let data: unknown;
+  try {
+    data = codec.encode(value);
+  } catch (error) {
+    throw new HamokCodecError(`value codec failed to encode: ${messageOf(error)}`, { cause: error });
+  }
+  if (typeof data !== "string" && !(data instanceof Uint8Array)) {
+    throw new HamokCodecError(
+      `value codec encode returned ${describeType(data)}, expected a string or a Uint8Array`,
+      { cause: new TypeError(`encode returned ${describeType(data)}`) },
+    );
+  }
+  return data;
+}
+
+/**
+ * Decodes `data` with `codec`. Any throw becomes a {@linkcode HamokCodecError} whose `cause` is the
+ * original error.
+ *
+ * @example
+ * ```ts
+ * import { cborValueCodec, decodeValue, HamokCodecError } from "@hamok/core";
+ * try {
+ *   decodeValue(cborValueCodec, new Uint8Array([0x82, 0x01])); // a truncated 2-element array
+ * } catch (err) {
+ *   console.log(err instanceof HamokCodecError); // true
+ * }
+ * ```
+ */
+export function decodeValue<T>(codec: ValueCodec<T>, data: string | Uint8Array): T {
+  try {
+    return codec.decode(data);
+  } catch (error) {
+    throw new HamokCodecError(`value codec failed to decode: ${messageOf(error)}`, { cause: error });
+  }
+}
