@@ -31,7 +31,9 @@ export const cborDecoder: Decoder = new Decoder(OPTIONS);
 
 /** Returns `bytes` itself if it is a plain `Uint8Array`, else a plain `Uint8Array` view of the same memory. */
 export function plainBytes(bytes: Uint8Array): Uint8Array {
-  return bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return bytes.constructor === Uint8Array
+    ? bytes
+    : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** Encodes `value` as CBOR; the result is a plain `Uint8Array` view (no copy of the encoder output). */

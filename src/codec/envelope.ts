@@ -29,7 +29,7 @@ import { arrayAt, boolAt, bytesAt, errorAt, packError, stringAt, uintAt } from "
  * console.log(PROTOCOL_VERSION); // 1
  * ```
  */
-export const PROTOCOL_VERSION: 1 = 1;
+export const PROTOCOL_VERSION = 1;
 
 /**
  * Default upper bound, in bytes, of an envelope {@linkcode decodeEnvelope} accepts: 8 MiB.
@@ -372,7 +372,11 @@ const BY_CODE: ReadonlyArray<{ type: WireMessageType; codec: BodyCodec<unknown> 
 export function encodeEnvelope(envelope: WireEnvelope): Uint8Array {
   const codec = BODY_CODECS[envelope.type] as BodyCodec<unknown> | undefined;
   if (codec === undefined || !Object.hasOwn(BODY_CODECS, envelope.type)) {
-    throw new HamokCodecError(`cannot encode envelope: unknown message type ${JSON.stringify(envelope.type)}`);
+    const type: unknown = envelope.type;
+    const shown = typeof type === "string" ? JSON.stringify(type) : describeType(type);
+    throw new HamokCodecError(`cannot encode envelope: unknown message type ${shown}`, {
+      cause: new TypeError(`message type ${shown}`),
+    });
   }
   try {
     return encodeCbor([PROTOCOL_VERSION, codec.code, envelope.from, codec.pack(envelope.body)]);
@@ -457,12 +461,21 @@ export function decodeEnvelope(bytes: Uint8Array, options?: DecodeEnvelopeOption
   const version = value[0];
   if (version !== PROTOCOL_VERSION) {
     if (typeof version === "number" && Number.isInteger(version)) {
-      reject(`unknown protocol version ${version}`, new RangeError(`version ${version} != ${PROTOCOL_VERSION}`));
+      reject(
+        `unknown protocol version ${version}`,
+        new RangeError(`version ${version} != ${PROTOCOL_VERSION}`),
+      );
     }
-    reject(`not an envelope (version is ${describeType(version)})`, new TypeError("expected an integer version"));
+    reject(
+      `not an envelope (version is ${describeType(version)})`,
+      new TypeError("expected an integer version"),
+    );
   }
   if (value.length !== 4) {
-    reject(`not an envelope (${value.length} elements)`, new TypeError("expected [version, type, from, body]"));
+    reject(
+      `not an envelope (${value.length} elements)`,
+      new TypeError("expected [version, type, from, body]"),
+    );
   }
   const code = value[1];
   const entry = typeof code === "number" && Number.isInteger(code) && code >= 0 ? BY_CODE[code] : undefined;

@@ -109,7 +109,9 @@ export function packRaftMessage(m: RaftMessage): unknown[] {
     case "append-response":
       return [1, m.from, m.to, m.term, m.index, m.reject, m.rejectHint, m.hintTerm];
     case "heartbeat":
-      return m.ctx !== undefined ? [2, m.from, m.to, m.term, m.commit, m.ctx] : [2, m.from, m.to, m.term, m.commit];
+      return m.ctx !== undefined
+        ? [2, m.from, m.to, m.term, m.commit, m.ctx]
+        : [2, m.from, m.to, m.term, m.commit];
     case "heartbeat-response":
       return m.ctx !== undefined ? [3, m.from, m.to, m.term, m.ctx] : [3, m.from, m.to, m.term];
     case "vote":
@@ -125,7 +127,16 @@ export function packRaftMessage(m: RaftMessage): unknown[] {
     case "snapshot": {
       const meta = m.meta;
       const ms = meta.membership;
-      return [8, m.from, m.to, m.term, [meta.index, meta.term, ms.voters, ms.learners, ms.removed], m.offset, m.data, m.done];
+      return [
+        8,
+        m.from,
+        m.to,
+        m.term,
+        [meta.index, meta.term, ms.voters, ms.learners, ms.removed],
+        m.offset,
+        m.data,
+        m.done,
+      ];
     }
     case "snapshot-response":
       return [9, m.from, m.to, m.term, m.index, m.offset, m.reject, m.done];
