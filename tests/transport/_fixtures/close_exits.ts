@@ -31,10 +31,11 @@ if (kind === "memory") {
   // Leave a delivery held back for 10 minutes: closing b must drop it and clear its timer.
   MemoryBus.default.delay({ to: b, ms: 600_000 });
   a.publish("fixture.memory", new Uint8Array([2]));
-  if (MemoryBus.default.delayedCount !== 1) throw new Error("expected one delayed delivery");
+  const delayed = (): number => MemoryBus.default.delayedCount;
+  if (delayed() !== 1) throw new Error("expected one delayed delivery");
   await a.close();
   await b.close();
-  if (MemoryBus.default.delayedCount !== 0) throw new Error("delayed delivery survived close()");
+  if (delayed() !== 0) throw new Error("delayed delivery survived close()");
   MemoryBus.default.heal();
 } else if (kind === "nats" && url !== undefined) {
   const a = await NatsTransport.connect({ servers: url });
