@@ -17,3 +17,30 @@ export * from "./src/codec/payload_codec.ts";
 export * from "./src/codec/value_codec.ts";
 export * from "./src/codec/decode_failure_counter.ts";
 export * from "./src/codec/safe_decode_envelope.ts";
+export type {
+  Transport,
+  TransportEvents,
+  TransportHandler,
+  TransportHeaders,
+  TransportMessage,
+  TransportState,
+  TransportSubscription,
+} from "./src/transport/transport.ts";
+export { MemoryBus } from "./src/transport/memory_bus.ts";
+export type {
+  MemoryBusOptions,
+  MemoryDelayOptions,
+  MemoryDuplicateOptions,
+  MemoryEndpointRef,
+  MemoryEndpoints,
+  MemoryFault,
+  MemoryFaultKind,
+  MemoryFaultOptions,
+} from "./src/transport/memory_bus.ts";
+export { MemoryTransport, type MemoryTransportOptions } from "./src/transport/memory_transport.ts";
+export {
+  NATS_TRANSPORT_DEFAULTS,
+  NatsTransport,
+  type NatsTransportConnectOptions,
+  type NatsTransportOptions,
+} from "./src/transport/nats_transport.ts";
