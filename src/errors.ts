@@ -17,7 +17,9 @@ export type HamokErrorCode =
   | "HAMOK_CONFIG"
   | "HAMOK_ABORTED"
   | "HAMOK_OUTCOME_UNKNOWN"
-  | "HAMOK_TRANSPORT";
+  | "HAMOK_TRANSPORT"
+  | "HAMOK_DELIVERY"
+  | "HAMOK_LISTENER";
 
 /** Options accepted by every {@linkcode HamokError} constructor. */
 export interface HamokErrorOptions {
@@ -216,5 +218,73 @@ export class HamokTransportError extends HamokError {
   /** Creates a transport error. */
   constructor(message: string, options?: HamokErrorOptions) {
     super(message, "HAMOK_TRANSPORT", options);
+  }
+}
+
+/** Why one peer failed to take a delivered message. */
+export interface HamokDeliveryFailure {
+  /** The peer that failed. */
+  readonly peerId: string;
+  /** The {@linkcode HamokErrorCode} it reported (for example `HAMOK_CODEC`). */
+  readonly code: string;
+  /** Its description of the failure. */
+  readonly message: string;
+}
+
+/**
+ * Some remote peers received a published event but could not process it (for example they could
+ * not decode its payload). Names who acknowledged and who failed, and why.
+ *
+ * @example
+ * ```ts
+ * import { HamokDeliveryError } from "@hamok/core";
+ * try {
+ *   await emitter.publish("event", 1);
+ * } catch (err) {
+ *   if (err instanceof HamokDeliveryError) console.log(err.failures.map((f) => f.peerId));
+ * }
+ * ```
+ */
+export class HamokDeliveryError extends HamokError {
+  /** Peers that acknowledged the event. */
+  readonly acknowledgedPeerIds: readonly string[];
+  /** Peers that reported a failure. */
+  readonly failures: readonly HamokDeliveryFailure[];
+
+  /** Creates a delivery error. */
+  constructor(
+    message: string,
+    details: { acknowledgedPeerIds: readonly string[]; failures: readonly HamokDeliveryFailure[] },
+    options?: HamokErrorOptions,
+  ) {
+    super(message, "HAMOK_DELIVERY", options);
+    this.acknowledgedPeerIds = details.acknowledgedPeerIds;
+    this.failures = details.failures;
+  }
+}
+
+/**
+ * A local listener threw while handling an event. The other listeners still ran; the error is
+ * reported on the peer's `error` event with the thrown value as `cause`.
+ *
+ * @example
+ * ```ts
+ * import { HamokListenerError } from "@hamok/core";
+ * hamok.on("error", (err) => {
+ *   if (err instanceof HamokListenerError) console.log(err.emitterId, err.event, err.cause);
+ * });
+ * ```
+ */
+export class HamokListenerError extends HamokError {
+  /** The emitter whose listener threw. */
+  readonly emitterId: string;
+  /** The event being delivered. */
+  readonly event: string;
+
+  /** Creates a listener error. */
+  constructor(message: string, details: { emitterId: string; event: string }, options?: HamokErrorOptions) {
+    super(message, "HAMOK_LISTENER", options);
+    this.emitterId = details.emitterId;
+    this.event = details.event;
   }
 }

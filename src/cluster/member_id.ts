@@ -1,0 +1,35 @@
+/**
+ * Raft member ids. A member id is the peer id plus an incarnation tag (`<peerId>/<tag>`): a peer
+ * that restarts without its Raft storage gets a new tag, so it can never reuse the identity (and the
+ * votes) of its previous life. Removed member ids are tombstoned by the Raft core.
+ *
+ * @module
+ */
+
+/**
+ * Makes a new member id for a peer.
+ *
+ * @example
+ * ```ts
+ * import { newMemberId, peerIdOfMember } from "@hamok/core";
+ * const memberId = newMemberId("orders-1"); // "orders-1/5f0c..."
+ * peerIdOfMember(memberId); // "orders-1"
+ * ```
+ */
+export function newMemberId(peerId: string): string {
+  return `${peerId}/${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/**
+ * The peer id a member id belongs to.
+ *
+ * @example
+ * ```ts
+ * import { peerIdOfMember } from "@hamok/core";
+ * peerIdOfMember("a/b/1234abcd"); // "a/b"
+ * ```
+ */
+export function peerIdOfMember(memberId: string): string {
+  const slash = memberId.lastIndexOf("/");
+  return slash < 0 ? memberId : memberId.slice(0, slash);
+}

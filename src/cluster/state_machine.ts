@@ -1,0 +1,184 @@
+/**
+ * The peer's replicated state machine: the states of every collection, keyed by kind and id,
+ * advanced by committed commands in log order, plus the table of recently applied request ids that
+ * makes retried proposals idempotent.
+ *
+ * @module
+ */
+
+/** Where a command stands in the log when it is applied. */
+export interface ApplyContext {
+  /** Log index of the entry. */
+  readonly index: number;
+  /** Request id of the entry (unique per proposal). */
+  readonly requestId: string | undefined;
+  /** Peer id of the proposer. */
+  readonly proposerPeerId: string;
+}
+
+/** A command in the replicated log, addressed to one collection state. */
+export interface Command {
+  /** Collection kind (`emitter`, `map`, ...). */
+  readonly kind: string;
+  /** Collection id. */
+  readonly id: string;
+  /** Operation name, interpreted by the collection state. */
+  readonly op: string;
+  /** Operation arguments (CBOR-encodable). */
+  readonly args: unknown;
+  /** Peer id of the proposer. */
+  readonly peerId: string;
+}
+
+/**
+ * The replicated state of one collection. Every peer holds one per (kind, id) that appears in the
+ * log, whether or not the application has created the collection object on that peer, so a
+ * collection created late sees the full state at once.
+ */
+export interface ReplicatedState {
+  /** Applies one committed command and returns the result the proposer receives. Must be deterministic. */
+  apply(op: string, args: unknown, ctx: ApplyContext): unknown;
+  /** Called, in log order on every peer, when a member leaves the cluster. */
+  memberRemoved(peerId: string, ctx: ApplyContext): void;
+  /** A CBOR-encodable image of the state. */
+  snapshot(): unknown;
+  /** Replaces the state with a snapshot image. */
+  restore(image: unknown): void;
+}
+
+/** Creates an empty state for a collection id. */
+export type ReplicatedStateFactory = (id: string) => ReplicatedState;
+
+/** Image of the whole state machine (the data of a Raft snapshot). */
+export interface StateMachineImage {
+  readonly states: readonly (readonly [kind: string, id: string, image: unknown])[];
+  readonly applied: readonly (readonly [requestId: string, result: unknown])[];
+}
+
+/** Outcome of applying one command. */
+export interface ApplyOutcome {
+  /** The result of the command (or of its first application, for a duplicate). */
+  readonly result: unknown;
+  /** True if the request id had already been applied and the command was skipped. */
+  readonly duplicate: boolean;
+}
+
+const DEFAULT_DEDUP_WINDOW = 16384;
+
+/**
+ * Holds every collection state and applies committed commands to them.
+ *
+ * @example
+ * ```ts
+ * import { StateMachine } from "@hamok/core";
+ * const sm = new StateMachine();
+ * sm.registerKind("counter", () => {
+ *   let n = 0;
+ *   return { apply: () => ++n, memberRemoved() {}, snapshot: () => n, restore: (v) => { n = v as number; } };
+ * });
+ * sm.apply({ kind: "counter", id: "c", op: "inc", args: null, peerId: "p" }, { index: 1, requestId: "r1", proposerPeerId: "p" });
+ * ```
+ */
+export class StateMachine {
+  private readonly factories = new Map<string, ReplicatedStateFactory>();
+  private readonly states = new Map<string, Map<string, ReplicatedState>>();
+  private readonly applied = new Map<string, unknown>();
+  private readonly dedupWindow: number;
+  private readonly listeners = new Set<(kind: string, id: string, state: ReplicatedState) => void>();
+
+  /** Creates an empty state machine remembering the last `dedupWindow` request ids. */
+  constructor(dedupWindow: number = DEFAULT_DEDUP_WINDOW) {
+    this.dedupWindow = dedupWindow;
+  }
+
+  /** Registers the factory of a collection kind. */
+  registerKind(kind: string, factory: ReplicatedStateFactory): void {
+    this.factories.set(kind, factory);
+  }
+
+  /** Calls `listener` whenever a state is created (by a command, a restore or {@linkcode state}). */
+  onStateCreated(listener: (kind: string, id: string, state: ReplicatedState) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The state of (kind, id), created empty if it does not exist yet. */
+  state(kind: string, id: string): ReplicatedState {
+    let byId = this.states.get(kind);
+    if (byId === undefined) {
+      byId = new Map();
+      this.states.set(kind, byId);
+    }
+    let state = byId.get(id);
+    if (state === undefined) {
+      const factory = this.factories.get(kind);
+      if (factory === undefined) throw new Error(`no replicated state kind '${kind}' is registered`);
+      state = factory(id);
+      byId.set(id, state);
+      for (const listener of this.listeners) listener(kind, id, state);
+    }
+    return state;
+  }
+
+  /** Whether a request id is in the dedup window (already applied). */
+  hasApplied(requestId: string): boolean {
+    return this.applied.has(requestId);
+  }
+
+  /** Applies a committed command; a request id seen before is skipped and its first result returned. */
+  apply(command: Command, ctx: ApplyContext): ApplyOutcome {
+    const requestId = ctx.requestId;
+    if (requestId !== undefined && this.applied.has(requestId)) {
+      return { result: this.applied.get(requestId), duplicate: true };
+    }
+    let result: unknown;
+    if (this.factories.has(command.kind)) {
+      result = this.state(command.kind, command.id).apply(command.op, command.args, ctx);
+    }
+    if (requestId !== undefined) this.remember(requestId, result);
+    return { result, duplicate: false };
+  }
+
+  /** Tells every state that a member left, in log order. */
+  memberRemoved(peerId: string, ctx: ApplyContext): void {
+    for (const byId of this.states.values()) {
+      for (const state of byId.values()) state.memberRemoved(peerId, ctx);
+    }
+  }
+
+  /** An image of every state and of the dedup window. */
+  snapshot(): StateMachineImage {
+    const states: [string, string, unknown][] = [];
+    for (const [kind, byId] of this.states) {
+      for (const [id, state] of byId) states.push([kind, id, state.snapshot()]);
+    }
+    return { states, applied: [...this.applied] };
+  }
+
+  /** Replaces every state with the ones in `image` (states not in it are emptied). */
+  restore(image: StateMachineImage): void {
+    const present = new Set<string>();
+    for (const [kind, id, stateImage] of image.states) {
+      if (!this.factories.has(kind)) continue;
+      this.state(kind, id).restore(stateImage);
+      present.add(`${kind}\u0000${id}`);
+    }
+    for (const [kind, byId] of this.states) {
+      const empty = this.factories.get(kind);
+      if (empty === undefined) continue;
+      for (const [id, state] of byId) {
+        if (!present.has(`${kind}\u0000${id}`)) state.restore(empty(id).snapshot());
+      }
+    }
+    this.applied.clear();
+    for (const [requestId, result] of image.applied) this.applied.set(requestId, result);
+  }
+
+  private remember(requestId: string, result: unknown): void {
+    this.applied.set(requestId, result);
+    if (this.applied.size > this.dedupWindow) {
+      const oldest = this.applied.keys().next().value as string;
+      this.applied.delete(oldest);
+    }
+  }
+}
