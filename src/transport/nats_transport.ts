@@ -52,14 +52,13 @@ export interface NatsTransportConnectOptions extends ConnectionOptions {
 }
 
 /** Defaults applied by {@linkcode NatsTransport.connect} unless the caller sets them. */
-export const NATS_TRANSPORT_DEFAULTS: Readonly<
-  Pick<ConnectionOptions, "maxReconnectAttempts" | "reconnectTimeWait">
-> = Object.freeze({
-  /** Reconnect forever. */
-  maxReconnectAttempts: -1,
-  /** Wait 250 ms between reconnect attempts to the same server. */
-  reconnectTimeWait: 250,
-});
+export const NATS_TRANSPORT_DEFAULTS: Readonly<{ maxReconnectAttempts: number; reconnectTimeWait: number }> =
+  Object.freeze({
+    /** Reconnect forever. */
+    maxReconnectAttempts: -1,
+    /** Wait 250 ms between reconnect attempts to the same server. */
+    reconnectTimeWait: 250,
+  });
 
 /** Bound of the cache of subjects already validated for publishing. */
 const MAX_VALIDATED_SUBJECTS = 10_000;
