@@ -5,7 +5,7 @@
  * | variant | array |
  * | --- | --- |
  * | append | `[0, from, to, term, prevIndex, prevTerm, commit, entries]` |
- * | append-response | `[1, from, to, term, index, reject, rejectHint, hintTerm]` |
+ * | append-response | `[1, from, to, term, index, reject, rejectHint, hintTerm]` (`rejectHint` may be -1) |
  * | heartbeat | `[2, from, to, term, commit, ctx?]` |
  * | heartbeat-response | `[3, from, to, term, ctx?]` |
  * | vote / pre-vote | `[4 / 5, from, to, term, lastIndex, lastTerm, transfer?]` |
@@ -234,7 +234,7 @@ export function unpackRaftMessage(value: unknown): RaftMessage {
         term: uintAt(a[3], "raft.term"),
         index: uintAt(a[4], "raft.append-response.index"),
         reject: boolAt(a[5], "raft.append-response.reject"),
-        rejectHint: uintAt(a[6], "raft.append-response.rejectHint"),
+        rejectHint: intFromAt(a[6], "raft.append-response.rejectHint", -1),
         hintTerm: uintAt(a[7], "raft.append-response.hintTerm"),
       };
     case "heartbeat": {

@@ -78,6 +78,7 @@ export function raftMessages(): RaftMessage[] {
     },
     { ...base, type: "append-response", index: 104, reject: false, rejectHint: 0, hintTerm: 0 },
     { ...base, type: "append-response", index: 99, reject: true, rejectHint: 50, hintTerm: 4 },
+    { ...base, type: "append-response", index: 99, reject: true, rejectHint: -1, hintTerm: 0 },
     { ...base, type: "heartbeat", commit: 98 },
     { ...base, type: "heartbeat", commit: 98, ctx: "read-1" },
     { ...base, type: "heartbeat-response" },

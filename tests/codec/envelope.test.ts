@@ -283,6 +283,13 @@ describe("envelope decode errors", () => {
     ["raft body map", 0, { type: "append" }, /raft: expected array, got Object/],
     ["raft body empty", 0, [], /raft\.type/],
     [
+      "append-response rejectHint -2",
+      0,
+      [1, "a", "b", 1, 0, true, -2, 0],
+      /rejectHint: expected an integer >= -1/,
+    ],
+    ["append-response index -1", 0, [1, "a", "b", 1, -1, true, 0, 0], /append-response\.index/],
+    [
       "append-response reject 0",
       0,
       [1, "a", "b", 1, 0, 0, 0, 0],
