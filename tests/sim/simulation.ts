@@ -1,0 +1,1177 @@
+/**
+ * The seeded Raft cluster simulator. One run = one seed: N pure Raft nodes driven exactly as the
+ * {@linkcode RaftReady} contract says (persist, send, apply, reads), a virtual clock, a virtual
+ * network that drops, delays, duplicates, reorders and partitions, a nemesis that crashes and
+ * restarts nodes (with and without their storage), changes membership, transfers leadership and
+ * forces compaction, and clients that run put / get / compare-and-set against a replicated
+ * key-value store. Safety properties are checked after every step; the client history is checked
+ * for linearizability at the end; a liveness phase heals every fault and requires progress.
+ *
+ * Every random choice comes from one {@linkcode Prng} seeded with the run's seed, so a seed replays
+ * bit for bit (see {@linkcode SimResult.traceHash}).
+ *
+ * @module
+ */
+
+import type {
+  Entry,
+  Membership,
+  MembershipChange,
+  RaftConfig,
+  RaftMessage,
+  RaftReady,
+  RaftRole,
+  RaftTestingBug,
+  Snapshot,
+} from "../../src/raft/types.ts";
+import { Prng } from "./prng.ts";
+import { EventQueue } from "./event_queue.ts";
+import { type NetworkSettings, VirtualNetwork } from "./network.ts";
+import { type SimPersistentState, SimStorage } from "./sim_storage.ts";
+import { SafetyChecker, type Violation } from "./safety.ts";
+import { encodeCommand, type KvCommand, KvStateMachine, requestIdOf } from "./kv_state_machine.ts";
+import { type KvInput, kvModel, type KvOperation, type KvOutput } from "./kv_model.ts";
+import { checkLinearizability } from "./linearizability.ts";
+import { TraceHash } from "./hash.ts";
+
+/** The part of a Raft node's API the simulator drives. */
+export interface SimRaftNode {
+  readonly id: string;
+  readonly role: RaftRole;
+  readonly term: number;
+  readonly leaderId: string | undefined;
+  readonly commitIndex: number;
+  readonly membership: Membership;
+  tick(): void;
+  step(msg: RaftMessage): void;
+  propose(data: Uint8Array, requestId?: string): { status: string; leaderId?: string };
+  proposeMembership(change: MembershipChange): { status: string; leaderId?: string };
+  readIndex(ctx: string): void;
+  transferLeadership(to: string): unknown;
+  compact(index: number, data: Uint8Array): void;
+  hasReady(): boolean;
+  ready(): RaftReady;
+}
+
+/** Builds a Raft node (normally `new RaftNode(config, initial)`). */
+export type RaftNodeFactory = (config: RaftConfig, initial: SimPersistentState) => SimRaftNode;
+
+/** Kinds of injected faults, as counted in {@linkcode SimResult.faults}. */
+export type FaultKind =
+  | "drop"
+  | "delay"
+  | "duplicate"
+  | "reorder"
+  | "partition"
+  | "one-way-partition"
+  | "crash"
+  | "crash-with-storage-loss"
+  | "restart"
+  | "member-add"
+  | "member-remove"
+  | "leadership-transfer"
+  | "compaction"
+  | "snapshot-install";
+
+/** Every fault kind, in report order. */
+export const FAULT_KINDS: readonly FaultKind[] = [
+  "drop",
+  "delay",
+  "duplicate",
+  "reorder",
+  "partition",
+  "one-way-partition",
+  "crash",
+  "crash-with-storage-loss",
+  "restart",
+  "member-add",
+  "member-remove",
+  "leadership-transfer",
+  "compaction",
+  "snapshot-install",
+];
+
+/** Relative weights of the nemesis actions (0 disables one). */
+export interface NemesisWeights {
+  /** Split the nodes into two sides. */
+  partition: number;
+  /** Cut the current leader off from everyone (a symmetric partition). */
+  isolateLeader: number;
+  /** Cut some links in one direction only. */
+  oneWay: number;
+  /** Crash a node (it restarts later with its storage). */
+  crash: number;
+  /** Crash the current leader. */
+  crashLeader: number;
+  /** Crash a node and lose its storage (it comes back under a new member id). */
+  crashLoseStorage: number;
+  /** Add a new member. */
+  memberAdd: number;
+  /** Remove a member. */
+  memberRemove: number;
+  /** Ask the leader to hand over to another voter. */
+  transfer: number;
+  /** Force a node to compact its log. */
+  compact: number;
+  /** A period of heavy message loss, duplication and delay. */
+  storm: number;
+  /** Heal every partition at once. */
+  healAll: number;
+}
+
+/** Options of one simulation run. */
+export interface SimOptions {
+  /** The seed: everything random in the run derives from it. */
+  readonly seed: number;
+  /** Initial number of voters (3 or 5). Default: 3 or 5, chosen by the seed. */
+  readonly nodes?: number;
+  /** Events processed in the fault phase. Default 3000. */
+  readonly steps?: number;
+  /** Heal everything after the fault phase and require a leader and progress. Default true. */
+  readonly liveness?: boolean;
+  /** Virtual milliseconds allowed for the liveness phase. Default 10000. */
+  readonly livenessBoundMs?: number;
+  /** Deliberate protocol bugs to switch on in every node. */
+  readonly bugs?: readonly RaftTestingBug[];
+  /** Nemesis weights (merged over the seed's defaults). */
+  readonly nemesis?: Partial<NemesisWeights>;
+  /** Virtual ms between nemesis actions: uniform in [lo, hi]. Default: chosen by the seed. */
+  readonly nemesisIntervalMs?: readonly [number, number];
+  /** Overrides of the node configuration (merged over the seed's choices). */
+  readonly raftConfig?: Partial<Omit<RaftConfig, "id" | "random">>;
+  /** Message fault rates: "seed" (chosen by the seed, default), "none" or explicit values. */
+  readonly network?: "seed" | "none" | Partial<NetworkSettings>;
+  /** Number of clients. Default 4. */
+  readonly clients?: number;
+  /** Keep the last this many trace lines for the report. Default 0. */
+  readonly traceLines?: number;
+}
+
+/** The outcome of one run. */
+export interface SimResult {
+  /** The seed. */
+  readonly seed: number;
+  /** Initial voters. */
+  readonly nodes: number;
+  /** Events processed (fault phase and liveness phase). */
+  readonly steps: number;
+  /** Virtual time at the end, ms. */
+  readonly virtualTimeMs: number;
+  /** Faults injected, per kind. */
+  readonly faults: Record<FaultKind, number>;
+  /** Client operations in the checked history (completed plus open). */
+  readonly opsChecked: number;
+  /** Operations that completed. */
+  readonly opsCompleted: number;
+  /** Operations left open (unknown outcome). */
+  readonly opsUnknown: number;
+  /** Distinct leader terms seen. */
+  readonly leaders: number;
+  /** Highest committed index seen. */
+  readonly commitIndex: number;
+  /** Violations found (the run stops at the first safety violation). */
+  readonly violations: readonly Violation[];
+  /** The linearizability checker's verdict. */
+  readonly linearizability: "ok" | "illegal" | "unknown" | "skipped";
+  /** Whether the liveness phase made progress (undefined when not run). */
+  readonly livenessOk?: boolean;
+  /** Hash of every event of the run: equal for two runs of the same seed and options. */
+  readonly traceHash: string;
+  /** The last trace lines (when {@linkcode SimOptions.traceLines} > 0). */
+  readonly trace: readonly string[];
+}
+
+const TICK_MS = 10;
+
+interface Client {
+  readonly id: number;
+  seq: number;
+  op: PendingOp | undefined;
+  leaderHint: string | undefined;
+}
+
+interface PendingOp {
+  readonly input: KvInput;
+  readonly requestId: string;
+  /** "write": put/cas through the log; "logread": get through the log; "read": ReadIndex get. */
+  readonly kind: "write" | "logread" | "read";
+  readonly call: number;
+  readonly callTime: number;
+  readonly deadline: number;
+  readonly data: Uint8Array | undefined;
+  attempt: number;
+  mayHaveEffect: boolean;
+  readonly afterHeal: boolean;
+}
+
+interface QueuedRead {
+  readonly ctx: string;
+  readonly index: number;
+  readonly client: Client;
+  readonly requestId: string;
+}
+
+interface SimNode {
+  readonly id: string;
+  readonly num: number;
+  raft: SimRaftNode | undefined;
+  storage: SimStorage;
+  kv: KvStateMachine;
+  status: "up" | "down" | "gone";
+  /** Bumped on every crash/restart, so that stale timer events are ignored. */
+  incarnation: number;
+  readonly tickMs: number;
+  pendingWrites: Map<string, Client>;
+  pendingReads: Map<string, Client>;
+  readQueue: QueuedRead[];
+  lastCommitSeen: number;
+  leaderTerm: number;
+  crashMidReady: boolean;
+  stopScheduled: boolean;
+}
+
+type SimEvent =
+  | { readonly k: 0; readonly node: SimNode; readonly inc: number } // tick
+  | { readonly k: 1; readonly msg: RaftMessage } // deliver
+  | { readonly k: 2; readonly client: Client; readonly requestId: string; readonly attempt: number } // client timer
+  | { readonly k: 3; readonly client: Client } // client starts next op
+  | { readonly k: 4 } // nemesis
+  | { readonly k: 5; readonly node: SimNode; readonly inc: number } // restart
+  | { readonly k: 6; readonly cut: string[] } // heal partition
+  | { readonly k: 7 } // operator
+  | { readonly k: 8; readonly node: SimNode } // stop a removed node
+  | { readonly k: 9 }; // end of storm
+
+const MSG_CODE: Record<RaftMessage["type"], number> = {
+  "append": 1,
+  "append-response": 2,
+  "heartbeat": 3,
+  "heartbeat-response": 4,
+  "vote": 5,
+  "pre-vote": 6,
+  "vote-response": 7,
+  "pre-vote-response": 8,
+  "snapshot": 9,
+  "snapshot-response": 10,
+  "timeout-now": 11,
+  "propose": 12,
+  "read-index": 13,
+  "read-index-response": 14,
+};
+
+const KEYS = ["a", "b", "c"];
+
+class StopRun extends Error {}
+
+/**
+ * One simulation run.
+ *
+ * @example
+ * ```ts
+ * const result = new Simulation({ seed: 7, nodes: 3, steps: 2000 }, (c, s) => new RaftNode(c, s)).run();
+ * if (result.violations.length > 0) console.log(result.violations[0]);
+ * ```
+ */
+export class Simulation {
+  readonly #opts: SimOptions;
+  readonly #factory: RaftNodeFactory;
+  readonly #rng: Prng;
+  readonly #queue = new EventQueue<SimEvent>();
+  readonly #net: VirtualNetwork;
+  readonly #safety: SafetyChecker;
+  readonly #nodes = new Map<string, SimNode>();
+  readonly #clients: Client[] = [];
+  readonly #history: KvOperation[] = [];
+  readonly #trace = new TraceHash();
+  readonly #traceLines: string[] = [];
+  readonly #faults: Record<FaultKind, number>;
+  readonly #config: Omit<RaftConfig, "id" | "random">;
+  readonly #weights: NemesisWeights;
+  readonly #nemesisInterval: readonly [number, number];
+  readonly #baseNet: NetworkSettings;
+  readonly #initialVoters: number;
+  readonly #goals: { change: MembershipChange; lastTry: number }[] = [];
+  readonly #appliedChanges = new Set<string>();
+  #now = 0;
+  #step = 0;
+  #stamp = 0;
+  #nextNodeNum = 1;
+  #healed = false;
+  #livenessDone = false;
+  #stormActive = false;
+  #compactEvery: number;
+  #opsCompleted = 0;
+
+  /** Prepares a run (nothing happens until {@linkcode run}). */
+  constructor(options: SimOptions, factory: RaftNodeFactory) {
+    this.#opts = options;
+    this.#factory = factory;
+    this.#rng = new Prng(options.seed);
+    const rng = this.#rng;
+    this.#safety = new SafetyChecker(() => ({ time: this.#now, step: this.#step }));
+    this.#faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
+    this.#initialVoters = options.nodes ?? (rng.chance(0.5) ? 3 : 5);
+    // Per-seed cluster configuration.
+    this.#config = {
+      electionTicks: 10,
+      heartbeatTicks: rng.pick([1, 1, 2, 3]),
+      preVote: rng.chance(0.85),
+      checkQuorum: true,
+      maxEntriesPerAppend: rng.pick([1, 3, 16, 256]),
+      maxBytesPerAppend: rng.pick([64, 512, 1 << 20]),
+      maxInflightAppends: rng.pick([1, 2, 4, 16]),
+      snapshotChunkBytes: rng.pick([24, 100, 1024, 256 * 1024]),
+      ...options.raftConfig,
+      testingBugs: options.bugs ?? options.raftConfig?.testingBugs,
+    };
+    const netProfile = rng.int(4);
+    const seedNet = {
+      dropRate: [0, 0.01, 0.05, 0.12][netProfile],
+      duplicateRate: [0, 0.01, 0.05, 0.08][rng.int(4)],
+      delayRate: [0, 0.01, 0.05, 0.1][rng.int(4)],
+      minLatency: 1,
+      maxLatency: rng.pick([2, 5, 10, 25]),
+      longDelay: rng.pick([50, 200, 600]),
+    };
+    const netOpt = options.network ?? "seed";
+    this.#baseNet = netOpt === "seed"
+      ? seedNet
+      : netOpt === "none"
+      ? { dropRate: 0, duplicateRate: 0, delayRate: 0, minLatency: 1, maxLatency: 5, longDelay: 0 }
+      : { ...seedNet, ...netOpt };
+    this.#net = new VirtualNetwork(rng.fork(), { ...this.#baseNet });
+    const w = (base: number) => rng.chance(0.15) ? 0 : base;
+    this.#weights = {
+      partition: w(3),
+      isolateLeader: w(2),
+      oneWay: w(2),
+      crash: w(3),
+      crashLeader: w(2),
+      crashLoseStorage: w(1),
+      memberAdd: w(1),
+      memberRemove: w(1),
+      transfer: w(2),
+      compact: w(1),
+      storm: w(1),
+      healAll: 1,
+      ...options.nemesis,
+    };
+    this.#nemesisInterval = options.nemesisIntervalMs ??
+      rng.pick([[20, 200], [50, 500], [100, 1000]] as const);
+    this.#compactEvery = rng.pick([8, 25, 60, 200]);
+  }
+
+  // ---------------------------------------------------------------- run
+
+  /** Runs the simulation to the end and returns what happened. */
+  run(): SimResult {
+    const steps = this.#opts.steps ?? 3000;
+    const liveness = this.#opts.liveness ?? true;
+    this.#bootstrap();
+    try {
+      while (this.#step < steps && this.#queue.size > 0) this.#processNext();
+      if (liveness && this.#safety.violations.length === 0) {
+        this.#heal();
+        const bound = this.#now + (this.#opts.livenessBoundMs ?? 10_000);
+        while (!this.#livenessDone && this.#queue.peekTime() <= bound) this.#processNext();
+        if (!this.#livenessDone && this.#safety.violations.length === 0) {
+          this.#safety.report(
+            "liveness",
+            `no leader with a completed client operation within ${this.#opts.livenessBoundMs ?? 10_000} ms ` +
+              `after healing (${this.#describeCluster()})`,
+          );
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof StopRun)) {
+        this.#safety.report("exception", err instanceof Error ? `${err.stack ?? err.message}` : String(err));
+      }
+    }
+    // Linearizability of the recorded history.
+    let lin: SimResult["linearizability"] = "skipped";
+    if (this.#safety.violations.length === 0 || this.#safety.violations.every((v) => v.kind === "liveness")) {
+      const res = checkLinearizability(kvModel, this.#history, { maxSteps: 5_000_000 });
+      lin = res.verdict;
+      if (res.verdict === "illegal") {
+        const ops = res.failedPartition!;
+        const lines = ops.slice(0, 40).map((op) => kvModel.describe!(op));
+        this.#safety.report(
+          "linearizability",
+          `history of key "${ops[0].input.key}" (${ops.length} ops) is not linearizable; ` +
+            `longest linearizable prefix ${res.longestPrefix?.length ?? 0}:\n    ${lines.join("\n    ")}`,
+        );
+      }
+    }
+    let unknown = 0;
+    for (const op of this.#history) if (op.ret === Infinity) unknown++;
+    this.#trace.add(this.#history.length).add(this.#opsCompleted).add(this.#now);
+    return {
+      seed: this.#opts.seed,
+      nodes: this.#initialVoters,
+      steps: this.#step,
+      virtualTimeMs: this.#now,
+      faults: {
+        ...this.#faults,
+        drop: this.#net.counters.drop,
+        delay: this.#net.counters.delay,
+        duplicate: this.#net.counters.duplicate,
+        reorder: this.#net.counters.reorder,
+      },
+      opsChecked: this.#history.length,
+      opsCompleted: this.#opsCompleted,
+      opsUnknown: unknown,
+      leaders: this.#safety.leadersSeen,
+      commitIndex: this.#safety.maxCommitted,
+      violations: this.#safety.violations,
+      linearizability: lin,
+      livenessOk: liveness ? this.#livenessDone : undefined,
+      traceHash: this.#trace.hex(),
+      trace: this.#traceLines,
+    };
+  }
+
+  #processNext(): void {
+    const time = this.#queue.peekTime();
+    const ev = this.#queue.pop()!;
+    this.#now = time;
+    this.#step++;
+    this.#handle(ev);
+    if (this.#safety.violations.length > 0) throw new StopRun();
+  }
+
+  #log(line: () => string): void {
+    const max = this.#opts.traceLines ?? 0;
+    if (max === 0) return;
+    this.#traceLines.push(`${this.#now} #${this.#step} ${line()}`);
+    if (this.#traceLines.length > max) this.#traceLines.splice(0, this.#traceLines.length - max);
+  }
+
+  #handle(ev: SimEvent): void {
+    const t = this.#trace;
+    t.add(this.#now).add(ev.k);
+    switch (ev.k) {
+      case 0: {
+        const node = ev.node;
+        if (node.status !== "up" || node.incarnation !== ev.inc) return;
+        t.add(node.num);
+        node.raft!.tick();
+        this.#drive(node);
+        if (node.status === "up" && node.incarnation === ev.inc) {
+          this.#queue.push(this.#now + node.tickMs, ev);
+        }
+        return;
+      }
+      case 1: {
+        const msg = ev.msg;
+        const node = this.#nodes.get(msg.to);
+        t.add(MSG_CODE[msg.type]).add(msg.term);
+        if (node === undefined || node.status !== "up") return;
+        t.add(node.num);
+        if (this.#net.isBlocked(msg.from, msg.to)) return;
+        this.#log(() => `deliver ${msg.type} ${msg.from}->${msg.to} t${msg.term}`);
+        node.raft!.step(msg);
+        this.#drive(node);
+        return;
+      }
+      case 2:
+        this.#clientTimer(ev.client, ev.requestId, ev.attempt);
+        return;
+      case 3:
+        this.#clientStart(ev.client);
+        return;
+      case 4:
+        if (!this.#healed) {
+          this.#nemesis();
+          this.#queue.push(this.#now + this.#rng.range(...this.#nemesisInterval), ev);
+        }
+        return;
+      case 5: {
+        const node = ev.node;
+        if (node.status !== "down" || node.incarnation !== ev.inc) return;
+        this.#restart(node);
+        return;
+      }
+      case 6:
+        this.#net.unblock(ev.cut);
+        this.#log(() => `heal cut of ${ev.cut.length} links`);
+        return;
+      case 7:
+        this.#operator();
+        this.#queue.push(this.#now + 50, ev);
+        return;
+      case 8: {
+        const node = ev.node;
+        if (node.status === "gone") return;
+        this.#log(() => `stop removed ${node.id}`);
+        this.#kill(node);
+        node.status = "gone";
+        return;
+      }
+      case 9:
+        if (this.#healed || !this.#stormActive) return;
+        this.#stormActive = false;
+        this.#net.settings = { ...this.#baseNet };
+        return;
+    }
+  }
+
+  // ---------------------------------------------------------------- nodes
+
+  #bootstrap(): void {
+    const ids: string[] = [];
+    for (let i = 0; i < this.#initialVoters; i++) ids.push(`n${this.#nextNodeNum + i}`);
+    const snapshot: Snapshot = {
+      meta: { index: 0, term: 0, membership: { voters: ids, learners: [], removed: [] } },
+      data: new Uint8Array(),
+    };
+    for (let i = 0; i < ids.length; i++) {
+      const node = this.#newNode();
+      node.storage.bootstrap(snapshot);
+      this.#start(node, this.#rng.int(TICK_MS));
+    }
+    const clients = this.#opts.clients ?? 4;
+    for (let c = 1; c <= clients; c++) {
+      const client: Client = { id: c, seq: 0, op: undefined, leaderHint: undefined };
+      this.#clients.push(client);
+      this.#queue.push(this.#rng.range(50, 300), { k: 3, client });
+    }
+    this.#queue.push(this.#rng.range(100, 400), { k: 4 });
+    this.#queue.push(50, { k: 7 });
+  }
+
+  #newNode(): SimNode {
+    const num = this.#nextNodeNum++;
+    const id = `n${num}`;
+    const node: SimNode = {
+      id,
+      num,
+      raft: undefined,
+      storage: new SimStorage(id, this.#safety),
+      kv: new KvStateMachine(),
+      status: "down",
+      incarnation: 0,
+      tickMs: TICK_MS + this.#rng.range(-1, 1),
+      pendingWrites: new Map(),
+      pendingReads: new Map(),
+      readQueue: [],
+      lastCommitSeen: 0,
+      leaderTerm: -1,
+      crashMidReady: false,
+      stopScheduled: false,
+    };
+    this.#nodes.set(id, node);
+    return node;
+  }
+
+  /** Constructs the Raft node from its storage and starts its clock. */
+  #start(node: SimNode, firstTickIn: number): void {
+    const initial = node.storage.load();
+    const config: RaftConfig = { ...this.#config, id: node.id, random: this.#rng.fork().asRandom() };
+    node.kv = new KvStateMachine();
+    if (initial.snapshot !== undefined && initial.snapshot.meta.index > 0) {
+      node.kv.restore(initial.snapshot.data, initial.snapshot.meta.index);
+      this.#safety.onApplied(node.id, initial.snapshot.meta.index, node.kv.chainValue, "restore");
+    }
+    node.raft = this.#factory(config, initial);
+    node.status = "up";
+    node.incarnation++;
+    node.lastCommitSeen = 0;
+    node.leaderTerm = -1;
+    this.#queue.push(this.#now + firstTickIn, { k: 0, node, inc: node.incarnation });
+    this.#drive(node);
+  }
+
+  #kill(node: SimNode): void {
+    node.raft = undefined;
+    node.status = "down";
+    node.incarnation++;
+    node.pendingWrites.clear();
+    node.pendingReads.clear();
+    node.readQueue.length = 0;
+    node.crashMidReady = false;
+  }
+
+  #crash(node: SimNode, downMs: number): void {
+    this.#log(() => `crash ${node.id} for ${downMs} ms`);
+    this.#kill(node);
+    this.#faults.crash++;
+    this.#queue.push(this.#now + downMs, { k: 5, node, inc: node.incarnation });
+  }
+
+  #restart(node: SimNode): void {
+    this.#log(() => `restart ${node.id}`);
+    this.#faults.restart++;
+    this.#start(node, this.#rng.int(node.tickMs));
+  }
+
+  /** Acts on every pending RaftReady of `node`, in the documented order. */
+  #drive(node: SimNode): void {
+    let raft = node.raft;
+    while (raft !== undefined && raft.hasReady()) {
+      const rd = raft.ready();
+      // 1. persist
+      node.storage.persist(rd);
+      if (node.crashMidReady) {
+        // Crash after persisting, before sending or applying.
+        this.#crash(node, this.#rng.range(20, 1500));
+        return;
+      }
+      // 2. send
+      for (const msg of rd.messages) this.#send(msg);
+      // 3. apply
+      if (rd.snapshot !== undefined && rd.restoreSnapshot) this.#restoreSnapshot(node, rd.snapshot);
+      for (const e of rd.committed) this.#apply(node, e);
+      // 4. reads
+      for (const rs of rd.readStates) {
+        const client = node.pendingReads.get(rs.ctx);
+        if (client === undefined) continue;
+        node.pendingReads.delete(rs.ctx);
+        const requestId = rs.ctx.slice(0, rs.ctx.lastIndexOf("/"));
+        node.readQueue.push({ ctx: rs.ctx, index: rs.index, client, requestId });
+      }
+      for (const dr of rd.droppedReads) {
+        const client = node.pendingReads.get(dr.ctx);
+        if (client === undefined) continue;
+        node.pendingReads.delete(dr.ctx);
+        this.#attemptFailed(client, dr.ctx.slice(0, dr.ctx.lastIndexOf("/")));
+      }
+      this.#serveReads(node);
+      if (this.#safety.violations.length > 0) throw new StopRun();
+      this.#maybeCompact(node);
+      raft = node.raft;
+    }
+    if (raft !== undefined) this.#observe(node, raft);
+  }
+
+  /** Checks what changed on `node` after it was driven: leadership and commit index. */
+  #observe(node: SimNode, raft: SimRaftNode): void {
+    if (raft.role === "leader" && node.leaderTerm !== raft.term) {
+      node.leaderTerm = raft.term;
+      this.#trace.add(node.num).add(raft.term);
+      this.#log(() => `${node.id} leader of term ${raft.term}`);
+      this.#safety.onLeader(node.id, raft.term, node.storage);
+    }
+    const ci = raft.commitIndex;
+    if (ci > node.lastCommitSeen) {
+      const st = node.storage;
+      if (ci > st.lastIndex) {
+        this.#safety.invariant(node.id, `commit index ${ci} beyond its last log index ${st.lastIndex}`);
+      } else {
+        for (let i = Math.max(node.lastCommitSeen, st.snapshotIndex) + 1; i <= ci; i++) {
+          this.#safety.onCommitted(node.id, st.entryAt(i)!);
+        }
+      }
+      node.lastCommitSeen = ci;
+    }
+    if (this.#safety.violations.length > 0) throw new StopRun();
+  }
+
+  #send(msg: RaftMessage): void {
+    const dest = this.#nodes.get(msg.to);
+    if (dest === undefined) return;
+    for (const at of this.#net.plan(this.#now, msg.from, msg.to)) this.#queue.push(at, { k: 1, msg });
+  }
+
+  #restoreSnapshot(node: SimNode, snap: Snapshot): void {
+    this.#faults["snapshot-install"]++;
+    this.#log(() => `${node.id} restores snapshot at ${snap.meta.index}`);
+    node.kv.restore(snap.data, snap.meta.index);
+    if (node.kv.appliedIndex !== snap.meta.index) {
+      this.#safety.invariant(
+        node.id,
+        `snapshot meta index ${snap.meta.index} but its data is as of ${node.kv.appliedIndex}`,
+      );
+      return;
+    }
+    this.#safety.onApplied(node.id, snap.meta.index, node.kv.chainValue, "restore");
+    // Reads queued for indexes the snapshot covers can now be served.
+  }
+
+  #apply(node: SimNode, e: Entry): void {
+    const kv = node.kv;
+    if (e.index !== kv.appliedIndex + 1) {
+      this.#safety.invariant(node.id, `applied entry ${e.index} after ${kv.appliedIndex}`);
+      throw new StopRun();
+    }
+    const out = kv.apply(e);
+    this.#safety.onApplied(node.id, e.index, kv.chainValue, "apply");
+    if (e.type === "config" && e.change !== undefined) {
+      const key = `${e.change.type}:${e.change.memberId}`;
+      if (!this.#appliedChanges.has(key)) {
+        this.#appliedChanges.add(key);
+        this.#log(() => `config applied: ${key} (index ${e.index})`);
+        if (e.change.type === "remove") this.#scheduleStop(e.change.memberId);
+      }
+      return;
+    }
+    if (out.requestId === undefined || out.stale) return;
+    const client = node.pendingWrites.get(out.requestId);
+    if (client === undefined) return;
+    node.pendingWrites.delete(out.requestId);
+    if (client.op?.requestId === out.requestId) this.#complete(client, out.result!, node.id);
+  }
+
+  #serveReads(node: SimNode): void {
+    const q = node.readQueue;
+    if (q.length === 0) return;
+    const applied = node.kv.appliedIndex;
+    let w = 0;
+    for (let r = 0; r < q.length; r++) {
+      const item = q[r];
+      if (item.index <= applied) {
+        const op = item.client.op;
+        if (op !== undefined && op.requestId === item.requestId) {
+          this.#complete(item.client, node.kv.get(op.input.key), node.id);
+        }
+      } else q[w++] = item;
+    }
+    q.length = w;
+  }
+
+  #maybeCompact(node: SimNode, force = false): void {
+    const raft = node.raft;
+    if (raft === undefined) return;
+    const applied = node.kv.appliedIndex;
+    const st = node.storage;
+    if (applied <= st.snapshotIndex) return;
+    if (!force && applied - st.snapshotIndex < this.#compactEvery) return;
+    // The snapshot can only cover what is persisted and applied.
+    if (applied > st.lastIndex) return;
+    this.#faults.compaction++;
+    this.#log(() => `${node.id} compacts at ${applied}`);
+    raft.compact(applied, node.kv.snapshot());
+  }
+
+  #scheduleStop(memberId: string): void {
+    const node = this.#nodes.get(memberId);
+    if (node === undefined || node.stopScheduled || node.status === "gone") return;
+    node.stopScheduled = true;
+    this.#queue.push(this.#now + this.#rng.range(0, 300), { k: 8, node });
+  }
+
+  #liveNodes(): SimNode[] {
+    const out: SimNode[] = [];
+    for (const n of this.#nodes.values()) if (n.status === "up") out.push(n);
+    return out;
+  }
+
+  /** The up node that believes it leads the highest term. */
+  #leader(): SimNode | undefined {
+    let best: SimNode | undefined;
+    for (const n of this.#nodes.values()) {
+      if (
+        n.status === "up" && n.raft!.role === "leader" &&
+        (best === undefined || n.raft!.term > best.raft!.term)
+      ) {
+        best = n;
+      }
+    }
+    return best;
+  }
+
+  #describeCluster(): string {
+    const parts: string[] = [];
+    for (const n of this.#nodes.values()) {
+      if (n.status === "gone") continue;
+      const r = n.raft;
+      parts.push(
+        r === undefined
+          ? `${n.id}:down`
+          : `${n.id}:${r.role}/t${r.term}/c${r.commitIndex}/v[${r.membership.voters.join(",")}]`,
+      );
+    }
+    return parts.join(" ") +
+      (this.#goals.length > 0
+        ? ` goals: ${this.#goals.map((g) => `${g.change.type}:${g.change.memberId}`).join(",")}`
+        : "");
+  }
+
+  // ---------------------------------------------------------------- clients
+
+  #clientStart(client: Client): void {
+    if (client.op !== undefined) return;
+    const rng = this.#rng;
+    const key = rng.pick(KEYS);
+    client.seq++;
+    const seq = client.seq;
+    const requestId = requestIdOf(client.id, seq);
+    const value = `${client.id}.${seq}`;
+    const r = rng.int(100);
+    let input: KvInput;
+    let kind: PendingOp["kind"];
+    let cmd: KvCommand | undefined;
+    if (r < 40) {
+      input = { op: "get", key };
+      kind = "read";
+    } else if (r < 45) {
+      input = { op: "get", key };
+      kind = "logread";
+      cmd = { c: client.id, s: seq, o: "get", k: key };
+    } else if (r < 75) {
+      input = { op: "put", key, value };
+      kind = "write";
+      cmd = { c: client.id, s: seq, o: "put", k: key, v: value };
+    } else {
+      // Expect a value some client may have written (or null).
+      const expected = rng.chance(0.2) ? null : this.#guessValue(key);
+      input = { op: "cas", key, expected, value };
+      kind = "write";
+      cmd = { c: client.id, s: seq, o: "cas", k: key, v: value, e: expected };
+    }
+    client.op = {
+      input,
+      requestId,
+      kind,
+      call: ++this.#stamp,
+      callTime: this.#now,
+      deadline: this.#now + rng.range(1000, 4000),
+      data: cmd === undefined ? undefined : encodeCommand(cmd),
+      attempt: 0,
+      mayHaveEffect: false,
+      afterHeal: this.#healed,
+    };
+    this.#trace.add(client.id).add(seq).add(r);
+    this.#attempt(client);
+  }
+
+  /** A value recently written to `key` (from the history), for compare-and-set. */
+  #guessValue(key: string): string | null {
+    for (let i = this.#history.length - 1, n = 0; i >= 0 && n < 20; i--, n++) {
+      const op = this.#history[i];
+      if (op.input.key !== key) continue;
+      if (op.input.op === "get" && typeof op.output === "string") return op.output;
+      if (op.input.op !== "get" && this.#rng.chance(0.5)) return op.input.value;
+    }
+    return null;
+  }
+
+  #pickTarget(client: Client): SimNode | undefined {
+    const hint = client.leaderHint !== undefined ? this.#nodes.get(client.leaderHint) : undefined;
+    if (hint !== undefined && hint.status === "up" && this.#rng.chance(0.8)) return hint;
+    const live = this.#liveNodes();
+    return live.length === 0 ? undefined : this.#rng.pick(live);
+  }
+
+  #attempt(client: Client): void {
+    const op = client.op!;
+    op.attempt++;
+    const node = this.#pickTarget(client);
+    const attempt = op.attempt;
+    this.#queue.push(this.#now + this.#rng.range(150, 600), {
+      k: 2,
+      client,
+      requestId: op.requestId,
+      attempt,
+    });
+    if (node === undefined) return;
+    const raft = node.raft!;
+    this.#log(() => `client ${client.id} ${op.kind} ${op.requestId} attempt ${attempt} at ${node.id}`);
+    if (op.kind === "read") {
+      const ctx = `${op.requestId}/${attempt}`;
+      node.pendingReads.set(ctx, client);
+      raft.readIndex(ctx);
+      this.#drive(node);
+      return;
+    }
+    const res = raft.propose(op.data!, op.requestId);
+    this.#trace.addString(res.status);
+    if (res.status === "dropped") {
+      if (res.leaderId !== undefined) client.leaderHint = res.leaderId;
+      this.#drive(node);
+      this.#attemptFailed(client, op.requestId);
+      return;
+    }
+    op.mayHaveEffect = true;
+    if (res.status === "forwarded" && res.leaderId !== undefined) client.leaderHint = res.leaderId;
+    node.pendingWrites.set(op.requestId, client);
+    this.#drive(node);
+  }
+
+  /** The current attempt failed fast (dropped): retry soon. */
+  #attemptFailed(client: Client, requestId: string): void {
+    const op = client.op;
+    if (op === undefined || op.requestId !== requestId) return;
+    client.leaderHint = undefined;
+    this.#queue.push(this.#now + this.#rng.range(5, 40), { k: 2, client, requestId, attempt: op.attempt });
+  }
+
+  #clientTimer(client: Client, requestId: string, attempt: number): void {
+    const op = client.op;
+    if (op === undefined || op.requestId !== requestId || op.attempt !== attempt) return;
+    if (this.#now >= op.deadline) {
+      // Give up: a write that may have reached the log stays open forever.
+      if (op.kind !== "read" && op.mayHaveEffect) {
+        this.#history.push({ clientId: client.id, input: op.input, call: op.call, ret: Infinity });
+      }
+      this.#log(() => `client ${client.id} gives up ${op.requestId}`);
+      client.op = undefined;
+      this.#queue.push(this.#now + this.#rng.range(0, 50), { k: 3, client });
+      return;
+    }
+    client.leaderHint = undefined;
+    this.#attempt(client);
+  }
+
+  #complete(client: Client, output: KvOutput, via: string): void {
+    const op = client.op!;
+    this.#history.push({ clientId: client.id, input: op.input, output, call: op.call, ret: ++this.#stamp });
+    this.#opsCompleted++;
+    this.#trace.add(client.id).addString(String(output));
+    this.#log(() => `client ${client.id} ${op.requestId} -> ${JSON.stringify(output)} via ${via}`);
+    client.op = undefined;
+    client.leaderHint = via;
+    if (op.afterHeal && this.#healed && !this.#livenessDone && this.#leader() !== undefined) {
+      this.#livenessDone = true;
+    }
+    this.#queue.push(this.#now + this.#rng.range(0, 30), { k: 3, client });
+  }
+
+  // ---------------------------------------------------------------- nemesis
+
+  #nemesis(): void {
+    const w = this.#weights;
+    const order: (keyof NemesisWeights)[] = [
+      "partition",
+      "isolateLeader",
+      "oneWay",
+      "crash",
+      "crashLeader",
+      "crashLoseStorage",
+      "memberAdd",
+      "memberRemove",
+      "transfer",
+      "compact",
+      "storm",
+      "healAll",
+    ];
+    const action = order[this.#rng.weighted(order.map((k) => w[k]))];
+    this.#trace.addString(action);
+    switch (action) {
+      case "partition":
+        return this.#partition();
+      case "isolateLeader":
+        return this.#isolateLeader();
+      case "oneWay":
+        return this.#oneWay();
+      case "crash":
+      case "crashLeader":
+        return this.#crashSome(action === "crashLeader");
+      case "crashLoseStorage":
+        return this.#crashLoseStorage();
+      case "memberAdd":
+        return this.#memberAdd();
+      case "memberRemove":
+        return this.#memberRemove();
+      case "transfer":
+        return this.#transfer();
+      case "compact": {
+        const live = this.#liveNodes();
+        if (live.length > 0) {
+          const node = this.#rng.pick(live);
+          this.#maybeCompact(node, true);
+          this.#drive(node);
+        }
+        return;
+      }
+      case "storm":
+        return this.#storm();
+      case "healAll":
+        this.#net.unblockAll();
+        this.#log(() => "heal all partitions");
+        return;
+    }
+  }
+
+  #memberIds(): string[] {
+    const out: string[] = [];
+    for (const n of this.#nodes.values()) if (n.status !== "gone") out.push(n.id);
+    return out;
+  }
+
+  #cutFor(ms: number, cut: string[]): void {
+    this.#queue.push(this.#now + ms, { k: 6, cut });
+  }
+
+  #partition(): void {
+    const ids = this.#memberIds();
+    if (ids.length < 2) return;
+    const side = new Set<string>();
+    for (const id of ids) if (this.#rng.chance(0.5)) side.add(id);
+    if (side.size === 0 || side.size === ids.length) side.add(ids[0]).delete(ids[ids.length - 1]);
+    const links: [string, string][] = [];
+    for (const a of ids) {
+      for (const b of ids) if (side.has(a) !== side.has(b)) links.push([a, b]);
+    }
+    this.#faults.partition++;
+    const ms = this.#rng.range(50, 3000);
+    this.#log(() => `partition [${[...side].join(",")}] for ${ms} ms`);
+    this.#cutFor(ms, this.#net.block(links));
+  }
+
+  #isolateLeader(): void {
+    const leader = this.#leader();
+    if (leader === undefined) return this.#partition();
+    const links: [string, string][] = [];
+    for (const id of this.#memberIds()) {
+      if (id !== leader.id) links.push([leader.id, id], [id, leader.id]);
+    }
+    this.#faults.partition++;
+    const ms = this.#rng.range(100, 3000);
+    this.#log(() => `isolate leader ${leader.id} for ${ms} ms`);
+    this.#cutFor(ms, this.#net.block(links));
+  }
+
+  #oneWay(): void {
+    const ids = this.#memberIds();
+    if (ids.length < 2) return;
+    const rng = this.#rng;
+    const links: [string, string][] = [];
+    const pivot = rng.pick(ids);
+    const mode = rng.int(3);
+    for (const other of ids) {
+      if (other === pivot) continue;
+      if (mode === 0) links.push([pivot, other]); // pivot cannot send
+      else if (mode === 1) links.push([other, pivot]); // pivot cannot receive
+      else if (rng.chance(0.5)) links.push(rng.chance(0.5) ? [pivot, other] : [other, pivot]);
+    }
+    if (links.length === 0) return;
+    this.#faults["one-way-partition"]++;
+    const ms = rng.range(50, 3000);
+    this.#log(() => `one-way cut ${links.map(([a, b]) => `${a}->${b}`).join(",")} for ${ms} ms`);
+    this.#cutFor(ms, this.#net.block(links));
+  }
+
+  #crashSome(leaderOnly: boolean): void {
+    const live = this.#liveNodes();
+    const all = this.#memberIds().length;
+    if (live.length === 0 || all - live.length >= Math.ceil(all / 2)) return;
+    const leader = this.#leader();
+    const node = leaderOnly && leader !== undefined ? leader : this.#rng.pick(live);
+    const down = this.#rng.range(20, 2000);
+    if (this.#rng.chance(0.25)) {
+      // Crash in the middle of the node's next ready batch: after persisting, before sending.
+      node.crashMidReady = true;
+      this.#log(() => `${node.id} will crash mid-ready`);
+      return;
+    }
+    this.#crash(node, down);
+  }
+
+  #crashLoseStorage(): void {
+    const leader = this.#leader();
+    if (leader === undefined || this.#goals.length > 0) return;
+    const m = leader.raft!.membership;
+    if (m.voters.length < 3) return;
+    const candidates = [...m.voters, ...m.learners].filter((id) => {
+      const n = this.#nodes.get(id);
+      return n !== undefined && n.status !== "gone";
+    });
+    if (candidates.length === 0) return;
+    const victim = this.#nodes.get(this.#rng.pick(candidates))!;
+    this.#faults["crash-with-storage-loss"]++;
+    if (victim.status === "up") this.#kill(victim);
+    victim.status = "gone";
+    victim.stopScheduled = true;
+    const fresh = this.#newNode();
+    this.#log(() => `${victim.id} crashes and loses its storage; comes back as ${fresh.id}`);
+    const add = {
+      change: { type: "add-learner", memberId: fresh.id } as MembershipChange,
+      lastTry: -Infinity,
+    };
+    const remove = {
+      change: { type: "remove", memberId: victim.id } as MembershipChange,
+      lastTry: -Infinity,
+    };
+    if (this.#rng.chance(0.5)) this.#goals.push(add, remove);
+    else this.#goals.push(remove, add);
+    fresh.incarnation++;
+    this.#queue.push(this.#now + this.#rng.range(20, 1000), { k: 5, node: fresh, inc: fresh.incarnation });
+  }
+
+  #memberAdd(): void {
+    const leader = this.#leader();
+    if (leader === undefined || this.#goals.length > 0) return;
+    const m = leader.raft!.membership;
+    if (m.voters.length + m.learners.length >= this.#initialVoters + 1) return;
+    const fresh = this.#newNode();
+    this.#faults["member-add"]++;
+    this.#log(() => `add member ${fresh.id}`);
+    this.#goals.push({ change: { type: "add-learner", memberId: fresh.id }, lastTry: -Infinity });
+    this.#start(fresh, this.#rng.int(fresh.tickMs));
+  }
+
+  #memberRemove(): void {
+    const leader = this.#leader();
+    if (leader === undefined || this.#goals.length > 0) return;
+    const m = leader.raft!.membership;
+    const minVoters = Math.max(2, this.#initialVoters - 1);
+    const candidates = [...m.learners, ...(m.voters.length > minVoters ? m.voters : [])];
+    if (candidates.length === 0) return;
+    const id = this.#rng.pick(candidates);
+    this.#faults["member-remove"]++;
+    this.#log(() => `remove member ${id}`);
+    this.#goals.push({ change: { type: "remove", memberId: id }, lastTry: -Infinity });
+  }
+
+  #transfer(): void {
+    const leader = this.#leader();
+    if (leader === undefined) return;
+    const others = leader.raft!.membership.voters.filter((id) => id !== leader.id);
+    if (others.length === 0) return;
+    const to = this.#rng.pick(others);
+    this.#faults["leadership-transfer"]++;
+    this.#log(() => `transfer leadership ${leader.id} -> ${to}`);
+    leader.raft!.transferLeadership(to);
+    this.#drive(leader);
+  }
+
+  #storm(): void {
+    if (this.#stormActive) return;
+    this.#stormActive = true;
+    const rng = this.#rng;
+    this.#net.settings = {
+      ...this.#baseNet,
+      dropRate: rng.pick([0.2, 0.4, 0.7]),
+      duplicateRate: rng.pick([0.05, 0.2]),
+      delayRate: rng.pick([0.1, 0.3]),
+      maxLatency: rng.pick([10, 40]),
+      longDelay: rng.pick([200, 1000]),
+    };
+    const ms = rng.range(100, 1500);
+    this.#log(() => `network storm for ${ms} ms`);
+    this.#queue.push(this.#now + ms, { k: 9 });
+  }
+
+  // ---------------------------------------------------------------- membership operator
+
+  #operator(): void {
+    while (this.#goals.length > 0) {
+      const g = this.#goals[0];
+      if (!this.#appliedChanges.has(`${g.change.type}:${g.change.memberId}`)) break;
+      this.#goals.shift();
+    }
+    const g = this.#goals[0];
+    if (g === undefined || this.#now - g.lastTry < 300) return;
+    const leader = this.#leader();
+    if (leader === undefined) return;
+    g.lastTry = this.#now;
+    const res = leader.raft!.proposeMembership(g.change);
+    this.#trace.addString(res.status);
+    this.#log(() => `operator proposes ${g.change.type}:${g.change.memberId} at ${leader.id}: ${res.status}`);
+    this.#drive(leader);
+  }
+
+  // ---------------------------------------------------------------- liveness
+
+  #heal(): void {
+    this.#healed = true;
+    this.#log(() => "heal: all partitions, network faults off, all nodes restarted");
+    this.#net.unblockAll();
+    this.#stormActive = false;
+    this.#net.settings = { ...this.#baseNet, dropRate: 0, duplicateRate: 0, delayRate: 0 };
+    for (const node of this.#nodes.values()) {
+      node.crashMidReady = false;
+      if (node.status === "down" && !(node.stopScheduled)) this.#restart(node);
+    }
+  }
+}
