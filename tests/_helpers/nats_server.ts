@@ -76,8 +76,13 @@ export function findNatsServerBinary(): string {
   throw new Error(`nats-server not found (NATS_SERVER_BIN, PATH, /usr/sbin); ${INSTALL_HINT}`);
 }
 
-/** Servers still running, killed on process exit so none outlives a crashed test run. */
+/**
+ * Servers still running, killed on process exit so none outlives a test run that forgot to stop
+ * it; their temporary directories are removed too. (A runtime that dies of an uncaught error may
+ * skip `exit` handlers; then a server can be left behind.)
+ */
 const live = new Set<ChildProcess>();
+const liveDirs = new Set<string>();
 let exitHookInstalled = false;
 
 function installExitHook(): void {
@@ -89,6 +94,13 @@ function installExitHook(): void {
         child.kill("SIGKILL");
       } catch {
         // already gone
+      }
+    }
+    for (const dir of liveDirs) {
+      try {
+        rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // best effort
       }
     }
   });
@@ -205,11 +217,13 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const extraArgs = options.extraArgs ?? [];
   const timeoutMs = options.startTimeoutMs ?? 10_000;
   let dir = mkdtempSync(join(tmpdir(), "hamok-nats-"));
+  liveDirs.add(dir);
   let current: Started;
   try {
     current = await launch(bin, dir, options.port, extraArgs, timeoutMs);
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
+    liveDirs.delete(dir);
     throw err;
   }
   const port = current.port;
@@ -217,6 +231,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const removeDir = (): void => {
     if (dirRemoved) return;
     dirRemoved = true;
+    liveDirs.delete(dir);
     rmSync(dir, { recursive: true, force: true });
   };
 
@@ -237,6 +252,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       await terminate(current, "SIGTERM");
       if (dirRemoved) {
         dir = mkdtempSync(join(tmpdir(), "hamok-nats-"));
+        liveDirs.add(dir);
         dirRemoved = false;
       } else {
         rmSync(join(dir, `nats-server_${current.child.pid}.ports`), { force: true });
