@@ -64,11 +64,22 @@ export interface TransportEvents {
 export interface Transport {
   /** Current connection state. */
   readonly state: TransportState;
-  /** Publishes `data` on `subject`. Never throws for network conditions; see the `error` event. */
+  /**
+   * Publishes `data` on `subject`. Never throws for network conditions; see the `error` event.
+   * Throws `HamokClosedError` once `close()` has been called, and `HamokConfigError` for an invalid
+   * subject (empty, whitespace, an empty token, a wildcard) or header (key not printable ASCII or
+   * with `:`, value with CR/LF). `data` may be shared with the receivers: do not mutate it later.
+   */
   publish(subject: string, data: Uint8Array, headers?: TransportHeaders): void;
-  /** Subscribes `handler` to `subject`. Throws `HamokClosedError` if the transport is closed. */
+  /**
+   * Subscribes `handler` to `subject`. Throws `HamokClosedError` if the transport is closed and
+   * `HamokConfigError` for an invalid subject (`>` is allowed only as the last token).
+   */
   subscribe(subject: string, handler: TransportHandler): TransportSubscription;
-  /** Resolves once everything published so far has been handed to the network. */
+  /**
+   * Resolves once everything published so far has been handed to the network. Rejects with
+   * `HamokClosedError` once `close()` has been called.
+   */
   flush(): Promise<void>;
   /** Closes every subscription and releases every resource (a NATS transport drains first). */
   close(): Promise<void>;

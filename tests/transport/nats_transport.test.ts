@@ -158,6 +158,23 @@ describe("NatsTransport (NATS specifics)", () => {
   );
 
   it(
+    "close() while the server is gone resolves promptly and closes the connection",
+    TEST_TIMEOUT,
+    async () => {
+      const server = await startNatsServer();
+      cleanups.push(() => server.stop());
+      const t = await NatsTransport.connect({ servers: server.url, closeTimeoutMs: 2000 });
+      const sub = t.subscribe(uniqueSubject(), () => {});
+      await server.stop();
+      await waitFor(() => t.state === "reconnecting", { timeoutMs: 10_000, message: "reconnecting" });
+      await t.close();
+      assert.equal(t.state, "closed");
+      assert.equal(t.connection.isClosed(), true);
+      assert.equal(sub.closed, true);
+    },
+  );
+
+  it(
     "survives a killed and restarted nats-server: state-changed events, then messages flow again",
     TEST_TIMEOUT,
     async () => {
