@@ -133,7 +133,12 @@ export interface AppendResponseMessage extends MessageBase {
   /** On success: the highest index now matching the leader. On reject: the rejected prevIndex. */
   readonly index: number;
   readonly reject: boolean;
-  /** On reject: a hint for fast back-off (the follower's guess of the conflict point). */
+  /**
+   * On reject: a hint for fast back-off (the follower's guess of the conflict point: the largest
+   * index in its log whose term is at most the rejected `prevTerm`). `-1` means the follower has no
+   * log base at all (a joining member that never received a snapshot): the leader must send its
+   * snapshot, since the membership as of the snapshot is not in any log entry.
+   */
   readonly rejectHint: number;
   /** On reject: the term of the follower's entry at `rejectHint` (0 if none). */
   readonly hintTerm: number;
@@ -291,4 +296,78 @@ export interface RaftConfig {
   readonly autoPromoteLearners?: boolean;
   /** For tests only: deliberately break the protocol. */
   readonly testingBugs?: readonly RaftTestingBug[];
+}
+
+/**
+ * Why a proposal, membership change or leadership transfer was not taken.
+ * - `no-leader`: this node knows no leader to forward to.
+ * - `not-leader`: the operation is for the leader only, and this node is not it.
+ * - `transferring`: the leader is handing leadership over and accepts no proposals meanwhile.
+ * - `not-ready`: the leader has not committed an entry of its own term yet (membership changes wait
+ *   for it, as the single-server change rule requires).
+ * - `config-pending`: an earlier membership change is not committed yet.
+ * - `removed`: the member id was removed before; removed ids are tombstones and never come back.
+ * - `already-member`: `add-learner` of an id that is already a voter or learner.
+ * - `not-learner`: `promote` of an id that is not a learner.
+ * - `not-member`: `remove` of an id that is neither voter nor learner.
+ * - `last-voter`: the change would leave the cluster without voters.
+ * - `not-voter`: the leadership transfer target is not a voter.
+ * - `already-leader`: the leadership transfer target is this node, which already leads.
+ */
+export type ProposeDropReason =
+  | "no-leader"
+  | "not-leader"
+  | "transferring"
+  | "not-ready"
+  | "config-pending"
+  | "removed"
+  | "already-member"
+  | "not-learner"
+  | "not-member"
+  | "last-voter"
+  | "not-voter"
+  | "already-leader";
+
+/**
+ * Outcome of `RaftNode.propose` / `RaftNode.proposeMembership`: appended to the leader's log at
+ * `index` in `term` (committed later, or lost if leadership is lost first), forwarded to the known
+ * leader (no further news from the core: the caller waits for the entry to be applied, with a
+ * timeout), or dropped.
+ */
+export type ProposeResult =
+  | { readonly status: "appended"; readonly index: number; readonly term: number }
+  | { readonly status: "forwarded"; readonly leaderId: string }
+  | { readonly status: "dropped"; readonly reason: ProposeDropReason };
+
+/**
+ * Outcome of `RaftNode.transferLeadership`: the transfer started (or was already running towards
+ * `to`), or it was refused. A started transfer succeeds when `to` wins an election, and is aborted
+ * silently after one election timeout.
+ */
+export type TransferResult =
+  | { readonly status: "transferring"; readonly to: string }
+  | { readonly status: "dropped"; readonly reason: ProposeDropReason };
+
+/**
+ * Replication state of one follower, as the leader tracks it.
+ * - `probe`: the leader does not know where the follower's log matches; one append at a time.
+ * - `replicate`: appends are pipelined (at most `maxInflightAppends` unacknowledged).
+ * - `snapshot`: the follower needs entries the leader has compacted; a snapshot is being sent.
+ */
+export type ProgressState = "probe" | "replicate" | "snapshot";
+
+/** A read-only view of the leader's replication state for one member (diagnostics). */
+export interface ProgressView {
+  /** Highest index known to match the leader's log. */
+  readonly match: number;
+  /** Next index the leader will send. */
+  readonly next: number;
+  /** Replication state. */
+  readonly state: ProgressState;
+  /** Whether the member was heard from since the last check-quorum round. */
+  readonly recentActive: boolean;
+  /** Unacknowledged appends in flight. */
+  readonly inflight: number;
+  /** True for learners (non-voting members). */
+  readonly learner: boolean;
 }

@@ -1,0 +1,1313 @@
+/**
+ * The Raft consensus state machine of one member: pure and deterministic. Inputs are ticks,
+ * messages, proposals and read requests; outputs are collected into a {@linkcode RaftReady} batch
+ * that a driver persists, sends and applies. No timers, clocks, I/O or promises.
+ *
+ * @module
+ */
+
+import type { RaftPersistentState } from "../storage/raft_storage.ts";
+import { checkMembershipChange, EMPTY_MEMBERSHIP, isMember, isVoter } from "./membership.ts";
+import { MembershipTracker } from "./membership_tracker.ts";
+import { Progress } from "./progress.ts";
+import { majority, quorumIndex } from "./quorum.ts";
+import { type ResolvedRaftConfig, resolveRaftConfig } from "./raft_config.ts";
+import { RaftError } from "./raft_error.ts";
+import { RaftLog } from "./raft_log.ts";
+import { ReadOnly } from "./read_only.ts";
+import type {
+  AppendMessage,
+  AppendResponseMessage,
+  DroppedRead,
+  Entry,
+  EntryType,
+  HardState,
+  HeartbeatMessage,
+  HeartbeatResponseMessage,
+  Membership,
+  MembershipChange,
+  ProgressView,
+  ProposeMessage,
+  ProposeResult,
+  RaftConfig,
+  RaftMessage,
+  RaftReady,
+  RaftRole,
+  ReadState,
+  Snapshot,
+  SnapshotChunkMessage,
+  SnapshotResponseMessage,
+  SoftState,
+  TransferResult,
+  VoteMessage,
+  VoteResponseMessage,
+} from "./types.ts";
+
+const EMPTY_DATA = new Uint8Array(0);
+const NO_MESSAGES: readonly RaftMessage[] = Object.freeze([]) as readonly RaftMessage[];
+const NO_READS: readonly ReadState[] = Object.freeze([]) as readonly ReadState[];
+const NO_DROPPED: readonly DroppedRead[] = Object.freeze([]) as readonly DroppedRead[];
+
+/** A snapshot being received in chunks. */
+interface IncomingSnapshot {
+  readonly from: string;
+  readonly term: number;
+  readonly index: number;
+  readonly snapshotTerm: number;
+  readonly chunks: Uint8Array[];
+  received: number;
+}
+
+/** A ReadIndex request that waits for the leader's first commit in its term. */
+interface WaitingRead {
+  readonly ctx: string;
+  readonly from: string;
+}
+
+/**
+ * One Raft member.
+ *
+ * Create it from the persisted state, then feed it: {@linkcode RaftNode.tick} on a timer,
+ * {@linkcode RaftNode.step} for every inbound message, {@linkcode RaftNode.propose} and friends for
+ * client requests. After inputs, drain {@linkcode RaftNode.ready} while
+ * {@linkcode RaftNode.hasReady} and act on each batch in the order {@linkcode RaftReady} documents.
+ *
+ * Bootstrapping a new cluster: construct every initial voter with the snapshot
+ * `{ meta: { index: 0, term: 0, membership: { voters, learners: [], removed: [] } }, data }`.
+ * A member that joins an existing cluster starts without snapshot and entries: it never campaigns
+ * until it is a voter in its own view, and learns everything from the leader.
+ *
+ * On restart the driver restores its state machine from `initial.snapshot` itself; the node starts
+ * with `appliedIndex` at the snapshot index and hands out the committed entries after it.
+ *
+ * @example
+ * ```ts
+ * import { RaftNode } from "./raft_node.ts";
+ * const node = new RaftNode({ id: "a", random: () => 0.5 }, {
+ *   hardState: { term: 0, vote: undefined, commit: 0 },
+ *   snapshot: { meta: { index: 0, term: 0, membership: { voters: ["a"], learners: [], removed: [] } }, data: new Uint8Array() },
+ *   entries: [],
+ * });
+ * node.campaign(); // a single voter elects itself at once
+ * const result = node.propose(new TextEncoder().encode("x"));
+ * const ready = node.ready(); // persist ready.entries, then apply ready.committed
+ * console.log(node.role, result.status, ready.committed.length); // leader appended 2
+ * ```
+ */
+export class RaftNode {
+  private readonly cfg: ResolvedRaftConfig;
+  private readonly selfId: string;
+  private currentTerm: number;
+  private votedFor: string | undefined;
+  private currentRole: RaftRole = "follower";
+  private leader: string | undefined = undefined;
+  private readonly log: RaftLog;
+  private readonly members: MembershipTracker;
+  private latestSnapshot: Snapshot | undefined;
+  private readonly progresses = new Map<string, Progress>();
+  private readonly votes = new Map<string, boolean>();
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTimeout = 0;
+  private transferee: string | undefined = undefined;
+  private readonly readOnly = new ReadOnly();
+  private waitingReads: WaitingRead[] = [];
+  private incoming: IncomingSnapshot | undefined = undefined;
+
+  // Output collected until the next ready().
+  private messages: RaftMessage[] = [];
+  private readStates: ReadState[] = [];
+  private droppedReads: DroppedRead[] = [];
+  private snapshotToPersist: Snapshot | undefined = undefined;
+  private restorePending = false;
+  private bcastPending = false;
+  private bcastCommit = false;
+  private readBcastPending = false;
+  private prevHardState: HardState;
+  private prevSoftState: SoftState;
+  private prevMembership: Membership;
+
+  /** Creates a node from its configuration and persisted state. */
+  constructor(config: RaftConfig, initial: RaftPersistentState) {
+    this.cfg = resolveRaftConfig(config);
+    this.selfId = this.cfg.id;
+    const hs = initial.hardState;
+    const snapshot = initial.snapshot;
+    this.log = new RaftLog(snapshot?.meta, initial.entries, hs.commit);
+    this.members = new MembershipTracker(
+      snapshot?.meta.membership ?? EMPTY_MEMBERSHIP,
+      snapshot?.meta.index ?? 0,
+    );
+    for (const entry of initial.entries) this.members.append(entry);
+    this.latestSnapshot = snapshot;
+    this.currentTerm = hs.term;
+    this.votedFor = hs.vote;
+    this.resetTimers();
+    this.prevHardState = { term: hs.term, vote: hs.vote, commit: this.log.committed };
+    this.prevSoftState = this.softState();
+    this.prevMembership = this.members.current;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Read-only state
+
+  /** This node's member id. */
+  get id(): string {
+    return this.selfId;
+  }
+
+  /** The role this node plays now. */
+  get role(): RaftRole {
+    return this.currentRole;
+  }
+
+  /** The current term. */
+  get term(): number {
+    return this.currentTerm;
+  }
+
+  /** The member this node voted for in the current term, if any. */
+  get vote(): string | undefined {
+    return this.votedFor;
+  }
+
+  /** The leader known in the current term, if any. */
+  get leaderId(): string | undefined {
+    return this.leader;
+  }
+
+  /** Highest index known to be committed. */
+  get commitIndex(): number {
+    return this.log.committed;
+  }
+
+  /** Highest index handed out for applying (by `ready()`), or restored from a snapshot. */
+  get appliedIndex(): number {
+    return this.log.applied;
+  }
+
+  /** Index of the last log entry. */
+  get lastIndex(): number {
+    return this.log.lastIndex;
+  }
+
+  /** Term of the last log entry. */
+  get lastTerm(): number {
+    return this.log.lastTerm;
+  }
+
+  /** Index of the first entry still in the log (the snapshot index + 1). */
+  get firstIndex(): number {
+    return this.log.firstIndex;
+  }
+
+  /** Index of the latest snapshot (0 without one). */
+  get snapshotIndex(): number {
+    return this.log.snapshotIndex;
+  }
+
+  /** The membership as of the latest config entry in the log (committed or not). */
+  get membership(): Membership {
+    return this.members.current;
+  }
+
+  /** The target of a running leadership transfer, if any (leader only). */
+  get transferTarget(): string | undefined {
+    return this.transferee;
+  }
+
+  /** The current soft state. */
+  get softStateNow(): SoftState {
+    return this.softState();
+  }
+
+  /** The current hard state. */
+  get hardState(): HardState {
+    return { term: this.currentTerm, vote: this.votedFor, commit: this.log.committed };
+  }
+
+  /**
+   * The leader's replication state per member (this node included), for diagnostics; empty on a
+   * non-leader. Built on each call.
+   */
+  get progress(): ReadonlyMap<string, ProgressView> {
+    const view = new Map<string, ProgressView>();
+    const learners = this.members.current.learners;
+    for (const [id, pr] of this.progresses) {
+      view.set(id, {
+        match: pr.match,
+        next: pr.next,
+        state: pr.state,
+        recentActive: pr.recentActive,
+        inflight: pr.inflight,
+        learner: learners.includes(id),
+      });
+    }
+    return view;
+  }
+
+  /** True if this node may campaign: it is a voter in its own view of the membership. */
+  get promotable(): boolean {
+    return isVoter(this.members.current, this.selfId);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Inputs
+
+  /** Advances the logical clock by one tick: elections, heartbeats, check-quorum, transfer timeout. */
+  tick(): void {
+    if (this.currentRole === "leader") this.tickLeader();
+    else this.tickElection();
+  }
+
+  /** Starts an election now (with pre-vote if enabled), if this node is a voter and not the leader. */
+  campaign(): void {
+    this.hup(false);
+  }
+
+  /**
+   * Proposes an application command. The leader appends it at once (replication goes out with the
+   * next `ready()`); a follower that knows the leader forwards it; otherwise it is dropped.
+   */
+  propose(data: Uint8Array, requestId?: string): ProposeResult {
+    if (this.currentRole === "leader") {
+      if (this.transferee !== undefined) return { status: "dropped", reason: "transferring" };
+      const entry = this.appendEntry("normal", data, requestId, undefined);
+      return { status: "appended", index: entry.index, term: entry.term };
+    }
+    const leader = this.leader;
+    if (leader === undefined) return { status: "dropped", reason: "no-leader" };
+    const entries = requestId === undefined ? [{ data }] : [{ data, requestId }];
+    this.send({ type: "propose", from: this.selfId, to: leader, term: this.currentTerm, entries });
+    return { status: "forwarded", leaderId: leader };
+  }
+
+  /**
+   * Proposes a single-server membership change (leader only). Refused while another change is
+   * uncommitted, before the leader committed an entry of its term, during a transfer, and for
+   * changes that do not fit the membership (see {@linkcode ProposeResult}).
+   */
+  proposeMembership(change: MembershipChange): ProposeResult {
+    if (this.currentRole !== "leader") return { status: "dropped", reason: "not-leader" };
+    if (this.transferee !== undefined) return { status: "dropped", reason: "transferring" };
+    if (!this.committedInTerm()) return { status: "dropped", reason: "not-ready" };
+    if (this.members.lastConfigIndex > this.log.committed) {
+      return { status: "dropped", reason: "config-pending" };
+    }
+    const reason = checkMembershipChange(this.members.current, change);
+    if (reason !== undefined) return { status: "dropped", reason };
+    const entry = this.appendEntry("config", EMPTY_DATA, undefined, change);
+    return { status: "appended", index: entry.index, term: entry.term };
+  }
+
+  /**
+   * Requests a linearizable read. The result arrives in `ready().readStates` (serve the read once
+   * that index is applied) or `ready().droppedReads`.
+   */
+  readIndex(ctx: string): void {
+    if (this.currentRole === "leader") {
+      this.leaderReadIndex(ctx, this.selfId);
+      return;
+    }
+    const leader = this.leader;
+    if (leader === undefined) {
+      this.droppedReads.push({ ctx, reason: "no-leader" });
+      return;
+    }
+    this.send({ type: "read-index", from: this.selfId, to: leader, term: this.currentTerm, ctx });
+  }
+
+  /**
+   * Hands leadership to the voter `to` (leader only): brings it up to date, then tells it to
+   * campaign at once. Proposals are refused meanwhile; the transfer is abandoned after one election
+   * timeout.
+   */
+  transferLeadership(to: string): TransferResult {
+    if (this.currentRole !== "leader") return { status: "dropped", reason: "not-leader" };
+    if (to === this.selfId) return { status: "dropped", reason: "already-leader" };
+    if (!isVoter(this.members.current, to)) return { status: "dropped", reason: "not-voter" };
+    if (this.transferee === to) return { status: "transferring", to };
+    this.transferee = to;
+    this.electionElapsed = 0;
+    const pr = this.progresses.get(to);
+    if (pr !== undefined) {
+      if (pr.match === this.log.lastIndex) this.sendTimeoutNow(to);
+      else this.sendAppend(to, pr, false);
+    }
+    return { status: "transferring", to };
+  }
+
+  /**
+   * Records the application's snapshot of its state machine as of applied index `index` and drops
+   * the log entries it covers. A no-op if `index` is not beyond the current snapshot; throws
+   * {@linkcode RaftError} if `index` is beyond the applied index.
+   */
+  compact(index: number, data: Uint8Array): void {
+    if (index <= this.log.snapshotIndex) return;
+    if (index > this.log.applied) {
+      throw new RaftError(`compact(${index}): beyond the applied index ${this.log.applied}`);
+    }
+    const term = this.log.term(index) as number;
+    const snapshot: Snapshot = { meta: { index, term, membership: this.members.at(index) }, data };
+    this.log.compact(index);
+    this.members.compact(index);
+    this.latestSnapshot = snapshot;
+    this.snapshotToPersist = snapshot;
+  }
+
+  /** Handles one inbound message. Messages not addressed to this node are ignored. */
+  step(m: RaftMessage): void {
+    if (m.to !== this.selfId || m.from === this.selfId) return;
+    switch (m.type) {
+      // Requests between a follower and its leader that do not take part in term agreement.
+      case "propose":
+        this.onPropose(m);
+        return;
+      case "read-index":
+        if (this.currentRole === "leader") this.leaderReadIndex(m.ctx, m.from);
+        else {this.send({
+            type: "read-index-response",
+            from: this.selfId,
+            to: m.from,
+            term: this.currentTerm,
+            ctx: m.ctx,
+            index: -1,
+          });}
+        return;
+      case "read-index-response":
+        if (m.index >= 0) this.readStates.push({ ctx: m.ctx, index: m.index });
+        else this.droppedReads.push({ ctx: m.ctx, reason: "not-leader" });
+        return;
+    }
+    const isVoteRequest = m.type === "vote" || m.type === "pre-vote";
+    if (isVoteRequest && this.members.current.removed.includes(m.from)) return;
+
+    if (m.term > this.currentTerm) {
+      if (isVoteRequest) {
+        const inLease = this.cfg.checkQuorum && !this.cfg.bugIgnoreCheckQuorum &&
+          this.leader !== undefined && this.electionElapsed < this.cfg.electionTicks;
+        if (inLease && !(m as VoteMessage).transfer) {
+          // Leader lease: a leader was heard from recently; neither adopt the term nor vote.
+          this.sendVoteResponse(m as VoteMessage, true);
+          return;
+        }
+      }
+      if (m.type === "pre-vote" || (m.type === "pre-vote-response" && !m.reject)) {
+        // A pre-vote (or a granted answer to ours) carries a future term: do not adopt it.
+      } else {
+        const fromLeader = m.type === "append" || m.type === "heartbeat" || m.type === "snapshot";
+        this.becomeFollower(m.term, fromLeader ? m.from : undefined);
+      }
+    } else if (m.term < this.currentTerm) {
+      if (
+        (this.cfg.checkQuorum || this.cfg.preVote) &&
+        (m.type === "append" || m.type === "heartbeat" || m.type === "snapshot")
+      ) {
+        // A stale leader (e.g. back from a partition): tell it the newer term so it steps down.
+        this.send({
+          type: "append-response",
+          from: this.selfId,
+          to: m.from,
+          term: this.currentTerm,
+          index: 0,
+          reject: true,
+          rejectHint: 0,
+          hintTerm: 0,
+        });
+      } else if (m.type === "pre-vote") {
+        this.sendVoteResponse(m, true);
+      }
+      return;
+    }
+
+    if (isVoteRequest) {
+      this.onVoteRequest(m as VoteMessage);
+      return;
+    }
+    switch (this.currentRole) {
+      case "leader":
+        this.stepLeader(m);
+        return;
+      case "follower":
+        this.stepFollower(m);
+        return;
+      default:
+        this.stepCandidate(m);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Output
+
+  /** True if `ready()` would return anything to persist, send, apply or report. */
+  hasReady(): boolean {
+    this.flush();
+    if (this.messages.length > 0 || this.readStates.length > 0 || this.droppedReads.length > 0) return true;
+    if (this.snapshotToPersist !== undefined) return true;
+    if (this.log.hasUnstable() || this.log.hasUnapplied()) return true;
+    if (this.members.current !== this.prevMembership) return true;
+    const hs = this.prevHardState;
+    if (hs.term !== this.currentTerm || hs.vote !== this.votedFor || hs.commit !== this.log.committed) {
+      return true;
+    }
+    const ss = this.prevSoftState;
+    return ss.role !== this.currentRole || ss.leaderId !== this.leader || ss.term !== this.currentTerm;
+  }
+
+  /**
+   * Drains everything produced since the last call. Entries in `committed` (and a restored
+   * snapshot) count as applied once this returns.
+   */
+  ready(): RaftReady {
+    this.flush();
+    const log = this.log;
+    let hardState: HardState | undefined;
+    const hs = this.prevHardState;
+    if (hs.term !== this.currentTerm || hs.vote !== this.votedFor || hs.commit !== log.committed) {
+      hardState = { term: this.currentTerm, vote: this.votedFor, commit: log.committed };
+      this.prevHardState = hardState;
+    }
+    let softState: SoftState | undefined;
+    const ss = this.prevSoftState;
+    if (ss.role !== this.currentRole || ss.leaderId !== this.leader || ss.term !== this.currentTerm) {
+      softState = this.softState();
+      this.prevSoftState = softState;
+    }
+    let membership: Membership | undefined;
+    if (this.members.current !== this.prevMembership) {
+      membership = this.members.current;
+      this.prevMembership = membership;
+    }
+    const snapshot = this.snapshotToPersist;
+    const restoreSnapshot = this.restorePending;
+    if (restoreSnapshot) log.markSnapshotApplied();
+    const entries = log.takeUnstable();
+    const committed = log.takeCommitted();
+    const messages = this.messages.length > 0 ? this.messages : NO_MESSAGES;
+    const readStates = this.readStates.length > 0 ? this.readStates : NO_READS;
+    const droppedReads = this.droppedReads.length > 0 ? this.droppedReads : NO_DROPPED;
+    if (messages !== NO_MESSAGES) this.messages = [];
+    if (readStates !== NO_READS) this.readStates = [];
+    if (droppedReads !== NO_DROPPED) this.droppedReads = [];
+    this.snapshotToPersist = undefined;
+    this.restorePending = false;
+    return {
+      hardState,
+      entries,
+      snapshot,
+      restoreSnapshot,
+      committed,
+      messages,
+      readStates,
+      droppedReads,
+      softState,
+      membership,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Roles
+
+  private softState(): SoftState {
+    return { role: this.currentRole, leaderId: this.leader, term: this.currentTerm };
+  }
+
+  private resetTimers(): void {
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    const base = this.cfg.electionTicks;
+    let extra = Math.floor(this.cfg.random() * base);
+    if (!(extra >= 0)) extra = 0;
+    if (extra >= base) extra = base - 1;
+    this.randomizedElectionTimeout = base + extra;
+  }
+
+  /** Common reset when the role changes; a new term clears the vote. */
+  private reset(term: number): void {
+    if (term !== this.currentTerm) {
+      this.currentTerm = term;
+      this.votedFor = undefined;
+    }
+    if (this.currentRole === "leader") this.leaveLeadership();
+    this.leader = undefined;
+    this.transferee = undefined;
+    this.votes.clear();
+    this.resetTimers();
+  }
+
+  private leaveLeadership(): void {
+    this.progresses.clear();
+    this.bcastPending = false;
+    this.bcastCommit = false;
+    this.readBcastPending = false;
+    for (const request of this.readOnly.drain()) this.dropRead(request.ctx, request.from);
+    const waiting = this.waitingReads;
+    this.waitingReads = [];
+    for (const read of waiting) this.dropRead(read.ctx, read.from);
+  }
+
+  private dropRead(ctx: string, from: string): void {
+    if (from === this.selfId) this.droppedReads.push({ ctx, reason: "leadership-lost" });
+    else {this.send({
+        type: "read-index-response",
+        from: this.selfId,
+        to: from,
+        term: this.currentTerm,
+        ctx,
+        index: -1,
+      });}
+  }
+
+  private becomeFollower(term: number, leader: string | undefined): void {
+    const leaderChanged = term !== this.currentTerm || leader !== this.leader;
+    this.reset(term);
+    this.currentRole = "follower";
+    this.leader = leader;
+    if (leaderChanged) this.incoming = undefined;
+  }
+
+  private becomePreCandidate(): void {
+    if (this.currentRole === "leader") this.leaveLeadership();
+    this.currentRole = "pre-candidate";
+    this.leader = undefined;
+    this.votes.clear();
+    this.resetTimers();
+  }
+
+  private becomeCandidate(): void {
+    this.reset(this.currentTerm + 1);
+    this.votedFor = this.selfId;
+    this.currentRole = "candidate";
+  }
+
+  private becomeLeader(): void {
+    this.reset(this.currentTerm);
+    this.currentRole = "leader";
+    this.leader = this.selfId;
+    const last = this.log.lastIndex;
+    const membership = this.members.current;
+    for (const id of membership.voters) this.addProgress(id, last + 1);
+    for (const id of membership.learners) this.addProgress(id, last + 1);
+    const self = this.progressOf(this.selfId);
+    self.match = last;
+    self.becomeReplicate();
+    self.recentActive = true;
+    this.appendEntry("noop", EMPTY_DATA, undefined, undefined);
+  }
+
+  private addProgress(id: string, next: number): Progress {
+    let pr = this.progresses.get(id);
+    if (pr === undefined) {
+      pr = new Progress(next, this.cfg.maxInflightAppends);
+      this.progresses.set(id, pr);
+    }
+    return pr;
+  }
+
+  private progressOf(id: string): Progress {
+    return this.addProgress(id, this.log.lastIndex + 1);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Elections
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.randomizedElectionTimeout && this.promotable) {
+      this.electionElapsed = 0;
+      this.hup(false);
+    }
+  }
+
+  private tickLeader(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.cfg.electionTicks) {
+      this.electionElapsed = 0;
+      if (this.cfg.checkQuorum && !this.cfg.bugIgnoreCheckQuorum && !this.quorumActive()) {
+        this.becomeFollower(this.currentTerm, undefined);
+        return;
+      }
+      this.transferee = undefined;
+    }
+    if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      this.bcastHeartbeat(this.readOnly.lastCtx);
+      this.readBcastPending = false;
+    }
+  }
+
+  /** True if a majority of voters was heard from since the last check; resets the marks. */
+  private quorumActive(): boolean {
+    const voters = this.members.current.voters;
+    let active = 0;
+    for (const id of voters) {
+      if (id === this.selfId) {
+        active++;
+        continue;
+      }
+      const pr = this.progresses.get(id);
+      if (pr !== undefined && pr.recentActive) active++;
+    }
+    for (const [id, pr] of this.progresses) pr.recentActive = id === this.selfId;
+    return active >= majority(voters.length);
+  }
+
+  private hup(transfer: boolean): void {
+    if (this.currentRole === "leader" || !this.promotable) return;
+    if (this.cfg.preVote && !transfer) {
+      this.becomePreCandidate();
+      this.startElection("pre-vote", false);
+    } else {
+      this.becomeCandidate();
+      this.startElection("vote", transfer);
+    }
+  }
+
+  private startElection(type: "vote" | "pre-vote", transfer: boolean): void {
+    const term = type === "pre-vote" ? this.currentTerm + 1 : this.currentTerm;
+    if (this.poll(this.selfId, true) === "won") {
+      this.electionWon(type);
+      return;
+    }
+    const lastIndex = this.log.lastIndex;
+    const lastTerm = this.log.lastTerm;
+    for (const id of this.members.current.voters) {
+      if (id === this.selfId) continue;
+      const m: VoteMessage = transfer
+        ? { type, from: this.selfId, to: id, term, lastIndex, lastTerm, transfer: true }
+        : { type, from: this.selfId, to: id, term, lastIndex, lastTerm };
+      this.send(m);
+    }
+  }
+
+  private electionWon(type: "vote" | "pre-vote"): void {
+    if (type === "pre-vote") {
+      this.becomeCandidate();
+      this.startElection("vote", false);
+    } else {
+      this.becomeLeader();
+    }
+  }
+
+  /** Records a vote; returns the election outcome so far. */
+  private poll(from: string, granted: boolean): "won" | "lost" | "pending" {
+    const voters = this.members.current.voters;
+    if (voters.includes(from) && !this.votes.has(from)) this.votes.set(from, granted);
+    let yes = 0;
+    let no = 0;
+    for (const id of voters) {
+      const v = this.votes.get(id);
+      if (v === true) yes++;
+      else if (v === false) no++;
+    }
+    const need = majority(voters.length);
+    if (yes >= need) return "won";
+    if (no > voters.length - need) return "lost";
+    return "pending";
+  }
+
+  private onVoteRequest(m: VoteMessage): void {
+    const pre = m.type === "pre-vote";
+    const canVote = this.votedFor === m.from ||
+      (this.votedFor === undefined && this.leader === undefined) ||
+      (pre && m.term > this.currentTerm) ||
+      this.cfg.bugDoubleVote;
+    if (canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm)) {
+      this.sendVoteResponse(m, false);
+      if (!pre) {
+        this.electionElapsed = 0;
+        this.votedFor = m.from;
+      }
+    } else {
+      this.sendVoteResponse(m, true);
+    }
+  }
+
+  private sendVoteResponse(m: VoteMessage, reject: boolean): void {
+    const type = m.type === "vote" ? "vote-response" : "pre-vote-response";
+    // A granted answer carries the term of the request; a rejection carries ours.
+    const term = reject ? this.currentTerm : m.term;
+    const response: VoteResponseMessage = { type, from: this.selfId, to: m.from, term, reject };
+    this.send(response);
+  }
+
+  private stepCandidate(m: RaftMessage): void {
+    switch (m.type) {
+      case "append":
+      case "heartbeat":
+      case "snapshot":
+        // A leader exists in our term (or a later one): give up the election.
+        this.becomeFollower(m.term, m.from);
+        this.stepFollower(m);
+        return;
+      case "vote-response":
+      case "pre-vote-response": {
+        const expected = this.currentRole === "candidate" ? "vote-response" : "pre-vote-response";
+        if (m.type !== expected) return;
+        const outcome = this.poll(m.from, !m.reject);
+        if (outcome === "won") this.electionWon(m.type === "vote-response" ? "vote" : "pre-vote");
+        else if (outcome === "lost") this.becomeFollower(this.currentTerm, undefined);
+        return;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Follower
+
+  private stepFollower(m: RaftMessage): void {
+    switch (m.type) {
+      case "append":
+        this.electionElapsed = 0;
+        this.leader = m.from;
+        this.onAppend(m);
+        return;
+      case "heartbeat":
+        this.electionElapsed = 0;
+        this.leader = m.from;
+        this.onHeartbeat(m);
+        return;
+      case "snapshot":
+        this.electionElapsed = 0;
+        if (this.leader !== m.from) this.incoming = undefined;
+        this.leader = m.from;
+        this.onSnapshotChunk(m);
+        return;
+      case "timeout-now":
+        // Leadership transfer: campaign at once, skipping pre-vote and the voters' lease.
+        this.hup(true);
+        return;
+    }
+  }
+
+  private onAppend(m: AppendMessage): void {
+    const log = this.log;
+    if (log.hasBase && m.prevIndex < log.committed) {
+      this.sendAppendResponse(m.from, log.committed, false, 0, 0);
+      return;
+    }
+    const matched = this.cfg.bugSkipPrevLogCheck
+      ? log.hasBase && m.prevIndex <= log.lastIndex
+      : log.matchTerm(m.prevIndex, m.prevTerm);
+    if (!matched) {
+      if (!log.hasBase) {
+        this.sendAppendResponse(m.from, m.prevIndex, true, -1, 0);
+        return;
+      }
+      const [hintIndex, hintTerm] = log.findConflictByTerm(Math.min(m.prevIndex, log.lastIndex), m.prevTerm);
+      this.sendAppendResponse(m.from, m.prevIndex, true, hintIndex, hintTerm);
+      return;
+    }
+    const entries = m.entries;
+    const lastNew = m.prevIndex + entries.length;
+    const conflict = log.findConflict(entries);
+    if (conflict > 0) {
+      if (conflict <= log.lastIndex) {
+        // Only the deliberately broken variants may get here with a committed conflict.
+        log.truncateFrom(conflict, this.anyTestingBug());
+        this.members.truncateFrom(conflict);
+      }
+      for (let i = conflict - entries[0].index; i < entries.length; i++) {
+        const entry = entries[i];
+        log.append(entry);
+        if (entry.type === "config") this.members.append(entry);
+      }
+    }
+    const commit = Math.min(m.commit, lastNew);
+    if (commit > log.committed && commit <= log.lastIndex) log.commitTo(commit);
+    this.sendAppendResponse(m.from, lastNew, false, 0, 0);
+  }
+
+  private anyTestingBug(): boolean {
+    const c = this.cfg;
+    return c.bugSkipPrevLogCheck || c.bugDoubleVote || c.bugCommitOldTerm || c.bugIgnoreCheckQuorum;
+  }
+
+  private sendAppendResponse(
+    to: string,
+    index: number,
+    reject: boolean,
+    rejectHint: number,
+    hintTerm: number,
+  ): void {
+    const m: AppendResponseMessage = {
+      type: "append-response",
+      from: this.selfId,
+      to,
+      term: this.currentTerm,
+      index,
+      reject,
+      rejectHint,
+      hintTerm,
+    };
+    this.send(m);
+  }
+
+  private onHeartbeat(m: HeartbeatMessage): void {
+    const log = this.log;
+    if (log.hasBase) {
+      const commit = Math.min(m.commit, log.lastIndex);
+      if (commit > log.committed) log.commitTo(commit);
+    }
+    const response: HeartbeatResponseMessage = m.ctx === undefined
+      ? { type: "heartbeat-response", from: this.selfId, to: m.from, term: this.currentTerm }
+      : { type: "heartbeat-response", from: this.selfId, to: m.from, term: this.currentTerm, ctx: m.ctx };
+    this.send(response);
+  }
+
+  private onSnapshotChunk(m: SnapshotChunkMessage): void {
+    let incoming = this.incoming;
+    const meta = m.meta;
+    if (
+      incoming === undefined || incoming.from !== m.from || incoming.term !== m.term ||
+      incoming.index !== meta.index || incoming.snapshotTerm !== meta.term
+    ) {
+      if (m.offset !== 0) {
+        // A chunk of a transfer we do not hold: restart it from the beginning.
+        this.incoming = undefined;
+        this.sendSnapshotResponse(m.from, meta.index, 0, true, false);
+        return;
+      }
+      incoming = {
+        from: m.from,
+        term: m.term,
+        index: meta.index,
+        snapshotTerm: meta.term,
+        chunks: [],
+        received: 0,
+      };
+      this.incoming = incoming;
+    }
+    if (m.offset !== incoming.received) {
+      // A duplicate (behind) is acknowledged again; a gap (ahead) asks for a resend from our offset.
+      this.sendSnapshotResponse(m.from, meta.index, incoming.received, m.offset > incoming.received, false);
+      return;
+    }
+    if (m.data.byteLength > 0) {
+      incoming.chunks.push(m.data);
+      incoming.received += m.data.byteLength;
+    }
+    if (!m.done) {
+      this.sendSnapshotResponse(m.from, meta.index, incoming.received, false, false);
+      return;
+    }
+    this.incoming = undefined;
+    const data = joinChunks(incoming.chunks, incoming.received);
+    const index = this.installSnapshot({ meta, data });
+    this.sendSnapshotResponse(m.from, index, incoming.received, false, true);
+  }
+
+  /** Installs a fully received snapshot; returns the index the follower now matches up to. */
+  private installSnapshot(snapshot: Snapshot): number {
+    const log = this.log;
+    const { index, term } = snapshot.meta;
+    if (log.hasBase && index <= log.committed) return log.committed;
+    if (log.hasBase && log.matchTerm(index, term)) {
+      // The log already holds the snapshot's last entry: just commit up to it.
+      log.commitTo(index);
+      return index;
+    }
+    log.restore(snapshot.meta);
+    this.members.reset(snapshot.meta.membership, index);
+    this.latestSnapshot = snapshot;
+    this.snapshotToPersist = snapshot;
+    this.restorePending = true;
+    return index;
+  }
+
+  private sendSnapshotResponse(
+    to: string,
+    index: number,
+    offset: number,
+    reject: boolean,
+    done: boolean,
+  ): void {
+    const m: SnapshotResponseMessage = {
+      type: "snapshot-response",
+      from: this.selfId,
+      to,
+      term: this.currentTerm,
+      index,
+      offset,
+      reject,
+      done,
+    };
+    this.send(m);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Leader
+
+  private stepLeader(m: RaftMessage): void {
+    switch (m.type) {
+      case "append-response":
+        this.onAppendResponse(m);
+        return;
+      case "heartbeat-response":
+        this.onHeartbeatResponse(m);
+        return;
+      case "snapshot-response":
+        this.onSnapshotResponse(m);
+        return;
+    }
+  }
+
+  private committedInTerm(): boolean {
+    return this.log.term(this.log.committed) === this.currentTerm;
+  }
+
+  private appendEntry(
+    type: EntryType,
+    data: Uint8Array,
+    requestId: string | undefined,
+    change: MembershipChange | undefined,
+  ): Entry {
+    const log = this.log;
+    const index = log.lastIndex + 1;
+    const term = this.currentTerm;
+    let entry: Entry;
+    if (change !== undefined) entry = { index, term, type, data, change };
+    else if (requestId !== undefined) entry = { index, term, type, data, requestId };
+    else entry = { index, term, type, data };
+    log.append(entry);
+    const self = this.progresses.get(this.selfId);
+    if (self !== undefined) {
+      self.match = index;
+      self.next = index + 1;
+    }
+    this.bcastPending = true;
+    if (type === "config" && this.members.append(entry)) {
+      this.onLeaderMembershipChange();
+      if (this.maybeCommit()) this.afterCommit();
+    } else if (this.members.current.voters.length === 1) {
+      // Only a lone voter's own append can move the commit index.
+      if (this.maybeCommit()) this.afterCommit();
+    }
+    return entry;
+  }
+
+  private onPropose(m: ProposeMessage): void {
+    if (this.currentRole !== "leader" || this.transferee !== undefined) return;
+    for (const item of m.entries) this.appendEntry("normal", item.data, item.requestId, undefined);
+  }
+
+  /** Adds progress for new members and drops it for removed ones (membership changed on the leader). */
+  private onLeaderMembershipChange(): void {
+    const membership = this.members.current;
+    const last = this.log.lastIndex;
+    for (const id of membership.voters) this.addProgress(id, last);
+    for (const id of membership.learners) this.addProgress(id, last);
+    for (const id of [...this.progresses.keys()]) {
+      if (id !== this.selfId && !isMember(membership, id)) this.progresses.delete(id);
+    }
+    if (this.transferee !== undefined && !isVoter(membership, this.transferee)) this.transferee = undefined;
+  }
+
+  /** Moves the commit index to what a majority of voters holds; only entries of the current term count. */
+  private maybeCommit(): boolean {
+    const progresses = this.progresses;
+    const q = quorumIndex(this.members.current.voters, (id) => progresses.get(id)?.match ?? 0);
+    if (q <= this.log.committed) return false;
+    if (this.log.term(q) !== this.currentTerm && !this.cfg.bugCommitOldTerm) return false;
+    this.log.commitTo(q);
+    return true;
+  }
+
+  /** Everything that follows an advance of the commit index on the leader. */
+  private afterCommit(): void {
+    this.bcastPending = true;
+    this.bcastCommit = true;
+    if (this.waitingReads.length > 0 && this.committedInTerm()) {
+      const waiting = this.waitingReads;
+      this.waitingReads = [];
+      for (const read of waiting) this.leaderReadIndex(read.ctx, read.from);
+    }
+    const membership = this.members.current;
+    if (!isMember(membership, this.selfId) && this.members.lastConfigIndex <= this.log.committed) {
+      this.stepDownRemoved();
+      return;
+    }
+    this.maybePromoteLearner();
+  }
+
+  /** This leader's removal committed: tell the followers, hand over to an up-to-date voter, step down. */
+  private stepDownRemoved(): void {
+    this.flush();
+    const last = this.log.lastIndex;
+    let successor: string | undefined;
+    for (const id of this.members.current.voters) {
+      if (this.progresses.get(id)?.match === last) {
+        successor = id;
+        break;
+      }
+    }
+    if (successor !== undefined) this.sendTimeoutNow(successor);
+    this.becomeFollower(this.currentTerm, undefined);
+  }
+
+  private maybePromoteLearner(): void {
+    if (!this.cfg.autoPromoteLearners || this.currentRole !== "leader" || this.transferee !== undefined) {
+      return;
+    }
+    const committed = this.log.committed;
+    if (this.members.lastConfigIndex > committed || !this.committedInTerm()) return;
+    for (const id of this.members.current.learners) {
+      const pr = this.progresses.get(id);
+      if (pr !== undefined && pr.match >= committed) {
+        this.appendEntry("config", EMPTY_DATA, undefined, { type: "promote", memberId: id });
+        return;
+      }
+    }
+  }
+
+  private onAppendResponse(m: AppendResponseMessage): void {
+    const pr = this.progresses.get(m.from);
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    if (m.reject) {
+      if (m.rejectHint < 0) {
+        // The follower has no log base: only a snapshot can bring it in.
+        if (pr.state !== "snapshot") this.sendSnapshot(m.from, pr);
+        return;
+      }
+      let hint = m.rejectHint;
+      if (m.hintTerm > 0) hint = this.log.findConflictByTerm(m.rejectHint, m.hintTerm)[0];
+      if (pr.maybeDecrTo(m.index, hint)) this.sendAppend(m.from, pr, false);
+      return;
+    }
+    // A stale or duplicate acknowledgement changes nothing.
+    if (pr.maybeUpdate(m.index)) this.onMatchAdvanced(m.from, pr);
+  }
+
+  private onMatchAdvanced(id: string, pr: Progress): void {
+    if (pr.state === "probe") pr.becomeReplicate();
+    else if (
+      pr.state === "snapshot" && pr.transfer !== undefined && pr.match >= pr.transfer.snapshot.meta.index
+    ) {
+      pr.becomeReplicate();
+    }
+    if (this.maybeCommit()) this.afterCommit();
+    if (this.currentRole !== "leader") return;
+    if (pr.state !== "snapshot" && pr.next <= this.log.lastIndex) this.sendAppend(id, pr, false);
+    if (id === this.transferee && pr.match === this.log.lastIndex) this.sendTimeoutNow(id);
+    if (this.members.current.learners.includes(id)) this.maybePromoteLearner();
+  }
+
+  private onHeartbeatResponse(m: HeartbeatResponseMessage): void {
+    const pr = this.progresses.get(m.from);
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    pr.onHeartbeatResponse();
+    if (pr.state === "snapshot") {
+      const transfer = pr.transfer;
+      if (transfer !== undefined) {
+        if (transfer.acked === transfer.ackedAtLastHeartbeat) {
+          // No progress for a heartbeat round: something was lost; resend from the acknowledged offset.
+          transfer.sent = transfer.acked;
+          transfer.doneSent = false;
+          this.sendSnapshotChunks(m.from, pr);
+        }
+        transfer.ackedAtLastHeartbeat = transfer.acked;
+      }
+    } else if (pr.match < this.log.lastIndex) {
+      this.sendAppend(m.from, pr, true);
+    }
+    if (m.ctx !== undefined) this.onReadAck(m.ctx, m.from);
+  }
+
+  private onSnapshotResponse(m: SnapshotResponseMessage): void {
+    const pr = this.progresses.get(m.from);
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    const transfer = pr.transfer;
+    if (pr.state !== "snapshot" || transfer === undefined) return;
+    if (m.done && !m.reject) {
+      pr.match = Math.max(pr.match, m.index);
+      pr.becomeReplicate();
+      this.onMatchAdvanced(m.from, pr);
+      return;
+    }
+    if (m.index !== transfer.snapshot.meta.index) return;
+    if (m.reject) {
+      transfer.sent = Math.min(m.offset, transfer.snapshot.data.byteLength);
+      transfer.acked = Math.min(transfer.acked, transfer.sent);
+      transfer.doneSent = false;
+    } else if (m.offset > transfer.acked) {
+      transfer.acked = m.offset;
+    }
+    this.sendSnapshotChunks(m.from, pr);
+  }
+
+  private sendTimeoutNow(to: string): void {
+    this.send({ type: "timeout-now", from: this.selfId, to, term: this.currentTerm });
+  }
+
+  /**
+   * Sends what `pr` may receive now: as many appends as the flow control allows (one in probe
+   * state), or a snapshot if the entries it needs are compacted. With `sendIfEmpty`, an empty
+   * append goes out when there is nothing new (to carry the commit index or probe the follower).
+   */
+  private sendAppend(to: string, pr: Progress, sendIfEmpty: boolean): void {
+    const log = this.log;
+    const cfg = this.cfg;
+    while (!pr.isPaused()) {
+      const prevIndex = pr.next - 1;
+      const prevTerm = log.term(prevIndex);
+      if (prevTerm === undefined) {
+        this.sendSnapshot(to, pr);
+        return;
+      }
+      const entries = log.entriesFrom(pr.next, cfg.maxEntriesPerAppend, cfg.maxBytesPerAppend);
+      if (entries.length === 0 && !sendIfEmpty) return;
+      const commit = log.committed;
+      const m: AppendMessage = {
+        type: "append",
+        from: this.selfId,
+        to,
+        term: this.currentTerm,
+        prevIndex,
+        prevTerm,
+        entries,
+        commit,
+      };
+      this.send(m);
+      pr.sentCommit = commit;
+      pr.sentEntries(prevIndex + entries.length, entries.length);
+      if (entries.length === 0) return;
+      sendIfEmpty = false;
+    }
+  }
+
+  private sendSnapshot(to: string, pr: Progress): void {
+    let snapshot = this.latestSnapshot;
+    if (snapshot === undefined) {
+      // A leader restored from entries only: its base is the empty membership at index 0.
+      snapshot = { meta: { index: 0, term: 0, membership: this.members.at(0) }, data: EMPTY_DATA };
+    }
+    pr.becomeSnapshot(snapshot);
+    this.sendSnapshotChunks(to, pr);
+  }
+
+  /** Sends snapshot chunks within a window of `maxInflightAppends` chunks (go-back-N). */
+  private sendSnapshotChunks(to: string, pr: Progress): void {
+    const transfer = pr.transfer;
+    if (transfer === undefined) return;
+    const { snapshot } = transfer;
+    const total = snapshot.data.byteLength;
+    const chunk = this.cfg.snapshotChunkBytes;
+    const window = chunk * this.cfg.maxInflightAppends;
+    while (!transfer.doneSent && transfer.sent - transfer.acked < window) {
+      const offset = transfer.sent;
+      const end = Math.min(total, offset + chunk);
+      const done = end === total;
+      const m: SnapshotChunkMessage = {
+        type: "snapshot",
+        from: this.selfId,
+        to,
+        term: this.currentTerm,
+        meta: snapshot.meta,
+        offset,
+        data: snapshot.data.subarray(offset, end),
+        done,
+      };
+      this.send(m);
+      transfer.sent = end;
+      if (done) transfer.doneSent = true;
+    }
+  }
+
+  private bcastHeartbeat(ctx: string | undefined): void {
+    const committed = this.log.committed;
+    for (const [id, pr] of this.progresses) {
+      if (id === this.selfId) continue;
+      const commit = Math.min(pr.match, committed);
+      const m: HeartbeatMessage = ctx === undefined
+        ? { type: "heartbeat", from: this.selfId, to: id, term: this.currentTerm, commit }
+        : { type: "heartbeat", from: this.selfId, to: id, term: this.currentTerm, commit, ctx };
+      this.send(m);
+      if (commit > pr.sentCommit) pr.sentCommit = commit;
+    }
+  }
+
+  /** Sends the replication that inputs since the last flush called for (one round per follower). */
+  private flush(): void {
+    if (this.currentRole !== "leader") {
+      this.bcastPending = false;
+      this.bcastCommit = false;
+      this.readBcastPending = false;
+      return;
+    }
+    if (this.bcastPending) {
+      const commitNews = this.bcastCommit;
+      this.bcastPending = false;
+      this.bcastCommit = false;
+      const committed = this.log.committed;
+      for (const [id, pr] of this.progresses) {
+        if (id === this.selfId) continue;
+        this.sendAppend(id, pr, commitNews && pr.sentCommit < committed);
+      }
+    }
+    if (this.readBcastPending) {
+      this.readBcastPending = false;
+      this.bcastHeartbeat(this.readOnly.lastCtx);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // ReadIndex
+
+  private leaderReadIndex(ctx: string, from: string): void {
+    if (!this.committedInTerm()) {
+      // The commit index of a new leader may lag the cluster's; wait for its first commit.
+      this.waitingReads.push({ ctx, from });
+      return;
+    }
+    const index = this.log.committed;
+    const voters = this.members.current.voters;
+    if (voters.length === 1 && voters[0] === this.selfId) {
+      this.readDone(ctx, index, from);
+      return;
+    }
+    if (!this.readOnly.add(ctx, index, from)) return;
+    if (isVoter(this.members.current, this.selfId)) this.readOnly.ack(ctx, this.selfId);
+    this.readBcastPending = true;
+  }
+
+  private onReadAck(ctx: string, from: string): void {
+    const request = this.readOnly.ack(ctx, from);
+    if (request === undefined) return;
+    const voters = this.members.current.voters;
+    let acks = 0;
+    for (const id of voters) if (request.acks.has(id)) acks++;
+    if (acks < majority(voters.length)) return;
+    for (const done of this.readOnly.advance(ctx)) this.readDone(done.ctx, done.index, done.from);
+  }
+
+  private readDone(ctx: string, index: number, from: string): void {
+    if (from === this.selfId) this.readStates.push({ ctx, index });
+    else {this.send({
+        type: "read-index-response",
+        from: this.selfId,
+        to: from,
+        term: this.currentTerm,
+        ctx,
+        index,
+      });}
+  }
+
+  private send(m: RaftMessage): void {
+    this.messages.push(m);
+  }
+}
+
+function joinChunks(chunks: readonly Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const data = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    data.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return data;
+}

@@ -1,0 +1,128 @@
+/**
+ * An in-memory {@linkcode RaftStorage}: state survives a restart of the Raft node that uses it
+ * (the same object is handed to the new node), not a restart of the process.
+ *
+ * @module
+ */
+
+import { HamokClosedError, HamokError } from "../errors.ts";
+import type { Entry, HardState, Snapshot } from "../raft/types.ts";
+import type { RaftPersistentState, RaftStorage } from "./raft_storage.ts";
+
+const INITIAL_HARD_STATE: HardState = Object.freeze({ term: 0, vote: undefined, commit: 0 });
+
+/**
+ * Keeps the hard state, the log and the latest snapshot of one member in memory. All methods
+ * complete synchronously; `load` also has a synchronous twin, {@linkcode MemoryRaftStorage.loadSync},
+ * for deterministic simulations.
+ *
+ * @example
+ * ```ts
+ * import { MemoryRaftStorage } from "./memory_storage.ts";
+ * const storage = new MemoryRaftStorage("a");
+ * storage.saveHardState({ term: 2, vote: "a", commit: 0 });
+ * storage.append([{ index: 1, term: 2, type: "noop", data: new Uint8Array() }]);
+ * const state = await storage.load();
+ * console.log(state.hardState.term, state.entries.length); // 2 1
+ * ```
+ */
+export class MemoryRaftStorage implements RaftStorage {
+  /** The member id this storage belongs to. */
+  readonly memberId: string;
+  private hardState: HardState;
+  private snapshot: Snapshot | undefined;
+  private entries: Entry[];
+  private closed = false;
+
+  /**
+   * Creates a storage for `memberId`, empty or seeded with `initial` (e.g. the bootstrap snapshot
+   * of a new cluster).
+   */
+  constructor(memberId: string, initial?: RaftPersistentState) {
+    if (typeof memberId !== "string" || memberId.length === 0) {
+      throw new HamokError("MemoryRaftStorage needs a non-empty member id", "HAMOK_CONFIG");
+    }
+    this.memberId = memberId;
+    this.hardState = initial?.hardState ?? INITIAL_HARD_STATE;
+    this.snapshot = initial?.snapshot;
+    this.entries = initial?.entries.slice() ?? [];
+    const expected = (this.snapshot?.meta.index ?? 0) + 1;
+    if (this.entries.length > 0 && this.entries[0].index !== expected) {
+      throw new HamokError(
+        `initial entries must start at index ${expected}, got ${this.entries[0].index}`,
+        "HAMOK_CONFIG",
+      );
+    }
+  }
+
+  /** Index of the latest snapshot (0 without one). */
+  get snapshotIndex(): number {
+    return this.snapshot?.meta.index ?? 0;
+  }
+
+  /** Index of the last stored entry (the snapshot index if there are none). */
+  get lastIndex(): number {
+    return this.snapshotIndex + this.entries.length;
+  }
+
+  /** Loads everything persisted so far. */
+  load(): Promise<RaftPersistentState> {
+    try {
+      return Promise.resolve(this.loadSync());
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Loads everything persisted so far, synchronously. The entries array is a copy. */
+  loadSync(): RaftPersistentState {
+    this.checkOpen();
+    return this.snapshot === undefined
+      ? { hardState: this.hardState, entries: this.entries.slice() }
+      : { hardState: this.hardState, snapshot: this.snapshot, entries: this.entries.slice() };
+  }
+
+  /** Persists term, vote and commit index. */
+  saveHardState(hardState: HardState): void {
+    this.checkOpen();
+    this.hardState = hardState;
+  }
+
+  /** Appends entries, replacing any stored suffix from `entries[0].index` on. */
+  append(entries: readonly Entry[]): void {
+    this.checkOpen();
+    if (entries.length === 0) return;
+    const base = this.snapshotIndex;
+    let from = 0;
+    // Entries at or below the snapshot are already folded into it.
+    while (from < entries.length && entries[from].index <= base) from++;
+    if (from === entries.length) return;
+    const first = entries[from].index;
+    if (first > this.lastIndex + 1) {
+      throw new HamokError(`append at ${first} leaves a gap after the last stored index ${this.lastIndex}`);
+    }
+    this.entries.length = first - base - 1;
+    for (let i = from; i < entries.length; i++) this.entries.push(entries[i]);
+  }
+
+  /** Persists a snapshot and discards the entries it covers (see {@linkcode RaftStorage.saveSnapshot}). */
+  saveSnapshot(snapshot: Snapshot): void {
+    this.checkOpen();
+    const { index, term } = snapshot.meta;
+    const base = this.snapshotIndex;
+    if (this.snapshot !== undefined && index <= base) return;
+    const position = index - base - 1;
+    const stored = position >= 0 && position < this.entries.length ? this.entries[position] : undefined;
+    this.entries = stored !== undefined && stored.term === term ? this.entries.slice(position + 1) : [];
+    this.snapshot = snapshot;
+  }
+
+  /** Closes the storage; later calls throw {@linkcode HamokClosedError}. */
+  close(): void {
+    this.closed = true;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new HamokClosedError(`storage of member ${this.memberId} is closed`);
+  }
+}

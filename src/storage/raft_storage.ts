@@ -1,0 +1,67 @@
+/**
+ * The persistence seam of the Raft core: what a node must keep across restarts (term, vote,
+ * commit, log entries, latest snapshot), and the interface a storage implements.
+ *
+ * @module
+ */
+
+import type { Entry, HardState, Snapshot } from "../raft/types.ts";
+
+/**
+ * Everything a Raft node persisted, as loaded on start.
+ *
+ * `entries` follow the snapshot contiguously: the first entry's index is `snapshot.meta.index + 1`,
+ * or 1 without snapshot. The membership is derived from the snapshot's membership plus the config
+ * entries in `entries`.
+ */
+export interface RaftPersistentState {
+  /** Term, vote and commit index. */
+  readonly hardState: HardState;
+  /** The latest snapshot, if any. A node without one and without entries is a joining member. */
+  readonly snapshot?: Snapshot;
+  /** Log entries after the snapshot. */
+  readonly entries: readonly Entry[];
+}
+
+/**
+ * Durable state of ONE Raft member.
+ *
+ * The member-id rule: a storage belongs to exactly one member id ({@linkcode RaftStorage.memberId}),
+ * and a node must only ever run with the storage of its own id. A node that lost its storage must
+ * come back under a NEW member id and join through membership changes: its old id may have voted
+ * or acknowledged entries that the cluster counts on, so running it again with an empty log could
+ * break safety. Since removed ids are tombstoned in the membership, the old id can never be reused.
+ *
+ * Methods may complete synchronously (return `void`) or asynchronously (return a promise); the
+ * driver persists everything of one `RaftReady` before it sends that ready's messages.
+ *
+ * @example
+ * ```ts
+ * import { MemoryRaftStorage } from "./memory_storage.ts";
+ * const storage: RaftStorage = new MemoryRaftStorage("node-1");
+ * const state = await storage.load();
+ * console.log(storage.memberId, state.hardState.term); // node-1 0
+ * ```
+ */
+export interface RaftStorage {
+  /** The member id this storage belongs to (see the member-id rule above). */
+  readonly memberId: string;
+  /** Loads everything persisted so far (an empty state for a new storage). */
+  load(): Promise<RaftPersistentState>;
+  /** Persists term, vote and commit index. */
+  saveHardState(hardState: HardState): Promise<void> | void;
+  /**
+   * Appends entries; any stored entries from `entries[0].index` on are replaced first (a
+   * follower's conflicting suffix). Entries must connect to the stored log without a gap.
+   */
+  append(entries: readonly Entry[]): Promise<void> | void;
+  /**
+   * Persists a snapshot and discards the entries it covers (index at or below its index). Entries
+   * after it are kept only if the stored entry at the snapshot's index has the snapshot's term
+   * (a local compaction); otherwise (a snapshot installed from the leader) the whole log is
+   * discarded. A snapshot older than the stored one is ignored.
+   */
+  saveSnapshot(snapshot: Snapshot): Promise<void> | void;
+  /** Releases resources; no method may be called afterwards. */
+  close(): Promise<void> | void;
+}
