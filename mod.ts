@@ -44,3 +44,36 @@ export {
   type NatsTransportConnectOptions,
   type NatsTransportOptions,
 } from "./src/transport/nats_transport.ts";
+export {
+  Hamok,
+  type HamokEvents,
+  type HamokJoinOptions,
+  type HamokSnapshot,
+  type HamokState,
+} from "./src/hamok.ts";
+export {
+  HAMOK_DEFAULTS,
+  type HamokConfig,
+  type HamokLogger,
+  type ResolvedHamokConfig,
+  resolveHamokConfig,
+} from "./src/config.ts";
+export {
+  EMITTER_KIND,
+  HamokEmitter,
+  type HamokEmitterConfig,
+  type HamokEmitterConnection,
+  type HamokEmitterEventMap,
+  type HamokEmitterListener,
+} from "./src/collections/emitter.ts";
+export {
+  type HamokEmitterSnapshot,
+  type HamokEmitterSnapshotEntry,
+  HamokSubscriptionTable,
+  type HamokSubscriptionTableEvents,
+} from "./src/collections/subscription_table.ts";
+export { ClusterSubjects, encodeSubjectToken } from "./src/cluster/subjects.ts";
+export { HamokRemoteError } from "./src/cluster/rpc.ts";
+export type { RaftPersistentState, RaftStorage } from "./src/storage/raft_storage.ts";
+export { MemoryRaftStorage } from "./src/storage/memory_storage.ts";
+export type * from "./src/raft/types.ts";

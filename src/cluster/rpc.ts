@@ -1,0 +1,168 @@
+/**
+ * Request/response between peers over their inboxes, with a timeout on every request.
+ *
+ * @module
+ */
+
+import type { RequestBody, ResponseBody, WireError } from "../codec/envelope.ts";
+import { HamokClosedError, HamokError, type HamokErrorCode, HamokTimeoutError } from "../errors.ts";
+
+/** Handles one request operation; throw a `HamokError` to answer with its code. */
+export type RpcHandler = (payload: Uint8Array, fromPeerId: string) => Promise<Uint8Array | undefined>;
+
+/** Sends a request or a response body to a peer's inbox. */
+export interface RpcSender {
+  /** Sends a request to `peerId`. */
+  sendRequest(peerId: string, body: RequestBody): void;
+  /** Sends a response to `peerId`. */
+  sendResponse(peerId: string, body: ResponseBody): void;
+}
+
+interface Pending {
+  readonly peerId: string;
+  readonly op: string;
+  readonly timer: ReturnType<typeof setTimeout>;
+  readonly resolve: (payload: Uint8Array | undefined) => void;
+  readonly reject: (error: Error) => void;
+}
+
+/**
+ * An error answered by a remote peer, rebuilt on this side. `code` is the remote error's code.
+ *
+ * @example
+ * ```ts
+ * import { HamokRemoteError } from "@hamok/core";
+ * const err = new HamokRemoteError("HAMOK_NOT_LEADER", "not the leader", "peer-2");
+ * console.log(err.code, err.peerId);
+ * ```
+ */
+export class HamokRemoteError extends HamokError {
+  /** The peer that answered with the error. */
+  readonly peerId: string;
+
+  /** Creates the local image of a remote error. */
+  constructor(code: string, message: string, peerId: string) {
+    super(message, code as HamokErrorCode);
+    this.peerId = peerId;
+  }
+}
+
+/**
+ * Routes requests to handlers by operation name and responses to their waiting callers.
+ *
+ * @example
+ * ```ts ignore
+ * const rpc = new RpcRouter(sender, "peer-1");
+ * rpc.handle("ping", async (payload) => payload);
+ * const pong = await rpc.request("peer-2", "ping", new Uint8Array([1]), 1000);
+ * ```
+ */
+export class RpcRouter {
+  private readonly sender: RpcSender;
+  private readonly localPeerId: string;
+  private readonly handlers = new Map<string, RpcHandler>();
+  private readonly pending = new Map<string, Pending>();
+  private counter = 0;
+  private closed = false;
+
+  /** Creates a router sending through `sender`. */
+  constructor(sender: RpcSender, localPeerId: string) {
+    this.sender = sender;
+    this.localPeerId = localPeerId;
+  }
+
+  /** Registers the handler of an operation. */
+  handle(op: string, handler: RpcHandler): void {
+    this.handlers.set(op, handler);
+  }
+
+  /** Sends a request and resolves with the response payload; rejects on error answer or timeout. */
+  request(
+    peerId: string,
+    op: string,
+    payload: Uint8Array,
+    timeoutMs: number,
+  ): Promise<Uint8Array | undefined> {
+    if (this.closed) return Promise.reject(new HamokClosedError("the peer is closed"));
+    const requestId = `${this.localPeerId}:${++this.counter}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(requestId);
+        reject(
+          new HamokTimeoutError(`request '${op}' to ${peerId} got no answer within ${timeoutMs} ms`, {
+            timeoutMs,
+            missingPeerIds: [peerId],
+          }),
+        );
+      }, timeoutMs);
+      this.pending.set(requestId, { peerId, op, timer, resolve, reject });
+      this.sender.sendRequest(peerId, { requestId, op, payload });
+    });
+  }
+
+  /** Serves an inbound request. */
+  onRequest(fromPeerId: string, body: RequestBody): void {
+    if (this.closed) return;
+    const handler = this.handlers.get(body.op);
+    if (handler === undefined) {
+      this.answer(fromPeerId, body.requestId, undefined, {
+        code: "HAMOK_CONFIG",
+        message: `unknown operation '${body.op}'`,
+      });
+      return;
+    }
+    handler(body.payload, fromPeerId).then(
+      (payload) => this.answer(fromPeerId, body.requestId, payload, undefined),
+      (error) => this.answer(fromPeerId, body.requestId, undefined, toWireError(error)),
+    );
+  }
+
+  /** Completes the request a response answers. */
+  onResponse(fromPeerId: string, body: ResponseBody): void {
+    const pending = this.pending.get(body.requestId);
+    if (pending === undefined || pending.peerId !== fromPeerId) return;
+    this.pending.delete(body.requestId);
+    clearTimeout(pending.timer);
+    if (body.ok) pending.resolve(body.payload);
+    else {
+      const error = body.error ?? { code: "HAMOK_ERROR", message: "request failed" };
+      pending.reject(
+        new HamokRemoteError(error.code, `${pending.op} at ${fromPeerId}: ${error.message}`, fromPeerId),
+      );
+    }
+  }
+
+  /** Rejects every pending request and ignores later traffic. */
+  close(): void {
+    this.closed = true;
+    for (const pending of this.pending.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(
+        new HamokClosedError(`the peer closed while '${pending.op}' to ${pending.peerId} was pending`),
+      );
+    }
+    this.pending.clear();
+  }
+
+  private answer(
+    peerId: string,
+    requestId: string,
+    payload: Uint8Array | undefined,
+    error: WireError | undefined,
+  ) {
+    if (this.closed) return;
+    this.sender.sendResponse(
+      peerId,
+      error === undefined ? { requestId, ok: true, payload } : {
+        requestId,
+        ok: false,
+        error,
+      },
+    );
+  }
+}
+
+function toWireError(error: unknown): WireError {
+  if (error instanceof HamokError) return { code: error.code, message: error.message };
+  return { code: "HAMOK_ERROR", message: error instanceof Error ? error.message : String(error) };
+}

@@ -1,0 +1,64 @@
+/**
+ * What a collection needs from the peer that hosts it. `Hamok` implements it; collections depend
+ * only on this interface, never on `Hamok` itself.
+ *
+ * @module
+ */
+
+import type { Tracer } from "@opentelemetry/api";
+import type { ClusterSubjects } from "../cluster/subjects.ts";
+import type { ReplicatedState } from "../cluster/state_machine.ts";
+import type { HamokLogger } from "../config.ts";
+import type { Transport, TransportHeaders } from "../transport/transport.ts";
+
+/** Options of a proposal made by a collection. */
+export interface ProposeOptions {
+  /** How long to wait for the command to be applied on this peer. */
+  readonly timeoutMs: number;
+  /** A request id to reuse (for an idempotent retry); a fresh one is made otherwise. */
+  readonly requestId?: string;
+}
+
+/** A handler of acknowledgements addressed to one emitter on this peer. */
+export type AckHandler = (ack: {
+  readonly ackRequestId: string;
+  readonly peerId: string;
+  readonly ok: boolean;
+  readonly error?: { readonly code: string; readonly message: string };
+}) => void;
+
+/** The services a peer offers to the collections it hosts. */
+export interface CollectionHost {
+  /** This peer's id. */
+  readonly localPeerId: string;
+  /** This peer's member id in the Raft group (peer id plus incarnation). */
+  readonly localMemberId: string;
+  /** The cluster's subjects. */
+  readonly subjects: ClusterSubjects;
+  /** The transport. */
+  readonly transport: Transport;
+  /** The logger. */
+  readonly logger: HamokLogger;
+  /** The tracer of this peer. */
+  readonly tracer: Tracer;
+  /** True once the peer is closed. */
+  readonly closed: boolean;
+  /** Whether `peerId` is a current member of the cluster other than this peer. */
+  isRemoteMember(peerId: string): boolean;
+  /** Proposes a command; resolves with its result once applied on this peer. */
+  propose(kind: string, id: string, op: string, args: unknown, options: ProposeOptions): Promise<unknown>;
+  /** Resolves once this peer has joined and applied everything committed when it was called. */
+  whenReady(timeoutMs: number): Promise<void>;
+  /** The replicated state of (kind, id) on this peer, created empty if needed. */
+  replicatedState<S extends ReplicatedState>(kind: string, id: string): S;
+  /** Publishes a wire message on a subject. */
+  publish(subject: string, data: Uint8Array, headers?: TransportHeaders): void;
+  /** Routes acknowledgements for `emitterId` arriving in this peer's inbox to `handler`. */
+  onAck(emitterId: string, handler: AckHandler): () => void;
+  /** Calls `listener` when a member leaves the cluster (after the removal is applied). */
+  onMemberRemoved(listener: (peerId: string) => void): () => void;
+  /** Reports a non-fatal error on the peer's `error` event. */
+  reportError(error: Error): void;
+  /** Forgets a closed collection so that its id can be used again. */
+  detach(kind: string, id: string): void;
+}

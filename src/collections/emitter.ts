@@ -1,0 +1,654 @@
+/**
+ * HamokEmitter: distributed events. The subscription table is replicated through Raft; events
+ * travel directly: one transport publish per event on the event's subject reaches every subscriber,
+ * and acknowledgements come back to the publisher's inbox.
+ *
+ * @module
+ */
+
+import { decodeEnvelope, encodeEnvelope } from "../codec/envelope.ts";
+import { cborPayloadCodec, decodePayload, encodePayload, type PayloadCodec } from "../codec/payload_codec.ts";
+import { peerIdOfMember } from "../cluster/member_id.ts";
+import { positiveInteger } from "../config.ts";
+import {
+  HamokClosedError,
+  HamokConfigError,
+  HamokDeliveryError,
+  type HamokDeliveryFailure,
+  HamokError,
+  HamokListenerError,
+  HamokTimeoutError,
+} from "../errors.ts";
+import type { TransportMessage, TransportSubscription } from "../transport/transport.ts";
+import type { CollectionHost } from "./collection_host.ts";
+import { type HamokEmitterSnapshot, type HamokSubscriptionTable, sameValue } from "./subscription_table.ts";
+import { LocalListeners } from "./local_listeners.ts";
+
+/** Event names mapped to the argument tuples of their listeners. */
+export type HamokEmitterEventMap = Record<string, unknown[]>;
+
+/** A listener of event `K` of event map `T`. */
+export type HamokEmitterListener<T extends HamokEmitterEventMap, K extends keyof T> = (...args: T[K]) => void;
+
+/**
+ * Options of `hamok.createEmitter(config)`.
+ *
+ * @example
+ * ```ts
+ * type Events = { message: [string, number] };
+ * const emitter = hamok.createEmitter<Events>({ emitterId: "chat", requestTimeoutInMs: 3000 });
+ * ```
+ */
+export interface HamokEmitterConfig<T extends HamokEmitterEventMap = HamokEmitterEventMap> {
+  /** The emitter id; peers with emitters of the same id share events. Required. */
+  emitterId: string;
+  /** Timeout of `publish` acknowledgements and of subscription changes, in ms. Default 5000. */
+  requestTimeoutInMs?: number;
+  /** Maximum events per outbound command (0 = unlimited); larger ones are split. Default 0. */
+  maxOutboundMessageKeys?: number;
+  /** Maximum subscribers per outbound command (0 = unlimited); larger ones are split. Default 0. */
+  maxOutboundMessageValues?: number;
+  /** Per-event payload codecs. Default: CBOR of the argument array. */
+  payloadsCodec?: Map<keyof T, PayloadCodec>;
+}
+
+/**
+ * What an emitter is connected through: the peer, its cluster subjects and the emitter's id.
+ */
+export interface HamokEmitterConnection {
+  /** The id of the peer this emitter lives on. */
+  readonly localPeerId: string;
+  /** The emitter id. */
+  readonly emitterId: string;
+  /** The subject prefix of the cluster. */
+  readonly subjectPrefix: string;
+  /** The subject events of `event` are published on. */
+  subjectOf(event: string): string;
+}
+
+/** The replicated-state kind of emitters. */
+export const EMITTER_KIND = "emitter";
+
+const DEFAULT_REQUEST_TIMEOUT = 5000;
+
+interface PendingPublish {
+  readonly event: string;
+  readonly awaiting: Set<string>;
+  readonly acked: string[];
+  readonly failures: HamokDeliveryFailure[];
+  readonly local: boolean;
+  readonly timer: ReturnType<typeof setTimeout>;
+  readonly resolve: (peerIds: string[]) => void;
+  readonly reject: (error: Error) => void;
+}
+
+/**
+ * Distributed events across the peers of a cluster.
+ *
+ * `subscribe` registers this peer for an event in the replicated subscription table (resolving once
+ * committed); `publish` sends an event to every subscribing peer at once and resolves with the ids
+ * of the peers that acknowledged it; `notify` is fire-and-forget. `on`/`off`/`once` add local
+ * listeners only: they hear the events this peer receives or publishes, without registering with the
+ * cluster.
+ *
+ * @example
+ * ```ts
+ * import { Hamok } from "@hamok/core";
+ * type Events = { greet: [name: string] };
+ * const hamok = new Hamok();
+ * await hamok.join();
+ * const emitter = hamok.createEmitter<Events>({ emitterId: "greetings" });
+ * await emitter.subscribe("greet", (name) => console.log(`hello ${name}`));
+ * const peers = await emitter.publish("greet", "world"); // ids of the peers that got it
+ * emitter.notify("greet", "again"); // fire and forget
+ * ```
+ */
+export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap, M = unknown> {
+  /** The emitter id. */
+  readonly id: string;
+  /** Per-event payload codecs given in the config. */
+  readonly payloadsCodec: Map<keyof T, PayloadCodec>;
+  /** The connection this emitter uses. */
+  readonly connection: HamokEmitterConnection;
+  /** The replicated subscription table (read-only view with `added`/`removed`/`updated` events). */
+  readonly subscriptions: HamokSubscriptionTable<M>;
+  /** Timeout of publishes and subscription changes, in ms. */
+  readonly requestTimeoutInMs: number;
+  private readonly maxKeys: number;
+  private readonly maxValues: number;
+  private readonly host: CollectionHost;
+  private readonly local = new LocalListeners();
+  private readonly subscribed = new Map<string, Set<AnyListener>>();
+  private readonly transportSubs = new Map<string, TransportSubscription>();
+  private readonly pending = new Map<string, PendingPublish>();
+  private readonly lastSeq = new Map<string, number>();
+  private readonly eventQueues = new Map<string, Promise<void>>();
+  private readonly disposers: (() => void)[] = [];
+  private seq = 0;
+  private isClosed = false;
+  private readyPromise: Promise<void> | undefined;
+
+  /** @internal Use `hamok.createEmitter(config)`. */
+  constructor(host: CollectionHost, config: HamokEmitterConfig<T>) {
+    if (config === null || typeof config !== "object") {
+      throw new HamokConfigError("emitter config must be an object");
+    }
+    if (typeof config.emitterId !== "string" || config.emitterId.length === 0) {
+      throw new HamokConfigError("emitterId must be a non-empty string");
+    }
+    this.host = host;
+    this.id = config.emitterId;
+    this.requestTimeoutInMs = positiveInteger(
+      "requestTimeoutInMs",
+      config.requestTimeoutInMs,
+      DEFAULT_REQUEST_TIMEOUT,
+    );
+    this.maxKeys = nonNegativeInteger("maxOutboundMessageKeys", config.maxOutboundMessageKeys);
+    this.maxValues = nonNegativeInteger("maxOutboundMessageValues", config.maxOutboundMessageValues);
+    if (config.payloadsCodec !== undefined && !(config.payloadsCodec instanceof Map)) {
+      throw new HamokConfigError("payloadsCodec must be a Map from event name to codec");
+    }
+    this.payloadsCodec = config.payloadsCodec ?? new Map();
+    for (const [event, codec] of this.payloadsCodec) {
+      if (typeof codec?.encode !== "function" || typeof codec?.decode !== "function") {
+        throw new HamokConfigError(
+          `payloadsCodec for '${String(event)}' must have encode and decode functions`,
+        );
+      }
+    }
+    const subjects = host.subjects;
+    const emitterId = this.id;
+    this.connection = {
+      localPeerId: host.localPeerId,
+      emitterId,
+      subjectPrefix: subjects.prefix,
+      subjectOf: (event: string) => subjects.event(emitterId, event),
+    };
+    this.subscriptions = host.replicatedState<HamokSubscriptionTable<M>>(EMITTER_KIND, this.id);
+    const onRemoved = (event: string, peerId: string) => this.stopAwaiting(peerId, event);
+    this.subscriptions.on("removed", onRemoved);
+    this.disposers.push(
+      () => this.subscriptions.off("removed", onRemoved),
+      host.onAck(this.id, (ack) => this.onAck(ack.ackRequestId, ack.peerId, ack.ok, ack.error)),
+      host.onMemberRemoved((peerId) => this.stopAwaiting(peerId)),
+    );
+  }
+
+  /** True once closed. */
+  get closed(): boolean {
+    return this.isClosed || this.host.closed;
+  }
+
+  /** Resolves once the peer has joined and this emitter's table is caught up with the cluster. */
+  get ready(): Promise<void> {
+    if (this.readyPromise === undefined) {
+      this.readyPromise = this.host.whenReady(this.requestTimeoutInMs);
+      this.readyPromise.catch(() => {
+        this.readyPromise = undefined;
+      });
+    }
+    return this.readyPromise;
+  }
+
+  /**
+   * Adds `listener` for `event` and registers this peer as a subscriber of `event` in the replicated
+   * table. Resolves once the registration is committed (at once if this peer already subscribes with
+   * the same metadata). If it fails, the listener is removed again and the promise rejects.
+   */
+  async subscribe<K extends keyof T & string>(
+    event: K,
+    listener: HamokEmitterListener<T, K>,
+    metadata?: M,
+  ): Promise<void> {
+    this.assertOpen();
+    checkEvent(event);
+    checkListener(listener);
+    let set = this.subscribed.get(event);
+    if (set === undefined) {
+      set = new Set();
+      this.subscribed.set(event, set);
+    }
+    set.add(asAny(listener));
+    this.local.add(event, asAny(listener), false);
+    this.listenOn(event);
+    try {
+      await this.reconcile(event, metadata === undefined ? null : metadata);
+    } catch (error) {
+      set.delete(asAny(listener));
+      this.local.remove(event, asAny(listener));
+      if (set.size === 0) this.subscribed.delete(event);
+      void this.reconcile(event, null).catch(() => {});
+      throw error;
+    }
+  }
+
+  /**
+   * Removes `listener` from `event`. When no subscribed listener of `event` remains on this peer, it
+   * is removed from the replicated table; resolves once that is committed. Other events are untouched.
+   */
+  async unsubscribe<K extends keyof T & string>(
+    event: K,
+    listener: HamokEmitterListener<T, K>,
+  ): Promise<void> {
+    this.assertOpen();
+    checkEvent(event);
+    checkListener(listener);
+    const set = this.subscribed.get(event);
+    if (set === undefined || !set.delete(asAny(listener))) return;
+    this.local.remove(event, asAny(listener));
+    if (set.size === 0) this.subscribed.delete(event);
+    await this.reconcile(event, null);
+  }
+
+  /**
+   * Publishes an event to every subscriber. Resolves, once every remote subscriber acknowledged,
+   * with the ids of the peers whose listeners got it (this peer too, if it has listeners for the
+   * event). Rejects with {@linkcode HamokTimeoutError} (naming who acknowledged and who did not)
+   * after `requestTimeoutInMs`, with {@linkcode HamokDeliveryError} if a subscriber could not process
+   * it, with {@linkcode HamokCodecError} if the arguments cannot be encoded, and with
+   * {@linkcode HamokClosedError} if the emitter is closed. A subscriber that leaves the cluster
+   * meanwhile is no longer awaited.
+   */
+  publish<K extends keyof T & string>(event: K, ...args: T[K]): Promise<string[]> {
+    try {
+      this.assertOpen();
+      checkEvent(event);
+      const payload = encodePayload(this.codecOf(event), args);
+      const self = this.host.localPeerId;
+      const targets = this.remoteTargets(event);
+      const local = this.local.has(event);
+      if (targets === undefined) {
+        if (local) this.deliverLocal(event, args);
+        return Promise.resolve(local ? [self] : []);
+      }
+      const ackRequestId = `${this.host.localMemberId}:${++this.seq}`;
+      const promise = new Promise<string[]>((resolve, reject) => {
+        const timer = setTimeout(() => this.timeout(ackRequestId), this.requestTimeoutInMs);
+        this.pending.set(ackRequestId, {
+          event,
+          awaiting: targets,
+          acked: [],
+          failures: [],
+          local,
+          timer,
+          resolve,
+          reject,
+        });
+      });
+      this.send(event, payload, this.seq, ackRequestId);
+      if (local) this.deliverLocal(event, args);
+      return promise;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Sends an event to every subscriber without waiting for acknowledgements. Throws
+   * {@linkcode HamokCodecError} if the arguments cannot be encoded and {@linkcode HamokClosedError}
+   * if the emitter is closed.
+   */
+  notify<K extends keyof T & string>(event: K, ...args: T[K]): void {
+    this.assertOpen();
+    checkEvent(event);
+    const payload = encodePayload(this.codecOf(event), args);
+    if (this.remoteTargets(event) !== undefined) this.send(event, payload, ++this.seq, undefined);
+    if (this.local.has(event)) this.deliverLocal(event, args);
+  }
+
+  /** Adds a local listener (no cluster registration; see {@linkcode subscribe}). */
+  on<K extends keyof T & string>(event: K, listener: HamokEmitterListener<T, K>): this {
+    checkListener(listener);
+    this.local.add(event, asAny(listener), false);
+    return this;
+  }
+
+  /** Adds a local listener that is removed after its first call. */
+  once<K extends keyof T & string>(event: K, listener: HamokEmitterListener<T, K>): this {
+    checkListener(listener);
+    this.local.add(event, asAny(listener), true);
+    return this;
+  }
+
+  /** Removes a local listener added with `on` or `once`. */
+  off<K extends keyof T & string>(event: K, listener: HamokEmitterListener<T, K>): this {
+    this.local.remove(event, asAny(listener));
+    return this;
+  }
+
+  /**
+   * Removes every listener of this emitter on this peer and, through consensus, every subscription
+   * of this peer; resolves once committed.
+   */
+  async clear(): Promise<void> {
+    this.assertOpen();
+    this.subscribed.clear();
+    this.local.clear();
+    await this.host.propose(EMITTER_KIND, this.id, "clear-peer", null, {
+      timeoutMs: this.requestTimeoutInMs,
+    });
+    for (const [event, sub] of this.transportSubs) {
+      if (!this.subscribed.has(event)) {
+        sub.unsubscribe();
+        this.transportSubs.delete(event);
+      }
+    }
+  }
+
+  /** The replicated subscription table as a snapshot. */
+  export(): HamokEmitterSnapshot<M> {
+    return this.subscriptions.toSnapshot();
+  }
+
+  /**
+   * Merges a snapshot into the replicated subscription table through consensus (split into several
+   * commands when `maxOutboundMessageKeys`/`maxOutboundMessageValues` are set). Resolves once
+   * every part is committed.
+   */
+  async import(snapshot: HamokEmitterSnapshot<M>): Promise<void> {
+    this.assertOpen();
+    if (snapshot === null || typeof snapshot !== "object" || !Array.isArray(snapshot.subscriptions)) {
+      throw new HamokConfigError("an emitter snapshot must have a subscriptions array");
+    }
+    for (const part of splitImport(snapshot, this.maxKeys, this.maxValues)) {
+      await this.host.propose(EMITTER_KIND, this.id, "import", { entries: part }, {
+        timeoutMs: this.requestTimeoutInMs,
+      });
+    }
+  }
+
+  /**
+   * Closes the emitter: local listeners are dropped, pending publishes reject with
+   * {@linkcode HamokClosedError}, and this peer's subscriptions are withdrawn from the cluster (best
+   * effort, in the background).
+   */
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    const hadSubscriptions = this.subscribed.size > 0 || this.subscriptions.getAllPeerIds().includes(
+      this.host.localPeerId,
+    );
+    this.subscribed.clear();
+    this.local.clear();
+    for (const sub of this.transportSubs.values()) sub.unsubscribe();
+    this.transportSubs.clear();
+    for (const dispose of this.disposers) dispose();
+    for (const [id, pending] of this.pending) {
+      clearTimeout(pending.timer);
+      pending.reject(
+        new HamokClosedError(`emitter '${this.id}' was closed while publishing '${pending.event}'`),
+      );
+      this.pending.delete(id);
+    }
+    this.host.detach(EMITTER_KIND, this.id);
+    if (hadSubscriptions && !this.host.closed) {
+      this.host.propose(EMITTER_KIND, this.id, "clear-peer", null, { timeoutMs: this.requestTimeoutInMs })
+        .catch((error) =>
+          this.host.logger.debug(`emitter '${this.id}': withdrawing subscriptions failed`, error)
+        );
+    }
+  }
+
+  /** @internal Called by the peer when it closes. */
+  closeByHost(): void {
+    this.close();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new HamokClosedError(`emitter '${this.id}' is closed`);
+  }
+
+  private codecOf(event: string): PayloadCodec {
+    return this.payloadsCodec.get(event) ?? cborPayloadCodec;
+  }
+
+  /** Remote members subscribed to `event`, or undefined if none. */
+  private remoteTargets(event: string): Set<string> | undefined {
+    const peers = this.subscriptions.peersOf(event);
+    if (peers === undefined) return undefined;
+    let targets: Set<string> | undefined;
+    const self = this.host.localPeerId;
+    for (const peerId of peers.keys()) {
+      if (peerId === self || !this.host.isRemoteMember(peerId)) continue;
+      (targets ??= new Set()).add(peerId);
+    }
+    return targets;
+  }
+
+  private send(
+    event: string,
+    payload: string | Uint8Array,
+    seq: number,
+    ackRequestId: string | undefined,
+  ): void {
+    const data = encodeEnvelope({
+      type: "event",
+      from: this.host.localMemberId,
+      body: { emitterId: this.id, event, payload, seq, ackRequestId },
+    });
+    this.host.publish(this.connection.subjectOf(event), data);
+  }
+
+  /** Serializes the subscription changes of one event and makes the table match the local listeners. */
+  private reconcile(event: string, metadata: M | null): Promise<void> {
+    const previous = this.eventQueues.get(event) ?? Promise.resolve();
+    const next = previous.catch(() => {}).then(async () => {
+      const self = this.host.localPeerId;
+      const wanted = (this.subscribed.get(event)?.size ?? 0) > 0;
+      const present = this.subscriptions.hasPeerOnEvent(event, self);
+      const timeoutMs = this.requestTimeoutInMs;
+      if (
+        wanted &&
+        (!present || (metadata !== null && !sameValue(this.subscriptions.getMetadata(event, self), metadata)))
+      ) {
+        await this.host.propose(EMITTER_KIND, this.id, "subscribe", { event, metadata }, { timeoutMs });
+      } else if (!wanted && present) {
+        await this.host.propose(EMITTER_KIND, this.id, "unsubscribe", { event }, { timeoutMs });
+      }
+      if (!wanted && !this.subscribed.has(event)) this.stopListening(event);
+    });
+    this.eventQueues.set(event, next);
+    const cleanup = () => {
+      if (this.eventQueues.get(event) === next) this.eventQueues.delete(event);
+    };
+    next.then(cleanup, cleanup);
+    return next;
+  }
+
+  private listenOn(event: string): void {
+    if (this.transportSubs.has(event)) return;
+    const sub = this.host.transport.subscribe(
+      this.connection.subjectOf(event),
+      (message) => this.receive(message),
+    );
+    this.transportSubs.set(event, sub);
+  }
+
+  private stopListening(event: string): void {
+    const sub = this.transportSubs.get(event);
+    if (sub === undefined) return;
+    sub.unsubscribe();
+    this.transportSubs.delete(event);
+  }
+
+  private receive(message: TransportMessage): void {
+    if (this.closed) return;
+    let envelope;
+    try {
+      envelope = decodeEnvelope(message.data);
+    } catch (error) {
+      this.host.logger.warn(`emitter '${this.id}': dropped an undecodable message`, error);
+      return;
+    }
+    if (envelope.type !== "event") return;
+    const from = envelope.from;
+    if (from === this.host.localMemberId) return;
+    const body = envelope.body;
+    const last = this.lastSeq.get(from);
+    if (last !== undefined && body.seq <= last) return;
+    this.lastSeq.set(from, body.seq);
+    let args: unknown[];
+    try {
+      args = decodePayload(this.codecOf(body.event), body.payload);
+    } catch (error) {
+      const err = error instanceof HamokError
+        ? error
+        : new HamokError(String(error), "HAMOK_CODEC", { cause: error });
+      this.host.reportError(err);
+      this.ack(from, body.ackRequestId, { code: err.code, message: err.message });
+      return;
+    }
+    this.deliverLocal(body.event, args);
+    this.ack(from, body.ackRequestId, undefined);
+  }
+
+  private ack(
+    toMember: string,
+    ackRequestId: string | undefined,
+    error: { code: string; message: string } | undefined,
+  ): void {
+    if (ackRequestId === undefined) return;
+    const data = encodeEnvelope({
+      type: "ack",
+      from: this.host.localMemberId,
+      body: {
+        emitterId: this.id,
+        ackRequestId,
+        peerId: this.host.localPeerId,
+        ok: error === undefined,
+        error,
+      },
+    });
+    this.host.publish(this.host.subjects.inbox(peerIdOfMember(toMember)), data);
+  }
+
+  private deliverLocal(event: string, args: readonly unknown[]): void {
+    this.local.deliver(event, args, (error) =>
+      this.host.reportError(
+        new HamokListenerError(`a listener of '${event}' on emitter '${this.id}' threw`, {
+          emitterId: this.id,
+          event,
+        }, { cause: error }),
+      ));
+  }
+
+  private onAck(
+    ackRequestId: string,
+    peerId: string,
+    ok: boolean,
+    error?: { code: string; message: string },
+  ): void {
+    const pending = this.pending.get(ackRequestId);
+    if (pending === undefined || !pending.awaiting.delete(peerId)) return;
+    if (ok) pending.acked.push(peerId);
+    else pending.failures.push({ peerId, code: error?.code ?? "HAMOK_ERROR", message: error?.message ?? "" });
+    if (pending.awaiting.size === 0) this.settle(ackRequestId, pending);
+  }
+
+  private stopAwaiting(peerId: string, event?: string): void {
+    for (const [id, pending] of this.pending) {
+      if (event !== undefined && pending.event !== event) continue;
+      if (pending.awaiting.delete(peerId) && pending.awaiting.size === 0) this.settle(id, pending);
+    }
+  }
+
+  private settle(ackRequestId: string, pending: PendingPublish): void {
+    this.pending.delete(ackRequestId);
+    clearTimeout(pending.timer);
+    const peerIds = pending.local ? [...pending.acked, this.host.localPeerId] : pending.acked;
+    if (pending.failures.length === 0) {
+      pending.resolve(peerIds);
+      return;
+    }
+    const names = pending.failures.map((f) => `${f.peerId} (${f.code}: ${f.message})`).join(", ");
+    pending.reject(
+      new HamokDeliveryError(`event '${pending.event}' of emitter '${this.id}' failed on ${names}`, {
+        acknowledgedPeerIds: peerIds,
+        failures: pending.failures,
+      }),
+    );
+  }
+
+  private timeout(ackRequestId: string): void {
+    const pending = this.pending.get(ackRequestId);
+    if (pending === undefined) return;
+    this.pending.delete(ackRequestId);
+    const responded = pending.local ? [...pending.acked, this.host.localPeerId] : pending.acked;
+    const missing = [...pending.awaiting];
+    pending.reject(
+      new HamokTimeoutError(
+        `publish of '${pending.event}' on emitter '${this.id}' timed out after ${this.requestTimeoutInMs} ms; ` +
+          `acknowledged: [${responded.join(", ")}], missing: [${missing.join(", ")}]`,
+        { timeoutMs: this.requestTimeoutInMs, respondedPeerIds: responded, missingPeerIds: missing },
+      ),
+    );
+  }
+}
+
+type AnyListener = (...args: unknown[]) => void;
+
+function asAny(listener: unknown): AnyListener {
+  return listener as AnyListener;
+}
+
+function checkEvent(event: unknown): void {
+  if (typeof event !== "string" || event.length === 0) {
+    throw new HamokConfigError(`an event name must be a non-empty string, got ${typeof event}`);
+  }
+}
+
+function checkListener(listener: unknown): void {
+  if (typeof listener !== "function") {
+    throw new HamokConfigError(
+      `a listener must be a function, got ${listener === null ? "null" : typeof listener}`,
+    );
+  }
+}
+
+function nonNegativeInteger(name: string, value: number | undefined): number {
+  if (value === undefined) return 0;
+  if (!Number.isInteger(value) || value < 0) {
+    throw new HamokConfigError(
+      `${name} must be a non-negative integer (0 = unlimited), got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+type ImportPart = [string, [string, unknown][]][];
+
+/** Splits a snapshot into parts of at most `maxKeys` events and `maxValues` subscribers (0 = unlimited). */
+function splitImport<M>(snapshot: HamokEmitterSnapshot<M>, maxKeys: number, maxValues: number): ImportPart[] {
+  const keys = maxKeys === 0 ? Infinity : maxKeys;
+  const values = maxValues === 0 ? Infinity : maxValues;
+  const parts: ImportPart[] = [];
+  let part: ImportPart = [];
+  let count = 0;
+  const flush = () => {
+    if (part.length > 0) parts.push(part);
+    part = [];
+    count = 0;
+  };
+  for (const entry of snapshot.subscriptions) {
+    if (typeof entry?.event !== "string" || !Array.isArray(entry.subscribers)) {
+      throw new HamokConfigError("every snapshot entry needs an event name and a subscribers array");
+    }
+    let subscribers: [string, unknown][] = [];
+    for (const { peerId, metadata } of entry.subscribers) {
+      if (count >= values) {
+        part.push([entry.event, subscribers]);
+        flush();
+        subscribers = [];
+      }
+      if (subscribers.length === 0 && part.length >= keys) flush();
+      subscribers.push([peerId, metadata ?? null]);
+      count++;
+    }
+    if (subscribers.length > 0) {
+      if (part.length >= keys) flush();
+      part.push([entry.event, subscribers]);
+    }
+  }
+  flush();
+  return parts;
+}

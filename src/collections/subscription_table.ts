@@ -1,0 +1,235 @@
+/**
+ * The replicated subscription table of one emitter: event -> subscribing peer -> metadata. It is a
+ * {@linkcode ReplicatedState}: it changes only by committed commands, in log order, identically on
+ * every peer.
+ *
+ * @module
+ */
+
+import { EventEmitter } from "eventemitter3";
+import type { ApplyContext, ReplicatedState } from "../cluster/state_machine.ts";
+
+/** Events of a {@linkcode HamokSubscriptionTable}. */
+export interface HamokSubscriptionTableEvents<M> {
+  /** `peerId` subscribed to `event`. */
+  added: (event: string, peerId: string, metadata: M | null) => void;
+  /** `peerId` no longer subscribes to `event`. */
+  removed: (event: string, peerId: string, metadata: M | null) => void;
+  /** `peerId` re-subscribed to `event` with different metadata. */
+  updated: (event: string, peerId: string, metadata: M | null, previous: M | null) => void;
+}
+
+/** One event's subscribers in an emitter snapshot. */
+export interface HamokEmitterSnapshotEntry<M = unknown> {
+  /** The event name. */
+  readonly event: string;
+  /** Its subscribers and their metadata. */
+  readonly subscribers: readonly { readonly peerId: string; readonly metadata: M | null }[];
+}
+
+/** The exported state of an emitter: its id and its subscription table. */
+export interface HamokEmitterSnapshot<M = unknown> {
+  /** The emitter id. */
+  readonly emitterId: string;
+  /** Every event with subscribers. */
+  readonly subscriptions: readonly HamokEmitterSnapshotEntry<M>[];
+}
+
+type TableImage = [event: string, subscribers: [peerId: string, metadata: unknown][]][];
+
+/**
+ * A read-only view of who subscribes to what, with `added`, `removed` and `updated` events. It is
+ * the same on every peer once they have applied the same log.
+ *
+ * @example
+ * ```ts
+ * const table = emitter.subscriptions;
+ * table.on("added", (event, peerId) => console.log(`${peerId} now listens to ${event}`));
+ * console.log(table.getPeerIds("chat"));
+ * ```
+ */
+export class HamokSubscriptionTable<M = unknown> extends EventEmitter<HamokSubscriptionTableEvents<M>>
+  implements ReplicatedState {
+  /** The emitter id this table belongs to. */
+  readonly emitterId: string;
+  private readonly table = new Map<string, Map<string, M | null>>();
+
+  /** Creates an empty table. */
+  constructor(emitterId: string) {
+    super();
+    this.emitterId = emitterId;
+  }
+
+  /** Number of events that have at least one subscriber. */
+  get size(): number {
+    return this.table.size;
+  }
+
+  /** Events that have at least one subscriber. */
+  events(): string[] {
+    return [...this.table.keys()];
+  }
+
+  /** Whether `event` has subscribers. */
+  hasEvent(event: string): boolean {
+    return this.table.has(event);
+  }
+
+  /** Whether `peerId` subscribes to `event`. */
+  hasPeerOnEvent(event: string, peerId: string): boolean {
+    return this.table.get(event)?.has(peerId) ?? false;
+  }
+
+  /** The subscribers of `event` (empty if none). */
+  getPeerIds(event: string): string[] {
+    const peers = this.table.get(event);
+    return peers === undefined ? [] : [...peers.keys()];
+  }
+
+  /** The live subscriber map of `event` (read it, never mutate it). */
+  peersOf(event: string): ReadonlyMap<string, M | null> | undefined {
+    return this.table.get(event);
+  }
+
+  /** Every peer that subscribes to at least one event. */
+  getAllPeerIds(): string[] {
+    const all = new Set<string>();
+    for (const peers of this.table.values()) for (const peerId of peers.keys()) all.add(peerId);
+    return [...all];
+  }
+
+  /** The metadata `peerId` subscribed to `event` with (`undefined` if it does not subscribe). */
+  getMetadata(event: string, peerId: string): M | null | undefined {
+    return this.table.get(event)?.get(peerId);
+  }
+
+  /** `[event, Map<peerId, metadata>]` pairs (copies). */
+  entries(): [string, Map<string, M | null>][] {
+    return [...this.table].map(([event, peers]) => [event, new Map(peers)]);
+  }
+
+  /** The table as an emitter snapshot. */
+  toSnapshot(): HamokEmitterSnapshot<M> {
+    return {
+      emitterId: this.emitterId,
+      subscriptions: [...this.table].map(([event, peers]) => ({
+        event,
+        subscribers: [...peers].map(([peerId, metadata]) => ({ peerId, metadata })),
+      })),
+    };
+  }
+
+  /** @internal Applies a committed command. */
+  apply(op: string, args: unknown, ctx: ApplyContext): unknown {
+    const a = args as Record<string, unknown>;
+    switch (op) {
+      case "subscribe":
+        return this.add(a.event as string, ctx.proposerPeerId, (a.metadata ?? null) as M | null);
+      case "unsubscribe":
+        return this.remove(a.event as string, ctx.proposerPeerId);
+      case "clear-peer":
+        return this.removePeer(ctx.proposerPeerId);
+      case "import": {
+        let changed = 0;
+        for (const [event, subscribers] of a.entries as TableImage) {
+          for (const [peerId, metadata] of subscribers) {
+            if (this.add(event, peerId, metadata as M | null)) changed++;
+          }
+        }
+        return changed;
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  /** @internal A member left the cluster: it no longer subscribes to anything. */
+  memberRemoved(peerId: string): void {
+    this.removePeer(peerId);
+  }
+
+  /** @internal */
+  snapshot(): unknown {
+    const image: TableImage = [];
+    for (const [event, peers] of this.table) image.push([event, [...peers]]);
+    return image;
+  }
+
+  /** @internal */
+  restore(image: unknown): void {
+    const next = new Map<string, Map<string, M | null>>();
+    for (const [event, subscribers] of image as TableImage) {
+      next.set(event, new Map(subscribers as [string, M | null][]));
+    }
+    for (const [event, peers] of this.table) {
+      for (const [peerId, metadata] of peers) {
+        if (!next.get(event)?.has(peerId)) {
+          peers.delete(peerId);
+          this.emit("removed", event, peerId, metadata);
+        }
+      }
+      if (peers.size === 0) this.table.delete(event);
+    }
+    for (const [event, peers] of next) {
+      for (const [peerId, metadata] of peers) this.add(event, peerId, metadata);
+    }
+  }
+
+  private add(event: string, peerId: string, metadata: M | null): boolean {
+    let peers = this.table.get(event);
+    if (peers === undefined) {
+      peers = new Map();
+      this.table.set(event, peers);
+    }
+    if (!peers.has(peerId)) {
+      peers.set(peerId, metadata);
+      this.emit("added", event, peerId, metadata);
+      return true;
+    }
+    const previous = peers.get(peerId) ?? null;
+    if (sameValue(previous, metadata)) return false;
+    peers.set(peerId, metadata);
+    this.emit("updated", event, peerId, metadata, previous);
+    return true;
+  }
+
+  private remove(event: string, peerId: string): boolean {
+    const peers = this.table.get(event);
+    if (peers === undefined || !peers.has(peerId)) return false;
+    const metadata = peers.get(peerId) ?? null;
+    peers.delete(peerId);
+    if (peers.size === 0) this.table.delete(event);
+    this.emit("removed", event, peerId, metadata);
+    return true;
+  }
+
+  private removePeer(peerId: string): number {
+    let removed = 0;
+    for (const event of [...this.table.keys()]) if (this.remove(event, peerId)) removed++;
+    return removed;
+  }
+}
+
+/** Structural equality for metadata values (plain data: primitives, arrays, objects, Maps, bytes). */
+export function sameValue(a: unknown, b: unknown): boolean {
+  if (Object.is(a, b)) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (a instanceof Uint8Array || b instanceof Uint8Array) {
+    if (!(a instanceof Uint8Array && b instanceof Uint8Array) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+    return true;
+  }
+  if (a instanceof Map || b instanceof Map) {
+    if (!(a instanceof Map && b instanceof Map) || a.size !== b.size) return false;
+    for (const [k, v] of a) if (!b.has(k) || !sameValue(v, b.get(k))) return false;
+    return true;
+  }
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  for (const k of ka) {
+    if (!sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  }
+  return true;
+}

@@ -1,0 +1,1312 @@
+/**
+ * Hamok: one peer of a cluster. It discovers or bootstraps the cluster, becomes a member through
+ * the replicated log, runs the Raft core on a clock and a transport, applies committed commands to
+ * the collections' replicated states, and hosts the collections.
+ *
+ * @module
+ */
+
+import { EventEmitter } from "eventemitter3";
+import { trace, type Tracer } from "@opentelemetry/api";
+import { decodeCbor, encodeCbor } from "./codec/cbor.ts";
+import { decodeEnvelope, encodeEnvelope, type HelloBody, type WireEnvelope } from "./codec/envelope.ts";
+import { newMemberId, peerIdOfMember } from "./cluster/member_id.ts";
+import { RaftDriver } from "./cluster/raft_driver.ts";
+import { RpcRouter } from "./cluster/rpc.ts";
+import {
+  type Command,
+  type ReplicatedState,
+  StateMachine,
+  type StateMachineImage,
+} from "./cluster/state_machine.ts";
+import { ClusterSubjects } from "./cluster/subjects.ts";
+import type { AckHandler, CollectionHost, ProposeOptions } from "./collections/collection_host.ts";
+import {
+  EMITTER_KIND,
+  HamokEmitter,
+  type HamokEmitterConfig,
+  type HamokEmitterEventMap,
+} from "./collections/emitter.ts";
+import { type HamokEmitterSnapshot, HamokSubscriptionTable } from "./collections/subscription_table.ts";
+import {
+  type HamokConfig,
+  type HamokLogger,
+  type ResolvedHamokConfig,
+  resolveHamokConfig,
+} from "./config.ts";
+import {
+  HamokAbortedError,
+  HamokClosedError,
+  HamokConfigError,
+  HamokError,
+  HamokNoLeaderError,
+  HamokNotLeaderError,
+  HamokOutcomeUnknownError,
+  HamokTimeoutError,
+} from "./errors.ts";
+import { RaftNode } from "./raft/raft_node.ts";
+import type {
+  Entry,
+  Membership,
+  MembershipChange,
+  RaftMessage,
+  RaftRole,
+  Snapshot,
+  SoftState,
+} from "./raft/types.ts";
+import { MemoryRaftStorage } from "./storage/memory_storage.ts";
+import type { RaftPersistentState, RaftStorage } from "./storage/raft_storage.ts";
+import { MemoryTransport } from "./transport/memory_transport.ts";
+import type {
+  Transport,
+  TransportHeaders,
+  TransportMessage,
+  TransportSubscription,
+} from "./transport/transport.ts";
+
+/** The state of a peer: `empty` before it joined (or after it left), else its Raft role. */
+export type HamokState = "empty" | "follower" | "candidate" | "leader";
+
+/** Events of a {@linkcode Hamok} peer. */
+export interface HamokEvents {
+  /** The leader changed (`undefined`: no leader known). */
+  "leader-changed": (leaderId: string | undefined, previousLeaderId: string | undefined) => void;
+  /** The state changed. */
+  "state-changed": (state: HamokState, previous: HamokState) => void;
+  /** A peer became a member of the cluster. */
+  "remote-peer-joined": (peerId: string) => void;
+  /** A peer was removed from the cluster (it left, or was silent for too long). Never fired by elections. */
+  "remote-peer-left": (peerId: string) => void;
+  /** Log entries up to `commitIndex` were applied on this peer. */
+  commit: (commitIndex: number) => void;
+  /** `join()` completed. */
+  joined: () => void;
+  /** `leave()` completed, or this peer was removed from the cluster. */
+  left: () => void;
+  /** A non-fatal error (a listener threw, a message could not be decoded, storage failed, ...). */
+  error: (error: Error) => void;
+  /** The peer closed. */
+  close: () => void;
+}
+
+/**
+ * Options of `join()`.
+ *
+ * @example
+ * ```ts
+ * await hamok.join({ timeoutMs: 10_000 });
+ * ```
+ */
+export interface HamokJoinOptions {
+  /** Give up after this many ms with a `HamokTimeoutError`. Default: 3 x `requestTimeoutMs`. */
+  timeoutMs?: number;
+  /** Abort the join. */
+  signal?: AbortSignal;
+}
+
+/** One collection exported by {@linkcode Hamok.export}. */
+export interface HamokSnapshot {
+  /** Format version. */
+  readonly version: 1;
+  /** Peer that made the export. */
+  readonly peerId: string;
+  /** Log index the export reflects. */
+  readonly appliedIndex: number;
+  /** The emitters' subscription tables. */
+  readonly emitters: readonly HamokEmitterSnapshot[];
+}
+
+interface PendingProposal {
+  readonly data: Uint8Array;
+  readonly requestId: string;
+  readonly timer: ReturnType<typeof setTimeout>;
+  readonly timeoutMs: number;
+  submitted: boolean;
+  lastSubmit: number;
+  readonly resolve: (result: unknown) => void;
+  readonly reject: (error: Error) => void;
+}
+
+interface HostedCollection {
+  readonly kind: string;
+  readonly instance: unknown;
+  closeByHost(): void;
+}
+
+interface Waiter {
+  readonly check: () => boolean;
+  readonly resolve: () => void;
+}
+
+const JOIN_OP = "join";
+const LEAVE_OP = "leave";
+
+/**
+ * One peer of a Hamok cluster.
+ *
+ * @example
+ * ```ts
+ * import { Hamok } from "@hamok/core";
+ * const a = new Hamok({ peerId: "a" });
+ * const b = new Hamok({ peerId: "b" });
+ * await Promise.all([a.join(), b.join()]);
+ * console.log(a.leaderId === b.leaderId); // true: one cluster
+ * await b.leave();
+ * a.close();
+ * ```
+ */
+export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
+  /** The resolved configuration. */
+  readonly config: ResolvedHamokConfig;
+  /** This peer's id. */
+  readonly localPeerId: string;
+  /** The cluster's subjects. */
+  readonly subjects: ClusterSubjects;
+  /** The transport this peer talks through. */
+  readonly transport: Transport;
+  /** The logger. */
+  readonly logger: HamokLogger;
+  /** The OpenTelemetry tracer of this peer. */
+  readonly tracer: Tracer;
+  readonly #ownsTransport: boolean;
+  readonly #ownsStorage: boolean;
+  #storage: RaftStorage;
+  #memberId: string;
+  readonly #stateMachine = new StateMachine();
+  readonly #rpc: RpcRouter;
+  #node: RaftNode | undefined;
+  #driver: RaftDriver | undefined;
+  #transportSubs: TransportSubscription[] = [];
+  #joinPromise: Promise<void> | undefined;
+  #joinAbort: AbortController | undefined;
+  #joined = false;
+  #leaving = false;
+  #closed = false;
+  #state: HamokState = "empty";
+  #leaderMemberId: string | undefined;
+  #term = 0;
+  /** Committed membership: member id -> role. */
+  readonly #members = new Map<string, "voter" | "learner">();
+  readonly #pending = new Map<string, PendingProposal>();
+  #proposalCounter = 0;
+  readonly #collections = new Map<string, HostedCollection>();
+  readonly #ackHandlers = new Map<string, AckHandler>();
+  readonly #memberRemovedListeners = new Set<(peerId: string) => void>();
+  readonly #lastHeard = new Map<string, number>();
+  readonly #removing = new Set<string>();
+  #membershipQueue: Promise<unknown> = Promise.resolve();
+  #livenessTimer: ReturnType<typeof setInterval> | undefined;
+  #waiters: Waiter[] = [];
+  #lastCompacted = 0;
+  #compactScheduled = false;
+  /** Discovery: peers heard recently that are not members yet (peerId -> time). */
+  readonly #candidates = new Map<string, number>();
+  /** Discovery: the leader's member id as reported by members. */
+  #discoveredLeader: string | undefined;
+  #discoveredMember = false;
+  readonly #discoveryWake = new Set<() => void>();
+
+  /** Creates a peer; it does nothing on the network until {@linkcode join}. */
+  constructor(config: HamokConfig = {}) {
+    super();
+    this.config = resolveHamokConfig(config);
+    this.localPeerId = this.config.peerId;
+    this.logger = this.config.logger;
+    this.subjects = new ClusterSubjects(this.config.subjectPrefix);
+    this.#ownsTransport = this.config.transport === undefined;
+    this.transport = this.config.transport ?? new MemoryTransport();
+    this.#ownsStorage = this.config.storage === undefined;
+    this.#memberId = newMemberId(this.localPeerId);
+    this.#storage = this.config.storage ?? new MemoryRaftStorage(this.#memberId);
+    if (!this.#ownsStorage) {
+      const storageMember = (this.#storage as { memberId?: unknown }).memberId;
+      if (typeof storageMember === "string") {
+        if (peerIdOfMember(storageMember) !== this.localPeerId) {
+          throw new HamokConfigError(
+            `the storage belongs to member '${storageMember}', which is not of peer '${this.localPeerId}'`,
+          );
+        }
+        this.#memberId = storageMember;
+      }
+    }
+    const provider = this.config.tracerProvider ?? trace.getTracerProvider();
+    this.tracer = provider.getTracer("@hamok/core");
+    this.#stateMachine.registerKind(EMITTER_KIND, (id) => new HamokSubscriptionTable(id));
+    this.#rpc = new RpcRouter({
+      sendRequest: (peerId, body) => this.#send(peerId, { type: "request", from: this.localPeerId, body }),
+      sendResponse: (peerId, body) => this.#send(peerId, { type: "response", from: this.localPeerId, body }),
+    }, this.localPeerId);
+    this.#rpc.handle(JOIN_OP, (payload) => this.#onJoinRequest(payload));
+    this.#rpc.handle(LEAVE_OP, (payload) => this.#onLeaveRequest(payload));
+  }
+
+  // ------------------------------------------------------------------ properties
+
+  /** This peer's Raft member id (peer id plus incarnation). */
+  get localMemberId(): string {
+    return this.#memberId;
+  }
+
+  /** Ids of the other members of the cluster (committed membership). */
+  get remotePeerIds(): ReadonlySet<string> {
+    const peers = new Set<string>();
+    for (const memberId of this.#members.keys()) {
+      const peerId = peerIdOfMember(memberId);
+      if (peerId !== this.localPeerId) peers.add(peerId);
+    }
+    return peers;
+  }
+
+  /** The peer id of the current leader, if one is known. */
+  get leaderId(): string | undefined {
+    return this.#leaderMemberId === undefined ? undefined : peerIdOfMember(this.#leaderMemberId);
+  }
+
+  /** True if this peer is the leader. */
+  get leader(): boolean {
+    return this.#state === "leader";
+  }
+
+  /** `empty` before joining, else the Raft role. */
+  get state(): HamokState {
+    return this.#state;
+  }
+
+  /** The current Raft term. */
+  get term(): number {
+    return this.#term;
+  }
+
+  /** True once `join()` completed and until `leave()`/`close()`. */
+  get joined(): boolean {
+    return this.#joined;
+  }
+
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Index of the last log entry applied on this peer. */
+  get appliedIndex(): number {
+    return this.#driver?.appliedIndex ?? 0;
+  }
+
+  /** Resolves once this peer has joined (the running join, or the next one). */
+  get ready(): Promise<void> {
+    if (this.#joined) return Promise.resolve();
+    if (this.#joinPromise !== undefined) return this.#joinPromise;
+    return new Promise((resolve, reject) => {
+      const onJoined = () => {
+        this.off("close", onClose);
+        resolve();
+      };
+      const onClose = () => {
+        this.off("joined", onJoined);
+        reject(new HamokClosedError("the peer closed before it joined"));
+      };
+      this.once("joined", onJoined);
+      this.once("close", onClose);
+    });
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  /**
+   * Joins the cluster: finds it over the transport (or bootstraps a new one when nobody answers
+   * within `discoveryMs`), becomes a member through a membership change in the log, and resolves once
+   * caught up with the cluster's commit index.
+   */
+  join(options: HamokJoinOptions = {}): Promise<void> {
+    if (this.#closed) return Promise.reject(new HamokClosedError("the peer is closed"));
+    if (this.#joined) return Promise.resolve();
+    if (this.#joinPromise !== undefined) return this.#joinPromise;
+    const timeoutMs = options.timeoutMs ?? 3 * this.config.requestTimeoutMs;
+    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+      return Promise.reject(
+        new HamokConfigError(`join timeoutMs must be a positive integer, got ${timeoutMs}`),
+      );
+    }
+    const abort = new AbortController();
+    this.#joinAbort = abort;
+    const onAbort = () => abort.abort(options.signal?.reason);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    if (options.signal?.aborted) abort.abort(options.signal.reason);
+    const promise = this.#runJoin(Date.now() + timeoutMs, abort.signal).then(
+      () => {
+        this.#joined = true;
+        this.#joinPromise = undefined;
+        this.logger.info(`hamok ${this.localPeerId}: joined, leader ${this.leaderId}`);
+        this.emit("joined");
+      },
+      (error) => {
+        this.#joinPromise = undefined;
+        if (!this.#closed) this.#stopRaft();
+        throw error;
+      },
+    ).finally(() => {
+      options.signal?.removeEventListener("abort", onAbort);
+      if (this.#joinAbort === abort) this.#joinAbort = undefined;
+    });
+    this.#joinPromise = promise;
+    return promise;
+  }
+
+  /**
+   * Leaves the cluster: hands leadership over if this peer leads, is removed from the membership
+   * through the log, and stops. The peer can `join()` again later (under a new member id).
+   */
+  async leave(timeoutMs: number = this.config.requestTimeoutMs): Promise<void> {
+    if (this.#closed) throw new HamokClosedError("the peer is closed");
+    if (this.#joinPromise !== undefined) {
+      this.#joinAbort?.abort(new HamokAbortedError("join aborted by leave()"));
+      await this.#joinPromise.catch(() => {});
+    }
+    if (!this.#joined || this.#driver === undefined) return;
+    this.#leaving = true;
+    try {
+      const deadline = Date.now() + timeoutMs;
+      const others = [...this.#members.keys()].filter((m) => m !== this.#memberId);
+      if (others.length > 0) {
+        if (this.leader) await this.#handOverLeadership(deadline);
+        await this.#requestRemoval(deadline);
+      }
+    } finally {
+      this.#leaving = false;
+      this.#becomeEmpty();
+      this.emit("left");
+    }
+  }
+
+  /** Releases everything this peer holds (timers, subscriptions, the transport it created). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#joinAbort?.abort(new HamokClosedError("the peer closed"));
+    for (const collection of [...this.#collections.values()]) collection.closeByHost();
+    this.#collections.clear();
+    this.#stopRaft();
+    this.#rpc.close();
+    for (const sub of this.#transportSubs) sub.unsubscribe();
+    this.#transportSubs = [];
+    for (const pending of this.#pending.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(new HamokClosedError("the peer closed while a proposal was pending"));
+    }
+    this.#pending.clear();
+    this.#wakeDiscovery();
+    if (this.#ownsTransport) {
+      this.transport.close().catch((error) => this.logger.warn("closing the transport failed", error));
+    }
+    if (this.#ownsStorage) void Promise.resolve(this.#storage.close()).catch(() => {});
+    this.#setState("empty");
+    this.emit("close");
+    this.removeAllListeners();
+  }
+
+  /** Resolves once a leader is known; rejects with `HamokTimeoutError` after `timeoutMs`. */
+  waitUntilLeader(timeoutMs: number = this.config.requestTimeoutMs): Promise<void> {
+    return this.#waitFor(() => this.#leaderMemberId !== undefined, timeoutMs, "a leader");
+  }
+
+  /**
+   * A read barrier: resolves once this peer has applied everything the cluster had committed when
+   * it was called (ReadIndex through the leader). Rejects with `HamokTimeoutError` after `timeoutMs`.
+   */
+  async waitUntilCommitHead(timeoutMs: number = this.config.requestTimeoutMs): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const driver = this.#requireDriver();
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        throw new HamokTimeoutError(`the commit head was not reached within ${timeoutMs} ms`, { timeoutMs });
+      }
+      if (this.#leaderMemberId === undefined) await this.waitUntilLeader(remaining);
+      const ctx = `${this.#memberId}:read:${++this.#proposalCounter}`;
+      let index: number;
+      try {
+        index = await withTimeout(driver.readIndex(ctx), deadline - Date.now(), () => driver.cancelRead(ctx));
+      } catch (error) {
+        if (error instanceof HamokTimeoutError) {
+          throw new HamokTimeoutError(`the commit head was not reached within ${timeoutMs} ms`, {
+            timeoutMs,
+          });
+        }
+        // dropped (no leader / leadership lost): wait for a leader and try again
+        await delay(Math.min(this.config.tickMs, Math.max(0, deadline - Date.now())));
+        continue;
+      }
+      await withTimeout(driver.waitApplied(index), deadline - Date.now(), () => {});
+      return;
+    }
+  }
+
+  // ------------------------------------------------------------------ collections
+
+  /**
+   * Creates an emitter. A second live emitter with the same id on this peer is a `HamokConfigError`.
+   *
+   * @example
+   * ```ts
+   * const emitter = hamok.createEmitter<{ ping: [number] }>({ emitterId: "pings" });
+   * ```
+   */
+  createEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap, M = unknown>(
+    config: HamokEmitterConfig<T>,
+  ): HamokEmitter<T, M> {
+    if (this.#closed) throw new HamokClosedError("the peer is closed");
+    const key = collectionKey(EMITTER_KIND, config?.emitterId);
+    if (this.#collections.has(key)) {
+      throw new HamokConfigError(`an emitter with id '${config.emitterId}' already exists on this peer`);
+    }
+    const emitter = new HamokEmitter<T, M>(this, config);
+    this.#collections.set(key, {
+      kind: EMITTER_KIND,
+      instance: emitter,
+      closeByHost: () => emitter.closeByHost(),
+    });
+    return emitter;
+  }
+
+  /**
+   * Returns the live emitter with `config.emitterId`, or creates it.
+   *
+   * @example
+   * ```ts
+   * const emitter = hamok.getOrCreateEmitter<{ ping: [number] }>({ emitterId: "pings" });
+   * ```
+   */
+  getOrCreateEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap, M = unknown>(
+    config: HamokEmitterConfig<T>,
+  ): HamokEmitter<T, M> {
+    const existing = this.#collections.get(collectionKey(EMITTER_KIND, config?.emitterId));
+    if (existing !== undefined) return existing.instance as HamokEmitter<T, M>;
+    return this.createEmitter<T, M>(config);
+  }
+
+  /** Exports the replicated state of this peer's collections as one snapshot. */
+  export(): HamokSnapshot {
+    const emitters: HamokEmitterSnapshot[] = [];
+    for (const [kind, id, image] of this.#stateMachine.snapshot().states) {
+      if (kind !== EMITTER_KIND) continue;
+      void image;
+      emitters.push(this.replicatedState<HamokSubscriptionTable>(kind, id).toSnapshot());
+    }
+    return { version: 1, peerId: this.localPeerId, appliedIndex: this.appliedIndex, emitters };
+  }
+
+  /** Imports a snapshot made by {@linkcode export} into the cluster, through consensus (merge). */
+  async import(snapshot: HamokSnapshot): Promise<void> {
+    if (snapshot === null || typeof snapshot !== "object" || snapshot.version !== 1) {
+      throw new HamokConfigError("not a Hamok snapshot (version 1)");
+    }
+    for (const emitter of snapshot.emitters ?? []) {
+      const entries = emitter.subscriptions.map((
+        s,
+      ) => [s.event, s.subscribers.map((x) => [x.peerId, x.metadata])]);
+      await this.propose(EMITTER_KIND, emitter.emitterId, "import", { entries }, {
+        timeoutMs: this.config.requestTimeoutMs,
+      });
+    }
+  }
+
+  // ------------------------------------------------------------------ CollectionHost
+
+  /** @internal */
+  isRemoteMember(peerId: string): boolean {
+    if (peerId === this.localPeerId) return false;
+    for (const memberId of this.#members.keys()) if (peerIdOfMember(memberId) === peerId) return true;
+    return false;
+  }
+
+  /** @internal Proposes a command and resolves with its result once applied on this peer. */
+  propose(kind: string, id: string, op: string, args: unknown, options: ProposeOptions): Promise<unknown> {
+    if (this.#closed) return Promise.reject(new HamokClosedError("the peer is closed"));
+    const requestId = options.requestId ?? `${this.#memberId}:${++this.#proposalCounter}`;
+    if (this.#pending.has(requestId)) {
+      return Promise.reject(new HamokConfigError(`request '${requestId}' is already in flight`));
+    }
+    let data: Uint8Array;
+    try {
+      data = encodeCbor([kind, id, op, args, this.localPeerId]);
+    } catch (error) {
+      return Promise.reject(
+        new HamokError(`cannot encode the ${op} command`, "HAMOK_CODEC", { cause: error }),
+      );
+    }
+    return new Promise<unknown>((resolve, reject) => {
+      const timeoutMs = options.timeoutMs;
+      const timer = setTimeout(() => this.#proposalTimedOut(requestId), timeoutMs);
+      const pending: PendingProposal = {
+        data,
+        requestId,
+        timer,
+        timeoutMs,
+        submitted: false,
+        lastSubmit: 0,
+        resolve,
+        reject,
+      };
+      this.#pending.set(requestId, pending);
+      this.#submit(pending);
+    });
+  }
+
+  /** @internal */
+  whenReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    return withTimeout(this.ready, timeoutMs, () => {}).then(() =>
+      this.waitUntilCommitHead(Math.max(1, deadline - Date.now()))
+    );
+  }
+
+  /** @internal */
+  replicatedState<S extends ReplicatedState>(kind: string, id: string): S {
+    return this.#stateMachine.state(kind, id) as S;
+  }
+
+  /** @internal */
+  publish(subject: string, data: Uint8Array, headers?: TransportHeaders): void {
+    if (this.#closed) return;
+    this.transport.publish(subject, data, headers);
+  }
+
+  /** @internal */
+  onAck(emitterId: string, handler: AckHandler): () => void {
+    this.#ackHandlers.set(emitterId, handler);
+    return () => {
+      if (this.#ackHandlers.get(emitterId) === handler) this.#ackHandlers.delete(emitterId);
+    };
+  }
+
+  /** @internal */
+  onMemberRemoved(listener: (peerId: string) => void): () => void {
+    this.#memberRemovedListeners.add(listener);
+    return () => this.#memberRemovedListeners.delete(listener);
+  }
+
+  /** @internal */
+  reportError(error: Error): void {
+    if (this.listenerCount("error") > 0) this.emit("error", error);
+    else this.logger.error(error.message, error);
+  }
+
+  /** @internal */
+  detach(kind: string, id: string): void {
+    this.#collections.delete(collectionKey(kind, id));
+  }
+
+  // ------------------------------------------------------------------ join internals
+
+  async #runJoin(deadline: number, signal: AbortSignal): Promise<void> {
+    this.#openTransport();
+    const persisted = await this.#storage.load();
+    throwIfAborted(signal);
+    const hasState = persisted.snapshot !== undefined || persisted.entries.length > 0 ||
+      persisted.hardState.term > 0;
+    this.#startRaft(persisted);
+    if (!hasState) await this.#discoverAndJoin(deadline, signal);
+    await this.#waitFor(() => this.#members.has(this.#memberId), deadline - Date.now(), "membership", signal);
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) throw new HamokTimeoutError("join timed out", { timeoutMs: remaining });
+    await this.waitUntilCommitHead(remaining);
+  }
+
+  async #discoverAndJoin(deadline: number, signal: AbortSignal): Promise<void> {
+    const started = Date.now();
+    const helloEvery = Math.max(10, Math.floor(this.config.discoveryMs / 4));
+    let lastHello = 0;
+    for (;;) {
+      throwIfAborted(signal);
+      const now = Date.now();
+      if (now >= deadline) {
+        throw new HamokTimeoutError("no cluster could be joined in time", { timeoutMs: now - started });
+      }
+      if (this.#node!.membership.voters.includes(this.#memberId) || this.#members.has(this.#memberId)) return;
+      const leader = this.#discoveredLeader;
+      if (leader !== undefined) {
+        try {
+          await this.#rpc.request(
+            peerIdOfMember(leader),
+            JOIN_OP,
+            encodeCbor(this.#memberId),
+            Math.max(1, Math.min(this.config.requestTimeoutMs, deadline - Date.now())),
+          );
+          return;
+        } catch (error) {
+          this.logger.debug(`hamok ${this.localPeerId}: join through ${leader} failed`, error);
+          if (this.#discoveredLeader === leader) this.#discoveredLeader = undefined;
+          this.#discoveredMember = false;
+        }
+        continue;
+      }
+      if (now - lastHello >= helloEvery) {
+        lastHello = now;
+        this.#sendHello(undefined);
+      }
+      if (
+        now - started >= this.config.discoveryMs && !this.#discoveredMember && this.#smallestCandidate(now)
+      ) {
+        this.#bootstrap();
+        return;
+      }
+      await this.#sleepDiscovery(helloEvery, signal);
+    }
+  }
+
+  #smallestCandidate(now: number): boolean {
+    const window = 2 * this.config.discoveryMs;
+    for (const [peerId, at] of this.#candidates) {
+      if (now - at > window) {
+        this.#candidates.delete(peerId);
+        continue;
+      }
+      if (peerId < this.localPeerId) return false;
+    }
+    return true;
+  }
+
+  #sleepDiscovery(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#discoveryWake.delete(done);
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#discoveryWake.add(done);
+      signal.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  #wakeDiscovery(): void {
+    for (const wake of [...this.#discoveryWake]) wake();
+  }
+
+  #bootstrap(): void {
+    this.logger.info(`hamok ${this.localPeerId}: no cluster found, bootstrapping one`);
+    const snapshot: Snapshot = {
+      meta: { index: 0, term: 0, membership: { voters: [this.#memberId], learners: [], removed: [] } },
+      data: encodeCbor(this.#stateMachine.snapshot()),
+    };
+    void Promise.resolve(this.#storage.saveSnapshot(snapshot)).catch((error) =>
+      this.reportError(asError(error))
+    );
+    this.#stopRaft();
+    this.#startRaft({ hardState: { term: 0, vote: undefined, commit: 0 }, snapshot, entries: [] });
+    this.#driver!.run((node) => node.campaign());
+  }
+
+  #sendHello(toPeerId: string | undefined): void {
+    const body: HelloBody = {
+      clusterId: this.config.clusterId,
+      peerId: this.localPeerId,
+      memberId: this.#memberId,
+      leaderId: this.#leaderMemberId,
+      term: this.#term,
+      joined: this.#members.has(this.#memberId),
+    };
+    const data = encodeEnvelope({ type: "hello", from: this.localPeerId, body });
+    this.transport.publish(
+      toPeerId === undefined ? this.subjects.broadcast : this.subjects.inbox(toPeerId),
+      data,
+    );
+  }
+
+  #onHello(body: HelloBody): void {
+    if (body.peerId === this.localPeerId || body.clusterId !== this.config.clusterId) return;
+    if (body.joined) {
+      this.#discoveredMember = true;
+      if (body.leaderId !== undefined) this.#discoveredLeader = body.leaderId;
+      this.#candidates.delete(body.peerId);
+      this.#wakeDiscovery();
+      return;
+    }
+    this.#candidates.set(body.peerId, Date.now());
+    // members answer a newcomer directly, so it learns the leader at once
+    if (this.#members.has(this.#memberId)) this.#sendHello(body.peerId);
+  }
+
+  async #onJoinRequest(payload: Uint8Array): Promise<Uint8Array | undefined> {
+    const memberId = decodeCbor(payload);
+    if (typeof memberId !== "string" || memberId.length === 0) {
+      throw new HamokConfigError("a join request must carry a member id");
+    }
+    if (!this.leader) throw new HamokNotLeaderError(`${this.localPeerId} is not the leader`);
+    await this.#enqueueMembership(async () => {
+      const membership = this.#node!.membership;
+      if (membership.voters.includes(memberId) || membership.learners.includes(memberId)) return;
+      const peerId = peerIdOfMember(memberId);
+      for (const old of [...membership.voters, ...membership.learners]) {
+        if (old !== memberId && peerIdOfMember(old) === peerId) {
+          await this.#changeMembership({ type: "remove", memberId: old });
+        }
+      }
+      await this.#changeMembership({ type: "add-learner", memberId });
+      this.#lastHeard.set(memberId, Date.now());
+    });
+    return undefined;
+  }
+
+  async #onLeaveRequest(payload: Uint8Array): Promise<Uint8Array | undefined> {
+    const memberId = decodeCbor(payload);
+    if (typeof memberId !== "string") throw new HamokConfigError("a leave request must carry a member id");
+    if (!this.leader) throw new HamokNotLeaderError(`${this.localPeerId} is not the leader`);
+    await this.#enqueueMembership(async () => {
+      const membership = this.#node!.membership;
+      if (!membership.voters.includes(memberId) && !membership.learners.includes(memberId)) return;
+      await this.#changeMembership({ type: "remove", memberId });
+    });
+    return undefined;
+  }
+
+  #enqueueMembership(task: () => Promise<void>): Promise<void> {
+    const run = this.#membershipQueue.catch(() => {}).then(task);
+    this.#membershipQueue = run;
+    return run;
+  }
+
+  /** Proposes one membership change on the leader and waits until it is applied here. */
+  async #changeMembership(change: MembershipChange): Promise<void> {
+    const deadline = Date.now() + this.config.requestTimeoutMs;
+    for (;;) {
+      const driver = this.#requireDriver();
+      if (!this.leader) throw new HamokNotLeaderError(`${this.localPeerId} lost the leadership`);
+      const result = driver.run((node) => node.proposeMembership(change));
+      if (result.status === "appended") {
+        await withTimeout(driver.waitApplied(result.index), deadline - Date.now(), () => {});
+        return;
+      }
+      if (result.status === "forwarded") {
+        throw new HamokNotLeaderError(`${this.localPeerId} is not the leader`);
+      }
+      switch (result.reason) {
+        case "already-member":
+        case "not-member":
+        case "not-learner":
+          return; // already in the wanted state
+        case "removed":
+          throw new HamokConfigError(
+            `member ${change.memberId} was removed before and cannot be added again`,
+          );
+        case "last-voter":
+          throw new HamokConfigError(`removing ${change.memberId} would leave the cluster without voters`);
+        case "no-leader":
+        case "not-leader":
+          throw new HamokNotLeaderError(`${this.localPeerId} is not the leader`);
+        default:
+          break; // config-pending, not-ready, transferring: retry shortly
+      }
+      if (Date.now() >= deadline) {
+        throw new HamokTimeoutError(`membership change ${change.type} ${change.memberId} timed out`, {
+          timeoutMs: this.config.requestTimeoutMs,
+        });
+      }
+      // another change is pending: wait for the next apply and retry
+      await withTimeout(
+        driver.waitApplied(driver.appliedIndex + 1),
+        Math.max(1, Math.min(deadline - Date.now(), 4 * this.config.tickMs)),
+        () => {},
+      ).catch(() => {});
+    }
+  }
+
+  async #handOverLeadership(deadline: number): Promise<void> {
+    const node = this.#node!;
+    const voters = node.membership.voters.filter((m) => m !== this.#memberId);
+    if (voters.length === 0) return;
+    const progress = node.progress;
+    voters.sort((a, b) => (progress.get(b)?.match ?? 0) - (progress.get(a)?.match ?? 0));
+    this.#driver!.run((n) => n.transferLeadership(voters[0]));
+    await this.#waitFor(
+      () => this.#leaderMemberId !== undefined && this.#leaderMemberId !== this.#memberId,
+      Math.max(1, deadline - Date.now()),
+      "the leadership hand-over",
+    ).catch((error) => this.logger.warn(`hamok ${this.localPeerId}: leadership transfer failed`, error));
+  }
+
+  async #requestRemoval(deadline: number): Promise<void> {
+    while (Date.now() < deadline && this.#members.has(this.#memberId)) {
+      const leader = this.#leaderMemberId;
+      if (leader === undefined || leader === this.#memberId) {
+        if (leader === this.#memberId) {
+          const removed = await this.#enqueueMembership(() =>
+            this.#changeMembership({ type: "remove", memberId: this.#memberId })
+          ).then(() => true, (error) => {
+            this.logger.debug("self removal failed", error);
+            return false;
+          });
+          if (removed) return;
+          continue;
+        }
+        await this.waitUntilLeader(Math.max(1, deadline - Date.now())).catch(() => {});
+        continue;
+      }
+      try {
+        await this.#rpc.request(
+          peerIdOfMember(leader),
+          LEAVE_OP,
+          encodeCbor(this.#memberId),
+          Math.max(1, deadline - Date.now()),
+        );
+        // The leader answers once it applied the removal; this peer may never learn that commit
+        // itself (the leader stops replicating to removed members), so the answer is the proof.
+        return;
+      } catch (error) {
+        this.logger.debug(`hamok ${this.localPeerId}: leave request failed`, error);
+        await delay(this.config.tickMs);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ raft plumbing
+
+  #openTransport(): void {
+    if (this.#transportSubs.length > 0) return;
+    this.#transportSubs.push(
+      this.transport.subscribe(this.subjects.inbox(this.localPeerId), (message) => this.#onInbox(message)),
+      this.transport.subscribe(this.subjects.broadcast, (message) => this.#onBroadcast(message)),
+    );
+  }
+
+  #startRaft(persisted: RaftPersistentState): void {
+    const random = Math.random;
+    const node = new RaftNode({
+      id: this.#memberId,
+      electionTicks: this.config.electionTicks,
+      heartbeatTicks: this.config.heartbeatTicks,
+      random,
+    }, persisted);
+    this.#node = node;
+    this.#members.clear();
+    const base = persisted.snapshot;
+    if (base !== undefined) {
+      this.#setMembers(base.meta.membership, false);
+      if (base.data.length > 0) this.#restoreState(base.data);
+    }
+    this.#lastCompacted = base?.meta.index ?? 0;
+    this.#driver = new RaftDriver(node, this.#storage, {
+      send: (message) => this.#sendRaft(message),
+      apply: (entry) => this.#apply(entry),
+      restore: (snapshot) => this.#onSnapshotRestored(snapshot),
+      softStateChanged: (state) => this.#onSoftState(state),
+      membershipChanged: (membership) => this.#onMembershipAppended(membership),
+      error: (error) => this.reportError(asError(error)),
+    }, this.config.tickMs);
+    this.#driver.start();
+    const period = Math.max(this.config.tickMs, Math.floor(Math.min(this.config.peerTimeoutMs / 4, 500)));
+    this.#livenessTimer = setInterval(() => this.#livenessTick(), period);
+  }
+
+  #stopRaft(): void {
+    this.#driver?.stop();
+    this.#driver = undefined;
+    this.#node = undefined;
+    if (this.#livenessTimer !== undefined) clearInterval(this.#livenessTimer);
+    this.#livenessTimer = undefined;
+    if (this.#leaderMemberId !== undefined) {
+      const previous = this.leaderId;
+      this.#leaderMemberId = undefined;
+      this.emit("leader-changed", undefined, previous);
+    }
+  }
+
+  #becomeEmpty(): void {
+    this.#stopRaft();
+    this.#joined = false;
+    this.#members.clear();
+    this.#setState("empty");
+    // a later join() must come back under a new member id (the old one is tombstoned)
+    if (this.#ownsStorage) {
+      void Promise.resolve(this.#storage.close()).catch(() => {});
+      this.#memberId = newMemberId(this.localPeerId);
+      this.#storage = new MemoryRaftStorage(this.#memberId);
+    }
+  }
+
+  #requireDriver(): RaftDriver {
+    if (this.#closed) throw new HamokClosedError("the peer is closed");
+    if (this.#driver === undefined) throw new HamokNoLeaderError("the peer has not joined a cluster");
+    return this.#driver;
+  }
+
+  #send(peerId: string, envelope: WireEnvelope): void {
+    if (this.#closed) return;
+    this.transport.publish(this.subjects.inbox(peerId), encodeEnvelope(envelope));
+  }
+
+  #sendRaft(message: RaftMessage): void {
+    this.#send(peerIdOfMember(message.to), { type: "raft", from: this.localPeerId, body: message });
+  }
+
+  #onInbox(message: TransportMessage): void {
+    if (this.#closed) return;
+    let envelope: WireEnvelope;
+    try {
+      envelope = decodeEnvelope(message.data);
+    } catch (error) {
+      this.logger.warn(`hamok ${this.localPeerId}: dropped an undecodable message`, error);
+      return;
+    }
+    switch (envelope.type) {
+      case "raft": {
+        const body = envelope.body;
+        if (body.to !== this.#memberId || this.#driver === undefined) return;
+        if (this.#state === "leader") this.#lastHeard.set(body.from, Date.now());
+        this.#driver.step(body);
+        return;
+      }
+      case "ack":
+        this.#ackHandlers.get(envelope.body.emitterId)?.(envelope.body);
+        return;
+      case "request":
+        this.#rpc.onRequest(envelope.from, envelope.body);
+        return;
+      case "response":
+        this.#rpc.onResponse(envelope.from, envelope.body);
+        return;
+      case "hello":
+        this.#onHello(envelope.body);
+        return;
+      default:
+        return;
+    }
+  }
+
+  #onBroadcast(message: TransportMessage): void {
+    if (this.#closed) return;
+    let envelope: WireEnvelope;
+    try {
+      envelope = decodeEnvelope(message.data);
+    } catch (error) {
+      this.logger.warn(`hamok ${this.localPeerId}: dropped an undecodable broadcast`, error);
+      return;
+    }
+    if (envelope.type === "hello") this.#onHello(envelope.body);
+  }
+
+  #onSoftState(state: SoftState): void {
+    this.#term = state.term;
+    const previousLeader = this.#leaderMemberId;
+    this.#leaderMemberId = state.leaderId;
+    const next = roleToState(state.role);
+    if (next === "leader" && this.#state !== "leader") {
+      const now = Date.now();
+      for (const memberId of this.#members.keys()) this.#lastHeard.set(memberId, now);
+    }
+    this.#setState(next);
+    if (previousLeader !== state.leaderId) {
+      this.emit(
+        "leader-changed",
+        state.leaderId === undefined ? undefined : peerIdOfMember(state.leaderId),
+        previousLeader === undefined ? undefined : peerIdOfMember(previousLeader),
+      );
+      if (state.leaderId !== undefined) this.#resubmitAll();
+    }
+    this.#checkWaiters();
+  }
+
+  #setState(next: HamokState): void {
+    const previous = this.#state;
+    if (previous === next) return;
+    this.#state = next;
+    this.emit("state-changed", next, previous);
+  }
+
+  #onMembershipAppended(_membership: Membership): void {
+    // The committed view (#members) changes when config entries are applied; nothing to do here.
+  }
+
+  #apply(entry: Entry): void {
+    if (entry.type === "normal") this.#applyCommand(entry);
+    else if (entry.type === "config" && entry.change !== undefined) {
+      this.#applyChange(entry.change, entry.index);
+    }
+    if (this.listenerCount("commit") > 0) this.emit("commit", entry.index);
+    this.#checkWaiters();
+    if (entry.index - this.#lastCompacted >= this.config.snapshotThreshold) this.#scheduleCompaction();
+  }
+
+  #applyCommand(entry: Entry): void {
+    let command: Command;
+    try {
+      const raw = decodeCbor(entry.data) as [string, string, string, unknown, string];
+      command = { kind: raw[0], id: raw[1], op: raw[2], args: raw[3], peerId: raw[4] };
+    } catch (error) {
+      this.reportError(
+        new HamokError(`entry ${entry.index} is not a valid command`, "HAMOK_CODEC", { cause: error }),
+      );
+      return;
+    }
+    const outcome = this.#stateMachine.apply(command, {
+      index: entry.index,
+      requestId: entry.requestId,
+      proposerPeerId: command.peerId,
+    });
+    if (entry.requestId === undefined) return;
+    const pending = this.#pending.get(entry.requestId);
+    if (pending === undefined) return;
+    this.#pending.delete(entry.requestId);
+    clearTimeout(pending.timer);
+    pending.resolve(outcome.result);
+  }
+
+  #applyChange(change: MembershipChange, index: number): void {
+    const memberId = change.memberId;
+    const peerId = peerIdOfMember(memberId);
+    if (change.type === "add-learner") {
+      const isNewPeer = !this.#hasPeer(peerId);
+      this.#members.set(memberId, "learner");
+      if (isNewPeer && peerId !== this.localPeerId) this.emit("remote-peer-joined", peerId);
+      if (this.#state === "leader") this.#lastHeard.set(memberId, Date.now());
+    } else if (change.type === "promote") {
+      if (this.#members.has(memberId)) this.#members.set(memberId, "voter");
+    } else if (change.type === "remove") {
+      if (!this.#members.delete(memberId)) return;
+      this.#lastHeard.delete(memberId);
+      this.#removing.delete(memberId);
+      if (memberId === this.#memberId) {
+        this.#onSelfRemoved();
+        return;
+      }
+      if (!this.#hasPeer(peerId)) {
+        this.#stateMachine.memberRemoved(peerId, { index, requestId: undefined, proposerPeerId: peerId });
+        for (const listener of this.#memberRemovedListeners) listener(peerId);
+        if (peerId !== this.localPeerId) this.emit("remote-peer-left", peerId);
+      }
+    }
+  }
+
+  #hasPeer(peerId: string): boolean {
+    for (const memberId of this.#members.keys()) if (peerIdOfMember(memberId) === peerId) return true;
+    return false;
+  }
+
+  #setMembers(membership: Membership, emitEvents: boolean): void {
+    const before = new Set([...this.#members.keys()].map(peerIdOfMember));
+    this.#members.clear();
+    for (const voter of membership.voters) this.#members.set(voter, "voter");
+    for (const learner of membership.learners) this.#members.set(learner, "learner");
+    if (!emitEvents) return;
+    const after = new Set([...this.#members.keys()].map(peerIdOfMember));
+    for (const peerId of after) {
+      if (!before.has(peerId) && peerId !== this.localPeerId) this.emit("remote-peer-joined", peerId);
+    }
+    for (const peerId of before) {
+      if (!after.has(peerId) && peerId !== this.localPeerId) {
+        for (const listener of this.#memberRemovedListeners) listener(peerId);
+        this.emit("remote-peer-left", peerId);
+      }
+    }
+  }
+
+  #onSelfRemoved(): void {
+    if (this.#leaving) return;
+    this.logger.warn(`hamok ${this.localPeerId}: removed from the cluster by the leader`);
+    // Leave the Raft group; the application may join() again.
+    queueMicrotask(() => {
+      if (this.#closed || !this.#joined) return;
+      this.#becomeEmpty();
+      this.emit("left");
+    });
+  }
+
+  #onSnapshotRestored(snapshot: Snapshot): void {
+    this.#restoreState(snapshot.data);
+    this.#setMembers(snapshot.meta.membership, true);
+    this.#lastCompacted = snapshot.meta.index;
+    this.#checkWaiters();
+  }
+
+  #restoreState(data: Uint8Array): void {
+    try {
+      this.#stateMachine.restore(decodeCbor(data) as StateMachineImage);
+    } catch (error) {
+      this.reportError(new HamokError("cannot restore a snapshot", "HAMOK_CODEC", { cause: error }));
+    }
+  }
+
+  #scheduleCompaction(): void {
+    if (this.#compactScheduled) return;
+    this.#compactScheduled = true;
+    queueMicrotask(() => {
+      this.#compactScheduled = false;
+      const driver = this.#driver;
+      if (driver === undefined) return;
+      const index = driver.appliedIndex;
+      if (index - this.#lastCompacted < this.config.snapshotThreshold) return;
+      const data = encodeCbor(this.#stateMachine.snapshot());
+      driver.run((node) => node.compact(index, data));
+      this.#lastCompacted = index;
+    });
+  }
+
+  // ------------------------------------------------------------------ proposals
+
+  #submit(pending: PendingProposal): void {
+    const driver = this.#driver;
+    if (driver === undefined || this.#leaderMemberId === undefined) return; // resubmitted on leader-changed
+    pending.lastSubmit = Date.now();
+    const result = driver.run((node) => node.propose(pending.data, pending.requestId));
+    if (result.status !== "dropped") pending.submitted = true;
+  }
+
+  #resubmitAll(): void {
+    for (const pending of this.#pending.values()) this.#submit(pending);
+  }
+
+  #proposalTimedOut(requestId: string): void {
+    const pending = this.#pending.get(requestId);
+    if (pending === undefined) return;
+    this.#pending.delete(requestId);
+    if (pending.submitted) {
+      pending.reject(
+        new HamokOutcomeUnknownError(
+          `request ${requestId} was not applied within ${pending.timeoutMs} ms; it may still be applied`,
+          { requestId },
+        ),
+      );
+    } else {
+      pending.reject(
+        new HamokNoLeaderError(`no leader accepted request ${requestId} within ${pending.timeoutMs} ms`),
+      );
+    }
+  }
+
+  #livenessTick(): void {
+    const now = Date.now();
+    // proposals a lost message may have dropped: resubmit (idempotent by request id)
+    const retryMs = this.config.electionTicks * this.config.tickMs;
+    for (const pending of this.#pending.values()) {
+      if (now - pending.lastSubmit >= retryMs) this.#submit(pending);
+    }
+    if (this.#state !== "leader" || this.#node === undefined) return;
+    const membership = this.#node.membership;
+    for (const memberId of [...membership.voters, ...membership.learners]) {
+      if (memberId === this.#memberId || this.#removing.has(memberId)) continue;
+      const last = this.#lastHeard.get(memberId);
+      if (last === undefined) {
+        this.#lastHeard.set(memberId, now);
+        continue;
+      }
+      if (now - last <= this.config.peerTimeoutMs) continue;
+      this.#removing.add(memberId);
+      this.logger.info(`hamok ${this.localPeerId}: removing ${memberId}, silent for ${now - last} ms`);
+      this.#enqueueMembership(() => this.#changeMembership({ type: "remove", memberId })).catch((error) => {
+        this.#removing.delete(memberId);
+        this.logger.debug(`hamok ${this.localPeerId}: removing ${memberId} failed`, error);
+      });
+    }
+  }
+
+  // ------------------------------------------------------------------ waiting
+
+  #waitFor(check: () => boolean, timeoutMs: number, what: string, signal?: AbortSignal): Promise<void> {
+    if (check()) return Promise.resolve();
+    if (this.#closed) return Promise.reject(new HamokClosedError("the peer is closed"));
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        check,
+        resolve: () => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", onAbort);
+          this.off("close", onClose);
+          resolve();
+        },
+      };
+      const remove = () => {
+        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        signal?.removeEventListener("abort", onAbort);
+        this.off("close", onClose);
+      };
+      const onAbort = () => {
+        clearTimeout(timer);
+        remove();
+        reject(asAbortError(signal?.reason));
+      };
+      const onClose = () => {
+        clearTimeout(timer);
+        remove();
+        reject(new HamokClosedError(`the peer closed while waiting for ${what}`));
+      };
+      const timer = setTimeout(() => {
+        remove();
+        reject(new HamokTimeoutError(`waiting for ${what} timed out after ${timeoutMs} ms`, { timeoutMs }));
+      }, Math.max(1, timeoutMs));
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.once("close", onClose);
+      this.#waiters.push(waiter);
+    });
+  }
+
+  #checkWaiters(): void {
+    if (this.#waiters.length === 0) return;
+    const still: Waiter[] = [];
+    for (const waiter of this.#waiters) {
+      if (waiter.check()) waiter.resolve();
+      else still.push(waiter);
+    }
+    this.#waiters = still;
+  }
+}
+
+function roleToState(role: RaftRole): HamokState {
+  switch (role) {
+    case "leader":
+      return "leader";
+    case "candidate":
+    case "pre-candidate":
+      return "candidate";
+    default:
+      return "follower";
+  }
+}
+
+function collectionKey(kind: string, id: unknown): string {
+  if (typeof id !== "string" || id.length === 0) {
+    throw new HamokConfigError(`${kind} id must be a non-empty string`);
+  }
+  return `${kind}\u0000${id}`;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Races `promise` against a timeout; on timeout runs `onTimeout` and rejects with `HamokTimeoutError`. */
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number, onTimeout: () => void): Promise<T> {
+  if (timeoutMs <= 0) {
+    onTimeout();
+    return Promise.reject(new HamokTimeoutError(`timed out`, { timeoutMs: 0 }));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      onTimeout();
+      reject(new HamokTimeoutError(`timed out after ${timeoutMs} ms`, { timeoutMs }));
+    }, timeoutMs);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+function throwIfAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw asAbortError(signal.reason);
+}
+
+function asAbortError(reason: unknown): Error {
+  if (reason instanceof HamokError) return reason;
+  return new HamokAbortedError("the operation was aborted", { cause: reason });
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new HamokError(String(error), "HAMOK_ERROR", { cause: error });
+}

@@ -1,0 +1,37 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { HamokTimeoutError } from "../../src/errors.ts";
+import { memoryTransports, startCluster } from "../_helpers/cluster.ts";
+import { waitFor } from "../_helpers/wait.ts";
+import { emitterFaultSuite, emitterSuite } from "./emitter_suite.ts";
+
+describe("emitter on the memory transport", () => {
+  emitterSuite(() => Promise.resolve(memoryTransports()));
+  emitterFaultSuite(() => Promise.resolve(memoryTransports()));
+
+  it("a publish that is not acknowledged in time names who acked and who did not", async () => {
+    const factory = memoryTransports();
+    const cluster = await startCluster(factory, ["a", "b", "c"], { peerTimeoutMs: 60_000 });
+    try {
+      const [a, b, c] = cluster.peers;
+      const ea = a.createEmitter<{ e: [number] }>({ emitterId: "timeouts", requestTimeoutInMs: 300 });
+      const eb = b.createEmitter<{ e: [number] }>({ emitterId: "timeouts" });
+      const ec = c.createEmitter<{ e: [number] }>({ emitterId: "timeouts" });
+      let cGot = 0;
+      await eb.subscribe("e", () => {});
+      await ec.subscribe("e", () => cGot++);
+      await a.waitUntilCommitHead();
+      // c receives the event but its acknowledgement never reaches a
+      const fault = factory.bus.drop({ from: "c", to: "a", subject: a.subjects.inbox("a") });
+      const error = await ea.publish("e", 1).then(() => undefined, (e) => e);
+      fault.remove();
+      assert.ok(error instanceof HamokTimeoutError, String(error));
+      assert.deepEqual(error.respondedPeerIds, ["b"]);
+      assert.deepEqual(error.missingPeerIds, ["c"]);
+      assert.match(error.message, /missing: \[c\]/);
+      await waitFor(() => cGot === 1, { timeoutMs: 1000 });
+    } finally {
+      await cluster.close();
+    }
+  });
+});
