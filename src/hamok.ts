@@ -454,18 +454,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   createEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap, M = unknown>(
     config: HamokEmitterConfig<T>,
   ): HamokEmitter<T, M> {
-    if (this.#closed) throw new HamokClosedError("the peer is closed");
-    const key = collectionKey(EMITTER_KIND, config?.emitterId);
-    if (this.#collections.has(key)) {
-      throw new HamokConfigError(`an emitter with id '${config.emitterId}' already exists on this peer`);
-    }
-    const emitter = new HamokEmitter<T, M>(this, config);
-    this.#collections.set(key, {
-      kind: EMITTER_KIND,
-      instance: emitter,
-      closeByHost: () => emitter.closeByHost(),
-    });
-    return emitter;
+    return this.hostCollection(EMITTER_KIND, config?.emitterId, () => new HamokEmitter<T, M>(this, config));
   }
 
   /**
@@ -479,9 +468,37 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   getOrCreateEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap, M = unknown>(
     config: HamokEmitterConfig<T>,
   ): HamokEmitter<T, M> {
-    const existing = this.#collections.get(collectionKey(EMITTER_KIND, config?.emitterId));
-    if (existing !== undefined) return existing.instance as HamokEmitter<T, M>;
-    return this.createEmitter<T, M>(config);
+    return this.hostedCollection<HamokEmitter<T, M>>(EMITTER_KIND, config?.emitterId) ??
+      this.createEmitter<T, M>(config);
+  }
+
+  /**
+   * @internal Registers a collection object created by `create` under (kind, id); a second live
+   * collection of the same kind and id is a `HamokConfigError`. Collections of different kinds may
+   * share an id.
+   */
+  hostCollection<C extends { closeByHost(): void }>(kind: string, id: unknown, create: () => C): C {
+    if (this.#closed) throw new HamokClosedError("the peer is closed");
+    const key = collectionKey(kind, id);
+    if (this.#collections.has(key)) {
+      throw new HamokConfigError(`a ${kind} with id '${String(id)}' already exists on this peer`);
+    }
+    const instance = create();
+    this.#collections.set(key, { kind, instance, closeByHost: () => instance.closeByHost() });
+    return instance;
+  }
+
+  /** @internal The live collection of (kind, id) on this peer, if any. */
+  hostedCollection<C>(kind: string, id: unknown): C | undefined {
+    return this.#collections.get(collectionKey(kind, id))?.instance as C | undefined;
+  }
+
+  /**
+   * @internal Registers the replicated-state factory of a collection kind. Every kind must be
+   * registered in the constructor, before any log entry is applied.
+   */
+  registerCollectionKind(kind: string, factory: (id: string) => ReplicatedState): void {
+    this.#stateMachine.registerKind(kind, factory);
   }
 
   /** Exports the replicated state of this peer's collections as one snapshot. */

@@ -49,6 +49,11 @@ export interface CollectionHost {
   propose(kind: string, id: string, op: string, args: unknown, options: ProposeOptions): Promise<unknown>;
   /** Resolves once this peer has joined and applied everything committed when it was called. */
   whenReady(timeoutMs: number): Promise<void>;
+  /**
+   * A read barrier (ReadIndex through the leader): resolves once this peer has applied everything
+   * the cluster had committed when it was called. Use it for linearizable reads.
+   */
+  waitUntilCommitHead(timeoutMs: number): Promise<void>;
   /** The replicated state of (kind, id) on this peer, created empty if needed. */
   replicatedState<S extends ReplicatedState>(kind: string, id: string): S;
   /** Publishes a wire message on a subject. */
