@@ -19,7 +19,10 @@ import {
   HamokListenerError,
   HamokTimeoutError,
 } from "../errors.ts";
-import type { TransportMessage, TransportSubscription } from "../transport/transport.ts";
+import type { TransportHeaders, TransportMessage, TransportSubscription } from "../transport/transport.ts";
+import { type Span, SpanStatusCode } from "@opentelemetry/api";
+import { failSpan, HAMOK_SPAN_ATTRIBUTES, MessagingSpans } from "../telemetry/messaging_spans.ts";
+import { traceHeaders } from "../telemetry/trace_context.ts";
 import type { CollectionHost } from "./collection_host.ts";
 import { type HamokEmitterSnapshot, type HamokSubscriptionTable, sameValue } from "./subscription_table.ts";
 import { LocalListeners } from "./local_listeners.ts";
@@ -78,6 +81,7 @@ interface PendingPublish {
   readonly failures: HamokDeliveryFailure[];
   readonly local: boolean;
   readonly timer: ReturnType<typeof setTimeout>;
+  readonly span: Span;
   readonly resolve: (peerIds: string[]) => void;
   readonly reject: (error: Error) => void;
 }
@@ -117,6 +121,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   private readonly maxKeys: number;
   private readonly maxValues: number;
   private readonly host: CollectionHost;
+  private readonly spans: MessagingSpans;
   private readonly local = new LocalListeners();
   private readonly subscribed = new Map<string, Set<AnyListener>>();
   private readonly transportSubs = new Map<string, TransportSubscription>();
@@ -138,6 +143,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     }
     this.host = host;
     this.id = config.emitterId;
+    this.spans = new MessagingSpans(host.tracer, this.id, host.localPeerId);
     this.requestTimeoutInMs = positiveInteger(
       "requestTimeoutInMs",
       config.requestTimeoutInMs,
@@ -250,35 +256,40 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
    * meanwhile is no longer awaited.
    */
   publish<K extends keyof T & string>(event: K, ...args: T[K]): Promise<string[]> {
+    let span: Span | undefined;
     try {
       this.assertOpen();
       checkEvent(event);
+      const targets = this.remoteTargets(event);
+      const ackRequestId = targets === undefined ? undefined : `${this.host.localMemberId}:${++this.seq}`;
+      span = this.spans.startSend("publish", event, targets?.size ?? 0, ackRequestId);
       const payload = encodePayload(this.codecOf(event), args);
       const self = this.host.localPeerId;
-      const targets = this.remoteTargets(event);
       const local = this.local.has(event);
-      if (targets === undefined) {
-        if (local) this.deliverLocal(event, args);
+      if (ackRequestId === undefined) {
+        if (local) this.deliverLocal(event, args, span);
+        span.end();
         return Promise.resolve(local ? [self] : []);
       }
-      const ackRequestId = `${this.host.localMemberId}:${++this.seq}`;
       const promise = new Promise<string[]>((resolve, reject) => {
         const timer = setTimeout(() => this.timeout(ackRequestId), this.requestTimeoutInMs);
         this.pending.set(ackRequestId, {
           event,
-          awaiting: targets,
+          awaiting: targets!,
           acked: [],
           failures: [],
           local,
           timer,
+          span: span!,
           resolve,
           reject,
         });
       });
-      this.send(event, payload, this.seq, ackRequestId);
-      if (local) this.deliverLocal(event, args);
+      this.send(event, payload, this.seq, ackRequestId, traceHeaders(span.spanContext()));
+      if (local) this.deliverLocal(event, args, span);
       return promise;
     } catch (error) {
+      if (span !== undefined) failSpan(span, error as Error);
       return Promise.reject(error);
     }
   }
@@ -291,9 +302,19 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   notify<K extends keyof T & string>(event: K, ...args: T[K]): void {
     this.assertOpen();
     checkEvent(event);
-    const payload = encodePayload(this.codecOf(event), args);
-    if (this.remoteTargets(event) !== undefined) this.send(event, payload, ++this.seq, undefined);
-    if (this.local.has(event)) this.deliverLocal(event, args);
+    const targets = this.remoteTargets(event);
+    const span = this.spans.startSend("notify", event, targets?.size ?? 0);
+    try {
+      const payload = encodePayload(this.codecOf(event), args);
+      if (targets !== undefined) {
+        this.send(event, payload, ++this.seq, undefined, traceHeaders(span.spanContext()));
+      }
+      if (this.local.has(event)) this.deliverLocal(event, args, span);
+      span.end();
+    } catch (error) {
+      failSpan(span, error as Error);
+      throw error;
+    }
   }
 
   /** Adds a local listener (no cluster registration; see {@linkcode subscribe}). */
@@ -420,13 +441,14 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     payload: string | Uint8Array,
     seq: number,
     ackRequestId: string | undefined,
+    headers: TransportHeaders | undefined,
   ): void {
     const data = encodeEnvelope({
       type: "event",
       from: this.host.localMemberId,
       body: { emitterId: this.id, event, payload, seq, ackRequestId },
     });
-    this.host.publish(this.connection.subjectOf(event), data);
+    this.host.publish(this.connection.subjectOf(event), data, headers);
   }
 
   /** Serializes the subscription changes of one event and makes the table match the local listeners. */
@@ -487,6 +509,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     const last = this.lastSeq.get(from);
     if (last !== undefined && body.seq <= last) return;
     this.lastSeq.set(from, body.seq);
+    const span = this.spans.startProcess(body.event, peerIdOfMember(from), message.headers);
     let args: unknown[];
     try {
       args = decodePayload(this.codecOf(body.event), body.payload);
@@ -496,10 +519,12 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
         : new HamokError(String(error), "HAMOK_CODEC", { cause: error });
       this.host.reportError(err);
       this.ack(from, body.ackRequestId, { code: err.code, message: err.message });
+      failSpan(span, err);
       return;
     }
-    this.deliverLocal(body.event, args);
+    this.deliverLocal(body.event, args, span);
     this.ack(from, body.ackRequestId, undefined);
+    span.end();
   }
 
   private ack(
@@ -522,14 +547,18 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     this.host.publish(this.host.subjects.inbox(peerIdOfMember(toMember)), data);
   }
 
-  private deliverLocal(event: string, args: readonly unknown[]): void {
-    this.local.deliver(event, args, (error) =>
-      this.host.reportError(
-        new HamokListenerError(`a listener of '${event}' on emitter '${this.id}' threw`, {
-          emitterId: this.id,
-          event,
-        }, { cause: error }),
-      ));
+  private deliverLocal(event: string, args: readonly unknown[], span: Span): void {
+    this.local.deliver(event, args, (error) => {
+      const failure = new HamokListenerError(`a listener of '${event}' on emitter '${this.id}' threw`, {
+        emitterId: this.id,
+        event,
+      }, { cause: error });
+      if (span.isRecording()) {
+        span.recordException(error instanceof Error ? error : failure);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: failure.message });
+      }
+      this.host.reportError(failure);
+    });
   }
 
   private onAck(
@@ -540,6 +569,9 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   ): void {
     const pending = this.pending.get(ackRequestId);
     if (pending === undefined || !pending.awaiting.delete(peerId)) return;
+    if (pending.span.isRecording()) {
+      pending.span.addEvent(ok ? "ack" : "nack", { [HAMOK_SPAN_ATTRIBUTES.peerId]: peerId });
+    }
     if (ok) pending.acked.push(peerId);
     else pending.failures.push({ peerId, code: error?.code ?? "HAMOK_ERROR", message: error?.message ?? "" });
     if (pending.awaiting.size === 0) this.settle(ackRequestId, pending);
@@ -557,16 +589,20 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     clearTimeout(pending.timer);
     const peerIds = pending.local ? [...pending.acked, this.host.localPeerId] : pending.acked;
     if (pending.failures.length === 0) {
+      pending.span.end();
       pending.resolve(peerIds);
       return;
     }
     const names = pending.failures.map((f) => `${f.peerId} (${f.code}: ${f.message})`).join(", ");
-    pending.reject(
-      new HamokDeliveryError(`event '${pending.event}' of emitter '${this.id}' failed on ${names}`, {
+    const error = new HamokDeliveryError(
+      `event '${pending.event}' of emitter '${this.id}' failed on ${names}`,
+      {
         acknowledgedPeerIds: peerIds,
         failures: pending.failures,
-      }),
+      },
     );
+    failSpan(pending.span, error);
+    pending.reject(error);
   }
 
   private timeout(ackRequestId: string): void {
@@ -575,13 +611,18 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     this.pending.delete(ackRequestId);
     const responded = pending.local ? [...pending.acked, this.host.localPeerId] : pending.acked;
     const missing = [...pending.awaiting];
-    pending.reject(
-      new HamokTimeoutError(
-        `publish of '${pending.event}' on emitter '${this.id}' timed out after ${this.requestTimeoutInMs} ms; ` +
-          `acknowledged: [${responded.join(", ")}], missing: [${missing.join(", ")}]`,
-        { timeoutMs: this.requestTimeoutInMs, respondedPeerIds: responded, missingPeerIds: missing },
-      ),
+    const error = new HamokTimeoutError(
+      `publish of '${pending.event}' on emitter '${this.id}' timed out after ${this.requestTimeoutInMs} ms; ` +
+        `acknowledged: [${responded.join(", ")}], missing: [${missing.join(", ")}]`,
+      { timeoutMs: this.requestTimeoutInMs, respondedPeerIds: responded, missingPeerIds: missing },
     );
+    if (pending.span.isRecording()) {
+      for (const peerId of missing) {
+        pending.span.addEvent("missing", { [HAMOK_SPAN_ATTRIBUTES.peerId]: peerId });
+      }
+    }
+    failSpan(pending.span, error);
+    pending.reject(error);
   }
 }
 
