@@ -77,3 +77,5 @@ export { HamokRemoteError } from "./src/cluster/rpc.ts";
 export type { RaftPersistentState, RaftStorage } from "./src/storage/raft_storage.ts";
 export { MemoryRaftStorage } from "./src/storage/memory_storage.ts";
 export type * from "./src/raft/types.ts";
+export { spanContextFromHeaders, traceHeaders } from "./src/telemetry/trace_context.ts";
+export { HAMOK_SPAN_ATTRIBUTES } from "./src/telemetry/messaging_spans.ts";
