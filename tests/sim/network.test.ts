@@ -42,8 +42,12 @@ describe("VirtualNetwork", () => {
     assert.ok(net.isBlocked("b", "a"));
     net.unblock(both);
     assert.ok(!net.isBlocked("a", "b"));
-    net.block([["c", "d"]]);
+    const stale = net.block([["c", "d"]]);
     net.unblockAll();
     assert.equal(net.blockedLinks, 0);
+    // A cut lifted by unblockAll must not lift a newer cut of the same link later.
+    net.block([["c", "d"]]);
+    net.unblock(stale);
+    assert.ok(net.isBlocked("c", "d"));
   });
 });

@@ -25,6 +25,14 @@ export interface NetworkSettings {
   longDelay: number;
 }
 
+/** What {@linkcode VirtualNetwork.block} returns: the cut links, for a later unblock. */
+export interface CutHandle {
+  /** The blocked links as `from>to`. */
+  readonly keys: readonly string[];
+  /** Network generation at the time of the cut. */
+  readonly generation: number;
+}
+
 /** Counts of message-level faults. */
 export interface NetworkCounters {
   drop: number;
@@ -55,6 +63,8 @@ export class VirtualNetwork {
   /** `from>to` -> latest planned delivery time on the link. */
   readonly #lastArrival = new Map<string, number>();
   readonly #planned: number[] = [];
+  /** Bumped by {@linkcode unblockAll}: older cut handles no longer refer to anything. */
+  #generation = 0;
 
   /** Creates a network drawing from `rng`. */
   constructor(rng: Prng, settings: NetworkSettings) {
@@ -73,15 +83,16 @@ export class VirtualNetwork {
   }
 
   /** Cuts the given directed links; returns a handle for {@linkcode unblock}. */
-  block(links: readonly (readonly [string, string])[]): string[] {
+  block(links: readonly (readonly [string, string])[]): CutHandle {
     const keys = links.map(([a, b]) => a + ">" + b);
     for (const k of keys) this.#blocked.set(k, (this.#blocked.get(k) ?? 0) + 1);
-    return keys;
+    return { keys, generation: this.#generation };
   }
 
-  /** Restores links cut by {@linkcode block}. */
-  unblock(keys: readonly string[]): void {
-    for (const k of keys) {
+  /** Restores links cut by {@linkcode block} (a no-op for cuts already lifted by unblockAll). */
+  unblock(cut: CutHandle): void {
+    if (cut.generation !== this.#generation) return;
+    for (const k of cut.keys) {
       const n = (this.#blocked.get(k) ?? 0) - 1;
       if (n <= 0) this.#blocked.delete(k);
       else this.#blocked.set(k, n);
@@ -91,6 +102,7 @@ export class VirtualNetwork {
   /** Removes every cut. */
   unblockAll(): void {
     this.#blocked.clear();
+    this.#generation++;
   }
 
   /**

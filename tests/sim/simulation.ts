@@ -26,7 +26,7 @@ import type {
 } from "../../src/raft/types.ts";
 import { Prng } from "./prng.ts";
 import { EventQueue } from "./event_queue.ts";
-import { type NetworkSettings, VirtualNetwork } from "./network.ts";
+import { type CutHandle, type NetworkSettings, VirtualNetwork } from "./network.ts";
 import { type SimPersistentState, SimStorage } from "./sim_storage.ts";
 import { SafetyChecker, type Violation } from "./safety.ts";
 import { encodeCommand, type KvCommand, KvStateMachine, requestIdOf } from "./kv_state_machine.ts";
@@ -119,8 +119,100 @@ export interface NemesisWeights {
   healAll: number;
 }
 
+/**
+ * Named fault schedules. `mixed` (default) lets the seed choose; the others concentrate on what
+ * makes particular protocol bugs observable:
+ * - `elections`: many elections (leader crashes, partitions, transfers), no membership churn.
+ * - `leader-isolation`: the leader is cut off (both ways or one way) over and over, reads heavy.
+ * - `figure8`: three nodes, one entry per append, new leaders hit (crashed or cut off) before
+ *   their first messages leave, leaders crash soon after appending: the Raft paper's figure 8
+ *   scenario for committing entries of earlier terms.
+ */
+export type SimProfile = "mixed" | "elections" | "leader-isolation" | "figure8";
+
+const NO_CHURN: Partial<NemesisWeights> = { memberAdd: 0, memberRemove: 0, crashLoseStorage: 0, compact: 0 };
+
+const PROFILES: Record<SimProfile, {
+  nemesis?: Partial<NemesisWeights>;
+  interval?: readonly [number, number];
+  raft?: Partial<RaftConfig>;
+  nodes?: number;
+  /** Probability that a crash happens inside a ready batch (default 0.25). */
+  midReadyCrash?: number;
+  /** Probability that the liveness phase keeps the leader deaf (default 0.3). */
+  deafLeader?: number;
+  /** How long a crashed node stays down, ms (default [20, 2000]). */
+  downMs?: readonly [number, number];
+  /**
+   * Crash a leader inside the ready batch in which its commit index moves onto an entry of an
+   * earlier term (before it sends anything). A correct core never does that, so this only fires
+   * under the "commit-old-term" bug, at the moment that makes the bug visible.
+   */
+  crashOnOldTermCommit?: boolean;
+  /**
+   * Probability that a node that has just won an election is hit before its first messages go
+   * out: crashed (after persisting its no-op) or cut off from everyone. Leaves entries of a term
+   * that no other log holds (default 0.05).
+   */
+  hitNewLeader?: number;
+}> = {
+  mixed: {},
+  elections: {
+    nemesis: {
+      ...NO_CHURN,
+      partition: 3,
+      isolateLeader: 2,
+      oneWay: 1,
+      crash: 2,
+      crashLeader: 4,
+      transfer: 3,
+      storm: 1,
+      healAll: 1,
+    },
+    interval: [100, 600],
+    raft: { preVote: false },
+  },
+  "leader-isolation": {
+    nemesis: {
+      ...NO_CHURN,
+      partition: 0,
+      isolateLeader: 6,
+      oneWay: 3,
+      crash: 0,
+      crashLeader: 0,
+      transfer: 0,
+      storm: 0,
+      healAll: 1,
+    },
+    interval: [300, 900],
+    deafLeader: 1,
+  },
+  figure8: {
+    nemesis: {
+      ...NO_CHURN,
+      partition: 2,
+      isolateLeader: 3,
+      oneWay: 0,
+      crash: 1,
+      crashLeader: 5,
+      transfer: 0,
+      storm: 0,
+      healAll: 1,
+    },
+    interval: [200, 1000],
+    raft: { maxEntriesPerAppend: 1, maxInflightAppends: 1 },
+    nodes: 3,
+    midReadyCrash: 0.8,
+    downMs: [20, 300],
+    crashOnOldTermCommit: true,
+    hitNewLeader: 0.6,
+  },
+};
+
 /** Options of one simulation run. */
 export interface SimOptions {
+  /** Named fault schedule (default `mixed`). */
+  readonly profile?: SimProfile;
   /** The seed: everything random in the run derives from it. */
   readonly seed: number;
   /** Initial number of voters (3 or 5). Default: 3 or 5, chosen by the seed. */
@@ -131,6 +223,12 @@ export interface SimOptions {
   readonly liveness?: boolean;
   /** Virtual milliseconds allowed for the liveness phase. Default 10000. */
   readonly livenessBoundMs?: number;
+  /**
+   * In the liveness phase, keep the leader deaf (it can send but receives nothing), so that
+   * progress needs it to notice the lost quorum and step down (check-quorum). Applied only when
+   * the other voters still form a majority. Default: chosen by the seed (30% in `mixed`).
+   */
+  readonly deafLeader?: boolean;
   /** Deliberate protocol bugs to switch on in every node. */
   readonly bugs?: readonly RaftTestingBug[];
   /** Nemesis weights (merged over the seed's defaults). */
@@ -226,7 +324,8 @@ interface SimNode {
   readQueue: QueuedRead[];
   lastCommitSeen: number;
   leaderTerm: number;
-  crashMidReady: boolean;
+  /** Armed crash inside the next ready batch ("entries": the next one that carries new entries). */
+  crashMidReady: "no" | "next" | "entries";
   stopScheduled: boolean;
 }
 
@@ -237,7 +336,7 @@ type SimEvent =
   | { readonly k: 3; readonly client: Client } // client starts next op
   | { readonly k: 4 } // nemesis
   | { readonly k: 5; readonly node: SimNode; readonly inc: number } // restart
-  | { readonly k: 6; readonly cut: string[] } // heal partition
+  | { readonly k: 6; readonly cut: CutHandle } // heal partition
   | { readonly k: 7 } // operator
   | { readonly k: 8; readonly node: SimNode } // stop a removed node
   | { readonly k: 9 }; // end of storm
@@ -300,6 +399,11 @@ export class Simulation {
   #livenessDone = false;
   #stormActive = false;
   #compactEvery: number;
+  readonly #midReadyCrash: number;
+  readonly #downMs: readonly [number, number];
+  readonly #crashOnOldTermCommit: boolean;
+  readonly #hitNewLeader: number;
+  readonly #deafLeader: boolean;
   #opsCompleted = 0;
 
   /** Prepares a run (nothing happens until {@linkcode run}). */
@@ -310,7 +414,10 @@ export class Simulation {
     const rng = this.#rng;
     this.#safety = new SafetyChecker(() => ({ time: this.#now, step: this.#step }));
     this.#faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
-    this.#initialVoters = options.nodes ?? (rng.chance(0.5) ? 3 : 5);
+    const profile = PROFILES[options.profile ?? "mixed"];
+    if (profile === undefined) throw new Error(`unknown simulation profile ${options.profile}`);
+    const seedNodes = rng.chance(0.5) ? 3 : 5;
+    this.#initialVoters = options.nodes ?? profile.nodes ?? seedNodes;
     // Per-seed cluster configuration.
     this.#config = {
       electionTicks: 10,
@@ -321,6 +428,7 @@ export class Simulation {
       maxBytesPerAppend: rng.pick([64, 512, 1 << 20]),
       maxInflightAppends: rng.pick([1, 2, 4, 16]),
       snapshotChunkBytes: rng.pick([24, 100, 1024, 256 * 1024]),
+      ...profile.raft,
       ...options.raftConfig,
       testingBugs: options.bugs ?? options.raftConfig?.testingBugs,
     };
@@ -354,11 +462,18 @@ export class Simulation {
       compact: w(1),
       storm: w(1),
       healAll: 1,
+      ...profile.nemesis,
       ...options.nemesis,
     };
-    this.#nemesisInterval = options.nemesisIntervalMs ??
-      rng.pick([[20, 200], [50, 500], [100, 1000]] as const);
+    const seedInterval = rng.pick([[20, 200], [50, 500], [100, 1000]] as const);
+    this.#nemesisInterval = options.nemesisIntervalMs ?? profile.interval ?? seedInterval;
     this.#compactEvery = rng.pick([8, 25, 60, 200]);
+    this.#midReadyCrash = profile.midReadyCrash ?? 0.25;
+    this.#downMs = profile.downMs ?? [20, 2000];
+    this.#crashOnOldTermCommit = profile.crashOnOldTermCommit ?? false;
+    this.#hitNewLeader = profile.hitNewLeader ?? 0.05;
+    const seedDeaf = rng.chance(profile.deafLeader ?? 0.3);
+    this.#deafLeader = options.deafLeader ?? seedDeaf;
   }
 
   // ---------------------------------------------------------------- run
@@ -385,6 +500,13 @@ export class Simulation {
     } catch (err) {
       if (!(err instanceof StopRun)) {
         this.#safety.report("exception", err instanceof Error ? `${err.stack ?? err.message}` : String(err));
+      }
+    }
+    // Operations still in progress at the end have an unknown outcome.
+    for (const client of this.#clients) {
+      const op = client.op;
+      if (op !== undefined && op.kind !== "read" && op.mayHaveEffect) {
+        this.#history.push({ clientId: client.id, input: op.input, call: op.call, ret: Infinity });
       }
     }
     // Linearizability of the recorded history.
@@ -493,7 +615,7 @@ export class Simulation {
       }
       case 6:
         this.#net.unblock(ev.cut);
-        this.#log(() => `heal cut of ${ev.cut.length} links`);
+        this.#log(() => `heal cut of ${ev.cut.keys.length} links`);
         return;
       case 7:
         this.#operator();
@@ -556,7 +678,7 @@ export class Simulation {
       readQueue: [],
       lastCommitSeen: 0,
       leaderTerm: -1,
-      crashMidReady: false,
+      crashMidReady: "no",
       stopScheduled: false,
     };
     this.#nodes.set(id, node);
@@ -588,7 +710,7 @@ export class Simulation {
     node.pendingWrites.clear();
     node.pendingReads.clear();
     node.readQueue.length = 0;
-    node.crashMidReady = false;
+    node.crashMidReady = "no";
   }
 
   #crash(node: SimNode, downMs: number): void {
@@ -611,10 +733,22 @@ export class Simulation {
       const rd = raft.ready();
       // 1. persist
       node.storage.persist(rd);
-      if (node.crashMidReady) {
+      if (
+        node.crashMidReady === "next" || (node.crashMidReady === "entries" && rd.entries.length > 0) ||
+        (this.#crashOnOldTermCommit && this.#oldTermCommit(raft, rd))
+      ) {
+        this.#log(() => `${node.id} crashes mid-ready (after persisting, before sending)`);
         // Crash after persisting, before sending or applying.
-        this.#crash(node, this.#rng.range(20, 1500));
+        this.#crash(node, this.#rng.range(...this.#downMs));
         return;
+      }
+      if (rd.softState?.role === "leader" && !this.#healed && this.#rng.chance(this.#hitNewLeader)) {
+        if (this.#rng.chance(0.5)) {
+          this.#log(() => `new leader ${node.id} crashes before sending`);
+          this.#crash(node, this.#rng.range(...this.#downMs));
+          return;
+        }
+        this.#isolate(node, this.#rng.range(100, 1500));
       }
       // 2. send
       for (const msg of rd.messages) this.#send(msg);
@@ -641,6 +775,14 @@ export class Simulation {
       raft = node.raft;
     }
     if (raft !== undefined) this.#observe(node, raft);
+  }
+
+  /** True when a leader's ready moves its commit index onto an entry of an earlier term. */
+  #oldTermCommit(raft: SimRaftNode, rd: RaftReady): boolean {
+    const hs = rd.hardState;
+    if (hs === undefined || raft.role !== "leader") return false;
+    const last = rd.committed.length > 0 ? rd.committed[rd.committed.length - 1] : undefined;
+    return last !== undefined && last.index === hs.commit && last.term < hs.term;
   }
 
   /** Checks what changed on `node` after it was driven: leadership and commit index. */
@@ -865,7 +1007,11 @@ export class Simulation {
     });
     if (node === undefined) return;
     const raft = node.raft!;
-    this.#log(() => `client ${client.id} ${op.kind} ${op.requestId} attempt ${attempt} at ${node.id}`);
+    this.#log(() =>
+      `client ${client.id} ${op.requestId} ${
+        kvModel.describe!({ ...op, clientId: client.id, ret: Infinity })
+      } attempt ${attempt} at ${node.id}`
+    );
     if (op.kind === "read") {
       const ctx = `${op.requestId}/${attempt}`;
       node.pendingReads.set(ctx, client);
@@ -988,7 +1134,7 @@ export class Simulation {
     return out;
   }
 
-  #cutFor(ms: number, cut: string[]): void {
+  #cutFor(ms: number, cut: CutHandle): void {
     this.#queue.push(this.#now + ms, { k: 6, cut });
   }
 
@@ -1011,13 +1157,17 @@ export class Simulation {
   #isolateLeader(): void {
     const leader = this.#leader();
     if (leader === undefined) return this.#partition();
+    this.#isolate(leader, this.#rng.range(100, 3000));
+  }
+
+  /** Cuts `node` off from every other node, both ways, for `ms`. */
+  #isolate(node: SimNode, ms: number): void {
     const links: [string, string][] = [];
     for (const id of this.#memberIds()) {
-      if (id !== leader.id) links.push([leader.id, id], [id, leader.id]);
+      if (id !== node.id) links.push([node.id, id], [id, node.id]);
     }
     this.#faults.partition++;
-    const ms = this.#rng.range(100, 3000);
-    this.#log(() => `isolate leader ${leader.id} for ${ms} ms`);
+    this.#log(() => `isolate ${node.id} for ${ms} ms`);
     this.#cutFor(ms, this.#net.block(links));
   }
 
@@ -1047,11 +1197,12 @@ export class Simulation {
     if (live.length === 0 || all - live.length >= Math.ceil(all / 2)) return;
     const leader = this.#leader();
     const node = leaderOnly && leader !== undefined ? leader : this.#rng.pick(live);
-    const down = this.#rng.range(20, 2000);
-    if (this.#rng.chance(0.25)) {
-      // Crash in the middle of the node's next ready batch: after persisting, before sending.
-      node.crashMidReady = true;
-      this.#log(() => `${node.id} will crash mid-ready`);
+    const down = this.#rng.range(...this.#downMs);
+    if (this.#rng.chance(this.#midReadyCrash)) {
+      // Crash in the middle of a later ready batch: after persisting, before sending. Armed on
+      // "entries", the node persists new entries (a new leader: its no-op) that nobody else gets.
+      node.crashMidReady = this.#rng.chance(0.5) ? "next" : "entries";
+      this.#log(() => `${node.id} will crash mid-ready (${node.crashMidReady})`);
       return;
     }
     this.#crash(node, down);
@@ -1163,6 +1314,25 @@ export class Simulation {
 
   // ---------------------------------------------------------------- liveness
 
+  /** Cuts every link into the current leader, if the remaining voters can still form a quorum. */
+  #deafenLeader(): void {
+    const leader = this.#leader();
+    // A pending membership change could leave the deaf leader's peers without a quorum.
+    if (leader === undefined || this.#goals.length > 0) return;
+    const voters = leader.raft!.membership.voters;
+    let capable = 0;
+    for (const id of voters) {
+      const n = this.#nodes.get(id);
+      if (id !== leader.id && n !== undefined && n.status !== "gone" && !n.stopScheduled) capable++;
+    }
+    if (voters.length < 3 || capable < Math.floor(voters.length / 2) + 1) return;
+    const links: [string, string][] = [];
+    for (const id of this.#memberIds()) if (id !== leader.id) links.push([id, leader.id]);
+    this.#faults["one-way-partition"]++;
+    this.#log(() => `liveness phase with a deaf leader ${leader.id}`);
+    this.#net.block(links);
+  }
+
   #heal(): void {
     this.#healed = true;
     this.#log(() => "heal: all partitions, network faults off, all nodes restarted");
@@ -1170,8 +1340,9 @@ export class Simulation {
     this.#stormActive = false;
     this.#net.settings = { ...this.#baseNet, dropRate: 0, duplicateRate: 0, delayRate: 0 };
     for (const node of this.#nodes.values()) {
-      node.crashMidReady = false;
+      node.crashMidReady = "no";
       if (node.status === "down" && !(node.stopScheduled)) this.#restart(node);
     }
+    if (this.#deafLeader) this.#deafenLeader();
   }
 }
