@@ -19,7 +19,8 @@ export type HamokErrorCode =
   | "HAMOK_OUTCOME_UNKNOWN"
   | "HAMOK_TRANSPORT"
   | "HAMOK_DELIVERY"
-  | "HAMOK_LISTENER";
+  | "HAMOK_LISTENER"
+  | "HAMOK_CONFLICT";
 
 /** Options accepted by every {@linkcode HamokError} constructor. */
 export interface HamokErrorOptions {
@@ -286,5 +287,39 @@ export class HamokListenerError extends HamokError {
     super(message, "HAMOK_LISTENER", options);
     this.emitterId = details.emitterId;
     this.event = details.event;
+  }
+}
+
+/**
+ * A compare-and-set by revision failed: the entry's revision (the log index of its last write) was
+ * not the expected one, so nothing was written. Read the entry again and retry if it still applies.
+ * `actualRevision` is 0 when the entry does not exist.
+ *
+ * @example
+ * ```ts
+ * import { HamokConflictError } from "@hamok/core";
+ * const entry = map.getEntry("stock");
+ * try {
+ *   await map.set("stock", entry!.value - 1, { ifRevision: entry!.revision });
+ * } catch (err) {
+ *   if (err instanceof HamokConflictError) console.log("changed meanwhile, now at", err.actualRevision);
+ * }
+ * ```
+ */
+export class HamokConflictError extends HamokError {
+  /** The revision the write expected (0: expected the entry to be absent). */
+  readonly expectedRevision: number;
+  /** The revision the entry had when the write was applied (0: absent). */
+  readonly actualRevision: number;
+
+  /** Creates a conflict error naming the expected and the actual revision. */
+  constructor(
+    message: string,
+    details: { expectedRevision: number; actualRevision: number },
+    options?: HamokErrorOptions,
+  ) {
+    super(message, "HAMOK_CONFLICT", options);
+    this.expectedRevision = details.expectedRevision;
+    this.actualRevision = details.actualRevision;
   }
 }
