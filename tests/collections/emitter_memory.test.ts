@@ -9,6 +9,30 @@ describe("emitter on the memory transport", () => {
   emitterSuite(() => Promise.resolve(memoryTransports()));
   emitterFaultSuite(() => Promise.resolve(memoryTransports()));
 
+  it("one publish is one transport message, whatever the number of subscribers", async () => {
+    const factory = memoryTransports();
+    const cluster = await startCluster(factory, ["a", "b", "c", "d"]);
+    try {
+      const [a, ...others] = cluster.peers;
+      const ea = a.createEmitter<{ e: [number] }>({ emitterId: "fanout" });
+      for (const p of others) {
+        await p.createEmitter<{ e: [number] }>({ emitterId: "fanout" }).subscribe("e", () => {});
+      }
+      await a.waitUntilCommitHead();
+      const spy = cluster.transports.get("a")!;
+      let onTheWire = 0;
+      const sub = spy.subscribe(`${a.subjects.prefix}.emit.>`, () => onTheWire++);
+      const acked = await ea.publish("e", 1);
+      await spy.flush();
+      await waitFor(() => onTheWire >= 1, { timeoutMs: 1000 });
+      sub.unsubscribe();
+      assert.deepEqual(acked.sort(), ["b", "c", "d"]);
+      assert.equal(onTheWire, 1);
+    } finally {
+      await cluster.close();
+    }
+  });
+
   it("a publish that is not acknowledged in time names who acked and who did not", async () => {
     const factory = memoryTransports();
     const cluster = await startCluster(factory, ["a", "b", "c"], { peerTimeoutMs: 60_000 });

@@ -288,6 +288,38 @@ export function emitterSuite(makeFactory: () => Promise<TransportFactory>): void
       eb.close();
     });
 
+    it("re-subscribing with other metadata fires 'updated' everywhere", async () => {
+      const id = nextId("meta");
+      const ea = a.createEmitter<Events, { v: number }>({ emitterId: id });
+      const eb = b.createEmitter<Events, { v: number }>({ emitterId: id });
+      const updates: unknown[] = [];
+      ea.subscriptions.on(
+        "updated",
+        (event, peerId, metadata, previous) => updates.push([event, peerId, metadata, previous]),
+      );
+      await eb.subscribe("greet", () => {}, { v: 1 });
+      await eb.subscribe("greet", () => {}, { v: 1 }); // same metadata: no change
+      await eb.subscribe("greet", () => {}, { v: 2 });
+      await a.waitUntilCommitHead();
+      assert.deepEqual(updates, [["greet", "b", { v: 2 }, { v: 1 }]]);
+      assert.deepEqual(ea.subscriptions.getMetadata("greet", "b"), { v: 2 });
+      ea.close();
+      eb.close();
+    });
+
+    it("publish on a closed peer rejects with HamokClosedError", async () => {
+      const extra = await cluster.add(`closing-${++emitterCounter}`);
+      await extra.join();
+      const e = extra.createEmitter<Events>({ emitterId: nextId("closed-peer") });
+      extra.close();
+      assert.equal(e.closed, true);
+      await assert.rejects(e.publish("greet", "x", 1), HamokClosedError);
+      await assert.rejects(e.subscribe("greet", () => {}), HamokClosedError);
+      await cluster.transports.get(extra.localPeerId)?.close();
+      // the others remove the silent peer again
+      await waitFor(() => !a.remotePeerIds.has(extra.localPeerId), { timeoutMs: 5000 });
+    });
+
     it("import merges a snapshot through consensus, split by the outbound limits", async () => {
       const id = nextId("import");
       const ea = a.createEmitter<Events>({
