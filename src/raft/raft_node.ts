@@ -567,7 +567,6 @@ export class RaftNode {
   }
 
   private becomePreCandidate(): void {
-    if (this.currentRole === "leader") this.leaveLeadership();
     this.currentRole = "pre-candidate";
     this.leader = undefined;
     this.votes.clear();
@@ -770,7 +769,6 @@ export class RaftNode {
         return;
       case "snapshot":
         this.electionElapsed = 0;
-        if (this.leader !== m.from) this.incoming = undefined;
         this.leader = m.from;
         this.onSnapshotChunk(m);
         return;
@@ -992,16 +990,27 @@ export class RaftNode {
     for (const item of m.entries) this.appendEntry("normal", item.data, item.requestId, undefined);
   }
 
-  /** Adds progress for new members and drops it for removed ones (membership changed on the leader). */
+  /**
+   * Adds progress for new members (membership changed on the leader). A removed member keeps its
+   * progress until the removal commits, so that it receives the entry that removes it.
+   */
   private onLeaderMembershipChange(): void {
     const membership = this.members.current;
     const last = this.log.lastIndex;
     for (const id of membership.voters) this.addProgress(id, last);
     for (const id of membership.learners) this.addProgress(id, last);
+  }
+
+  /** Drops the progress of removed members once their removal is committed. */
+  private pruneRemovedProgress(): void {
+    if (this.progresses.size <= this.members.current.voters.length + this.members.current.learners.length) {
+      return;
+    }
+    if (this.members.lastConfigIndex > this.log.committed) return;
+    const membership = this.members.current;
     for (const id of [...this.progresses.keys()]) {
       if (id !== this.selfId && !isMember(membership, id)) this.progresses.delete(id);
     }
-    if (this.transferee !== undefined && !isVoter(membership, this.transferee)) this.transferee = undefined;
   }
 
   /** Moves the commit index to what a majority of voters holds; only entries of the current term count. */
@@ -1028,6 +1037,7 @@ export class RaftNode {
       this.stepDownRemoved();
       return;
     }
+    this.pruneRemovedProgress();
     this.maybePromoteLearner();
   }
 
@@ -1090,6 +1100,11 @@ export class RaftNode {
     if (this.maybeCommit()) this.afterCommit();
     if (this.currentRole !== "leader") return;
     if (pr.state !== "snapshot" && pr.next <= this.log.lastIndex) this.sendAppend(id, pr, false);
+    if (pr.sentCommit < this.log.committed) {
+      // It has not heard of the current commit index yet: the next flush tells it.
+      this.bcastPending = true;
+      this.bcastCommit = true;
+    }
     if (id === this.transferee && pr.match === this.log.lastIndex) this.sendTimeoutNow(id);
     if (this.members.current.learners.includes(id)) this.maybePromoteLearner();
   }
