@@ -121,7 +121,10 @@ interface PendingProposal {
   readonly requestId: string;
   readonly timer: ReturnType<typeof setTimeout>;
   readonly timeoutMs: number;
+  /** True once a leader (this peer or a forward target) may have taken it. */
   submitted: boolean;
+  /** True while this peer, as leader, holds it in its own log (lost only with the leadership). */
+  appendedHere: boolean;
   lastSubmit: number;
   readonly resolve: (result: unknown) => void;
   readonly reject: (error: Error) => void;
@@ -560,6 +563,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
         timer,
         timeoutMs,
         submitted: false,
+        appendedHere: false,
         lastSubmit: 0,
         resolve,
         reject,
@@ -1167,6 +1171,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     pending.lastSubmit = Date.now();
     const result = driver.run((node) => node.propose(pending.data, pending.requestId));
     if (result.status !== "dropped") pending.submitted = true;
+    pending.appendedHere = result.status === "appended";
   }
 
   #resubmitAll(): void {
@@ -1196,7 +1201,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     // proposals a lost message may have dropped: resubmit (idempotent by request id)
     const retryMs = this.config.electionTicks * this.config.tickMs;
     for (const pending of this.#pending.values()) {
-      if (now - pending.lastSubmit >= retryMs) this.#submit(pending);
+      // entries in this leader's own log need no retry; forwards and drops may have been lost
+      if (!pending.appendedHere && now - pending.lastSubmit >= retryMs) this.#submit(pending);
     }
     if (this.#state !== "leader" || this.#node === undefined) return;
     const membership = this.#node.membership;
