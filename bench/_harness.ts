@@ -19,12 +19,26 @@ export interface BenchOptions {
   baseline?: boolean;
   /** Also time each call and print median / p99 at the end (for calls of a microsecond or more). */
   samples?: boolean;
+  /**
+   * Deno only: a fixed number of measured calls (for slow benches, e.g. a cluster join); mitata
+   * decides on its own (at least 12 samples).
+   */
+  n?: number;
+  /** Deno only: a fixed number of warm-up calls (with `n`). */
+  warmup?: number;
 }
 
 type BenchFn = () => unknown;
 
 interface DenoBenchApi {
-  bench(definition: { name: string; group?: string; baseline?: boolean; fn: BenchFn }): void;
+  bench(definition: {
+    name: string;
+    group?: string;
+    baseline?: boolean;
+    n?: number;
+    warmup?: number;
+    fn: BenchFn;
+  }): void;
 }
 
 const deno = (globalThis as { Deno?: DenoBenchApi }).Deno;
@@ -143,7 +157,14 @@ export function bench(name: string, fn: BenchFn, options: BenchOptions = {}): vo
     body = timed(fn, samples);
   }
   if (deno !== undefined) {
-    deno.bench({ name, group: options.group, baseline: options.baseline, fn: body });
+    deno.bench({
+      name,
+      group: options.group,
+      baseline: options.baseline,
+      n: options.n,
+      warmup: options.warmup,
+      fn: body,
+    });
     return;
   }
   mitataBenches.push({ name, group: options.group, baseline: options.baseline, fn: body });

@@ -1,80 +1,153 @@
 /**
- * HamokEmitter publish latency: three peers, the publisher and two remote subscribers, on NATS and
- * on the memory transport, beside the raw NATS request/reply round trip on the same server (the
- * floor). Run: `deno bench -A bench/emitter.bench.ts` or `bun bench/emitter.bench.ts`.
+ * HamokEmitter benchmarks, with the raw NATS request/reply round trip on the same nats-server as
+ * the floor:
+ *
+ * - publish latency with 1, 2 and 4 remote subscribers, on NATS and on the memory transport
+ *   (3 peers for 1 and 2 subscribers, 5 peers for 4), and with tracing (OpenTelemetry SDK,
+ *   always-on sampling);
+ * - publish throughput with 64 in flight, beside 64 raw requests in flight;
+ * - notify throughput: 1000 notifies until both subscribers got every one;
+ * - subscribe latency: one Raft commit per call (a follower alternately subscribes and
+ *   unsubscribes).
+ *
+ * Deno: `deno bench -A bench/emitter.bench.ts`. Bun: `bun bench/emitter.bench.ts` (through mitata).
+ * `bench/report.ts` measures the same things with its own sample loops and prints the table.
  *
  * @module
  */
 
-import { connect, type Msg } from "nats";
-import { Hamok } from "../src/hamok.ts";
-import type { HamokEmitter } from "../src/collections/emitter.ts";
-import { MemoryBus } from "../src/transport/memory_bus.ts";
-import { MemoryTransport } from "../src/transport/memory_transport.ts";
-import { NatsTransport } from "../src/transport/nats_transport.ts";
-import type { Transport } from "../src/transport/transport.ts";
+import { type BenchCluster, startBenchCluster, startBenchTracing, startRawEcho } from "./_fixtures.ts";
 import { startNatsServer } from "../tests/_helpers/nats_server.ts";
 import { bench, onBenchEnd } from "./_harness.ts";
+import { until } from "./_measure.ts";
 
-type Events = { tick: [number, string] };
-const PAYLOAD = new Uint8Array(64);
+// --- set-up (module level: Deno.bench has no async before-all) -----------------------------------
 
 const server = await startNatsServer();
 onBenchEnd(() => server.killSync());
+const url = server.url;
 
-async function cluster(
-  name: string,
-  transports: Transport[],
-): Promise<{ peers: Hamok[]; emitter: HamokEmitter<Events> }> {
-  const peers = transports.map((transport, i) =>
-    new Hamok({ peerId: `${name}-${i}`, clusterId: `bench-${name}`, transport, tickMs: 20 })
-  );
-  await Promise.all(peers.map((p) => p.join()));
-  const emitters = peers.map((p) => p.createEmitter<Events>({ emitterId: "bench" }));
-  await emitters[1].subscribe("tick", () => {});
-  await emitters[2].subscribe("tick", () => {});
-  await peers[0].waitUntilCommitHead();
-  return { peers, emitter: emitters[0] };
-}
-
-const natsTransports = await Promise.all([0, 1, 2].map(() => NatsTransport.connect({ servers: server.url })));
-const nats = await cluster("nats", natsTransports);
-const bus = new MemoryBus();
-const memory = await cluster("memory", [0, 1, 2].map(() => new MemoryTransport({ bus })));
-
-const rawRequester = await connect({ servers: server.url });
-const rawResponder = await connect({ servers: server.url });
-rawResponder.subscribe("bench.raw.echo", { callback: (_err, msg: Msg) => msg.respond(msg.data) });
-await Promise.all([rawRequester.flush(), rawResponder.flush()]);
+const raw = await startRawEcho(url);
+const nats3 = await startBenchCluster({ kind: "nats", peers: 3, natsUrl: url });
+const nats5 = await startBenchCluster({ kind: "nats", peers: 5, natsUrl: url });
+const memory3 = await startBenchCluster({ kind: "memory", peers: 3 });
+const memory5 = await startBenchCluster({ kind: "memory", peers: 5 });
+const tracing = startBenchTracing();
+const traced = await startBenchCluster({
+  kind: "nats",
+  peers: 3,
+  natsUrl: url,
+  config: { tracerProvider: tracing.provider },
+});
 
 onBenchEnd(async () => {
-  for (const p of [...nats.peers, ...memory.peers]) p.close();
-  await Promise.all(natsTransports.map((t) => t.close()));
-  await rawRequester.close().catch(() => {});
-  await rawResponder.close().catch(() => {});
+  await Promise.all([nats3, nats5, memory3, memory5, traced].map((c) => c.close()));
+  await tracing.shutdown();
+  await raw.close();
 });
 
 let n = 0;
+
+// --- publish latency ------------------------------------------------------------------------------
+
 bench("raw nats request/reply (floor)", async () => {
-  await rawRequester.request("bench.raw.echo", PAYLOAD, { timeout: 5000 });
-}, { group: "publish, 2 remote subscribers", baseline: true, samples: true });
+  await raw.request();
+}, { group: "publish latency, NATS", baseline: true, samples: true });
 
-bench("emitter.publish over NATS", async () => {
-  await nats.emitter.publish("tick", ++n, "payload");
-}, { group: "publish, 2 remote subscribers", samples: true });
+bench("publish, 1 remote subscriber (NATS)", async () => {
+  await nats3.emitters[0].publish("s1", ++n, "payload");
+}, { group: "publish latency, NATS", samples: true });
 
-bench("emitter.publish over memory", async () => {
-  await memory.emitter.publish("tick", ++n, "payload");
-}, { group: "publish, 2 remote subscribers", samples: true });
+bench("publish, 2 remote subscribers (NATS)", async () => {
+  await nats3.emitters[0].publish("s2", ++n, "payload");
+}, { group: "publish latency, NATS", samples: true });
 
-bench("emitter.publish over NATS, 64 in flight", async () => {
-  const all: Promise<string[]>[] = [];
-  for (let i = 0; i < 64; i++) all.push(nats.emitter.publish("tick", ++n, "payload"));
-  await Promise.all(all);
-}, { group: "throughput" });
+bench("publish, 4 remote subscribers (NATS)", async () => {
+  await nats5.emitters[0].publish("s4", ++n, "payload");
+}, { group: "publish latency, NATS", samples: true });
 
-bench("raw nats request/reply, 64 in flight", async () => {
+bench("publish, 2 remote subscribers, traced (NATS)", async () => {
+  await traced.emitters[0].publish("s2", ++n, "payload");
+}, { group: "publish latency, NATS", samples: true });
+
+bench("publish, 1 remote subscriber (memory)", async () => {
+  await memory3.emitters[0].publish("s1", ++n, "payload");
+}, { group: "publish latency, memory", samples: true });
+
+bench("publish, 2 remote subscribers (memory)", async () => {
+  await memory3.emitters[0].publish("s2", ++n, "payload");
+}, { group: "publish latency, memory", baseline: true, samples: true });
+
+bench("publish, 4 remote subscribers (memory)", async () => {
+  await memory5.emitters[0].publish("s4", ++n, "payload");
+}, { group: "publish latency, memory", samples: true });
+
+// --- throughput -----------------------------------------------------------------------------------
+
+const IN_FLIGHT = 64;
+
+bench(`raw nats request/reply, ${IN_FLIGHT} in flight`, async () => {
   const all: Promise<unknown>[] = [];
-  for (let i = 0; i < 64; i++) all.push(rawRequester.request("bench.raw.echo", PAYLOAD, { timeout: 5000 }));
+  for (let i = 0; i < IN_FLIGHT; i++) all.push(raw.request());
   await Promise.all(all);
-}, { group: "throughput", baseline: true });
+}, { group: `${IN_FLIGHT} in flight`, baseline: true });
+
+bench(`publish, 2 remote subscribers, ${IN_FLIGHT} in flight (NATS)`, async () => {
+  const all: Promise<string[]>[] = [];
+  for (let i = 0; i < IN_FLIGHT; i++) all.push(nats3.emitters[0].publish("s2", ++n, "payload"));
+  await Promise.all(all);
+}, { group: `${IN_FLIGHT} in flight` });
+
+bench(`publish, 2 remote subscribers, ${IN_FLIGHT} in flight (memory)`, async () => {
+  const all: Promise<string[]>[] = [];
+  for (let i = 0; i < IN_FLIGHT; i++) all.push(memory3.emitters[0].publish("s2", ++n, "payload"));
+  await Promise.all(all);
+}, { group: `${IN_FLIGHT} in flight` });
+
+// --- notify throughput ----------------------------------------------------------------------------
+
+const NOTIFIES = 1000;
+
+async function notifyAll(cluster: BenchCluster): Promise<void> {
+  const target = cluster.delivered.s2 + 2 * NOTIFIES;
+  for (let i = 0; i < NOTIFIES; i++) cluster.emitters[0].notify("s2", ++n, "payload");
+  await until(() => cluster.delivered.s2 >= target, { timeoutMs: 10_000, intervalMs: 1, what: "deliveries" });
+}
+
+bench(`notify x${NOTIFIES}, 2 remote subscribers, until all delivered (NATS)`, async () => {
+  await notifyAll(nats3);
+}, { group: "notify throughput" });
+
+bench(`notify x${NOTIFIES}, 2 remote subscribers, until all delivered (memory)`, async () => {
+  await notifyAll(memory3);
+}, { group: "notify throughput" });
+
+// --- subscribe latency ----------------------------------------------------------------------------
+
+function toggler(cluster: BenchCluster): () => Promise<void> {
+  const follower = cluster.emitters[cluster.peers.findIndex((p) => !p.leader)];
+  const listener = () => {};
+  let subscribed = false;
+  return async () => {
+    if (subscribed) await follower.unsubscribe("sub", listener);
+    else await follower.subscribe("sub", listener);
+    subscribed = !subscribed;
+  };
+}
+
+const toggleNats = toggler(nats3);
+const toggleMemory = toggler(memory3);
+
+bench("subscribe or unsubscribe from a follower: one Raft commit (NATS)", toggleNats, {
+  group: "subscribe latency",
+  samples: true,
+});
+
+bench("subscribe or unsubscribe from a follower: one Raft commit (memory)", toggleMemory, {
+  group: "subscribe latency",
+  samples: true,
+});
+
+bench("raw nats request/reply (floor), beside the commits", async () => {
+  await raw.request();
+}, { group: "subscribe latency", baseline: true, samples: true });
