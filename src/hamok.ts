@@ -28,6 +28,10 @@ import {
   type HamokEmitterEventMap,
 } from "./collections/emitter.ts";
 import { type HamokEmitterSnapshot, HamokSubscriptionTable } from "./collections/subscription_table.ts";
+import { HamokQueue, type HamokQueueConfig } from "./collections/queue.ts";
+import { type HamokQueueSnapshot, HamokQueueState, QUEUE_KIND } from "./collections/queue_state.ts";
+import { HamokRemoteMap, type HamokRemoteMapConfig } from "./collections/remote_map.ts";
+import { HamokRemoteMapState, REMOTE_MAP_KIND } from "./collections/remote_map_state.ts";
 import {
   type HamokConfig,
   type HamokLogger,
@@ -114,6 +118,8 @@ export interface HamokSnapshot {
   readonly appliedIndex: number;
   /** The emitters' subscription tables. */
   readonly emitters: readonly HamokEmitterSnapshot[];
+  /** The queues (remote maps are not included: their data lives in the application's store). */
+  readonly queues?: readonly HamokQueueSnapshot[];
 }
 
 interface PendingProposal {
@@ -235,6 +241,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     const provider = this.config.tracerProvider ?? trace.getTracerProvider();
     this.tracer = provider.getTracer("@hamok/core");
     this.#stateMachine.registerKind(EMITTER_KIND, (id) => new HamokSubscriptionTable(id));
+    this.registerCollectionKind(QUEUE_KIND, (id) => new HamokQueueState(id));
+    this.registerCollectionKind(REMOTE_MAP_KIND, (id) => new HamokRemoteMapState(id));
     this.#rpc = new RpcRouter({
       sendRequest: (peerId, body) => this.#send(peerId, { type: "request", from: this.localPeerId, body }),
       sendResponse: (peerId, body) => this.#send(peerId, { type: "response", from: this.localPeerId, body }),
@@ -476,6 +484,64 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   }
 
   /**
+   * Creates a queue. A second live queue with the same id on this peer is a `HamokConfigError`.
+   *
+   * @example
+   * ```ts
+   * const queue = hamok.createQueue<string>({ queueId: "jobs" });
+   * ```
+   */
+  createQueue<T>(config: HamokQueueConfig<T>): HamokQueue<T> {
+    return this.hostCollection(QUEUE_KIND, config?.queueId, () => new HamokQueue<T>(this, config));
+  }
+
+  /**
+   * Returns the live queue with `config.queueId`, or creates it.
+   *
+   * @example
+   * ```ts
+   * const queue = hamok.getOrCreateQueue<string>({ queueId: "jobs" });
+   * ```
+   */
+  getOrCreateQueue<T>(config: HamokQueueConfig<T>): HamokQueue<T> {
+    return this.hostedCollection<HamokQueue<T>>(QUEUE_KIND, config?.queueId) ?? this.createQueue<T>(config);
+  }
+
+  /**
+   * Creates a remote map over the application's store. A second live remote map with the same id
+   * on this peer is a `HamokConfigError`.
+   *
+   * @example
+   * ```ts
+   * import { MemoryRemoteStore } from "@hamok/core";
+   * const map = hamok.createRemoteMap<string, number>({ mapId: "scores", store: new MemoryRemoteStore() });
+   * ```
+   */
+  createRemoteMap<K, V>(config: HamokRemoteMapConfig<K, V>): HamokRemoteMap<K, V> {
+    return this.hostCollection(REMOTE_MAP_KIND, config?.mapId, () =>
+      new HamokRemoteMap<K, V>(this, config, {
+        isLeader: () => this.leader,
+        onLeaderChanged: (listener) => {
+          this.on("leader-changed", listener);
+          return () => this.off("leader-changed", listener);
+        },
+      }));
+  }
+
+  /**
+   * Returns the live remote map with `config.mapId`, or creates it.
+   *
+   * @example
+   * ```ts
+   * const map = hamok.getOrCreateRemoteMap<string, number>({ mapId: "scores", store });
+   * ```
+   */
+  getOrCreateRemoteMap<K, V>(config: HamokRemoteMapConfig<K, V>): HamokRemoteMap<K, V> {
+    return this.hostedCollection<HamokRemoteMap<K, V>>(REMOTE_MAP_KIND, config?.mapId) ??
+      this.createRemoteMap<K, V>(config);
+  }
+
+  /**
    * @internal Registers a collection object created by `create` under (kind, id); a second live
    * collection of the same kind and id is a `HamokConfigError`. Collections of different kinds may
    * share an id.
@@ -507,12 +573,14 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   /** Exports the replicated state of this peer's collections as one snapshot. */
   export(): HamokSnapshot {
     const emitters: HamokEmitterSnapshot[] = [];
+    const queues: HamokQueueSnapshot[] = [];
     for (const [kind, id, image] of this.#stateMachine.snapshot().states) {
+      if (kind === QUEUE_KIND) queues.push(this.replicatedState<HamokQueueState>(kind, id).toSnapshot());
       if (kind !== EMITTER_KIND) continue;
       void image;
       emitters.push(this.replicatedState<HamokSubscriptionTable>(kind, id).toSnapshot());
     }
-    return { version: 1, peerId: this.localPeerId, appliedIndex: this.appliedIndex, emitters };
+    return { version: 1, peerId: this.localPeerId, appliedIndex: this.appliedIndex, emitters, queues };
   }
 
   /** Imports a snapshot made by {@linkcode export} into the cluster, through consensus (merge). */
@@ -525,6 +593,11 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
         s,
       ) => [s.event, s.subscribers.map((x) => [x.peerId, x.metadata])]);
       await this.propose(EMITTER_KIND, emitter.emitterId, "import", { entries }, {
+        timeoutMs: this.config.requestTimeoutMs,
+      });
+    }
+    for (const queue of snapshot.queues ?? []) {
+      await this.propose(QUEUE_KIND, queue.queueId, "import", queue.items, {
         timeoutMs: this.config.requestTimeoutMs,
       });
     }

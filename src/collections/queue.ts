@@ -1,0 +1,324 @@
+/**
+ * HamokQueue: a FIFO replicated on every peer. Pushes and pops are commands in the replicated log,
+ * so every item is popped exactly once across all peers, in push order.
+ *
+ * @module
+ */
+
+import { EventEmitter } from "eventemitter3";
+import { decodeValue, encodeValue, type ValueCodec } from "../codec/value_codec.ts";
+import { positiveInteger } from "../config.ts";
+import { HamokClosedError, HamokCodecError, HamokConfigError, HamokError } from "../errors.ts";
+import type { CollectionHost } from "./collection_host.ts";
+import { type HamokQueueSnapshot, type HamokQueueState, type PopResult, QUEUE_KIND } from "./queue_state.ts";
+
+/**
+ * Options of `hamok.createQueue(config)`.
+ *
+ * @example
+ * ```ts
+ * const queue = hamok.createQueue<{ job: string }>({ queueId: "jobs", requestTimeoutInMs: 3000 });
+ * ```
+ */
+export interface HamokQueueConfig<T> {
+  /** The queue id; queues with the same id on different peers are one queue. Required. */
+  queueId: string;
+  /**
+   * The item codec. Default: the items travel as CBOR inside the log entries (no extra encoding).
+   * Every peer must use the same codec.
+   */
+  codec?: ValueCodec<T>;
+  /** Default timeout of writes, in ms. Default 5000. */
+  requestTimeoutInMs?: number;
+}
+
+/**
+ * Options of a queue write.
+ *
+ * @example
+ * ```ts
+ * const requestId = crypto.randomUUID();
+ * await queue.pop({ requestId, timeoutMs: 2000 }).catch(() => queue.pop({ requestId })); // at most once
+ * ```
+ */
+export interface HamokQueueWriteOptions {
+  /**
+   * Request id of the write. A write retried with the request id of an earlier attempt is applied
+   * at most once, and resolves with the first attempt's result. Default: a fresh id.
+   */
+  requestId?: string;
+  /** Timeout of this write in ms. Default: the queue's `requestTimeoutInMs`. */
+  timeoutMs?: number;
+}
+
+/** Events of a {@linkcode HamokQueue}; they fire on every peer in log order. */
+export interface HamokQueueEvents<T> {
+  /** An item was pushed. */
+  add: (item: T) => void;
+  /** An item left the queue (popped by any peer, cleared, or replaced by an import). */
+  remove: (item: T) => void;
+  /** The queue became empty. */
+  empty: () => void;
+  /** The queue became non-empty. */
+  "not-empty": () => void;
+  /** This queue object was closed. */
+  close: () => void;
+}
+
+const DEFAULT_REQUEST_TIMEOUT = 5000;
+
+/**
+ * A FIFO queue shared by the peers of a cluster.
+ *
+ * `push` and `pop` go through the replicated log: every item is popped exactly once across all
+ * peers, in push order, and `pop` resolves with the item this peer got. `peek`, `size`, `empty` and
+ * iteration read this peer's copy (it may lag the leader by a heartbeat; await `ready` or a write
+ * first for read-your-writes). Events fire on every peer in log order.
+ *
+ * @example
+ * ```ts
+ * import { Hamok } from "@hamok/core";
+ * const hamok = new Hamok();
+ * await hamok.join();
+ * const queue = hamok.createQueue<string>({ queueId: "jobs" });
+ * queue.on("add", (job) => console.log("queued", job));
+ * await queue.push("a", "b");
+ * console.log(await queue.pop()); // "a" (on exactly one peer)
+ * console.log(queue.size, queue.peek()); // 1 "b"
+ * ```
+ */
+export class HamokQueue<T> extends EventEmitter<HamokQueueEvents<T>> {
+  /** The queue id. */
+  readonly id: string;
+  /** Default timeout of writes, in ms. */
+  readonly requestTimeoutInMs: number;
+  private readonly host: CollectionHost;
+  private readonly state: HamokQueueState;
+  private readonly codec: ValueCodec<T> | undefined;
+  private readonly disposers: (() => void)[] = [];
+  private isClosed = false;
+  private readyPromise: Promise<void> | undefined;
+
+  /** @internal Use `hamok.createQueue(config)`. */
+  constructor(host: CollectionHost, config: HamokQueueConfig<T>) {
+    super();
+    if (config === null || typeof config !== "object") {
+      throw new HamokConfigError("queue config must be an object");
+    }
+    if (typeof config.queueId !== "string" || config.queueId.length === 0) {
+      throw new HamokConfigError("queueId must be a non-empty string");
+    }
+    if (
+      config.codec !== undefined &&
+      (typeof config.codec?.encode !== "function" || typeof config.codec?.decode !== "function")
+    ) {
+      throw new HamokConfigError("codec must have encode and decode functions");
+    }
+    this.id = config.queueId;
+    this.requestTimeoutInMs = positiveInteger(
+      "requestTimeoutInMs",
+      config.requestTimeoutInMs,
+      DEFAULT_REQUEST_TIMEOUT,
+    );
+    this.codec = config.codec;
+    this.host = host;
+    this.state = host.replicatedState<HamokQueueState>(QUEUE_KIND, this.id);
+    this.forward("add");
+    this.forward("remove");
+    const onEmpty = () => this.emit("empty");
+    const onNotEmpty = () => this.emit("not-empty");
+    this.state.on("empty", onEmpty);
+    this.state.on("not-empty", onNotEmpty);
+    this.disposers.push(
+      () => this.state.off("empty", onEmpty),
+      () => this.state.off("not-empty", onNotEmpty),
+    );
+  }
+
+  /** True once closed (or the peer closed). */
+  get closed(): boolean {
+    return this.isClosed || this.host.closed;
+  }
+
+  /** Resolves once the peer has joined and this queue is caught up with the cluster. */
+  get ready(): Promise<void> {
+    if (this.readyPromise === undefined) {
+      this.readyPromise = this.host.whenReady(this.requestTimeoutInMs);
+      this.readyPromise.catch(() => {
+        this.readyPromise = undefined;
+      });
+    }
+    return this.readyPromise;
+  }
+
+  /** Number of items in this peer's copy. */
+  get size(): number {
+    return this.state.size;
+  }
+
+  /** True if this peer's copy is empty. */
+  get empty(): boolean {
+    return this.state.size === 0;
+  }
+
+  /** The head item of this peer's copy, without removing it; `undefined` if empty. */
+  peek(): T | undefined {
+    if (this.state.size === 0) return undefined;
+    return this.decode(this.state.peek());
+  }
+
+  /** The items of this peer's copy, head first. */
+  *[Symbol.iterator](): IterableIterator<T> {
+    for (const item of this.state) yield this.decode(item);
+  }
+
+  /**
+   * Appends `items` at the tail, in argument order, as one command. Resolves once committed and
+   * applied on this peer. Use {@linkcode pushAll} to pass write options.
+   */
+  push(...items: T[]): Promise<void> {
+    return this.pushAll(items);
+  }
+
+  /**
+   * Appends `items` at the tail, in order, as one command. Resolves once committed and applied on
+   * this peer. Rejects with `HamokOutcomeUnknownError` if the outcome is unknown (retry with its
+   * `requestId`: the items are added at most once), `HamokNoLeaderError` if no leader took it,
+   * `HamokCodecError` if an item cannot be encoded, `HamokConfigError` for an `undefined` item.
+   */
+  async pushAll(items: readonly T[], options?: HamokQueueWriteOptions): Promise<void> {
+    this.assertOpen();
+    if (!Array.isArray(items)) throw new HamokConfigError("pushAll takes an array of items");
+    const wire: unknown[] = new Array(items.length);
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      if (item === undefined) throw new HamokConfigError("a queue item cannot be undefined");
+      wire[i] = this.codec === undefined ? item : encodeValue(this.codec, item);
+    }
+    if (wire.length === 0) return;
+    await this.propose("push", wire, options);
+  }
+
+  /**
+   * Removes the head item and resolves with it, or with `undefined` if the queue is empty. Every
+   * item is popped exactly once across all peers, in push order. If this peer's copy is empty it
+   * first checks with the leader (a read barrier, no log entry), so polling an empty queue does not
+   * grow the log.
+   */
+  async pop(options?: HamokQueueWriteOptions): Promise<T | undefined> {
+    this.assertOpen();
+    const timeoutMs = this.timeoutOf(options);
+    const deadline = Date.now() + timeoutMs;
+    if (this.state.size === 0 && options?.requestId === undefined) {
+      await this.host.waitUntilCommitHead(timeoutMs);
+      if (this.state.size === 0) return undefined;
+    }
+    const result = await this.propose("pop", null, {
+      requestId: options?.requestId,
+      timeoutMs: Math.max(1, deadline - Date.now()),
+    }) as PopResult;
+    return result === null ? undefined : this.decode(result[0]);
+  }
+
+  /** Removes every item, as one command (each fires `remove` on every peer, then `empty`). */
+  async clear(options?: HamokQueueWriteOptions): Promise<void> {
+    this.assertOpen();
+    await this.propose("clear", null, options);
+  }
+
+  /** The content of this peer's copy, items in their replicated form (see {@linkcode HamokQueueSnapshot}). */
+  export(): HamokQueueSnapshot {
+    this.assertOpen();
+    return this.state.toSnapshot();
+  }
+
+  /**
+   * Replaces the content of the queue with a snapshot made by {@linkcode export}, as one command.
+   * Throws `HamokConfigError` if the snapshot belongs to another queue id.
+   */
+  async import(snapshot: HamokQueueSnapshot, options?: HamokQueueWriteOptions): Promise<void> {
+    this.assertOpen();
+    if (snapshot === null || typeof snapshot !== "object" || !Array.isArray(snapshot.items)) {
+      throw new HamokConfigError("a queue snapshot must have an items array");
+    }
+    if (snapshot.queueId !== this.id) {
+      throw new HamokConfigError(`the snapshot belongs to queue '${snapshot.queueId}', not '${this.id}'`);
+    }
+    if (snapshot.items.some((item) => item === undefined)) {
+      throw new HamokConfigError("a queue item cannot be undefined");
+    }
+    await this.propose("import", snapshot.items, options);
+  }
+
+  /** Closes this queue object (the replicated queue stays); pending writes still settle. */
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    for (const dispose of this.disposers) dispose();
+    this.disposers.length = 0;
+    this.host.detach(QUEUE_KIND, this.id);
+    this.emit("close");
+    this.removeAllListeners();
+  }
+
+  /** @internal Called by the peer when it closes. */
+  closeByHost(): void {
+    this.close();
+  }
+
+  private forward(event: "add" | "remove"): void {
+    const listener = (item: unknown) => {
+      if (this.listenerCount(event) === 0) return;
+      let decoded: T;
+      try {
+        decoded = this.decode(item);
+      } catch (error) {
+        this.host.reportError(error as Error);
+        return;
+      }
+      this.emit(event, decoded);
+    };
+    this.state.on(event, listener);
+    this.disposers.push(() => this.state.off(event, listener));
+  }
+
+  private decode(item: unknown): T {
+    return this.codec === undefined ? item as T : decodeValue(this.codec, item as string | Uint8Array);
+  }
+
+  private timeoutOf(options: HamokQueueWriteOptions | undefined): number {
+    if (options !== undefined && (options === null || typeof options !== "object")) {
+      throw new HamokConfigError("write options must be an object");
+    }
+    const requestId = options?.requestId;
+    if (requestId !== undefined && (typeof requestId !== "string" || requestId.length === 0)) {
+      throw new HamokConfigError("requestId must be a non-empty string");
+    }
+    return positiveInteger("timeoutMs", options?.timeoutMs, this.requestTimeoutInMs);
+  }
+
+  private async propose(
+    op: string,
+    args: unknown,
+    options: HamokQueueWriteOptions | undefined,
+  ): Promise<unknown> {
+    const timeoutMs = this.timeoutOf(options);
+    try {
+      return await this.host.propose(QUEUE_KIND, this.id, op, args, {
+        timeoutMs,
+        requestId: options?.requestId,
+      });
+    } catch (error) {
+      if (
+        error instanceof HamokError && error.code === "HAMOK_CODEC" && !(error instanceof HamokCodecError)
+      ) {
+        throw new HamokCodecError(`queue '${this.id}': ${error.message}`, { cause: error.cause ?? error });
+      }
+      throw error;
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new HamokClosedError(`queue '${this.id}' is closed`);
+  }
+}

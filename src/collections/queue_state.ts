@@ -1,0 +1,220 @@
+/**
+ * The replicated state of one queue: a FIFO of items, changed only by committed commands, in log
+ * order, identically on every peer. Items are kept in their replicated form (the item codec's output,
+ * or the item itself with the default CBOR codec); the {@linkcode HamokQueue} object decodes them.
+ *
+ * @module
+ */
+
+import { EventEmitter } from "eventemitter3";
+import type { ApplyContext, ReplicatedState } from "../cluster/state_machine.ts";
+
+/** The replicated-state kind of queues. */
+export const QUEUE_KIND = "queue";
+
+/** Events of a {@linkcode HamokQueueState}, with items in their replicated form. */
+export interface HamokQueueStateEvents {
+  /** An item was appended at the tail. */
+  add: (item: unknown) => void;
+  /** An item left the queue (popped, cleared, or replaced by an import). */
+  remove: (item: unknown) => void;
+  /** The queue became empty. */
+  empty: () => void;
+  /** The queue became non-empty. */
+  "not-empty": () => void;
+}
+
+/**
+ * The exported content of a queue: its id and its items, head first, in their replicated form
+ * (the item codec's output, or the items themselves with the default CBOR codec).
+ *
+ * @example
+ * ```ts
+ * const snapshot: HamokQueueSnapshot = { queueId: "jobs", items: ["a", "b"] };
+ * await queue.import(snapshot);
+ * ```
+ */
+export interface HamokQueueSnapshot {
+  /** The queue id. */
+  readonly queueId: string;
+  /** The items, head first. */
+  readonly items: readonly unknown[];
+}
+
+/** Snapshot image: `[head sequence number, items head first]`. */
+type QueueImage = [head: number, items: unknown[]];
+
+/** The result of a committed pop: `[item]`, or `null` if the queue was empty. */
+export type PopResult = [item: unknown] | null;
+
+const COMPACT_MIN = 1024;
+
+/**
+ * A FIFO of replicated items with O(1) push and pop (an array with a moving head, compacted when
+ * the dead prefix outgrows the live part). Every item has a sequence number: the number of items
+ * pushed before it. Sequence numbers are the same on every peer, which lets a snapshot install
+ * report exactly which items left and which arrived.
+ *
+ * @example
+ * ```ts
+ * const state = new HamokQueueState("jobs");
+ * state.on("add", (item) => console.log("added", item));
+ * console.log(state.size, [...state]);
+ * ```
+ */
+export class HamokQueueState extends EventEmitter<HamokQueueStateEvents> implements ReplicatedState {
+  /** The queue id. */
+  readonly queueId: string;
+  private items: unknown[] = [];
+  /** Index in `items` of the head item. */
+  private offset = 0;
+  /** Sequence number of the head item (= number of items that ever left the queue). */
+  private headSeq = 0;
+
+  /** Creates an empty queue state. */
+  constructor(queueId: string) {
+    super();
+    this.queueId = queueId;
+  }
+
+  /** Number of items. */
+  get size(): number {
+    return this.items.length - this.offset;
+  }
+
+  /** Sequence number of the head item. */
+  get head(): number {
+    return this.headSeq;
+  }
+
+  /** The head item, or `undefined` if empty. */
+  peek(): unknown {
+    return this.offset < this.items.length ? this.items[this.offset] : undefined;
+  }
+
+  /** The items, head first. */
+  *[Symbol.iterator](): IterableIterator<unknown> {
+    const items = this.items;
+    for (let i = this.offset; i < items.length; i++) yield items[i];
+  }
+
+  /** A copy of the items, head first. */
+  toArray(): unknown[] {
+    return this.items.slice(this.offset);
+  }
+
+  /** The content as a queue snapshot. */
+  toSnapshot(): HamokQueueSnapshot {
+    return { queueId: this.queueId, items: this.toArray() };
+  }
+
+  /** @internal Applies a committed command. */
+  apply(op: string, args: unknown, _ctx: ApplyContext): unknown {
+    switch (op) {
+      case "push":
+        this.pushAll(args as unknown[]);
+        return this.size;
+      case "pop":
+        return this.popOne();
+      case "clear":
+        return this.removeAll();
+      case "import": {
+        const removed = this.removeAll();
+        this.pushAll(args as unknown[]);
+        return removed;
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  /** @internal Queues do not depend on members. */
+  memberRemoved(): void {}
+
+  /** @internal */
+  snapshot(): unknown {
+    const image: QueueImage = [this.headSeq, this.toArray()];
+    return image;
+  }
+
+  /**
+   * @internal Replaces the content with a snapshot image. Items that are gone fire `remove` (head
+   * first), new items fire `add` (in order), then `empty` / `not-empty` if that changed.
+   */
+  restore(image: unknown): void {
+    const [nextHead, nextItems] = image as QueueImage;
+    const wasEmpty = this.size === 0;
+    const oldHead = this.headSeq;
+    const oldTail = oldHead + this.size;
+    const nextTail = nextHead + nextItems.length;
+    const old = this.items;
+    const oldOffset = this.offset;
+    this.items = nextItems;
+    this.offset = 0;
+    this.headSeq = nextHead;
+    if (this.listenerCount("remove") > 0) {
+      // old items outside [nextHead, nextTail) are gone
+      for (let seq = oldHead; seq < oldTail; seq++) {
+        if (seq < nextHead || seq >= nextTail) this.emit("remove", old[oldOffset + seq - oldHead]);
+      }
+    }
+    if (this.listenerCount("add") > 0) {
+      for (let seq = nextHead; seq < nextTail; seq++) {
+        if (seq < oldHead || seq >= oldTail) this.emit("add", nextItems[seq - nextHead]);
+      }
+    }
+    const isEmpty = nextItems.length === 0;
+    if (isEmpty && !wasEmpty) this.emit("empty");
+    else if (!isEmpty && wasEmpty) this.emit("not-empty");
+  }
+
+  private pushAll(items: unknown[]): void {
+    if (items.length === 0) return;
+    const wasEmpty = this.size === 0;
+    const listening = this.listenerCount("add") > 0;
+    for (let i = 0; i < items.length; i++) {
+      this.items.push(items[i]);
+      if (listening) this.emit("add", items[i]);
+    }
+    if (wasEmpty) this.emit("not-empty");
+  }
+
+  private popOne(): PopResult {
+    if (this.offset >= this.items.length) return null;
+    const item = this.items[this.offset];
+    this.items[this.offset] = undefined; // let it be collected
+    this.offset++;
+    this.headSeq++;
+    this.compact();
+    this.emit("remove", item);
+    if (this.offset === this.items.length) this.emit("empty");
+    return [item];
+  }
+
+  private removeAll(): number {
+    const removed = this.size;
+    if (removed === 0) return 0;
+    const old = this.items;
+    const oldOffset = this.offset;
+    this.items = [];
+    this.offset = 0;
+    this.headSeq += removed;
+    if (this.listenerCount("remove") > 0) {
+      for (let i = oldOffset; i < old.length; i++) this.emit("remove", old[i]);
+    }
+    this.emit("empty");
+    return removed;
+  }
+
+  /** Drops the dead prefix once it is both large and at least half of the array (amortized O(1)). */
+  private compact(): void {
+    const offset = this.offset;
+    if (offset === this.items.length) {
+      this.items = [];
+      this.offset = 0;
+    } else if (offset >= COMPACT_MIN && offset * 2 >= this.items.length) {
+      this.items = this.items.slice(offset);
+      this.offset = 0;
+    }
+  }
+}

@@ -1,0 +1,967 @@
+/**
+ * HamokRemoteMap: a key-value map whose data lives in an async store the application supplies
+ * (see {@linkcode HamokRemoteStore}); Raft orders the operations, the leader executes them against
+ * the store exactly once, and every peer gets the change events.
+ *
+ * @module
+ */
+
+import { EventEmitter } from "eventemitter3";
+import { encodeCbor } from "../codec/cbor.ts";
+import { decodeValue, encodeValue, type ValueCodec } from "../codec/value_codec.ts";
+import { positiveInteger } from "../config.ts";
+import {
+  HamokClosedError,
+  HamokCodecError,
+  HamokConfigError,
+  HamokError,
+  HamokOutcomeUnknownError,
+  HamokTimeoutError,
+} from "../errors.ts";
+import type { CollectionHost } from "./collection_host.ts";
+import {
+  type HamokRemoteMapState,
+  type PendingRemoteOp,
+  REMOTE_MAP_KIND,
+  type RemoteMapOp,
+  type RemoteOpOutcome,
+} from "./remote_map_state.ts";
+import { type HamokRemoteStore, type HamokRemoteStoreMark, identityOf } from "./remote_store.ts";
+
+/**
+ * Options of `hamok.createRemoteMap(config)`.
+ *
+ * @example
+ * ```ts
+ * import { MemoryRemoteStore } from "@hamok/core";
+ * const map = hamok.createRemoteMap<string, number>({ mapId: "scores", store: new MemoryRemoteStore() });
+ * ```
+ */
+export interface HamokRemoteMapConfig<K, V> {
+  /** The map id; remote maps with the same id on different peers are one map. Required. */
+  mapId: string;
+  /** The store holding the data. Every peer's store must reach the same backing data. Required. */
+  store: HamokRemoteStore<K, V>;
+  /** Key codec for the replicated log. Default: keys travel as CBOR inside the log entries. */
+  keyCodec?: ValueCodec<K>;
+  /** Value codec for the replicated log. Default: values travel as CBOR inside the log entries. */
+  valueCodec?: ValueCodec<V>;
+  /**
+   * Equality of `updateIf`/`removeIf`. Default: equal encodings (value codec output, or CBOR; note
+   * that CBOR of an object follows its key insertion order).
+   */
+  equalValues?: (a: V, b: V) => boolean;
+  /** Default timeout of operations, in ms (commit plus execution). Default 5000. */
+  requestTimeoutInMs?: number;
+  /** Most operations executed by one store write. Default 256. */
+  maxBatchSize?: number;
+}
+
+/**
+ * Options of a remote map write.
+ *
+ * @example
+ * ```ts
+ * const requestId = crypto.randomUUID();
+ * const old = await map.set("k", 1, { requestId, timeoutMs: 2000 })
+ *   .catch(() => map.set("k", 1, { requestId })); // executed at most once
+ * ```
+ */
+export interface HamokRemoteMapWriteOptions {
+  /**
+   * Request id of the write. A write retried with the request id of an earlier attempt is executed
+   * at most once and resolves with the first execution's result. Default: a fresh id.
+   */
+  requestId?: string;
+  /** Timeout of this write (commit plus execution) in ms. Default: the map's `requestTimeoutInMs`. */
+  timeoutMs?: number;
+}
+
+/**
+ * Options of a remote map read.
+ *
+ * @example
+ * ```ts
+ * const value = await map.get("k", { consistency: "linearizable" });
+ * ```
+ */
+export interface HamokRemoteMapReadOptions {
+  /**
+   * `"store"` (default) reads the store as it is: it reflects every operation executed so far.
+   * `"linearizable"` first waits until every operation committed before the call is executed (a
+   * ReadIndex round trip to the leader, then the execution), so the read sees every write that
+   * completed before it on any peer.
+   */
+  consistency?: "store" | "linearizable";
+  /** Timeout of the linearizable wait in ms. Default: the map's `requestTimeoutInMs`. */
+  timeoutMs?: number;
+}
+
+/** Events of a {@linkcode HamokRemoteMap}; they fire on every peer, in log order, once executed. */
+export interface HamokRemoteMapEvents<K, V> {
+  /** A key was added. */
+  insert: (key: K, value: V) => void;
+  /** A key's value was replaced. */
+  update: (key: K, oldValue: V, newValue: V) => void;
+  /** A key was removed. */
+  remove: (key: K, oldValue: V) => void;
+  /** Every entry was removed. */
+  clear: () => void;
+  /** This map object was closed. */
+  close: () => void;
+}
+
+/**
+ * An exported remote map: its id and its entries in replicated form (codec output, or the keys and
+ * values themselves with the default CBOR codecs).
+ *
+ * @example
+ * ```ts
+ * const snapshot = await map.export();
+ * await otherMap.import(snapshot);
+ * ```
+ */
+export interface HamokRemoteMapSnapshot {
+  /** The map id. */
+  readonly mapId: string;
+  /** `[key, value]` pairs. */
+  readonly entries: readonly (readonly [unknown, unknown])[];
+}
+
+/** @internal What a remote map needs to know about leadership (the peer provides it). */
+export interface RemoteMapLeadership {
+  /** True while this peer is the leader. */
+  isLeader(): boolean;
+  /** Calls `listener` when the leader changes; returns a function that removes it. */
+  onLeaderChanged(listener: () => void): () => void;
+}
+
+interface Waiter {
+  readonly op: RemoteMapOp;
+  readonly requestId: string;
+  readonly timeoutMs: number;
+  readonly timer: ReturnType<typeof setTimeout>;
+  readonly resolve: (result: unknown) => void;
+  readonly reject: (error: Error) => void;
+}
+
+interface Slot {
+  readonly wireKey: unknown;
+  value: unknown;
+}
+
+const DEFAULT_REQUEST_TIMEOUT = 5000;
+const DEFAULT_MAX_BATCH = 256;
+const MIN_BACKOFF_MS = 20;
+
+/**
+ * A key-value map stored in the application's own database, with the cluster ordering the writes.
+ *
+ * Every write is a command in the replicated log. Once committed, the leader executes it against the
+ * store — in batches, each an atomic write conditional on the log index recorded in the store — so
+ * every committed operation is executed exactly once, even when the leader dies mid-write. Each
+ * write resolves with its result (the old value, whether it applied, ...) once executed, and every
+ * peer fires the change events in log order. Reads go to the store.
+ *
+ * Create the remote map on every peer that can become leader (only the leader executes), each with a
+ * store that reaches the same data. `0`, `""`, `false` and `null` are values; `undefined` is not.
+ *
+ * @example
+ * ```ts
+ * import { Hamok, MemoryRemoteStore } from "@hamok/core";
+ * const store = new MemoryRemoteStore<string, number>(); // stands for a shared database
+ * const hamok = new Hamok();
+ * await hamok.join();
+ * const map = hamok.createRemoteMap<string, number>({ mapId: "scores", store });
+ * map.on("insert", (key, value) => console.log(`${key} = ${value}`));
+ * console.log(await map.insert("alice", 0)); // undefined: inserted
+ * console.log(await map.insert("alice", 5)); // 0: already there, not overwritten
+ * console.log(await map.updateIf("alice", 7, 0)); // true
+ * console.log(await map.get("alice")); // 7
+ * ```
+ */
+export class HamokRemoteMap<K, V> extends EventEmitter<HamokRemoteMapEvents<K, V>> {
+  /** The map id. */
+  readonly id: string;
+  /** The store holding the data. */
+  readonly store: HamokRemoteStore<K, V>;
+  /** Default timeout of operations, in ms. */
+  readonly requestTimeoutInMs: number;
+  private readonly host: CollectionHost;
+  private readonly leadership: RemoteMapLeadership;
+  private readonly state: HamokRemoteMapState;
+  private readonly keyCodec: ValueCodec<K> | undefined;
+  private readonly valueCodec: ValueCodec<V> | undefined;
+  private readonly equalValues: ((a: V, b: V) => boolean) | undefined;
+  private readonly maxBatchSize: number;
+  private readonly waiters = new Map<number, Waiter[]>();
+  private readonly disposers: (() => void)[] = [];
+  private isClosed = false;
+  private readyPromise: Promise<void> | undefined;
+  private seq = 0;
+  private executing = false;
+  private failures = 0;
+  private wake: (() => void) | undefined;
+  private warnedBehind = -1;
+
+  /** @internal Use `hamok.createRemoteMap(config)`. */
+  constructor(host: CollectionHost, config: HamokRemoteMapConfig<K, V>, leadership: RemoteMapLeadership) {
+    super();
+    if (config === null || typeof config !== "object") {
+      throw new HamokConfigError("remote map config must be an object");
+    }
+    if (typeof config.mapId !== "string" || config.mapId.length === 0) {
+      throw new HamokConfigError("mapId must be a non-empty string");
+    }
+    const store = config.store;
+    if (
+      store === null || typeof store !== "object" ||
+      !["readMark", "getMany", "size", "entries", "write"].every((m) =>
+        typeof (store as unknown as Record<string, unknown>)[m] === "function"
+      )
+    ) {
+      throw new HamokConfigError(
+        "store must implement HamokRemoteStore (readMark, getMany, size, entries, write)",
+      );
+    }
+    checkCodec("keyCodec", config.keyCodec);
+    checkCodec("valueCodec", config.valueCodec);
+    if (config.equalValues !== undefined && typeof config.equalValues !== "function") {
+      throw new HamokConfigError("equalValues must be a function");
+    }
+    this.id = config.mapId;
+    this.store = store;
+    this.requestTimeoutInMs = positiveInteger(
+      "requestTimeoutInMs",
+      config.requestTimeoutInMs,
+      DEFAULT_REQUEST_TIMEOUT,
+    );
+    this.maxBatchSize = positiveInteger("maxBatchSize", config.maxBatchSize, DEFAULT_MAX_BATCH);
+    this.keyCodec = config.keyCodec;
+    this.valueCodec = config.valueCodec;
+    this.equalValues = config.equalValues;
+    this.host = host;
+    this.leadership = leadership;
+    this.state = host.replicatedState<HamokRemoteMapState>(REMOTE_MAP_KIND, this.id);
+
+    const onInsert = (key: unknown, value: unknown) => {
+      if (this.listenerCount("insert") > 0) this.emitDecoded("insert", [key], [value]);
+    };
+    const onUpdate = (key: unknown, oldValue: unknown, newValue: unknown) => {
+      if (this.listenerCount("update") > 0) this.emitDecoded("update", [key], [oldValue, newValue]);
+    };
+    const onRemove = (key: unknown, oldValue: unknown) => {
+      if (this.listenerCount("remove") > 0) this.emitDecoded("remove", [key], [oldValue]);
+    };
+    const onClear = () => this.emit("clear");
+    const onExecuted = (index: number, result: unknown) => this.settleWaiters(index, result);
+    const onRestored = () => this.recheckWaiters();
+    const onPending = () => this.kick();
+    const onError = (error: Error) => this.host.reportError(error);
+    this.state.on("insert", onInsert);
+    this.state.on("update", onUpdate);
+    this.state.on("remove", onRemove);
+    this.state.on("clear", onClear);
+    this.state.on("executed", onExecuted);
+    this.state.on("restored", onRestored);
+    this.state.on("pending", onPending);
+    this.state.on("error", onError);
+    this.disposers.push(
+      () => this.state.off("insert", onInsert),
+      () => this.state.off("update", onUpdate),
+      () => this.state.off("remove", onRemove),
+      () => this.state.off("clear", onClear),
+      () => this.state.off("executed", onExecuted),
+      () => this.state.off("restored", onRestored),
+      () => this.state.off("pending", onPending),
+      () => this.state.off("error", onError),
+      leadership.onLeaderChanged(() => {
+        this.wake?.();
+        this.kick();
+      }),
+    );
+    queueMicrotask(() => this.kick());
+  }
+
+  /** True once closed (or the peer closed). */
+  get closed(): boolean {
+    return this.isClosed || this.host.closed;
+  }
+
+  /** Resolves once the peer has joined and caught up with the cluster. */
+  get ready(): Promise<void> {
+    if (this.readyPromise === undefined) {
+      this.readyPromise = this.host.whenReady(this.requestTimeoutInMs);
+      this.readyPromise.catch(() => {
+        this.readyPromise = undefined;
+      });
+    }
+    return this.readyPromise;
+  }
+
+  /** Number of committed operations this peer knows of that are not executed yet. */
+  get pendingOperations(): number {
+    return this.state.pendingCount;
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  /** The value of `key`, or `undefined` if absent. */
+  async get(key: K, options?: HamokRemoteMapReadOptions): Promise<V | undefined> {
+    await this.beforeRead(options);
+    const [value] = await this.storeCall("getMany", () => this.store.getMany([key]));
+    return value;
+  }
+
+  /** The entries of `keys` that exist. */
+  async getAll(keys: Iterable<K>, options?: HamokRemoteMapReadOptions): Promise<Map<K, V>> {
+    const list = [...keys];
+    await this.beforeRead(options);
+    const values = list.length === 0 ? [] : await this.storeCall("getMany", () => this.store.getMany(list));
+    const found = new Map<K, V>();
+    for (let i = 0; i < list.length; i++) if (values[i] !== undefined) found.set(list[i], values[i] as V);
+    return found;
+  }
+
+  /** Whether `key` exists. */
+  async has(key: K, options?: HamokRemoteMapReadOptions): Promise<boolean> {
+    return (await this.get(key, options)) !== undefined;
+  }
+
+  /** Number of entries. */
+  async size(options?: HamokRemoteMapReadOptions): Promise<number> {
+    await this.beforeRead(options);
+    return await this.storeCall("size", () => this.store.size());
+  }
+
+  /** True if the map has no entries. */
+  async isEmpty(options?: HamokRemoteMapReadOptions): Promise<boolean> {
+    return (await this.size(options)) === 0;
+  }
+
+  /** Every entry (as the store lists them). */
+  async *entries(options?: HamokRemoteMapReadOptions): AsyncIterableIterator<[K, V]> {
+    await this.beforeRead(options);
+    try {
+      for await (const [key, value] of this.store.entries()) yield [key, value];
+    } catch (error) {
+      throw storeError(this.id, "entries", error);
+    }
+  }
+
+  /** Every key. */
+  async *keys(options?: HamokRemoteMapReadOptions): AsyncIterableIterator<K> {
+    for await (const [key] of this.entries(options)) yield key;
+  }
+
+  /** Every value. */
+  async *values(options?: HamokRemoteMapReadOptions): AsyncIterableIterator<V> {
+    for await (const [, value] of this.entries(options)) yield value;
+  }
+
+  /** Every entry. */
+  [Symbol.asyncIterator](): AsyncIterableIterator<[K, V]> {
+    return this.entries();
+  }
+
+  // ------------------------------------------------------------------ writes
+
+  /** Sets `key` to `value`; resolves with the old value (`undefined`: the key was added). */
+  set(key: K, value: V, options?: HamokRemoteMapWriteOptions): Promise<V | undefined> {
+    return this.write("set", () => [this.wireKey(key), this.wireValue(value)], options);
+  }
+
+  /** Sets every entry; resolves with the old values of the keys that existed. */
+  setAll(
+    entries: Iterable<readonly [K, V]> | ReadonlyMap<K, V>,
+    options?: HamokRemoteMapWriteOptions,
+  ): Promise<Map<K, V>> {
+    return this.write("setAll", () => this.wireEntries(entries), options);
+  }
+
+  /**
+   * Adds `key` only if it is absent. Resolves with `undefined` if it was added, else with the
+   * existing value (which stays).
+   */
+  insert(key: K, value: V, options?: HamokRemoteMapWriteOptions): Promise<V | undefined> {
+    return this.write("insert", () => [this.wireKey(key), this.wireValue(value)], options);
+  }
+
+  /** Adds the entries whose keys are absent; resolves with the existing entries (which stay). */
+  insertAll(
+    entries: Iterable<readonly [K, V]> | ReadonlyMap<K, V>,
+    options?: HamokRemoteMapWriteOptions,
+  ): Promise<Map<K, V>> {
+    return this.write("insertAll", () => this.wireEntries(entries), options);
+  }
+
+  /** Removes `key`; resolves `true` if it existed. */
+  delete(key: K, options?: HamokRemoteMapWriteOptions): Promise<boolean> {
+    return this.write("delete", () => [this.wireKey(key)], options);
+  }
+
+  /** Removes `keys`; resolves with the keys that existed. */
+  deleteAll(keys: Iterable<K>, options?: HamokRemoteMapWriteOptions): Promise<Set<K>> {
+    return this.write("deleteAll", () => [...keys].map((k) => this.wireKey(k)), options);
+  }
+
+  /** Removes `key`; resolves `true` if it existed (the same as {@linkcode delete}). */
+  remove(key: K, options?: HamokRemoteMapWriteOptions): Promise<boolean> {
+    return this.write("remove", () => [this.wireKey(key)], options);
+  }
+
+  /** Removes `keys`; resolves with the removed entries. */
+  removeAll(keys: Iterable<K>, options?: HamokRemoteMapWriteOptions): Promise<Map<K, V>> {
+    return this.write("removeAll", () => [...keys].map((k) => this.wireKey(k)), options);
+  }
+
+  /**
+   * Replaces the value of `key` with `value` only if `key` exists and its value equals `oldValue`
+   * (see `equalValues`); resolves `true` if replaced, `false` otherwise.
+   */
+  updateIf(key: K, value: V, oldValue: V, options?: HamokRemoteMapWriteOptions): Promise<boolean> {
+    return this.write(
+      "updateIf",
+      () => [this.wireKey(key), this.wireValue(value), this.wireValue(oldValue)],
+      options,
+    );
+  }
+
+  /** Removes `key` only if its value equals `oldValue`; resolves `true` if removed, `false` otherwise. */
+  removeIf(key: K, oldValue: V, options?: HamokRemoteMapWriteOptions): Promise<boolean> {
+    return this.write("removeIf", () => [this.wireKey(key), this.wireValue(oldValue)], options);
+  }
+
+  /** Removes every entry. */
+  clear(options?: HamokRemoteMapWriteOptions): Promise<void> {
+    return this.write("clear", () => null, options);
+  }
+
+  /** Reads every entry from the store into a snapshot (replicated form). */
+  async export(): Promise<HamokRemoteMapSnapshot> {
+    this.assertOpen();
+    const entries: [unknown, unknown][] = [];
+    for await (const [key, value] of this.entries()) entries.push([this.wireKey(key), this.wireValue(value)]);
+    return { mapId: this.id, entries };
+  }
+
+  /**
+   * Writes every entry of a snapshot made by {@linkcode export} (a `setAll`: other keys stay).
+   * Throws `HamokConfigError` if the snapshot belongs to another map id.
+   */
+  async import(snapshot: HamokRemoteMapSnapshot, options?: HamokRemoteMapWriteOptions): Promise<void> {
+    this.assertOpen();
+    if (snapshot === null || typeof snapshot !== "object" || !Array.isArray(snapshot.entries)) {
+      throw new HamokConfigError("a remote map snapshot must have an entries array");
+    }
+    if (snapshot.mapId !== this.id) {
+      throw new HamokConfigError(`the snapshot belongs to map '${snapshot.mapId}', not '${this.id}'`);
+    }
+    const entries = snapshot.entries.map(([key, value]) => {
+      if (key === undefined || value === undefined) {
+        throw new HamokConfigError("snapshot keys and values cannot be undefined");
+      }
+      return [key, value];
+    });
+    if (entries.length === 0) return;
+    await this.write("setAll", () => entries, options);
+  }
+
+  /**
+   * Closes this map object: pending operations reject with `HamokClosedError` (they stay committed
+   * and another peer's leader executes them), and this peer stops executing.
+   */
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    for (const dispose of this.disposers) dispose();
+    this.disposers.length = 0;
+    this.wake?.();
+    for (const [, waiters] of this.waiters) {
+      for (const waiter of waiters) {
+        clearTimeout(waiter.timer);
+        waiter.reject(
+          new HamokClosedError(`remote map '${this.id}' was closed before ${waiter.op} was executed`),
+        );
+      }
+    }
+    this.waiters.clear();
+    this.host.detach(REMOTE_MAP_KIND, this.id);
+    this.emit("close");
+    this.removeAllListeners();
+  }
+
+  /** @internal Called by the peer when it closes. */
+  closeByHost(): void {
+    this.close();
+  }
+
+  // ------------------------------------------------------------------ write path
+
+  private async write<R>(
+    op: RemoteMapOp,
+    makeArgs: () => unknown,
+    options?: HamokRemoteMapWriteOptions,
+  ): Promise<R> {
+    this.assertOpen();
+    const timeoutMs = this.timeoutOf(options);
+    const requestId = options?.requestId ?? `${this.host.localMemberId}:${this.id}:${++this.seq}`;
+    const args = makeArgs();
+    const deadline = Date.now() + timeoutMs;
+    let index: number;
+    try {
+      index = await this.host.propose(REMOTE_MAP_KIND, this.id, op, args, { timeoutMs, requestId }) as number;
+    } catch (error) {
+      if (
+        error instanceof HamokError && error.code === "HAMOK_CODEC" && !(error instanceof HamokCodecError)
+      ) {
+        throw new HamokCodecError(`remote map '${this.id}': ${error.message}`, {
+          cause: error.cause ?? error,
+        });
+      }
+      throw error;
+    }
+    const result = await this.whenExecuted(op, index, requestId, timeoutMs, deadline);
+    return this.decodeResult(op, result) as R;
+  }
+
+  private whenExecuted(
+    op: RemoteMapOp,
+    index: number,
+    requestId: string,
+    timeoutMs: number,
+    deadline: number,
+  ): Promise<unknown> {
+    if (typeof index !== "number") {
+      return Promise.reject(
+        new HamokError(`remote map '${this.id}': ${op} was not accepted (${String(index)})`),
+      );
+    }
+    const known = this.state.resultOf(index);
+    if (known.known) return Promise.resolve(known.result);
+    if (index <= this.state.executedIndex) {
+      return Promise.reject(this.forgotten(op, index, requestId));
+    }
+    if (this.closed) return Promise.reject(new HamokClosedError(`remote map '${this.id}' is closed`));
+    return new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.dropWaiter(index, waiter);
+        reject(
+          new HamokOutcomeUnknownError(
+            `remote map '${this.id}': ${op} was committed as log entry ${index} but not executed against ` +
+              `the store within ${timeoutMs} ms; it will be executed exactly once. Retry with request id ` +
+              `'${requestId}' to get its result.`,
+            { requestId },
+          ),
+        );
+      }, Math.max(1, deadline - Date.now()));
+      const waiter: Waiter = { op, requestId, timeoutMs, timer, resolve, reject };
+      const list = this.waiters.get(index);
+      if (list === undefined) this.waiters.set(index, [waiter]);
+      else list.push(waiter);
+    });
+  }
+
+  private settleWaiters(index: number, result: unknown): void {
+    const list = this.waiters.get(index);
+    if (list === undefined) return;
+    this.waiters.delete(index);
+    for (const waiter of list) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(result);
+    }
+  }
+
+  private recheckWaiters(): void {
+    for (const [index, list] of [...this.waiters]) {
+      const known = this.state.resultOf(index);
+      if (known.known) {
+        this.settleWaiters(index, known.result);
+      } else if (index <= this.state.executedIndex) {
+        this.waiters.delete(index);
+        for (const waiter of list) {
+          clearTimeout(waiter.timer);
+          waiter.reject(this.forgotten(waiter.op, index, waiter.requestId));
+        }
+      }
+    }
+    this.kick();
+  }
+
+  private dropWaiter(index: number, waiter: Waiter): void {
+    const list = this.waiters.get(index);
+    if (list === undefined) return;
+    const rest = list.filter((w) => w !== waiter);
+    if (rest.length === 0) this.waiters.delete(index);
+    else this.waiters.set(index, rest);
+  }
+
+  private forgotten(op: RemoteMapOp, index: number, requestId: string): Error {
+    return new HamokOutcomeUnknownError(
+      `remote map '${this.id}': ${op} (log entry ${index}) was executed, but its result is no longer retained`,
+      { requestId },
+    );
+  }
+
+  private decodeResult(op: RemoteMapOp, result: unknown): unknown {
+    switch (op) {
+      case "set":
+      case "insert":
+        return result === undefined ? undefined : this.decodeValue(result);
+      case "setAll":
+      case "insertAll":
+      case "removeAll": {
+        const map = new Map<K, V>();
+        for (const [key, value] of result as [unknown, unknown][]) {
+          map.set(this.decodeKey(key), this.decodeValue(value));
+        }
+        return map;
+      }
+      case "deleteAll":
+        return new Set((result as unknown[]).map((key) => this.decodeKey(key)));
+      case "clear":
+        return undefined;
+      default:
+        return result === true;
+    }
+  }
+
+  // ------------------------------------------------------------------ execution (leader)
+
+  /** Starts the executor if this peer leads and operations wait. */
+  private kick(): void {
+    if (this.executing || this.closed || this.state.pendingCount === 0 || !this.leadership.isLeader()) return;
+    this.executing = true;
+    this.execute().catch((error) => this.host.reportError(asError(error))).finally(() => {
+      this.executing = false;
+      if (!this.closed && this.state.pendingCount > 0 && this.leadership.isLeader()) this.kick();
+    });
+  }
+
+  private shouldExecute(): boolean {
+    return !this.closed && this.leadership.isLeader();
+  }
+
+  /** Executes pending operations in batches until none is left or this peer stops leading. */
+  private async execute(): Promise<void> {
+    await Promise.resolve(); // never call the store inside the apply that woke us
+    while (this.shouldExecute() && this.state.pendingCount > 0) {
+      try {
+        const mark = await this.store.readMark();
+        if (!this.shouldExecute()) return;
+        const markIndex = mark?.index ?? 0;
+        if (mark !== undefined && markIndex > this.state.executedIndex) {
+          // an earlier write (maybe of a dead leader) is not confirmed yet: confirm it first
+          await this.confirm(mark);
+          this.failures = 0;
+          continue;
+        }
+        if (markIndex < this.state.executedIndex && this.warnedBehind !== markIndex) {
+          this.warnedBehind = markIndex;
+          this.host.reportError(
+            new HamokError(
+              `remote map '${this.id}': the store's mark (${markIndex}) is behind the executed index ` +
+                `(${this.state.executedIndex}); was the store reset?`,
+            ),
+          );
+        }
+        const batch = this.state.pendingBatch(this.maxBatchSize);
+        if (batch.length === 0) return;
+        const next = await this.prepare(batch, markIndex);
+        if (!this.shouldExecute()) return;
+        const written = await this.store.write(next.write);
+        if (written) {
+          await this.confirm(next.write.mark);
+        }
+        this.failures = 0;
+      } catch (error) {
+        if (!this.shouldExecute()) return;
+        this.failures++;
+        this.host.reportError(storeError(this.id, "execution", error));
+        await this.backoff(
+          Math.min(this.requestTimeoutInMs, MIN_BACKOFF_MS * 2 ** Math.min(this.failures, 8)),
+        );
+      }
+    }
+  }
+
+  /** Proposes `executed` for a mark, and resolves once applied here. */
+  private async confirm(mark: HamokRemoteStoreMark): Promise<void> {
+    await this.host.propose(REMOTE_MAP_KIND, this.id, "executed", { upTo: mark.index, data: mark.data }, {
+      timeoutMs: this.requestTimeoutInMs,
+      requestId: `${REMOTE_MAP_KIND}:${this.id}:executed:${mark.index}`,
+    });
+  }
+
+  /** Reads what the batch touches, runs it on an overlay, and builds the store write. */
+  private async prepare(batch: PendingRemoteOp[], markIndex: number) {
+    const toRead = new Map<string, unknown>();
+    for (const p of batch) {
+      for (const wireKey of keysOf(p)) {
+        const id = identityOf(wireKey);
+        if (!toRead.has(id)) toRead.set(id, wireKey);
+      }
+    }
+    const readIds = [...toRead.keys()];
+    const values = readIds.length === 0
+      ? []
+      : await this.store.getMany(readIds.map((id) => this.decodeKey(toRead.get(id))));
+    const base = new Map<string, unknown>();
+    for (let i = 0; i < readIds.length; i++) {
+      const value = values[i];
+      base.set(readIds[i], value === undefined ? undefined : this.wireValue(value as V));
+    }
+    let cleared = false;
+    const overlay = new Map<string, Slot>();
+    const read = (wireKey: unknown): unknown => {
+      const id = identityOf(wireKey);
+      const slot = overlay.get(id);
+      if (slot !== undefined) return slot.value;
+      return cleared ? undefined : base.get(id);
+    };
+    const put = (wireKey: unknown, value: unknown): void => {
+      overlay.set(identityOf(wireKey), { wireKey, value });
+    };
+    const outcomes: [number, RemoteOpOutcome][] = [];
+    for (const p of batch) {
+      const args = p.args as unknown[];
+      const olds: unknown[] = [];
+      let applied: boolean | undefined;
+      switch (p.op) {
+        case "set":
+        case "insert": {
+          const old = read(args[0]);
+          olds.push(old);
+          if (p.op === "set" || old === undefined) put(args[0], args[1]);
+          break;
+        }
+        case "setAll":
+        case "insertAll":
+          for (const [key, value] of args as [unknown, unknown][]) {
+            const old = read(key);
+            olds.push(old);
+            if (p.op === "setAll" || old === undefined) put(key, value);
+          }
+          break;
+        case "delete":
+        case "remove":
+        case "deleteAll":
+        case "removeAll":
+          for (const key of args) {
+            const old = read(key);
+            olds.push(old);
+            if (old !== undefined) put(key, undefined);
+          }
+          break;
+        case "updateIf":
+        case "removeIf": {
+          const old = read(args[0]);
+          olds.push(old);
+          const expected = p.op === "updateIf" ? args[2] : args[1];
+          applied = old !== undefined && this.same(old, expected);
+          if (applied) put(args[0], p.op === "updateIf" ? args[1] : undefined);
+          break;
+        }
+        case "clear":
+          cleared = true;
+          overlay.clear();
+          break;
+      }
+      outcomes.push([p.index, applied === undefined ? [olds] : [olds, applied]]);
+    }
+    const deletes: K[] = [];
+    const sets: [K, V][] = [];
+    for (const slot of overlay.values()) {
+      const key = this.decodeKey(slot.wireKey);
+      if (slot.value === undefined) deletes.push(key);
+      else sets.push([key, this.decodeValue(slot.value)]);
+    }
+    const last = batch[batch.length - 1].index;
+    return {
+      write: {
+        expectedIndex: markIndex,
+        mark: { index: last, data: encodeCbor(outcomes) },
+        clear: cleared,
+        deletes,
+        sets,
+        ops: batch.map((p) => ({ index: p.index, op: p.op })),
+      },
+    };
+  }
+
+  private same(current: unknown, expected: unknown): boolean {
+    if (this.equalValues !== undefined) {
+      return this.equalValues(this.decodeValue(current), this.decodeValue(expected));
+    }
+    return sameBytes(
+      this.valueCodec === undefined ? encodeCbor(current) : current,
+      this.valueCodec === undefined ? encodeCbor(expected) : expected,
+    );
+  }
+
+  private backoff(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        if (this.wake === done) this.wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wake = done;
+    });
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  private async beforeRead(options: HamokRemoteMapReadOptions | undefined): Promise<void> {
+    this.assertOpen();
+    if (options === undefined || options.consistency === undefined || options.consistency === "store") return;
+    if (options.consistency !== "linearizable") {
+      throw new HamokConfigError(
+        `consistency must be "store" or "linearizable", got ${String(options.consistency)}`,
+      );
+    }
+    const timeoutMs = positiveInteger("timeoutMs", options.timeoutMs, this.requestTimeoutInMs);
+    const deadline = Date.now() + timeoutMs;
+    await this.host.waitUntilCommitHead(timeoutMs);
+    const target = this.state.lastPendingIndex;
+    if (this.state.executedIndex >= target) return;
+    await new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (this.state.executedIndex < target && !this.closed) return;
+        done();
+        if (this.closed) reject(new HamokClosedError(`remote map '${this.id}' is closed`));
+        else resolve();
+      };
+      const done = () => {
+        clearTimeout(timer);
+        this.state.off("executed", check);
+        this.state.off("restored", check);
+        this.off("close", check);
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(
+          new HamokTimeoutError(
+            `remote map '${this.id}': operations up to log entry ${target} were not executed within ${timeoutMs} ms`,
+            { timeoutMs },
+          ),
+        );
+      }, Math.max(1, deadline - Date.now()));
+      this.state.on("executed", check);
+      this.state.on("restored", check);
+      this.on("close", check);
+    });
+  }
+
+  private async storeCall<T>(what: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      throw storeError(this.id, what, error);
+    }
+  }
+
+  private emitDecoded(event: "insert" | "update" | "remove", keys: [unknown], values: unknown[]): void {
+    let key: K;
+    let decoded: V[];
+    try {
+      key = this.decodeKey(keys[0]);
+      decoded = values.map((v) => this.decodeValue(v));
+    } catch (error) {
+      this.host.reportError(asError(error));
+      return;
+    }
+    // deno-lint-ignore no-explicit-any
+    (this.emit as (event: string, ...args: any[]) => boolean)(event, key, ...decoded);
+  }
+
+  private wireKey(key: K): unknown {
+    if (key === undefined) throw new HamokConfigError("a key cannot be undefined");
+    return this.keyCodec === undefined ? key : encodeValue(this.keyCodec, key);
+  }
+
+  private wireValue(value: V): unknown {
+    if (value === undefined) throw new HamokConfigError("a value cannot be undefined (use delete)");
+    return this.valueCodec === undefined ? value : encodeValue(this.valueCodec, value);
+  }
+
+  private wireEntries(entries: Iterable<readonly [K, V]> | ReadonlyMap<K, V>): [unknown, unknown][] {
+    const out: [unknown, unknown][] = [];
+    for (const [key, value] of entries as Iterable<readonly [K, V]>) {
+      out.push([this.wireKey(key), this.wireValue(value)]);
+    }
+    return out;
+  }
+
+  private decodeKey(wire: unknown): K {
+    return this.keyCodec === undefined ? wire as K : decodeValue(this.keyCodec, wire as string | Uint8Array);
+  }
+
+  private decodeValue(wire: unknown): V {
+    return this.valueCodec === undefined
+      ? wire as V
+      : decodeValue(this.valueCodec, wire as string | Uint8Array);
+  }
+
+  private timeoutOf(options: HamokRemoteMapWriteOptions | undefined): number {
+    if (options !== undefined && (options === null || typeof options !== "object")) {
+      throw new HamokConfigError("write options must be an object");
+    }
+    const requestId = options?.requestId;
+    if (requestId !== undefined && (typeof requestId !== "string" || requestId.length === 0)) {
+      throw new HamokConfigError("requestId must be a non-empty string");
+    }
+    return positiveInteger("timeoutMs", options?.timeoutMs, this.requestTimeoutInMs);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new HamokClosedError(`remote map '${this.id}' is closed`);
+  }
+}
+
+/** The wire keys an operation touches, in argument order. */
+function keysOf(p: PendingRemoteOp): unknown[] {
+  const args = p.args as unknown[];
+  switch (p.op) {
+    case "set":
+    case "insert":
+    case "delete":
+    case "remove":
+    case "updateIf":
+    case "removeIf":
+      return [args[0]];
+    case "setAll":
+    case "insertAll":
+      return (args as [unknown, unknown][]).map(([key]) => key);
+    case "deleteAll":
+    case "removeAll":
+      return args;
+    default:
+      return [];
+  }
+}
+
+function sameBytes(a: unknown, b: unknown): boolean {
+  if (typeof a === "string" || typeof b === "string") return a === b;
+  if (!(a instanceof Uint8Array) || !(b instanceof Uint8Array) || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function checkCodec(name: string, codec: unknown): void {
+  if (codec === undefined) return;
+  const c = codec as { encode?: unknown; decode?: unknown } | null;
+  if (c === null || typeof c.encode !== "function" || typeof c.decode !== "function") {
+    throw new HamokConfigError(`${name} must have encode and decode functions`);
+  }
+}
+
+function storeError(mapId: string, what: string, error: unknown): HamokError {
+  if (error instanceof HamokError) return error;
+  return new HamokError(`remote map '${mapId}': the store failed (${what})`, "HAMOK_ERROR", { cause: error });
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new HamokError(String(error), "HAMOK_ERROR", { cause: error });
+}

@@ -1,0 +1,319 @@
+/**
+ * The replicated state of one remote map. The data lives in the application's store; what every
+ * peer replicates is the queue of committed operations not yet executed against the store, the
+ * log index up to which operations are executed, and the results of recent operations.
+ *
+ * Two kinds of commands change it, in log order on every peer:
+ * - an operation (`set`, `insert`, `delete`, ...) is queued as pending under its log index;
+ * - `executed { upTo, data }`, proposed by the leader after its store write succeeded, carries the
+ *   outcome of every pending operation up to `upTo`; every peer then computes the operation's
+ *   result and change events from it and drops it from the queue.
+ *
+ * Keys and values are in their replicated form (the codec's output, or the value itself with the
+ * default CBOR codec).
+ *
+ * @module
+ */
+
+import { EventEmitter } from "eventemitter3";
+import { decodeCbor } from "../codec/cbor.ts";
+import type { ApplyContext, ReplicatedState } from "../cluster/state_machine.ts";
+import { HamokError } from "../errors.ts";
+
+/** The replicated-state kind of remote maps. */
+export const REMOTE_MAP_KIND = "remote-map";
+
+/** The operations of a remote map. */
+export type RemoteMapOp =
+  | "set"
+  | "setAll"
+  | "insert"
+  | "insertAll"
+  | "delete"
+  | "deleteAll"
+  | "remove"
+  | "removeAll"
+  | "updateIf"
+  | "removeIf"
+  | "clear";
+
+const OPS: ReadonlySet<string> = new Set<RemoteMapOp>([
+  "set",
+  "setAll",
+  "insert",
+  "insertAll",
+  "delete",
+  "deleteAll",
+  "remove",
+  "removeAll",
+  "updateIf",
+  "removeIf",
+  "clear",
+]);
+
+/** A committed operation waiting to be executed. */
+export interface PendingRemoteOp {
+  /** Its log index. */
+  readonly index: number;
+  /** The operation. */
+  readonly op: RemoteMapOp;
+  /** Its arguments (see {@linkcode RemoteMapArgs}). */
+  readonly args: unknown;
+}
+
+/**
+ * Arguments of each operation, in replicated form:
+ * `set`/`insert`: `[key, value]`; `setAll`/`insertAll`: `[[key, value], ...]`;
+ * `delete`/`remove`: `[key]`; `deleteAll`/`removeAll`: `[key, ...]`;
+ * `updateIf`: `[key, value, expected]`; `removeIf`: `[key, expected]`; `clear`: `null`.
+ */
+export type RemoteMapArgs = unknown;
+
+/**
+ * What executing one operation found: the value of every key it touched just before it touched it
+ * (`undefined`: absent), in argument order, and for `updateIf`/`removeIf` whether it applied.
+ */
+export type RemoteOpOutcome = [olds: unknown[], applied?: boolean];
+
+/** Events of a {@linkcode HamokRemoteMapState}. Keys and values are in replicated form. */
+export interface HamokRemoteMapStateEvents {
+  /** A key was added. */
+  insert: (key: unknown, value: unknown) => void;
+  /** A key's value was replaced. */
+  update: (key: unknown, oldValue: unknown, newValue: unknown) => void;
+  /** A key was removed. */
+  remove: (key: unknown, oldValue: unknown) => void;
+  /** Every entry was removed. */
+  clear: () => void;
+  /** An operation was committed and waits for execution. */
+  pending: (index: number) => void;
+  /** The operation at `index` was executed with `result`. */
+  executed: (index: number, result: unknown) => void;
+  /** The state was replaced by a snapshot. */
+  restored: () => void;
+  /** A committed `executed` command could not be used. */
+  error: (error: Error) => void;
+}
+
+type StateImage = [
+  executedIndex: number,
+  pending: [index: number, op: RemoteMapOp, args: unknown][],
+  results: [index: number, result: unknown][],
+];
+
+const DEFAULT_RESULT_WINDOW = 4096;
+
+/**
+ * The replicated part of a remote map (see the module documentation).
+ *
+ * @example
+ * ```ts
+ * const state = new HamokRemoteMapState("users");
+ * state.on("insert", (key, value) => console.log("inserted", key, value));
+ * console.log(state.executedIndex, state.pendingCount);
+ * ```
+ */
+export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents> implements ReplicatedState {
+  /** The map id. */
+  readonly mapId: string;
+  private pending: PendingRemoteOp[] = [];
+  private pendingHead = 0;
+  private executed = 0;
+  private readonly results = new Map<number, unknown>();
+  private readonly resultWindow: number;
+
+  /** Creates an empty state remembering the results of the last `resultWindow` operations. */
+  constructor(mapId: string, resultWindow: number = DEFAULT_RESULT_WINDOW) {
+    super();
+    this.mapId = mapId;
+    this.resultWindow = resultWindow;
+  }
+
+  /** Log index up to which every operation has been executed against the store. */
+  get executedIndex(): number {
+    return this.executed;
+  }
+
+  /** Number of committed operations not executed yet. */
+  get pendingCount(): number {
+    return this.pending.length - this.pendingHead;
+  }
+
+  /** Log index of the last pending operation, or `executedIndex` if none is pending. */
+  get lastPendingIndex(): number {
+    return this.pendingCount === 0 ? this.executed : this.pending[this.pending.length - 1].index;
+  }
+
+  /** Up to `max` pending operations, oldest first. */
+  pendingBatch(max: number): PendingRemoteOp[] {
+    const end = Math.min(this.pending.length, this.pendingHead + max);
+    return this.pending.slice(this.pendingHead, end);
+  }
+
+  /** Whether the result of the operation at `index` is known, and the result. */
+  resultOf(index: number): { readonly known: boolean; readonly result: unknown } {
+    if (!this.results.has(index)) return { known: false, result: undefined };
+    return { known: true, result: this.results.get(index) };
+  }
+
+  /** @internal Applies a committed command. */
+  apply(op: string, args: unknown, ctx: ApplyContext): unknown {
+    if (op === "executed") return this.applyExecuted(args as { upTo: number; data: Uint8Array });
+    if (!OPS.has(op)) return undefined;
+    this.pending.push({ index: ctx.index, op: op as RemoteMapOp, args });
+    this.emit("pending", ctx.index);
+    return ctx.index;
+  }
+
+  /** @internal Remote maps do not depend on members. */
+  memberRemoved(): void {}
+
+  /** @internal */
+  snapshot(): unknown {
+    const pending: StateImage[1] = [];
+    for (let i = this.pendingHead; i < this.pending.length; i++) {
+      const p = this.pending[i];
+      pending.push([p.index, p.op, p.args]);
+    }
+    const image: StateImage = [this.executed, pending, [...this.results]];
+    return image;
+  }
+
+  /** @internal */
+  restore(image: unknown): void {
+    const [executed, pending, results] = image as StateImage;
+    this.executed = executed;
+    this.pending = pending.map(([index, op, args]) => ({ index, op, args }));
+    this.pendingHead = 0;
+    this.results.clear();
+    for (const [index, result] of results) this.results.set(index, result);
+    this.emit("restored");
+  }
+
+  private applyExecuted(args: { upTo: number; data: Uint8Array }): boolean {
+    const upTo = args?.upTo;
+    if (typeof upTo !== "number" || upTo <= this.executed) return false;
+    let outcomes: Map<number, RemoteOpOutcome>;
+    try {
+      outcomes = new Map(decodeCbor(args.data) as [number, RemoteOpOutcome][]);
+    } catch (error) {
+      this.emit(
+        "error",
+        new HamokError(`remote map '${this.mapId}': unreadable execution outcomes`, "HAMOK_CODEC", {
+          cause: error,
+        }),
+      );
+      return false;
+    }
+    while (this.pendingHead < this.pending.length && this.pending[this.pendingHead].index <= upTo) {
+      const pending = this.pending[this.pendingHead];
+      this.pending[this.pendingHead] = undefined as unknown as PendingRemoteOp;
+      this.pendingHead++;
+      const outcome = outcomes.get(pending.index);
+      let result: unknown;
+      if (outcome === undefined) {
+        this.emit(
+          "error",
+          new HamokError(
+            `remote map '${this.mapId}': no outcome for operation ${pending.index}; its result is unknown`,
+          ),
+        );
+      } else {
+        result = this.settle(pending, outcome);
+      }
+      this.remember(pending.index, result);
+      this.emit("executed", pending.index, result);
+    }
+    if (this.pendingHead === this.pending.length) {
+      this.pending = [];
+      this.pendingHead = 0;
+    } else if (this.pendingHead >= 1024 && this.pendingHead * 2 >= this.pending.length) {
+      this.pending = this.pending.slice(this.pendingHead);
+      this.pendingHead = 0;
+    }
+    this.executed = upTo;
+    return true;
+  }
+
+  /** Emits the change events of one executed operation and returns its result (replicated form). */
+  private settle(pending: PendingRemoteOp, outcome: RemoteOpOutcome): unknown {
+    const [olds, applied] = outcome;
+    const args = pending.args as unknown[];
+    switch (pending.op) {
+      case "set": {
+        this.changed(args[0], olds[0], args[1]);
+        return olds[0];
+      }
+      case "setAll": {
+        const updated: [unknown, unknown][] = [];
+        const entries = args as [unknown, unknown][];
+        for (let i = 0; i < entries.length; i++) {
+          this.changed(entries[i][0], olds[i], entries[i][1]);
+          if (olds[i] !== undefined) updated.push([entries[i][0], olds[i]]);
+        }
+        return updated;
+      }
+      case "insert": {
+        if (olds[0] === undefined) this.emit("insert", args[0], args[1]);
+        return olds[0];
+      }
+      case "insertAll": {
+        const existing: [unknown, unknown][] = [];
+        const entries = args as [unknown, unknown][];
+        for (let i = 0; i < entries.length; i++) {
+          if (olds[i] === undefined) this.emit("insert", entries[i][0], entries[i][1]);
+          else existing.push([entries[i][0], olds[i]]);
+        }
+        return existing;
+      }
+      case "delete":
+      case "remove": {
+        if (olds[0] === undefined) return false;
+        this.emit("remove", args[0], olds[0]);
+        return true;
+      }
+      case "deleteAll": {
+        const deleted: unknown[] = [];
+        for (let i = 0; i < args.length; i++) {
+          if (olds[i] === undefined) continue;
+          this.emit("remove", args[i], olds[i]);
+          deleted.push(args[i]);
+        }
+        return deleted;
+      }
+      case "removeAll": {
+        const removed: [unknown, unknown][] = [];
+        for (let i = 0; i < args.length; i++) {
+          if (olds[i] === undefined) continue;
+          this.emit("remove", args[i], olds[i]);
+          removed.push([args[i], olds[i]]);
+        }
+        return removed;
+      }
+      case "updateIf": {
+        if (applied === true) this.emit("update", args[0], olds[0], args[1]);
+        return applied === true;
+      }
+      case "removeIf": {
+        if (applied === true) this.emit("remove", args[0], olds[0]);
+        return applied === true;
+      }
+      case "clear":
+        this.emit("clear");
+        return undefined;
+    }
+  }
+
+  private changed(key: unknown, old: unknown, value: unknown): void {
+    if (old === undefined) this.emit("insert", key, value);
+    else this.emit("update", key, old, value);
+  }
+
+  private remember(index: number, result: unknown): void {
+    this.results.set(index, result);
+    if (this.results.size > this.resultWindow) {
+      const oldest = this.results.keys().next().value as number;
+      this.results.delete(oldest);
+    }
+  }
+}
