@@ -72,6 +72,41 @@ export {
   HamokSubscriptionTable,
   type HamokSubscriptionTableEvents,
 } from "./src/collections/subscription_table.ts";
+export {
+  HamokQueue,
+  type HamokQueueConfig,
+  type HamokQueueEvents,
+  type HamokQueueWriteOptions,
+} from "./src/collections/queue.ts";
+export {
+  type HamokQueueSnapshot,
+  HamokQueueState,
+  type HamokQueueStateEvents,
+  QUEUE_KIND,
+} from "./src/collections/queue_state.ts";
+export {
+  HamokRemoteMap,
+  type HamokRemoteMapConfig,
+  type HamokRemoteMapEvents,
+  type HamokRemoteMapReadOptions,
+  type HamokRemoteMapSnapshot,
+  type HamokRemoteMapWriteOptions,
+} from "./src/collections/remote_map.ts";
+export {
+  HamokRemoteMapState,
+  type HamokRemoteMapStateEvents,
+  type PendingRemoteOp,
+  REMOTE_MAP_KIND,
+  type RemoteMapOp,
+} from "./src/collections/remote_map_state.ts";
+export {
+  type HamokRemoteStore,
+  type HamokRemoteStoreBatch,
+  type HamokRemoteStoreMark,
+  type HamokRemoteStoreOp,
+  MemoryRemoteStore,
+  type MemoryRemoteStoreOptions,
+} from "./src/collections/remote_store.ts";
 export { ClusterSubjects, encodeSubjectToken } from "./src/cluster/subjects.ts";
 export { HamokRemoteError } from "./src/cluster/rpc.ts";
 export type { RaftPersistentState, RaftStorage } from "./src/storage/raft_storage.ts";
