@@ -51,7 +51,7 @@ const MAX_SEEDS = 300;
 
 describe("simulator against deliberately broken Raft variants", () => {
   for (const v of VARIANTS) {
-    it(`catches "${v.bug}" within ${MAX_SEEDS} seeds`, () => {
+    it(`catches "${v.bug}" within ${MAX_SEEDS} seeds`, { timeout: 120_000 }, () => {
       const opts: BatchOptions = { ...v.opts, bugs: [v.bug] };
       const summary = runBatch({ from: 1, count: MAX_SEEDS, stopOnFailure: true }, opts);
       assert.equal(summary.failures.length, 1, `"${v.bug}" went unnoticed over ${summary.seeds} seeds`);

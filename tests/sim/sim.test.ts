@@ -14,7 +14,8 @@ function failureReport(summary: BatchSummary): string {
 }
 
 describe("Raft simulator", () => {
-  it("finds no safety, linearizability or liveness violation over many seeds", () => {
+  // Bun's default per-test timeout is 5 s; this test takes ~10 s on Deno on a 2-core machine.
+  it("finds no safety, linearizability or liveness violation over many seeds", { timeout: 300_000 }, () => {
     const { base, count } = simSeedRange(1000);
     const summary = runBatch({ from: base, count }, { steps: STEPS });
     assert.equal(
@@ -33,7 +34,7 @@ describe("Raft simulator", () => {
     }
   });
 
-  it("replays a seed bit for bit", () => {
+  it("replays a seed bit for bit", { timeout: 60_000 }, () => {
     const a = runSeed(4242, { steps: STEPS });
     const b = runSeed(4242, { steps: STEPS });
     assert.equal(a.traceHash, b.traceHash);
@@ -44,7 +45,9 @@ describe("Raft simulator", () => {
     assert.notEqual(c.traceHash, a.traceHash);
   });
 
-  it("heals every fault and then elects a leader and completes a new operation (liveness)", () => {
+  it("heals every fault and then elects a leader and completes a new operation (liveness)", {
+    timeout: 60_000,
+  }, () => {
     for (const nodes of [3, 5]) {
       for (let seed = 900; seed < 910; seed++) {
         const r = runSeed(seed, { nodes, steps: 2500, liveness: true, livenessBoundMs: 8000 });

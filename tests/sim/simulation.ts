@@ -465,7 +465,7 @@ export class Simulation {
       ...profile.nemesis,
       ...options.nemesis,
     };
-    const seedInterval = rng.pick([[20, 200], [50, 500], [100, 1000]] as const);
+    const seedInterval = rng.pick([[30, 300], [100, 800], [300, 2000]] as const);
     this.#nemesisInterval = options.nemesisIntervalMs ?? profile.interval ?? seedInterval;
     this.#compactEvery = rng.pick([8, 25, 60, 200]);
     this.#midReadyCrash = profile.midReadyCrash ?? 0.25;
@@ -733,6 +733,10 @@ export class Simulation {
       const rd = raft.ready();
       // 1. persist
       node.storage.persist(rd);
+      const ss = rd.softState;
+      if (ss !== undefined && ss.role === "leader" && node.leaderTerm !== ss.term) {
+        this.#newLeader(node, ss.term);
+      }
       if (
         node.crashMidReady === "next" || (node.crashMidReady === "entries" && rd.entries.length > 0) ||
         (this.#crashOnOldTermCommit && this.#oldTermCommit(raft, rd))
@@ -777,6 +781,15 @@ export class Simulation {
     if (raft !== undefined) this.#observe(node, raft);
   }
 
+  /** `node` was seen leading `term` for the first time: election safety, leader completeness. */
+  #newLeader(node: SimNode, term: number): void {
+    node.leaderTerm = term;
+    this.#trace.add(node.num).add(term);
+    this.#log(() => `${node.id} leader of term ${term}`);
+    this.#safety.onLeader(node.id, term, node.storage);
+    if (this.#safety.violations.length > 0) throw new StopRun();
+  }
+
   /** True when a leader's ready moves its commit index onto an entry of an earlier term. */
   #oldTermCommit(raft: SimRaftNode, rd: RaftReady): boolean {
     const hs = rd.hardState;
@@ -787,12 +800,7 @@ export class Simulation {
 
   /** Checks what changed on `node` after it was driven: leadership and commit index. */
   #observe(node: SimNode, raft: SimRaftNode): void {
-    if (raft.role === "leader" && node.leaderTerm !== raft.term) {
-      node.leaderTerm = raft.term;
-      this.#trace.add(node.num).add(raft.term);
-      this.#log(() => `${node.id} leader of term ${raft.term}`);
-      this.#safety.onLeader(node.id, raft.term, node.storage);
-    }
+    if (raft.role === "leader" && node.leaderTerm !== raft.term) this.#newLeader(node, raft.term);
     const ci = raft.commitIndex;
     if (ci > node.lastCommitSeen) {
       const st = node.storage;
