@@ -33,6 +33,22 @@ import { type HamokQueueSnapshot, HamokQueueState, QUEUE_KIND } from "./collecti
 import { HamokRemoteMap, type HamokRemoteMapConfig } from "./collections/remote_map.ts";
 import { HamokRemoteMapState, REMOTE_MAP_KIND } from "./collections/remote_map_state.ts";
 import {
+  HamokMap,
+  type HamokMapConfig,
+  type HamokMapSnapshot,
+  importEntries,
+  MAP_KIND,
+  mapSnapshotOf,
+} from "./collections/map.ts";
+import { HamokMapState } from "./collections/map_state.ts";
+import {
+  HamokRecord,
+  type HamokRecordConfig,
+  type HamokRecordSnapshot,
+  RECORD_KIND,
+  recordSnapshotOf,
+} from "./collections/record.ts";
+import {
   type HamokConfig,
   type HamokLogger,
   type ResolvedHamokConfig,
@@ -120,6 +136,10 @@ export interface HamokSnapshot {
   readonly emitters: readonly HamokEmitterSnapshot[];
   /** The queues (remote maps are not included: their data lives in the application's store). */
   readonly queues?: readonly HamokQueueSnapshot[];
+  /** The maps. */
+  readonly maps?: readonly HamokMapSnapshot[];
+  /** The records. */
+  readonly records?: readonly HamokRecordSnapshot[];
 }
 
 interface PendingProposal {
@@ -243,6 +263,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     this.#stateMachine.registerKind(EMITTER_KIND, (id) => new HamokSubscriptionTable(id));
     this.registerCollectionKind(QUEUE_KIND, (id) => new HamokQueueState(id));
     this.registerCollectionKind(REMOTE_MAP_KIND, (id) => new HamokRemoteMapState(id));
+    this.registerCollectionKind(MAP_KIND, (id) => new HamokMapState(id));
+    this.registerCollectionKind(RECORD_KIND, (id) => new HamokMapState(id));
     this.#rpc = new RpcRouter({
       sendRequest: (peerId, body) => this.#send(peerId, { type: "request", from: this.localPeerId, body }),
       sendResponse: (peerId, body) => this.#send(peerId, { type: "response", from: this.localPeerId, body }),
@@ -542,6 +564,66 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   }
 
   /**
+   * Creates a replicated map. A second live map with the same id on this peer is a
+   * `HamokConfigError`.
+   *
+   * @example
+   * ```ts
+   * const map = hamok.createMap<string, number>({ mapId: "stock" });
+   * await map.set("apples", 10);
+   * ```
+   */
+  createMap<K = unknown, V = unknown>(config: HamokMapConfig<K, V>): HamokMap<K, V> {
+    return this.hostCollection(MAP_KIND, config?.mapId, () => new HamokMap<K, V>(this, config));
+  }
+
+  /**
+   * Returns the live map with `config.mapId`, or creates it.
+   *
+   * @example
+   * ```ts
+   * const map = hamok.getOrCreateMap<string, number>({ mapId: "stock" });
+   * ```
+   */
+  getOrCreateMap<K = unknown, V = unknown>(config: HamokMapConfig<K, V>): HamokMap<K, V> {
+    return this.hostedCollection<HamokMap<K, V>>(MAP_KIND, config?.mapId) ?? this.createMap<K, V>(config);
+  }
+
+  /**
+   * Creates a replicated record (a typed object stored field by field). A second live record with
+   * the same id on this peer is a `HamokConfigError`.
+   *
+   * @example
+   * ```ts
+   * const settings = hamok.createRecord<{ mode: string; limit: number }>({
+   *   recordId: "settings",
+   *   initialObject: { mode: "normal", limit: 10 },
+   * });
+   * await settings.ready;
+   * ```
+   */
+  createRecord<T extends Record<string, unknown> = Record<string, unknown>>(
+    config: HamokRecordConfig<T>,
+  ): HamokRecord<T> {
+    return this.hostCollection(RECORD_KIND, config?.recordId, () => new HamokRecord<T>(this, config));
+  }
+
+  /**
+   * Returns the live record with `config.recordId`, or creates it.
+   *
+   * @example
+   * ```ts
+   * const settings = hamok.getOrCreateRecord<{ mode: string }>({ recordId: "settings" });
+   * ```
+   */
+  getOrCreateRecord<T extends Record<string, unknown> = Record<string, unknown>>(
+    config: HamokRecordConfig<T>,
+  ): HamokRecord<T> {
+    return this.hostedCollection<HamokRecord<T>>(RECORD_KIND, config?.recordId) ??
+      this.createRecord<T>(config);
+  }
+
+  /**
    * @internal Registers a collection object created by `create` under (kind, id); a second live
    * collection of the same kind and id is a `HamokConfigError`. Collections of different kinds may
    * share an id.
@@ -574,13 +656,25 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   export(): HamokSnapshot {
     const emitters: HamokEmitterSnapshot[] = [];
     const queues: HamokQueueSnapshot[] = [];
+    const maps: HamokMapSnapshot[] = [];
+    const records: HamokRecordSnapshot[] = [];
     for (const [kind, id, image] of this.#stateMachine.snapshot().states) {
+      if (kind === MAP_KIND) maps.push(mapSnapshotOf(this.replicatedState<HamokMapState>(kind, id)));
+      if (kind === RECORD_KIND) records.push(recordSnapshotOf(this.replicatedState<HamokMapState>(kind, id)));
       if (kind === QUEUE_KIND) queues.push(this.replicatedState<HamokQueueState>(kind, id).toSnapshot());
       if (kind !== EMITTER_KIND) continue;
       void image;
       emitters.push(this.replicatedState<HamokSubscriptionTable>(kind, id).toSnapshot());
     }
-    return { version: 1, peerId: this.localPeerId, appliedIndex: this.appliedIndex, emitters, queues };
+    return {
+      version: 1,
+      peerId: this.localPeerId,
+      appliedIndex: this.appliedIndex,
+      emitters,
+      queues,
+      maps,
+      records,
+    };
   }
 
   /** Imports a snapshot made by {@linkcode export} into the cluster, through consensus (merge). */
@@ -595,6 +689,13 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       await this.propose(EMITTER_KIND, emitter.emitterId, "import", { entries }, {
         timeoutMs: this.config.requestTimeoutMs,
       });
+    }
+    const timeoutMs = this.config.requestTimeoutMs;
+    for (const map of snapshot.maps ?? []) {
+      await importEntries(this, MAP_KIND, map.mapId, map.keys, map.values, timeoutMs);
+    }
+    for (const record of snapshot.records ?? []) {
+      await importEntries(this, RECORD_KIND, record.recordId, record.keys, record.values, timeoutMs, true);
     }
     for (const queue of snapshot.queues ?? []) {
       await this.propose(QUEUE_KIND, queue.queueId, "import", queue.items, {
