@@ -360,6 +360,9 @@ const MSG_CODE: Record<RaftMessage["type"], number> = {
 
 const KEYS = ["a", "b", "c"];
 
+/** History timestamps per virtual millisecond (see `#nextStamp`). */
+const STAMPS_PER_MS = 10_000;
+
 class StopRun extends Error {}
 
 /**
@@ -516,7 +519,13 @@ export class Simulation {
       lin = res.verdict;
       if (res.verdict === "illegal") {
         const ops = res.failedPartition!;
-        const lines = ops.slice(0, 40).map((op) => kvModel.describe!(op));
+        const ms = (t: number) => t === Infinity ? "inf" : `${(t / STAMPS_PER_MS).toFixed(4)}ms`;
+        const lines = [...ops].sort((x, y) => x.call - y.call).slice(0, 60).map((op) =>
+          kvModel.describe!({ ...op, call: 0, ret: 0 }).replace(
+            /\[0, 0\]$/,
+            `[${ms(op.call)}, ${ms(op.ret)}]`,
+          )
+        );
         this.#safety.report(
           "linearizability",
           `history of key "${ops[0].input.key}" (${ops.length} ops) is not linearizable; ` +
@@ -972,7 +981,7 @@ export class Simulation {
       input,
       requestId,
       kind,
-      call: ++this.#stamp,
+      call: this.#nextStamp(),
       callTime: this.#now,
       deadline: this.#now + rng.range(1000, 4000),
       data: cmd === undefined ? undefined : encodeCommand(cmd),
@@ -1066,9 +1075,25 @@ export class Simulation {
     this.#attempt(client);
   }
 
+  /**
+   * A history timestamp: the virtual time in ms times 10,000, plus the order of events within that
+   * millisecond, so that an operation that returned before another was invoked (in the same
+   * millisecond too) is ordered before it.
+   */
+  #nextStamp(): number {
+    this.#stamp = Math.max(this.#stamp + 1, this.#now * STAMPS_PER_MS);
+    return this.#stamp;
+  }
+
   #complete(client: Client, output: KvOutput, via: string): void {
     const op = client.op!;
-    this.#history.push({ clientId: client.id, input: op.input, output, call: op.call, ret: ++this.#stamp });
+    this.#history.push({
+      clientId: client.id,
+      input: op.input,
+      output,
+      call: op.call,
+      ret: this.#nextStamp(),
+    });
     this.#opsCompleted++;
     this.#trace.add(client.id).addString(String(output));
     this.#log(() => `client ${client.id} ${op.requestId} -> ${JSON.stringify(output)} via ${via}`);
