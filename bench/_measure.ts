@@ -246,6 +246,8 @@ export interface MachineInfo {
   readonly natsServer: string | undefined;
   /** Version of the `nats` client package. */
   readonly natsClient: string | undefined;
+  /** 1-minute load average when measured (other work on the machine skews the numbers). */
+  readonly loadAverage: number;
 }
 
 function cpuModel(): string {
@@ -304,6 +306,7 @@ export function machineInfo(natsServerBin?: string): MachineInfo {
     runtime: runtimeName(),
     natsServer,
     natsClient: natsClientVersion(),
+    loadAverage: os.loadavg()[0],
   };
 }
 
@@ -312,6 +315,7 @@ export function formatMachine(m: MachineInfo): string {
   const parts = [`${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB`, m.os, m.runtime];
   if (m.natsServer !== undefined) parts.push(m.natsServer);
   if (m.natsClient !== undefined) parts.push(`nats.js ${m.natsClient}`);
+  parts.push(`load average ${m.loadAverage.toFixed(2)} at start`);
   return parts.join("; ");
 }
 

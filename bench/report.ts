@@ -17,6 +17,7 @@
 import { writeFileSync } from "node:fs";
 import process from "node:process";
 import type { HamokEmitter } from "../src/collections/emitter.ts";
+import type { HamokMap } from "../src/collections/map.ts";
 import { Hamok } from "../src/hamok.ts";
 import { findNatsServerBinary, type NatsServer, startNatsServer } from "../tests/_helpers/nats_server.ts";
 import {
@@ -40,6 +41,7 @@ import {
   formatMachine,
   formatRate,
   formatUs,
+  type InterleavedOp,
   type LatencyStats,
   machineInfo,
   sampleInterleaved,
@@ -60,6 +62,7 @@ const LATENCY: SampleOptions = quick ? { warmup: 50, samples: 300 } : { warmup: 
 const COMMIT_LATENCY: SampleOptions = quick ? { warmup: 20, samples: 100 } : { warmup: 100, samples: 1000 };
 const THROUGHPUT_OPS = quick ? 3000 : 20_000;
 const KV_THROUGHPUT_OPS = quick ? 1000 : 5000;
+const SET_THROUGHPUT_OPS = quick ? 2000 : 10_000;
 const NOTIFY_EVENTS = quick ? 5000 : 20_000;
 const NOTIFY_RUNS = 3;
 const JOIN_TRIALS = quick ? 3 : 10;
@@ -255,59 +258,106 @@ async function notifyThroughput(url: string): Promise<void> {
   );
 }
 
-async function commitLatency(url: string, kvPut: BenchKv): Promise<LatencyStats> {
-  log("subscribe latency (Raft commit) beside the JetStream KV put");
+/** Map ids and values of the `set` rows: 100 string keys, 64-byte values (like the KV puts). */
+const MAP_KEYS = Array.from({ length: 100 }, (_, i) => `k${i}`);
+
+async function openMaps(cluster: BenchCluster): Promise<HamokMap<string, Uint8Array>[]> {
+  const maps = cluster.peers.map((p) => p.createMap<string, Uint8Array>({ mapId: "bench" }));
+  await Promise.all(maps.map((m) => m.ready));
+  return maps;
+}
+
+function roles(cluster: BenchCluster): { leader: number; follower: number } {
+  const leader = cluster.peers.findIndex((p) => p.leader);
+  if (leader < 0) throw new Error("the bench cluster has no leader");
+  return { leader, follower: leader === 0 ? 1 : 0 };
+}
+
+async function commitRows(url: string, kv: BenchKv): Promise<void> {
+  log("Raft commits (subscribe, map.set) beside the JetStream KV put");
   const nats = track(await startBenchCluster({ kind: "nats", peers: 3, natsUrl: url }));
   const memory = track(await startBenchCluster({ kind: "memory", peers: 3 }));
-  const toggler = (cluster: BenchCluster) => {
-    const follower = cluster.emitters[cluster.peers.findIndex((p) => !p.leader)];
+  const natsMaps = await openMaps(nats);
+  const memoryMaps = await openMaps(memory);
+  const n = roles(nats);
+  const m = roles(memory);
+  const toggler = (emitter: HamokEmitter<BenchEvents>): InterleavedOp => {
     const listener = () => {};
     return {
-      run: () => follower.subscribe("sub", listener),
-      reset: () => follower.unsubscribe("sub", listener),
+      run: () => emitter.subscribe("sub", listener),
+      reset: () => emitter.unsubscribe("sub", listener),
     };
   };
-  let key = 0;
-  const [kv, subNats, subMemory] = await sampleInterleaved([
-    { run: () => kvPut.kv.put(`k${key++ % 100}`, RAW_PAYLOAD) },
-    toggler(nats),
-    toggler(memory),
-  ], COMMIT_LATENCY);
+  const setter = (map: HamokMap<string, Uint8Array>): InterleavedOp => ({
+    run: (i) => map.set(MAP_KEYS[i % MAP_KEYS.length], RAW_PAYLOAD),
+  });
+  const [kvPut, subFollower, subLeader, subMemory, setFollower, setLeader, setMemory] =
+    await sampleInterleaved([
+      { run: (i) => kv.kv.put(MAP_KEYS[i % MAP_KEYS.length], RAW_PAYLOAD) },
+      toggler(nats.emitters[n.follower]),
+      toggler(nats.emitters[n.leader]),
+      toggler(memory.emitters[m.follower]),
+      setter(natsMaps[n.follower]),
+      setter(natsMaps[n.leader]),
+      setter(memoryMaps[m.follower]),
+    ], COMMIT_LATENCY);
+  const vsKv = (stats: LatencyStats, transport: string): Partial<Row> =>
+    transport === "NATS" ? { target: "p50 ≤ KV put p50", met: stats.p50Us <= kvPut.p50Us } : {};
   rows.push({
     name: "JetStream KV put, R3 memory bucket",
     transport: "JetStream ×3",
-    stats: kv,
+    stats: kvPut,
     vsFloor: "latency",
   });
-  for (const [stats, transport] of [[subNats, "NATS"], [subMemory, "memory"]] as const) {
-    rows.push({
-      name: "subscribe from a follower (Raft commit), 3 peers",
-      transport,
-      stats,
-      vsFloor: "latency",
-      target: transport === "NATS" ? "p50 ≤ KV put p50" : undefined,
-      met: transport === "NATS" ? stats.p50Us <= kv.p50Us : undefined,
-    });
+  for (
+    const [name, stats, transport] of [
+      ["subscribe from a follower", subFollower, "NATS"],
+      ["subscribe from the leader", subLeader, "NATS"],
+      ["subscribe from a follower", subMemory, "memory"],
+      ["map.set from a follower", setFollower, "NATS"],
+      ["map.set from the leader", setLeader, "NATS"],
+      ["map.set from a follower", setMemory, "memory"],
+    ] as const
+  ) {
+    rows.push({ name: `${name}, 3 peers`, transport, stats, vsFloor: "latency", ...vsKv(stats, transport) });
   }
   notes.push(
-    "subscribe: a follower alternately subscribes and unsubscribes one event; only `subscribe` is timed " +
-      "(each is one command forwarded to the leader, replicated, committed and applied on the follower).",
+    "subscribe: a peer alternately subscribes and unsubscribes one event; only `subscribe` is timed. From a " +
+      "follower a command takes four one-way hops (forward to the leader, append, ack, commit notice) before " +
+      "it is applied there; from the leader two.",
+    "map.set: `HamokMap<string, Uint8Array>` with the default CBOR codecs, 100 keys in turn, 64-byte values; " +
+      "the KV puts use the same keys and values.",
   );
-  await nats.close();
-  await memory.close();
-  return kv;
-}
 
-async function kvThroughput(kvPut: BenchKv): Promise<ThroughputStats> {
-  log(`JetStream KV put, ${CONCURRENCY} concurrent`);
-  const stats = await closedLoop(
-    (i) => kvPut.kv.put(`k${i % 100}`, RAW_PAYLOAD),
-    { concurrency: CONCURRENCY, ops: KV_THROUGHPUT_OPS, warmupOps: Math.floor(KV_THROUGHPUT_OPS / 10) },
+  log(`throughput of commits, ${CONCURRENCY} concurrent`);
+  const loop = (ops: number) => ({ concurrency: CONCURRENCY, ops, warmupOps: Math.floor(ops / 10) });
+  const kvRate = await closedLoop(
+    (i) => kv.kv.put(MAP_KEYS[i % MAP_KEYS.length], RAW_PAYLOAD),
+    loop(KV_THROUGHPUT_OPS),
   );
   rows.push(
-    throughputRow(`JetStream KV put, R3 memory bucket, ${CONCURRENCY} concurrent`, "JetStream ×3", stats),
+    throughputRow(`JetStream KV put, R3 memory bucket, ${CONCURRENCY} concurrent`, "JetStream ×3", kvRate),
   );
-  return stats;
+  for (
+    const [name, map, transport] of [
+      ["map.set from a follower", natsMaps[n.follower], "NATS"],
+      ["map.set from the leader", natsMaps[n.leader], "NATS"],
+      ["map.set from a follower", memoryMaps[m.follower], "memory"],
+    ] as const
+  ) {
+    const stats = await closedLoop(
+      (i) => map.set(MAP_KEYS[i % MAP_KEYS.length], RAW_PAYLOAD),
+      loop(SET_THROUGHPUT_OPS),
+    );
+    rows.push({
+      ...throughputRow(`${name}, ${CONCURRENCY} concurrent`, transport, stats),
+      ...(transport === "NATS"
+        ? { target: "ops/s ≥ 2× KV put ops/s", met: stats.opsPerSec >= 2 * kvRate.opsPerSec }
+        : {}),
+    });
+  }
+  await nats.close();
+  await memory.close();
 }
 
 /** Time from `join()` to the first leader (and to every peer joined) of three fresh peers, default config. */
@@ -473,13 +523,7 @@ async function main(): Promise<void> {
   await memoryPublishLatency();
   await throughput(raw, url);
   await notifyThroughput(url);
-  const kvPut = await commitLatency(url, kv);
-  const kvRate = await kvThroughput(kv);
-  notes.push(
-    `map \`set\` rows: not measured — \`src/collections/map.ts\` had not landed when this report was written ` +
-      `(targets: p50 ≤ KV put p50 = ${formatUs(kvPut.p50Us)}; ${CONCURRENCY} concurrent ≥ 2× KV put = ` +
-      `${formatRate(2 * kvRate.opsPerSec)} ops/s).`,
-  );
+  await commitRows(url, kv);
   await joinRows(url);
   await failoverRows(url);
 
