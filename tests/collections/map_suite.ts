@@ -18,7 +18,6 @@ import type { Hamok } from "../../src/hamok.ts";
 import type { HamokMap } from "../../src/collections/map.ts";
 import type { ValueCodec } from "../../src/codec/value_codec.ts";
 import { startCluster, type TestCluster, type TransportFactory } from "../_helpers/cluster.ts";
-import { waitFor } from "../_helpers/wait.ts";
 
 let mapCounter = 0;
 const nextId = (base: string) => `${base}-${++mapCounter}`;
