@@ -241,6 +241,7 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
    * (the initialization goes on; `ready` can be awaited again) and with `HamokClosedError` if closed.
    */
   get ready(): Promise<void> {
+    if (this.closed) return Promise.reject(new HamokClosedError(`record '${this.id}' is closed`));
     const timeoutMs = this.requestTimeoutInMs;
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
