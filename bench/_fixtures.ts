@@ -23,6 +23,7 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import { connect, type KV, type Msg, type NatsConnection, StorageType } from "nats";
 import type { HamokEmitter } from "../src/collections/emitter.ts";
+import type { HamokMap } from "../src/collections/map.ts";
 import type { HamokConfig } from "../src/config.ts";
 import { Hamok } from "../src/hamok.ts";
 import { MemoryBus } from "../src/transport/memory_bus.ts";
@@ -31,6 +32,7 @@ import { NatsTransport } from "../src/transport/nats_transport.ts";
 import type { Transport } from "../src/transport/transport.ts";
 import { type NatsServer, startNatsServer } from "../tests/_helpers/nats_server.ts";
 import { until } from "./_measure.ts";
+import type { PeerWorkerReply, PeerWorkerRequest } from "./_peer_worker.ts";
 
 /** Events of the bench emitter: `s<k>` has k remote subscribers. */
 export type BenchEvents = {
@@ -356,4 +358,91 @@ export async function settled(peers: Hamok[], timeoutMs = 10_000): Promise<Hamok
     return leader !== undefined && live.every((p) => p.leaderId === leader.localPeerId);
   }, { timeoutMs, what: "the peers to agree on a leader" });
   return peers.find((p) => !p.closed && p.leader)!;
+}
+
+/** A cluster whose first peer runs in this thread and the others in worker threads (NATS only). */
+export interface WorkerCluster {
+  /** The peer in this thread. */
+  readonly peer: Hamok;
+  /** Its emitter `bench` (event `s2` has a subscriber on each worker peer). */
+  readonly emitter: HamokEmitter<BenchEvents>;
+  /** Its map `bench`. */
+  readonly map: HamokMap<string, Uint8Array>;
+  /** Closes the workers' peers, then this peer and its transport. */
+  close(): Promise<void>;
+}
+
+function askWorker(
+  worker: Worker,
+  request: PeerWorkerRequest,
+  expect: PeerWorkerReply["type"],
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (event: MessageEvent<PeerWorkerReply>) => {
+      const reply = event.data;
+      if (reply.type === "error") reject(new Error(`worker peer: ${reply.message}`));
+      else if (reply.type === expect) resolve();
+      else return;
+      worker.removeEventListener("message", onMessage);
+    };
+    worker.addEventListener("message", onMessage);
+    worker.postMessage(request);
+  });
+}
+
+/**
+ * Starts a cluster of `1 + workers` peers on NATS: one in this thread (id `<clusterId>-<localId>`)
+ * and `workers` in worker threads (ids `<clusterId>-w<i>`), each subscribing `s2`. With `localId`
+ * `"0"` this peer bootstraps and usually leads; with `"~"` (sorts last) a worker does.
+ *
+ * @example
+ * ```ts
+ * const cluster = await startWorkerCluster({ natsUrl: server.url, localId: "0", workers: 2 });
+ * await cluster.map.set("k", new Uint8Array(64));
+ * await cluster.close();
+ * ```
+ */
+export async function startWorkerCluster(
+  options: { natsUrl: string; localId: string; workers: number },
+): Promise<WorkerCluster> {
+  const clusterId = `bench${++clusterCounter}-workers`;
+  const transport = await NatsTransport.connect({ servers: options.natsUrl });
+  const peer = new Hamok({
+    peerId: `${clusterId}-${options.localId}`,
+    clusterId,
+    transport,
+    peerTimeoutMs: 60_000,
+  });
+  const workers = Array.from(
+    { length: options.workers },
+    () => new Worker(new URL("./_peer_worker.ts", import.meta.url).href, { type: "module" }),
+  );
+  const close = async (): Promise<void> => {
+    await Promise.all(workers.map((w) => askWorker(w, { type: "close" }, "closed").catch(() => {})));
+    for (const worker of workers) worker.terminate();
+    peer.close();
+    await transport.close().catch(() => {});
+  };
+  try {
+    await Promise.all([
+      peer.join({ timeoutMs: 20_000 }),
+      ...workers.map((w, i) =>
+        askWorker(w, {
+          type: "start",
+          url: options.natsUrl,
+          clusterId,
+          peerId: `${clusterId}-w${i}`,
+          subscribe: ["s2"],
+        }, "ready")
+      ),
+    ]);
+    const emitter = peer.createEmitter<BenchEvents>({ emitterId: "bench" });
+    const map = peer.createMap<string, Uint8Array>({ mapId: "bench" });
+    await map.ready;
+    await peer.waitUntilCommitHead();
+    return { peer, emitter, map, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
 }

@@ -34,7 +34,9 @@ import {
   startBenchTracing,
   startJetStreamCluster,
   startRawEcho,
+  startWorkerCluster,
   type TransportKind,
+  type WorkerCluster,
 } from "./_fixtures.ts";
 import {
   closedLoop,
@@ -94,6 +96,14 @@ function log(message: string): void {
 
 const running: { close(): Promise<void> }[] = [];
 let natsServer: NatsServer | undefined;
+/** Clusters whose other two peers run in worker threads: `lead` (this thread's peer leads) and `follow`. */
+let threads: { lead: WorkerCluster; follow: WorkerCluster } | undefined;
+const THREADS = "NATS, 3 threads";
+
+/** "the leader" or "a follower", for the row names of a worker cluster's peer in this thread. */
+function roleOf(cluster: WorkerCluster): string {
+  return cluster.peer.leader ? "the leader" : "a follower";
+}
 let jetStream: JetStreamCluster | undefined;
 
 function track<T extends { close(): Promise<void> }>(resource: T): T {
@@ -125,12 +135,14 @@ async function publishLatency(
     }),
   );
   const spansBefore = tracing.exporter.count;
-  const [floor, p1, p2, p4, tp2] = await sampleInterleaved([
+  const lead = threads!.lead;
+  const [floor, p1, p2, p4, tp2, wp2] = await sampleInterleaved([
     { run: () => raw.request() },
     { run: (i) => three.emitters[0].publish("s1", i, "payload") },
     { run: (i) => three.emitters[0].publish("s2", i, "payload") },
     { run: (i) => five.emitters[0].publish("s4", i, "payload") },
     { run: (i) => traced.emitters[0].publish("s2", i, "payload") },
+    { run: (i) => lead.emitter.publish("s2", i, "payload") },
   ], LATENCY);
   await tracing.provider.forceFlush();
   const spans = tracing.exporter.count - spansBefore;
@@ -145,6 +157,14 @@ async function publishLatency(
     met: p2.p50Us <= 1.2 * floor.p50Us,
   });
   rows.push({ name: "publish, 4 remote subscribers", transport: "NATS", stats: p4, vsFloor: "latency" });
+  rows.push({
+    name: "publish, 2 remote subscribers",
+    transport: THREADS,
+    stats: wp2,
+    vsFloor: "latency",
+    target: "p50 ≤ 1.2× floor",
+    met: wp2.p50Us <= 1.2 * floor.p50Us,
+  });
   const overhead = tp2.p50Us / p2.p50Us;
   rows.push({
     name: "publish, 2 remote subscribers, traced (SDK, always-on)",
@@ -189,6 +209,8 @@ async function throughput(raw: RawEcho, url: string): Promise<void> {
   const natsPublish = await closedLoop((i) => nats.emitters[0].publish("s2", i, "payload"), loop);
   const memory = track(await startBenchCluster({ kind: "memory", peers: 3 }));
   const memoryPublish = await closedLoop((i) => memory.emitters[0].publish("s2", i, "payload"), loop);
+  const lead = threads!.lead;
+  const threadsPublish = await closedLoop((i) => lead.emitter.publish("s2", i, "payload"), loop);
   floorRate = floor.opsPerSec;
   const name = (what: string) => `${what}, ${CONCURRENCY} in flight`;
   rows.push(throughputRow(name("raw NATS request/reply (floor)"), "NATS", floor));
@@ -196,6 +218,11 @@ async function throughput(raw: RawEcho, url: string): Promise<void> {
     ...throughputRow(name("publish, 2 remote subscribers"), "NATS", natsPublish),
     target: "ops/s ≥ floor ops/s",
     met: natsPublish.opsPerSec >= floor.opsPerSec,
+  });
+  rows.push({
+    ...throughputRow(name("publish, 2 remote subscribers"), THREADS, threadsPublish),
+    target: "ops/s ≥ floor ops/s",
+    met: threadsPublish.opsPerSec >= floor.opsPerSec,
   });
   rows.push(throughputRow(name("publish, 2 remote subscribers"), "memory", memoryPublish));
   await nats.close();
@@ -291,7 +318,8 @@ async function commitRows(url: string, kv: BenchKv): Promise<void> {
   const setter = (map: HamokMap<string, Uint8Array>): InterleavedOp => ({
     run: (i) => map.set(MAP_KEYS[i % MAP_KEYS.length], RAW_PAYLOAD),
   });
-  const [kvPut, subFollower, subLeader, subMemory, setFollower, setLeader, setMemory] =
+  const { lead, follow } = threads!;
+  const [kvPut, subFollower, subLeader, subMemory, setFollower, setLeader, setMemory, setLead, setFollow] =
     await sampleInterleaved([
       { run: (i) => kv.kv.put(MAP_KEYS[i % MAP_KEYS.length], RAW_PAYLOAD) },
       toggler(nats.emitters[n.follower]),
@@ -300,9 +328,11 @@ async function commitRows(url: string, kv: BenchKv): Promise<void> {
       setter(natsMaps[n.follower]),
       setter(natsMaps[n.leader]),
       setter(memoryMaps[m.follower]),
+      setter(lead.map),
+      setter(follow.map),
     ], COMMIT_LATENCY);
   const vsKv = (stats: LatencyStats, transport: string): Partial<Row> =>
-    transport === "NATS" ? { target: "p50 ≤ KV put p50", met: stats.p50Us <= kvPut.p50Us } : {};
+    transport !== "memory" ? { target: "p50 ≤ KV put p50", met: stats.p50Us <= kvPut.p50Us } : {};
   rows.push({
     name: "JetStream KV put, R3 memory bucket",
     transport: "JetStream ×3",
@@ -317,6 +347,8 @@ async function commitRows(url: string, kv: BenchKv): Promise<void> {
       ["map.set from a follower", setFollower, "NATS"],
       ["map.set from the leader", setLeader, "NATS"],
       ["map.set from a follower", setMemory, "memory"],
+      [`map.set from ${roleOf(lead)}`, setLead, THREADS],
+      [`map.set from ${roleOf(follow)}`, setFollow, THREADS],
     ] as const
   ) {
     rows.push({ name: `${name}, 3 peers`, transport, stats, vsFloor: "latency", ...vsKv(stats, transport) });
@@ -343,6 +375,8 @@ async function commitRows(url: string, kv: BenchKv): Promise<void> {
       ["map.set from a follower", natsMaps[n.follower], "NATS"],
       ["map.set from the leader", natsMaps[n.leader], "NATS"],
       ["map.set from a follower", memoryMaps[m.follower], "memory"],
+      [`map.set from ${roleOf(lead)}`, lead.map, THREADS],
+      [`map.set from ${roleOf(follow)}`, follow.map, THREADS],
     ] as const
   ) {
     const stats = await closedLoop(
@@ -351,7 +385,7 @@ async function commitRows(url: string, kv: BenchKv): Promise<void> {
     );
     rows.push({
       ...throughputRow(`${name}, ${CONCURRENCY} concurrent`, transport, stats),
-      ...(transport === "NATS"
+      ...(transport !== "memory"
         ? { target: "ops/s ≥ 2× KV put ops/s", met: stats.opsPerSec >= 2 * kvRate.opsPerSec }
         : {}),
     });
@@ -518,6 +552,11 @@ async function main(): Promise<void> {
   log(`JetStream cluster pids ${jetStream.servers.map((s) => s.pid).join(", ")}`);
   const kv = await openBenchKv(jetStream.urls[0], "hamok_bench");
   running.push({ close: () => kv.connection.close() });
+  log("clusters with two peers in worker threads");
+  threads = {
+    lead: track(await startWorkerCluster({ natsUrl: url, localId: "0", workers: 2 })),
+    follow: track(await startWorkerCluster({ natsUrl: url, localId: "~", workers: 2 })),
+  };
 
   const { floor } = await publishLatency(raw, url);
   await memoryPublishLatency();
@@ -537,9 +576,11 @@ async function main(): Promise<void> {
     `Measured ${new Date().toISOString().slice(0, 10)} in ${seconds} s by \`bench/report.ts\`${
       quick ? " (--quick)" : ""
     }. ` +
-    "All peers of a cluster run in this one process (one JS thread), each NATS peer with its own connection " +
-    "to one private nats-server on 127.0.0.1; the floor's requester and responder are two connections in the " +
-    "same process. Latency rows: sequential calls after a warm-up, p50/p99 nearest-rank; rows of one group " +
+    'Transport "NATS" and "memory": all peers of a cluster run in this one JS thread (each NATS peer with ' +
+    'its own connection); "NATS, 3 threads": the peer measured runs in this thread and the other two in ' +
+    "worker threads, as three instances of a service would (the machine's cores are shared by them, the " +
+    "nats-server and anything else running). One private nats-server on 127.0.0.1 carries every NATS row; " +
+    "the floor's requester and responder are two connections in this thread. Latency rows: sequential calls after a warm-up, p50/p99 nearest-rank; rows of one group " +
     "are sampled interleaved (one call of each per round) so their ratios share machine conditions. " +
     `Throughput rows: a closed loop with ${CONCURRENCY} calls in flight; p50/p99 are per-call latencies under ` +
     'that load. "vs floor": p50 / floor p50 for latency rows, ops/s / floor ops/s for throughput rows. ' +
