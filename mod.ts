@@ -107,6 +107,30 @@ export {
   MemoryRemoteStore,
   type MemoryRemoteStoreOptions,
 } from "./src/collections/remote_store.ts";
+export {
+  type HamokCasWriteOptions,
+  type HamokLinearizableReadOptions,
+  type HamokLocalReadOptions,
+  HamokMap,
+  type HamokMapConfig,
+  type HamokMapEntry,
+  type HamokMapEvents,
+  type HamokMapSnapshot,
+  type HamokReadOptions,
+  type HamokWriteOptions,
+  MAP_KIND,
+} from "./src/collections/map.ts";
+export {
+  HamokRecord,
+  type HamokRecordConfig,
+  type HamokRecordEvents,
+  type HamokRecordField,
+  type HamokRecordInsertEvent,
+  type HamokRecordRemoveEvent,
+  type HamokRecordSnapshot,
+  type HamokRecordUpdateEvent,
+  RECORD_KIND,
+} from "./src/collections/record.ts";
 export { ClusterSubjects, encodeSubjectToken } from "./src/cluster/subjects.ts";
 export { HamokRemoteError } from "./src/cluster/rpc.ts";
 export type { RaftPersistentState, RaftStorage } from "./src/storage/raft_storage.ts";
