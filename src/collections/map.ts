@@ -21,7 +21,15 @@ import {
   type MapWriteResult,
 } from "./map_state.ts";
 
-/** The replicated-state kind of maps. */
+/**
+ * The replicated-state kind of maps (the `kind` of their commands in the log).
+ *
+ * @example
+ * ```ts
+ * import { MAP_KIND } from "@hamok/core";
+ * console.log(MAP_KIND); // "map"
+ * ```
+ */
 export const MAP_KIND = "map";
 
 const DEFAULT_REQUEST_TIMEOUT = 5000;

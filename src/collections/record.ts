@@ -35,12 +35,28 @@ import {
 } from "./map.ts";
 import type { Encoded, HamokMapState, MapStateEntry, MapStateObserver, MapWriteResult } from "./map_state.ts";
 
-/** The replicated-state kind of records. */
+/**
+ * The replicated-state kind of records (the `kind` of their commands in the log).
+ *
+ * @example
+ * ```ts
+ * import { RECORD_KIND } from "@hamok/core";
+ * console.log(RECORD_KIND); // "record"
+ * ```
+ */
 export const RECORD_KIND = "record";
 
 const DEFAULT_REQUEST_TIMEOUT = 5000;
 
-/** The field names of a record type. */
+/**
+ * The field names of a record type.
+ *
+ * @example
+ * ```ts
+ * import type { HamokRecordField } from "@hamok/core";
+ * const field: HamokRecordField<{ mode: string; limit: number }> = "limit";
+ * ```
+ */
 export type HamokRecordField<T> = keyof T & string;
 
 /**
