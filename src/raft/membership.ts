@@ -15,12 +15,28 @@ export const EMPTY_MEMBERSHIP: Membership = Object.freeze({
   removed: Object.freeze([]) as readonly string[],
 });
 
-/** True if `id` is a voter of `membership`. */
+/**
+ * True if `id` is a voter of `membership`.
+ *
+ * @example
+ * ```ts
+ * import { isVoter } from "./membership.ts";
+ * console.log(isVoter({ voters: ["a"], learners: ["b"], removed: [] }, "b")); // false
+ * ```
+ */
 export function isVoter(membership: Membership, id: string): boolean {
   return membership.voters.includes(id);
 }
 
-/** True if `id` is a voter or a learner of `membership`. */
+/**
+ * True if `id` is a voter or a learner of `membership`.
+ *
+ * @example
+ * ```ts
+ * import { isMember } from "./membership.ts";
+ * console.log(isMember({ voters: ["a"], learners: ["b"], removed: [] }, "b")); // true
+ * ```
+ */
 export function isMember(membership: Membership, id: string): boolean {
   return membership.voters.includes(id) || membership.learners.includes(id);
 }

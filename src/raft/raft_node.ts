@@ -144,7 +144,7 @@ export class RaftNode {
     this.votedFor = hs.vote;
     this.resetTimers();
     this.prevHardState = { term: hs.term, vote: hs.vote, commit: this.log.committed };
-    this.prevSoftState = this.softState();
+    this.prevSoftState = this.makeSoftState();
     this.prevMembership = this.members.current;
   }
 
@@ -216,9 +216,9 @@ export class RaftNode {
     return this.transferee;
   }
 
-  /** The current soft state. */
-  get softStateNow(): SoftState {
-    return this.softState();
+  /** The current soft state (role, leader, term). */
+  get softState(): SoftState {
+    return this.makeSoftState();
   }
 
   /** The current hard state. */
@@ -470,7 +470,7 @@ export class RaftNode {
     let softState: SoftState | undefined;
     const ss = this.prevSoftState;
     if (ss.role !== this.currentRole || ss.leaderId !== this.leader || ss.term !== this.currentTerm) {
-      softState = this.softState();
+      softState = this.makeSoftState();
       this.prevSoftState = softState;
     }
     let membership: Membership | undefined;
@@ -508,7 +508,7 @@ export class RaftNode {
   // ---------------------------------------------------------------------------------------------
   // Roles
 
-  private softState(): SoftState {
+  private makeSoftState(): SoftState {
     return { role: this.currentRole, leaderId: this.leader, term: this.currentTerm };
   }
 

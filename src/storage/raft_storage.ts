@@ -13,6 +13,16 @@ import type { Entry, HardState, Snapshot } from "../raft/types.ts";
  * `entries` follow the snapshot contiguously: the first entry's index is `snapshot.meta.index + 1`,
  * or 1 without snapshot. The membership is derived from the snapshot's membership plus the config
  * entries in `entries`.
+ *
+ * @example
+ * ```ts
+ * // The persisted state of a member that bootstraps a new one-voter cluster.
+ * const state: RaftPersistentState = {
+ *   hardState: { term: 0, vote: undefined, commit: 0 },
+ *   snapshot: { meta: { index: 0, term: 0, membership: { voters: ["a"], learners: [], removed: [] } }, data: new Uint8Array() },
+ *   entries: [],
+ * };
+ * ```
  */
 export interface RaftPersistentState {
   /** Term, vote and commit index. */

@@ -171,10 +171,13 @@ export class RaftHarness {
     return node;
   }
 
-  /** Crashes `id`: it disappears with its unsent output; its storage stays. Messages to it are dropped. */
-  crash(id: string): void {
+  /**
+   * Crashes `id`: it disappears with its unprocessed output; its storage stays. Queued messages
+   * from and to it are dropped unless `keepMessages` (then the ones to it reach it after a restart).
+   */
+  crash(id: string, keepMessages = false): void {
     this.nodes.delete(id);
-    this.outbox = this.outbox.filter((m) => m.to !== id && m.from !== id);
+    if (!keepMessages) this.outbox = this.outbox.filter((m) => m.to !== id && m.from !== id);
   }
 
   /** Crash and restart from storage. */

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import type { Entry } from "../../src/raft/types.ts";
+import type { Entry, RaftTestingBug } from "../../src/raft/types.ts";
 import { encodeState, type NodeRecord, RaftHarness, seededRandom } from "../_helpers/raft_harness.ts";
 
 /**
@@ -12,15 +12,13 @@ import { encodeState, type NodeRecord, RaftHarness, seededRandom } from "../_hel
 export function run(
   seed: number,
   steps: number,
+  testingBugs: RaftTestingBug[] = [],
 ): { applied: number; leaders: number; stats: Record<string, number> } {
   const rnd = seededRandom(seed);
+  const options = { electionTicks: 6, maxEntriesPerAppend: 4, snapshotChunkBytes: 16, testingBugs };
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rnd() * items.length)];
   const initial = rnd() < 0.5 ? ["n1", "n2", "n3"] : ["n1", "n2", "n3", "n4", "n5"];
-  const h = RaftHarness.bootstrap(initial, {
-    electionTicks: 6,
-    maxEntriesPerAppend: 4,
-    snapshotChunkBytes: 16,
-  }, seed);
+  const h = RaftHarness.bootstrap(initial, options, seed);
   const leaderOfTerm = new Map<number, string>();
   const committed = new Map<number, string>();
   const checked = new WeakMap<NodeRecord, number>();
@@ -77,7 +75,7 @@ export function run(
       h.heal();
     } else if (r < 0.89 && live.length > 1) {
       const id = pick(live);
-      h.crash(id);
+      h.crash(id, true);
       down.add(id);
     } else if (r < 0.92 && down.size > 0) {
       const id = pick([...down]);
@@ -110,7 +108,7 @@ export function run(
           if (node.proposeMembership({ type: "add-learner", memberId: id }).status === "appended") {
             joined++;
             all.push(id);
-            h.addJoiner(id, { electionTicks: 6, maxEntriesPerAppend: 4, snapshotChunkBytes: 16 });
+            h.addJoiner(id, options);
           }
         } else if (node.membership.voters.length > 3) {
           node.proposeMembership({ type: "remove", memberId: pick(node.membership.voters) });
@@ -165,5 +163,18 @@ describe("randomized runs", () => {
     }
     assert.ok(applied > 150 * 10, `entries were committed (${applied})`);
     assert.ok(leaders > 150, `several elections happened (${leaders})`);
+  });
+
+  it("the same checks catch a deliberately broken core (they have teeth)", () => {
+    let caught = 0;
+    for (let seed = 1; seed <= 50 && caught === 0; seed++) {
+      try {
+        run(seed, 1500, ["skip-prev-log-check"]);
+      } catch (err) {
+        assert.match(String(err), /applied a different entry|two leaders/);
+        caught++;
+      }
+    }
+    assert.equal(caught, 1);
   });
 });
