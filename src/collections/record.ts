@@ -81,8 +81,8 @@ export interface HamokRecordConfig<T extends Record<string, unknown>> {
    * command for all of them). Fields whose value is `undefined` are ignored.
    */
   initialObject?: Partial<T>;
-  /** Per-field value codecs. Default: CBOR for every field. */
-  payloadCodecs?: ReadonlyMap<HamokRecordField<T>, ValueCodec<unknown>>;
+  /** Per-field value codecs (field name to codec). Default: CBOR for every field. */
+  payloadCodecs?: ReadonlyMap<string, ValueCodec<unknown>>;
   /** Default timeout of writes, of linearizable reads and of `ready`, in ms. Default 5000. */
   requestTimeoutInMs?: number;
 }
@@ -199,7 +199,7 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
   /** The record id. */
   readonly id: string;
   /** The per-field codecs given in the config. */
-  readonly payloadCodecs: ReadonlyMap<HamokRecordField<T>, ValueCodec<unknown>>;
+  readonly payloadCodecs: ReadonlyMap<string, ValueCodec<unknown>>;
   /** Default timeout of writes, linearizable reads and `ready`, in ms. */
   readonly requestTimeoutInMs: number;
   readonly #host: CollectionHost;

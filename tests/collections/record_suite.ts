@@ -174,7 +174,7 @@ export function recordSuite(makeFactory: () => Promise<TransportFactory>): void 
 
     it("per-field codecs decode to values, and codec failures write nothing", async () => {
       const id = nextId("codecs");
-      const payloadCodecs = new Map([["since", dateCodec]]) as Map<keyof Job & string, ValueCodec<unknown>>;
+      const payloadCodecs = new Map([["since", dateCodec]]);
       const ra = a.createRecord<Job>({ recordId: id, payloadCodecs });
       const rc = c.createRecord<Job>({ recordId: id, payloadCodecs });
       const when = new Date("2024-05-06T07:08:09.000Z");
