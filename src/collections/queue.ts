@@ -189,11 +189,20 @@ export class HamokQueue<T> extends EventEmitter<HamokQueueEvents<T>> {
   async pushAll(items: readonly T[], options?: HamokQueueWriteOptions): Promise<void> {
     this.assertOpen();
     if (!Array.isArray(items)) throw new HamokConfigError("pushAll takes an array of items");
-    const wire: unknown[] = new Array(items.length);
-    for (let i = 0; i < items.length; i++) {
-      const item = items[i];
-      if (item === undefined) throw new HamokConfigError("a queue item cannot be undefined");
-      wire[i] = this.codec === undefined ? item : encodeValue(this.codec, item);
+    let wire: readonly unknown[] = items;
+    if (this.codec === undefined) {
+      // the items go into the command as they are (it is CBOR-encoded once, with them)
+      for (let i = 0; i < items.length; i++) {
+        if (items[i] === undefined) throw new HamokConfigError("a queue item cannot be undefined");
+      }
+    } else {
+      const encoded: unknown[] = new Array(items.length);
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i];
+        if (item === undefined) throw new HamokConfigError("a queue item cannot be undefined");
+        encoded[i] = encodeValue(this.codec, item);
+      }
+      wire = encoded;
     }
     if (wire.length === 0) return;
     await this.propose("push", wire, options);

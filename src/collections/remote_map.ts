@@ -87,12 +87,13 @@ export interface HamokRemoteMapWriteOptions {
  */
 export interface HamokRemoteMapReadOptions {
   /**
-   * `"store"` (default) reads the store as it is: it reflects every operation executed so far.
+   * `"store"` (default; `"local"` is the same) reads the store as it is: it reflects every operation
+   * executed so far.
    * `"linearizable"` first waits until every operation committed before the call is executed (a
    * ReadIndex round trip to the leader, then the execution), so the read sees every write that
    * completed before it on any peer.
    */
-  consistency?: "store" | "linearizable";
+  consistency?: "store" | "local" | "linearizable";
   /** Timeout of the linearizable wait in ms. Default: the map's `requestTimeoutInMs`. */
   timeoutMs?: number;
 }
@@ -815,13 +816,14 @@ export class HamokRemoteMap<K, V> extends EventEmitter<HamokRemoteMapEvents<K, V
 
   private async beforeRead(options: HamokRemoteMapReadOptions | undefined): Promise<void> {
     this.assertOpen();
-    if (options === undefined || options.consistency === undefined || options.consistency === "store") return;
-    if (options.consistency !== "linearizable") {
+    const consistency = options?.consistency;
+    if (consistency === undefined || consistency === "store" || consistency === "local") return;
+    if (consistency !== "linearizable") {
       throw new HamokConfigError(
-        `consistency must be "store" or "linearizable", got ${String(options.consistency)}`,
+        `consistency must be "store", "local" or "linearizable", got ${String(consistency)}`,
       );
     }
-    const timeoutMs = positiveInteger("timeoutMs", options.timeoutMs, this.requestTimeoutInMs);
+    const timeoutMs = positiveInteger("timeoutMs", options!.timeoutMs, this.requestTimeoutInMs);
     const deadline = Date.now() + timeoutMs;
     await this.host.waitUntilCommitHead(timeoutMs);
     const target = this.state.lastPendingIndex;
