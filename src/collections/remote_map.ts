@@ -654,6 +654,13 @@ export class HamokRemoteMap<K, V> extends EventEmitter<HamokRemoteMapEvents<K, V
         if (mark !== undefined && markIndex > this.state.executedIndex) {
           // an earlier write (maybe of a dead leader) is not confirmed yet: confirm it first
           await this.confirm(mark);
+          if (this.state.executedIndex < markIndex && this.shouldExecute()) {
+            // committed, yet it did not move the executed index: the mark is unusable (reported by
+            // the state); back off instead of proposing it again at once
+            throw new HamokError(
+              `remote map '${this.id}': the store's mark ${markIndex} could not be applied`,
+            );
+          }
           this.failures = 0;
           continue;
         }
