@@ -440,71 +440,96 @@ export function mapFaultSuite(makeFactory: () => Promise<TransportFactory>): voi
       }
     });
 
-    it("killing the leader during 1,000 concurrent sets loses no acknowledged write", async () => {
-      const cluster = await startCluster(await makeFactory(), ["a", "b", "c"]);
-      try {
-        const leader = cluster.leader()!;
-        const writers = cluster.peers.filter((p) => p !== leader);
-        const mapId = "failover";
-        leader.createMap<string, number>({ mapId, keyCodec: stringKeys });
-        const maps = writers.map((p) => p.createMap<string, number>({ mapId, keyCodec: stringKeys }));
-        // 1,000 sets, 64 in flight at any time (32 per writer); the leader dies after 300 acknowledgements
-        const results: PromiseSettledResult<number | undefined>[] = [];
-        let next = 0;
-        let acknowledged = 0;
-        let inFlight = 0;
-        let inFlightAtCrash = -1;
-        let crashed = false;
-        const worker = async (m: HamokMap<string, number>) => {
-          while (next < 1000) {
-            const i = next++;
-            inFlight++;
-            try {
-              results[i] = { status: "fulfilled", value: await m.set(`k${i}`, i, { timeoutMs: 15_000 }) };
-              acknowledged++;
-            } catch (reason) {
-              results[i] = { status: "rejected", reason };
-            } finally {
-              inFlight--;
-            }
-            if (acknowledged >= 300 && !crashed) {
-              crashed = true;
-              inFlightAtCrash = inFlight;
-              await cluster.crash(leader);
-            }
-          }
-        };
-        await Promise.all(maps.flatMap((m) => Array.from({ length: 32 }, () => worker(m))));
-        assert.ok(crashed, "the leader was not killed");
-        assert.ok(inFlightAtCrash > 0, "no write was in flight when the leader died");
-        assert.ok(acknowledged > 300, "no write was acknowledged after the leader died");
-        const survivors = cluster.peers.filter((p) => !p.closed);
-        await cluster.settled(10_000);
-        // retry the writes whose outcome is unknown with their request id: each applies at most once
-        let retried = 0;
-        for (let i = 0; i < results.length; i++) {
-          const r = results[i];
-          if (r.status === "fulfilled") {
-            assert.equal(r.value, undefined, `k${i} had a value before its first write`);
-            continue;
-          }
-          assert.ok(
-            r.reason instanceof HamokOutcomeUnknownError || r.reason instanceof HamokNoLeaderError,
-            `k${i}: ${r.reason}`,
-          );
-          const requestId = r.reason instanceof HamokOutcomeUnknownError ? r.reason.requestId : undefined;
-          await maps[i % 2].set(`k${i}`, i, { requestId, timeoutMs: 15_000 });
-          retried++;
-        }
-        await allCaughtUp(survivors);
-        const views = maps.map((m) => viewOf(m));
-        assert.equal(views[0].length, 1000, `${retried} retried`);
-        assert.deepEqual(views[1], views[0]);
-        const final = new Map(views[0].map(([k, v]) => [k, v]));
-        for (let i = 0; i < 1000; i++) assert.equal(final.get(`k${i}`), i, `k${i}`);
-      } finally {
-        await cluster.close();
-      }
+    it("killing the leader during 1,000 sets (64 in flight) loses no acknowledged write", async () => {
+      await failover(await makeFactory(), { inFlight: 64, crashAfterAcks: 300 });
+    });
+
+    it("killing the leader as it applies the first of 1,000 sets in flight at once loses none", async () => {
+      await failover(await makeFactory(), { inFlight: 1000, crashOnLeaderApply: true });
     });
   });
+}
+
+/**
+ * 1,000 sets of distinct keys from the two followers, `inFlight` at any time; the leader is killed
+ * once `crashAfterAcks` sets were acknowledged, or as it applies the first one (before the followers
+ * know that anything is committed). Every acknowledged write must be on every surviving
+ * peer; writes whose outcome is unknown are retried with their request id; in the end both
+ * survivors hold exactly the 1,000 entries, identically (keys, values, revisions, order).
+ */
+async function failover(
+  factory: TransportFactory,
+  options: { inFlight: number; crashAfterAcks?: number; crashOnLeaderApply?: boolean },
+): Promise<void> {
+  const cluster = await startCluster(factory, ["a", "b", "c"]);
+  try {
+    const leader = cluster.leader()!;
+    const writers = cluster.peers.filter((p) => p !== leader);
+    const mapId = "failover";
+    const onLeader = leader.createMap<string, number>({ mapId, keyCodec: stringKeys });
+    const maps = writers.map((p) => p.createMap<string, number>({ mapId, keyCodec: stringKeys }));
+    const results: PromiseSettledResult<number | undefined>[] = [];
+    const writerOf: HamokMap<string, number>[] = [];
+    let next = 0;
+    let acknowledged = 0;
+    let inFlight = 0;
+    let inFlightAtCrash = -1;
+    let crashed = false;
+    let acknowledgedAtCrash = -1;
+    const crash = () => {
+      if (crashed) return;
+      crashed = true;
+      inFlightAtCrash = inFlight;
+      acknowledgedAtCrash = acknowledged;
+      void cluster.crash(leader);
+    };
+    if (options.crashOnLeaderApply) onLeader.once("insert", crash);
+    const worker = async (m: HamokMap<string, number>) => {
+      while (next < 1000) {
+        const i = next++;
+        writerOf[i] = m;
+        inFlight++;
+        try {
+          results[i] = { status: "fulfilled", value: await m.set(`k${i}`, i, { timeoutMs: 15_000 }) };
+          acknowledged++;
+        } catch (reason) {
+          results[i] = { status: "rejected", reason };
+        } finally {
+          inFlight--;
+        }
+        if (options.crashAfterAcks !== undefined && acknowledged >= options.crashAfterAcks) crash();
+      }
+    };
+    const workers = maps.flatMap((m) => Array.from({ length: options.inFlight / 2 }, () => worker(m)));
+    await Promise.all(workers);
+    assert.ok(crashed, "the leader was not killed");
+    assert.ok(inFlightAtCrash > 0, "no write was in flight when the leader died");
+    assert.ok(acknowledged > acknowledgedAtCrash, "no write was acknowledged after the leader died");
+    const survivors = cluster.peers.filter((p) => !p.closed);
+    await cluster.settled(10_000);
+    // retry the writes whose outcome is unknown with their request id: each applies at most once
+    let retried = 0;
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i];
+      if (r.status === "fulfilled") {
+        assert.equal(r.value, undefined, `k${i} had a value before its first write`);
+        continue;
+      }
+      assert.ok(
+        r.reason instanceof HamokOutcomeUnknownError || r.reason instanceof HamokNoLeaderError,
+        `k${i}: ${r.reason}`,
+      );
+      const requestId = r.reason instanceof HamokOutcomeUnknownError ? r.reason.requestId : undefined;
+      await writerOf[i].set(`k${i}`, i, { requestId, timeoutMs: 15_000 });
+      retried++;
+    }
+    await allCaughtUp(survivors);
+    const views = maps.map((m) => viewOf(m));
+    assert.equal(views[0].length, 1000, `${retried} retried`);
+    assert.deepEqual(views[1], views[0]);
+    const final = new Map(views[0].map(([k, v]) => [k, v]));
+    for (let i = 0; i < 1000; i++) assert.equal(final.get(`k${i}`), i, `k${i}`);
+  } finally {
+    await cluster.close();
+  }
 }
