@@ -63,3 +63,21 @@ describe("simulator against deliberately broken Raft variants", () => {
     });
   }
 });
+
+describe("the targeted fault profiles against the correct core (control)", () => {
+  const seen = new Set<string>();
+  for (const v of VARIANTS) {
+    const key = JSON.stringify(v.opts);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    it(`report nothing without a bug: ${key}`, { timeout: 120_000 }, () => {
+      const summary = runBatch({ from: 1, count: 150 }, v.opts);
+      assert.deepEqual(
+        summary.failures.map((f) => `${f.kind}: ${f.message} (${f.replay})`),
+        [],
+        "a fault profile that flags the correct core would make the broken-variant tests meaningless",
+      );
+      assert.ok(summary.opsCompleted > 0);
+    });
+  }
+});
