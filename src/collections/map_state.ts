@@ -205,15 +205,14 @@ export class HamokMapState implements ReplicatedState {
     }
   }
 
-  #write(key: Encoded, value: Encoded, index: number): MapStateEntry | undefined {
-    const id = keyIdOf(key);
-    const entry = this.#entries.get(id);
+  /** Writes `value` under `key` (whose id is `id` and whose current entry is `entry`, if any). */
+  #write(id: string, entry: MapStateEntry | undefined, key: Encoded, value: Encoded, index: number): void {
     this.#revision = index;
     if (entry === undefined) {
       const created = new MapStateEntry(own(key), own(value), index);
       this.#entries.set(id, created);
       this.observer?.inserted(created, index);
-      return undefined;
+      return;
     }
     const oldValue = entry.value;
     const oldOwner = entry.valueOwner;
@@ -223,7 +222,6 @@ export class HamokMapState implements ReplicatedState {
     entry.valueOwner = undefined;
     entry.valueCache = undefined;
     this.observer?.updated(entry, oldValue, oldOwner, oldCache, index);
-    return entry;
   }
 
   #remove(id: string, entry: MapStateEntry, index: number): void {
@@ -241,15 +239,16 @@ export class HamokMapState implements ReplicatedState {
       if (actual !== ifRevision) return [1, actual];
     }
     const previous = current === undefined ? null : current.value;
-    this.#write(key, value, index);
+    this.#write(id, current, key, value, index);
     return [0, previous];
   }
 
   #insert(key: unknown, value: unknown, index: number): Encoded | null | undefined {
     if (!isEncoded(key) || !isEncoded(value)) return undefined;
-    const current = this.#entries.get(keyIdOf(key));
+    const id = keyIdOf(key);
+    const current = this.#entries.get(id);
     if (current !== undefined) return current.value;
-    this.#write(key, value, index);
+    this.#write(id, undefined, key, value, index);
     return null;
   }
 
@@ -270,9 +269,10 @@ export class HamokMapState implements ReplicatedState {
     if (!isPairList(pairs, false)) return undefined;
     const previous: [Encoded, Encoded][] = [];
     for (const [key, value] of pairs) {
-      const current = this.#entries.get(keyIdOf(key));
+      const id = keyIdOf(key);
+      const current = this.#entries.get(id);
       if (current !== undefined) previous.push([current.key, current.value]);
-      this.#write(key, value as Encoded, index);
+      this.#write(id, current, key, value as Encoded, index);
     }
     return previous;
   }
@@ -281,9 +281,10 @@ export class HamokMapState implements ReplicatedState {
     if (!isPairList(pairs, false)) return undefined;
     const existing: [Encoded, Encoded][] = [];
     for (const [key, value] of pairs) {
-      const current = this.#entries.get(keyIdOf(key));
+      const id = keyIdOf(key);
+      const current = this.#entries.get(id);
       if (current !== undefined) existing.push([current.key, current.value]);
-      else this.#write(key, value as Encoded, index);
+      else this.#write(id, undefined, key, value as Encoded, index);
     }
     return existing;
   }
@@ -312,13 +313,10 @@ export class HamokMapState implements ReplicatedState {
       }
     }
     for (const [key, value] of writes) {
-      if (value !== null) {
-        this.#write(key, value, index);
-        continue;
-      }
       const id = keyIdOf(key);
       const current = this.#entries.get(id);
-      if (current !== undefined) this.#remove(id, current, index);
+      if (value !== null) this.#write(id, current, key, value, index);
+      else if (current !== undefined) this.#remove(id, current, index);
     }
     return true;
   }
