@@ -138,3 +138,11 @@ export { MemoryRaftStorage } from "./src/storage/memory_storage.ts";
 export type * from "./src/raft/types.ts";
 export { spanContextFromHeaders, traceHeaders } from "./src/telemetry/trace_context.ts";
 export { HAMOK_SPAN_ATTRIBUTES } from "./src/telemetry/messaging_spans.ts";
+export type { AckHandler, CollectionHost, ProposeOptions } from "./src/collections/collection_host.ts";
+export type {
+  ApplyContext,
+  Command,
+  ReplicatedState,
+  ReplicatedStateFactory,
+  StateMachineImage,
+} from "./src/cluster/state_machine.ts";

@@ -77,35 +77,62 @@ export interface HamokConfig {
 
 /** A {@linkcode HamokConfig} with every default filled in. */
 export interface ResolvedHamokConfig {
+  /** See {@linkcode HamokConfig.peerId}. */
   readonly peerId: string;
+  /** See {@linkcode HamokConfig.clusterId}. */
   readonly clusterId: string;
+  /** See {@linkcode HamokConfig.subjectPrefix}. */
   readonly subjectPrefix: string;
+  /** See {@linkcode HamokConfig.transport}; `undefined`: the peer creates a memory transport. */
   readonly transport: Transport | undefined;
+  /** See {@linkcode HamokConfig.storage}; `undefined`: the peer creates a memory storage. */
   readonly storage: RaftStorage | undefined;
+  /** See {@linkcode HamokConfig.tickMs}. */
   readonly tickMs: number;
+  /** See {@linkcode HamokConfig.electionTicks}. */
   readonly electionTicks: number;
+  /** See {@linkcode HamokConfig.heartbeatTicks}. */
   readonly heartbeatTicks: number;
+  /** See {@linkcode HamokConfig.discoveryMs}. */
   readonly discoveryMs: number;
+  /** See {@linkcode HamokConfig.peerTimeoutMs}. */
   readonly peerTimeoutMs: number;
+  /** See {@linkcode HamokConfig.requestTimeoutMs}. */
   readonly requestTimeoutMs: number;
+  /** See {@linkcode HamokConfig.snapshotThreshold}. */
   readonly snapshotThreshold: number;
+  /** See {@linkcode HamokConfig.logger}; a silent logger when none was given. */
   readonly logger: HamokLogger;
+  /** See {@linkcode HamokConfig.tracerProvider}. */
   readonly tracerProvider: TracerProvider | undefined;
 }
 
 const SILENT_LOGGER: HamokLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
-/** Default values of the numeric options of {@linkcode HamokConfig}. */
-export const HAMOK_DEFAULTS: {
-  readonly clusterId: string;
-  readonly tickMs: number;
-  readonly electionTicks: number;
-  readonly heartbeatTicks: number;
-  readonly discoveryMs: number;
-  readonly peerTimeoutMs: number;
-  readonly requestTimeoutMs: number;
-  readonly snapshotThreshold: number;
-} = {
+/**
+ * Default values of the options of {@linkcode HamokConfig}.
+ *
+ * @example
+ * ```ts
+ * import { HAMOK_DEFAULTS } from "@hamok/core";
+ * console.log(HAMOK_DEFAULTS.requestTimeoutMs); // 5000
+ * ```
+ */
+export const HAMOK_DEFAULTS: Readonly<
+  Required<
+    Pick<
+      HamokConfig,
+      | "clusterId"
+      | "tickMs"
+      | "electionTicks"
+      | "heartbeatTicks"
+      | "discoveryMs"
+      | "peerTimeoutMs"
+      | "requestTimeoutMs"
+      | "snapshotThreshold"
+    >
+  >
+> = {
   clusterId: "default",
   tickMs: 50,
   electionTicks: 10,
@@ -116,7 +143,15 @@ export const HAMOK_DEFAULTS: {
   snapshotThreshold: 10000,
 };
 
-/** Throws a {@linkcode HamokConfigError} unless `value` is a positive integer (or undefined). */
+/**
+ * Returns `value` (or `fallback` when undefined); throws a {@linkcode HamokConfigError} unless it is
+ * a positive integer.
+ *
+ * @example
+ * ```ts ignore
+ * positiveInteger("tickMs", 20, 50); // 20
+ * ```
+ */
 export function positiveInteger(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isInteger(value) || value <= 0) {
@@ -125,7 +160,15 @@ export function positiveInteger(name: string, value: number | undefined, fallbac
   return value;
 }
 
-/** Throws a {@linkcode HamokConfigError} unless `value` is a non-empty string (or undefined). */
+/**
+ * Returns `value` (or `fallback()` when undefined); throws a {@linkcode HamokConfigError} unless it
+ * is a non-empty string.
+ *
+ * @example
+ * ```ts ignore
+ * nonEmptyString("peerId", undefined, () => "generated"); // "generated"
+ * ```
+ */
 export function nonEmptyString(name: string, value: string | undefined, fallback: () => string): string {
   if (value === undefined) return fallback();
   if (typeof value !== "string" || value.length === 0) {

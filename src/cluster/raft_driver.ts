@@ -59,60 +59,60 @@ interface AppliedWaiter {
 export class RaftDriver {
   /** The Raft node this driver runs. */
   readonly node: RaftNode;
-  private readonly storage: RaftStorage;
-  private readonly hooks: RaftDriverHooks;
-  private readonly tickMs: number;
-  private timer: ReturnType<typeof setInterval> | undefined;
-  private scheduled = false;
-  private draining = false;
-  private stopped = false;
-  private failed = false;
-  private readonly reads = new Map<string, PendingRead>();
-  private appliedWaiters: AppliedWaiter[] = [];
-  private applied = 0;
+  readonly #storage: RaftStorage;
+  readonly #hooks: RaftDriverHooks;
+  readonly #tickMs: number;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #scheduled = false;
+  #draining = false;
+  #stopped = false;
+  #failed = false;
+  readonly #reads = new Map<string, PendingRead>();
+  #appliedWaiters: AppliedWaiter[] = [];
+  #applied = 0;
 
   /** Creates a driver; nothing runs until {@linkcode start}. */
   constructor(node: RaftNode, storage: RaftStorage, hooks: RaftDriverHooks, tickMs: number) {
     this.node = node;
-    this.storage = storage;
-    this.hooks = hooks;
-    this.tickMs = tickMs;
-    this.applied = node.appliedIndex;
+    this.#storage = storage;
+    this.#hooks = hooks;
+    this.#tickMs = tickMs;
+    this.#applied = node.appliedIndex;
   }
 
   /** Index of the last entry applied through this driver. */
   get appliedIndex(): number {
-    return this.applied;
+    return this.#applied;
   }
 
   /** Starts the Raft clock. */
   start(): void {
-    if (this.timer !== undefined || this.stopped) return;
-    this.timer = setInterval(() => {
+    if (this.#timer !== undefined || this.#stopped) return;
+    this.#timer = setInterval(() => {
       this.node.tick();
       this.schedule();
-    }, this.tickMs);
+    }, this.#tickMs);
     this.schedule();
   }
 
   /** Stops the clock and fails every pending read; no input is processed afterwards. */
   stop(): void {
-    this.stopped = true;
-    if (this.timer !== undefined) clearInterval(this.timer);
-    this.timer = undefined;
-    for (const read of this.reads.values()) read.reject("leadership-lost");
-    this.reads.clear();
-    this.appliedWaiters = [];
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    for (const read of this.#reads.values()) read.reject("leadership-lost");
+    this.#reads.clear();
+    this.#appliedWaiters = [];
   }
 
   /** True once stopped. */
   get isStopped(): boolean {
-    return this.stopped;
+    return this.#stopped;
   }
 
   /** Hands an inbound message to the core. */
   step(message: RaftMessage): void {
-    if (this.stopped) return;
+    if (this.#stopped) return;
     this.node.step(message);
     this.schedule();
   }
@@ -130,11 +130,11 @@ export class RaftDriver {
    */
   readIndex(ctx: string): Promise<number> {
     return new Promise<number>((resolve, reject) => {
-      if (this.stopped) {
+      if (this.#stopped) {
         reject("leadership-lost");
         return;
       }
-      this.reads.set(ctx, { resolve, reject });
+      this.#reads.set(ctx, { resolve, reject });
       this.node.readIndex(ctx);
       this.schedule();
     });
@@ -142,63 +142,63 @@ export class RaftDriver {
 
   /** Forgets a pending read (after its caller timed out). */
   cancelRead(ctx: string): void {
-    this.reads.delete(ctx);
+    this.#reads.delete(ctx);
   }
 
   /** Resolves once the entry at `index` has been applied on this peer. */
   waitApplied(index: number): Promise<void> {
-    if (index <= this.applied) return Promise.resolve();
-    return new Promise<void>((resolve) => this.appliedWaiters.push({ index, resolve }));
+    if (index <= this.#applied) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#appliedWaiters.push({ index, resolve }));
   }
 
   /** Schedules one drain of the core's output on the microtask queue. */
   schedule(): void {
-    if (this.scheduled || this.stopped || this.failed) return;
-    this.scheduled = true;
+    if (this.#scheduled || this.#stopped || this.#failed) return;
+    this.#scheduled = true;
     queueMicrotask(() => {
-      this.scheduled = false;
-      void this.drain();
+      this.#scheduled = false;
+      void this.#drain();
     });
   }
 
-  private async drain(): Promise<void> {
-    if (this.draining) return;
-    this.draining = true;
+  async #drain(): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
     try {
-      while (!this.stopped && this.node.hasReady()) {
+      while (!this.#stopped && this.node.hasReady()) {
         const ready = this.node.ready();
-        const persisted = this.persist(ready);
+        const persisted = this.#persist(ready);
         if (persisted !== undefined) await persisted;
-        if (this.stopped) break;
-        this.act(ready);
+        if (this.#stopped) break;
+        this.#act(ready);
       }
     } catch (error) {
-      this.failed = true;
-      this.hooks.error(error);
+      this.#failed = true;
+      this.#hooks.error(error);
     } finally {
-      this.draining = false;
+      this.#draining = false;
     }
   }
 
-  private persist(ready: RaftReady): Promise<unknown> | undefined {
+  #persist(ready: RaftReady): Promise<unknown> | undefined {
     const pending: Promise<unknown>[] = [];
     const add = (result: void | Promise<void>) => {
       if (result instanceof Promise) pending.push(result);
     };
-    if (ready.snapshot !== undefined) add(this.storage.saveSnapshot(ready.snapshot));
-    if (ready.entries.length > 0) add(this.storage.append(ready.entries));
-    if (ready.hardState !== undefined) add(this.storage.saveHardState(ready.hardState));
+    if (ready.snapshot !== undefined) add(this.#storage.saveSnapshot(ready.snapshot));
+    if (ready.entries.length > 0) add(this.#storage.append(ready.entries));
+    if (ready.hardState !== undefined) add(this.#storage.saveHardState(ready.hardState));
     return pending.length === 0 ? undefined : Promise.all(pending);
   }
 
-  private act(ready: RaftReady): void {
-    const hooks = this.hooks;
+  #act(ready: RaftReady): void {
+    const hooks = this.#hooks;
     for (const message of ready.messages) hooks.send(message);
     if (ready.softState !== undefined) hooks.softStateChanged(ready.softState);
     if (ready.membership !== undefined) hooks.membershipChanged(ready.membership);
     if (ready.snapshot !== undefined && ready.restoreSnapshot) {
       hooks.restore(ready.snapshot);
-      this.applied = Math.max(this.applied, ready.snapshot.meta.index);
+      this.#applied = Math.max(this.#applied, ready.snapshot.meta.index);
     }
     for (const entry of ready.committed) {
       try {
@@ -206,32 +206,32 @@ export class RaftDriver {
       } catch (error) {
         hooks.error(error);
       }
-      this.applied = entry.index;
+      this.#applied = entry.index;
     }
-    for (const read of ready.readStates) this.readDone(read);
+    for (const read of ready.readStates) this.#readDone(read);
     for (const dropped of ready.droppedReads) {
-      const pending = this.reads.get(dropped.ctx);
+      const pending = this.#reads.get(dropped.ctx);
       if (pending === undefined) continue;
-      this.reads.delete(dropped.ctx);
+      this.#reads.delete(dropped.ctx);
       pending.reject(dropped.reason);
     }
-    if (this.appliedWaiters.length > 0) this.releaseApplied();
+    if (this.#appliedWaiters.length > 0) this.#releaseApplied();
   }
 
-  private readDone(read: ReadState): void {
-    const pending = this.reads.get(read.ctx);
+  #readDone(read: ReadState): void {
+    const pending = this.#reads.get(read.ctx);
     if (pending === undefined) return;
-    this.reads.delete(read.ctx);
+    this.#reads.delete(read.ctx);
     pending.resolve(read.index);
   }
 
-  private releaseApplied(): void {
-    const applied = this.applied;
+  #releaseApplied(): void {
+    const applied = this.#applied;
     const waiting: AppliedWaiter[] = [];
-    for (const waiter of this.appliedWaiters) {
+    for (const waiter of this.#appliedWaiters) {
       if (waiter.index <= applied) waiter.resolve();
       else waiting.push(waiter);
     }
-    this.appliedWaiters = waiting;
+    this.#appliedWaiters = waiting;
   }
 }

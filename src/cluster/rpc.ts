@@ -58,22 +58,22 @@ export class HamokRemoteError extends HamokError {
  * ```
  */
 export class RpcRouter {
-  private readonly sender: RpcSender;
-  private readonly localPeerId: string;
-  private readonly handlers = new Map<string, RpcHandler>();
-  private readonly pending = new Map<string, Pending>();
-  private counter = 0;
-  private closed = false;
+  readonly #sender: RpcSender;
+  readonly #localPeerId: string;
+  readonly #handlers = new Map<string, RpcHandler>();
+  readonly #pending = new Map<string, Pending>();
+  #counter = 0;
+  #closed = false;
 
   /** Creates a router sending through `sender`. */
   constructor(sender: RpcSender, localPeerId: string) {
-    this.sender = sender;
-    this.localPeerId = localPeerId;
+    this.#sender = sender;
+    this.#localPeerId = localPeerId;
   }
 
   /** Registers the handler of an operation. */
   handle(op: string, handler: RpcHandler): void {
-    this.handlers.set(op, handler);
+    this.#handlers.set(op, handler);
   }
 
   /** Sends a request and resolves with the response payload; rejects on error answer or timeout. */
@@ -83,11 +83,11 @@ export class RpcRouter {
     payload: Uint8Array,
     timeoutMs: number,
   ): Promise<Uint8Array | undefined> {
-    if (this.closed) return Promise.reject(new HamokClosedError("the peer is closed"));
-    const requestId = `${this.localPeerId}:${++this.counter}`;
+    if (this.#closed) return Promise.reject(new HamokClosedError("the peer is closed"));
+    const requestId = `${this.#localPeerId}:${++this.#counter}`;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.pending.delete(requestId);
+        this.#pending.delete(requestId);
         reject(
           new HamokTimeoutError(`request '${op}' to ${peerId} got no answer within ${timeoutMs} ms`, {
             timeoutMs,
@@ -95,33 +95,33 @@ export class RpcRouter {
           }),
         );
       }, timeoutMs);
-      this.pending.set(requestId, { peerId, op, timer, resolve, reject });
-      this.sender.sendRequest(peerId, { requestId, op, payload });
+      this.#pending.set(requestId, { peerId, op, timer, resolve, reject });
+      this.#sender.sendRequest(peerId, { requestId, op, payload });
     });
   }
 
   /** Serves an inbound request. */
   onRequest(fromPeerId: string, body: RequestBody): void {
-    if (this.closed) return;
-    const handler = this.handlers.get(body.op);
+    if (this.#closed) return;
+    const handler = this.#handlers.get(body.op);
     if (handler === undefined) {
-      this.answer(fromPeerId, body.requestId, undefined, {
+      this.#answer(fromPeerId, body.requestId, undefined, {
         code: "HAMOK_CONFIG",
         message: `unknown operation '${body.op}'`,
       });
       return;
     }
     handler(body.payload, fromPeerId).then(
-      (payload) => this.answer(fromPeerId, body.requestId, payload, undefined),
-      (error) => this.answer(fromPeerId, body.requestId, undefined, toWireError(error)),
+      (payload) => this.#answer(fromPeerId, body.requestId, payload, undefined),
+      (error) => this.#answer(fromPeerId, body.requestId, undefined, toWireError(error)),
     );
   }
 
   /** Completes the request a response answers. */
   onResponse(fromPeerId: string, body: ResponseBody): void {
-    const pending = this.pending.get(body.requestId);
+    const pending = this.#pending.get(body.requestId);
     if (pending === undefined || pending.peerId !== fromPeerId) return;
-    this.pending.delete(body.requestId);
+    this.#pending.delete(body.requestId);
     clearTimeout(pending.timer);
     if (body.ok) pending.resolve(body.payload);
     else {
@@ -134,24 +134,24 @@ export class RpcRouter {
 
   /** Rejects every pending request and ignores later traffic. */
   close(): void {
-    this.closed = true;
-    for (const pending of this.pending.values()) {
+    this.#closed = true;
+    for (const pending of this.#pending.values()) {
       clearTimeout(pending.timer);
       pending.reject(
         new HamokClosedError(`the peer closed while '${pending.op}' to ${pending.peerId} was pending`),
       );
     }
-    this.pending.clear();
+    this.#pending.clear();
   }
 
-  private answer(
+  #answer(
     peerId: string,
     requestId: string,
     payload: Uint8Array | undefined,
     error: WireError | undefined,
   ) {
-    if (this.closed) return;
-    this.sender.sendResponse(
+    if (this.#closed) return;
+    this.#sender.sendResponse(
       peerId,
       error === undefined ? { requestId, ok: true, payload } : {
         requestId,

@@ -51,7 +51,9 @@ export type ReplicatedStateFactory = (id: string) => ReplicatedState;
 
 /** Image of the whole state machine (the data of a Raft snapshot). */
 export interface StateMachineImage {
+  /** `[kind, id, image]` of every collection state. */
   readonly states: readonly (readonly [kind: string, id: string, image: unknown])[];
+  /** `[requestId, result]` of the most recently applied requests (the dedup window). */
   readonly applied: readonly (readonly [requestId: string, result: unknown])[];
 }
 
@@ -80,68 +82,68 @@ const DEFAULT_DEDUP_WINDOW = 16384;
  * ```
  */
 export class StateMachine {
-  private readonly factories = new Map<string, ReplicatedStateFactory>();
-  private readonly states = new Map<string, Map<string, ReplicatedState>>();
-  private readonly applied = new Map<string, unknown>();
-  private readonly dedupWindow: number;
-  private readonly listeners = new Set<(kind: string, id: string, state: ReplicatedState) => void>();
+  readonly #factories = new Map<string, ReplicatedStateFactory>();
+  readonly #states = new Map<string, Map<string, ReplicatedState>>();
+  readonly #applied = new Map<string, unknown>();
+  readonly #dedupWindow: number;
+  readonly #listeners = new Set<(kind: string, id: string, state: ReplicatedState) => void>();
 
   /** Creates an empty state machine remembering the last `dedupWindow` request ids. */
   constructor(dedupWindow: number = DEFAULT_DEDUP_WINDOW) {
-    this.dedupWindow = dedupWindow;
+    this.#dedupWindow = dedupWindow;
   }
 
   /** Registers the factory of a collection kind. */
   registerKind(kind: string, factory: ReplicatedStateFactory): void {
-    this.factories.set(kind, factory);
+    this.#factories.set(kind, factory);
   }
 
   /** Calls `listener` whenever a state is created (by a command, a restore or {@linkcode state}). */
   onStateCreated(listener: (kind: string, id: string, state: ReplicatedState) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   /** The state of (kind, id), created empty if it does not exist yet. */
   state(kind: string, id: string): ReplicatedState {
-    let byId = this.states.get(kind);
+    let byId = this.#states.get(kind);
     if (byId === undefined) {
       byId = new Map();
-      this.states.set(kind, byId);
+      this.#states.set(kind, byId);
     }
     let state = byId.get(id);
     if (state === undefined) {
-      const factory = this.factories.get(kind);
+      const factory = this.#factories.get(kind);
       if (factory === undefined) throw new Error(`no replicated state kind '${kind}' is registered`);
       state = factory(id);
       byId.set(id, state);
-      for (const listener of this.listeners) listener(kind, id, state);
+      for (const listener of this.#listeners) listener(kind, id, state);
     }
     return state;
   }
 
   /** Whether a request id is in the dedup window (already applied). */
   hasApplied(requestId: string): boolean {
-    return this.applied.has(requestId);
+    return this.#applied.has(requestId);
   }
 
   /** Applies a committed command; a request id seen before is skipped and its first result returned. */
   apply(command: Command, ctx: ApplyContext): ApplyOutcome {
     const requestId = ctx.requestId;
-    if (requestId !== undefined && this.applied.has(requestId)) {
-      return { result: this.applied.get(requestId), duplicate: true };
+    if (requestId !== undefined && this.#applied.has(requestId)) {
+      return { result: this.#applied.get(requestId), duplicate: true };
     }
     let result: unknown;
-    if (this.factories.has(command.kind)) {
+    if (this.#factories.has(command.kind)) {
       result = this.state(command.kind, command.id).apply(command.op, command.args, ctx);
     }
-    if (requestId !== undefined) this.remember(requestId, result);
+    if (requestId !== undefined) this.#remember(requestId, result);
     return { result, duplicate: false };
   }
 
   /** Tells every state that a member left, in log order. */
   memberRemoved(peerId: string, ctx: ApplyContext): void {
-    for (const byId of this.states.values()) {
+    for (const byId of this.#states.values()) {
       for (const state of byId.values()) state.memberRemoved(peerId, ctx);
     }
   }
@@ -149,36 +151,36 @@ export class StateMachine {
   /** An image of every state and of the dedup window. */
   snapshot(): StateMachineImage {
     const states: [string, string, unknown][] = [];
-    for (const [kind, byId] of this.states) {
+    for (const [kind, byId] of this.#states) {
       for (const [id, state] of byId) states.push([kind, id, state.snapshot()]);
     }
-    return { states, applied: [...this.applied] };
+    return { states, applied: [...this.#applied] };
   }
 
   /** Replaces every state with the ones in `image` (states not in it are emptied). */
   restore(image: StateMachineImage): void {
     const present = new Set<string>();
     for (const [kind, id, stateImage] of image.states) {
-      if (!this.factories.has(kind)) continue;
+      if (!this.#factories.has(kind)) continue;
       this.state(kind, id).restore(stateImage);
       present.add(`${kind}\u0000${id}`);
     }
-    for (const [kind, byId] of this.states) {
-      const empty = this.factories.get(kind);
+    for (const [kind, byId] of this.#states) {
+      const empty = this.#factories.get(kind);
       if (empty === undefined) continue;
       for (const [id, state] of byId) {
         if (!present.has(`${kind}\u0000${id}`)) state.restore(empty(id).snapshot());
       }
     }
-    this.applied.clear();
-    for (const [requestId, result] of image.applied) this.applied.set(requestId, result);
+    this.#applied.clear();
+    for (const [requestId, result] of image.applied) this.#applied.set(requestId, result);
   }
 
-  private remember(requestId: string, result: unknown): void {
-    this.applied.set(requestId, result);
-    if (this.applied.size > this.dedupWindow) {
-      const oldest = this.applied.keys().next().value as string;
-      this.applied.delete(oldest);
+  #remember(requestId: string, result: unknown): void {
+    this.#applied.set(requestId, result);
+    if (this.#applied.size > this.#dedupWindow) {
+      const oldest = this.#applied.keys().next().value as string;
+      this.#applied.delete(oldest);
     }
   }
 }

@@ -118,20 +118,20 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   readonly subscriptions: HamokSubscriptionTable<M>;
   /** Timeout of publishes and subscription changes, in ms. */
   readonly requestTimeoutInMs: number;
-  private readonly maxKeys: number;
-  private readonly maxValues: number;
-  private readonly host: CollectionHost;
-  private readonly spans: MessagingSpans;
-  private readonly local = new LocalListeners();
-  private readonly subscribed = new Map<string, Set<AnyListener>>();
-  private readonly transportSubs = new Map<string, TransportSubscription>();
-  private readonly pending = new Map<string, PendingPublish>();
-  private readonly lastSeq = new Map<string, number>();
-  private readonly eventQueues = new Map<string, Promise<void>>();
-  private readonly disposers: (() => void)[] = [];
-  private seq = 0;
-  private isClosed = false;
-  private readyPromise: Promise<void> | undefined;
+  readonly #maxKeys: number;
+  readonly #maxValues: number;
+  readonly #host: CollectionHost;
+  readonly #spans: MessagingSpans;
+  readonly #local = new LocalListeners();
+  readonly #subscribed = new Map<string, Set<AnyListener>>();
+  readonly #transportSubs = new Map<string, TransportSubscription>();
+  readonly #pending = new Map<string, PendingPublish>();
+  readonly #lastSeq = new Map<string, number>();
+  readonly #eventQueues = new Map<string, Promise<void>>();
+  readonly #disposers: (() => void)[] = [];
+  #seq = 0;
+  #isClosed = false;
+  #readyPromise: Promise<void> | undefined;
 
   /** @internal Use `hamok.createEmitter(config)`. */
   constructor(host: CollectionHost, config: HamokEmitterConfig<T>) {
@@ -141,16 +141,16 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     if (typeof config.emitterId !== "string" || config.emitterId.length === 0) {
       throw new HamokConfigError("emitterId must be a non-empty string");
     }
-    this.host = host;
+    this.#host = host;
     this.id = config.emitterId;
-    this.spans = new MessagingSpans(host.tracer, this.id, host.localPeerId);
+    this.#spans = new MessagingSpans(host.tracer, this.id, host.localPeerId);
     this.requestTimeoutInMs = positiveInteger(
       "requestTimeoutInMs",
       config.requestTimeoutInMs,
       DEFAULT_REQUEST_TIMEOUT,
     );
-    this.maxKeys = nonNegativeInteger("maxOutboundMessageKeys", config.maxOutboundMessageKeys);
-    this.maxValues = nonNegativeInteger("maxOutboundMessageValues", config.maxOutboundMessageValues);
+    this.#maxKeys = nonNegativeInteger("maxOutboundMessageKeys", config.maxOutboundMessageKeys);
+    this.#maxValues = nonNegativeInteger("maxOutboundMessageValues", config.maxOutboundMessageValues);
     if (config.payloadsCodec !== undefined && !(config.payloadsCodec instanceof Map)) {
       throw new HamokConfigError("payloadsCodec must be a Map from event name to codec");
     }
@@ -171,29 +171,29 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
       subjectOf: (event: string) => subjects.event(emitterId, event),
     };
     this.subscriptions = host.replicatedState<HamokSubscriptionTable<M>>(EMITTER_KIND, this.id);
-    const onRemoved = (event: string, peerId: string) => this.stopAwaiting(peerId, event);
+    const onRemoved = (event: string, peerId: string) => this.#stopAwaiting(peerId, event);
     this.subscriptions.on("removed", onRemoved);
-    this.disposers.push(
+    this.#disposers.push(
       () => this.subscriptions.off("removed", onRemoved),
-      host.onAck(this.id, (ack) => this.onAck(ack.ackRequestId, ack.peerId, ack.ok, ack.error)),
-      host.onMemberRemoved((peerId) => this.stopAwaiting(peerId)),
+      host.onAck(this.id, (ack) => this.#onAck(ack.ackRequestId, ack.peerId, ack.ok, ack.error)),
+      host.onMemberRemoved((peerId) => this.#stopAwaiting(peerId)),
     );
   }
 
   /** True once closed. */
   get closed(): boolean {
-    return this.isClosed || this.host.closed;
+    return this.#isClosed || this.#host.closed;
   }
 
   /** Resolves once the peer has joined and this emitter's table is caught up with the cluster. */
   get ready(): Promise<void> {
-    if (this.readyPromise === undefined) {
-      this.readyPromise = this.host.whenReady(this.requestTimeoutInMs);
-      this.readyPromise.catch(() => {
-        this.readyPromise = undefined;
+    if (this.#readyPromise === undefined) {
+      this.#readyPromise = this.#host.whenReady(this.requestTimeoutInMs);
+      this.#readyPromise.catch(() => {
+        this.#readyPromise = undefined;
       });
     }
-    return this.readyPromise;
+    return this.#readyPromise;
   }
 
   /**
@@ -206,24 +206,24 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     listener: HamokEmitterListener<T, K>,
     metadata?: M,
   ): Promise<void> {
-    this.assertOpen();
+    this.#assertOpen();
     checkEvent(event);
     checkListener(listener);
-    let set = this.subscribed.get(event);
+    let set = this.#subscribed.get(event);
     if (set === undefined) {
       set = new Set();
-      this.subscribed.set(event, set);
+      this.#subscribed.set(event, set);
     }
     set.add(asAny(listener));
-    this.local.add(event, asAny(listener), false);
-    this.listenOn(event);
+    this.#local.add(event, asAny(listener), false);
+    this.#listenOn(event);
     try {
-      await this.reconcile(event, metadata === undefined ? null : metadata);
+      await this.#reconcile(event, metadata === undefined ? null : metadata);
     } catch (error) {
       set.delete(asAny(listener));
-      this.local.remove(event, asAny(listener));
-      if (set.size === 0) this.subscribed.delete(event);
-      void this.reconcile(event, null).catch(() => {});
+      this.#local.remove(event, asAny(listener));
+      if (set.size === 0) this.#subscribed.delete(event);
+      void this.#reconcile(event, null).catch(() => {});
       throw error;
     }
   }
@@ -236,14 +236,14 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     event: K,
     listener: HamokEmitterListener<T, K>,
   ): Promise<void> {
-    this.assertOpen();
+    this.#assertOpen();
     checkEvent(event);
     checkListener(listener);
-    const set = this.subscribed.get(event);
+    const set = this.#subscribed.get(event);
     if (set === undefined || !set.delete(asAny(listener))) return;
-    this.local.remove(event, asAny(listener));
-    if (set.size === 0) this.subscribed.delete(event);
-    await this.reconcile(event, null);
+    this.#local.remove(event, asAny(listener));
+    if (set.size === 0) this.#subscribed.delete(event);
+    await this.#reconcile(event, null);
   }
 
   /**
@@ -258,22 +258,22 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   publish<K extends keyof T & string>(event: K, ...args: T[K]): Promise<string[]> {
     let span: Span | undefined;
     try {
-      this.assertOpen();
+      this.#assertOpen();
       checkEvent(event);
-      const targets = this.remoteTargets(event);
-      const ackRequestId = targets === undefined ? undefined : `${this.host.localMemberId}:${++this.seq}`;
-      span = this.spans.startSend("publish", event, targets?.size ?? 0, ackRequestId);
-      const payload = encodePayload(this.codecOf(event), args);
-      const self = this.host.localPeerId;
-      const local = this.local.has(event);
+      const targets = this.#remoteTargets(event);
+      const ackRequestId = targets === undefined ? undefined : `${this.#host.localMemberId}:${++this.#seq}`;
+      span = this.#spans.startSend("publish", event, targets?.size ?? 0, ackRequestId);
+      const payload = encodePayload(this.#codecOf(event), args);
+      const self = this.#host.localPeerId;
+      const local = this.#local.has(event);
       if (ackRequestId === undefined) {
-        if (local) this.deliverLocal(event, args, span);
+        if (local) this.#deliverLocal(event, args, span);
         span.end();
         return Promise.resolve(local ? [self] : []);
       }
       const promise = new Promise<string[]>((resolve, reject) => {
-        const timer = setTimeout(() => this.timeout(ackRequestId), this.requestTimeoutInMs);
-        this.pending.set(ackRequestId, {
+        const timer = setTimeout(() => this.#timeout(ackRequestId), this.requestTimeoutInMs);
+        this.#pending.set(ackRequestId, {
           event,
           awaiting: targets!,
           acked: [],
@@ -285,8 +285,8 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
           reject,
         });
       });
-      this.send(event, payload, this.seq, ackRequestId, traceHeaders(span.spanContext()));
-      if (local) this.deliverLocal(event, args, span);
+      this.#send(event, payload, this.#seq, ackRequestId, traceHeaders(span.spanContext()));
+      if (local) this.#deliverLocal(event, args, span);
       return promise;
     } catch (error) {
       if (span !== undefined) failSpan(span, error as Error);
@@ -300,16 +300,16 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
    * if the emitter is closed.
    */
   notify<K extends keyof T & string>(event: K, ...args: T[K]): void {
-    this.assertOpen();
+    this.#assertOpen();
     checkEvent(event);
-    const targets = this.remoteTargets(event);
-    const span = this.spans.startSend("notify", event, targets?.size ?? 0);
+    const targets = this.#remoteTargets(event);
+    const span = this.#spans.startSend("notify", event, targets?.size ?? 0);
     try {
-      const payload = encodePayload(this.codecOf(event), args);
+      const payload = encodePayload(this.#codecOf(event), args);
       if (targets !== undefined) {
-        this.send(event, payload, ++this.seq, undefined, traceHeaders(span.spanContext()));
+        this.#send(event, payload, ++this.#seq, undefined, traceHeaders(span.spanContext()));
       }
-      if (this.local.has(event)) this.deliverLocal(event, args, span);
+      if (this.#local.has(event)) this.#deliverLocal(event, args, span);
       span.end();
     } catch (error) {
       failSpan(span, error as Error);
@@ -320,20 +320,20 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   /** Adds a local listener (no cluster registration; see {@linkcode subscribe}). */
   on<K extends keyof T & string>(event: K, listener: HamokEmitterListener<T, K>): this {
     checkListener(listener);
-    this.local.add(event, asAny(listener), false);
+    this.#local.add(event, asAny(listener), false);
     return this;
   }
 
   /** Adds a local listener that is removed after its first call. */
   once<K extends keyof T & string>(event: K, listener: HamokEmitterListener<T, K>): this {
     checkListener(listener);
-    this.local.add(event, asAny(listener), true);
+    this.#local.add(event, asAny(listener), true);
     return this;
   }
 
   /** Removes a local listener added with `on` or `once`. */
   off<K extends keyof T & string>(event: K, listener: HamokEmitterListener<T, K>): this {
-    this.local.remove(event, asAny(listener));
+    this.#local.remove(event, asAny(listener));
     return this;
   }
 
@@ -342,16 +342,16 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
    * of this peer; resolves once committed.
    */
   async clear(): Promise<void> {
-    this.assertOpen();
-    this.subscribed.clear();
-    this.local.clear();
-    await this.host.propose(EMITTER_KIND, this.id, "clear-peer", null, {
+    this.#assertOpen();
+    this.#subscribed.clear();
+    this.#local.clear();
+    await this.#host.propose(EMITTER_KIND, this.id, "clear-peer", null, {
       timeoutMs: this.requestTimeoutInMs,
     });
-    for (const [event, sub] of this.transportSubs) {
-      if (!this.subscribed.has(event)) {
+    for (const [event, sub] of this.#transportSubs) {
+      if (!this.#subscribed.has(event)) {
         sub.unsubscribe();
-        this.transportSubs.delete(event);
+        this.#transportSubs.delete(event);
       }
     }
   }
@@ -367,12 +367,12 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
    * every part is committed.
    */
   async import(snapshot: HamokEmitterSnapshot<M>): Promise<void> {
-    this.assertOpen();
+    this.#assertOpen();
     if (snapshot === null || typeof snapshot !== "object" || !Array.isArray(snapshot.subscriptions)) {
       throw new HamokConfigError("an emitter snapshot must have a subscriptions array");
     }
-    for (const part of splitImport(snapshot, this.maxKeys, this.maxValues)) {
-      await this.host.propose(EMITTER_KIND, this.id, "import", { entries: part }, {
+    for (const part of splitImport(snapshot, this.#maxKeys, this.#maxValues)) {
+      await this.#host.propose(EMITTER_KIND, this.id, "import", { entries: part }, {
         timeoutMs: this.requestTimeoutInMs,
       });
     }
@@ -384,28 +384,28 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
    * effort, in the background).
    */
   close(): void {
-    if (this.isClosed) return;
-    this.isClosed = true;
-    const hadSubscriptions = this.subscribed.size > 0 || this.subscriptions.getAllPeerIds().includes(
-      this.host.localPeerId,
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    const hadSubscriptions = this.#subscribed.size > 0 || this.subscriptions.getAllPeerIds().includes(
+      this.#host.localPeerId,
     );
-    this.subscribed.clear();
-    this.local.clear();
-    for (const sub of this.transportSubs.values()) sub.unsubscribe();
-    this.transportSubs.clear();
-    for (const dispose of this.disposers) dispose();
-    for (const [id, pending] of this.pending) {
+    this.#subscribed.clear();
+    this.#local.clear();
+    for (const sub of this.#transportSubs.values()) sub.unsubscribe();
+    this.#transportSubs.clear();
+    for (const dispose of this.#disposers) dispose();
+    for (const [id, pending] of this.#pending) {
       clearTimeout(pending.timer);
       pending.reject(
         new HamokClosedError(`emitter '${this.id}' was closed while publishing '${pending.event}'`),
       );
-      this.pending.delete(id);
+      this.#pending.delete(id);
     }
-    this.host.detach(EMITTER_KIND, this.id);
-    if (hadSubscriptions && !this.host.closed) {
-      this.host.propose(EMITTER_KIND, this.id, "clear-peer", null, { timeoutMs: this.requestTimeoutInMs })
+    this.#host.detach(EMITTER_KIND, this.id);
+    if (hadSubscriptions && !this.#host.closed) {
+      this.#host.propose(EMITTER_KIND, this.id, "clear-peer", null, { timeoutMs: this.requestTimeoutInMs })
         .catch((error) =>
-          this.host.logger.debug(`emitter '${this.id}': withdrawing subscriptions failed`, error)
+          this.#host.logger.debug(`emitter '${this.id}': withdrawing subscriptions failed`, error)
         );
     }
   }
@@ -415,28 +415,28 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     this.close();
   }
 
-  private assertOpen(): void {
+  #assertOpen(): void {
     if (this.closed) throw new HamokClosedError(`emitter '${this.id}' is closed`);
   }
 
-  private codecOf(event: string): PayloadCodec {
+  #codecOf(event: string): PayloadCodec {
     return this.payloadsCodec.get(event) ?? cborPayloadCodec;
   }
 
   /** Remote members subscribed to `event`, or undefined if none. */
-  private remoteTargets(event: string): Set<string> | undefined {
+  #remoteTargets(event: string): Set<string> | undefined {
     const peers = this.subscriptions.peersOf(event);
     if (peers === undefined) return undefined;
     let targets: Set<string> | undefined;
-    const self = this.host.localPeerId;
+    const self = this.#host.localPeerId;
     for (const peerId of peers.keys()) {
-      if (peerId === self || !this.host.isRemoteMember(peerId)) continue;
+      if (peerId === self || !this.#host.isRemoteMember(peerId)) continue;
       (targets ??= new Set()).add(peerId);
     }
     return targets;
   }
 
-  private send(
+  #send(
     event: string,
     payload: string | Uint8Array,
     seq: number,
@@ -445,89 +445,89 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   ): void {
     const data = encodeEnvelope({
       type: "event",
-      from: this.host.localMemberId,
+      from: this.#host.localMemberId,
       body: { emitterId: this.id, event, payload, seq, ackRequestId },
     });
-    this.host.publish(this.connection.subjectOf(event), data, headers);
+    this.#host.publish(this.connection.subjectOf(event), data, headers);
   }
 
   /** Serializes the subscription changes of one event and makes the table match the local listeners. */
-  private reconcile(event: string, metadata: M | null): Promise<void> {
-    const previous = this.eventQueues.get(event) ?? Promise.resolve();
+  #reconcile(event: string, metadata: M | null): Promise<void> {
+    const previous = this.#eventQueues.get(event) ?? Promise.resolve();
     const next = previous.catch(() => {}).then(async () => {
-      const self = this.host.localPeerId;
-      const wanted = (this.subscribed.get(event)?.size ?? 0) > 0;
+      const self = this.#host.localPeerId;
+      const wanted = (this.#subscribed.get(event)?.size ?? 0) > 0;
       const present = this.subscriptions.hasPeerOnEvent(event, self);
       const timeoutMs = this.requestTimeoutInMs;
       if (
         wanted &&
         (!present || (metadata !== null && !sameValue(this.subscriptions.getMetadata(event, self), metadata)))
       ) {
-        await this.host.propose(EMITTER_KIND, this.id, "subscribe", { event, metadata }, { timeoutMs });
+        await this.#host.propose(EMITTER_KIND, this.id, "subscribe", { event, metadata }, { timeoutMs });
       } else if (!wanted && present) {
-        await this.host.propose(EMITTER_KIND, this.id, "unsubscribe", { event }, { timeoutMs });
+        await this.#host.propose(EMITTER_KIND, this.id, "unsubscribe", { event }, { timeoutMs });
       }
-      if (!wanted && !this.subscribed.has(event)) this.stopListening(event);
+      if (!wanted && !this.#subscribed.has(event)) this.#stopListening(event);
     });
-    this.eventQueues.set(event, next);
+    this.#eventQueues.set(event, next);
     const cleanup = () => {
-      if (this.eventQueues.get(event) === next) this.eventQueues.delete(event);
+      if (this.#eventQueues.get(event) === next) this.#eventQueues.delete(event);
     };
     next.then(cleanup, cleanup);
     return next;
   }
 
-  private listenOn(event: string): void {
-    if (this.transportSubs.has(event)) return;
-    const sub = this.host.transport.subscribe(
+  #listenOn(event: string): void {
+    if (this.#transportSubs.has(event)) return;
+    const sub = this.#host.transport.subscribe(
       this.connection.subjectOf(event),
-      (message) => this.receive(message),
+      (message) => this.#receive(message),
     );
-    this.transportSubs.set(event, sub);
+    this.#transportSubs.set(event, sub);
   }
 
-  private stopListening(event: string): void {
-    const sub = this.transportSubs.get(event);
+  #stopListening(event: string): void {
+    const sub = this.#transportSubs.get(event);
     if (sub === undefined) return;
     sub.unsubscribe();
-    this.transportSubs.delete(event);
+    this.#transportSubs.delete(event);
   }
 
-  private receive(message: TransportMessage): void {
+  #receive(message: TransportMessage): void {
     if (this.closed) return;
     let envelope;
     try {
       envelope = decodeEnvelope(message.data);
     } catch (error) {
-      this.host.logger.warn(`emitter '${this.id}': dropped an undecodable message`, error);
+      this.#host.logger.warn(`emitter '${this.id}': dropped an undecodable message`, error);
       return;
     }
     if (envelope.type !== "event") return;
     const from = envelope.from;
-    if (from === this.host.localMemberId) return;
+    if (from === this.#host.localMemberId) return;
     const body = envelope.body;
-    const last = this.lastSeq.get(from);
+    const last = this.#lastSeq.get(from);
     if (last !== undefined && body.seq <= last) return;
-    this.lastSeq.set(from, body.seq);
-    const span = this.spans.startProcess(body.event, peerIdOfMember(from), message.headers);
+    this.#lastSeq.set(from, body.seq);
+    const span = this.#spans.startProcess(body.event, peerIdOfMember(from), message.headers);
     let args: unknown[];
     try {
-      args = decodePayload(this.codecOf(body.event), body.payload);
+      args = decodePayload(this.#codecOf(body.event), body.payload);
     } catch (error) {
       const err = error instanceof HamokError
         ? error
         : new HamokError(String(error), "HAMOK_CODEC", { cause: error });
-      this.host.reportError(err);
-      this.ack(from, body.ackRequestId, { code: err.code, message: err.message });
+      this.#host.reportError(err);
+      this.#ack(from, body.ackRequestId, { code: err.code, message: err.message });
       failSpan(span, err);
       return;
     }
-    this.deliverLocal(body.event, args, span);
-    this.ack(from, body.ackRequestId, undefined);
+    this.#deliverLocal(body.event, args, span);
+    this.#ack(from, body.ackRequestId, undefined);
     span.end();
   }
 
-  private ack(
+  #ack(
     toMember: string,
     ackRequestId: string | undefined,
     error: { code: string; message: string } | undefined,
@@ -535,20 +535,20 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     if (ackRequestId === undefined) return;
     const data = encodeEnvelope({
       type: "ack",
-      from: this.host.localMemberId,
+      from: this.#host.localMemberId,
       body: {
         emitterId: this.id,
         ackRequestId,
-        peerId: this.host.localPeerId,
+        peerId: this.#host.localPeerId,
         ok: error === undefined,
         error,
       },
     });
-    this.host.publish(this.host.subjects.inbox(peerIdOfMember(toMember)), data);
+    this.#host.publish(this.#host.subjects.inbox(peerIdOfMember(toMember)), data);
   }
 
-  private deliverLocal(event: string, args: readonly unknown[], span: Span): void {
-    this.local.deliver(event, args, (error) => {
+  #deliverLocal(event: string, args: readonly unknown[], span: Span): void {
+    this.#local.deliver(event, args, (error) => {
       const failure = new HamokListenerError(`a listener of '${event}' on emitter '${this.id}' threw`, {
         emitterId: this.id,
         event,
@@ -557,37 +557,37 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
         span.recordException(error instanceof Error ? error : failure);
         span.setStatus({ code: SpanStatusCode.ERROR, message: failure.message });
       }
-      this.host.reportError(failure);
+      this.#host.reportError(failure);
     });
   }
 
-  private onAck(
+  #onAck(
     ackRequestId: string,
     peerId: string,
     ok: boolean,
     error?: { code: string; message: string },
   ): void {
-    const pending = this.pending.get(ackRequestId);
+    const pending = this.#pending.get(ackRequestId);
     if (pending === undefined || !pending.awaiting.delete(peerId)) return;
     if (pending.span.isRecording()) {
       pending.span.addEvent(ok ? "ack" : "nack", { [HAMOK_SPAN_ATTRIBUTES.peerId]: peerId });
     }
     if (ok) pending.acked.push(peerId);
     else pending.failures.push({ peerId, code: error?.code ?? "HAMOK_ERROR", message: error?.message ?? "" });
-    if (pending.awaiting.size === 0) this.settle(ackRequestId, pending);
+    if (pending.awaiting.size === 0) this.#settle(ackRequestId, pending);
   }
 
-  private stopAwaiting(peerId: string, event?: string): void {
-    for (const [id, pending] of this.pending) {
+  #stopAwaiting(peerId: string, event?: string): void {
+    for (const [id, pending] of this.#pending) {
       if (event !== undefined && pending.event !== event) continue;
-      if (pending.awaiting.delete(peerId) && pending.awaiting.size === 0) this.settle(id, pending);
+      if (pending.awaiting.delete(peerId) && pending.awaiting.size === 0) this.#settle(id, pending);
     }
   }
 
-  private settle(ackRequestId: string, pending: PendingPublish): void {
-    this.pending.delete(ackRequestId);
+  #settle(ackRequestId: string, pending: PendingPublish): void {
+    this.#pending.delete(ackRequestId);
     clearTimeout(pending.timer);
-    const peerIds = pending.local ? [...pending.acked, this.host.localPeerId] : pending.acked;
+    const peerIds = pending.local ? [...pending.acked, this.#host.localPeerId] : pending.acked;
     if (pending.failures.length === 0) {
       pending.span.end();
       pending.resolve(peerIds);
@@ -605,11 +605,11 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     pending.reject(error);
   }
 
-  private timeout(ackRequestId: string): void {
-    const pending = this.pending.get(ackRequestId);
+  #timeout(ackRequestId: string): void {
+    const pending = this.#pending.get(ackRequestId);
     if (pending === undefined) return;
-    this.pending.delete(ackRequestId);
-    const responded = pending.local ? [...pending.acked, this.host.localPeerId] : pending.acked;
+    this.#pending.delete(ackRequestId);
+    const responded = pending.local ? [...pending.acked, this.#host.localPeerId] : pending.acked;
     const missing = [...pending.awaiting];
     const error = new HamokTimeoutError(
       `publish of '${pending.event}' on emitter '${this.id}' timed out after ${this.requestTimeoutInMs} ms; ` +

@@ -24,23 +24,23 @@ interface Registration {
  * ```
  */
 export class LocalListeners {
-  private readonly byEvent = new Map<string, Registration[]>();
+  readonly #byEvent = new Map<string, Registration[]>();
 
   /** Adds `fn` for `event`; a `once` listener is removed before its first call. */
   add(event: string, fn: Listener, once: boolean): void {
-    const list = this.byEvent.get(event);
-    if (list === undefined) this.byEvent.set(event, [{ fn, once }]);
-    else this.byEvent.set(event, [...list, { fn, once }]);
+    const list = this.#byEvent.get(event);
+    if (list === undefined) this.#byEvent.set(event, [{ fn, once }]);
+    else this.#byEvent.set(event, [...list, { fn, once }]);
   }
 
   /** Removes the most recently added registration of `fn` for `event`; false if there was none. */
   remove(event: string, fn: Listener): boolean {
-    const list = this.byEvent.get(event);
+    const list = this.#byEvent.get(event);
     if (list === undefined) return false;
     for (let i = list.length - 1; i >= 0; i--) {
       if (list[i].fn !== fn) continue;
-      if (list.length === 1) this.byEvent.delete(event);
-      else this.byEvent.set(event, list.toSpliced(i, 1));
+      if (list.length === 1) this.#byEvent.delete(event);
+      else this.#byEvent.set(event, list.toSpliced(i, 1));
       return true;
     }
     return false;
@@ -48,22 +48,22 @@ export class LocalListeners {
 
   /** Whether `event` has listeners. */
   has(event: string): boolean {
-    return this.byEvent.has(event);
+    return this.#byEvent.has(event);
   }
 
   /** Number of listeners of `event`. */
   count(event: string): number {
-    return this.byEvent.get(event)?.length ?? 0;
+    return this.#byEvent.get(event)?.length ?? 0;
   }
 
   /** Removes every listener. */
   clear(): void {
-    this.byEvent.clear();
+    this.#byEvent.clear();
   }
 
   /** Calls every listener of `event` with `args`; a throw goes to `onError` and the rest still run. */
   deliver(event: string, args: readonly unknown[], onError: (error: unknown) => void): void {
-    const list = this.byEvent.get(event);
+    const list = this.#byEvent.get(event);
     if (list === undefined) return;
     // Lists are replaced, never mutated in place, so iterating `list` is safe while listeners change.
     for (const registration of list) {

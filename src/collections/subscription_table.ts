@@ -52,7 +52,7 @@ export class HamokSubscriptionTable<M = unknown> extends EventEmitter<HamokSubsc
   implements ReplicatedState {
   /** The emitter id this table belongs to. */
   readonly emitterId: string;
-  private readonly table = new Map<string, Map<string, M | null>>();
+  readonly #table = new Map<string, Map<string, M | null>>();
 
   /** Creates an empty table. */
   constructor(emitterId: string) {
@@ -62,57 +62,57 @@ export class HamokSubscriptionTable<M = unknown> extends EventEmitter<HamokSubsc
 
   /** Number of events that have at least one subscriber. */
   get size(): number {
-    return this.table.size;
+    return this.#table.size;
   }
 
   /** Events that have at least one subscriber. */
   events(): string[] {
-    return [...this.table.keys()];
+    return [...this.#table.keys()];
   }
 
   /** Whether `event` has subscribers. */
   hasEvent(event: string): boolean {
-    return this.table.has(event);
+    return this.#table.has(event);
   }
 
   /** Whether `peerId` subscribes to `event`. */
   hasPeerOnEvent(event: string, peerId: string): boolean {
-    return this.table.get(event)?.has(peerId) ?? false;
+    return this.#table.get(event)?.has(peerId) ?? false;
   }
 
   /** The subscribers of `event` (empty if none). */
   getPeerIds(event: string): string[] {
-    const peers = this.table.get(event);
+    const peers = this.#table.get(event);
     return peers === undefined ? [] : [...peers.keys()];
   }
 
   /** The live subscriber map of `event` (read it, never mutate it). */
   peersOf(event: string): ReadonlyMap<string, M | null> | undefined {
-    return this.table.get(event);
+    return this.#table.get(event);
   }
 
   /** Every peer that subscribes to at least one event. */
   getAllPeerIds(): string[] {
     const all = new Set<string>();
-    for (const peers of this.table.values()) for (const peerId of peers.keys()) all.add(peerId);
+    for (const peers of this.#table.values()) for (const peerId of peers.keys()) all.add(peerId);
     return [...all];
   }
 
   /** The metadata `peerId` subscribed to `event` with (`undefined` if it does not subscribe). */
   getMetadata(event: string, peerId: string): M | null | undefined {
-    return this.table.get(event)?.get(peerId);
+    return this.#table.get(event)?.get(peerId);
   }
 
   /** `[event, Map<peerId, metadata>]` pairs (copies). */
   entries(): [string, Map<string, M | null>][] {
-    return [...this.table].map(([event, peers]) => [event, new Map(peers)]);
+    return [...this.#table].map(([event, peers]) => [event, new Map(peers)]);
   }
 
   /** The table as an emitter snapshot. */
   toSnapshot(): HamokEmitterSnapshot<M> {
     return {
       emitterId: this.emitterId,
-      subscriptions: [...this.table].map(([event, peers]) => ({
+      subscriptions: [...this.#table].map(([event, peers]) => ({
         event,
         subscribers: [...peers].map(([peerId, metadata]) => ({ peerId, metadata })),
       })),
@@ -124,16 +124,16 @@ export class HamokSubscriptionTable<M = unknown> extends EventEmitter<HamokSubsc
     const a = args as Record<string, unknown>;
     switch (op) {
       case "subscribe":
-        return this.add(a.event as string, ctx.proposerPeerId, (a.metadata ?? null) as M | null);
+        return this.#add(a.event as string, ctx.proposerPeerId, (a.metadata ?? null) as M | null);
       case "unsubscribe":
-        return this.remove(a.event as string, ctx.proposerPeerId);
+        return this.#remove(a.event as string, ctx.proposerPeerId);
       case "clear-peer":
-        return this.removePeer(ctx.proposerPeerId);
+        return this.#removePeer(ctx.proposerPeerId);
       case "import": {
         let changed = 0;
         for (const [event, subscribers] of a.entries as TableImage) {
           for (const [peerId, metadata] of subscribers) {
-            if (this.add(event, peerId, metadata as M | null)) changed++;
+            if (this.#add(event, peerId, metadata as M | null)) changed++;
           }
         }
         return changed;
@@ -145,13 +145,13 @@ export class HamokSubscriptionTable<M = unknown> extends EventEmitter<HamokSubsc
 
   /** @internal A member left the cluster: it no longer subscribes to anything. */
   memberRemoved(peerId: string): void {
-    this.removePeer(peerId);
+    this.#removePeer(peerId);
   }
 
   /** @internal */
   snapshot(): unknown {
     const image: TableImage = [];
-    for (const [event, peers] of this.table) image.push([event, [...peers]]);
+    for (const [event, peers] of this.#table) image.push([event, [...peers]]);
     return image;
   }
 
@@ -161,25 +161,25 @@ export class HamokSubscriptionTable<M = unknown> extends EventEmitter<HamokSubsc
     for (const [event, subscribers] of image as TableImage) {
       next.set(event, new Map(subscribers as [string, M | null][]));
     }
-    for (const [event, peers] of this.table) {
+    for (const [event, peers] of this.#table) {
       for (const [peerId, metadata] of peers) {
         if (!next.get(event)?.has(peerId)) {
           peers.delete(peerId);
           this.emit("removed", event, peerId, metadata);
         }
       }
-      if (peers.size === 0) this.table.delete(event);
+      if (peers.size === 0) this.#table.delete(event);
     }
     for (const [event, peers] of next) {
-      for (const [peerId, metadata] of peers) this.add(event, peerId, metadata);
+      for (const [peerId, metadata] of peers) this.#add(event, peerId, metadata);
     }
   }
 
-  private add(event: string, peerId: string, metadata: M | null): boolean {
-    let peers = this.table.get(event);
+  #add(event: string, peerId: string, metadata: M | null): boolean {
+    let peers = this.#table.get(event);
     if (peers === undefined) {
       peers = new Map();
-      this.table.set(event, peers);
+      this.#table.set(event, peers);
     }
     if (!peers.has(peerId)) {
       peers.set(peerId, metadata);
@@ -193,19 +193,19 @@ export class HamokSubscriptionTable<M = unknown> extends EventEmitter<HamokSubsc
     return true;
   }
 
-  private remove(event: string, peerId: string): boolean {
-    const peers = this.table.get(event);
+  #remove(event: string, peerId: string): boolean {
+    const peers = this.#table.get(event);
     if (peers === undefined || !peers.has(peerId)) return false;
     const metadata = peers.get(peerId) ?? null;
     peers.delete(peerId);
-    if (peers.size === 0) this.table.delete(event);
+    if (peers.size === 0) this.#table.delete(event);
     this.emit("removed", event, peerId, metadata);
     return true;
   }
 
-  private removePeer(peerId: string): number {
+  #removePeer(peerId: string): number {
     let removed = 0;
-    for (const event of [...this.table.keys()]) if (this.remove(event, peerId)) removed++;
+    for (const event of [...this.#table.keys()]) if (this.#remove(event, peerId)) removed++;
     return removed;
   }
 }

@@ -54,19 +54,19 @@ const A = HAMOK_SPAN_ATTRIBUTES;
  * ```
  */
 export class MessagingSpans {
-  private readonly tracer: Tracer;
-  private readonly sendName: string;
-  private readonly processName: string;
-  private readonly emitterId: string;
-  private readonly peerId: string;
+  readonly #tracer: Tracer;
+  readonly #sendName: string;
+  readonly #processName: string;
+  readonly #emitterId: string;
+  readonly #peerId: string;
 
   /** Creates the span helper of one emitter on one peer. */
   constructor(tracer: Tracer, emitterId: string, peerId: string) {
-    this.tracer = tracer;
-    this.emitterId = emitterId;
-    this.peerId = peerId;
-    this.sendName = `send ${emitterId}`;
-    this.processName = `process ${emitterId}`;
+    this.#tracer = tracer;
+    this.#emitterId = emitterId;
+    this.#peerId = peerId;
+    this.#sendName = `send ${emitterId}`;
+    this.#processName = `process ${emitterId}`;
   }
 
   /**
@@ -74,15 +74,15 @@ export class MessagingSpans {
    * Attributes are only built when the span records, so tracing without an SDK costs next to nothing.
    */
   startSend(operation: "publish" | "notify", event: string, targetPeers: number, messageId?: string): Span {
-    const span = this.tracer.startSpan(this.sendName, { kind: SpanKind.PRODUCER });
+    const span = this.#tracer.startSpan(this.#sendName, { kind: SpanKind.PRODUCER });
     if (span.isRecording()) {
       const attributes: Attributes = {
         [A.system]: "hamok",
         [A.operationType]: "send",
         [A.operationName]: operation,
-        [A.destination]: this.emitterId,
+        [A.destination]: this.#emitterId,
         [A.event]: event,
-        [A.peerId]: this.peerId,
+        [A.peerId]: this.#peerId,
         [A.targetPeers]: targetPeers,
       };
       if (messageId !== undefined) attributes[A.messageId] = messageId;
@@ -95,14 +95,14 @@ export class MessagingSpans {
   startProcess(event: string, sourcePeerId: string, headers: TransportHeaders | undefined): Span {
     const remote = spanContextFromHeaders(headers);
     const parent = remote === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, remote);
-    const span = this.tracer.startSpan(this.processName, { kind: SpanKind.CONSUMER }, parent);
+    const span = this.#tracer.startSpan(this.#processName, { kind: SpanKind.CONSUMER }, parent);
     if (span.isRecording()) {
       span.setAttributes({
         [A.system]: "hamok",
         [A.operationType]: "process",
-        [A.destination]: this.emitterId,
+        [A.destination]: this.#emitterId,
         [A.event]: event,
-        [A.peerId]: this.peerId,
+        [A.peerId]: this.#peerId,
         [A.sourcePeerId]: sourcePeerId,
       });
     }
