@@ -7,14 +7,16 @@
  *
  * Deno: `deno task bench:report` (= `deno run -A bench/report.ts`). Bun: `bun bench/report.ts`.
  * Flags: `--out <file>` (default `bench/REPORT.md`; `-` for stdout only), `--quick` (fewer samples,
- * for trying it out).
+ * for trying it out), `--readme` (also put the machine line and the table into README.md, between
+ * the `<!-- bench -->` and `<!-- /bench -->` markers).
  *
  * All servers are private, listen on 127.0.0.1 only, and are stopped by PID at the end.
  *
  * @module
  */
 
-import { writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import type { HamokEmitter } from "../src/collections/emitter.ts";
 import type { HamokMap } from "../src/collections/map.ts";
@@ -59,6 +61,10 @@ const args = process.argv.slice(2);
 const quick = args.includes("--quick");
 const outAt = args.indexOf("--out");
 const outPath = outAt >= 0 ? args[outAt + 1] : new URL("./REPORT.md", import.meta.url).pathname;
+const updateReadme = args.includes("--readme");
+const README = new URL("../README.md", import.meta.url).pathname;
+const README_START = "<!-- bench -->";
+const README_END = "<!-- /bench -->";
 
 const LATENCY: SampleOptions = quick ? { warmup: 50, samples: 300 } : { warmup: 500, samples: 3000 };
 const COMMIT_LATENCY: SampleOptions = quick ? { warmup: 20, samples: 100 } : { warmup: 200, samples: 1500 };
@@ -538,6 +544,33 @@ function renderTable(floor: LatencyStats): string {
   return lines.join("\n");
 }
 
+/** Replaces what lies between the README's bench markers (adding the end marker if missing). */
+function writeReadmeSection(section: string): void {
+  const text = readFileSync(README, "utf8");
+  const start = text.indexOf(README_START);
+  if (start < 0) {
+    log(`README.md has no ${README_START} marker; not updated`);
+    return;
+  }
+  const from = start + README_START.length;
+  const endAt = text.indexOf(README_END, from);
+  const rest = endAt < 0 ? text.slice(from) : text.slice(endAt + README_END.length);
+  writeFileSync(README, `${text.slice(0, from)}\n\n${section}\n\n${README_END}${rest}`);
+  formatMarkdown(README);
+  log("README.md updated");
+}
+
+/** Runs `deno fmt` on the written report so that `deno fmt --check` stays clean (best effort). */
+function formatMarkdown(path: string): void {
+  const deno = (globalThis as { Deno?: { execPath(): string } }).Deno;
+  const bin = deno?.execPath() ?? new URL("../node_modules/.bin/deno", import.meta.url).pathname;
+  try {
+    execFileSync(bin, ["fmt", "--quiet", path], { stdio: "ignore", env: { ...process.env, NO_COLOR: "1" } });
+  } catch {
+    log(`could not run deno fmt on ${path}; run \`deno fmt ${path}\` before committing it`);
+  }
+}
+
 // ------------------------------------------------------------------ main
 
 async function main(): Promise<void> {
@@ -569,14 +602,13 @@ async function main(): Promise<void> {
 
   const table = renderTable(floor);
   const seconds = ((performance.now() - started) / 1000).toFixed(0);
+  const date = new Date().toISOString().slice(0, 10);
   const report = [
     `Machine: ${formatMachine(machine)}.`,
     "",
     table,
     "",
-    `Measured ${new Date().toISOString().slice(0, 10)} in ${seconds} s by \`bench/report.ts\`${
-      quick ? " (--quick)" : ""
-    }. ` +
+    `Measured ${date} in ${seconds} s by \`bench/report.ts\`${quick ? " (--quick)" : ""}. ` +
     'Transport "NATS" and "memory": all peers of a cluster run in this one JS thread (each NATS peer with ' +
     'its own connection); "NATS, 3 threads": the peer measured runs in this thread and the other two in ' +
     "worker threads, as three instances of a service would (the machine's cores are shared by them, the " +
@@ -593,7 +625,21 @@ async function main(): Promise<void> {
   process.stdout.write(`${report}\n`);
   if (outPath !== "-") {
     writeFileSync(outPath, `# Benchmark report\n\n${report}`);
+    formatMarkdown(outPath);
     log(`written to ${outPath}`);
+  }
+  if (updateReadme) {
+    const section = [
+      `Latest \`deno task bench:report\` run (${date}${quick ? ", --quick" : ""}) on: ${
+        formatMachine(machine)
+      }.`,
+      "",
+      table,
+      "",
+      "How each row is measured, and the notes of this run: `bench/REPORT.md`; what bounds the rows that miss " +
+      "their targets, with profiles and suggestions: `bench/ANALYSIS.md`.",
+    ].join("\n");
+    writeReadmeSection(section);
   }
 }
 
