@@ -113,6 +113,10 @@ export class RaftNode {
   private readonly readOnly = new ReadOnly();
   private waitingReads: WaitingRead[] = [];
   private incoming: IncomingSnapshot | undefined = undefined;
+  // The last batch of entries built for an append, shared by followers at the same position.
+  private batchFrom = 0;
+  private batchLast = 0;
+  private batch: Entry[] = [];
 
   // Output collected until the next ready().
   private messages: RaftMessage[] = [];
@@ -364,15 +368,9 @@ export class RaftNode {
         this.onPropose(m);
         return;
       case "read-index":
+        // Not the leader (any more): refuse at once, so the follower drops the read quickly.
         if (this.currentRole === "leader") this.leaderReadIndex(m.ctx, m.from);
-        else {this.send({
-            type: "read-index-response",
-            from: this.selfId,
-            to: m.from,
-            term: this.currentTerm,
-            ctx: m.ctx,
-            index: -1,
-          });}
+        else this.dropRead(m.ctx, m.from);
         return;
       case "read-index-response":
         if (m.index >= 0) this.readStates.push({ ctx: m.ctx, index: m.index });
@@ -533,6 +531,8 @@ export class RaftNode {
     this.transferee = undefined;
     this.votes.clear();
     this.resetTimers();
+    this.batchFrom = 0;
+    this.batch = [];
   }
 
   private leaveLeadership(): void {
@@ -546,16 +546,17 @@ export class RaftNode {
     for (const read of waiting) this.dropRead(read.ctx, read.from);
   }
 
+  /** Fails a read: locally (leadership lost), or by answering a follower's forwarded read with -1. */
   private dropRead(ctx: string, from: string): void {
-    if (from === this.selfId) this.droppedReads.push({ ctx, reason: "leadership-lost" });
-    else {this.send({
-        type: "read-index-response",
-        from: this.selfId,
-        to: from,
-        term: this.currentTerm,
-        ctx,
-        index: -1,
-      });}
+    if (from === this.selfId) {
+      this.droppedReads.push({ ctx, reason: "leadership-lost" });
+      return;
+    }
+    this.sendReadIndexResponse(from, ctx, -1);
+  }
+
+  private sendReadIndexResponse(to: string, ctx: string, index: number): void {
+    this.send({ type: "read-index-response", from: this.selfId, to, term: this.currentTerm, ctx, index });
   }
 
   private becomeFollower(term: number, leader: string | undefined): void {
@@ -1173,8 +1174,18 @@ export class RaftNode {
         this.sendSnapshot(to, pr);
         return;
       }
-      const entries = log.entriesFrom(pr.next, cfg.maxEntriesPerAppend, cfg.maxBytesPerAppend);
-      if (entries.length === 0 && !sendIfEmpty) return;
+      let entries: Entry[];
+      if (pr.next > log.lastIndex) {
+        if (!sendIfEmpty) return;
+        entries = [];
+      } else if (this.batchFrom === pr.next && this.batchLast === log.lastIndex) {
+        entries = this.batch;
+      } else {
+        entries = log.entriesFrom(pr.next, cfg.maxEntriesPerAppend, cfg.maxBytesPerAppend);
+        this.batchFrom = pr.next;
+        this.batchLast = log.lastIndex;
+        this.batch = entries;
+      }
       const commit = log.committed;
       const m: AppendMessage = {
         type: "append",
@@ -1301,14 +1312,7 @@ export class RaftNode {
 
   private readDone(ctx: string, index: number, from: string): void {
     if (from === this.selfId) this.readStates.push({ ctx, index });
-    else {this.send({
-        type: "read-index-response",
-        from: this.selfId,
-        to: from,
-        term: this.currentTerm,
-        ctx,
-        index,
-      });}
+    else this.sendReadIndexResponse(from, ctx, index);
   }
 
   private send(m: RaftMessage): void {

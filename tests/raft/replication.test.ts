@@ -22,6 +22,7 @@ describe("replication", () => {
     const out = h.take();
     assert.deepEqual(appendsTo(out, "b").map(indices), [[2, 3, 4]]);
     assert.deepEqual(appendsTo(out, "c").map(indices), [[2, 3, 4]]);
+    assert.equal(appendsTo(out, "b")[0].entries, appendsTo(out, "c")[0].entries, "one batch array, shared");
     for (const m of out) h.deliver(m);
     h.stabilize();
     for (const id of ["a", "b", "c"]) assert.deepEqual(h.record(id).state, ["p1", "p2", "p3"]);
