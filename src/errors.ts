@@ -265,27 +265,32 @@ export class HamokDeliveryError extends HamokError {
 }
 
 /**
- * A local listener threw while handling an event. The other listeners still ran; the error is
- * reported on the peer's `error` event with the thrown value as `cause`.
+ * A listener of a collection (an emitter's event, a map's change event, ...) threw. The other
+ * listeners still ran; the error is reported on the peer's `error` event with the thrown value as
+ * `cause`.
  *
  * @example
  * ```ts
  * import { HamokListenerError } from "@hamok/core";
  * hamok.on("error", (err) => {
- *   if (err instanceof HamokListenerError) console.log(err.emitterId, err.event, err.cause);
+ *   if (err instanceof HamokListenerError) console.log(err.collectionId, err.event, err.cause);
  * });
  * ```
  */
 export class HamokListenerError extends HamokError {
-  /** The emitter whose listener threw. */
-  readonly emitterId: string;
+  /** The id of the collection (emitter, map, ...) whose listener threw. */
+  readonly collectionId: string;
   /** The event being delivered. */
   readonly event: string;
 
   /** Creates a listener error. */
-  constructor(message: string, details: { emitterId: string; event: string }, options?: HamokErrorOptions) {
+  constructor(
+    message: string,
+    details: { collectionId: string; event: string },
+    options?: HamokErrorOptions,
+  ) {
     super(message, "HAMOK_LISTENER", options);
-    this.emitterId = details.emitterId;
+    this.collectionId = details.collectionId;
     this.event = details.event;
   }
 }

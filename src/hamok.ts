@@ -59,6 +59,7 @@ import {
   HamokClosedError,
   HamokConfigError,
   HamokError,
+  HamokListenerError,
   HamokNoLeaderError,
   HamokNotLeaderError,
   HamokOutcomeUnknownError,
@@ -260,7 +261,21 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     }
     const provider = this.config.tracerProvider ?? trace.getTracerProvider();
     this.tracer = provider.getTracer("@hamok/core");
-    this.#stateMachine.registerKind(EMITTER_KIND, (id) => new HamokSubscriptionTable(id));
+    this.#stateMachine.registerKind(
+      EMITTER_KIND,
+      (id) =>
+        new HamokSubscriptionTable(id, (error, event) =>
+          this.reportError(
+            new HamokListenerError(
+              `a listener of the subscription table of emitter '${id}' threw on '${event}'`,
+              {
+                collectionId: id,
+                event,
+              },
+              { cause: error },
+            ),
+          )),
+    );
     this.registerCollectionKind(QUEUE_KIND, (id) => new HamokQueueState(id));
     this.registerCollectionKind(REMOTE_MAP_KIND, (id) => new HamokRemoteMapState(id));
     this.registerCollectionKind(MAP_KIND, (id) => new HamokMapState(id));

@@ -550,7 +550,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   #deliverLocal(event: string, args: readonly unknown[], span: Span): void {
     this.#local.deliver(event, args, (error) => {
       const failure = new HamokListenerError(`a listener of '${event}' on emitter '${this.id}' threw`, {
-        emitterId: this.id,
+        collectionId: this.id,
         event,
       }, { cause: error });
       if (span.isRecording()) {

@@ -8,7 +8,13 @@
 
 import { cborValueCodec, encodeValue, type ValueCodec } from "../codec/value_codec.ts";
 import { positiveInteger } from "../config.ts";
-import { HamokClosedError, HamokConfigError, HamokConflictError, HamokError } from "../errors.ts";
+import {
+  HamokClosedError,
+  HamokConfigError,
+  HamokConflictError,
+  HamokError,
+  HamokListenerError,
+} from "../errors.ts";
 import type { CollectionHost } from "./collection_host.ts";
 import { decodeStored, dropCaches, entryKey, entryValue, previousValue } from "./entry_codec.ts";
 import { LocalListeners } from "./local_listeners.ts";
@@ -661,9 +667,10 @@ export class HamokMap<K = unknown, V = unknown> {
   #emit<E extends keyof HamokMapEvents<K, V>>(event: E, args: HamokMapEvents<K, V>[E]): void {
     this.#listeners.deliver(event, args, (error) =>
       this.#host.reportError(
-        new HamokError(`a listener of '${event}' on map '${this.id}' threw`, "HAMOK_LISTENER", {
-          cause: error,
-        }),
+        new HamokListenerError(`a listener of '${event}' on map '${this.id}' threw`, {
+          collectionId: this.id,
+          event,
+        }, { cause: error }),
       ));
   }
 

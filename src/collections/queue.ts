@@ -5,7 +5,8 @@
  * @module
  */
 
-import { EventEmitter } from "eventemitter3";
+import { IsolatedEventEmitter } from "./isolated_emitter.ts";
+import { HamokListenerError } from "../errors.ts";
 import { decodeValue, encodeValue, type ValueCodec } from "../codec/value_codec.ts";
 import { positiveInteger } from "../config.ts";
 import { HamokClosedError, HamokCodecError, HamokConfigError, HamokError } from "../errors.ts";
@@ -87,7 +88,7 @@ const DEFAULT_REQUEST_TIMEOUT = 5000;
  * console.log(queue.size, queue.peek()); // 1 "b"
  * ```
  */
-export class HamokQueue<T> extends EventEmitter<HamokQueueEvents<T>> {
+export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
   /** The queue id. */
   readonly id: string;
   /** Default timeout of writes, in ms. */
@@ -101,7 +102,14 @@ export class HamokQueue<T> extends EventEmitter<HamokQueueEvents<T>> {
 
   /** @internal Use `hamok.createQueue(config)`. */
   constructor(host: CollectionHost, config: HamokQueueConfig<T>) {
-    super();
+    super((error, event) =>
+      host.reportError(
+        new HamokListenerError(`a listener of '${event}' on queue '${String(config?.queueId)}' threw`, {
+          collectionId: String(config?.queueId),
+          event,
+        }, { cause: error }),
+      )
+    );
     if (config === null || typeof config !== "object") {
       throw new HamokConfigError("queue config must be an object");
     }

@@ -13,6 +13,7 @@ import {
   HamokConfigError,
   HamokConflictError,
   HamokError,
+  HamokListenerError,
   HamokOutcomeUnknownError,
   HamokTimeoutError,
 } from "../errors.ts";
@@ -657,9 +658,10 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
   #emit<E extends keyof HamokRecordEvents<T>>(event: E, args: HamokRecordEvents<T>[E]): void {
     this.#listeners.deliver(event, args, (error) =>
       this.#host.reportError(
-        new HamokError(`a listener of '${event}' on record '${this.id}' threw`, "HAMOK_LISTENER", {
-          cause: error,
-        }),
+        new HamokListenerError(`a listener of '${event}' on record '${this.id}' threw`, {
+          collectionId: this.id,
+          event,
+        }, { cause: error }),
       ));
   }
 

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { EventEmitter } from "eventemitter3";
+import { IsolatedEventEmitter } from "./isolated_emitter.ts";
+import { HamokListenerError } from "../errors.ts";
 import { encodeCbor } from "../codec/cbor.ts";
 import { decodeValue, encodeValue, type ValueCodec } from "../codec/value_codec.ts";
 import { positiveInteger } from "../config.ts";
@@ -181,7 +182,7 @@ const MIN_BACKOFF_MS = 20;
  * console.log(await map.get("alice")); // 7
  * ```
  */
-export class HamokRemoteMap<K, V> extends EventEmitter<HamokRemoteMapEvents<K, V>> {
+export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEvents<K, V>> {
   /** The map id. */
   readonly id: string;
   /** The store holding the data. */
@@ -207,7 +208,14 @@ export class HamokRemoteMap<K, V> extends EventEmitter<HamokRemoteMapEvents<K, V
 
   /** @internal Use `hamok.createRemoteMap(config)`. */
   constructor(host: CollectionHost, config: HamokRemoteMapConfig<K, V>, leadership: RemoteMapLeadership) {
-    super();
+    super((error, event) =>
+      host.reportError(
+        new HamokListenerError(`a listener of '${event}' on remote map '${String(config?.mapId)}' threw`, {
+          collectionId: String(config?.mapId),
+          event,
+        }, { cause: error }),
+      )
+    );
     if (config === null || typeof config !== "object") {
       throw new HamokConfigError("remote map config must be an object");
     }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { EventEmitter } from "eventemitter3";
+import { IsolatedEventEmitter } from "./isolated_emitter.ts";
 import type { ApplyContext, ReplicatedState } from "../cluster/state_machine.ts";
 
 /** Events of a {@linkcode HamokSubscriptionTable}. */
@@ -48,15 +48,15 @@ type TableImage = [event: string, subscribers: [peerId: string, metadata: unknow
  * console.log(table.getPeerIds("chat"));
  * ```
  */
-export class HamokSubscriptionTable<M = unknown> extends EventEmitter<HamokSubscriptionTableEvents<M>>
+export class HamokSubscriptionTable<M = unknown> extends IsolatedEventEmitter<HamokSubscriptionTableEvents<M>>
   implements ReplicatedState {
   /** The emitter id this table belongs to. */
   readonly emitterId: string;
   readonly #table = new Map<string, Map<string, M | null>>();
 
   /** Creates an empty table. */
-  constructor(emitterId: string) {
-    super();
+  constructor(emitterId: string, onListenerFailure?: (error: unknown, event: string) => void) {
+    super(onListenerFailure);
     this.emitterId = emitterId;
   }
 

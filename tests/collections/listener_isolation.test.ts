@@ -1,0 +1,59 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { HamokListenerError } from "../../src/errors.ts";
+import { MemoryRemoteStore } from "../../src/collections/remote_store.ts";
+import { memoryTransports, startCluster } from "../_helpers/cluster.ts";
+import { waitFor } from "../_helpers/wait.ts";
+
+describe("a throwing application listener never breaks a replicated write", () => {
+  it("on queues, maps, records, remote maps and subscription tables", async () => {
+    const cluster = await startCluster(memoryTransports(), ["a", "b"]);
+    try {
+      const [a, b] = cluster.peers;
+      const errors: HamokListenerError[] = [];
+      for (const p of [a, b]) {
+        p.on("error", (e) => {
+          if (e instanceof HamokListenerError) errors.push(e);
+        });
+      }
+      const boom = () => {
+        throw new Error("listener failure");
+      };
+      const store = new MemoryRemoteStore<string, number>();
+      const queues = [a, b].map((p) => p.createQueue<number>({ queueId: "q" }));
+      const maps = [a, b].map((p) => p.createMap<string, number>({ mapId: "m" }));
+      const records = [a, b].map((p) => p.createRecord<{ x: number }>({ recordId: "r" }));
+      const remotes = [a, b].map((p) => p.createRemoteMap<string, number>({ mapId: "rm", store }));
+      const emitters = [a, b].map((p) => p.createEmitter({ emitterId: "e" }));
+      const seen: string[] = [];
+      for (const q of queues) q.on("add", boom).on("add", () => seen.push("queue"));
+      for (const m of maps) {
+        m.on("insert", boom);
+        m.on("insert", () => seen.push("map"));
+      }
+      for (const r of records) {
+        r.on("insert", boom);
+        r.on("insert", () => seen.push("record"));
+      }
+      for (const rm of remotes) rm.on("insert", boom).on("insert", () => seen.push("remote"));
+      for (const e of emitters) e.subscriptions.on("added", boom).on("added", () => seen.push("table"));
+
+      await queues[1].push(1);
+      assert.equal(await queues[0].pop(), 1);
+      assert.equal(await maps[1].set("k", 1), undefined);
+      await records[1].set("x", 1);
+      assert.equal(await remotes[1].set("k", 2), undefined);
+      await emitters[1].subscribe("ev", () => {});
+      await a.waitUntilCommitHead();
+      await waitFor(() => seen.length === 10, { timeoutMs: 3000, message: `seen ${seen}` });
+      for (const what of ["queue", "map", "record", "remote", "table"]) {
+        assert.equal(seen.filter((s) => s === what).length, 2, what);
+      }
+      assert.ok(errors.length >= 10, `${errors.length} listener errors reported`);
+      assert.ok(errors.every((e) => (e.cause as Error).message === "listener failure"));
+      assert.deepEqual(maps[0].get("k"), 1);
+    } finally {
+      await cluster.close();
+    }
+  });
+});
