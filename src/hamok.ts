@@ -208,6 +208,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   #driver: RaftDriver | undefined;
   #transportSubs: TransportSubscription[] = [];
   #joinPromise: Promise<void> | undefined;
+  #nextJoin: Promise<void> | undefined;
   #joinAbort: AbortController | undefined;
   #joined = false;
   #leaving = false;
@@ -344,18 +345,30 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   get ready(): Promise<void> {
     if (this.#joined) return Promise.resolve();
     if (this.#joinPromise !== undefined) return this.#joinPromise;
-    return new Promise((resolve, reject) => {
-      const onJoined = () => {
-        this.off("close", onClose);
-        resolve();
-      };
+    if (this.#closed) return Promise.reject(new HamokClosedError("the peer is closed"));
+    // one shared promise (and one pair of listeners) for every caller until the next join
+    if (this.#nextJoin === undefined) {
       const onClose = () => {
         this.off("joined", onJoined);
+        this.#nextJoin = undefined;
         reject(new HamokClosedError("the peer closed before it joined"));
       };
+      const onJoined = () => {
+        this.off("close", onClose);
+        this.#nextJoin = undefined;
+        resolve();
+      };
+      let resolve!: () => void;
+      let reject!: (error: Error) => void;
+      this.#nextJoin = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this.#nextJoin.catch(() => {});
       this.once("joined", onJoined);
       this.once("close", onClose);
-    });
+    }
+    return this.#nextJoin;
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -673,13 +686,11 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     const queues: HamokQueueSnapshot[] = [];
     const maps: HamokMapSnapshot[] = [];
     const records: HamokRecordSnapshot[] = [];
-    for (const [kind, id, image] of this.#stateMachine.snapshot().states) {
-      if (kind === MAP_KIND) maps.push(mapSnapshotOf(this.replicatedState<HamokMapState>(kind, id)));
-      if (kind === RECORD_KIND) records.push(recordSnapshotOf(this.replicatedState<HamokMapState>(kind, id)));
-      if (kind === QUEUE_KIND) queues.push(this.replicatedState<HamokQueueState>(kind, id).toSnapshot());
-      if (kind !== EMITTER_KIND) continue;
-      void image;
-      emitters.push(this.replicatedState<HamokSubscriptionTable>(kind, id).toSnapshot());
+    for (const [kind, id, state] of this.#stateMachine.states()) {
+      if (kind === MAP_KIND) maps.push(mapSnapshotOf(state as HamokMapState));
+      else if (kind === RECORD_KIND) records.push(recordSnapshotOf(state as HamokMapState));
+      else if (kind === QUEUE_KIND) queues.push((state as HamokQueueState).toSnapshot());
+      else if (kind === EMITTER_KIND) emitters.push((state as HamokSubscriptionTable).toSnapshot());
     }
     return {
       version: 1,

@@ -123,6 +123,22 @@ describe("Hamok peer", () => {
     assert.throws(() => hamok.createEmitter({ emitterId: "x" }), HamokClosedError);
   });
 
+  it("ready is one shared promise before join(): no listener piles up", async () => {
+    const hamok = new Hamok({ ...FAST, clusterId: `ready-${crypto.randomUUID()}` });
+    try {
+      const first = hamok.ready;
+      for (let i = 0; i < 100; i++) assert.equal(hamok.ready, first);
+      assert.equal(hamok.listenerCount("joined"), 1);
+      assert.equal(hamok.listenerCount("close"), 1);
+      await hamok.join();
+      await first;
+      assert.equal(hamok.listenerCount("joined"), 0);
+    } finally {
+      hamok.close();
+    }
+    await assert.rejects(hamok.ready, HamokClosedError);
+  });
+
   it("close() during join() rejects the join", async () => {
     const hamok = new Hamok({ ...FAST, clusterId: `closing-${crypto.randomUUID()}`, discoveryMs: 5000 });
     const joining = hamok.join();

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { HamokConfigError } from "../errors.ts";
+
 /** Where a command stands in the log when it is applied. */
 export interface ApplyContext {
   /** Log index of the entry. */
@@ -114,12 +116,21 @@ export class StateMachine {
     let state = byId.get(id);
     if (state === undefined) {
       const factory = this.#factories.get(kind);
-      if (factory === undefined) throw new Error(`no replicated state kind '${kind}' is registered`);
+      if (factory === undefined) {
+        throw new HamokConfigError(`no replicated state kind '${kind}' is registered`);
+      }
       state = factory(id);
       byId.set(id, state);
       for (const listener of this.#listeners) listener(kind, id, state);
     }
     return state;
+  }
+
+  /** Every state, as `[kind, id, state]`. */
+  *states(): IterableIterator<[kind: string, id: string, state: ReplicatedState]> {
+    for (const [kind, byId] of this.#states) {
+      for (const [id, state] of byId) yield [kind, id, state];
+    }
   }
 
   /** Whether a request id is in the dedup window (already applied). */
