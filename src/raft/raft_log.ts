@@ -88,11 +88,6 @@ export class RaftLog {
     return n === 0 ? this.snapshotTerm : this.entries[n - 1].term;
   }
 
-  /** Number of entries held in memory. */
-  get length(): number {
-    return this.entries.length;
-  }
-
   /** Term of the entry at `index`, or undefined if it is compacted or beyond the end. */
   term(index: number): number | undefined {
     const offset = index - this.snapshotIndex;
@@ -105,13 +100,6 @@ export class RaftLog {
   matchTerm(index: number, term: number): boolean {
     if (!this.hasBase) return false;
     return this.term(index) === term;
-  }
-
-  /** The entry at `index` (must be in memory). */
-  entry(index: number): Entry {
-    const entry = this.entries[index - this.snapshotIndex - 1];
-    if (entry === undefined) throw new RaftError(`no log entry at index ${index}`);
-    return entry;
   }
 
   /** Appends one entry at `lastIndex + 1`. */

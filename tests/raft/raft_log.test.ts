@@ -130,6 +130,18 @@ describe("RaftLog", () => {
     log.markSnapshotApplied();
     assert.equal(log.applied, 9);
     assert.deepEqual(log.takeCommitted(), []);
-    assert.throws(() => log.entry(9), RaftError);
+    assert.deepEqual(log.slice(10, 9), []);
+    assert.throws(() => log.slice(9, 9), RaftError, "index 9 is inside the snapshot");
+  });
+
+  it("only the broken testing variants may truncate committed entries; commit and applied follow", () => {
+    const log = logOf([1, 1, 2, 2], 4);
+    log.takeCommitted();
+    log.truncateFrom(3, true);
+    assert.deepEqual([log.lastIndex, log.committed, log.applied], [2, 2, 2]);
+    log.truncateFrom(5, true);
+    assert.equal(log.lastIndex, 2, "truncating beyond the end changes nothing");
+    log.compact(1);
+    assert.throws(() => log.truncateFrom(1, true), RaftError);
   });
 });
