@@ -130,11 +130,24 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
         }
       }
       await peers[0].waitUntilCommitHead();
+      // a bench of a publish nobody receives would measure nothing: check the fan-out first
+      for (const [k, event] of [[1, "s1"], [2, "s2"], [4, "s4"]] as const) {
+        if (k >= peers.length) continue;
+        await expectAcks(emitters[0], event, k);
+      }
     }
     return { peers, emitters, delivered, transports, close };
   } catch (error) {
     await close();
     throw error;
+  }
+}
+
+/** Publishes `event` once and throws unless exactly `count` remote peers acknowledged it. */
+async function expectAcks(emitter: HamokEmitter<BenchEvents>, event: "s1" | "s2" | "s4", count: number) {
+  const acked = await emitter.publish(event, 0, "check");
+  if (acked.length !== count) {
+    throw new Error(`bench set-up: '${event}' reached ${acked.length} peers, expected ${count}`);
   }
 }
 
@@ -440,6 +453,7 @@ export async function startWorkerCluster(
     const map = peer.createMap<string, Uint8Array>({ mapId: "bench" });
     await map.ready;
     await peer.waitUntilCommitHead();
+    await expectAcks(emitter, "s2", options.workers);
     return { peer, emitter, map, close };
   } catch (error) {
     await close();
