@@ -636,7 +636,8 @@ async function main(): Promise<void> {
       "",
       table,
       "",
-      "How each row is measured, and the notes of this run: `bench/REPORT.md`; what bounds the rows that miss " +
+      "Regenerate with `deno task bench:report --readme`. How each row is measured, and the notes of this run: " +
+      "`bench/REPORT.md`; what bounds the rows that miss " +
       "their targets, with profiles and suggestions: `bench/ANALYSIS.md`.",
     ].join("\n");
     writeReadmeSection(section);
