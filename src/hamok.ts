@@ -443,6 +443,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#joined = false;
     this.#joinAbort?.abort(new HamokClosedError("the peer closed"));
     for (const collection of [...this.#collections.values()]) collection.closeByHost();
     this.#collections.clear();
