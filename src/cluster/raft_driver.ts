@@ -180,15 +180,26 @@ export class RaftDriver {
     }
   }
 
-  #persist(ready: RaftReady): Promise<unknown> | undefined {
-    const pending: Promise<unknown>[] = [];
-    const add = (result: void | Promise<void>) => {
-      if (result instanceof Promise) pending.push(result);
-    };
-    if (ready.snapshot !== undefined) add(this.#storage.saveSnapshot(ready.snapshot));
-    if (ready.entries.length > 0) add(this.#storage.append(ready.entries));
-    if (ready.hardState !== undefined) add(this.#storage.saveHardState(ready.hardState));
-    return pending.length === 0 ? undefined : Promise.all(pending);
+  /**
+   * Persists a ready batch in order (snapshot, then entries, then hard state). Synchronous storages
+   * (the memory one) finish without a promise; an asynchronous step makes the rest wait for it.
+   */
+  #persist(ready: RaftReady): Promise<void> | undefined {
+    const storage = this.#storage;
+    const { snapshot, entries, hardState } = ready;
+    let pending: Promise<void> | undefined;
+    if (snapshot !== undefined) pending = asPromise(storage.saveSnapshot(snapshot));
+    if (entries.length > 0) {
+      pending = pending === undefined
+        ? asPromise(storage.append(entries))
+        : pending.then(() => storage.append(entries));
+    }
+    if (hardState !== undefined) {
+      pending = pending === undefined
+        ? asPromise(storage.saveHardState(hardState))
+        : pending.then(() => storage.saveHardState(hardState));
+    }
+    return pending;
   }
 
   #act(ready: RaftReady): void {
@@ -234,4 +245,8 @@ export class RaftDriver {
     }
     this.#appliedWaiters = waiting;
   }
+}
+
+function asPromise(result: void | Promise<void>): Promise<void> | undefined {
+  return result instanceof Promise ? result : undefined;
 }
