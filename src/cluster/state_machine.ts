@@ -88,11 +88,15 @@ export class StateMachine {
   readonly #states = new Map<string, Map<string, ReplicatedState>>();
   readonly #applied = new Map<string, unknown>();
   readonly #dedupWindow: number;
+  /** Request ids in the order they were applied: a ring buffer of `dedupWindow` slots. */
+  readonly #order: (string | undefined)[];
+  #next = 0;
   readonly #listeners = new Set<(kind: string, id: string, state: ReplicatedState) => void>();
 
   /** Creates an empty state machine remembering the last `dedupWindow` request ids. */
   constructor(dedupWindow: number = DEFAULT_DEDUP_WINDOW) {
     this.#dedupWindow = dedupWindow;
+    this.#order = new Array(dedupWindow);
   }
 
   /** Registers the factory of a collection kind. */
@@ -165,7 +169,13 @@ export class StateMachine {
     for (const [kind, byId] of this.#states) {
       for (const [id, state] of byId) states.push([kind, id, state.snapshot()]);
     }
-    return { states, applied: [...this.#applied] };
+    const applied: [string, unknown][] = [];
+    const n = this.#dedupWindow;
+    for (let i = 0; i < n; i++) {
+      const requestId = this.#order[(this.#next + i) % n];
+      if (requestId !== undefined) applied.push([requestId, this.#applied.get(requestId)]);
+    }
+    return { states, applied };
   }
 
   /** Replaces every state with the ones in `image` (states not in it are emptied). */
@@ -184,14 +194,17 @@ export class StateMachine {
       }
     }
     this.#applied.clear();
-    for (const [requestId, result] of image.applied) this.#applied.set(requestId, result);
+    this.#order.fill(undefined);
+    this.#next = 0;
+    for (const [requestId, result] of image.applied) this.#remember(requestId, result);
   }
 
   #remember(requestId: string, result: unknown): void {
+    const slot = this.#next;
+    const evicted = this.#order[slot];
+    if (evicted !== undefined) this.#applied.delete(evicted);
+    this.#order[slot] = requestId;
+    this.#next = (slot + 1) % this.#dedupWindow;
     this.#applied.set(requestId, result);
-    if (this.#applied.size > this.#dedupWindow) {
-      const oldest = this.#applied.keys().next().value as string;
-      this.#applied.delete(oldest);
-    }
   }
 }

@@ -53,6 +53,20 @@ describe("StateMachine", () => {
     assert.equal(sm.hasApplied("r3"), true);
   });
 
+  it("keeps the newest ids in apply order across wrap-around, snapshot and restore", () => {
+    const sm = new StateMachine(3);
+    sm.registerKind("counter", () => new Counter());
+    for (let i = 1; i <= 5; i++) sm.apply(cmd("x", 1), ctx(i, `r${i}`));
+    assert.deepEqual(sm.snapshot().applied.map(([id]) => id), ["r3", "r4", "r5"]);
+    const other = new StateMachine(2);
+    other.registerKind("counter", () => new Counter());
+    other.restore(sm.snapshot());
+    assert.deepEqual(other.snapshot().applied.map(([id]) => id), ["r4", "r5"]);
+    assert.equal(other.hasApplied("r3"), false);
+    other.apply(cmd("x", 1), ctx(6, "r6"));
+    assert.deepEqual(other.snapshot().applied.map(([id]) => id), ["r5", "r6"]);
+  });
+
   it("snapshots and restores every state and the dedup window", () => {
     const sm = new StateMachine();
     sm.registerKind("counter", () => new Counter());
