@@ -687,7 +687,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     const queues: HamokQueueSnapshot[] = [];
     const maps: HamokMapSnapshot[] = [];
     const records: HamokRecordSnapshot[] = [];
-    for (const [kind, id, state] of this.#stateMachine.states()) {
+    for (const [kind, , state] of this.#stateMachine.states()) {
       if (kind === MAP_KIND) maps.push(mapSnapshotOf(state as HamokMapState));
       else if (kind === RECORD_KIND) records.push(recordSnapshotOf(state as HamokMapState));
       else if (kind === QUEUE_KIND) queues.push((state as HamokQueueState).toSnapshot());
