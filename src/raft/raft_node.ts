@@ -412,7 +412,11 @@ export class RaftNode {
           rejectHint: 0,
           hintTerm: 0,
         });
-      } else if (m.type === "pre-vote") {
+      } else if (m.type === "pre-vote" || m.type === "vote") {
+        // Reject with our term. For a vote this is what lets a candidate that lags in term catch
+        // up: a voter whose configuration does not list that candidate never sends it anything
+        // else, and a candidate that only bumps its term one election at a time could stay behind
+        // for ever (found by the simulator, see tests/sim/regressions.test.ts).
         this.sendVoteResponse(m, true);
       }
       return;

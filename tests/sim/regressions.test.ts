@@ -1,19 +1,47 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { RaftNode } from "../../src/raft/raft_node.ts";
+import type { RaftMessage } from "../../src/raft/types.ts";
 import { runSeed } from "./runner.ts";
 import type { SimOptions } from "./simulation.ts";
 
 /**
  * Seeds that once found a bug in the Raft core (or in the simulator), each replayed with the
- * options it failed with. The comment says what went wrong and which commit fixed it.
+ * options it failed with. `what` says what went wrong and how it was fixed.
  */
-const REGRESSIONS: readonly { readonly what: string; readonly opts: SimOptions }[] = [];
+const REGRESSIONS: readonly { readonly what: string; readonly opts: SimOptions }[] = [
+  {
+    // n2 lost its storage right after the promotion of n4 committed without n3: n3 still saw
+    // voters {n2, n3} (so it campaigned at n2 alone, term 142) while n4 saw {n2, n3, n4} and
+    // campaigned at n3 from term 111. n3 silently dropped the lower-term vote requests, so n4
+    // never learned the newer term: no leader for ever. Fix: answer a stale vote request with a
+    // rejection that carries the current term (as the Raft paper's RequestVote reply does).
+    what: "a candidate that lags in term learns the voter's term from its rejection (liveness)",
+    opts: { seed: 113275, steps: 10_000 },
+  },
+];
 
 describe("simulator regressions", () => {
   for (const r of REGRESSIONS) {
-    it(`seed ${r.opts.seed}: ${r.what}`, () => {
+    it(`seed ${r.opts.seed}: ${r.what}`, { timeout: 60_000 }, () => {
       const result = runSeed(r.opts.seed, r.opts);
       assert.deepEqual(result.violations, []);
+      assert.equal(result.livenessOk, true);
     });
   }
+
+  it("a voter rejects a lower-term vote request with its own term (seed 113275, in miniature)", () => {
+    const membership = { voters: ["a", "b", "c"], learners: [], removed: [] };
+    const node = new RaftNode({ id: "a", random: () => 0 }, {
+      hardState: { term: 9, vote: undefined, commit: 0 },
+      snapshot: { meta: { index: 0, term: 0, membership }, data: new Uint8Array() },
+      entries: [],
+    });
+    while (node.hasReady()) node.ready();
+    node.step({ type: "vote", from: "b", to: "a", term: 4, lastIndex: 0, lastTerm: 0 });
+    const out: RaftMessage[] = [];
+    while (node.hasReady()) out.push(...node.ready().messages);
+    assert.deepEqual(out, [{ type: "vote-response", from: "a", to: "b", term: 9, reject: true }]);
+    assert.equal(node.term, 9, "the stale request changes nothing else");
+  });
 });

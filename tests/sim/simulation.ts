@@ -1347,12 +1347,23 @@ export class Simulation {
 
   // ---------------------------------------------------------------- liveness
 
-  /** Cuts every link into the current leader, if the remaining voters can still form a quorum. */
+  /**
+   * Cuts every link into the current leader, if the other voters can still form a quorum: only
+   * with a settled membership (no pending change, no learner waiting for promotion, every node's
+   * view the same), since a configuration change in flight could need the deaf leader's vote.
+   */
   #deafenLeader(): void {
     const leader = this.#leader();
-    // A pending membership change could leave the deaf leader's peers without a quorum.
     if (leader === undefined || this.#goals.length > 0) return;
-    const voters = leader.raft!.membership.voters;
+    const m = leader.raft!.membership;
+    if (m.learners.length > 0) return;
+    const voters = m.voters;
+    const key = [...voters].sort().join(",");
+    for (const n of this.#nodes.values()) {
+      if (n.status !== "up") continue;
+      const v = n.raft!.membership;
+      if (v.learners.length > 0 || [...v.voters].sort().join(",") !== key) return;
+    }
     let capable = 0;
     for (const id of voters) {
       const n = this.#nodes.get(id);
