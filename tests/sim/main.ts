@@ -6,7 +6,7 @@
  * deno task sim                          # about two minutes of seeds (3- and 5-node, mixed faults)
  * deno task sim --seeds 1000             # exactly 1000 seeds (no time budget)
  * deno task sim --seed 4711 --verbose    # replay one seed, print its trace and violation
- * options: --from S (first seed, default 1), --nodes 3|5, --steps N (default 3000),
+ * options: --from S (first seed, default 1), --nodes 3|5, --steps N (default 10000),
  *          --time-budget SECONDS (default 120), --no-liveness, --bug NAME (repeatable),
  *          --profile mixed|elections|leader-isolation|figure8, --trace N (trace lines kept),
  *          --stop-on-failure, --quiet

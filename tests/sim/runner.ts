@@ -70,7 +70,7 @@ export function emptySummary(): BatchSummary {
 export function replayCommand(seed: number, opts: BatchOptions): string {
   const parts = ["deno task sim", `--seed ${seed}`];
   if (opts.nodes !== undefined) parts.push(`--nodes ${opts.nodes}`);
-  parts.push(`--steps ${opts.steps ?? 3000}`);
+  parts.push(`--steps ${opts.steps ?? 10_000}`);
   if (opts.liveness === false) parts.push("--no-liveness");
   for (const bug of opts.bugs ?? []) parts.push(`--bug ${bug}`);
   if (opts.profile !== undefined) parts.push(`--profile ${opts.profile}`);

@@ -217,7 +217,7 @@ export interface SimOptions {
   readonly seed: number;
   /** Initial number of voters (3 or 5). Default: 3 or 5, chosen by the seed. */
   readonly nodes?: number;
-  /** Events processed in the fault phase. Default 3000. */
+  /** Events processed in the fault phase. Default 10,000. */
   readonly steps?: number;
   /** Heal everything after the fault phase and require a leader and progress. Default true. */
   readonly liveness?: boolean;
@@ -483,7 +483,7 @@ export class Simulation {
 
   /** Runs the simulation to the end and returns what happened. */
   run(): SimResult {
-    const steps = this.#opts.steps ?? 3000;
+    const steps = this.#opts.steps ?? 10_000;
     const liveness = this.#opts.liveness ?? true;
     this.#bootstrap();
     try {
