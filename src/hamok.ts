@@ -222,6 +222,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   #proposalCounter = 0;
   readonly #collections = new Map<string, HostedCollection>();
   readonly #ackHandlers = new Map<string, AckHandler>();
+  readonly #ackBatches = new Map<string, [emitterId: string, ackRequestId: string][]>();
+  #ackFlushScheduled = false;
   readonly #memberRemovedListeners = new Set<(peerId: string) => void>();
   readonly #lastHeard = new Map<string, number>();
   readonly #removing = new Set<string>();
@@ -794,6 +796,52 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   }
 
   /** @internal */
+  acknowledge(
+    toPeerId: string,
+    emitterId: string,
+    ackRequestId: string,
+    error?: { readonly code: string; readonly message: string },
+  ): void {
+    if (this.#closed) return;
+    if (error !== undefined) {
+      this.#flushAcks(toPeerId);
+      const body = { emitterId, ackRequestId, peerId: this.localPeerId, ok: false, error };
+      this.#send(toPeerId, { type: "ack", from: this.#memberId, body });
+      return;
+    }
+    let batch = this.#ackBatches.get(toPeerId);
+    if (batch === undefined) {
+      batch = [];
+      this.#ackBatches.set(toPeerId, batch);
+    }
+    batch.push([emitterId, ackRequestId]);
+    if (!this.#ackFlushScheduled) {
+      this.#ackFlushScheduled = true;
+      queueMicrotask(() => {
+        this.#ackFlushScheduled = false;
+        for (const peerId of [...this.#ackBatches.keys()]) this.#flushAcks(peerId);
+      });
+    }
+  }
+
+  #flushAcks(toPeerId: string): void {
+    const batch = this.#ackBatches.get(toPeerId);
+    if (batch === undefined) return;
+    this.#ackBatches.delete(toPeerId);
+    if (this.#closed) return;
+    if (batch.length === 1) {
+      const body = { emitterId: batch[0][0], ackRequestId: batch[0][1], peerId: this.localPeerId, ok: true };
+      this.#send(toPeerId, { type: "ack", from: this.#memberId, body });
+    } else {
+      this.#send(toPeerId, {
+        type: "acks",
+        from: this.#memberId,
+        body: { peerId: this.localPeerId, acks: batch },
+      });
+    }
+  }
+
+  /** @internal */
   onAck(emitterId: string, handler: AckHandler): () => void {
     this.#ackHandlers.set(emitterId, handler);
     return () => {
@@ -1182,6 +1230,13 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       case "ack":
         this.#ackHandlers.get(envelope.body.emitterId)?.(envelope.body);
         return;
+      case "acks": {
+        const peerId = envelope.body.peerId;
+        for (const [emitterId, ackRequestId] of envelope.body.acks) {
+          this.#ackHandlers.get(emitterId)?.({ ackRequestId, peerId, ok: true });
+        }
+        return;
+      }
       case "request":
         this.#rpc.onRequest(envelope.from, envelope.body);
         return;

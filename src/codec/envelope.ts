@@ -18,7 +18,7 @@ import { HamokCodecError, HamokConfigError } from "../errors.ts";
 import type { RaftMessage } from "../raft/types.ts";
 import { decodeCbor, describeType, encodeCbor, messageOf } from "./cbor.ts";
 import { packRaftMessage, unpackRaftMessage } from "./raft_body.ts";
-import { arrayAt, boolAt, bytesAt, errorAt, packError, stringAt, uintAt } from "./wire_shape.ts";
+import { arrayAt, boolAt, bytesAt, errorAt, listAt, packError, stringAt, uintAt } from "./wire_shape.ts";
 
 /**
  * The wire protocol version written into every envelope. A peer drops envelopes of any other version.
@@ -166,6 +166,23 @@ export interface AckBody {
 }
 
 /**
+ * Several successful acknowledgements from one subscriber to one publisher, coalesced: a subscriber
+ * that handles a burst of events answers them in one message.
+ *
+ * @example
+ * ```ts
+ * import type { AcksBody } from "@hamok/core";
+ * const acks: AcksBody = { peerId: "p2", acks: [["chat", "a1"], ["chat", "a2"]] };
+ * ```
+ */
+export interface AcksBody {
+  /** The acknowledging peer. */
+  readonly peerId: string;
+  /** `[emitterId, ackRequestId]` of every acknowledged event, in the order they were handled. */
+  readonly acks: readonly (readonly [emitterId: string, ackRequestId: string])[];
+}
+
+/**
  * The body type of each wire message type. Extend this interface (and `BODY_CODECS`) to add one.
  *
  * @example
@@ -187,6 +204,8 @@ export interface WireBodies {
   event: EventBody;
   /** Acknowledgement of an event. */
   ack: AckBody;
+  /** Coalesced successful acknowledgements. */
+  acks: AcksBody;
 }
 
 /**
@@ -334,6 +353,31 @@ const BODY_CODECS: { readonly [K in WireMessageType]: BodyCodec<WireBodies[K]> }
       return a.length === 4
         ? { emitterId, ackRequestId, peerId, ok }
         : { emitterId, ackRequestId, peerId, ok, error: errorAt(a[4], "ack.error") };
+    },
+  },
+  // [peerId, [emitterId, ackRequestId, emitterId, ackRequestId, ...]]
+  acks: {
+    code: 6,
+    pack: (b) => {
+      const flat: string[] = new Array(b.acks.length * 2);
+      for (let i = 0; i < b.acks.length; i++) {
+        flat[2 * i] = b.acks[i][0];
+        flat[2 * i + 1] = b.acks[i][1];
+      }
+      return [b.peerId, flat];
+    },
+    unpack: (v) => {
+      const a = arrayAt(v, "acks", 2);
+      const peerId = stringAt(a[0], "acks.peerId");
+      const flat = listAt(a[1], "acks.acks");
+      if (flat.length === 0 || flat.length % 2 !== 0) {
+        throw new TypeError(`acks.acks: expected a non-empty even number of strings, got ${flat.length}`);
+      }
+      const acks: [string, string][] = new Array(flat.length / 2);
+      for (let i = 0; i < acks.length; i++) {
+        acks[i] = [stringAt(flat[2 * i], "acks.acks[]"), stringAt(flat[2 * i + 1], "acks.acks[]")];
+      }
+      return { peerId, acks };
     },
   },
 };

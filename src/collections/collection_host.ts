@@ -58,6 +58,17 @@ export interface CollectionHost {
   replicatedState<S extends ReplicatedState>(kind: string, id: string): S;
   /** Publishes a wire message on a subject. */
   publish(subject: string, data: Uint8Array, headers?: TransportHeaders): void;
+  /**
+   * Acknowledges an event to the publisher `toPeerId`. Successful acknowledgements to one peer are
+   * coalesced into one message per microtask (a burst of events is answered at once); a failure is
+   * sent on its own, after the acknowledgements queued before it.
+   */
+  acknowledge(
+    toPeerId: string,
+    emitterId: string,
+    ackRequestId: string,
+    error?: { readonly code: string; readonly message: string },
+  ): void;
   /** Routes acknowledgements for `emitterId` arriving in this peer's inbox to `handler`. */
   onAck(emitterId: string, handler: AckHandler): () => void;
   /** Calls `listener` when a member leaves the cluster (after the removal is applied). */

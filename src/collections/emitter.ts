@@ -533,18 +533,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     error: { code: string; message: string } | undefined,
   ): void {
     if (ackRequestId === undefined) return;
-    const data = encodeEnvelope({
-      type: "ack",
-      from: this.#host.localMemberId,
-      body: {
-        emitterId: this.id,
-        ackRequestId,
-        peerId: this.#host.localPeerId,
-        ok: error === undefined,
-        error,
-      },
-    });
-    this.#host.publish(this.#host.subjects.inbox(peerIdOfMember(toMember)), data);
+    this.#host.acknowledge(peerIdOfMember(toMember), this.id, ackRequestId, error);
   }
 
   #deliverLocal(event: string, args: readonly unknown[], span: Span): void {

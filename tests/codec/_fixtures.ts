@@ -142,6 +142,12 @@ export function otherEnvelopes(): WireEnvelope[] {
       body: { emitterId: "chat", event: "message", payload: '["hi",1]', seq: 0, ackRequestId: "a-1" },
     },
     { type: "ack", from, body: { emitterId: "chat", ackRequestId: "a-1", peerId: "p-2", ok: true } },
+    { type: "acks", from, body: { peerId: "p-2", acks: [["chat", "a-1"]] } },
+    {
+      type: "acks",
+      from,
+      body: { peerId: "p-2", acks: [["chat", "a-1"], ["news", "b-7"], ["chat", "a-2"]] },
+    },
     {
       type: "ack",
       from,

@@ -227,7 +227,7 @@ describe("envelope decode errors", () => {
   });
 
   it("rejects an unknown message type", () => {
-    for (const type of [6, 99, -1, 1.5, "raft", null]) {
+    for (const type of [7, 99, -1, 1.5, "raft", null]) {
       assertCodecError(() => decodeEnvelope(raw(type, [])), /unknown message type/);
     }
   });
@@ -320,6 +320,11 @@ describe("envelope decode errors", () => {
     ["event ackRequestId null", 4, ["e", "x", bytes(1), 1, null], /event\.ackRequestId/],
     ["ack ok missing", 5, ["e", "a", "p"], /ack: expected 4\.\.5 elements, got 3/],
     ["ack error string", 5, ["e", "a", "p", false, "boom"], /ack\.error/],
+    ["acks empty", 6, ["p", []], /acks\.acks: expected a non-empty even number/],
+    ["acks odd", 6, ["p", ["e", "a", "e"]], /acks\.acks: expected a non-empty even number/],
+    ["acks id number", 6, ["p", ["e", 1]], /acks\.acks\[\]/],
+    ["acks peer number", 6, [1, ["e", "a"]], /acks\.peerId/],
+    ["acks 3 elements", 6, ["p", ["e", "a"], 1], /acks: expected 2 elements/],
   ];
   for (const [name, type, body, pattern] of badBodies) {
     it(`rejects a body that does not fit: ${name}`, () => {

@@ -1,5 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { decodeEnvelope } from "../../src/codec/envelope.ts";
 import { HamokTimeoutError } from "../../src/errors.ts";
 import { memoryTransports, startCluster } from "../_helpers/cluster.ts";
 import { waitFor } from "../_helpers/wait.ts";
@@ -28,6 +29,31 @@ describe("emitter on the memory transport", () => {
       sub.unsubscribe();
       assert.deepEqual(acked.sort(), ["b", "c", "d"]);
       assert.equal(onTheWire, 1);
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it("a burst of publishes is acknowledged in coalesced messages", async () => {
+    const cluster = await startCluster(memoryTransports(), ["a", "b"]);
+    try {
+      const [a, b] = cluster.peers;
+      const ea = a.createEmitter<{ e: [number] }>({ emitterId: "burst" });
+      const got: number[] = [];
+      await b.createEmitter<{ e: [number] }>({ emitterId: "burst" }).subscribe("e", (n) => got.push(n));
+      await a.waitUntilCommitHead();
+      const spy = cluster.transports.get("a")!;
+      const kinds: string[] = [];
+      const sub = spy.subscribe(a.subjects.inbox("a"), (msg) => {
+        const envelope = decodeEnvelope(msg.data);
+        if (envelope.type === "ack" || envelope.type === "acks") kinds.push(envelope.type);
+      });
+      const results = await Promise.all(Array.from({ length: 64 }, (_, i) => ea.publish("e", i)));
+      sub.unsubscribe();
+      assert.ok(results.every((r) => r.length === 1 && r[0] === "b"));
+      assert.deepEqual(got, Array.from({ length: 64 }, (_, i) => i));
+      assert.ok(kinds.includes("acks"), `acknowledged by ${kinds.join(",")}`);
+      assert.ok(kinds.length < 64, `${kinds.length} acknowledgement messages for 64 publishes`);
     } finally {
       await cluster.close();
     }
