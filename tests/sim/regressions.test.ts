@@ -19,6 +19,20 @@ const REGRESSIONS: readonly { readonly what: string; readonly opts: SimOptions }
     what: "a candidate that lags in term learns the voter's term from its rejection (liveness)",
     opts: { seed: 113275, steps: 10_000 },
   },
+  {
+    // Simulator bug: the liveness phase deafened the leader while the promotion of a learner was
+    // in flight; the committed configuration {n1, n3} then needed the deaf n3. The leader is now
+    // deafened only with a settled membership (no learners, every node's view the same).
+    what: "no deaf leader while a configuration change is in flight",
+    opts: { seed: 101857, steps: 10_000 },
+  },
+  {
+    // Simulator bug: with pre-vote off, a deaf node (it sends but never hears) with the freshest
+    // log campaigns in ever higher terms and takes the others' votes for ever; that is the
+    // disruptive server pre-vote exists for, not a core bug. Deaf leaders only with pre-vote.
+    what: "no deaf leader without pre-vote",
+    opts: { seed: 222707, nodes: 5, steps: 10_000 },
+  },
 ];
 
 describe("simulator regressions", () => {

@@ -1351,10 +1351,12 @@ export class Simulation {
    * Cuts every link into the current leader, if the other voters can still form a quorum: only
    * with a settled membership (no pending change, no learner waiting for promotion, every node's
    * view the same), since a configuration change in flight could need the deaf leader's vote.
+   * Only with pre-vote: without it, a node that sends but never hears campaigns in ever higher
+   * terms and can take the others' votes for ever (the disruptive server pre-vote exists for).
    */
   #deafenLeader(): void {
     const leader = this.#leader();
-    if (leader === undefined || this.#goals.length > 0) return;
+    if (leader === undefined || this.#goals.length > 0 || this.#config.preVote === false) return;
     const m = leader.raft!.membership;
     if (m.learners.length > 0) return;
     const voters = m.voters;
