@@ -108,112 +108,211 @@ export interface SoftState {
   readonly term: number;
 }
 
-/** Fields every Raft message carries. */
-interface MessageBase {
+/**
+ * Fields every Raft message carries ({@linkcode RaftMessage} members extend it). The core ignores a
+ * message whose `to` is not its own id or whose `from` is its own id.
+ *
+ * @example
+ * ```ts
+ * import type { RaftMessageBase } from "@hamok/core";
+ * const route = (m: RaftMessageBase): string => `${m.from} -> ${m.to} (term ${m.term})`;
+ * ```
+ */
+export interface RaftMessageBase {
   /** Sender member id. */
   readonly from: string;
   /** Recipient member id. */
   readonly to: string;
-  /** Sender's term (for pre-vote requests: the term the sender would campaign in). */
+  /**
+   * Sender's term. For pre-vote requests: the term the sender would campaign in (its current term
+   * + 1), which the recipient does not adopt. `propose`, `read-index` and `read-index-response`
+   * carry it for information only: they take no part in term agreement.
+   */
   readonly term: number;
 }
 
 /** Leader -> follower: replicate entries (or, with none, a heartbeat carrying the commit index). */
-export interface AppendMessage extends MessageBase {
+export interface AppendMessage extends RaftMessageBase {
+  /** Discriminant. */
   readonly type: "append";
+  /**
+   * Index of the log entry just before `entries` (0 when they start the log). The follower accepts
+   * the append only if its own entry at `prevIndex` has term `prevTerm`.
+   */
   readonly prevIndex: number;
+  /** Term of the entry at `prevIndex` (0 for index 0, or the term of the snapshot that covers it). */
   readonly prevTerm: number;
+  /**
+   * Entries `prevIndex + 1 ...`, in log order; empty for a probe or a commit-index update. Bounded
+   * by {@linkcode RaftConfig.maxEntriesPerAppend} and {@linkcode RaftConfig.maxBytesPerAppend}.
+   * The array may be shared between the messages of one round: never mutate it.
+   */
   readonly entries: readonly Entry[];
+  /**
+   * The leader's commit index when the message was built. The follower commits up to
+   * `min(commit, prevIndex + entries.length)`, never beyond what this message proved it holds.
+   */
   readonly commit: number;
 }
 
 /** Follower -> leader: outcome of an append. */
-export interface AppendResponseMessage extends MessageBase {
+export interface AppendResponseMessage extends RaftMessageBase {
+  /** Discriminant. */
   readonly type: "append-response";
-  /** On success: the highest index now matching the leader. On reject: the rejected prevIndex. */
+  /**
+   * On success: the highest index now matching the leader (`prevIndex + entries.length`, or the
+   * follower's commit index when the append was entirely behind it). On reject: the rejected
+   * `prevIndex`. A node answering a leader of an older term rejects with `index` 0 only to tell it
+   * the newer `term`.
+   */
   readonly index: number;
+  /** True when the follower's log did not match at `prevIndex` (or the sender's term was stale). */
   readonly reject: boolean;
   /**
    * On reject: a hint for fast back-off (the follower's guess of the conflict point: the largest
    * index in its log whose term is at most the rejected `prevTerm`). `-1` means the follower has no
    * log base at all (a joining member that never received a snapshot): the leader must send its
-   * snapshot, since the membership as of the snapshot is not in any log entry.
+   * snapshot, since the membership as of the snapshot is not in any log entry. 0 on success.
    */
   readonly rejectHint: number;
-  /** On reject: the term of the follower's entry at `rejectHint` (0 if none). */
+  /** On reject: the term of the follower's entry at `rejectHint` (0 if none, and on success). */
   readonly hintTerm: number;
 }
 
 /** Leader -> follower heartbeat. `ctx` is set when the heartbeat confirms a ReadIndex round. */
-export interface HeartbeatMessage extends MessageBase {
+export interface HeartbeatMessage extends RaftMessageBase {
+  /** Discriminant. */
   readonly type: "heartbeat";
+  /**
+   * Commit index the follower may adopt: the leader's commit index capped at the follower's known
+   * match index, so that a follower with a divergent tail is never told to commit it. The follower
+   * also caps it at its own last index.
+   */
   readonly commit: number;
+  /**
+   * The ReadIndex request context this heartbeat round confirms leadership for; the follower echoes
+   * it in its {@linkcode HeartbeatResponseMessage}. Absent on plain heartbeats.
+   */
   readonly ctx?: string;
 }
 
 /** Follower -> leader heartbeat acknowledgement (echoes `ctx`). */
-export interface HeartbeatResponseMessage extends MessageBase {
+export interface HeartbeatResponseMessage extends RaftMessageBase {
+  /** Discriminant. */
   readonly type: "heartbeat-response";
+  /** The `ctx` of the heartbeat being answered, if it had one (counts as a ReadIndex ack). */
   readonly ctx?: string;
 }
 
 /** Candidate (or pre-candidate) -> voter. */
-export interface VoteMessage extends MessageBase {
+export interface VoteMessage extends RaftMessageBase {
+  /**
+   * `vote`: a real election in `term` (the candidate has already adopted it). `pre-vote`: asks
+   * whether the voter would grant a vote in `term` (= candidate's term + 1) without anyone
+   * changing term; enabled by {@linkcode RaftConfig.preVote}.
+   */
   readonly type: "vote" | "pre-vote";
+  /** Index of the candidate's last log entry (0 for an empty log). */
   readonly lastIndex: number;
+  /**
+   * Term of the candidate's last log entry. A voter grants only if the candidate's log is at least
+   * as up to date as its own: higher `lastTerm`, or equal `lastTerm` and `lastIndex` not lower.
+   */
   readonly lastTerm: number;
   /** True when the election was triggered by a leadership transfer (voters ignore their lease). */
   readonly transfer?: boolean;
 }
 
 /** Voter -> candidate (or pre-candidate). */
-export interface VoteResponseMessage extends MessageBase {
+export interface VoteResponseMessage extends RaftMessageBase {
+  /** Answers a `vote` or a `pre-vote` request, respectively. */
   readonly type: "vote-response" | "pre-vote-response";
+  /**
+   * False: the vote is granted (and the message carries the request's term). True: refused (and
+   * the message carries the voter's own term, so a lagging candidate can catch up).
+   */
   readonly reject: boolean;
 }
 
 /** Leader -> follower: one chunk of a snapshot (InstallSnapshot). */
-export interface SnapshotChunkMessage extends MessageBase {
+export interface SnapshotChunkMessage extends RaftMessageBase {
+  /** Discriminant. */
   readonly type: "snapshot";
+  /**
+   * The snapshot being transferred (the same on every chunk). A chunk whose `meta` differs from
+   * the transfer the follower holds starts a new transfer (at offset 0) or is rejected.
+   */
   readonly meta: SnapshotMeta;
   /** Byte offset of this chunk in the snapshot data. */
   readonly offset: number;
+  /**
+   * This chunk's bytes, at most {@linkcode RaftConfig.snapshotChunkBytes} long; may be empty (an
+   * empty snapshot is sent as one empty chunk with `done`). A view into the leader's snapshot: not
+   * copied, never mutate it.
+   */
   readonly data: Uint8Array;
   /** True on the last chunk. */
   readonly done: boolean;
 }
 
 /** Follower -> leader: acknowledges a snapshot chunk (or rejects the transfer). */
-export interface SnapshotResponseMessage extends MessageBase {
+export interface SnapshotResponseMessage extends RaftMessageBase {
+  /** Discriminant. */
   readonly type: "snapshot-response";
+  /**
+   * While the transfer runs: the `meta.index` of the snapshot being received (the leader ignores
+   * responses about another snapshot). With `done`: the index the follower's log now matches the
+   * leader up to (at least the snapshot index, more if it already held later committed entries).
+   */
   readonly index: number;
   /** Bytes received so far (the next expected offset). */
   readonly offset: number;
+  /**
+   * True when the chunk did not fit (a gap, or a chunk of a transfer the follower does not hold):
+   * the leader resends from `offset`.
+   */
   readonly reject: boolean;
+  /** True once the whole snapshot was received and installed (the transfer is over). */
   readonly done: boolean;
 }
 
 /** Leader -> transfer target: start an election now. */
-export interface TimeoutNowMessage extends MessageBase {
+export interface TimeoutNowMessage extends RaftMessageBase {
+  /** Discriminant. The recipient campaigns at once, skipping pre-vote and the voters' lease. */
   readonly type: "timeout-now";
 }
 
 /** Follower -> leader: a proposal forwarded to the leader. */
-export interface ProposeMessage extends MessageBase {
+export interface ProposeMessage extends RaftMessageBase {
+  /** Discriminant. */
   readonly type: "propose";
+  /**
+   * The commands to append, in order, each with its optional request id for deduplication. The
+   * leader appends them as `normal` entries, or silently drops the message if it is no longer the
+   * leader or is transferring leadership (the proposer's wait then times out).
+   */
   readonly entries: readonly { readonly data: Uint8Array; readonly requestId?: string }[];
 }
 
 /** Follower -> leader: a ReadIndex request forwarded to the leader. */
-export interface ReadIndexMessage extends MessageBase {
+export interface ReadIndexMessage extends RaftMessageBase {
+  /** Discriminant. */
   readonly type: "read-index";
+  /** The caller's read context (a request id), echoed in the {@linkcode ReadIndexResponseMessage}. */
   readonly ctx: string;
 }
 
 /** Leader -> follower: the index at which a forwarded read may be served (`index` -1: dropped). */
-export interface ReadIndexResponseMessage extends MessageBase {
+export interface ReadIndexResponseMessage extends RaftMessageBase {
+  /** Discriminant. */
   readonly type: "read-index-response";
+  /** The `ctx` of the {@linkcode ReadIndexMessage} being answered. */
   readonly ctx: string;
+  /**
+   * The leader's confirmed commit index: the follower serves the read once it has applied this
+   * index. `-1` when the recipient was not (or stopped being) the leader: the read is dropped with
+   * reason `not-leader`.
+   */
   readonly index: number;
 }
 
