@@ -189,28 +189,44 @@ export class MemoryRemoteStore<K = unknown, V = unknown> implements HamokRemoteS
     return copy;
   }
 
-  /** @inheritdoc */
+  /**
+   * The mark of the last accepted write, or `undefined` if none was accepted yet. Resolves at once
+   * (no {@linkcode MemoryRemoteStoreOptions.beforeWrite} hook applies to reads).
+   */
   readMark(): Promise<HamokRemoteStoreMark | undefined> {
     return Promise.resolve(this.mark);
   }
 
-  /** @inheritdoc */
+  /**
+   * The values of `keys` in the same order, `undefined` for an absent key. Keys are matched by
+   * {@linkcode MemoryRemoteStoreOptions.keyOf}; the stored values are returned by reference.
+   */
   getMany(keys: readonly K[]): Promise<readonly (V | undefined)[]> {
     return Promise.resolve(keys.map((key) => this.data.get(this.keyOf(key))?.[1]));
   }
 
-  /** @inheritdoc */
+  /** The number of entries (as of the last accepted write). */
   size(): Promise<number> {
     return Promise.resolve(this.data.size);
   }
 
-  /** @inheritdoc */
+  /**
+   * Every entry as `[key, value]`, in insertion order of the keys. The entries are taken when
+   * iteration starts, so writes during the iteration do not affect it.
+   */
   async *entries(): AsyncIterableIterator<readonly [K, V]> {
     const copy = [...this.data.values()];
     for (const entry of copy) yield entry;
   }
 
-  /** @inheritdoc */
+  /**
+   * Applies `batch` if the current mark index (0 before the first write) equals
+   * `batch.expectedIndex`: clears, deletes, sets and moves the mark in one synchronous step, counts
+   * it in {@linkcode acceptedWrites}, appends the operations' indexes to {@linkcode executionLog},
+   * and resolves `true`. Otherwise changes nothing, counts {@linkcode rejectedWrites} and resolves
+   * `false`. The {@linkcode MemoryRemoteStoreOptions.beforeWrite} hook runs first; if it throws,
+   * the write rejects with that error and changes nothing.
+   */
   async write(batch: HamokRemoteStoreBatch<K, V>): Promise<boolean> {
     if (this.beforeWrite !== undefined) await this.beforeWrite(batch);
     // from here on synchronous: the check and the changes are one atomic step
