@@ -131,8 +131,8 @@ export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
     this.codec = config.codec;
     this.host = host;
     this.state = host.replicatedState<HamokQueueState>(QUEUE_KIND, this.id);
-    this.forward("add");
-    this.forward("remove");
+    this.#forward("add");
+    this.#forward("remove");
     const onEmpty = () => this.emit("empty");
     const onNotEmpty = () => this.emit("not-empty");
     this.state.on("empty", onEmpty);
@@ -172,12 +172,12 @@ export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
   /** The head item of this peer's copy, without removing it; `undefined` if empty. */
   peek(): T | undefined {
     if (this.state.size === 0) return undefined;
-    return this.decode(this.state.peek());
+    return this.#decode(this.state.peek());
   }
 
   /** The items of this peer's copy, head first. */
   *[Symbol.iterator](): IterableIterator<T> {
-    for (const item of this.state) yield this.decode(item);
+    for (const item of this.state) yield this.#decode(item);
   }
 
   /**
@@ -195,7 +195,7 @@ export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
    * `HamokCodecError` if an item cannot be encoded, `HamokConfigError` for an `undefined` item.
    */
   async pushAll(items: readonly T[], options?: HamokQueueWriteOptions): Promise<void> {
-    this.assertOpen();
+    this.#assertOpen();
     if (!Array.isArray(items)) throw new HamokConfigError("pushAll takes an array of items");
     let wire: readonly unknown[] = items;
     if (this.codec === undefined) {
@@ -213,7 +213,7 @@ export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
       wire = encoded;
     }
     if (wire.length === 0) return;
-    await this.propose("push", wire, options);
+    await this.#propose("push", wire, options);
   }
 
   /**
@@ -223,29 +223,29 @@ export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
    * grow the log.
    */
   async pop(options?: HamokQueueWriteOptions): Promise<T | undefined> {
-    this.assertOpen();
-    const timeoutMs = this.timeoutOf(options);
+    this.#assertOpen();
+    const timeoutMs = this.#timeoutOf(options);
     const deadline = Date.now() + timeoutMs;
     if (this.state.size === 0 && options?.requestId === undefined) {
       await this.host.waitUntilCommitHead(timeoutMs);
       if (this.state.size === 0) return undefined;
     }
-    const result = await this.propose("pop", null, {
+    const result = await this.#propose("pop", null, {
       requestId: options?.requestId,
       timeoutMs: Math.max(1, deadline - Date.now()),
     }) as PopResult;
-    return result === null ? undefined : this.decode(result[0]);
+    return result === null ? undefined : this.#decode(result[0]);
   }
 
   /** Removes every item, as one command (each fires `remove` on every peer, then `empty`). */
   async clear(options?: HamokQueueWriteOptions): Promise<void> {
-    this.assertOpen();
-    await this.propose("clear", null, options);
+    this.#assertOpen();
+    await this.#propose("clear", null, options);
   }
 
   /** The content of this peer's copy, items in their replicated form (see {@linkcode HamokQueueSnapshot}). */
   export(): HamokQueueSnapshot {
-    this.assertOpen();
+    this.#assertOpen();
     return this.state.toSnapshot();
   }
 
@@ -254,7 +254,7 @@ export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
    * Throws `HamokConfigError` if the snapshot belongs to another queue id.
    */
   async import(snapshot: HamokQueueSnapshot, options?: HamokQueueWriteOptions): Promise<void> {
-    this.assertOpen();
+    this.#assertOpen();
     if (snapshot === null || typeof snapshot !== "object" || !Array.isArray(snapshot.items)) {
       throw new HamokConfigError("a queue snapshot must have an items array");
     }
@@ -264,7 +264,7 @@ export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
     if (snapshot.items.some((item) => item === undefined)) {
       throw new HamokConfigError("a queue item cannot be undefined");
     }
-    await this.propose("import", snapshot.items, options);
+    await this.#propose("import", snapshot.items, options);
   }
 
   /** Closes this queue object (the replicated queue stays); pending writes still settle. */
@@ -283,12 +283,12 @@ export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
     this.close();
   }
 
-  private forward(event: "add" | "remove"): void {
+  #forward(event: "add" | "remove"): void {
     const listener = (item: unknown) => {
       if (this.listenerCount(event) === 0) return;
       let decoded: T;
       try {
-        decoded = this.decode(item);
+        decoded = this.#decode(item);
       } catch (error) {
         this.host.reportError(error as Error);
         return;
@@ -299,11 +299,11 @@ export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
     this.disposers.push(() => this.state.off(event, listener));
   }
 
-  private decode(item: unknown): T {
+  #decode(item: unknown): T {
     return this.codec === undefined ? item as T : decodeValue(this.codec, item as string | Uint8Array);
   }
 
-  private timeoutOf(options: HamokQueueWriteOptions | undefined): number {
+  #timeoutOf(options: HamokQueueWriteOptions | undefined): number {
     if (options !== undefined && (options === null || typeof options !== "object")) {
       throw new HamokConfigError("write options must be an object");
     }
@@ -314,12 +314,12 @@ export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
     return positiveInteger("timeoutMs", options?.timeoutMs, this.requestTimeoutInMs);
   }
 
-  private async propose(
+  async #propose(
     op: string,
     args: unknown,
     options: HamokQueueWriteOptions | undefined,
   ): Promise<unknown> {
-    const timeoutMs = this.timeoutOf(options);
+    const timeoutMs = this.#timeoutOf(options);
     try {
       return await this.host.propose(QUEUE_KIND, this.id, op, args, {
         timeoutMs,
@@ -335,7 +335,7 @@ export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
     }
   }
 
-  private assertOpen(): void {
+  #assertOpen(): void {
     if (this.closed) throw new HamokClosedError(`queue '${this.id}' is closed`);
   }
 }

@@ -112,15 +112,15 @@ export class HamokQueueState extends EventEmitter<HamokQueueStateEvents> impleme
   apply(op: string, args: unknown, _ctx: ApplyContext): unknown {
     switch (op) {
       case "push":
-        this.pushAll(args as unknown[]);
+        this.#pushAll(args as unknown[]);
         return this.size;
       case "pop":
-        return this.popOne();
+        return this.#popOne();
       case "clear":
-        return this.removeAll();
+        return this.#removeAll();
       case "import": {
-        const removed = this.removeAll();
-        this.pushAll(args as unknown[]);
+        const removed = this.#removeAll();
+        this.#pushAll(args as unknown[]);
         return removed;
       }
       default:
@@ -168,7 +168,7 @@ export class HamokQueueState extends EventEmitter<HamokQueueStateEvents> impleme
     else if (!isEmpty && wasEmpty) this.emit("not-empty");
   }
 
-  private pushAll(items: unknown[]): void {
+  #pushAll(items: unknown[]): void {
     if (items.length === 0) return;
     const wasEmpty = this.size === 0;
     const listening = this.listenerCount("add") > 0;
@@ -179,19 +179,19 @@ export class HamokQueueState extends EventEmitter<HamokQueueStateEvents> impleme
     if (wasEmpty) this.emit("not-empty");
   }
 
-  private popOne(): PopResult {
+  #popOne(): PopResult {
     if (this.offset >= this.items.length) return null;
     const item = this.items[this.offset];
     this.items[this.offset] = undefined; // let it be collected
     this.offset++;
     this.headSeq++;
-    this.compact();
+    this.#compact();
     this.emit("remove", item);
     if (this.offset === this.items.length) this.emit("empty");
     return [item];
   }
 
-  private removeAll(): number {
+  #removeAll(): number {
     const removed = this.size;
     if (removed === 0) return 0;
     const old = this.items;
@@ -207,7 +207,7 @@ export class HamokQueueState extends EventEmitter<HamokQueueStateEvents> impleme
   }
 
   /** Drops the dead prefix once it is both large and at least half of the array (amortized O(1)). */
-  private compact(): void {
+  #compact(): void {
     const offset = this.offset;
     if (offset === this.items.length) {
       this.items = [];

@@ -27,7 +27,12 @@ import {
   type RemoteMapOp,
   type RemoteOpOutcome,
 } from "./remote_map_state.ts";
-import { type HamokRemoteStore, type HamokRemoteStoreMark, identityOf } from "./remote_store.ts";
+import {
+  type HamokRemoteStore,
+  type HamokRemoteStoreBatch,
+  type HamokRemoteStoreMark,
+  identityOf,
+} from "./remote_store.ts";
 
 /**
  * Options of `hamok.createRemoteMap(config)`.
@@ -254,18 +259,18 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     this.state = host.replicatedState<HamokRemoteMapState>(REMOTE_MAP_KIND, this.id);
 
     const onInsert = (key: unknown, value: unknown) => {
-      if (this.listenerCount("insert") > 0) this.emitDecoded("insert", [key], [value]);
+      if (this.listenerCount("insert") > 0) this.#emitDecoded("insert", [key], [value]);
     };
     const onUpdate = (key: unknown, oldValue: unknown, newValue: unknown) => {
-      if (this.listenerCount("update") > 0) this.emitDecoded("update", [key], [oldValue, newValue]);
+      if (this.listenerCount("update") > 0) this.#emitDecoded("update", [key], [oldValue, newValue]);
     };
     const onRemove = (key: unknown, oldValue: unknown) => {
-      if (this.listenerCount("remove") > 0) this.emitDecoded("remove", [key], [oldValue]);
+      if (this.listenerCount("remove") > 0) this.#emitDecoded("remove", [key], [oldValue]);
     };
     const onClear = () => this.emit("clear");
-    const onExecuted = (index: number, result: unknown) => this.settleWaiters(index, result);
-    const onRestored = () => this.recheckWaiters();
-    const onPending = () => this.kick();
+    const onExecuted = (index: number, result: unknown) => this.#settleWaiters(index, result);
+    const onRestored = () => this.#recheckWaiters();
+    const onPending = () => this.#kick();
     const onError = (error: Error) => this.host.reportError(error);
     this.state.on("insert", onInsert);
     this.state.on("update", onUpdate);
@@ -286,10 +291,10 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
       () => this.state.off("error", onError),
       leadership.onLeaderChanged(() => {
         this.wake?.();
-        this.kick();
+        this.#kick();
       }),
     );
-    queueMicrotask(() => this.kick());
+    queueMicrotask(() => this.#kick());
   }
 
   /** True once closed (or the peer closed). */
@@ -317,16 +322,16 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
 
   /** The value of `key`, or `undefined` if absent. */
   async get(key: K, options?: HamokRemoteMapReadOptions): Promise<V | undefined> {
-    await this.beforeRead(options);
-    const [value] = await this.storeCall("getMany", () => this.store.getMany([key]));
+    await this.#beforeRead(options);
+    const [value] = await this.#storeCall("getMany", () => this.store.getMany([key]));
     return value;
   }
 
   /** The entries of `keys` that exist. */
   async getAll(keys: Iterable<K>, options?: HamokRemoteMapReadOptions): Promise<Map<K, V>> {
     const list = [...keys];
-    await this.beforeRead(options);
-    const values = list.length === 0 ? [] : await this.storeCall("getMany", () => this.store.getMany(list));
+    await this.#beforeRead(options);
+    const values = list.length === 0 ? [] : await this.#storeCall("getMany", () => this.store.getMany(list));
     const found = new Map<K, V>();
     for (let i = 0; i < list.length; i++) if (values[i] !== undefined) found.set(list[i], values[i] as V);
     return found;
@@ -339,8 +344,8 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
 
   /** Number of entries. */
   async size(options?: HamokRemoteMapReadOptions): Promise<number> {
-    await this.beforeRead(options);
-    return await this.storeCall("size", () => this.store.size());
+    await this.#beforeRead(options);
+    return await this.#storeCall("size", () => this.store.size());
   }
 
   /** True if the map has no entries. */
@@ -350,7 +355,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
 
   /** Every entry (as the store lists them). */
   async *entries(options?: HamokRemoteMapReadOptions): AsyncIterableIterator<[K, V]> {
-    await this.beforeRead(options);
+    await this.#beforeRead(options);
     try {
       for await (const [key, value] of this.store.entries()) yield [key, value];
     } catch (error) {
@@ -377,7 +382,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
 
   /** Sets `key` to `value`; resolves with the old value (`undefined`: the key was added). */
   set(key: K, value: V, options?: HamokRemoteMapWriteOptions): Promise<V | undefined> {
-    return this.write("set", () => [this.wireKey(key), this.wireValue(value)], options);
+    return this.#write("set", () => [this.#wireKey(key), this.#wireValue(value)], options);
   }
 
   /** Sets every entry; resolves with the old values of the keys that existed. */
@@ -385,7 +390,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     entries: Iterable<readonly [K, V]> | ReadonlyMap<K, V>,
     options?: HamokRemoteMapWriteOptions,
   ): Promise<Map<K, V>> {
-    return this.write("setAll", () => this.wireEntries(entries), options);
+    return this.#write("setAll", () => this.#wireEntries(entries), options);
   }
 
   /**
@@ -393,7 +398,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
    * existing value (which stays).
    */
   insert(key: K, value: V, options?: HamokRemoteMapWriteOptions): Promise<V | undefined> {
-    return this.write("insert", () => [this.wireKey(key), this.wireValue(value)], options);
+    return this.#write("insert", () => [this.#wireKey(key), this.#wireValue(value)], options);
   }
 
   /** Adds the entries whose keys are absent; resolves with the existing entries (which stay). */
@@ -401,27 +406,27 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     entries: Iterable<readonly [K, V]> | ReadonlyMap<K, V>,
     options?: HamokRemoteMapWriteOptions,
   ): Promise<Map<K, V>> {
-    return this.write("insertAll", () => this.wireEntries(entries), options);
+    return this.#write("insertAll", () => this.#wireEntries(entries), options);
   }
 
   /** Removes `key`; resolves `true` if it existed. */
   delete(key: K, options?: HamokRemoteMapWriteOptions): Promise<boolean> {
-    return this.write("delete", () => [this.wireKey(key)], options);
+    return this.#write("delete", () => [this.#wireKey(key)], options);
   }
 
   /** Removes `keys`; resolves with the keys that existed. */
   deleteAll(keys: Iterable<K>, options?: HamokRemoteMapWriteOptions): Promise<Set<K>> {
-    return this.write("deleteAll", () => [...keys].map((k) => this.wireKey(k)), options);
+    return this.#write("deleteAll", () => [...keys].map((k) => this.#wireKey(k)), options);
   }
 
   /** Removes `key`; resolves `true` if it existed (the same as {@linkcode delete}). */
   remove(key: K, options?: HamokRemoteMapWriteOptions): Promise<boolean> {
-    return this.write("remove", () => [this.wireKey(key)], options);
+    return this.#write("remove", () => [this.#wireKey(key)], options);
   }
 
   /** Removes `keys`; resolves with the removed entries. */
   removeAll(keys: Iterable<K>, options?: HamokRemoteMapWriteOptions): Promise<Map<K, V>> {
-    return this.write("removeAll", () => [...keys].map((k) => this.wireKey(k)), options);
+    return this.#write("removeAll", () => [...keys].map((k) => this.#wireKey(k)), options);
   }
 
   /**
@@ -429,28 +434,30 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
    * (see `equalValues`); resolves `true` if replaced, `false` otherwise.
    */
   updateIf(key: K, value: V, oldValue: V, options?: HamokRemoteMapWriteOptions): Promise<boolean> {
-    return this.write(
+    return this.#write(
       "updateIf",
-      () => [this.wireKey(key), this.wireValue(value), this.wireValue(oldValue)],
+      () => [this.#wireKey(key), this.#wireValue(value), this.#wireValue(oldValue)],
       options,
     );
   }
 
   /** Removes `key` only if its value equals `oldValue`; resolves `true` if removed, `false` otherwise. */
   removeIf(key: K, oldValue: V, options?: HamokRemoteMapWriteOptions): Promise<boolean> {
-    return this.write("removeIf", () => [this.wireKey(key), this.wireValue(oldValue)], options);
+    return this.#write("removeIf", () => [this.#wireKey(key), this.#wireValue(oldValue)], options);
   }
 
   /** Removes every entry. */
   clear(options?: HamokRemoteMapWriteOptions): Promise<void> {
-    return this.write("clear", () => null, options);
+    return this.#write("clear", () => null, options);
   }
 
   /** Reads every entry from the store into a snapshot (replicated form). */
   async export(): Promise<HamokRemoteMapSnapshot> {
-    this.assertOpen();
+    this.#assertOpen();
     const entries: [unknown, unknown][] = [];
-    for await (const [key, value] of this.entries()) entries.push([this.wireKey(key), this.wireValue(value)]);
+    for await (const [key, value] of this.entries()) {
+      entries.push([this.#wireKey(key), this.#wireValue(value)]);
+    }
     return { mapId: this.id, entries };
   }
 
@@ -459,7 +466,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
    * Throws `HamokConfigError` if the snapshot belongs to another map id.
    */
   async import(snapshot: HamokRemoteMapSnapshot, options?: HamokRemoteMapWriteOptions): Promise<void> {
-    this.assertOpen();
+    this.#assertOpen();
     if (snapshot === null || typeof snapshot !== "object" || !Array.isArray(snapshot.entries)) {
       throw new HamokConfigError("a remote map snapshot must have an entries array");
     }
@@ -473,7 +480,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
       return [key, value];
     });
     if (entries.length === 0) return;
-    await this.write("setAll", () => entries, options);
+    await this.#write("setAll", () => entries, options);
   }
 
   /**
@@ -507,13 +514,13 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
 
   // ------------------------------------------------------------------ write path
 
-  private async write<R>(
+  async #write<R>(
     op: RemoteMapOp,
     makeArgs: () => unknown,
     options?: HamokRemoteMapWriteOptions,
   ): Promise<R> {
-    this.assertOpen();
-    const timeoutMs = this.timeoutOf(options);
+    this.#assertOpen();
+    const timeoutMs = this.#timeoutOf(options);
     const requestId = options?.requestId ?? `${this.host.localMemberId}:${this.id}:${++this.seq}`;
     const args = makeArgs();
     const deadline = Date.now() + timeoutMs;
@@ -530,11 +537,11 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
       }
       throw error;
     }
-    const result = await this.whenExecuted(op, index, requestId, timeoutMs, deadline);
-    return this.decodeResult(op, result) as R;
+    const result = await this.#whenExecuted(op, index, requestId, timeoutMs, deadline);
+    return this.#decodeResult(op, result) as R;
   }
 
-  private whenExecuted(
+  #whenExecuted(
     op: RemoteMapOp,
     index: number,
     requestId: string,
@@ -549,12 +556,12 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     const known = this.state.resultOf(index);
     if (known.known) return Promise.resolve(known.result);
     if (index <= this.state.executedIndex) {
-      return Promise.reject(this.forgotten(op, index, requestId));
+      return Promise.reject(this.#forgotten(op, index, requestId));
     }
     if (this.closed) return Promise.reject(new HamokClosedError(`remote map '${this.id}' is closed`));
     return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.dropWaiter(index, waiter);
+        this.#dropWaiter(index, waiter);
         reject(
           new HamokOutcomeUnknownError(
             `remote map '${this.id}': ${op} was committed as log entry ${index} but not executed against ` +
@@ -571,7 +578,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     });
   }
 
-  private settleWaiters(index: number, result: unknown): void {
+  #settleWaiters(index: number, result: unknown): void {
     const list = this.waiters.get(index);
     if (list === undefined) return;
     this.waiters.delete(index);
@@ -581,23 +588,23 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     }
   }
 
-  private recheckWaiters(): void {
+  #recheckWaiters(): void {
     for (const [index, list] of [...this.waiters]) {
       const known = this.state.resultOf(index);
       if (known.known) {
-        this.settleWaiters(index, known.result);
+        this.#settleWaiters(index, known.result);
       } else if (index <= this.state.executedIndex) {
         this.waiters.delete(index);
         for (const waiter of list) {
           clearTimeout(waiter.timer);
-          waiter.reject(this.forgotten(waiter.op, index, waiter.requestId));
+          waiter.reject(this.#forgotten(waiter.op, index, waiter.requestId));
         }
       }
     }
-    this.kick();
+    this.#kick();
   }
 
-  private dropWaiter(index: number, waiter: Waiter): void {
+  #dropWaiter(index: number, waiter: Waiter): void {
     const list = this.waiters.get(index);
     if (list === undefined) return;
     const rest = list.filter((w) => w !== waiter);
@@ -605,29 +612,29 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     else this.waiters.set(index, rest);
   }
 
-  private forgotten(op: RemoteMapOp, index: number, requestId: string): Error {
+  #forgotten(op: RemoteMapOp, index: number, requestId: string): Error {
     return new HamokOutcomeUnknownError(
       `remote map '${this.id}': ${op} (log entry ${index}) was executed, but its result is no longer retained`,
       { requestId },
     );
   }
 
-  private decodeResult(op: RemoteMapOp, result: unknown): unknown {
+  #decodeResult(op: RemoteMapOp, result: unknown): unknown {
     switch (op) {
       case "set":
       case "insert":
-        return result === undefined ? undefined : this.decodeValue(result);
+        return result === undefined ? undefined : this.#decodeValue(result);
       case "setAll":
       case "insertAll":
       case "removeAll": {
         const map = new Map<K, V>();
         for (const [key, value] of result as [unknown, unknown][]) {
-          map.set(this.decodeKey(key), this.decodeValue(value));
+          map.set(this.#decodeKey(key), this.#decodeValue(value));
         }
         return map;
       }
       case "deleteAll":
-        return new Set((result as unknown[]).map((key) => this.decodeKey(key)));
+        return new Set((result as unknown[]).map((key) => this.#decodeKey(key)));
       case "clear":
         return undefined;
       default:
@@ -638,31 +645,31 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
   // ------------------------------------------------------------------ execution (leader)
 
   /** Starts the executor if this peer leads and operations wait. */
-  private kick(): void {
+  #kick(): void {
     if (this.executing || this.closed || this.state.pendingCount === 0 || !this.leadership.isLeader()) return;
     this.executing = true;
-    this.execute().catch((error) => this.host.reportError(asError(error))).finally(() => {
+    this.#execute().catch((error) => this.host.reportError(asError(error))).finally(() => {
       this.executing = false;
-      if (!this.closed && this.state.pendingCount > 0 && this.leadership.isLeader()) this.kick();
+      if (!this.closed && this.state.pendingCount > 0 && this.leadership.isLeader()) this.#kick();
     });
   }
 
-  private shouldExecute(): boolean {
+  #shouldExecute(): boolean {
     return !this.closed && this.leadership.isLeader();
   }
 
   /** Executes pending operations in batches until none is left or this peer stops leading. */
-  private async execute(): Promise<void> {
+  async #execute(): Promise<void> {
     await Promise.resolve(); // never call the store inside the apply that woke us
-    while (this.shouldExecute() && this.state.pendingCount > 0) {
+    while (this.#shouldExecute() && this.state.pendingCount > 0) {
       try {
         const mark = await this.store.readMark();
-        if (!this.shouldExecute()) return;
+        if (!this.#shouldExecute()) return;
         const markIndex = mark?.index ?? 0;
         if (mark !== undefined && markIndex > this.state.executedIndex) {
           // an earlier write (maybe of a dead leader) is not confirmed yet: confirm it first
-          await this.confirm(mark);
-          if (this.state.executedIndex < markIndex && this.shouldExecute()) {
+          await this.#confirm(mark);
+          if (this.state.executedIndex < markIndex && this.#shouldExecute()) {
             // committed, yet it did not move the executed index: the mark is unusable (reported by
             // the state); back off instead of proposing it again at once
             throw new HamokError(
@@ -683,18 +690,18 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
         }
         const batch = this.state.pendingBatch(this.maxBatchSize);
         if (batch.length === 0) return;
-        const next = await this.prepare(batch, markIndex);
-        if (!this.shouldExecute()) return;
+        const next = await this.#prepare(batch, markIndex);
+        if (!this.#shouldExecute()) return;
         const written = await this.store.write(next.write);
         if (written) {
-          await this.confirm(next.write.mark);
+          await this.#confirm(next.write.mark);
         }
         this.failures = 0;
       } catch (error) {
-        if (!this.shouldExecute()) return;
+        if (!this.#shouldExecute()) return;
         this.failures++;
         this.host.reportError(storeError(this.id, "execution", error));
-        await this.backoff(
+        await this.#backoff(
           Math.min(this.requestTimeoutInMs, MIN_BACKOFF_MS * 2 ** Math.min(this.failures, 8)),
         );
       }
@@ -702,7 +709,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
   }
 
   /** Proposes `executed` for a mark, and resolves once applied here. */
-  private async confirm(mark: HamokRemoteStoreMark): Promise<void> {
+  async #confirm(mark: HamokRemoteStoreMark): Promise<void> {
     await this.host.propose(REMOTE_MAP_KIND, this.id, "executed", { upTo: mark.index, data: mark.data }, {
       timeoutMs: this.requestTimeoutInMs,
       requestId: `${REMOTE_MAP_KIND}:${this.id}:executed:${mark.index}`,
@@ -710,7 +717,10 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
   }
 
   /** Reads what the batch touches, runs it on an overlay, and builds the store write. */
-  private async prepare(batch: PendingRemoteOp[], markIndex: number) {
+  async #prepare(
+    batch: PendingRemoteOp[],
+    markIndex: number,
+  ): Promise<{ write: HamokRemoteStoreBatch<K, V> }> {
     const toRead = new Map<string, unknown>();
     for (const p of batch) {
       for (const wireKey of keysOf(p)) {
@@ -721,11 +731,11 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     const readIds = [...toRead.keys()];
     const values = readIds.length === 0
       ? []
-      : await this.store.getMany(readIds.map((id) => this.decodeKey(toRead.get(id))));
+      : await this.store.getMany(readIds.map((id) => this.#decodeKey(toRead.get(id))));
     const base = new Map<string, unknown>();
     for (let i = 0; i < readIds.length; i++) {
       const value = values[i];
-      base.set(readIds[i], value === undefined ? undefined : this.wireValue(value as V));
+      base.set(readIds[i], value === undefined ? undefined : this.#wireValue(value as V));
     }
     let cleared = false;
     const overlay = new Map<string, Slot>();
@@ -774,7 +784,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
           const old = read(args[0]);
           olds.push(old);
           const expected = p.op === "updateIf" ? args[2] : args[1];
-          applied = old !== undefined && this.same(old, expected);
+          applied = old !== undefined && this.#same(old, expected);
           if (applied) put(args[0], p.op === "updateIf" ? args[1] : undefined);
           break;
         }
@@ -788,9 +798,9 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     const deletes: K[] = [];
     const sets: [K, V][] = [];
     for (const slot of overlay.values()) {
-      const key = this.decodeKey(slot.wireKey);
+      const key = this.#decodeKey(slot.wireKey);
       if (slot.value === undefined) deletes.push(key);
-      else sets.push([key, this.decodeValue(slot.value)]);
+      else sets.push([key, this.#decodeValue(slot.value)]);
     }
     const last = batch[batch.length - 1].index;
     return {
@@ -805,9 +815,9 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     };
   }
 
-  private same(current: unknown, expected: unknown): boolean {
+  #same(current: unknown, expected: unknown): boolean {
     if (this.equalValues !== undefined) {
-      return this.equalValues(this.decodeValue(current), this.decodeValue(expected));
+      return this.equalValues(this.#decodeValue(current), this.#decodeValue(expected));
     }
     return sameBytes(
       this.valueCodec === undefined ? encodeCbor(current) : current,
@@ -815,7 +825,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     );
   }
 
-  private backoff(ms: number): Promise<void> {
+  #backoff(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -829,8 +839,8 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
 
   // ------------------------------------------------------------------ helpers
 
-  private async beforeRead(options: HamokRemoteMapReadOptions | undefined): Promise<void> {
-    this.assertOpen();
+  async #beforeRead(options: HamokRemoteMapReadOptions | undefined): Promise<void> {
+    this.#assertOpen();
     const consistency = options?.consistency;
     if (consistency === undefined || consistency === "store" || consistency === "local") return;
     if (consistency !== "linearizable") {
@@ -871,7 +881,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     });
   }
 
-  private async storeCall<T>(what: string, call: () => Promise<T>): Promise<T> {
+  async #storeCall<T>(what: string, call: () => Promise<T>): Promise<T> {
     try {
       return await call();
     } catch (error) {
@@ -879,12 +889,12 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     }
   }
 
-  private emitDecoded(event: "insert" | "update" | "remove", keys: [unknown], values: unknown[]): void {
+  #emitDecoded(event: "insert" | "update" | "remove", keys: [unknown], values: unknown[]): void {
     let key: K;
     let decoded: V[];
     try {
-      key = this.decodeKey(keys[0]);
-      decoded = values.map((v) => this.decodeValue(v));
+      key = this.#decodeKey(keys[0]);
+      decoded = values.map((v) => this.#decodeValue(v));
     } catch (error) {
       this.host.reportError(asError(error));
       return;
@@ -893,35 +903,35 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     (this.emit as (event: string, ...args: any[]) => boolean)(event, key, ...decoded);
   }
 
-  private wireKey(key: K): unknown {
+  #wireKey(key: K): unknown {
     if (key === undefined) throw new HamokConfigError("a key cannot be undefined");
     return this.keyCodec === undefined ? key : encodeValue(this.keyCodec, key);
   }
 
-  private wireValue(value: V): unknown {
+  #wireValue(value: V): unknown {
     if (value === undefined) throw new HamokConfigError("a value cannot be undefined (use delete)");
     return this.valueCodec === undefined ? value : encodeValue(this.valueCodec, value);
   }
 
-  private wireEntries(entries: Iterable<readonly [K, V]> | ReadonlyMap<K, V>): [unknown, unknown][] {
+  #wireEntries(entries: Iterable<readonly [K, V]> | ReadonlyMap<K, V>): [unknown, unknown][] {
     const out: [unknown, unknown][] = [];
     for (const [key, value] of entries as Iterable<readonly [K, V]>) {
-      out.push([this.wireKey(key), this.wireValue(value)]);
+      out.push([this.#wireKey(key), this.#wireValue(value)]);
     }
     return out;
   }
 
-  private decodeKey(wire: unknown): K {
+  #decodeKey(wire: unknown): K {
     return this.keyCodec === undefined ? wire as K : decodeValue(this.keyCodec, wire as string | Uint8Array);
   }
 
-  private decodeValue(wire: unknown): V {
+  #decodeValue(wire: unknown): V {
     return this.valueCodec === undefined
       ? wire as V
       : decodeValue(this.valueCodec, wire as string | Uint8Array);
   }
 
-  private timeoutOf(options: HamokRemoteMapWriteOptions | undefined): number {
+  #timeoutOf(options: HamokRemoteMapWriteOptions | undefined): number {
     if (options !== undefined && (options === null || typeof options !== "object")) {
       throw new HamokConfigError("write options must be an object");
     }
@@ -932,7 +942,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     return positiveInteger("timeoutMs", options?.timeoutMs, this.requestTimeoutInMs);
   }
 
-  private assertOpen(): void {
+  #assertOpen(): void {
     if (this.closed) throw new HamokClosedError(`remote map '${this.id}' is closed`);
   }
 }

@@ -158,7 +158,7 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
 
   /** @internal Applies a committed command. */
   apply(op: string, args: unknown, ctx: ApplyContext): unknown {
-    if (op === "executed") return this.applyExecuted(args as { upTo: number; data: Uint8Array });
+    if (op === "executed") return this.#applyExecuted(args as { upTo: number; data: Uint8Array });
     if (!OPS.has(op)) return undefined;
     this.pending.push({ index: ctx.index, op: op as RemoteMapOp, args });
     this.emit("pending", ctx.index);
@@ -190,7 +190,7 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
     this.emit("restored");
   }
 
-  private applyExecuted(args: { upTo: number; data: Uint8Array }): boolean {
+  #applyExecuted(args: { upTo: number; data: Uint8Array }): boolean {
     const upTo = args?.upTo;
     if (typeof upTo !== "number" || upTo <= this.executed) return false;
     let outcomes: Map<number, RemoteOpOutcome>;
@@ -219,9 +219,9 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
           ),
         );
       } else {
-        result = this.settle(pending, outcome);
+        result = this.#settle(pending, outcome);
       }
-      this.remember(pending.index, result);
+      this.#remember(pending.index, result);
       this.emit("executed", pending.index, result);
     }
     if (this.pendingHead === this.pending.length) {
@@ -236,19 +236,19 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
   }
 
   /** Emits the change events of one executed operation and returns its result (replicated form). */
-  private settle(pending: PendingRemoteOp, outcome: RemoteOpOutcome): unknown {
+  #settle(pending: PendingRemoteOp, outcome: RemoteOpOutcome): unknown {
     const [olds, applied] = outcome;
     const args = pending.args as unknown[];
     switch (pending.op) {
       case "set": {
-        this.changed(args[0], olds[0], args[1]);
+        this.#changed(args[0], olds[0], args[1]);
         return olds[0];
       }
       case "setAll": {
         const updated: [unknown, unknown][] = [];
         const entries = args as [unknown, unknown][];
         for (let i = 0; i < entries.length; i++) {
-          this.changed(entries[i][0], olds[i], entries[i][1]);
+          this.#changed(entries[i][0], olds[i], entries[i][1]);
           if (olds[i] !== undefined) updated.push([entries[i][0], olds[i]]);
         }
         return updated;
@@ -304,12 +304,12 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
     }
   }
 
-  private changed(key: unknown, old: unknown, value: unknown): void {
+  #changed(key: unknown, old: unknown, value: unknown): void {
     if (old === undefined) this.emit("insert", key, value);
     else this.emit("update", key, old, value);
   }
 
-  private remember(index: number, result: unknown): void {
+  #remember(index: number, result: unknown): void {
     this.results.set(index, result);
     if (this.results.size > this.resultWindow) {
       const oldest = this.results.keys().next().value as number;

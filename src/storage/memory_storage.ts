@@ -76,7 +76,7 @@ export class MemoryRaftStorage implements RaftStorage {
 
   /** Loads everything persisted so far, synchronously. The entries array is a copy. */
   loadSync(): RaftPersistentState {
-    this.checkOpen();
+    this.#checkOpen();
     return this.snapshot === undefined
       ? { hardState: this.hardState, entries: this.entries.slice() }
       : { hardState: this.hardState, snapshot: this.snapshot, entries: this.entries.slice() };
@@ -84,13 +84,13 @@ export class MemoryRaftStorage implements RaftStorage {
 
   /** Persists term, vote and commit index. */
   saveHardState(hardState: HardState): void {
-    this.checkOpen();
+    this.#checkOpen();
     this.hardState = hardState;
   }
 
   /** Appends entries, replacing any stored suffix from `entries[0].index` on. */
   append(entries: readonly Entry[]): void {
-    this.checkOpen();
+    this.#checkOpen();
     if (entries.length === 0) return;
     const base = this.snapshotIndex;
     let from = 0;
@@ -107,7 +107,7 @@ export class MemoryRaftStorage implements RaftStorage {
 
   /** Persists a snapshot and discards the entries it covers (see {@linkcode RaftStorage.saveSnapshot}). */
   saveSnapshot(snapshot: Snapshot): void {
-    this.checkOpen();
+    this.#checkOpen();
     const { index, term } = snapshot.meta;
     const base = this.snapshotIndex;
     if (this.snapshot !== undefined && index <= base) return;
@@ -122,7 +122,7 @@ export class MemoryRaftStorage implements RaftStorage {
     this.closed = true;
   }
 
-  private checkOpen(): void {
+  #checkOpen(): void {
     if (this.closed) throw new HamokClosedError(`storage of member ${this.memberId} is closed`);
   }
 }
