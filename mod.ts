@@ -72,6 +72,7 @@ export {
   HamokSubscriptionTable,
   type HamokSubscriptionTableEvents,
 } from "./src/collections/subscription_table.ts";
+export type { IsolatedEventEmitter } from "./src/collections/isolated_emitter.ts";
 export {
   HamokQueue,
   type HamokQueueConfig,

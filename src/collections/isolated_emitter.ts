@@ -11,15 +11,25 @@ import { EventEmitter } from "eventemitter3";
 type Fn = (...args: unknown[]) => void;
 
 /**
- * EventEmitter3 with isolated listeners. Subclasses say where listener failures go.
+ * EventEmitter3 with isolated listeners: the base of {@linkcode HamokQueue},
+ * {@linkcode HamokRemoteMap} and {@linkcode HamokSubscriptionTable}. Each listener added with
+ * `on`, `addListener` or `once` runs inside its own try/catch: if it throws, the failure goes to
+ * the subclass's `listenerFailed` (the collections report a `HamokListenerError` on the peer's
+ * `error` event, or log it when nobody listens there) and the remaining listeners still run.
+ * `off`/`removeListener` take the function that was added, as with a plain EventEmitter3.
+ *
+ * Exported from the package as a type only: it documents the listener behaviour of the
+ * collections; applications do not construct or extend it.
  *
  * @example
  * ```ts ignore
- * class Table extends IsolatedEventEmitter<{ added: (key: string) => void }> {
- *   protected listenerFailed(error: unknown, event: string): void {
- *     console.error(`listener of ${event} threw`, error);
- *   }
- * }
+ * import type { HamokQueueEvents, IsolatedEventEmitter } from "@hamok/core";
+ * const queue = hamok.createQueue<string>({ queueId: "jobs" });
+ * const events: IsolatedEventEmitter<HamokQueueEvents<string>> = queue;
+ * events.on("add", () => {
+ *   throw new Error("bug in a listener"); // reported as a HamokListenerError on hamok's "error"
+ * });
+ * events.on("add", (item) => console.log("added", item)); // still called
  * ```
  */
 export class IsolatedEventEmitter<Events extends EventEmitter.ValidEventTypes> extends EventEmitter<Events> {
