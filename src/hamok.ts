@@ -12,6 +12,7 @@ import { decodeCbor, encodeCbor } from "./codec/cbor.ts";
 import { decodeEnvelope, encodeEnvelope, type HelloBody, type WireEnvelope } from "./codec/envelope.ts";
 import { newMemberId, peerIdOfMember } from "./cluster/member_id.ts";
 import { RaftDriver } from "./cluster/raft_driver.ts";
+import { asError, delay, throwIfAborted, withTimeout } from "./cluster/async.ts";
 import { RpcRouter } from "./cluster/rpc.ts";
 import {
   type Command,
@@ -20,6 +21,7 @@ import {
   type StateMachineImage,
 } from "./cluster/state_machine.ts";
 import { ClusterSubjects } from "./cluster/subjects.ts";
+import { Waiters } from "./cluster/waiters.ts";
 import type { AckHandler, CollectionHost, ProposeOptions } from "./collections/collection_host.ts";
 import {
   EMITTER_KIND,
@@ -163,11 +165,6 @@ interface HostedCollection {
   closeByHost(): void;
 }
 
-interface Waiter {
-  readonly check: () => boolean;
-  readonly resolve: () => void;
-}
-
 const JOIN_OP = "join";
 const LEAVE_OP = "leave";
 
@@ -229,7 +226,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   readonly #removing = new Set<string>();
   #membershipQueue: Promise<unknown> = Promise.resolve();
   #livenessTimer: ReturnType<typeof setInterval> | undefined;
-  #waiters: Waiter[] = [];
+  readonly #waiters = new Waiters(() => this.#closed);
   #lastCompacted = 0;
   #compactScheduled = false;
   /** Discovery: peers heard recently that are not members yet (peerId -> time). */
@@ -464,13 +461,14 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     }
     if (this.#ownsStorage) void Promise.resolve(this.#storage.close()).catch(() => {});
     this.#setState("empty");
+    this.#waiters.close();
     this.emit("close");
     this.removeAllListeners();
   }
 
   /** Resolves once a leader is known; rejects with `HamokTimeoutError` after `timeoutMs`. */
   waitUntilLeader(timeoutMs: number = this.config.requestTimeoutMs): Promise<void> {
-    return this.#waitFor(() => this.#leaderMemberId !== undefined, timeoutMs, "a leader");
+    return this.#waiters.waitFor(() => this.#leaderMemberId !== undefined, timeoutMs, "a leader");
   }
 
   /**
@@ -876,7 +874,12 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       persisted.hardState.term > 0;
     this.#startRaft(persisted);
     if (!hasState) await this.#discoverAndJoin(deadline, signal);
-    await this.#waitFor(() => this.#members.has(this.#memberId), deadline - Date.now(), "membership", signal);
+    await this.#waiters.waitFor(
+      () => this.#members.has(this.#memberId),
+      deadline - Date.now(),
+      "membership",
+      signal,
+    );
     const remaining = deadline - Date.now();
     if (remaining <= 0) throw new HamokTimeoutError("join timed out", { timeoutMs: remaining });
     await this.waitUntilCommitHead(remaining);
@@ -1089,7 +1092,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     const progress = node.progress;
     voters.sort((a, b) => (progress.get(b)?.match ?? 0) - (progress.get(a)?.match ?? 0));
     this.#driver!.run((n) => n.transferLeadership(voters[0]));
-    await this.#waitFor(
+    await this.#waiters.waitFor(
       () => this.#leaderMemberId !== undefined && this.#leaderMemberId !== this.#memberId,
       Math.max(1, deadline - Date.now()),
       "the leadership hand-over",
@@ -1281,7 +1284,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       );
       if (state.leaderId !== undefined) this.#resubmitAll();
     }
-    this.#checkWaiters();
+    this.#waiters.check();
   }
 
   #setState(next: HamokState): void {
@@ -1301,7 +1304,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       this.#applyChange(entry.change, entry.index);
     }
     if (this.listenerCount("commit") > 0) this.emit("commit", entry.index);
-    this.#checkWaiters();
+    this.#waiters.check();
     if (entry.index - this.#lastCompacted >= this.config.snapshotThreshold) this.#scheduleCompaction();
   }
 
@@ -1393,7 +1396,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     this.#restoreState(snapshot.data);
     this.#setMembers(snapshot.meta.membership, true);
     this.#lastCompacted = snapshot.meta.index;
-    this.#checkWaiters();
+    this.#waiters.check();
   }
 
   #restoreState(data: Uint8Array): void {
@@ -1478,56 +1481,6 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       });
     }
   }
-
-  // ------------------------------------------------------------------ waiting
-
-  #waitFor(check: () => boolean, timeoutMs: number, what: string, signal?: AbortSignal): Promise<void> {
-    if (check()) return Promise.resolve();
-    if (this.#closed) return Promise.reject(new HamokClosedError("the peer is closed"));
-    return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = {
-        check,
-        resolve: () => {
-          clearTimeout(timer);
-          signal?.removeEventListener("abort", onAbort);
-          this.off("close", onClose);
-          resolve();
-        },
-      };
-      const remove = () => {
-        this.#waiters = this.#waiters.filter((w) => w !== waiter);
-        signal?.removeEventListener("abort", onAbort);
-        this.off("close", onClose);
-      };
-      const onAbort = () => {
-        clearTimeout(timer);
-        remove();
-        reject(asAbortError(signal?.reason));
-      };
-      const onClose = () => {
-        clearTimeout(timer);
-        remove();
-        reject(new HamokClosedError(`the peer closed while waiting for ${what}`));
-      };
-      const timer = setTimeout(() => {
-        remove();
-        reject(new HamokTimeoutError(`waiting for ${what} timed out after ${timeoutMs} ms`, { timeoutMs }));
-      }, Math.max(1, timeoutMs));
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.once("close", onClose);
-      this.#waiters.push(waiter);
-    });
-  }
-
-  #checkWaiters(): void {
-    if (this.#waiters.length === 0) return;
-    const still: Waiter[] = [];
-    for (const waiter of this.#waiters) {
-      if (waiter.check()) waiter.resolve();
-      else still.push(waiter);
-    }
-    this.#waiters = still;
-  }
 }
 
 function roleToState(role: RaftRole): HamokState {
@@ -1547,45 +1500,4 @@ function collectionKey(kind: string, id: unknown): string {
     throw new HamokConfigError(`${kind} id must be a non-empty string`);
   }
   return `${kind}\u0000${id}`;
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Races `promise` against a timeout; on timeout runs `onTimeout` and rejects with `HamokTimeoutError`. */
-function withTimeout<T>(promise: Promise<T>, timeoutMs: number, onTimeout: () => void): Promise<T> {
-  if (timeoutMs <= 0) {
-    onTimeout();
-    return Promise.reject(new HamokTimeoutError(`timed out`, { timeoutMs: 0 }));
-  }
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      onTimeout();
-      reject(new HamokTimeoutError(`timed out after ${timeoutMs} ms`, { timeoutMs }));
-    }, timeoutMs);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
-}
-
-function throwIfAborted(signal: AbortSignal): void {
-  if (signal.aborted) throw asAbortError(signal.reason);
-}
-
-function asAbortError(reason: unknown): Error {
-  if (reason instanceof HamokError) return reason;
-  return new HamokAbortedError("the operation was aborted", { cause: reason });
-}
-
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new HamokError(String(error), "HAMOK_ERROR", { cause: error });
 }
