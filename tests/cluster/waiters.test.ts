@@ -12,10 +12,10 @@ describe("Waiters", () => {
 
   it("resolves a wait on the check after its condition became true, and only that wait", async () => {
     const waiters = new Waiters(() => false);
-    let leader: string | undefined;
+    let leader = "";
     let applied = 0;
     const order: string[] = [];
-    const leaderKnown = waiters.waitFor(() => leader !== undefined, 5000, "a leader").then(() =>
+    const leaderKnown = waiters.waitFor(() => leader !== "", 5000, "a leader").then(() =>
       order.push("leader")
     );
     const appliedTwo = waiters.waitFor(() => applied >= 2, 5000, "index 2").then(() => order.push("applied"));
