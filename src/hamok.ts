@@ -12,6 +12,7 @@ import { decodeCbor, encodeCbor } from "./codec/cbor.ts";
 import { decodeEnvelope, encodeEnvelope, type HelloBody, type WireEnvelope } from "./codec/envelope.ts";
 import { newMemberId, peerIdOfMember } from "./cluster/member_id.ts";
 import { RaftDriver } from "./cluster/raft_driver.ts";
+import { AckBatcher } from "./cluster/ack_batcher.ts";
 import { asError, delay, throwIfAborted, withTimeout } from "./cluster/async.ts";
 import { RpcRouter } from "./cluster/rpc.ts";
 import {
@@ -219,8 +220,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   #proposalCounter = 0;
   readonly #collections = new Map<string, HostedCollection>();
   readonly #ackHandlers = new Map<string, AckHandler>();
-  readonly #ackBatches = new Map<string, [emitterId: string, ackRequestId: string][]>();
-  #ackFlushScheduled = false;
+  readonly #acks: AckBatcher;
   readonly #memberRemovedListeners = new Set<(peerId: string) => void>();
   readonly #lastHeard = new Map<string, number>();
   readonly #removing = new Set<string>();
@@ -284,6 +284,22 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       sendRequest: (peerId, body) => this.#send(peerId, { type: "request", from: this.localPeerId, body }),
       sendResponse: (peerId, body) => this.#send(peerId, { type: "response", from: this.localPeerId, body }),
     }, this.localPeerId);
+    this.#acks = new AckBatcher({
+      sendAck: (toPeerId, emitterId, ackRequestId, error) =>
+        this.#send(toPeerId, {
+          type: "ack",
+          from: this.#memberId,
+          body: error === undefined
+            ? { emitterId, ackRequestId, peerId: this.localPeerId, ok: true }
+            : { emitterId, ackRequestId, peerId: this.localPeerId, ok: false, error },
+        }),
+      sendAcks: (toPeerId, acks) =>
+        this.#send(toPeerId, {
+          type: "acks",
+          from: this.#memberId,
+          body: { peerId: this.localPeerId, acks },
+        }),
+    });
     this.#rpc.handle(JOIN_OP, (payload) => this.#onJoinRequest(payload));
     this.#rpc.handle(LEAVE_OP, (payload) => this.#onLeaveRequest(payload));
   }
@@ -442,6 +458,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#acks.close();
     this.#joined = false;
     this.#joinAbort?.abort(new HamokClosedError("the peer closed"));
     for (const collection of [...this.#collections.values()]) collection.closeByHost();
@@ -800,43 +817,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     ackRequestId: string,
     error?: { readonly code: string; readonly message: string },
   ): void {
-    if (this.#closed) return;
-    if (error !== undefined) {
-      this.#flushAcks(toPeerId);
-      const body = { emitterId, ackRequestId, peerId: this.localPeerId, ok: false, error };
-      this.#send(toPeerId, { type: "ack", from: this.#memberId, body });
-      return;
-    }
-    let batch = this.#ackBatches.get(toPeerId);
-    if (batch === undefined) {
-      batch = [];
-      this.#ackBatches.set(toPeerId, batch);
-    }
-    batch.push([emitterId, ackRequestId]);
-    if (!this.#ackFlushScheduled) {
-      this.#ackFlushScheduled = true;
-      queueMicrotask(() => {
-        this.#ackFlushScheduled = false;
-        for (const peerId of [...this.#ackBatches.keys()]) this.#flushAcks(peerId);
-      });
-    }
-  }
-
-  #flushAcks(toPeerId: string): void {
-    const batch = this.#ackBatches.get(toPeerId);
-    if (batch === undefined) return;
-    this.#ackBatches.delete(toPeerId);
-    if (this.#closed) return;
-    if (batch.length === 1) {
-      const body = { emitterId: batch[0][0], ackRequestId: batch[0][1], peerId: this.localPeerId, ok: true };
-      this.#send(toPeerId, { type: "ack", from: this.#memberId, body });
-    } else {
-      this.#send(toPeerId, {
-        type: "acks",
-        from: this.#memberId,
-        body: { peerId: this.localPeerId, acks: batch },
-      });
-    }
+    this.#acks.acknowledge(toPeerId, emitterId, ackRequestId, error);
   }
 
   /** @internal */

@@ -1,0 +1,86 @@
+/**
+ * Coalescing of a subscriber's event acknowledgements per publisher.
+ *
+ * @module
+ */
+
+import type { WireError } from "../codec/envelope.ts";
+
+/** Where an {@linkcode AckBatcher} sends what it coalesced (the peer's inbox sender). */
+export interface AckSender {
+  /** Sends one acknowledgement to `toPeerId`; `error` set: handling the event failed. */
+  sendAck(toPeerId: string, emitterId: string, ackRequestId: string, error: WireError | undefined): void;
+  /** Sends several successful acknowledgements to `toPeerId` in one message, in the order given. */
+  sendAcks(toPeerId: string, acks: [emitterId: string, ackRequestId: string][]): void;
+}
+
+/**
+ * Coalesces successful acknowledgements: those queued for one publisher within one microtask leave
+ * as one message (a single one as a plain ack). A failure is never coalesced: it goes out at once,
+ * right after the successes queued before it for the same publisher, so the publisher sees them in
+ * the order the events were handled.
+ *
+ * @example
+ * ```ts ignore
+ * const acks = new AckBatcher({
+ *   sendAck: (to, emitterId, ackRequestId, error) => send(to, { type: "ack", ... }),
+ *   sendAcks: (to, list) => send(to, { type: "acks", ... }),
+ * });
+ * acks.acknowledge("pub-1", "chat", "a1");
+ * acks.acknowledge("pub-1", "chat", "a2"); // both leave as one 'acks' message at the end of the microtask
+ * ```
+ */
+export class AckBatcher {
+  readonly #sender: AckSender;
+  readonly #batches = new Map<string, [emitterId: string, ackRequestId: string][]>();
+  #flushScheduled = false;
+  #closed = false;
+  readonly #flushAll = (): void => {
+    this.#flushScheduled = false;
+    for (const peerId of [...this.#batches.keys()]) this.#flush(peerId);
+  };
+
+  /** Creates a batcher sending through `sender`. */
+  constructor(sender: AckSender) {
+    this.#sender = sender;
+  }
+
+  /**
+   * Acknowledges event `ackRequestId` of `emitterId` to the publisher `toPeerId`: queued if it
+   * succeeded (`error` undefined), else sent at once after flushing what is queued for that peer.
+   * Does nothing once closed.
+   */
+  acknowledge(toPeerId: string, emitterId: string, ackRequestId: string, error?: WireError): void {
+    if (this.#closed) return;
+    if (error !== undefined) {
+      this.#flush(toPeerId);
+      this.#sender.sendAck(toPeerId, emitterId, ackRequestId, error);
+      return;
+    }
+    let batch = this.#batches.get(toPeerId);
+    if (batch === undefined) {
+      batch = [];
+      this.#batches.set(toPeerId, batch);
+    }
+    batch.push([emitterId, ackRequestId]);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(this.#flushAll);
+    }
+  }
+
+  /** Drops what is queued and sends nothing more. */
+  close(): void {
+    this.#closed = true;
+    this.#batches.clear();
+  }
+
+  #flush(toPeerId: string): void {
+    const batch = this.#batches.get(toPeerId);
+    if (batch === undefined) return;
+    this.#batches.delete(toPeerId);
+    if (this.#closed) return;
+    if (batch.length === 1) this.#sender.sendAck(toPeerId, batch[0][0], batch[0][1], undefined);
+    else this.#sender.sendAcks(toPeerId, batch);
+  }
+}
