@@ -14,6 +14,7 @@ import { newMemberId, peerIdOfMember } from "./cluster/member_id.ts";
 import { RaftDriver } from "./cluster/raft_driver.ts";
 import { AckBatcher } from "./cluster/ack_batcher.ts";
 import { asError, delay, throwIfAborted, withTimeout } from "./cluster/async.ts";
+import { Proposals } from "./cluster/proposals.ts";
 import { RpcRouter } from "./cluster/rpc.ts";
 import {
   type Command,
@@ -65,7 +66,6 @@ import {
   HamokListenerError,
   HamokNoLeaderError,
   HamokNotLeaderError,
-  HamokOutcomeUnknownError,
   HamokTimeoutError,
 } from "./errors.ts";
 import { RaftNode } from "./raft/raft_node.ts";
@@ -146,20 +146,6 @@ export interface HamokSnapshot {
   readonly records?: readonly HamokRecordSnapshot[];
 }
 
-interface PendingProposal {
-  readonly data: Uint8Array;
-  readonly requestId: string;
-  readonly timer: ReturnType<typeof setTimeout>;
-  readonly timeoutMs: number;
-  /** True once a leader (this peer or a forward target) may have taken it. */
-  submitted: boolean;
-  /** True while this peer, as leader, holds it in its own log (lost only with the leadership). */
-  appendedHere: boolean;
-  lastSubmit: number;
-  readonly resolve: (result: unknown) => void;
-  readonly reject: (error: Error) => void;
-}
-
 interface HostedCollection {
   readonly kind: string;
   readonly instance: unknown;
@@ -216,7 +202,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   #term = 0;
   /** Committed membership: member id -> role. */
   readonly #members = new Map<string, "voter" | "learner">();
-  readonly #pending = new Map<string, PendingProposal>();
+  readonly #proposals: Proposals;
   #proposalCounter = 0;
   readonly #collections = new Map<string, HostedCollection>();
   readonly #ackHandlers = new Map<string, AckHandler>();
@@ -284,6 +270,10 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       sendRequest: (peerId, body) => this.#send(peerId, { type: "request", from: this.localPeerId, body }),
       sendResponse: (peerId, body) => this.#send(peerId, { type: "response", from: this.localPeerId, body }),
     }, this.localPeerId);
+    this.#proposals = new Proposals(
+      () => (this.#leaderMemberId === undefined ? undefined : this.#driver),
+      this.config.electionTicks * this.config.tickMs,
+    );
     this.#acks = new AckBatcher({
       sendAck: (toPeerId, emitterId, ackRequestId, error) =>
         this.#send(toPeerId, {
@@ -467,11 +457,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     this.#rpc.close();
     for (const sub of this.#transportSubs) sub.unsubscribe();
     this.#transportSubs = [];
-    for (const pending of this.#pending.values()) {
-      clearTimeout(pending.timer);
-      pending.reject(new HamokClosedError("the peer closed while a proposal was pending"));
-    }
-    this.#pending.clear();
+    this.#proposals.close();
     this.#wakeDiscovery();
     if (this.#ownsTransport) {
       this.transport.close().catch((error) => this.logger.warn("closing the transport failed", error));
@@ -761,7 +747,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   propose(kind: string, id: string, op: string, args: unknown, options: ProposeOptions): Promise<unknown> {
     if (this.#closed) return Promise.reject(new HamokClosedError("the peer is closed"));
     const requestId = options.requestId ?? `${this.#memberId}:${++this.#proposalCounter}`;
-    if (this.#pending.has(requestId)) {
+    if (this.#proposals.has(requestId)) {
       return Promise.reject(new HamokConfigError(`request '${requestId}' is already in flight`));
     }
     let data: Uint8Array;
@@ -772,23 +758,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
         new HamokError(`cannot encode the ${op} command`, "HAMOK_CODEC", { cause: error }),
       );
     }
-    return new Promise<unknown>((resolve, reject) => {
-      const timeoutMs = options.timeoutMs;
-      const timer = setTimeout(() => this.#proposalTimedOut(requestId), timeoutMs);
-      const pending: PendingProposal = {
-        data,
-        requestId,
-        timer,
-        timeoutMs,
-        submitted: false,
-        appendedHere: false,
-        lastSubmit: 0,
-        resolve,
-        reject,
-      };
-      this.#pending.set(requestId, pending);
-      this.#submit(pending);
-    });
+    return this.#proposals.add(requestId, data, options.timeoutMs);
   }
 
   /** @internal */
@@ -1263,7 +1233,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
         state.leaderId === undefined ? undefined : peerIdOfMember(state.leaderId),
         previousLeader === undefined ? undefined : peerIdOfMember(previousLeader),
       );
-      if (state.leaderId !== undefined) this.#resubmitAll();
+      if (state.leaderId !== undefined) this.#proposals.resubmitAll();
     }
     this.#waiters.check();
   }
@@ -1305,12 +1275,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       requestId: entry.requestId,
       proposerPeerId: command.peerId,
     });
-    if (entry.requestId === undefined) return;
-    const pending = this.#pending.get(entry.requestId);
-    if (pending === undefined) return;
-    this.#pending.delete(entry.requestId);
-    clearTimeout(pending.timer);
-    pending.resolve(outcome.result);
+    if (entry.requestId !== undefined) this.#proposals.applied(entry.requestId, outcome.result);
   }
 
   #applyChange(change: MembershipChange, index: number): void {
@@ -1403,47 +1368,10 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     });
   }
 
-  // ------------------------------------------------------------------ proposals
-
-  #submit(pending: PendingProposal): void {
-    const driver = this.#driver;
-    if (driver === undefined || this.#leaderMemberId === undefined) return; // resubmitted on leader-changed
-    pending.lastSubmit = Date.now();
-    const result = driver.run((node) => node.propose(pending.data, pending.requestId));
-    if (result.status !== "dropped") pending.submitted = true;
-    pending.appendedHere = result.status === "appended";
-  }
-
-  #resubmitAll(): void {
-    for (const pending of this.#pending.values()) this.#submit(pending);
-  }
-
-  #proposalTimedOut(requestId: string): void {
-    const pending = this.#pending.get(requestId);
-    if (pending === undefined) return;
-    this.#pending.delete(requestId);
-    if (pending.submitted) {
-      pending.reject(
-        new HamokOutcomeUnknownError(
-          `request ${requestId} was not applied within ${pending.timeoutMs} ms; it may still be applied`,
-          { requestId },
-        ),
-      );
-    } else {
-      pending.reject(
-        new HamokNoLeaderError(`no leader accepted request ${requestId} within ${pending.timeoutMs} ms`),
-      );
-    }
-  }
-
   #livenessTick(): void {
     const now = Date.now();
     // proposals a lost message may have dropped: resubmit (idempotent by request id)
-    const retryMs = this.config.electionTicks * this.config.tickMs;
-    for (const pending of this.#pending.values()) {
-      // entries in this leader's own log need no retry; forwards and drops may have been lost
-      if (!pending.appendedHere && now - pending.lastSubmit >= retryMs) this.#submit(pending);
-    }
+    this.#proposals.retryLost(now);
     if (this.#state !== "leader" || this.#node === undefined) return;
     const membership = this.#node.membership;
     for (const memberId of [...membership.voters, ...membership.learners]) {

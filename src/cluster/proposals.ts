@@ -1,0 +1,153 @@
+/**
+ * The commands this peer proposed and still waits for: submission to the Raft core, resubmission
+ * when a leader appears or a message may have been lost, timeouts, and resolution on apply.
+ *
+ * @module
+ */
+
+import { HamokClosedError, HamokNoLeaderError, HamokOutcomeUnknownError } from "../errors.ts";
+import type { RaftDriver } from "./raft_driver.ts";
+
+interface PendingProposal {
+  readonly data: Uint8Array;
+  readonly requestId: string;
+  readonly timer: ReturnType<typeof setTimeout>;
+  readonly timeoutMs: number;
+  /** True once a leader (this peer or a forward target) may have taken it. */
+  submitted: boolean;
+  /** True while this peer, as leader, holds it in its own log (lost only with the leadership). */
+  appendedHere: boolean;
+  lastSubmit: number;
+  readonly resolve: (result: unknown) => void;
+  readonly reject: (error: Error) => void;
+}
+
+/** What proposals are handed to: the part of the Raft driver they use. */
+export type ProposalSubmitter = Pick<RaftDriver, "run">;
+
+/**
+ * The pending proposals of a peer, by request id. A proposal is handed to the Raft core at once if
+ * a leader is known, else when one becomes known ({@linkcode Proposals.resubmitAll}); one that was
+ * only forwarded (or dropped) is resubmitted after `retryMs` by {@linkcode Proposals.retryLost}
+ * (the state machine deduplicates request ids). It resolves with the result of its own command
+ * when applied on this peer, or rejects on timeout: `HamokOutcomeUnknownError` if a leader may have
+ * taken it, `HamokNoLeaderError` if none did.
+ *
+ * @example
+ * ```ts ignore
+ * const proposals = new Proposals(() => (leaderKnown ? driver : undefined), 500);
+ * const result = proposals.add("m1:1", encodeCbor(command), 5000);
+ * // in apply, for each committed entry carrying a request id:
+ * proposals.applied(entry.requestId, outcome.result);
+ * ```
+ */
+export class Proposals {
+  readonly #submitter: () => ProposalSubmitter | undefined;
+  readonly #retryMs: number;
+  readonly #pending = new Map<string, PendingProposal>();
+
+  /**
+   * Creates the table. `submitter` returns the driver to propose through while a leader is known
+   * (else `undefined`: wait); `retryMs` is how long a proposal not in this peer's own log waits
+   * before it is submitted again.
+   */
+  constructor(submitter: () => ProposalSubmitter | undefined, retryMs: number) {
+    this.#submitter = submitter;
+    this.#retryMs = retryMs;
+  }
+
+  /** How many proposals are pending. */
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  /** True if `requestId` is pending. */
+  has(requestId: string): boolean {
+    return this.#pending.has(requestId);
+  }
+
+  /**
+   * Adds a proposal of the encoded command `data` under `requestId` (which must not be pending),
+   * submits it if it can, and resolves with its result once applied here.
+   */
+  add(requestId: string, data: Uint8Array, timeoutMs: number): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => this.#timedOut(requestId), timeoutMs);
+      const pending: PendingProposal = {
+        data,
+        requestId,
+        timer,
+        timeoutMs,
+        submitted: false,
+        appendedHere: false,
+        lastSubmit: 0,
+        resolve,
+        reject,
+      };
+      this.#pending.set(requestId, pending);
+      this.#submit(pending);
+    });
+  }
+
+  /** The command of `requestId` was applied here with `result`: resolves its proposal, if pending. */
+  applied(requestId: string, result: unknown): void {
+    const pending = this.#pending.get(requestId);
+    if (pending === undefined) return;
+    this.#pending.delete(requestId);
+    clearTimeout(pending.timer);
+    pending.resolve(result);
+  }
+
+  /** Submits every pending proposal again (a leader became known). */
+  resubmitAll(): void {
+    for (const pending of this.#pending.values()) this.#submit(pending);
+  }
+
+  /**
+   * Resubmits the proposals a lost message may have dropped: those not in this peer's own log that
+   * were last submitted `retryMs` or more before `now`.
+   */
+  retryLost(now: number): void {
+    const retryMs = this.#retryMs;
+    for (const pending of this.#pending.values()) {
+      // entries in this leader's own log need no retry; forwards and drops may have been lost
+      if (!pending.appendedHere && now - pending.lastSubmit >= retryMs) this.#submit(pending);
+    }
+  }
+
+  /** Rejects every pending proposal with `HamokClosedError` (the peer closed). */
+  close(): void {
+    for (const pending of this.#pending.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(new HamokClosedError("the peer closed while a proposal was pending"));
+    }
+    this.#pending.clear();
+  }
+
+  #submit(pending: PendingProposal): void {
+    const driver = this.#submitter();
+    if (driver === undefined) return; // resubmitted when a leader becomes known
+    pending.lastSubmit = Date.now();
+    const result = driver.run((node) => node.propose(pending.data, pending.requestId));
+    if (result.status !== "dropped") pending.submitted = true;
+    pending.appendedHere = result.status === "appended";
+  }
+
+  #timedOut(requestId: string): void {
+    const pending = this.#pending.get(requestId);
+    if (pending === undefined) return;
+    this.#pending.delete(requestId);
+    if (pending.submitted) {
+      pending.reject(
+        new HamokOutcomeUnknownError(
+          `request ${requestId} was not applied within ${pending.timeoutMs} ms; it may still be applied`,
+          { requestId },
+        ),
+      );
+    } else {
+      pending.reject(
+        new HamokNoLeaderError(`no leader accepted request ${requestId} within ${pending.timeoutMs} ms`),
+      );
+    }
+  }
+}
