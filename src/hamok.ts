@@ -14,6 +14,7 @@ import { newMemberId, peerIdOfMember } from "./cluster/member_id.ts";
 import { RaftDriver } from "./cluster/raft_driver.ts";
 import { AckBatcher } from "./cluster/ack_batcher.ts";
 import { asError, delay, throwIfAborted, withTimeout } from "./cluster/async.ts";
+import { JOIN_OP, LEAVE_OP, MembershipManager } from "./cluster/membership_manager.ts";
 import { Proposals } from "./cluster/proposals.ts";
 import { RpcRouter } from "./cluster/rpc.ts";
 import {
@@ -65,7 +66,6 @@ import {
   HamokError,
   HamokListenerError,
   HamokNoLeaderError,
-  HamokNotLeaderError,
   HamokTimeoutError,
 } from "./errors.ts";
 import { RaftNode } from "./raft/raft_node.ts";
@@ -152,9 +152,6 @@ interface HostedCollection {
   closeByHost(): void;
 }
 
-const JOIN_OP = "join";
-const LEAVE_OP = "leave";
-
 /**
  * One peer of a Hamok cluster.
  *
@@ -208,9 +205,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   readonly #ackHandlers = new Map<string, AckHandler>();
   readonly #acks: AckBatcher;
   readonly #memberRemovedListeners = new Set<(peerId: string) => void>();
-  readonly #lastHeard = new Map<string, number>();
-  readonly #removing = new Set<string>();
-  #membershipQueue: Promise<unknown> = Promise.resolve();
+  readonly #membershipManager: MembershipManager;
   #livenessTimer: ReturnType<typeof setInterval> | undefined;
   readonly #waiters = new Waiters(() => this.#closed);
   #lastCompacted = 0;
@@ -290,8 +285,14 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
           body: { peerId: this.localPeerId, acks },
         }),
     });
-    this.#rpc.handle(JOIN_OP, (payload) => this.#onJoinRequest(payload));
-    this.#rpc.handle(LEAVE_OP, (payload) => this.#onLeaveRequest(payload));
+    this.#membershipManager = new MembershipManager(this.config, {
+      isLeader: () => this.leader,
+      localMemberId: () => this.#memberId,
+      membership: () => this.#node?.membership,
+      requireDriver: () => this.#requireDriver(),
+    });
+    this.#rpc.handle(JOIN_OP, (payload) => this.#membershipManager.onJoinRequest(payload));
+    this.#rpc.handle(LEAVE_OP, (payload) => this.#membershipManager.onLeaveRequest(payload));
   }
 
   // ------------------------------------------------------------------ properties
@@ -952,90 +953,6 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     if (this.#members.has(this.#memberId)) this.#sendHello(body.peerId);
   }
 
-  async #onJoinRequest(payload: Uint8Array): Promise<Uint8Array | undefined> {
-    const memberId = decodeCbor(payload);
-    if (typeof memberId !== "string" || memberId.length === 0) {
-      throw new HamokConfigError("a join request must carry a member id");
-    }
-    if (!this.leader) throw new HamokNotLeaderError(`${this.localPeerId} is not the leader`);
-    await this.#enqueueMembership(async () => {
-      const membership = this.#node!.membership;
-      if (membership.voters.includes(memberId) || membership.learners.includes(memberId)) return;
-      const peerId = peerIdOfMember(memberId);
-      for (const old of [...membership.voters, ...membership.learners]) {
-        if (old !== memberId && peerIdOfMember(old) === peerId) {
-          await this.#changeMembership({ type: "remove", memberId: old });
-        }
-      }
-      await this.#changeMembership({ type: "add-learner", memberId });
-      this.#lastHeard.set(memberId, Date.now());
-    });
-    return undefined;
-  }
-
-  async #onLeaveRequest(payload: Uint8Array): Promise<Uint8Array | undefined> {
-    const memberId = decodeCbor(payload);
-    if (typeof memberId !== "string") throw new HamokConfigError("a leave request must carry a member id");
-    if (!this.leader) throw new HamokNotLeaderError(`${this.localPeerId} is not the leader`);
-    await this.#enqueueMembership(async () => {
-      const membership = this.#node!.membership;
-      if (!membership.voters.includes(memberId) && !membership.learners.includes(memberId)) return;
-      await this.#changeMembership({ type: "remove", memberId });
-    });
-    return undefined;
-  }
-
-  #enqueueMembership(task: () => Promise<void>): Promise<void> {
-    const run = this.#membershipQueue.catch(() => {}).then(task);
-    this.#membershipQueue = run;
-    return run;
-  }
-
-  /** Proposes one membership change on the leader and waits until it is applied here. */
-  async #changeMembership(change: MembershipChange): Promise<void> {
-    const deadline = Date.now() + this.config.requestTimeoutMs;
-    for (;;) {
-      const driver = this.#requireDriver();
-      if (!this.leader) throw new HamokNotLeaderError(`${this.localPeerId} lost the leadership`);
-      const result = driver.run((node) => node.proposeMembership(change));
-      if (result.status === "appended") {
-        await withTimeout(driver.waitApplied(result.index), deadline - Date.now(), () => {});
-        return;
-      }
-      if (result.status === "forwarded") {
-        throw new HamokNotLeaderError(`${this.localPeerId} is not the leader`);
-      }
-      switch (result.reason) {
-        case "already-member":
-        case "not-member":
-        case "not-learner":
-          return; // already in the wanted state
-        case "removed":
-          throw new HamokConfigError(
-            `member ${change.memberId} was removed before and cannot be added again`,
-          );
-        case "last-voter":
-          throw new HamokConfigError(`removing ${change.memberId} would leave the cluster without voters`);
-        case "no-leader":
-        case "not-leader":
-          throw new HamokNotLeaderError(`${this.localPeerId} is not the leader`);
-        default:
-          break; // config-pending, not-ready, transferring: retry shortly
-      }
-      if (Date.now() >= deadline) {
-        throw new HamokTimeoutError(`membership change ${change.type} ${change.memberId} timed out`, {
-          timeoutMs: this.config.requestTimeoutMs,
-        });
-      }
-      // another change is pending: wait for the next apply and retry
-      await withTimeout(
-        driver.waitApplied(driver.appliedIndex + 1),
-        Math.max(1, Math.min(deadline - Date.now(), 4 * this.config.tickMs)),
-        () => {},
-      ).catch(() => {});
-    }
-  }
-
   async #handOverLeadership(deadline: number): Promise<void> {
     const node = this.#node!;
     const voters = node.membership.voters.filter((m) => m !== this.#memberId);
@@ -1055,9 +972,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       const leader = this.#leaderMemberId;
       if (leader === undefined || leader === this.#memberId) {
         if (leader === this.#memberId) {
-          const removed = await this.#enqueueMembership(() =>
-            this.#changeMembership({ type: "remove", memberId: this.#memberId })
-          ).then(() => true, (error) => {
+          const removed = await this.#membershipManager.remove(this.#memberId).then(() => true, (error) => {
             this.logger.debug("self removal failed", error);
             return false;
           });
@@ -1177,7 +1092,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       case "raft": {
         const body = envelope.body;
         if (body.to !== this.#memberId || this.#driver === undefined) return;
-        if (this.#state === "leader") this.#lastHeard.set(body.from, Date.now());
+        if (this.#state === "leader") this.#membershipManager.heard(body.from, Date.now());
         this.#driver.step(body);
         return;
       }
@@ -1224,7 +1139,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     const next = roleToState(state.role);
     if (next === "leader" && this.#state !== "leader") {
       const now = Date.now();
-      for (const memberId of this.#members.keys()) this.#lastHeard.set(memberId, now);
+      for (const memberId of this.#members.keys()) this.#membershipManager.heard(memberId, now);
     }
     this.#setState(next);
     if (previousLeader !== state.leaderId) {
@@ -1285,13 +1200,12 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       const isNewPeer = !this.#hasPeer(peerId);
       this.#members.set(memberId, "learner");
       if (isNewPeer && peerId !== this.localPeerId) this.emit("remote-peer-joined", peerId);
-      if (this.#state === "leader") this.#lastHeard.set(memberId, Date.now());
+      if (this.#state === "leader") this.#membershipManager.heard(memberId, Date.now());
     } else if (change.type === "promote") {
       if (this.#members.has(memberId)) this.#members.set(memberId, "voter");
     } else if (change.type === "remove") {
       if (!this.#members.delete(memberId)) return;
-      this.#lastHeard.delete(memberId);
-      this.#removing.delete(memberId);
+      this.#membershipManager.forget(memberId);
       if (memberId === this.#memberId) {
         this.#onSelfRemoved();
         return;
@@ -1372,23 +1286,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     const now = Date.now();
     // proposals a lost message may have dropped: resubmit (idempotent by request id)
     this.#proposals.retryLost(now);
-    if (this.#state !== "leader" || this.#node === undefined) return;
-    const membership = this.#node.membership;
-    for (const memberId of [...membership.voters, ...membership.learners]) {
-      if (memberId === this.#memberId || this.#removing.has(memberId)) continue;
-      const last = this.#lastHeard.get(memberId);
-      if (last === undefined) {
-        this.#lastHeard.set(memberId, now);
-        continue;
-      }
-      if (now - last <= this.config.peerTimeoutMs) continue;
-      this.#removing.add(memberId);
-      this.logger.info(`hamok ${this.localPeerId}: removing ${memberId}, silent for ${now - last} ms`);
-      this.#enqueueMembership(() => this.#changeMembership({ type: "remove", memberId })).catch((error) => {
-        this.#removing.delete(memberId);
-        this.logger.debug(`hamok ${this.localPeerId}: removing ${memberId} failed`, error);
-      });
-    }
+    // members silent for too long: remove (leader only)
+    this.#membershipManager.removeSilent(now);
   }
 }
 

@@ -1,0 +1,206 @@
+/**
+ * The leader's side of membership: it serves join and leave requests, makes one membership change
+ * at a time through the log, and removes members that stay silent for too long.
+ *
+ * @module
+ */
+
+import { decodeCbor } from "../codec/cbor.ts";
+import { HamokConfigError, HamokNotLeaderError, HamokTimeoutError } from "../errors.ts";
+import type { Membership, MembershipChange } from "../raft/types.ts";
+import { withTimeout } from "./async.ts";
+import { peerIdOfMember } from "./member_id.ts";
+import type { RaftDriver } from "./raft_driver.ts";
+
+/** Request operation of a newcomer asking the leader to add it (payload: its CBOR member id). */
+export const JOIN_OP = "join";
+/** Request operation of a member asking the leader to remove it (payload: its CBOR member id). */
+export const LEAVE_OP = "leave";
+
+/** What the membership manager needs of its peer. */
+export interface MembershipHost {
+  /** True while this peer is the leader. */
+  isLeader(): boolean;
+  /** This peer's current member id. */
+  localMemberId(): string;
+  /** The Raft core's membership (as of the latest config entry), `undefined` when not running. */
+  membership(): Membership | undefined;
+  /** The running driver; throws `HamokClosedError` / `HamokNoLeaderError` when there is none. */
+  requireDriver(): Pick<RaftDriver, "run" | "waitApplied" | "appliedIndex">;
+}
+
+/** Settings of a {@linkcode MembershipManager} (a subset of the peer's resolved configuration). */
+export interface MembershipManagerOptions {
+  /** This peer's id (for log lines). */
+  readonly peerId: string;
+  /** How long one membership change may take, in ms. */
+  readonly requestTimeoutMs: number;
+  /** The Raft tick, in ms (how long to wait before retrying a change the core refused for now). */
+  readonly tickMs: number;
+  /** A member the leader has not heard from for this long, in ms, is removed. */
+  readonly peerTimeoutMs: number;
+  /** Where diagnostics go. */
+  readonly logger: {
+    debug(message: string, ...details: unknown[]): void;
+    info(message: string, ...details: unknown[]): void;
+  };
+}
+
+/**
+ * Membership changes on the leader, serialized: at most one runs at a time, and each waits until it
+ * is applied on this peer. Join requests add the newcomer as a learner (replacing an older
+ * incarnation of the same peer; the core promotes it once caught up), leave requests remove the
+ * member, and {@linkcode MembershipManager.removeSilent} removes members not heard from within
+ * `peerTimeoutMs`.
+ *
+ * @example
+ * ```ts ignore
+ * const manager = new MembershipManager(config, host);
+ * rpc.handle(JOIN_OP, (payload) => manager.onJoinRequest(payload));
+ * rpc.handle(LEAVE_OP, (payload) => manager.onLeaveRequest(payload));
+ * // on the leader, for every Raft message received: manager.heard(message.from, Date.now());
+ * setInterval(() => manager.removeSilent(Date.now()), 500);
+ * ```
+ */
+export class MembershipManager {
+  readonly #options: MembershipManagerOptions;
+  readonly #host: MembershipHost;
+  /** Leader only: when each member was last heard from. */
+  readonly #lastHeard = new Map<string, number>();
+  /** Members whose removal for silence is under way. */
+  readonly #removing = new Set<string>();
+  #queue: Promise<unknown> = Promise.resolve();
+
+  /** Creates the manager of a peer. */
+  constructor(options: MembershipManagerOptions, host: MembershipHost) {
+    this.#options = options;
+    this.#host = host;
+  }
+
+  /** Serves a join request: adds the member id in `payload` as a learner. */
+  async onJoinRequest(payload: Uint8Array): Promise<Uint8Array | undefined> {
+    const memberId = decodeCbor(payload);
+    if (typeof memberId !== "string" || memberId.length === 0) {
+      throw new HamokConfigError("a join request must carry a member id");
+    }
+    if (!this.#host.isLeader()) throw new HamokNotLeaderError(`${this.#options.peerId} is not the leader`);
+    await this.#enqueue(async () => {
+      const membership = this.#host.membership()!;
+      if (membership.voters.includes(memberId) || membership.learners.includes(memberId)) return;
+      const peerId = peerIdOfMember(memberId);
+      for (const old of [...membership.voters, ...membership.learners]) {
+        if (old !== memberId && peerIdOfMember(old) === peerId) {
+          await this.#change({ type: "remove", memberId: old });
+        }
+      }
+      await this.#change({ type: "add-learner", memberId });
+      this.#lastHeard.set(memberId, Date.now());
+    });
+    return undefined;
+  }
+
+  /** Serves a leave request: removes the member id in `payload`. */
+  async onLeaveRequest(payload: Uint8Array): Promise<Uint8Array | undefined> {
+    const memberId = decodeCbor(payload);
+    if (typeof memberId !== "string") throw new HamokConfigError("a leave request must carry a member id");
+    if (!this.#host.isLeader()) throw new HamokNotLeaderError(`${this.#options.peerId} is not the leader`);
+    await this.#enqueue(async () => {
+      const membership = this.#host.membership()!;
+      if (!membership.voters.includes(memberId) && !membership.learners.includes(memberId)) return;
+      await this.#change({ type: "remove", memberId });
+    });
+    return undefined;
+  }
+
+  /** Removes `memberId` (after the changes queued before), resolving once applied here. */
+  remove(memberId: string): Promise<void> {
+    return this.#enqueue(() => this.#change({ type: "remove", memberId }));
+  }
+
+  /** The leader heard from `memberId` at `now`. */
+  heard(memberId: string, now: number): void {
+    this.#lastHeard.set(memberId, now);
+  }
+
+  /** `memberId` left the membership: forget about it. */
+  forget(memberId: string): void {
+    this.#lastHeard.delete(memberId);
+    this.#removing.delete(memberId);
+  }
+
+  /** On the leader: starts removing every member silent for longer than `peerTimeoutMs` at `now`. */
+  removeSilent(now: number): void {
+    if (!this.#host.isLeader()) return;
+    const membership = this.#host.membership();
+    if (membership === undefined) return;
+    const self = this.#host.localMemberId();
+    for (const memberId of [...membership.voters, ...membership.learners]) {
+      if (memberId === self || this.#removing.has(memberId)) continue;
+      const last = this.#lastHeard.get(memberId);
+      if (last === undefined) {
+        this.#lastHeard.set(memberId, now);
+        continue;
+      }
+      if (now - last <= this.#options.peerTimeoutMs) continue;
+      this.#removing.add(memberId);
+      const { logger, peerId } = this.#options;
+      logger.info(`hamok ${peerId}: removing ${memberId}, silent for ${now - last} ms`);
+      this.remove(memberId).catch((error) => {
+        this.#removing.delete(memberId);
+        logger.debug(`hamok ${peerId}: removing ${memberId} failed`, error);
+      });
+    }
+  }
+
+  #enqueue(task: () => Promise<void>): Promise<void> {
+    const run = this.#queue.catch(() => {}).then(task);
+    this.#queue = run;
+    return run;
+  }
+
+  /** Proposes one membership change on the leader and waits until it is applied here. */
+  async #change(change: MembershipChange): Promise<void> {
+    const { peerId, requestTimeoutMs, tickMs } = this.#options;
+    const deadline = Date.now() + requestTimeoutMs;
+    for (;;) {
+      const driver = this.#host.requireDriver();
+      if (!this.#host.isLeader()) throw new HamokNotLeaderError(`${peerId} lost the leadership`);
+      const result = driver.run((node) => node.proposeMembership(change));
+      if (result.status === "appended") {
+        await withTimeout(driver.waitApplied(result.index), deadline - Date.now(), () => {});
+        return;
+      }
+      if (result.status === "forwarded") {
+        throw new HamokNotLeaderError(`${peerId} is not the leader`);
+      }
+      switch (result.reason) {
+        case "already-member":
+        case "not-member":
+        case "not-learner":
+          return; // already in the wanted state
+        case "removed":
+          throw new HamokConfigError(
+            `member ${change.memberId} was removed before and cannot be added again`,
+          );
+        case "last-voter":
+          throw new HamokConfigError(`removing ${change.memberId} would leave the cluster without voters`);
+        case "no-leader":
+        case "not-leader":
+          throw new HamokNotLeaderError(`${peerId} is not the leader`);
+        default:
+          break; // config-pending, not-ready, transferring: retry shortly
+      }
+      if (Date.now() >= deadline) {
+        throw new HamokTimeoutError(`membership change ${change.type} ${change.memberId} timed out`, {
+          timeoutMs: requestTimeoutMs,
+        });
+      }
+      // another change is pending: wait for the next apply and retry
+      await withTimeout(
+        driver.waitApplied(driver.appliedIndex + 1),
+        Math.max(1, Math.min(deadline - Date.now(), 4 * tickMs)),
+        () => {},
+      ).catch(() => {});
+    }
+  }
+}
