@@ -9,11 +9,12 @@
 import { EventEmitter } from "eventemitter3";
 import { trace, type Tracer } from "@opentelemetry/api";
 import { decodeCbor, encodeCbor } from "./codec/cbor.ts";
-import { decodeEnvelope, encodeEnvelope, type HelloBody, type WireEnvelope } from "./codec/envelope.ts";
+import { decodeEnvelope, encodeEnvelope, type WireEnvelope } from "./codec/envelope.ts";
 import { newMemberId, peerIdOfMember } from "./cluster/member_id.ts";
 import { RaftDriver } from "./cluster/raft_driver.ts";
 import { AckBatcher } from "./cluster/ack_batcher.ts";
 import { asError, delay, throwIfAborted, withTimeout } from "./cluster/async.ts";
+import { Discovery } from "./cluster/discovery.ts";
 import { JOIN_OP, LEAVE_OP, MembershipManager } from "./cluster/membership_manager.ts";
 import { Proposals } from "./cluster/proposals.ts";
 import { RpcRouter } from "./cluster/rpc.ts";
@@ -210,12 +211,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   readonly #waiters = new Waiters(() => this.#closed);
   #lastCompacted = 0;
   #compactScheduled = false;
-  /** Discovery: peers heard recently that are not members yet (peerId -> time). */
-  readonly #candidates = new Map<string, number>();
-  /** Discovery: the leader's member id as reported by members. */
-  #discoveredLeader: string | undefined;
-  #discoveredMember = false;
-  readonly #discoveryWake = new Set<() => void>();
+  readonly #discovery: Discovery;
 
   /** Creates a peer; it does nothing on the network until {@linkcode join}. */
   constructor(config: HamokConfig = {}) {
@@ -290,6 +286,27 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       localMemberId: () => this.#memberId,
       membership: () => this.#node?.membership,
       requireDriver: () => this.#requireDriver(),
+    });
+    this.#discovery = new Discovery(this.config, {
+      hello: () => ({
+        clusterId: this.config.clusterId,
+        peerId: this.localPeerId,
+        memberId: this.#memberId,
+        leaderId: this.#leaderMemberId,
+        term: this.#term,
+        joined: this.#members.has(this.#memberId),
+      }),
+      isMember: () => this.#members.has(this.#memberId),
+      inCluster: () =>
+        this.#node!.membership.voters.includes(this.#memberId) || this.#members.has(this.#memberId),
+      publish: (data, toPeerId) =>
+        this.transport.publish(
+          toPeerId === undefined ? this.subjects.broadcast : this.subjects.inbox(toPeerId),
+          data,
+        ),
+      requestJoin: (leaderMemberId, timeoutMs) =>
+        this.#rpc.request(peerIdOfMember(leaderMemberId), JOIN_OP, encodeCbor(this.#memberId), timeoutMs),
+      bootstrap: () => this.#bootstrap(),
     });
     this.#rpc.handle(JOIN_OP, (payload) => this.#membershipManager.onJoinRequest(payload));
     this.#rpc.handle(LEAVE_OP, (payload) => this.#membershipManager.onLeaveRequest(payload));
@@ -459,7 +476,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     for (const sub of this.#transportSubs) sub.unsubscribe();
     this.#transportSubs = [];
     this.#proposals.close();
-    this.#wakeDiscovery();
+    this.#discovery.wake();
     if (this.#ownsTransport) {
       this.transport.close().catch((error) => this.logger.warn("closing the transport failed", error));
     }
@@ -825,7 +842,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     const hasState = persisted.snapshot !== undefined || persisted.entries.length > 0 ||
       persisted.hardState.term > 0;
     this.#startRaft(persisted);
-    if (!hasState) await this.#discoverAndJoin(deadline, signal);
+    if (!hasState) await this.#discovery.discover(deadline, signal);
     await this.#waiters.waitFor(
       () => this.#members.has(this.#memberId),
       deadline - Date.now(),
@@ -835,78 +852,6 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     const remaining = deadline - Date.now();
     if (remaining <= 0) throw new HamokTimeoutError("join timed out", { timeoutMs: remaining });
     await this.waitUntilCommitHead(remaining);
-  }
-
-  async #discoverAndJoin(deadline: number, signal: AbortSignal): Promise<void> {
-    const started = Date.now();
-    const helloEvery = Math.max(10, Math.floor(this.config.discoveryMs / 4));
-    let lastHello = 0;
-    for (;;) {
-      throwIfAborted(signal);
-      const now = Date.now();
-      if (now >= deadline) {
-        throw new HamokTimeoutError("no cluster could be joined in time", { timeoutMs: now - started });
-      }
-      if (this.#node!.membership.voters.includes(this.#memberId) || this.#members.has(this.#memberId)) return;
-      const leader = this.#discoveredLeader;
-      if (leader !== undefined) {
-        try {
-          await this.#rpc.request(
-            peerIdOfMember(leader),
-            JOIN_OP,
-            encodeCbor(this.#memberId),
-            Math.max(1, Math.min(this.config.requestTimeoutMs, deadline - Date.now())),
-          );
-          return;
-        } catch (error) {
-          this.logger.debug(`hamok ${this.localPeerId}: join through ${leader} failed`, error);
-          if (this.#discoveredLeader === leader) this.#discoveredLeader = undefined;
-          this.#discoveredMember = false;
-        }
-        continue;
-      }
-      if (now - lastHello >= helloEvery) {
-        lastHello = now;
-        this.#sendHello(undefined);
-      }
-      if (
-        now - started >= this.config.discoveryMs && !this.#discoveredMember && this.#smallestCandidate(now)
-      ) {
-        this.#bootstrap();
-        return;
-      }
-      await this.#sleepDiscovery(helloEvery, signal);
-    }
-  }
-
-  #smallestCandidate(now: number): boolean {
-    const window = 2 * this.config.discoveryMs;
-    for (const [peerId, at] of this.#candidates) {
-      if (now - at > window) {
-        this.#candidates.delete(peerId);
-        continue;
-      }
-      if (peerId < this.localPeerId) return false;
-    }
-    return true;
-  }
-
-  #sleepDiscovery(ms: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#discoveryWake.delete(done);
-        signal.removeEventListener("abort", done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.#discoveryWake.add(done);
-      signal.addEventListener("abort", done, { once: true });
-    });
-  }
-
-  #wakeDiscovery(): void {
-    for (const wake of [...this.#discoveryWake]) wake();
   }
 
   #bootstrap(): void {
@@ -921,36 +866,6 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     this.#stopRaft();
     this.#startRaft({ hardState: { term: 0, vote: undefined, commit: 0 }, snapshot, entries: [] });
     this.#driver!.run((node) => node.campaign());
-  }
-
-  #sendHello(toPeerId: string | undefined): void {
-    const body: HelloBody = {
-      clusterId: this.config.clusterId,
-      peerId: this.localPeerId,
-      memberId: this.#memberId,
-      leaderId: this.#leaderMemberId,
-      term: this.#term,
-      joined: this.#members.has(this.#memberId),
-    };
-    const data = encodeEnvelope({ type: "hello", from: this.localPeerId, body });
-    this.transport.publish(
-      toPeerId === undefined ? this.subjects.broadcast : this.subjects.inbox(toPeerId),
-      data,
-    );
-  }
-
-  #onHello(body: HelloBody): void {
-    if (body.peerId === this.localPeerId || body.clusterId !== this.config.clusterId) return;
-    if (body.joined) {
-      this.#discoveredMember = true;
-      if (body.leaderId !== undefined) this.#discoveredLeader = body.leaderId;
-      this.#candidates.delete(body.peerId);
-      this.#wakeDiscovery();
-      return;
-    }
-    this.#candidates.set(body.peerId, Date.now());
-    // members answer a newcomer directly, so it learns the leader at once
-    if (this.#members.has(this.#memberId)) this.#sendHello(body.peerId);
   }
 
   async #handOverLeadership(deadline: number): Promise<void> {
@@ -1113,7 +1028,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
         this.#rpc.onResponse(envelope.from, envelope.body);
         return;
       case "hello":
-        this.#onHello(envelope.body);
+        this.#discovery.onHello(envelope.body);
         return;
       default:
         return;
@@ -1129,7 +1044,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       this.logger.warn(`hamok ${this.localPeerId}: dropped an undecodable broadcast`, error);
       return;
     }
-    if (envelope.type === "hello") this.#onHello(envelope.body);
+    if (envelope.type === "hello") this.#discovery.onHello(envelope.body);
   }
 
   #onSoftState(state: SoftState): void {
