@@ -200,18 +200,19 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   #term = 0;
   /** Committed membership: member id -> role. */
   readonly #members = new Map<string, "voter" | "learner">();
+  // the jobs this peer delegates (src/cluster/)
+  readonly #discovery: Discovery;
+  readonly #membershipManager: MembershipManager;
   readonly #proposals: Proposals;
+  readonly #acks: AckBatcher;
+  readonly #waiters = new Waiters(() => this.#closed);
   #proposalCounter = 0;
   readonly #collections = new Map<string, HostedCollection>();
   readonly #ackHandlers = new Map<string, AckHandler>();
-  readonly #acks: AckBatcher;
   readonly #memberRemovedListeners = new Set<(peerId: string) => void>();
-  readonly #membershipManager: MembershipManager;
   #livenessTimer: ReturnType<typeof setInterval> | undefined;
-  readonly #waiters = new Waiters(() => this.#closed);
   #lastCompacted = 0;
   #compactScheduled = false;
-  readonly #discovery: Discovery;
 
   /** Creates a peer; it does nothing on the network until {@linkcode join}. */
   constructor(config: HamokConfig = {}) {
