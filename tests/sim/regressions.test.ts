@@ -33,6 +33,24 @@ const REGRESSIONS: readonly { readonly what: string; readonly opts: SimOptions }
     what: "no deaf leader without pre-vote",
     opts: { seed: 222707, nodes: 5, steps: 10_000 },
   },
+  {
+    // Simulator bug: the storage-loss nemesis checked only the leader's view. Leader n2 had just
+    // appended the auto-promotion of learner n4 (voters {n1, n2, n4} in its view, uncommitted)
+    // when its storage was destroyed; the promotion had reached nobody, so the committed voters
+    // {n1, n2} could never form a majority again. Storage is now lost only with a settled
+    // membership (no goal, no learner, the same voters in every member's log).
+    what: "no storage loss while an auto-promotion is in flight",
+    opts: { seed: 1003767, steps: 10_000 },
+  },
+  {
+    // Simulator bug: n1 (down) held an uncommitted promote:n7 of its old term (a crash after
+    // persisting, before sending); leader n2 of term 3 sent its no-op to learner n7 and then lost
+    // its storage. n1 needed 3 of {n1, n2, n5, n7}, but n7's log (139, t3) was rightly more up to
+    // date than n1's (139, t2); lagging n5 needed 3 of {n1, n2, n4, n5}; learner n7 cannot
+    // campaign. With configurations that take effect when appended no leader is possible.
+    what: "no storage loss while another member's log holds a different configuration",
+    opts: { seed: 1023452, steps: 10_000 },
+  },
 ];
 
 describe("simulator regressions", () => {

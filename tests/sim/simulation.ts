@@ -24,6 +24,7 @@ import type {
   RaftTestingBug,
   Snapshot,
 } from "../../src/raft/types.ts";
+import { applyMembershipChange, EMPTY_MEMBERSHIP } from "../../src/raft/membership.ts";
 import { Prng } from "./prng.ts";
 import { EventQueue } from "./event_queue.ts";
 import { type CutHandle, type NetworkSettings, VirtualNetwork } from "./network.ts";
@@ -1241,9 +1242,15 @@ export class Simulation {
     this.#crash(node, down);
   }
 
+  /**
+   * Destroys the storage of one member; the operator then replaces it. Only with a settled
+   * membership of at least three voters (see {@linkcode #membershipSettled}): with a change in
+   * flight, losing one voter can leave no configuration that the survivors can elect a leader in
+   * (seeds 1003767 and 1023452).
+   */
   #crashLoseStorage(): void {
     const leader = this.#leader();
-    if (leader === undefined || this.#goals.length > 0) return;
+    if (leader === undefined || !this.#membershipSettled(leader)) return;
     const m = leader.raft!.membership;
     if (m.voters.length < 3) return;
     const candidates = [...m.voters, ...m.learners].filter((id) => {
@@ -1270,6 +1277,26 @@ export class Simulation {
     else this.#goals.push(remove, add);
     fresh.incarnation++;
     this.#queue.push(this.#now + this.#rng.range(20, 1000), { k: 5, node: fresh, inc: fresh.incarnation });
+  }
+
+  /**
+   * True if no membership change is in flight anywhere: no operator goal, no learner (the leader
+   * may promote one at any moment), and every member that is not gone, up or down, derives the
+   * same voters from its log. A single-server change takes effect when appended, so an
+   * uncommitted config entry (a promotion the leader appended just before a crash, say) gives the
+   * nodes that hold it a voter set that the others do not share.
+   */
+  #membershipSettled(leader: SimNode): boolean {
+    if (this.#goals.length > 0) return false;
+    const m = leader.raft!.membership;
+    if (m.learners.length > 0) return false;
+    const key = [...m.voters].sort().join(",");
+    for (const n of this.#nodes.values()) {
+      if (n.status === "gone") continue;
+      const v = n.raft?.membership ?? storedMembership(n.storage);
+      if (v.learners.length > 0 || [...v.voters].sort().join(",") !== key) return false;
+    }
+    return true;
   }
 
   #memberAdd(): void {
@@ -1391,4 +1418,13 @@ export class Simulation {
     }
     if (this.#deafLeader) this.#deafenLeader();
   }
+}
+
+/** The membership a stopped node will derive from its storage on restart (snapshot plus config entries). */
+function storedMembership(storage: SimStorage): Membership {
+  let m = storage.snapshot?.meta.membership ?? EMPTY_MEMBERSHIP;
+  for (const e of storage.entries) {
+    if (e.type === "config" && e.change !== undefined) m = applyMembershipChange(m, e.change);
+  }
+  return m;
 }
