@@ -76,4 +76,25 @@ describe("simulator regressions", () => {
     assert.deepEqual(out, [{ type: "vote-response", from: "a", to: "b", term: 9, reject: true }]);
     assert.equal(node.term, 9, "the stale request changes nothing else");
   });
+
+  it("a learner answers (pre-)votes by the log alone (seed 1023452, in miniature)", () => {
+    // n7 is a learner in its own view, but a candidate's view may have promoted it: it answers.
+    // Its last entry (139, t3) beats n1's (139, t2), so n1 is refused; an up-to-date candidate is not.
+    const membership = { voters: ["n1", "n2", "n5"], learners: ["n7"], removed: [] };
+    const node = new RaftNode({ id: "n7", random: () => 0 }, {
+      hardState: { term: 3, vote: undefined, commit: 138 },
+      snapshot: { meta: { index: 138, term: 2, membership }, data: new Uint8Array() },
+      entries: [{ index: 139, term: 3, type: "noop", data: new Uint8Array() }],
+    });
+    while (node.hasReady()) node.ready();
+    const out: RaftMessage[] = [];
+    node.step({ type: "pre-vote", from: "n1", to: "n7", term: 4, lastIndex: 139, lastTerm: 2 });
+    node.step({ type: "pre-vote", from: "n5", to: "n7", term: 4, lastIndex: 139, lastTerm: 3 });
+    while (node.hasReady()) out.push(...node.ready().messages);
+    assert.deepEqual(out, [
+      { type: "pre-vote-response", from: "n7", to: "n1", term: 3, reject: true },
+      { type: "pre-vote-response", from: "n7", to: "n5", term: 4, reject: false },
+    ]);
+    assert.equal(node.promotable, false, "still a learner in its own view: it never campaigns");
+  });
 });
