@@ -83,17 +83,15 @@ describe("Discovery", () => {
   });
 
   it("bootstraps when the only other newcomer has a larger peer id", async () => {
-    let discovery!: Discovery;
     const host = fakeHost({ onPublish: () => discovery.onHello(newcomer("c")) });
-    discovery = new Discovery(options, host);
+    const discovery = new Discovery(options, host);
     await discovery.discover(Date.now() + 5000, new AbortController().signal);
     assert.equal(host.bootstrapped, 1);
   });
 
   it("leaves bootstrapping to a newcomer with a smaller peer id (and times out without a cluster)", async () => {
-    let discovery!: Discovery;
     const host = fakeHost({ onPublish: () => discovery.onHello(newcomer("a")) });
-    discovery = new Discovery(options, host);
+    const discovery = new Discovery(options, host);
     await assert.rejects(
       discovery.discover(Date.now() + 150, new AbortController().signal),
       (error: unknown) => {
@@ -106,18 +104,16 @@ describe("Discovery", () => {
   });
 
   it("joins through the leader a member's hello names, without bootstrapping", async () => {
-    let discovery!: Discovery;
     const host = fakeHost({ onPublish: () => discovery.onHello(member("a", "a-1")) });
-    discovery = new Discovery(options, host);
+    const discovery = new Discovery(options, host);
     await discovery.discover(Date.now() + 5000, new AbortController().signal);
     assert.deepEqual(host.joinRequests, ["a-1"]);
     assert.equal(host.bootstrapped, 0);
   });
 
   it("does not bootstrap while members are around, even before the leader is known", async () => {
-    let discovery!: Discovery;
     const host = fakeHost({ onPublish: () => discovery.onHello(member("z")) });
-    discovery = new Discovery(options, host);
+    const discovery = new Discovery(options, host);
     await assert.rejects(
       discovery.discover(Date.now() + 150, new AbortController().signal),
       HamokTimeoutError,
@@ -126,7 +122,6 @@ describe("Discovery", () => {
   });
 
   it("forgets a leader whose join request failed and joins through the next one announced", async () => {
-    let discovery!: Discovery;
     let leader = "a-1";
     const host = fakeHost({
       onPublish: () => discovery.onHello(member("a", leader)),
@@ -138,7 +133,7 @@ describe("Discovery", () => {
         return Promise.resolve();
       },
     });
-    discovery = new Discovery(options, host);
+    const discovery = new Discovery(options, host);
     // the first hello is published before discover() runs, so the leader is known at once
     discovery.onHello(member("a", "a-1"));
     await discovery.discover(Date.now() + 5000, new AbortController().signal);
@@ -193,12 +188,11 @@ describe("Discovery", () => {
   });
 
   it("wakes up at once when a member's hello arrives during a wait", async () => {
-    let discovery!: Discovery;
     const host = fakeHost({
       onPublish: () => setTimeout(() => discovery.onHello(member("a", "a-1")), 1),
     });
     // a long hello period: without the wake-up the join would wait for the timeout below
-    discovery = new Discovery({ ...options, discoveryMs: 60_000 }, host);
+    const discovery = new Discovery({ ...options, discoveryMs: 60_000 }, host);
     await discovery.discover(Date.now() + 120_000, new AbortController().signal);
     assert.deepEqual(host.joinRequests, ["a-1"]);
   });
