@@ -2,6 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import process from "node:process";
+import { startNatsServer } from "../_helpers/nats_server.ts";
 
 /** Runs examples/demo.ts with the current runtime and returns its exit code and output. */
 function runDemo(args: string[] = []): Promise<{ code: number | null; output: string }> {
@@ -37,6 +38,20 @@ describe("the demo", () => {
     assert.match(output, /took over in \d+ ms/);
     assert.match(output, /A publish after the failover\n(.|\n)*acknowledged by: /);
     assert.match(output, /done in \d+ ms/);
+  });
+
+  it("does the same over a real nats-server with --nats URL", async () => {
+    const server = await startNatsServer();
+    try {
+      const { code, output } = await runDemo(["--nats", server.url]);
+      assert.equal(code, 0, output);
+      assert.match(output, new RegExp(`NATS at ${server.url.replaceAll(".", "\\.")}`));
+      assert.match(output, /acknowledged by: bob, carol/);
+      assert.match(output, /took over in \d+ ms/);
+      assert.match(output, /done in \d+ ms/);
+    } finally {
+      await server.stop();
+    }
   });
 
   it("explains its usage when --nats has no URL", async () => {
