@@ -24,6 +24,7 @@ import { type Span, SpanStatusCode } from "@opentelemetry/api";
 import { failSpan, HAMOK_SPAN_ATTRIBUTES, MessagingSpans } from "../telemetry/messaging_spans.ts";
 import { traceHeaders } from "../telemetry/trace_context.ts";
 import type { CollectionHost } from "./collection_host.ts";
+import { ReadyGate } from "./ready_gate.ts";
 import { type HamokEmitterSnapshot, type HamokSubscriptionTable, sameValue } from "./subscription_table.ts";
 import { LocalListeners } from "./local_listeners.ts";
 
@@ -131,7 +132,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   readonly #disposers: (() => void)[] = [];
   #seq = 0;
   #isClosed = false;
-  #readyPromise: Promise<void> | undefined;
+  readonly #readyGate = new ReadyGate();
 
   /** @internal Use `hamok.createEmitter(config)`. */
   constructor(host: CollectionHost, config: HamokEmitterConfig<T>) {
@@ -187,13 +188,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
 
   /** Resolves once the peer has joined and this emitter's table is caught up with the cluster. */
   get ready(): Promise<void> {
-    if (this.#readyPromise === undefined) {
-      this.#readyPromise = this.#host.whenReady(this.requestTimeoutInMs);
-      this.#readyPromise.catch(() => {
-        this.#readyPromise = undefined;
-      });
-    }
-    return this.#readyPromise;
+    return this.#readyGate.get(this.#host, this.requestTimeoutInMs);
   }
 
   /**

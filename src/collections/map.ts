@@ -16,6 +16,7 @@ import {
   HamokListenerError,
 } from "../errors.ts";
 import type { CollectionHost } from "./collection_host.ts";
+import { ReadyGate } from "./ready_gate.ts";
 import { decodeStored, dropCaches, entryKey, entryValue, previousValue } from "./entry_codec.ts";
 import { LocalListeners } from "./local_listeners.ts";
 import {
@@ -243,7 +244,7 @@ export class HamokMap<K = unknown, V = unknown> {
   readonly #listeners = new LocalListeners();
   readonly #observer: MapStateObserver;
   #closed = false;
-  #readyPromise: Promise<void> | undefined;
+  readonly #readyGate = new ReadyGate();
 
   /** @internal Use `hamok.createMap(config)`. */
   constructor(host: CollectionHost, config: HamokMapConfig<K, V>) {
@@ -274,14 +275,7 @@ export class HamokMap<K = unknown, V = unknown> {
 
   /** Resolves once the peer has joined and this map is caught up with the cluster. */
   get ready(): Promise<void> {
-    if (this.#readyPromise === undefined) {
-      const promise = this.#host.whenReady(this.requestTimeoutInMs);
-      this.#readyPromise = promise;
-      promise.catch(() => {
-        if (this.#readyPromise === promise) this.#readyPromise = undefined;
-      });
-    }
-    return this.#readyPromise;
+    return this.#readyGate.get(this.#host, this.requestTimeoutInMs);
   }
 
   /** Number of entries on this peer. */

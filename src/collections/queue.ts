@@ -11,6 +11,7 @@ import { decodeValue, encodeValue, type ValueCodec } from "../codec/value_codec.
 import { positiveInteger } from "../config.ts";
 import { HamokClosedError, HamokCodecError, HamokConfigError, HamokError } from "../errors.ts";
 import type { CollectionHost } from "./collection_host.ts";
+import { ReadyGate } from "./ready_gate.ts";
 import { type HamokQueueSnapshot, type HamokQueueState, type PopResult, QUEUE_KIND } from "./queue_state.ts";
 
 /**
@@ -98,7 +99,7 @@ export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
   private readonly codec: ValueCodec<T> | undefined;
   private readonly disposers: (() => void)[] = [];
   private isClosed = false;
-  private readyPromise: Promise<void> | undefined;
+  private readonly readyGate = new ReadyGate();
 
   /** @internal Use `hamok.createQueue(config)`. */
   constructor(host: CollectionHost, config: HamokQueueConfig<T>) {
@@ -150,13 +151,7 @@ export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
 
   /** Resolves once the peer has joined and this queue is caught up with the cluster. */
   get ready(): Promise<void> {
-    if (this.readyPromise === undefined) {
-      this.readyPromise = this.host.whenReady(this.requestTimeoutInMs);
-      this.readyPromise.catch(() => {
-        this.readyPromise = undefined;
-      });
-    }
-    return this.readyPromise;
+    return this.readyGate.get(this.host, this.requestTimeoutInMs);
   }
 
   /** Number of items in this peer's copy. */

@@ -20,6 +20,7 @@ import {
   HamokTimeoutError,
 } from "../errors.ts";
 import type { CollectionHost } from "./collection_host.ts";
+import { ReadyGate } from "./ready_gate.ts";
 import {
   type HamokRemoteMapState,
   type PendingRemoteOp,
@@ -204,7 +205,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
   private readonly waiters = new Map<number, Waiter[]>();
   private readonly disposers: (() => void)[] = [];
   private isClosed = false;
-  private readyPromise: Promise<void> | undefined;
+  private readonly readyGate = new ReadyGate();
   private seq = 0;
   private executing = false;
   private failures = 0;
@@ -304,13 +305,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
 
   /** Resolves once the peer has joined and caught up with the cluster. */
   get ready(): Promise<void> {
-    if (this.readyPromise === undefined) {
-      this.readyPromise = this.host.whenReady(this.requestTimeoutInMs);
-      this.readyPromise.catch(() => {
-        this.readyPromise = undefined;
-      });
-    }
-    return this.readyPromise;
+    return this.readyGate.get(this.host, this.requestTimeoutInMs);
   }
 
   /** Number of committed operations this peer knows of that are not executed yet. */
