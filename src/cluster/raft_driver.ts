@@ -19,6 +19,7 @@ import type {
   SoftState,
 } from "../raft/types.ts";
 import type { RaftStorage } from "../storage/raft_storage.ts";
+import { HamokNoLeaderError } from "../errors.ts";
 
 /** What the driver calls back into (the peer). */
 export interface RaftDriverHooks {
@@ -126,15 +127,18 @@ export class RaftDriver {
 
   /**
    * Starts a ReadIndex round; resolves with the read index once the leader confirmed it, rejects
-   * with the reason if it was dropped. Callers bound it with their own timeout.
+   * with a `HamokNoLeaderError` naming the reason if it was dropped. Callers bound it with their
+   * own timeout.
    */
   readIndex(ctx: string): Promise<number> {
     return new Promise<number>((resolve, reject) => {
+      const dropped = (reason: DroppedRead["reason"]) =>
+        reject(new HamokNoLeaderError(`read ${ctx} was dropped (${reason})`));
       if (this.#stopped) {
-        reject("leadership-lost");
+        dropped("leadership-lost");
         return;
       }
-      this.#reads.set(ctx, { resolve, reject });
+      this.#reads.set(ctx, { resolve, reject: dropped });
       this.node.readIndex(ctx);
       this.schedule();
     });

@@ -5,6 +5,7 @@ import { RaftNode } from "../../src/raft/raft_node.ts";
 import type { Entry, HardState, Snapshot } from "../../src/raft/types.ts";
 import type { RaftPersistentState, RaftStorage } from "../../src/storage/raft_storage.ts";
 import { waitFor } from "../_helpers/wait.ts";
+import { HamokNoLeaderError } from "../../src/errors.ts";
 
 /** An asynchronous storage that records the order in which writes start and finish. */
 class SlowStorage implements RaftStorage {
@@ -74,5 +75,27 @@ describe("RaftDriver", () => {
     }
     const firstApply = storage.log.findIndex((l) => l.startsWith("apply"));
     assert.ok(storage.log.slice(0, firstApply).includes("end entries"), storage.log.join(" | "));
+  });
+
+  it("a read on a stopped driver rejects with a typed error, never a string", async () => {
+    const node = new RaftNode({ id: "n1", random: () => 0.5 }, {
+      hardState: { term: 0, vote: undefined, commit: 0 },
+      entries: [],
+    });
+    const driver = new RaftDriver(node, new SlowStorage(), {
+      send: () => {},
+      apply: () => {},
+      restore: () => {},
+      softStateChanged: () => {},
+      membershipChanged: () => {},
+      error: () => {},
+    }, 1000);
+    const pending = driver.readIndex("r-before-stop");
+    driver.stop();
+    await assert.rejects(
+      pending,
+      (e) => e instanceof HamokNoLeaderError && /leadership-lost/.test(e.message),
+    );
+    await assert.rejects(driver.readIndex("r-after-stop"), HamokNoLeaderError);
   });
 });
