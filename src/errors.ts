@@ -20,7 +20,8 @@ export type HamokErrorCode =
   | "HAMOK_TRANSPORT"
   | "HAMOK_DELIVERY"
   | "HAMOK_LISTENER"
-  | "HAMOK_CONFLICT";
+  | "HAMOK_CONFLICT"
+  | "HAMOK_RATE_LIMITED";
 
 /** Options accepted by every {@linkcode HamokError} constructor. */
 export interface HamokErrorOptions {
@@ -94,9 +95,16 @@ export class HamokTimeoutError extends HamokError {
  * ```
  */
 export class HamokClosedError extends HamokError {
-  /** Creates a closed error. */
-  constructor(message: string, options?: HamokErrorOptions) {
+  /**
+   * The request id of a write that was pending when the peer closed, if any: it may or may not have
+   * been applied, and retrying it with the same request id (on another peer) applies it at most once.
+   */
+  readonly requestId: string | undefined;
+
+  /** Creates a closed error (with the request id of the write it interrupted, if any). */
+  constructor(message: string, options?: HamokErrorOptions & { requestId?: string }) {
     super(message, "HAMOK_CLOSED", options);
+    this.requestId = options?.requestId;
   }
 }
 
@@ -326,5 +334,132 @@ export class HamokConflictError extends HamokError {
     super(message, "HAMOK_CONFLICT", options);
     this.expectedRevision = details.expectedRevision;
     this.actualRevision = details.actualRevision;
+  }
+}
+
+/**
+ * A client request was refused because its sender sent too many in a short time.
+ *
+ * @example
+ * ```ts
+ * import { HamokRateLimitedError } from "@hamok/core";
+ * const err = new HamokRateLimitedError("too many client requests from cli-1");
+ * console.log(err.code); // HAMOK_RATE_LIMITED
+ * ```
+ */
+export class HamokRateLimitedError extends HamokError {
+  /** Creates the error. */
+  constructor(message: string, options?: HamokErrorOptions) {
+    super(message, "HAMOK_RATE_LIMITED", options);
+  }
+}
+
+/**
+ * A message this peer would have to send is larger than the largest one it may send (the NATS
+ * server's `max_payload`, the memory bus's limit, or the envelope limit). Nothing was written: the
+ * write never entered the log.
+ *
+ * @example
+ * ```ts
+ * import { HamokPayloadTooLargeError } from "@hamok/core";
+ * const err = new HamokPayloadTooLargeError("set('k') is too large", { size: 2_000_000, limit: 1_048_576 });
+ * console.log(err.code, err.size > err.limit); // HAMOK_PAYLOAD_TOO_LARGE true
+ * ```
+ */
+export class HamokPayloadTooLargeError extends HamokError {
+  /** The size of the message, in bytes (an estimate within a few bytes of framing). */
+  readonly size: number;
+  /** The largest message this peer may send, in bytes. */
+  readonly limit: number;
+
+  /** Creates a payload-too-large error naming the size and the limit. */
+  constructor(message: string, details: { size: number; limit: number }, options?: HamokErrorOptions) {
+    super(message, "HAMOK_PAYLOAD_TOO_LARGE", options);
+    this.size = details.size;
+    this.limit = details.limit;
+  }
+}
+
+/**
+ * This peer was removed from the cluster (it was silent for longer than `peerTimeoutMs`, for example
+ * while its process was paused) while a write of its was pending. The write may or may not have been
+ * applied: retry it with the same `requestId` once the peer joined again.
+ *
+ * @example
+ * ```ts
+ * import { HamokRemovedError } from "@hamok/core";
+ * const err = new HamokRemovedError("removed from the cluster", { requestId: "m1:7" });
+ * console.log(err.code, err.requestId); // HAMOK_REMOVED m1:7
+ * ```
+ */
+export class HamokRemovedError extends HamokError {
+  /** The request id of the interrupted write, if the error is about one. */
+  readonly requestId: string | undefined;
+
+  /** Creates a removed error. */
+  constructor(message: string, details: { requestId?: string } = {}, options?: HamokErrorOptions) {
+    super(message, "HAMOK_REMOVED", options);
+    this.requestId = details.requestId;
+  }
+}
+
+/**
+ * `join()` found a live member of the cluster with this peer's id: two processes were started with
+ * the same `peerId`. The running member is left alone; give this one another id.
+ *
+ * @example
+ * ```ts
+ * import { HamokDuplicatePeerError } from "@hamok/core";
+ * const err = new HamokDuplicatePeerError("peer 'b' is already a live member", { peerId: "b" });
+ * console.log(err.code, err.peerId); // HAMOK_DUPLICATE_PEER b
+ * ```
+ */
+export class HamokDuplicatePeerError extends HamokError {
+  /** The peer id in use. */
+  readonly peerId: string;
+
+  /** Creates a duplicate-peer error. */
+  constructor(message: string, details: { peerId: string }, options?: HamokErrorOptions) {
+    super(message, "HAMOK_DUPLICATE_PEER", options);
+    this.peerId = details.peerId;
+  }
+}
+
+/**
+ * Two clusters with different identities were heard on one subject prefix and cluster id: a second
+ * cluster was bootstrapped (for example by peers started with `bootstrap: "auto"` on both sides of a
+ * partition). Reported on the peer's `error` event; an operator must decide which one to keep.
+ *
+ * @example
+ * ```ts
+ * import { HamokClusterConflictError } from "@hamok/core";
+ * const err = new HamokClusterConflictError("two clusters named 'orders'", { identities: ["u1", "u2"] });
+ * console.log(err.code, err.identities.length); // HAMOK_CLUSTER_CONFLICT 2
+ * ```
+ */
+export class HamokClusterConflictError extends HamokError {
+  /** The cluster identities heard (this peer's own first, when it has one). */
+  readonly identities: readonly string[];
+
+  /** Creates a cluster-conflict error. */
+  constructor(message: string, details: { identities: readonly string[] }, options?: HamokErrorOptions) {
+    super(message, "HAMOK_CLUSTER_CONFLICT", options);
+    this.identities = details.identities;
+  }
+}
+
+/**
+ * The operation needs a member of a cluster, and this peer has not called `join()` (or left).
+ *
+ * @example
+ * ```ts
+ * import { HamokNotJoinedError } from "@hamok/core";
+ * throw new HamokNotJoinedError("call join() before writing");
+ * ```
+ */
+export class HamokNotJoinedError extends HamokError {
+  /** Creates a not-joined error. */
+  constructor(message: string, options?: HamokErrorOptions) {
+    super(message, "HAMOK_NOT_JOINED", options);
   }
 }
