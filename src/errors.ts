@@ -21,7 +21,12 @@ export type HamokErrorCode =
   | "HAMOK_DELIVERY"
   | "HAMOK_LISTENER"
   | "HAMOK_CONFLICT"
-  | "HAMOK_RATE_LIMITED";
+  | "HAMOK_RATE_LIMITED"
+  | "HAMOK_PAYLOAD_TOO_LARGE"
+  | "HAMOK_REMOVED"
+  | "HAMOK_DUPLICATE_PEER"
+  | "HAMOK_CLUSTER_CONFLICT"
+  | "HAMOK_NOT_JOINED";
 
 /** Options accepted by every {@linkcode HamokError} constructor. */
 export interface HamokErrorOptions {
