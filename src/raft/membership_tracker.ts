@@ -44,8 +44,8 @@ export class MembershipTracker {
 
   /** Index of the latest config entry in the log (or of the snapshot, if none follows it). */
   get lastConfigIndex(): number {
-    const n = this.history.length;
-    return n === 0 ? this.baseIndex : this.history[n - 1].index;
+    const last = this.history[this.history.length - 1];
+    return last === undefined ? this.baseIndex : last.index;
   }
 
   /** Takes the entry into account if it is a config entry; returns true if the membership changed. */
@@ -62,11 +62,11 @@ export class MembershipTracker {
   truncateFrom(index: number): boolean {
     const history = this.history;
     let n = history.length;
-    if (n === 0 || history[n - 1].index < index) return false;
-    while (n > 0 && history[n - 1].index >= index) n--;
+    if ((history[n - 1]?.index ?? -Infinity) < index) return false;
+    while (n > 0 && history[n - 1]!.index >= index) n--; // 0 < n <= length
     history.length = n;
     const previous = this.current;
-    this.current = n === 0 ? this.base : history[n - 1].membership;
+    this.current = history[n - 1]?.membership ?? this.base;
     return previous !== this.current;
   }
 
@@ -86,7 +86,7 @@ export class MembershipTracker {
     this.base = this.at(index);
     this.baseIndex = index;
     let drop = 0;
-    while (drop < this.history.length && this.history[drop].index <= index) drop++;
+    while (drop < this.history.length && this.history[drop]!.index <= index) drop++; // drop < length
     if (drop > 0) this.history = this.history.slice(drop);
   }
 

@@ -32,7 +32,7 @@ class Inflights {
 
   /** Frees every append whose last index is at or below `index`. */
   freeTo(index: number): void {
-    while (this.count > 0 && this.buffer[this.start] <= index) {
+    while (this.count > 0 && this.buffer[this.start]! <= index) { // count > 0: the slot is set
       this.start = (this.start + 1) % this.capacity;
       this.count--;
     }

@@ -31,9 +31,9 @@ export function majority(voters: number): number {
 export function quorumIndex(voters: readonly string[], indexOf: (id: string) => number): number {
   const n = voters.length;
   if (n === 0) return 0;
-  if (n === 1) return indexOf(voters[0]);
+  if (n === 1) return indexOf(voters[0]!);
   const indices = new Array<number>(n);
-  for (let i = 0; i < n; i++) indices[i] = indexOf(voters[i]);
+  for (let i = 0; i < n; i++) indices[i] = indexOf(voters[i]!); // i < n
   indices.sort((a, b) => b - a);
-  return indices[majority(n) - 1];
+  return indices[majority(n) - 1]!; // 1 <= majority(n) <= n
 }

@@ -82,18 +82,25 @@ export class RaftLog {
     return this.snapshotIndex + this.entries.length;
   }
 
+  /** Bytes of entry data held in the array (a diagnostic: walks the entries). */
+  byteSize(): number {
+    let bytes = 0;
+    for (const entry of this.entries) bytes += entry.data.byteLength;
+    return bytes;
+  }
+
   /** Term of the last entry. */
   get lastTerm(): number {
-    const n = this.entries.length;
-    return n === 0 ? this.snapshotTerm : this.entries[n - 1].term;
+    const last = this.entries[this.entries.length - 1];
+    return last === undefined ? this.snapshotTerm : last.term;
   }
 
   /** Term of the entry at `index`, or undefined if it is compacted or beyond the end. */
   term(index: number): number | undefined {
     const offset = index - this.snapshotIndex;
     if (offset === 0) return this.snapshotTerm;
-    if (offset < 0 || offset > this.entries.length) return undefined;
-    return this.entries[offset - 1].term;
+    if (offset < 0) return undefined;
+    return this.entries[offset - 1]?.term; // undefined beyond the end
   }
 
   /** True if the log holds an entry (or the snapshot) at `index` with term `term`. */
@@ -177,9 +184,9 @@ export class RaftLog {
     if (start < 0) throw new RaftError(`entries from ${from} are compacted (first index ${this.firstIndex})`);
     if (start >= entries.length) return [];
     let end = Math.min(entries.length, start + maxCount);
-    let bytes = entries[start].data.byteLength;
+    let bytes = entries[start]!.data.byteLength; // start < length
     for (let i = start + 1; i < end; i++) {
-      bytes += entries[i].data.byteLength;
+      bytes += entries[i]!.data.byteLength; // i < end <= length
       if (bytes > maxBytes) {
         end = i;
         break;

@@ -205,6 +205,11 @@ export class RaftNode {
     return this.log.firstIndex;
   }
 
+  /** Bytes of entry data in the log after the snapshot (walks the entries: a diagnostic). */
+  get logBytes(): number {
+    return this.log.byteSize();
+  }
+
   /** Index of the latest snapshot (0 without one). */
   get snapshotIndex(): number {
     return this.log.snapshotIndex;
@@ -811,8 +816,9 @@ export class RaftNode {
         log.truncateFrom(conflict, this.anyTestingBug());
         this.members.truncateFrom(conflict);
       }
-      for (let i = conflict - entries[0].index; i < entries.length; i++) {
-        const entry = entries[i];
+      // conflict > 0 means findConflict found an entry: `entries` is not empty.
+      for (let i = conflict - entries[0]!.index; i < entries.length; i++) {
+        const entry = entries[i]!;
         log.append(entry);
         if (entry.type === "config") this.members.append(entry);
       }
@@ -1325,7 +1331,7 @@ export class RaftNode {
 }
 
 function joinChunks(chunks: readonly Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
+  if (chunks.length === 1) return chunks[0]!;
   const data = new Uint8Array(total);
   let offset = 0;
   for (const chunk of chunks) {

@@ -42,8 +42,7 @@ export class ReadOnly {
 
   /** The context of the latest pending request (what a heartbeat should carry), if any. */
   get lastCtx(): string | undefined {
-    const n = this.queue.length;
-    return n === 0 ? undefined : this.queue[n - 1].ctx;
+    return this.queue[this.queue.length - 1]?.ctx;
   }
 
   /** Adds a request; returns false (and ignores it) if the context is already pending. */

@@ -341,11 +341,11 @@ export type RaftMessage =
  */
 export interface RaftReady {
   /** Changed hard state, if it changed. */
-  readonly hardState?: HardState;
+  readonly hardState?: HardState | undefined;
   /** Entries to append to stable storage. */
   readonly entries: readonly Entry[];
   /** A snapshot received from the leader (or created by `compact`) to persist. */
-  readonly snapshot?: Snapshot;
+  readonly snapshot?: Snapshot | undefined;
   /** True if `snapshot` was received from the leader and the state machine must be restored from it. */
   readonly restoreSnapshot: boolean;
   /** Newly committed entries to apply, in log order. */
@@ -357,9 +357,9 @@ export interface RaftReady {
   /** ReadIndex requests that failed. */
   readonly droppedReads: readonly DroppedRead[];
   /** Changed soft state, if it changed. */
-  readonly softState?: SoftState;
+  readonly softState?: SoftState | undefined;
   /** Changed membership (as of the latest config entry in the log), if it changed. */
-  readonly membership?: Membership;
+  readonly membership?: Membership | undefined;
 }
 
 /** Deliberate protocol bugs, for tests that prove the simulator and checkers catch them. */

@@ -47,9 +47,10 @@ export class MemoryRaftStorage implements RaftStorage {
     this.snapshot = initial?.snapshot;
     this.entries = initial?.entries.slice() ?? [];
     const expected = (this.snapshot?.meta.index ?? 0) + 1;
-    if (this.entries.length > 0 && this.entries[0].index !== expected) {
+    const head = this.entries[0];
+    if (head !== undefined && head.index !== expected) {
       throw new HamokError(
-        `initial entries must start at index ${expected}, got ${this.entries[0].index}`,
+        `initial entries must start at index ${expected}, got ${head.index}`,
         "HAMOK_CONFIG",
       );
     }
@@ -95,14 +96,15 @@ export class MemoryRaftStorage implements RaftStorage {
     const base = this.snapshotIndex;
     let from = 0;
     // Entries at or below the snapshot are already folded into it.
-    while (from < entries.length && entries[from].index <= base) from++;
-    if (from === entries.length) return;
-    const first = entries[from].index;
+    while (from < entries.length && entries[from]!.index <= base) from++; // from < length
+    const firstEntry = entries[from];
+    if (firstEntry === undefined) return;
+    const first = firstEntry.index;
     if (first > this.lastIndex + 1) {
       throw new HamokError(`append at ${first} leaves a gap after the last stored index ${this.lastIndex}`);
     }
     this.entries.length = first - base - 1;
-    for (let i = from; i < entries.length; i++) this.entries.push(entries[i]);
+    for (let i = from; i < entries.length; i++) this.entries.push(entries[i]!); // i < length
   }
 
   /** Persists a snapshot and discards the entries it covers (see {@linkcode RaftStorage.saveSnapshot}). */
