@@ -80,7 +80,9 @@ export class AckBatcher {
     if (batch === undefined) return;
     this.#batches.delete(toPeerId);
     if (this.#closed) return;
-    if (batch.length === 1) this.#sender.sendAck(toPeerId, batch[0][0], batch[0][1], undefined);
-    else this.#sender.sendAcks(toPeerId, batch);
+    const first = batch[0];
+    if (batch.length === 1 && first !== undefined) {
+      this.#sender.sendAck(toPeerId, first[0], first[1], undefined);
+    } else this.#sender.sendAcks(toPeerId, batch);
   }
 }

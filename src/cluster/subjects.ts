@@ -24,7 +24,7 @@ export function encodeSubjectToken(token: string): string {
   if (SAFE_TOKEN.test(token)) return token;
   const bytes = encoder.encode(token);
   let binary = "";
-  for (let i = 0; i < bytes.length; i++) binary += String.fromCharCode(bytes[i]);
+  for (const byte of bytes) binary += String.fromCharCode(byte);
   return "~" + btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 

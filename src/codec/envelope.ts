@@ -1,6 +1,6 @@
 /**
  * The wire envelope: every message Hamok peers exchange is one CBOR value
- * `[version, type, from, body]`, where `version` is {@linkcode PROTOCOL_VERSION}, `type` a small
+ * `[version, type, from, body, cluster?]`, where `version` is {@linkcode PROTOCOL_VERSION}, `type` a small
  * integer naming the {@linkcode WireMessageType}, `from` the sending peer id and `body` a positional
  * array whose layout the type defines. {@linkcode decodeEnvelope} checks all of it and throws
  * {@linkcode HamokCodecError} for anything that does not fit.
@@ -75,7 +75,7 @@ export interface HelloBody {
   /** The sender's Raft member id. */
   readonly memberId: string;
   /** The leader the sender knows of, if any. */
-  readonly leaderId?: string;
+  readonly leaderId?: string | undefined;
   /** The sender's current Raft term. */
   readonly term: number;
   /** True once the sender is a member of the cluster. */
@@ -116,7 +116,7 @@ export interface ResponseBody {
   /** True if the operation succeeded. */
   readonly ok: boolean;
   /** Operation-specific result bytes. */
-  readonly payload?: Uint8Array;
+  readonly payload?: Uint8Array | undefined;
   /** Why the operation failed. */
   readonly error?: WireError;
 }
@@ -140,7 +140,7 @@ export interface EventBody {
   /** The publisher's sequence number for this emitter. */
   readonly seq: number;
   /** Set when the publisher awaits acks; echoed in each {@linkcode AckBody}. */
-  readonly ackRequestId?: string;
+  readonly ackRequestId?: string | undefined;
 }
 
 /**
@@ -239,6 +239,11 @@ export interface WireEnvelopeOf<K extends WireMessageType> {
   readonly from: string;
   /** The message. */
   readonly body: WireBodies[K];
+  /**
+   * The cluster id the message is bound to (peers drop messages of other clusters). Encoded as a
+   * fifth element when present.
+   */
+  readonly cluster?: string;
 }
 
 /**
@@ -361,8 +366,9 @@ const BODY_CODECS: { readonly [K in WireMessageType]: BodyCodec<WireBodies[K]> }
     pack: (b) => {
       const flat: string[] = new Array(b.acks.length * 2);
       for (let i = 0; i < b.acks.length; i++) {
-        flat[2 * i] = b.acks[i][0];
-        flat[2 * i + 1] = b.acks[i][1];
+        const ack = b.acks[i]!; // i < length
+        flat[2 * i] = ack[0];
+        flat[2 * i + 1] = ack[1];
       }
       return [b.peerId, flat];
     },
@@ -423,7 +429,10 @@ export function encodeEnvelope(envelope: WireEnvelope): Uint8Array {
     });
   }
   try {
-    return encodeCbor([PROTOCOL_VERSION, codec.code, envelope.from, codec.pack(envelope.body)]);
+    const cluster = envelope.cluster;
+    return cluster === undefined
+      ? encodeCbor([PROTOCOL_VERSION, codec.code, envelope.from, codec.pack(envelope.body)])
+      : encodeCbor([PROTOCOL_VERSION, codec.code, envelope.from, codec.pack(envelope.body), cluster]);
   } catch (error) {
     throw new HamokCodecError(
       `cannot encode ${envelope.type} envelope: ${messageOf(error)}`,
@@ -515,10 +524,17 @@ export function decodeEnvelope(bytes: Uint8Array, options?: DecodeEnvelopeOption
       new TypeError("expected an integer version"),
     );
   }
-  if (value.length !== 4) {
+  if (value.length !== 4 && value.length !== 5) {
     reject(
       `not an envelope (${value.length} elements)`,
-      new TypeError("expected [version, type, from, body]"),
+      new TypeError("expected [version, type, from, body, cluster?]"),
+    );
+  }
+  const cluster = value[4];
+  if (value.length === 5 && typeof cluster !== "string") {
+    reject(
+      `cluster is ${describeType(cluster)}, not a string`,
+      new TypeError("expected a string cluster id"),
     );
   }
   const code = value[1];
@@ -537,5 +553,7 @@ export function decodeEnvelope(bytes: Uint8Array, options?: DecodeEnvelopeOption
   } catch (error) {
     reject(`malformed ${entry.type} body: ${messageOf(error)}`, error);
   }
-  return { type: entry.type, from, body } as WireEnvelope;
+  return (value.length === 5
+    ? { type: entry.type, from, body, cluster }
+    : { type: entry.type, from, body }) as WireEnvelope;
 }

@@ -88,14 +88,14 @@ function packEntry(e: Entry): unknown[] {
 
 function packEntries(entries: readonly Entry[]): unknown[] {
   const out = new Array<unknown>(entries.length);
-  for (let i = 0; i < entries.length; i++) out[i] = packEntry(entries[i]);
+  for (let i = 0; i < entries.length; i++) out[i] = packEntry(entries[i]!); // i < length
   return out;
 }
 
 function packProposals(entries: ProposeMessage["entries"]): unknown[] {
   const out = new Array<unknown>(entries.length);
   for (let i = 0; i < entries.length; i++) {
-    const e = entries[i];
+    const e = entries[i]!; // i < length
     out[i] = e.requestId !== undefined ? [e.data, e.requestId] : [e.data];
   }
   return out;

@@ -79,7 +79,7 @@ export function enumAt<T extends string>(value: unknown, path: string, names: re
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value >= names.length) {
     fail(path, `a code in 0..${names.length - 1}`, value);
   }
-  return names[value];
+  return names[value]!; // checked: an integer in 0..length-1
 }
 
 /** Packs error details `{ code, message }` as `[code, message]`. */

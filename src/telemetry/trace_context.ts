@@ -46,10 +46,12 @@ export function spanContextFromHeaders(headers: TransportHeaders | undefined): S
   if (traceparent === undefined) return undefined;
   const match = TRACEPARENT.exec(traceparent.trim().toLowerCase());
   if (match === null) return undefined;
+  const [, traceId, spanId, flags] = match;
+  if (traceId === undefined || spanId === undefined || flags === undefined) return undefined;
   const spanContext: SpanContext = {
-    traceId: match[1],
-    spanId: match[2],
-    traceFlags: parseInt(match[3], 16) & TraceFlags.SAMPLED,
+    traceId,
+    spanId,
+    traceFlags: parseInt(flags, 16) & TraceFlags.SAMPLED,
     isRemote: true,
   };
   if (!isSpanContextValid(spanContext)) return undefined;

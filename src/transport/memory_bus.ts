@@ -548,11 +548,11 @@ export class MemoryRouter {
     const msg: TransportMessage = { subject, data, headers: copied };
     if (this.faults.length === 0) {
       const queue = this.#queue;
-      for (let i = 0; i < n; i++) queue.push(subs[i], msg);
+      for (let i = 0; i < n; i++) queue.push(subs[i]!, msg); // i < n
     } else {
       let tokens: string[] | undefined;
       const subjectTokens = (): string[] => (tokens ??= subject.split("."));
-      for (let i = 0; i < n; i++) this.#routeWithFaults(from.id, subs[i], msg, subjectTokens);
+      for (let i = 0; i < n; i++) this.#routeWithFaults(from.id, subs[i]!, msg, subjectTokens);
     }
     this.#schedule();
   }
@@ -663,7 +663,7 @@ export class MemoryRouter {
     let hi = list.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (list[mid].due <= item.due) lo = mid + 1;
+      if (list[mid]!.due <= item.due) lo = mid + 1; // lo <= mid < hi <= length
       else hi = mid;
     }
     if (lo === list.length) list.push(item);
@@ -689,14 +689,16 @@ export class MemoryRouter {
     const now = performance.now();
     const list = this.delayed;
     let released = 0;
-    while (released < list.length && list[released].due <= now) {
-      const item = list[released++];
+    let item: Delayed | undefined;
+    while ((item = list[released]) !== undefined && item.due <= now) {
+      released++;
       this.#queue.push(item.sub, item.msg);
     }
     if (released > 0) {
       list.splice(0, released);
       this.#schedule();
     }
-    if (list.length > 0) this.#arm(list[0].due);
+    const next = list[0];
+    if (next !== undefined) this.#arm(next.due);
   };
 }

@@ -42,13 +42,13 @@ export interface NatsTransportOptions {
    * Upper bound of `close()`'s drain, in milliseconds; after it the connection (if owned) is
    * closed without waiting further. Default 5000.
    */
-  closeTimeoutMs?: number;
+  closeTimeoutMs?: number | undefined;
 }
 
 /** Options of {@linkcode NatsTransport.connect}: `nats` connection options plus transport options. */
 export interface NatsTransportConnectOptions extends ConnectionOptions {
   /** Upper bound of `close()`'s drain, in milliseconds. Default 5000. */
-  closeTimeoutMs?: number;
+  closeTimeoutMs?: number | undefined;
 }
 
 /** Defaults applied by {@linkcode NatsTransport.connect} unless the caller sets them. */
@@ -74,7 +74,8 @@ function natsCode(error: unknown): string | undefined {
 function toMsgHdrs(headers: TransportHeaders): MsgHdrs | undefined {
   let hdrs: MsgHdrs | undefined;
   for (const key in headers) {
-    (hdrs ??= natsHeaders()).set(key, headers[key]);
+    const value = headers[key];
+    if (value !== undefined) (hdrs ??= natsHeaders()).set(key, value);
   }
   return hdrs;
 }

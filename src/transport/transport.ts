@@ -16,7 +16,7 @@ export interface TransportMessage {
   /** The payload. Handlers must not mutate it (it may be shared between subscribers). */
   readonly data: Uint8Array;
   /** Headers, if the publisher sent any. */
-  readonly headers?: TransportHeaders;
+  readonly headers?: TransportHeaders | undefined;
 }
 
 /** Receives messages of a subscription. Exceptions thrown by a handler are caught by the transport. */
