@@ -875,7 +875,9 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     if (voters.length === 0) return;
     const progress = node.progress;
     voters.sort((a, b) => (progress.get(b)?.match ?? 0) - (progress.get(a)?.match ?? 0));
-    this.#driver!.run((n) => n.transferLeadership(voters[0]));
+    const target = voters[0];
+    if (target === undefined) return;
+    this.#driver!.run((n) => n.transferLeadership(target));
     await this.#waiters.waitFor(
       () => this.#leaderMemberId !== undefined && this.#leaderMemberId !== this.#memberId,
       Math.max(1, deadline - Date.now()),

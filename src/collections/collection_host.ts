@@ -16,7 +16,7 @@ export interface ProposeOptions {
   /** How long to wait for the command to be applied on this peer. */
   readonly timeoutMs: number;
   /** A request id to reuse (for an idempotent retry); a fresh one is made otherwise. */
-  readonly requestId?: string;
+  readonly requestId?: string | undefined;
 }
 
 /** A handler of acknowledgements addressed to one emitter on this peer. */

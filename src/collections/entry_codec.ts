@@ -18,7 +18,7 @@ import type { Encoded, MapStateEntry } from "./map_state.ts";
 export function decodeStored<T>(codec: ValueCodec<T>, data: Encoded): T {
   if (typeof data === "string") return decodeValue(codec, data);
   if (codec instanceof CborValueCodec) {
-    const major = data[0] >> 5;
+    const major = (data[0] ?? 0) >> 5;
     if (major === 0 || major === 1 || major === 3 || major === 7) return decodeValue(codec, data);
   }
   return decodeValue(codec, data.slice());

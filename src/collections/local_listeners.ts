@@ -38,7 +38,7 @@ export class LocalListeners {
     const list = this.#byEvent.get(event);
     if (list === undefined) return false;
     for (let i = list.length - 1; i >= 0; i--) {
-      if (list[i].fn !== fn) continue;
+      if (list[i]!.fn !== fn) continue; // i < length
       if (list.length === 1) this.#byEvent.delete(event);
       else this.#byEvent.set(event, list.toSpliced(i, 1));
       return true;

@@ -89,9 +89,9 @@ export interface HamokMapConfig<K, V> {
  */
 export interface HamokWriteOptions {
   /** The request id of the write; give the id of a failed attempt to retry it. Default: a fresh id. */
-  requestId?: string;
+  requestId?: string | undefined;
   /** How long to wait for the write to be applied on this peer, in ms. Default `requestTimeoutInMs`. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 /**
@@ -136,7 +136,7 @@ export interface HamokLinearizableReadOptions {
   /** `linearizable`. */
   consistency: "linearizable";
   /** How long the barrier may take, in ms. Default `requestTimeoutInMs`. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 /**

@@ -48,9 +48,9 @@ export interface HamokQueueWriteOptions {
    * Request id of the write. A write retried with the request id of an earlier attempt is applied
    * at most once, and resolves with the first attempt's result. Default: a fresh id.
    */
-  requestId?: string;
+  requestId?: string | undefined;
   /** Timeout of this write in ms. Default: the queue's `requestTimeoutInMs`. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 /** Events of a {@linkcode HamokQueue}; they fire on every peer in log order. */

@@ -328,7 +328,10 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     await this.#beforeRead(options);
     const values = list.length === 0 ? [] : await this.#storeCall("getMany", () => this.store.getMany(list));
     const found = new Map<K, V>();
-    for (let i = 0; i < list.length; i++) if (values[i] !== undefined) found.set(list[i], values[i] as V);
+    for (let i = 0; i < list.length; i++) {
+      const value = values[i];
+      if (value !== undefined) found.set(list[i]!, value as V); // i < length
+    }
     return found;
   }
 
@@ -730,7 +733,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     const base = new Map<string, unknown>();
     for (let i = 0; i < readIds.length; i++) {
       const value = values[i];
-      base.set(readIds[i], value === undefined ? undefined : this.#wireValue(value as V));
+      base.set(readIds[i]!, value === undefined ? undefined : this.#wireValue(value as V)); // i < length
     }
     let cleared = false;
     const overlay = new Map<string, Slot>();
@@ -797,7 +800,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
       if (slot.value === undefined) deletes.push(key);
       else sets.push([key, this.#decodeValue(slot.value)]);
     }
-    const last = batch[batch.length - 1].index;
+    const last = batch[batch.length - 1]!.index; // the caller never prepares an empty batch
     return {
       write: {
         expectedIndex: markIndex,

@@ -141,7 +141,7 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
 
   /** Log index of the last pending operation, or `executedIndex` if none is pending. */
   get lastPendingIndex(): number {
-    return this.pendingCount === 0 ? this.executed : this.pending[this.pending.length - 1].index;
+    return this.pendingCount === 0 ? this.executed : this.pending[this.pending.length - 1]!.index;
   }
 
   /** Up to `max` pending operations, oldest first. */
@@ -172,7 +172,7 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
   snapshot(): unknown {
     const pending: StateImage[1] = [];
     for (let i = this.pendingHead; i < this.pending.length; i++) {
-      const p = this.pending[i];
+      const p = this.pending[i]!; // live slots from pendingHead on
       pending.push([p.index, p.op, p.args]);
     }
     const image: StateImage = [this.executed, pending, [...this.results]];
@@ -205,8 +205,9 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
       );
       return false;
     }
-    while (this.pendingHead < this.pending.length && this.pending[this.pendingHead].index <= upTo) {
-      const pending = this.pending[this.pendingHead];
+    // Slots from pendingHead on are live; the ones before it were released.
+    while (this.pendingHead < this.pending.length && this.pending[this.pendingHead]!.index <= upTo) {
+      const pending = this.pending[this.pendingHead]!;
       this.pending[this.pendingHead] = undefined as unknown as PendingRemoteOp;
       this.pendingHead++;
       const outcome = outcomes.get(pending.index);
@@ -247,9 +248,11 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
       case "setAll": {
         const updated: [unknown, unknown][] = [];
         const entries = args as [unknown, unknown][];
-        for (let i = 0; i < entries.length; i++) {
-          this.#changed(entries[i][0], olds[i], entries[i][1]);
-          if (olds[i] !== undefined) updated.push([entries[i][0], olds[i]]);
+        let i = 0;
+        for (const [key, value] of entries) {
+          const old = olds[i++];
+          this.#changed(key, old, value);
+          if (old !== undefined) updated.push([key, old]);
         }
         return updated;
       }
@@ -260,9 +263,11 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
       case "insertAll": {
         const existing: [unknown, unknown][] = [];
         const entries = args as [unknown, unknown][];
-        for (let i = 0; i < entries.length; i++) {
-          if (olds[i] === undefined) this.emit("insert", entries[i][0], entries[i][1]);
-          else existing.push([entries[i][0], olds[i]]);
+        let i = 0;
+        for (const [key, value] of entries) {
+          const old = olds[i++];
+          if (old === undefined) this.emit("insert", key, value);
+          else existing.push([key, old]);
         }
         return existing;
       }
