@@ -405,7 +405,8 @@ const BY_CODE: ReadonlyArray<{ type: WireMessageType; codec: BodyCodec<unknown> 
  * The result is a fresh view into cbor-x's output buffer (never overwritten by later encodes);
  * `Uint8Array` fields are copied into it once. Throws {@linkcode HamokCodecError} if the envelope
  * has an unknown type or holds a value CBOR cannot encode. The body is not validated here (it is
- * typed); a malformed body is rejected by the receiver's {@linkcode decodeEnvelope}.
+ * typed); a malformed body is rejected by the receiver's {@linkcode decodeEnvelope}. `cluster`
+ * (default: `envelope.cluster`) binds the message to a cluster id.
  *
  * @example
  * ```ts
@@ -419,7 +420,10 @@ const BY_CODE: ReadonlyArray<{ type: WireMessageType; codec: BodyCodec<unknown> 
  * if (env.type === "event") console.log(env.body.seq); // 7
  * ```
  */
-export function encodeEnvelope(envelope: WireEnvelope): Uint8Array {
+export function encodeEnvelope(
+  envelope: WireEnvelope,
+  cluster: string | undefined = envelope.cluster,
+): Uint8Array {
   const codec = BODY_CODECS[envelope.type] as BodyCodec<unknown> | undefined;
   if (codec === undefined || !Object.hasOwn(BODY_CODECS, envelope.type)) {
     const type: unknown = envelope.type;
@@ -429,7 +433,6 @@ export function encodeEnvelope(envelope: WireEnvelope): Uint8Array {
     });
   }
   try {
-    const cluster = envelope.cluster;
     return cluster === undefined
       ? encodeCbor([PROTOCOL_VERSION, codec.code, envelope.from, codec.pack(envelope.body)])
       : encodeCbor([PROTOCOL_VERSION, codec.code, envelope.from, codec.pack(envelope.body), cluster]);

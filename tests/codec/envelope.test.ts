@@ -207,7 +207,11 @@ describe("envelope decode errors", () => {
     }
     assertCodecError(() => decodeEnvelope(encodeCbor({ v: 1, t: 0, f: "p", b: [] })), /not an envelope/);
     assertCodecError(() => decodeEnvelope(encodeCbor([1, 4, "p"])), /not an envelope \(3 elements\)/);
-    assertCodecError(() => decodeEnvelope(encodeCbor([1, 4, "p", [], 0])), /not an envelope \(5 elements\)/);
+    assertCodecError(
+      () => decodeEnvelope(encodeCbor([1, 4, "p", [], "c", 0])),
+      /not an envelope \(6 elements\)/,
+    );
+    assertCodecError(() => decodeEnvelope(encodeCbor([1, 4, "p", [], 0])), /cluster is .*not a string/);
     assertCodecError(() => decodeEnvelope(raw(4, ["e", "x", bytes(1), 1], "p", "1")), /not an envelope/);
   });
 
