@@ -134,6 +134,30 @@ export {
 } from "./src/collections/record.ts";
 export { ClusterSubjects, encodeSubjectToken } from "./src/cluster/subjects.ts";
 export { HamokRemoteError } from "./src/cluster/rpc.ts";
+export {
+  DROP_REASONS,
+  type DropReason,
+  PeerCounters,
+  type PeerCounterValues,
+} from "./src/cluster/peer_counters.ts";
+export type { HamokMemberStatus, HamokStatus } from "./src/cluster/status.ts";
+export {
+  CLIENT_LIMITS,
+  CLIENT_MAP_READ_OP,
+  CLIENT_MAP_WRITE_OP,
+  CLIENT_OPS,
+  CLIENT_PUBLISH_OP,
+  CLIENT_STATUS_OP,
+  CLIENT_UNWATCH_OP,
+  CLIENT_WATCH_OP,
+} from "./src/cluster/client_ops.ts";
+export {
+  HamokClient,
+  type HamokClientEvent,
+  type HamokClientMapChange,
+  type HamokClientMapEntry,
+  type HamokClientOptions,
+} from "./src/cli/client.ts";
 export type { RaftPersistentState, RaftStorage } from "./src/storage/raft_storage.ts";
 export { MemoryRaftStorage } from "./src/storage/memory_storage.ts";
 export type * from "./src/raft/types.ts";

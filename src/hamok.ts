@@ -26,6 +26,10 @@ import {
 } from "./cluster/state_machine.ts";
 import { ClusterSubjects } from "./cluster/subjects.ts";
 import { Waiters } from "./cluster/waiters.ts";
+import { PeerCounters } from "./cluster/peer_counters.ts";
+import { CLIENT_OPS, CLIENT_STATUS_OP } from "./cluster/client_ops.ts";
+import { ClientService } from "./cluster/client_service.ts";
+import type { HamokMemberStatus, HamokStatus } from "./cluster/status.ts";
 import type { AckHandler, CollectionHost, ProposeOptions } from "./collections/collection_host.ts";
 import {
   EMITTER_KIND,
@@ -180,6 +184,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   readonly logger: HamokLogger;
   /** The OpenTelemetry tracer of this peer. */
   readonly tracer: Tracer;
+  /** This peer's counters (dropped messages by reason, codec failures, elections, leader changes). */
+  readonly counters: PeerCounters = new PeerCounters();
   readonly #ownsTransport: boolean;
   readonly #ownsStorage: boolean;
   #storage: RaftStorage;
@@ -206,6 +212,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   readonly #proposals: Proposals;
   readonly #acks: AckBatcher;
   readonly #waiters = new Waiters(() => this.#closed);
+  readonly #client: ClientService;
   #proposalCounter = 0;
   readonly #collections = new Map<string, HostedCollection>();
   readonly #ackHandlers = new Map<string, AckHandler>();
@@ -311,6 +318,26 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     });
     this.#rpc.handle(JOIN_OP, (payload) => this.#membershipManager.onJoinRequest(payload));
     this.#rpc.handle(LEAVE_OP, (payload) => this.#membershipManager.onLeaveRequest(payload));
+    this.#client = new ClientService(
+      {
+        status: () => this.status(),
+        findMapState: (mapId) => {
+          for (const [kind, id, state] of this.#stateMachine.states()) {
+            if (kind === MAP_KIND && id === mapId) return state as HamokMapState;
+          }
+          return undefined;
+        },
+        proposeMap: (mapId, op, args, timeoutMs) => this.propose(MAP_KIND, mapId, op, args, { timeoutMs }),
+        publish: (emitterId, event, args, timeoutMs) =>
+          this.#publishForClient(emitterId, event, args, timeoutMs),
+        sendEvent: (toPeerId, body) => this.#send(toPeerId, { type: "event", from: this.#memberId, body }),
+      },
+      this.counters,
+      this.config.requestTimeoutMs,
+    );
+    for (const op of CLIENT_OPS) {
+      this.#rpc.handle(op, (payload, fromPeerId) => this.#client.handle(op, payload, fromPeerId));
+    }
   }
 
   // ------------------------------------------------------------------ properties
@@ -363,6 +390,66 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   /** Index of the last log entry applied on this peer. */
   get appliedIndex(): number {
     return this.#driver?.appliedIndex ?? 0;
+  }
+
+  /**
+   * This peer's view of itself and of the cluster: role, term, leader, log positions and size, the
+   * committed members with their roles (on the leader also each member's match index, lag and time
+   * since last contact), pending proposals and counters. Any member also answers it to processes
+   * outside the cluster (the `client.status` request; see `hamok status`).
+   *
+   * @example
+   * ```ts
+   * import { Hamok } from "@hamok/core";
+   * const hamok = new Hamok();
+   * await hamok.join();
+   * const { role, term, leaderId, members } = hamok.status();
+   * console.log(role, term, leaderId === hamok.localPeerId, members.length); // leader 1 true 1
+   * hamok.close();
+   * ```
+   */
+  status(): HamokStatus {
+    const node = this.#node;
+    const now = Date.now();
+    const isLeader = this.#state === "leader" && node !== undefined;
+    const progress = isLeader ? node.progress : undefined;
+    const lastIndex = node?.lastIndex ?? 0;
+    const members: HamokMemberStatus[] = [];
+    for (const [memberId, role] of this.#members) {
+      const member: {
+        -readonly [K in keyof HamokMemberStatus]: HamokMemberStatus[K];
+      } = { peerId: peerIdOfMember(memberId), memberId, role, leader: memberId === this.#leaderMemberId };
+      if (progress !== undefined) {
+        const self = memberId === this.#memberId;
+        const pr = progress.get(memberId);
+        const match = self ? lastIndex : pr?.match ?? 0;
+        member.matchIndex = match;
+        member.lag = Math.max(0, lastIndex - match);
+        const heard = this.#membershipManager.lastHeard(memberId);
+        member.lastContactMs = self ? 0 : heard === undefined ? undefined : Math.max(0, now - heard);
+        member.replication = self ? "leader" : pr?.state;
+      }
+      members.push(member);
+    }
+    const snapshotIndex = node?.snapshotIndex ?? 0;
+    return {
+      clusterId: this.config.clusterId,
+      peerId: this.localPeerId,
+      memberId: this.#memberId,
+      role: this.#state,
+      term: this.#term,
+      leaderId: this.leaderId,
+      commitIndex: node?.commitIndex ?? 0,
+      appliedIndex: this.appliedIndex,
+      snapshotIndex,
+      lastIndex,
+      logLength: lastIndex - snapshotIndex,
+      logBytes: node?.logBytes ?? 0,
+      pendingProposals: this.#proposals.size,
+      members,
+      counters: this.counters.values(),
+      time: now,
+    };
   }
 
   /** Resolves once this peer has joined (the running join, or the next one). */
@@ -1003,6 +1090,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     try {
       envelope = decodeEnvelope(message.data);
     } catch (error) {
+      this.counters.dropped("undecodable");
       this.logger.warn(`hamok ${this.localPeerId}: dropped an undecodable message`, error);
       return;
     }
@@ -1044,10 +1132,32 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     try {
       envelope = decodeEnvelope(message.data);
     } catch (error) {
+      this.counters.dropped("undecodable");
       this.logger.warn(`hamok ${this.localPeerId}: dropped an undecodable broadcast`, error);
       return;
     }
     if (envelope.type === "hello") this.#discovery.onHello(envelope.body);
+    // the one client op answered on the broadcast subject: a client that knows no member asks all
+    else if (envelope.type === "request" && envelope.body.op === CLIENT_STATUS_OP && this.#joined) {
+      this.#rpc.onRequest(envelope.from, envelope.body);
+    }
+  }
+
+  async #publishForClient(
+    emitterId: string,
+    event: string,
+    args: unknown[],
+    timeoutMs: number,
+  ): Promise<string[]> {
+    const hosted = this.hostedCollection<HamokEmitter>(EMITTER_KIND, emitterId);
+    if (hosted !== undefined) return await hosted.publish(event, ...args);
+    // no emitter object here: a short-lived one publishes with acknowledgements, then goes
+    const emitter = this.createEmitter({ emitterId, requestTimeoutInMs: timeoutMs });
+    try {
+      return await emitter.publish(event, ...args);
+    } finally {
+      emitter.close();
+    }
   }
 
   #onSoftState(state: SoftState): void {
@@ -1055,6 +1165,11 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     const previousLeader = this.#leaderMemberId;
     this.#leaderMemberId = state.leaderId;
     const next = roleToState(state.role);
+    // an election this peer started (a lone voter goes from follower to leader in one step)
+    if (next !== this.#state && (next === "candidate" || (next === "leader" && this.#state !== "candidate"))) {
+      this.counters.elections++;
+    }
+    if (state.leaderId !== undefined && previousLeader !== state.leaderId) this.counters.leaderChanges++;
     if (next === "leader" && this.#state !== "leader") {
       const now = Date.now();
       for (const memberId of this.#members.keys()) this.#membershipManager.heard(memberId, now);
@@ -1098,6 +1213,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       const raw = decodeCbor(entry.data) as [string, string, string, unknown, string];
       command = { kind: raw[0], id: raw[1], op: raw[2], args: raw[3], peerId: raw[4] };
     } catch (error) {
+      this.counters.codecFailures++;
       this.reportError(
         new HamokError(`entry ${entry.index} is not a valid command`, "HAMOK_CODEC", { cause: error }),
       );
@@ -1109,6 +1225,9 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       proposerPeerId: command.peerId,
     });
     if (entry.requestId !== undefined) this.#proposals.applied(entry.requestId, outcome.result);
+    if (this.#client.watching) {
+      this.#client.applied(command.kind, command.id, command.op, command.args, entry.index);
+    }
   }
 
   #applyChange(change: MembershipChange, index: number): void {

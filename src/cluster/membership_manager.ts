@@ -122,6 +122,11 @@ export class MembershipManager {
     this.#lastHeard.set(memberId, now);
   }
 
+  /** Leader only: when `memberId` was last heard from (ms since the epoch), if known. */
+  lastHeard(memberId: string): number | undefined {
+    return this.#lastHeard.get(memberId);
+  }
+
   /** `memberId` left the membership: forget about it. */
   forget(memberId: string): void {
     this.#lastHeard.delete(memberId);

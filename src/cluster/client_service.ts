@@ -1,0 +1,253 @@
+/**
+ * The member side of the client protocol: answers the {@linkcode CLIENT_OPS} a process outside the
+ * cluster sends (status, map reads and writes, publishes, map watches), with a size bound and a
+ * per-sender rate limit. Writes go through this member like any of its own proposals.
+ *
+ * @module
+ */
+
+import { decodeCbor, encodeCbor } from "../codec/cbor.ts";
+import type { EventBody } from "../codec/envelope.ts";
+import type { Encoded, HamokMapState } from "../collections/map_state.ts";
+import { HamokCodecError, HamokConfigError, HamokRateLimitedError } from "../errors.ts";
+import {
+  CLIENT_LIMITS,
+  CLIENT_MAP_READ_OP,
+  CLIENT_MAP_WRITE_OP,
+  CLIENT_PUBLISH_OP,
+  CLIENT_STATUS_OP,
+  CLIENT_UNWATCH_OP,
+  CLIENT_WATCH_OP,
+} from "./client_ops.ts";
+import type { PeerCounters } from "./peer_counters.ts";
+import type { HamokStatus } from "./status.ts";
+
+/** What the client service asks of its peer. */
+export interface ClientServiceHost {
+  /** This peer's status. */
+  status(): HamokStatus;
+  /** The replicated state of map `mapId`, if the log ever mentioned it. */
+  findMapState(mapId: string): HamokMapState | undefined;
+  /** Proposes a map command and resolves with its result once applied here. */
+  proposeMap(mapId: string, op: string, args: unknown, timeoutMs: number): Promise<unknown>;
+  /** Publishes an event on an emitter; resolves with the peers that acknowledged. */
+  publish(emitterId: string, event: string, args: unknown[], timeoutMs: number): Promise<string[]>;
+  /** Sends an event envelope to a peer's (or client's) inbox. */
+  sendEvent(toPeerId: string, body: EventBody): void;
+}
+
+/** Limits of a {@linkcode ClientService}; defaults from {@linkcode CLIENT_LIMITS}. */
+export type ClientServiceLimits = typeof CLIENT_LIMITS;
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+interface Watch {
+  readonly peerId: string;
+  readonly mapId: string;
+  expires: number;
+  seq: number;
+}
+
+/**
+ * Serves client requests on a member.
+ *
+ * @example
+ * ```ts ignore
+ * const service = new ClientService(host, counters, 5000);
+ * for (const op of CLIENT_OPS) rpc.handle(op, (payload, from) => service.handle(op, payload, from));
+ * // in apply, while service.watching: service.applied("map", id, op, args, index);
+ * ```
+ */
+export class ClientService {
+  readonly #host: ClientServiceHost;
+  readonly #counters: PeerCounters;
+  readonly #timeoutMs: number;
+  readonly #limits: ClientServiceLimits;
+  readonly #buckets = new Map<string, Bucket>();
+  readonly #watches = new Map<string, Watch>();
+
+  /** Creates the service; `timeoutMs` bounds the writes it makes for clients. */
+  constructor(
+    host: ClientServiceHost,
+    counters: PeerCounters,
+    timeoutMs: number,
+    limits: ClientServiceLimits = CLIENT_LIMITS,
+  ) {
+    this.#host = host;
+    this.#counters = counters;
+    this.#timeoutMs = timeoutMs;
+    this.#limits = limits;
+  }
+
+  /** True while at least one watch is open (the peer then reports applied map commands). */
+  get watching(): boolean {
+    return this.#watches.size > 0;
+  }
+
+  /** Serves one client request; rejects with a `HamokError` the router turns into an error answer. */
+  handle(op: string, payload: Uint8Array, fromPeerId: string): Promise<Uint8Array | undefined> {
+    try {
+      this.#admit(payload, fromPeerId);
+      switch (op) {
+        case CLIENT_STATUS_OP:
+          return Promise.resolve(encodeCbor(this.#host.status()));
+        case CLIENT_MAP_READ_OP:
+          return Promise.resolve(this.#read(decodeArgs(payload)));
+        case CLIENT_MAP_WRITE_OP:
+          return this.#write(decodeArgs(payload));
+        case CLIENT_PUBLISH_OP:
+          return this.#publish(decodeArgs(payload));
+        case CLIENT_WATCH_OP:
+          return Promise.resolve(this.#watch(decodeArgs(payload), fromPeerId));
+        case CLIENT_UNWATCH_OP: {
+          const watchId = stringField(decodeArgs(payload), "watchId");
+          if (this.#watches.get(watchId)?.peerId === fromPeerId) this.#watches.delete(watchId);
+          return Promise.resolve(undefined);
+        }
+        default:
+          throw new HamokConfigError(`unknown client operation '${op}'`);
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** A command on `kind`/`id` was applied at `index`: streams it to the watches of that map. */
+  applied(kind: string, id: string, op: string, args: unknown, index: number): void {
+    if (kind !== "map") return;
+    const now = Date.now();
+    let payload: Uint8Array | undefined;
+    for (const [watchId, watch] of this.#watches) {
+      if (watch.expires < now) {
+        this.#watches.delete(watchId);
+        continue;
+      }
+      if (watch.mapId !== id) continue;
+      payload ??= encodeCbor([index, args]);
+      this.#host.sendEvent(watch.peerId, { emitterId: watchId, event: op, payload, seq: ++watch.seq });
+    }
+  }
+
+  #admit(payload: Uint8Array, fromPeerId: string): void {
+    if (payload.byteLength > this.#limits.maxPayloadBytes) {
+      this.#counters.dropped("oversized");
+      throw new HamokConfigError(
+        `a client request carries at most ${this.#limits.maxPayloadBytes} bytes, got ${payload.byteLength}`,
+      );
+    }
+    const now = Date.now();
+    const rate = this.#limits.requestsPerSecond;
+    let bucket = this.#buckets.get(fromPeerId);
+    if (bucket === undefined) {
+      if (this.#buckets.size >= this.#limits.maxSenders) {
+        const oldest = this.#buckets.keys().next().value;
+        if (oldest !== undefined) this.#buckets.delete(oldest);
+      }
+      bucket = { tokens: rate, at: now };
+      this.#buckets.set(fromPeerId, bucket);
+    } else {
+      bucket.tokens = Math.min(rate, bucket.tokens + ((now - bucket.at) * rate) / 1000);
+      bucket.at = now;
+    }
+    if (bucket.tokens < 1) {
+      this.#counters.dropped("rate-limited");
+      throw new HamokRateLimitedError(`too many client requests from '${fromPeerId}'`);
+    }
+    bucket.tokens -= 1;
+  }
+
+  #read(args: Record<string, unknown>): Uint8Array {
+    const mapId = stringField(args, "mapId");
+    const state = this.#host.findMapState(mapId);
+    const max = this.#limits.maxReadEntries;
+    const limit = Math.min(max, typeof args.limit === "number" && args.limit > 0 ? args.limit : max);
+    const entries: [Encoded, Encoded, number][] = [];
+    if (state !== undefined) {
+      if (Array.isArray(args.keys)) {
+        for (const key of args.keys.slice(0, limit)) {
+          if (typeof key !== "string" && !(key instanceof Uint8Array)) continue;
+          const entry = state.lookup(key);
+          if (entry !== undefined) entries.push([entry.key, entry.value, entry.revision]);
+        }
+      } else {
+        for (const entry of state.entries()) {
+          if (entries.length >= limit) break;
+          entries.push([entry.key, entry.value, entry.revision]);
+        }
+      }
+    }
+    return encodeCbor({ mapId, size: state?.size ?? 0, revision: state?.revision ?? 0, entries });
+  }
+
+  async #write(args: Record<string, unknown>): Promise<Uint8Array> {
+    const mapId = stringField(args, "mapId");
+    const key = encodedField(args, "key");
+    let result: unknown;
+    if (args.op === "set") {
+      result = await this.#host.proposeMap(mapId, "set", [key, encodedField(args, "value")], this.#timeoutMs);
+    } else if (args.op === "delete") {
+      result = await this.#host.proposeMap(mapId, "delete", [key], this.#timeoutMs);
+    } else {
+      throw new HamokConfigError(`a map write is "set" or "delete", got ${JSON.stringify(args.op)}`);
+    }
+    const [, previous] = result as [number, Encoded | null];
+    return encodeCbor({ previous: previous ?? null });
+  }
+
+  async #publish(args: Record<string, unknown>): Promise<Uint8Array> {
+    const emitterId = stringField(args, "emitterId");
+    const event = stringField(args, "event");
+    const values = Array.isArray(args.args) ? args.args : [];
+    const peerIds = await this.#host.publish(emitterId, event, values, this.#timeoutMs);
+    return encodeCbor({ peerIds });
+  }
+
+  #watch(args: Record<string, unknown>, fromPeerId: string): Uint8Array {
+    const mapId = stringField(args, "mapId");
+    const watchId = stringField(args, "watchId");
+    const now = Date.now();
+    for (const [id, watch] of this.#watches) if (watch.expires < now) this.#watches.delete(id);
+    const existing = this.#watches.get(watchId);
+    const expires = now + this.#limits.watchLeaseMs;
+    if (existing !== undefined && existing.peerId === fromPeerId && existing.mapId === mapId) {
+      existing.expires = expires;
+    } else {
+      if (existing !== undefined) throw new HamokConfigError(`watch '${watchId}' belongs to another client`);
+      if (this.#watches.size >= this.#limits.maxWatches) {
+        throw new HamokRateLimitedError(`this member serves at most ${this.#limits.maxWatches} watches`);
+      }
+      this.#watches.set(watchId, { peerId: fromPeerId, mapId, expires, seq: 0 });
+    }
+    return encodeCbor({ leaseMs: this.#limits.watchLeaseMs });
+  }
+}
+
+function decodeArgs(payload: Uint8Array): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = decodeCbor(payload);
+  } catch (error) {
+    throw new HamokCodecError("a client request payload is not CBOR", { cause: error });
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new HamokCodecError("a client request payload must be a CBOR map");
+  }
+  return value as Record<string, unknown>;
+}
+
+function stringField(args: Record<string, unknown>, name: string): string {
+  const value = args[name];
+  if (typeof value !== "string" || value.length === 0 || value.length > 1024) {
+    throw new HamokConfigError(`a client request needs '${name}' (a non-empty string of at most 1024 chars)`);
+  }
+  return value;
+}
+
+function encodedField(args: Record<string, unknown>, name: string): Encoded {
+  const value = args[name];
+  if (typeof value === "string" || value instanceof Uint8Array) return value;
+  throw new HamokConfigError(`a client request needs '${name}' as an encoded key or value (string or bytes)`);
+}
