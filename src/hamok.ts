@@ -426,8 +426,10 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
         member.matchIndex = match;
         member.lag = Math.max(0, lastIndex - match);
         const heard = this.#membershipManager.lastHeard(memberId);
-        member.lastContactMs = self ? 0 : heard === undefined ? undefined : Math.max(0, now - heard);
-        member.replication = self ? "leader" : pr?.state;
+        if (self) member.lastContactMs = 0;
+        else if (heard !== undefined) member.lastContactMs = Math.max(0, now - heard);
+        const replication = self ? "leader" : pr?.state;
+        if (replication !== undefined) member.replication = replication;
       }
       members.push(member);
     }
@@ -1166,7 +1168,9 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     this.#leaderMemberId = state.leaderId;
     const next = roleToState(state.role);
     // an election this peer started (a lone voter goes from follower to leader in one step)
-    if (next !== this.#state && (next === "candidate" || (next === "leader" && this.#state !== "candidate"))) {
+    if (
+      next !== this.#state && (next === "candidate" || (next === "leader" && this.#state !== "candidate"))
+    ) {
       this.counters.elections++;
     }
     if (state.leaderId !== undefined && previousLeader !== state.leaderId) this.counters.leaderChanges++;

@@ -7,7 +7,13 @@
  */
 
 import { decodeCbor, encodeCbor } from "../codec/cbor.ts";
-import { decodeEnvelope, encodeEnvelope, type EventBody, type WireEnvelope } from "../codec/envelope.ts";
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  type EventBody,
+  type ResponseBody,
+  type WireEnvelope,
+} from "../codec/envelope.ts";
 import { cborPayloadCodec, decodePayload } from "../codec/payload_codec.ts";
 import {
   CLIENT_MAP_READ_OP,
@@ -346,10 +352,7 @@ export class HamokClient {
     );
   }
 
-  #onResponse(
-    from: string,
-    body: { requestId: string; ok: boolean; payload?: Uint8Array; error?: { code: string; message: string } },
-  ): void {
+  #onResponse(from: string, body: ResponseBody): void {
     const broadcast = this.#broadcasts.get(body.requestId);
     if (broadcast !== undefined) {
       if (body.ok && body.payload !== undefined) broadcast(from, body.payload);
