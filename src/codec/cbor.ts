@@ -19,7 +19,12 @@
  * @module
  */
 
-import { Decoder, Encoder } from "cbor-x";
+// The `encode` / `decode` subpaths are cbor-x's pure-JavaScript build on every runtime. The main
+// entry (`cbor-x`) also reads `process.env` at import (a permission error on Deno without
+// --allow-env) and tries to load the optional native helper `cbor-extract`; we never need either:
+// the pure-JS decoder is as fast or faster for Hamok's small messages (docs/decisions.md).
+import { Decoder } from "cbor-x/decode";
+import { Encoder } from "cbor-x/encode";
 
 const OPTIONS = { useRecords: false, mapsAsObjects: true, tagUint8Array: false } as const;
 
