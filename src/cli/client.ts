@@ -7,13 +7,10 @@
  */
 
 import { decodeCbor, encodeCbor } from "../codec/cbor.ts";
-import {
-  decodeEnvelope,
-  encodeEnvelope,
-  type EventBody,
-  type ResponseBody,
-  type WireEnvelope,
-} from "../codec/envelope.ts";
+import { decodeEnvelope, type EventBody, type ResponseBody, type WireEnvelope } from "../codec/envelope.ts";
+import { type ClusterKey, clusterKeysOf } from "../codec/wire_auth.ts";
+import { PeerCounters } from "../cluster/peer_counters.ts";
+import { PeerWire } from "../cluster/peer_wire.ts";
 import { cborPayloadCodec, decodePayload } from "../codec/payload_codec.ts";
 import {
   CLIENT_MAP_READ_OP,
@@ -48,6 +45,8 @@ export interface HamokClientOptions {
   timeoutMs?: number;
   /** The client's id (its inbox). Default `hamok-cli-<random>`. */
   clientId?: string;
+  /** The cluster key, when the cluster authenticates its messages (see `HamokConfig.clusterKey`). */
+  clusterKey?: ClusterKey | readonly ClusterKey[];
 }
 
 /**
@@ -133,6 +132,9 @@ export class HamokClient {
   readonly subjects: ClusterSubjects;
   /** Timeout of each request, in ms. */
   readonly timeoutMs: number;
+  /** What the client dropped (messages that failed the wire checks: wrong key, other cluster, ...). */
+  readonly counters: PeerCounters = new PeerCounters();
+  readonly #wire: PeerWire;
   readonly #pending = new Map<string, Pending>();
   readonly #broadcasts = new Map<string, (from: string, payload: Uint8Array) => void>();
   readonly #watchers = new Map<string, (body: EventBody, from: string) => void>();
@@ -146,13 +148,16 @@ export class HamokClient {
     const prefix = options.subjectPrefix ?? ClusterSubjects.prefixFor(options.clusterId ?? "default");
     this.subjects = new ClusterSubjects(prefix);
     this.timeoutMs = options.timeoutMs ?? 3000;
+    this.#wire = new PeerWire({
+      clusterId: options.clusterId ?? "default",
+      keys: options.clusterKey === undefined ? undefined : clusterKeysOf(options.clusterKey),
+      counters: this.counters,
+      peerId: this.clientId,
+      warn: () => {},
+    });
     this.#inbox = transport.subscribe(this.subjects.inbox(this.clientId), (message) => {
-      let envelope: WireEnvelope;
-      try {
-        envelope = decodeEnvelope(message.data);
-      } catch {
-        return;
-      }
+      const envelope = this.#wire.decode(message.data);
+      if (envelope === undefined) return;
       if (envelope.type === "response") this.#onResponse(envelope.from, envelope.body);
       else if (envelope.type === "event") {
         this.#watchers.get(envelope.body.emitterId)?.(envelope.body, envelope.from);
@@ -294,12 +299,8 @@ export class HamokClient {
       ? `${this.subjects.event(emitterId, "x").slice(0, -2)}.>`
       : this.subjects.event(emitterId, event);
     const sub = this.transport.subscribe(subject, (message) => {
-      let envelope: WireEnvelope;
-      try {
-        envelope = decodeEnvelope(message.data);
-      } catch {
-        return;
-      }
+      const envelope = this.#decodeEvent(message.data);
+      if (envelope === undefined) return;
       if (envelope.type !== "event" || envelope.body.emitterId !== emitterId) return;
       let args: unknown[] | Uint8Array | string;
       try {
@@ -341,6 +342,18 @@ export class HamokClient {
     this.#watchers.clear();
   }
 
+  /** Events from emitters that do not bind their envelopes to the cluster yet are accepted without a key. */
+  #decodeEvent(data: Uint8Array): WireEnvelope | undefined {
+    const envelope = this.#wire.decode(data);
+    if (envelope !== undefined || this.#wire.authenticated) return envelope;
+    try {
+      const plain = decodeEnvelope(data);
+      return plain.cluster === undefined ? plain : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   #nextId(): string {
     return `${this.clientId}:${++this.#counter}`;
   }
@@ -348,7 +361,7 @@ export class HamokClient {
   #sendTo(subject: string, requestId: string, op: string, payload: Uint8Array): void {
     this.transport.publish(
       subject,
-      encodeEnvelope({ type: "request", from: this.clientId, body: { requestId, op, payload } }),
+      this.#wire.encode({ type: "request", from: this.clientId, body: { requestId, op, payload } }),
     );
   }
 

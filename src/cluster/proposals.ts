@@ -18,6 +18,8 @@ interface PendingProposal {
   /** True while this peer, as leader, holds it in its own log (lost only with the leadership). */
   appendedHere: boolean;
   lastSubmit: number;
+  /** `performance.now()` when added, if latency is observed (else 0). */
+  readonly started: number;
   readonly resolve: (result: unknown) => void;
   readonly reject: (error: Error) => void;
 }
@@ -45,15 +47,21 @@ export class Proposals {
   readonly #submitter: () => ProposalSubmitter | undefined;
   readonly #retryMs: number;
   readonly #pending = new Map<string, PendingProposal>();
+  readonly #observe: ((elapsedMs: number) => void) | undefined;
 
   /**
    * Creates the table. `submitter` returns the driver to propose through while a leader is known
    * (else `undefined`: wait); `retryMs` is how long a proposal not in this peer's own log waits
    * before it is submitted again.
    */
-  constructor(submitter: () => ProposalSubmitter | undefined, retryMs: number) {
+  constructor(
+    submitter: () => ProposalSubmitter | undefined,
+    retryMs: number,
+    observeLatency?: (elapsedMs: number) => void,
+  ) {
     this.#submitter = submitter;
     this.#retryMs = retryMs;
+    this.#observe = observeLatency;
   }
 
   /** How many proposals are pending. */
@@ -81,6 +89,7 @@ export class Proposals {
         submitted: false,
         appendedHere: false,
         lastSubmit: 0,
+        started: this.#observe === undefined ? 0 : performance.now(),
         resolve,
         reject,
       };
@@ -95,6 +104,7 @@ export class Proposals {
     if (pending === undefined) return;
     this.#pending.delete(requestId);
     clearTimeout(pending.timer);
+    if (this.#observe !== undefined) this.#observe(performance.now() - pending.started);
     pending.resolve(result);
   }
 
@@ -117,11 +127,22 @@ export class Proposals {
 
   /** Rejects every pending proposal with `HamokClosedError` (the peer closed). */
   close(): void {
-    for (const pending of this.#pending.values()) {
-      clearTimeout(pending.timer);
-      pending.reject(new HamokClosedError("the peer closed while a proposal was pending"));
-    }
+    this.failAll((requestId) =>
+      new HamokClosedError(
+        `the peer closed while request ${requestId} was pending; it may or may not have been applied`,
+        { requestId },
+      )
+    );
+  }
+
+  /** Rejects every pending proposal with the error `errorOf` makes for its request id. */
+  failAll(errorOf: (requestId: string) => Error): void {
+    const pending = [...this.#pending.values()];
     this.#pending.clear();
+    for (const proposal of pending) {
+      clearTimeout(proposal.timer);
+      proposal.reject(errorOf(proposal.requestId));
+    }
   }
 
   #submit(pending: PendingProposal): void {

@@ -35,6 +35,8 @@ export interface RaftDriverHooks {
   membershipChanged(membership: Membership): void;
   /** A failure while persisting or applying (the driver stops processing after a storage failure). */
   error(error: unknown): void;
+  /** Optional (metrics): `count` committed entries were applied in one batch. */
+  appliedBatch?(count: number): void;
 }
 
 interface PendingRead {
@@ -222,6 +224,9 @@ export class RaftDriver {
         hooks.error(error);
       }
       this.#applied = entry.index;
+    }
+    if (ready.committed.length > 0 && hooks.appliedBatch !== undefined) {
+      hooks.appliedBatch(ready.committed.length);
     }
     for (const read of ready.readStates) this.#readDone(read);
     for (const dropped of ready.droppedReads) {

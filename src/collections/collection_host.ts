@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { HamokMetrics } from "../telemetry/metrics.ts";
 import type { Tracer } from "@opentelemetry/api";
 import type { ClusterSubjects } from "../cluster/subjects.ts";
 import type { ReplicatedState } from "../cluster/state_machine.ts";
@@ -41,6 +42,8 @@ export interface CollectionHost {
   readonly logger: HamokLogger;
   /** The tracer of this peer. */
   readonly tracer: Tracer;
+  /** The metrics of this peer (absent in minimal hosts; `enabled` false without an SDK). */
+  readonly metrics?: HamokMetrics;
   /** True once the peer is closed. */
   readonly closed: boolean;
   /** Whether `peerId` is a current member of the cluster other than this peer. */

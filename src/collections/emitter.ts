@@ -22,6 +22,7 @@ import {
 import type { TransportHeaders, TransportMessage, TransportSubscription } from "../transport/transport.ts";
 import { type Span, SpanStatusCode } from "@opentelemetry/api";
 import { failSpan, HAMOK_SPAN_ATTRIBUTES, MessagingSpans } from "../telemetry/messaging_spans.ts";
+import { type HamokMetrics, PublishAttributes } from "../telemetry/metrics.ts";
 import { traceHeaders } from "../telemetry/trace_context.ts";
 import type { CollectionHost } from "./collection_host.ts";
 import { ReadyGate } from "./ready_gate.ts";
@@ -83,6 +84,8 @@ interface PendingPublish {
   readonly local: boolean;
   readonly timer: ReturnType<typeof setTimeout>;
   readonly span: Span;
+  /** `performance.now()` at publish when metrics are enabled, else 0. */
+  readonly started: number;
   readonly resolve: (peerIds: string[]) => void;
   readonly reject: (error: Error) => void;
 }
@@ -123,6 +126,9 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   readonly #maxValues: number;
   readonly #host: CollectionHost;
   readonly #spans: MessagingSpans;
+  /** The peer's metrics when an SDK records them, else undefined (nothing is timed). */
+  readonly #metrics: HamokMetrics | undefined;
+  readonly #publishAttributes: PublishAttributes | undefined;
   readonly #local = new LocalListeners();
   readonly #subscribed = new Map<string, Set<AnyListener>>();
   readonly #transportSubs = new Map<string, TransportSubscription>();
@@ -145,6 +151,10 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     this.#host = host;
     this.id = config.emitterId;
     this.#spans = new MessagingSpans(host.tracer, this.id, host.localPeerId);
+    this.#metrics = host.metrics?.enabled ? host.metrics : undefined;
+    this.#publishAttributes = this.#metrics === undefined
+      ? undefined
+      : new PublishAttributes(host.localPeerId, this.id);
     this.requestTimeoutInMs = positiveInteger(
       "requestTimeoutInMs",
       config.requestTimeoutInMs,
@@ -276,6 +286,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
           local,
           timer,
           span: span!,
+          started: this.#metrics === undefined ? 0 : performance.now(),
           resolve,
           reject,
         });
@@ -572,6 +583,14 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     this.#pending.delete(ackRequestId);
     clearTimeout(pending.timer);
     const peerIds = pending.local ? [...pending.acked, this.#host.localPeerId] : pending.acked;
+    if (this.#metrics !== undefined) {
+      this.#metrics.publishDuration.record(
+        (performance.now() - pending.started) / 1000,
+        pending.failures.length === 0
+          ? this.#publishAttributes!.ok
+          : this.#publishAttributes!.failed("HAMOK_DELIVERY"),
+      );
+    }
     if (pending.failures.length === 0) {
       pending.span.end();
       pending.resolve(peerIds);
@@ -595,6 +614,12 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     this.#pending.delete(ackRequestId);
     const responded = pending.local ? [...pending.acked, this.#host.localPeerId] : pending.acked;
     const missing = [...pending.awaiting];
+    if (this.#metrics !== undefined) {
+      this.#metrics.publishDuration.record(
+        (performance.now() - pending.started) / 1000,
+        this.#publishAttributes!.failed("HAMOK_TIMEOUT"),
+      );
+    }
     const error = new HamokTimeoutError(
       `publish of '${pending.event}' on emitter '${this.id}' timed out after ${this.requestTimeoutInMs} ms; ` +
         `acknowledged: [${responded.join(", ")}], missing: [${missing.join(", ")}]`,
