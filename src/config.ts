@@ -4,8 +4,9 @@
  * @module
  */
 
-import type { TracerProvider } from "@opentelemetry/api";
+import type { MeterProvider, TracerProvider } from "@opentelemetry/api";
 import { HamokConfigError } from "./errors.ts";
+import { type ClusterKey, clusterKeysOf } from "./codec/wire_auth.ts";
 import { ClusterSubjects } from "./cluster/subjects.ts";
 import type { RaftStorage } from "./storage/raft_storage.ts";
 import type { Transport } from "./transport/transport.ts";
@@ -73,6 +74,34 @@ export interface HamokConfig {
   logger?: HamokLogger;
   /** Tracer provider for OpenTelemetry spans. Default: the global provider of `@opentelemetry/api`. */
   tracerProvider?: TracerProvider;
+  /**
+   * Meter provider for OpenTelemetry metrics. Default: the global provider of `@opentelemetry/api`
+   * as registered when the peer is created (without an SDK nothing is measured).
+   */
+  meterProvider?: MeterProvider;
+  /**
+   * A secret shared by every peer of the cluster (at least 32 bytes, or a string of at least 32
+   * bytes): every message is authenticated with it (HMAC-SHA-256 over the cluster id and the
+   * message), and messages without a valid tag are dropped. An array rotates keys: the first signs,
+   * all verify. Default: none (messages are bound to the cluster id but not authenticated).
+   */
+  clusterKey?: ClusterKey | readonly ClusterKey[];
+  /**
+   * Whether `join()` may bootstrap a new cluster when it finds none: `"auto"` (default) lets the
+   * newcomer with the smallest peer id bootstrap once no member has been heard for `discoveryMs`;
+   * `"never"` only ever joins an existing cluster (for peers added to a running deployment).
+   */
+  bootstrap?: "auto" | "never";
+  /**
+   * With `bootstrap: "auto"`, nobody bootstraps until this many newcomers (this one included) have
+   * been heard, like Consul's `bootstrap_expect`. Default 1.
+   */
+  expectedPeers?: number;
+  /**
+   * A peer that learns it was removed from the cluster (it was paused or cut off for longer than
+   * `peerTimeoutMs`) emits `left` and, with `autoRejoin` (default true), joins again as a new member.
+   */
+  autoRejoin?: boolean;
 }
 
 /** A {@linkcode HamokConfig} with every default filled in. */
@@ -105,6 +134,16 @@ export interface ResolvedHamokConfig {
   readonly logger: HamokLogger;
   /** See {@linkcode HamokConfig.tracerProvider}. */
   readonly tracerProvider: TracerProvider | undefined;
+  /** See {@linkcode HamokConfig.meterProvider}. */
+  readonly meterProvider: MeterProvider | undefined;
+  /** The validated keys of {@linkcode HamokConfig.clusterKey} (first signs); `undefined`: no key. */
+  readonly clusterKeys: readonly Uint8Array[] | undefined;
+  /** See {@linkcode HamokConfig.bootstrap}. */
+  readonly bootstrap: "auto" | "never";
+  /** See {@linkcode HamokConfig.expectedPeers}. */
+  readonly expectedPeers: number;
+  /** See {@linkcode HamokConfig.autoRejoin}. */
+  readonly autoRejoin: boolean;
 }
 
 const SILENT_LOGGER: HamokLogger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -142,6 +181,34 @@ export const HAMOK_DEFAULTS: Readonly<
   requestTimeoutMs: 5000,
   snapshotThreshold: 10000,
 };
+
+/**
+ * The longest timeout a timer can take, in ms (2^31 - 1; longer ones would fire at once).
+ *
+ * @example
+ * ```ts
+ * import { MAX_TIMEOUT_MS } from "@hamok/core";
+ * console.log(MAX_TIMEOUT_MS); // 2147483647
+ * ```
+ */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
+
+/**
+ * Returns `value` (or `fallback` when undefined); throws a {@linkcode HamokConfigError} unless it is
+ * a positive integer of at most {@linkcode MAX_TIMEOUT_MS} (a timer would fire at once above it).
+ *
+ * @example
+ * ```ts ignore
+ * timeoutMs("requestTimeoutMs", undefined, 5000); // 5000
+ * ```
+ */
+export function timeoutMs(name: string, value: number | undefined, fallback: number): number {
+  const ms = positiveInteger(name, value, fallback);
+  if (ms > MAX_TIMEOUT_MS) {
+    throw new HamokConfigError(`${name} must be at most ${MAX_TIMEOUT_MS} ms, got ${ms}`);
+  }
+  return ms;
+}
 
 /**
  * Returns `value` (or `fallback` when undefined); throws a {@linkcode HamokConfigError} unless it is
@@ -214,14 +281,33 @@ export function resolveHamokConfig(config: HamokConfig = {}): ResolvedHamokConfi
     subjectPrefix,
     transport: config.transport,
     storage: config.storage,
-    tickMs: positiveInteger("tickMs", config.tickMs, d.tickMs),
+    tickMs: timeoutMs("tickMs", config.tickMs, d.tickMs),
     electionTicks,
     heartbeatTicks,
-    discoveryMs: positiveInteger("discoveryMs", config.discoveryMs, d.discoveryMs),
-    peerTimeoutMs: positiveInteger("peerTimeoutMs", config.peerTimeoutMs, d.peerTimeoutMs),
-    requestTimeoutMs: positiveInteger("requestTimeoutMs", config.requestTimeoutMs, d.requestTimeoutMs),
+    discoveryMs: timeoutMs("discoveryMs", config.discoveryMs, d.discoveryMs),
+    peerTimeoutMs: timeoutMs("peerTimeoutMs", config.peerTimeoutMs, d.peerTimeoutMs),
+    requestTimeoutMs: timeoutMs("requestTimeoutMs", config.requestTimeoutMs, d.requestTimeoutMs),
     snapshotThreshold: positiveInteger("snapshotThreshold", config.snapshotThreshold, d.snapshotThreshold),
     logger: config.logger ?? SILENT_LOGGER,
     tracerProvider: config.tracerProvider,
+    meterProvider: config.meterProvider,
+    clusterKeys: config.clusterKey === undefined ? undefined : clusterKeysOf(config.clusterKey),
+    bootstrap: bootstrapOf(config.bootstrap),
+    expectedPeers: positiveInteger("expectedPeers", config.expectedPeers, 1),
+    autoRejoin: booleanOf("autoRejoin", config.autoRejoin, true),
   };
+}
+
+function bootstrapOf(value: unknown): "auto" | "never" {
+  if (value === undefined) return "auto";
+  if (value === "auto" || value === "never") return value;
+  throw new HamokConfigError(`bootstrap must be "auto" or "never", got ${JSON.stringify(value)}`);
+}
+
+function booleanOf(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== "boolean") {
+    throw new HamokConfigError(`${name} must be a boolean, got ${String(value)}`);
+  }
+  return value;
 }

@@ -9,9 +9,10 @@
 import { EventEmitter } from "eventemitter3";
 import { trace, type Tracer } from "@opentelemetry/api";
 import { decodeCbor, encodeCbor } from "./codec/cbor.ts";
-import { decodeEnvelope, encodeEnvelope, type WireEnvelope } from "./codec/envelope.ts";
+import { DEFAULT_MAX_ENVELOPE_BYTES, type HelloBody, type WireEnvelope } from "./codec/envelope.ts";
+import { PeerWire } from "./cluster/peer_wire.ts";
 import { newMemberId, peerIdOfMember } from "./cluster/member_id.ts";
-import { RaftDriver } from "./cluster/raft_driver.ts";
+import { RaftDriver, type RaftDriverHooks } from "./cluster/raft_driver.ts";
 import { AckBatcher } from "./cluster/ack_batcher.ts";
 import { asError, delay, throwIfAborted, withTimeout } from "./cluster/async.ts";
 import { Discovery } from "./cluster/discovery.ts";
@@ -30,6 +31,7 @@ import { PeerCounters } from "./cluster/peer_counters.ts";
 import { CLIENT_OPS, CLIENT_STATUS_OP } from "./cluster/client_ops.ts";
 import { ClientService } from "./cluster/client_service.ts";
 import type { HamokMemberStatus, HamokStatus } from "./cluster/status.ts";
+import { HamokMetrics } from "./telemetry/metrics.ts";
 import type { AckHandler, CollectionHost, ProposeOptions } from "./collections/collection_host.ts";
 import {
   EMITTER_KIND,
@@ -61,6 +63,7 @@ import {
 import {
   type HamokConfig,
   type HamokLogger,
+  MAX_TIMEOUT_MS,
   type ResolvedHamokConfig,
   resolveHamokConfig,
 } from "./config.ts";
@@ -71,6 +74,9 @@ import {
   HamokError,
   HamokListenerError,
   HamokNoLeaderError,
+  HamokNotJoinedError,
+  HamokPayloadTooLargeError,
+  HamokRemovedError,
   HamokTimeoutError,
 } from "./errors.ts";
 import { RaftNode } from "./raft/raft_node.ts";
@@ -186,6 +192,10 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   readonly tracer: Tracer;
   /** This peer's counters (dropped messages by reason, codec failures, elections, leader changes). */
   readonly counters: PeerCounters = new PeerCounters();
+  /** This peer's OpenTelemetry instruments (`metrics.enabled` is false without an SDK). */
+  readonly metrics: HamokMetrics;
+  /** Leader with metrics: when the oldest unanswered append went to each member. */
+  readonly #appendSentAt = new Map<string, number>();
   readonly #ownsTransport: boolean;
   readonly #ownsStorage: boolean;
   #storage: RaftStorage;
@@ -220,6 +230,15 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   #livenessTimer: ReturnType<typeof setInterval> | undefined;
   #lastCompacted = 0;
   #compactScheduled = false;
+  /** Encodes, binds, seals, opens and checks every message (the trust boundary for bytes). */
+  readonly #wire: PeerWire;
+  /** Member ids whose removal this peer has applied (committed tombstones). */
+  readonly #removedMembers = new Set<string>();
+  /** Removed member id -> when this peer last told it so (bounded, rate-limits the notices). */
+  readonly #removalNotices = new Map<string, number>();
+  /** When this peer last heard from its leader, and last announced itself for want of it. */
+  #lastLeaderContact = 0;
+  #lastProbe = 0;
 
   /** Creates a peer; it does nothing on the network until {@linkcode join}. */
   constructor(config: HamokConfig = {}) {
@@ -246,6 +265,33 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     }
     const provider = this.config.tracerProvider ?? trace.getTracerProvider();
     this.tracer = provider.getTracer("@hamok/core");
+    this.metrics = new HamokMetrics(this.config.meterProvider, this.localPeerId, {
+      log: () => {
+        const node = this.#node;
+        return node === undefined
+          ? { entries: 0, bytes: 0 }
+          : { entries: node.lastIndex - node.snapshotIndex, bytes: node.logBytes };
+      },
+      followerLag: () => {
+        const node = this.#node;
+        const lags: [string, number][] = [];
+        if (node === undefined || this.#state !== "leader") return lags;
+        for (const [memberId, pr] of node.progress) {
+          if (memberId !== this.#memberId) {
+            lags.push([peerIdOfMember(memberId), Math.max(0, node.lastIndex - pr.match)]);
+          }
+        }
+        return lags;
+      },
+    });
+    if (this.metrics.enabled) this.counters.onDropped = (reason) => this.metrics.droppedOne(reason);
+    this.#wire = new PeerWire({
+      clusterId: this.config.clusterId,
+      keys: this.config.clusterKeys,
+      counters: this.counters,
+      peerId: this.localPeerId,
+      warn: (message, detail) => this.logger.warn(message, detail),
+    });
     this.#stateMachine.registerKind(
       EMITTER_KIND,
       (id) =>
@@ -272,6 +318,9 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     this.#proposals = new Proposals(
       () => (this.#leaderMemberId === undefined ? undefined : this.#driver),
       this.config.electionTicks * this.config.tickMs,
+      this.metrics.enabled
+        ? (ms) => this.metrics.proposalDuration.record(ms / 1000, this.metrics.peerAttributes)
+        : undefined,
     );
     this.#acks = new AckBatcher({
       sendAck: (toPeerId, emitterId, ackRequestId, error) =>
@@ -289,35 +338,55 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
           body: { peerId: this.localPeerId, acks },
         }),
     });
-    this.#membershipManager = new MembershipManager(this.config, {
+    this.#membershipManager = new MembershipManager({
+      ...this.config,
+      aliveMs: 2 * this.config.electionTicks * this.config.tickMs,
+    }, {
       isLeader: () => this.leader,
       localMemberId: () => this.#memberId,
       membership: () => this.#node?.membership,
       requireDriver: () => this.#requireDriver(),
     });
-    this.#discovery = new Discovery(this.config, {
-      hello: () => ({
-        clusterId: this.config.clusterId,
-        peerId: this.localPeerId,
-        memberId: this.#memberId,
-        leaderId: this.#leaderMemberId,
-        term: this.#term,
-        joined: this.#members.has(this.#memberId),
-      }),
+    const electionMs = this.config.electionTicks * this.config.tickMs;
+    this.#discovery = new Discovery({
+      ...this.config,
+      // a cluster electing a new leader (up to two election timeouts) is never taken for no cluster
+      memberWindowMs: Math.max(4 * this.config.discoveryMs, 6 * electionMs),
+    }, {
+      hello: (): HelloBody => {
+        const joined = this.#members.has(this.#memberId);
+        return {
+          clusterId: this.config.clusterId,
+          peerId: this.localPeerId,
+          memberId: this.#memberId,
+          leaderId: this.#leaderMemberId,
+          term: this.#term,
+          joined,
+          clusterUid: joined ? this.#stateMachine.clusterUid : undefined,
+        };
+      },
       isMember: () => this.#members.has(this.#memberId),
       inCluster: () =>
         this.#node!.membership.voters.includes(this.#memberId) || this.#members.has(this.#memberId),
-      publish: (data, toPeerId) =>
-        this.transport.publish(
+      publish: (hello, toPeerId) =>
+        this.#publishEnvelope(
           toPeerId === undefined ? this.subjects.broadcast : this.subjects.inbox(toPeerId),
-          data,
+          { type: "hello", from: this.localPeerId, body: hello },
         ),
+      reportError: (error) => this.reportError(error),
       requestJoin: (leaderMemberId, timeoutMs) =>
         this.#rpc.request(peerIdOfMember(leaderMemberId), JOIN_OP, encodeCbor(this.#memberId), timeoutMs),
       bootstrap: () => this.#bootstrap(),
     });
-    this.#rpc.handle(JOIN_OP, (payload) => this.#membershipManager.onJoinRequest(payload));
-    this.#rpc.handle(LEAVE_OP, (payload) => this.#membershipManager.onLeaveRequest(payload));
+    this.#rpc.handle(
+      JOIN_OP,
+      (payload, fromPeerId) => this.#membershipManager.onJoinRequest(payload, fromPeerId),
+    );
+    this.#rpc.handle(
+      LEAVE_OP,
+      (payload, fromPeerId) => this.#membershipManager.onLeaveRequest(payload, fromPeerId),
+    );
+    this.#rpc.handle(REMOVED_OP, (payload, fromPeerId) => this.#onRemovedNotice(payload, fromPeerId));
     this.#client = new ClientService(
       {
         status: () => this.status(),
@@ -579,6 +648,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
 
   /** Resolves once a leader is known; rejects with `HamokTimeoutError` after `timeoutMs`. */
   waitUntilLeader(timeoutMs: number = this.config.requestTimeoutMs): Promise<void> {
+    const invalid = invalidTimeout("waitUntilLeader", timeoutMs);
+    if (invalid !== undefined) return Promise.reject(invalid);
     return this.#waiters.waitFor(() => this.#leaderMemberId !== undefined, timeoutMs, "a leader");
   }
 
@@ -587,6 +658,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
    * it was called (ReadIndex through the leader). Rejects with `HamokTimeoutError` after `timeoutMs`.
    */
   async waitUntilCommitHead(timeoutMs: number = this.config.requestTimeoutMs): Promise<void> {
+    const invalid = invalidTimeout("waitUntilCommitHead", timeoutMs);
+    if (invalid !== undefined) throw invalid;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const driver = this.#requireDriver();
@@ -854,6 +927,17 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   /** @internal Proposes a command and resolves with its result once applied on this peer. */
   propose(kind: string, id: string, op: string, args: unknown, options: ProposeOptions): Promise<unknown> {
     if (this.#closed) return Promise.reject(new HamokClosedError("the peer is closed"));
+    const timeoutMs = options.timeoutMs;
+    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_TIMEOUT_MS) {
+      return Promise.reject(
+        new HamokConfigError(
+          `timeoutMs must be an integer in [1, ${MAX_TIMEOUT_MS}], got ${String(timeoutMs)}`,
+        ),
+      );
+    }
+    if (this.#driver === undefined && this.#joinPromise === undefined) {
+      return Promise.reject(new HamokNotJoinedError(`cannot ${op} on ${kind} '${id}': call join() first`));
+    }
     const requestId = options.requestId ?? `${this.#memberId}:${++this.#proposalCounter}`;
     if (this.#proposals.has(requestId)) {
       return Promise.reject(new HamokConfigError(`request '${requestId}' is already in flight`));
@@ -866,7 +950,48 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
         new HamokError(`cannot encode the ${op} command`, "HAMOK_CODEC", { cause: error }),
       );
     }
-    return this.#proposals.add(requestId, data, options.timeoutMs);
+    const limit = this.maxEntryBytes;
+    if (data.byteLength + requestId.length > limit) {
+      return Promise.reject(
+        new HamokPayloadTooLargeError(
+          `the ${op} command on ${kind} '${id}' takes ${data.byteLength} bytes; the largest entry this peer can replicate is ${limit} bytes`,
+          { size: data.byteLength + requestId.length, limit },
+        ),
+      );
+    }
+    return this.#proposals.add(requestId, data, timeoutMs);
+  }
+
+  /**
+   * The largest message this peer may send, in bytes: the transport's limit (a NATS server's
+   * `max_payload`) or the envelope limit, whichever is smaller, less the authentication tag.
+   */
+  get maxMessageBytes(): number {
+    const transportLimit = this.transport.maxPayload ?? Number.POSITIVE_INFINITY;
+    return Math.min(transportLimit, DEFAULT_MAX_ENVELOPE_BYTES) - this.#wire.overhead;
+  }
+
+  /**
+   * The largest log entry (command and request id) this peer accepts, in bytes: one entry must fit
+   * in one append message with its framing and trace headers.
+   */
+  get maxEntryBytes(): number {
+    return this.maxMessageBytes - ENTRY_FRAMING_BYTES;
+  }
+
+  /** @internal Encodes, binds and seals an envelope for the transport (see the trust boundary). */
+  encodeEnvelope(envelope: WireEnvelope): Uint8Array {
+    return this.#wire.encode(envelope);
+  }
+
+  /** @internal The envelope of received bytes, or `undefined` (dropped and counted). */
+  decodeEnvelope(data: Uint8Array): WireEnvelope | undefined {
+    return this.#wire.decode(data);
+  }
+
+  /** @internal Counts a message a collection dropped (a stale sequence, a non-member sender). */
+  dropMessage(reason: "non-member" | "forged-sender" | "stale-sequence" | "unexpected"): void {
+    this.#wire.drop(reason);
   }
 
   /** @internal */
@@ -884,8 +1009,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
 
   /** @internal */
   publish(subject: string, data: Uint8Array, headers?: TransportHeaders): void {
-    if (this.#closed) return;
-    this.transport.publish(subject, data, headers);
+    this.#publishBytes(subject, data, headers);
   }
 
   /** @internal */
@@ -946,6 +1070,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
 
   #bootstrap(): void {
     this.logger.info(`hamok ${this.localPeerId}: no cluster found, bootstrapping one`);
+    this.#stateMachine.clusterUid = crypto.randomUUID();
     const snapshot: Snapshot = {
       meta: { index: 0, term: 0, membership: { voters: [this.#memberId], learners: [], removed: [] } },
       data: encodeCbor(this.#stateMachine.snapshot()),
@@ -1022,6 +1147,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       id: this.#memberId,
       electionTicks: this.config.electionTicks,
       heartbeatTicks: this.config.heartbeatTicks,
+      // every append fits in one message (an entry alone is admitted only if it fits: see propose)
+      maxBytesPerAppend: Math.max(1, this.maxMessageBytes - ENTRY_FRAMING_BYTES),
       random,
     }, persisted);
     this.#node = node;
@@ -1032,15 +1159,20 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       if (base.data.length > 0) this.#restoreState(base.data);
     }
     this.#lastCompacted = base?.meta.index ?? 0;
-    this.#driver = new RaftDriver(node, this.#storage, {
+    const hooks: RaftDriverHooks = {
       send: (message) => this.#sendRaft(message),
       apply: (entry) => this.#apply(entry),
       restore: (snapshot) => this.#onSnapshotRestored(snapshot),
       softStateChanged: (state) => this.#onSoftState(state),
       membershipChanged: (membership) => this.#onMembershipAppended(membership),
       error: (error) => this.reportError(asError(error)),
-    }, this.config.tickMs);
+    };
+    if (this.metrics.enabled) {
+      hooks.appliedBatch = (count) => this.metrics.applyBatchSize.record(count, this.metrics.peerAttributes);
+    }
+    this.#driver = new RaftDriver(node, this.#storage, hooks, this.config.tickMs);
     this.#driver.start();
+    this.#lastLeaderContact = Date.now();
     const period = Math.max(this.config.tickMs, Math.floor(Math.min(this.config.peerTimeoutMs / 4, 500)));
     this.#livenessTimer = setInterval(() => this.#livenessTick(), period);
   }
@@ -1062,6 +1194,9 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     this.#stopRaft();
     this.#joined = false;
     this.#members.clear();
+    this.#removedMembers.clear();
+    this.#removalNotices.clear();
+    this.#discovery.reset();
     this.#setState("empty");
     // a later join() must come back under a new member id (the old one is tombstoned)
     if (this.#ownsStorage) {
@@ -1078,67 +1213,177 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   }
 
   #send(peerId: string, envelope: WireEnvelope): void {
+    this.#publishEnvelope(this.subjects.inbox(peerId), envelope);
+  }
+
+  /**
+   * Encodes, binds and seals `envelope` and publishes it. A publish the transport refuses (too
+   * large, closed) is counted and reported, never thrown: the Raft driver must keep running.
+   */
+  #publishEnvelope(subject: string, envelope: WireEnvelope, headers?: TransportHeaders): void {
     if (this.#closed) return;
-    this.transport.publish(this.subjects.inbox(peerId), encodeEnvelope(envelope));
+    let data: Uint8Array;
+    try {
+      data = this.#wire.encode(envelope);
+    } catch (error) {
+      this.counters.sendFailures++;
+      this.reportError(asError(error));
+      return;
+    }
+    this.#publishBytes(subject, data, headers);
+  }
+
+  #publishBytes(subject: string, data: Uint8Array, headers?: TransportHeaders): void {
+    if (this.#closed) return;
+    try {
+      this.transport.publish(subject, data, headers);
+    } catch (error) {
+      this.counters.sendFailures++;
+      if (this.transport.state !== "closed") this.#wire.drop("rate-limited", error);
+    }
   }
 
   #sendRaft(message: RaftMessage): void {
+    if (message.type === "append" && this.metrics.enabled && !this.#appendSentAt.has(message.to)) {
+      this.#appendSentAt.set(message.to, performance.now());
+    }
     this.#send(peerIdOfMember(message.to), { type: "raft", from: this.localPeerId, body: message });
   }
 
   #onInbox(message: TransportMessage): void {
     if (this.#closed) return;
-    let envelope: WireEnvelope;
-    try {
-      envelope = decodeEnvelope(message.data);
-    } catch (error) {
-      this.counters.dropped("undecodable");
-      this.logger.warn(`hamok ${this.localPeerId}: dropped an undecodable message`, error);
-      return;
-    }
+    const envelope = this.#wire.decode(message.data);
+    if (envelope === undefined) return;
     switch (envelope.type) {
-      case "raft": {
+      case "raft":
+        this.#onRaft(envelope.from, envelope.body);
+        return;
+      case "ack": {
         const body = envelope.body;
-        if (body.to !== this.#memberId || this.#driver === undefined) return;
-        if (this.#state === "leader") this.#membershipManager.heard(body.from, Date.now());
-        this.#driver.step(body);
+        if (!this.#fromMemberPeer(envelope.from, body.peerId)) return;
+        const handler = this.#ackHandlers.get(body.emitterId);
+        if (handler === undefined) this.#wire.drop("unexpected");
+        else handler(body);
         return;
       }
-      case "ack":
-        this.#ackHandlers.get(envelope.body.emitterId)?.(envelope.body);
-        return;
       case "acks": {
         const peerId = envelope.body.peerId;
+        if (!this.#fromMemberPeer(envelope.from, peerId)) return;
         for (const [emitterId, ackRequestId] of envelope.body.acks) {
           this.#ackHandlers.get(emitterId)?.({ ackRequestId, peerId, ok: true });
         }
         return;
       }
-      case "request":
+      case "request": {
+        const op = envelope.body.op;
+        // newcomers ask to join, outsiders may use the client ops; everything else is for members
+        if (op !== JOIN_OP && !CLIENT_OPS.has(op) && !this.isRemoteMember(envelope.from)) {
+          this.#wire.drop("non-member");
+          return;
+        }
         this.#rpc.onRequest(envelope.from, envelope.body);
         return;
+      }
       case "response":
-        this.#rpc.onResponse(envelope.from, envelope.body);
+        if (!this.#rpc.onResponse(envelope.from, envelope.body)) this.#wire.drop("unexpected");
         return;
       case "hello":
-        this.#discovery.onHello(envelope.body);
+        this.#onHello(envelope.body);
         return;
       default:
+        this.#wire.drop("unexpected");
         return;
     }
   }
 
-  #onBroadcast(message: TransportMessage): void {
-    if (this.#closed) return;
-    let envelope: WireEnvelope;
-    try {
-      envelope = decodeEnvelope(message.data);
-    } catch (error) {
-      this.counters.dropped("undecodable");
-      this.logger.warn(`hamok ${this.localPeerId}: dropped an undecodable broadcast`, error);
+  /**
+   * The trust checks of a Raft message: addressed to this member, sent by the peer it names, at a
+   * term this peer can store, from a member (or, while joining, from a member that answered this
+   * peer's hellos). A removed member is told so.
+   */
+  #onRaft(fromPeerId: string, body: RaftMessage): void {
+    const driver = this.#driver;
+    if (driver === undefined || body.to !== this.#memberId) {
+      this.#wire.drop("unexpected");
       return;
     }
-    if (envelope.type === "hello") this.#discovery.onHello(envelope.body);
+    if (peerIdOfMember(body.from) !== fromPeerId) {
+      this.#wire.drop("forged-sender");
+      return;
+    }
+    if (body.term > MAX_RAFT_TERM) {
+      this.#wire.drop("bad-term");
+      return;
+    }
+    const membership = driver.node.membership;
+    if (membership.voters.length > 0) {
+      if (!membership.voters.includes(body.from) && !membership.learners.includes(body.from)) {
+        if (this.#removedMembers.has(body.from)) this.#tellRemoved(body.from);
+        this.#wire.drop("non-member");
+        return;
+      }
+    } else if (!this.#discovery.heardOf(body.from)) {
+      // joining: only members that answered this peer's hellos may bring it its first snapshot
+      this.#wire.drop("non-member");
+      return;
+    }
+    if (this.#state === "leader") {
+      this.#membershipManager.heard(body.from, Date.now());
+      if (body.type === "append-response" && this.metrics.enabled) this.#appendAnswered(body.from);
+    } else if (body.from === this.#leaderMemberId) this.#lastLeaderContact = Date.now();
+    driver.step(body);
+  }
+
+  /** True if `fromMemberId` is a current remote member whose peer is `peerId`; else drops. */
+  #fromMemberPeer(fromMemberId: string, peerId: string): boolean {
+    if (peerIdOfMember(fromMemberId) !== peerId) {
+      this.#wire.drop("forged-sender");
+      return false;
+    }
+    if (!this.#members.has(fromMemberId)) {
+      this.#wire.drop("non-member");
+      return false;
+    }
+    return true;
+  }
+
+  #onHello(body: HelloBody): void {
+    if (body.joined && this.#removedMembers.has(body.memberId)) this.#tellRemoved(body.memberId);
+    this.#discovery.onHello(body);
+  }
+
+  /**
+   * Tells a removed member (that still talks to the cluster: it was paused or cut off) that it was
+   * removed, at most once a second per member id, so it stops campaigning and joins anew.
+   */
+  #tellRemoved(memberId: string): void {
+    if (!this.#joined) return;
+    const now = Date.now();
+    const last = this.#removalNotices.get(memberId);
+    if (last !== undefined && now - last < 1000) return;
+    if (this.#removalNotices.size >= 256) this.#removalNotices.clear();
+    this.#removalNotices.set(memberId, now);
+    this.#send(peerIdOfMember(memberId), {
+      type: "request",
+      from: this.localPeerId,
+      body: { requestId: `${this.#memberId}:removed`, op: REMOVED_OP, payload: encodeCbor(memberId) },
+    });
+  }
+
+  /** A member says this peer's member id was removed from the cluster. */
+  #onRemovedNotice(payload: Uint8Array, fromPeerId: string): Promise<undefined> {
+    const memberId = decodeCbor(payload);
+    if (memberId !== this.#memberId || !this.#joined || this.#leaving) return Promise.resolve(undefined);
+    if (!this.isRemoteMember(fromPeerId)) return Promise.resolve(undefined);
+    this.#removedFromCluster(`member ${fromPeerId} says this member was removed`);
+    return Promise.resolve(undefined);
+  }
+
+  #onBroadcast(message: TransportMessage): void {
+    if (this.#closed) return;
+    const envelope = this.#wire.decode(message.data);
+    if (envelope === undefined) return;
+    if (envelope.type === "hello") this.#onHello(envelope.body);
     // the one client op answered on the broadcast subject: a client that knows no member asks all
     else if (envelope.type === "request" && envelope.body.op === CLIENT_STATUS_OP && this.#joined) {
       this.#rpc.onRequest(envelope.from, envelope.body);
@@ -1162,6 +1407,16 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     }
   }
 
+  #appendAnswered(memberId: string): void {
+    const sentAt = this.#appendSentAt.get(memberId);
+    if (sentAt === undefined) return;
+    this.#appendSentAt.delete(memberId);
+    this.metrics.appendRoundTrip.record(
+      (performance.now() - sentAt) / 1000,
+      this.metrics.follower(peerIdOfMember(memberId)),
+    );
+  }
+
   #onSoftState(state: SoftState): void {
     this.#term = state.term;
     const previousLeader = this.#leaderMemberId;
@@ -1172,9 +1427,22 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       next !== this.#state && (next === "candidate" || (next === "leader" && this.#state !== "candidate"))
     ) {
       this.counters.elections++;
+      if (this.metrics.enabled) this.metrics.elections.add(1, this.metrics.peerAttributes);
+      this.logger.info(`hamok ${this.localPeerId}: started an election (term ${state.term})`);
     }
-    if (state.leaderId !== undefined && previousLeader !== state.leaderId) this.counters.leaderChanges++;
+    if (state.leaderId !== undefined && previousLeader !== state.leaderId) {
+      this.counters.leaderChanges++;
+      if (this.metrics.enabled) this.metrics.leaderChanges.add(1, this.metrics.peerAttributes);
+      this.logger.info(
+        `hamok ${this.localPeerId}: leader is now ${peerIdOfMember(state.leaderId)} (term ${state.term})`,
+      );
+    } else if (state.leaderId === undefined && previousLeader !== undefined) {
+      this.logger.info(
+        `hamok ${this.localPeerId}: lost the leader ${peerIdOfMember(previousLeader)} (term ${state.term})`,
+      );
+    }
     if (next === "leader" && this.#state !== "leader") {
+      this.#appendSentAt.clear();
       const now = Date.now();
       for (const memberId of this.#members.keys()) this.#membershipManager.heard(memberId, now);
     }
@@ -1240,11 +1508,17 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     if (change.type === "add-learner") {
       const isNewPeer = !this.#hasPeer(peerId);
       this.#members.set(memberId, "learner");
-      if (isNewPeer && peerId !== this.localPeerId) this.emit("remote-peer-joined", peerId);
+      if (isNewPeer && peerId !== this.localPeerId) {
+        this.logger.info(
+          `hamok ${this.localPeerId}: ${peerId} joined the cluster (as learner, index ${index})`,
+        );
+        this.emit("remote-peer-joined", peerId);
+      }
       if (this.#state === "leader") this.#membershipManager.heard(memberId, Date.now());
     } else if (change.type === "promote") {
       if (this.#members.has(memberId)) this.#members.set(memberId, "voter");
     } else if (change.type === "remove") {
+      this.#removedMembers.add(memberId);
       if (!this.#members.delete(memberId)) return;
       this.#membershipManager.forget(memberId);
       if (memberId === this.#memberId) {
@@ -1254,7 +1528,10 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       if (!this.#hasPeer(peerId)) {
         this.#stateMachine.memberRemoved(peerId, { index, requestId: undefined, proposerPeerId: peerId });
         for (const listener of this.#memberRemovedListeners) listener(peerId);
-        if (peerId !== this.localPeerId) this.emit("remote-peer-left", peerId);
+        if (peerId !== this.localPeerId) {
+          this.logger.info(`hamok ${this.localPeerId}: ${peerId} left the cluster (index ${index})`);
+          this.emit("remote-peer-left", peerId);
+        }
       }
     }
   }
@@ -1267,6 +1544,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   #setMembers(membership: Membership, emitEvents: boolean): void {
     const before = new Set([...this.#members.keys()].map(peerIdOfMember));
     this.#members.clear();
+    for (const removed of membership.removed) this.#removedMembers.add(removed);
     for (const voter of membership.voters) this.#members.set(voter, "voter");
     for (const learner of membership.learners) this.#members.set(learner, "learner");
     if (!emitEvents) return;
@@ -1284,12 +1562,37 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
 
   #onSelfRemoved(): void {
     if (this.#leaving) return;
-    this.logger.warn(`hamok ${this.localPeerId}: removed from the cluster by the leader`);
-    // Leave the Raft group; the application may join() again.
-    queueMicrotask(() => {
-      if (this.#closed || !this.#joined) return;
-      this.#becomeEmpty();
-      this.emit("left");
+    queueMicrotask(() => this.#removedFromCluster("the leader removed this member"));
+  }
+
+  /**
+   * This member was removed (it learnt it from the log or from a member): it stops, rejects its
+   * pending writes with `HamokRemovedError`, emits `left`, and with `autoRejoin` joins again as a
+   * new member.
+   */
+  #removedFromCluster(why: string): void {
+    if (this.#closed || !this.#joined || this.#leaving) return;
+    this.logger.warn(`hamok ${this.localPeerId}: removed from the cluster (${why})`);
+    this.#proposals.failAll((requestId) =>
+      new HamokRemovedError(
+        `this peer was removed from the cluster while request ${requestId} was pending; it may or may not have been applied`,
+        { requestId },
+      )
+    );
+    const canRejoin = this.#ownsStorage;
+    this.#becomeEmpty();
+    this.emit("left");
+    if (!this.config.autoRejoin || this.#closed) return;
+    if (!canRejoin) {
+      this.reportError(
+        new HamokRemovedError(
+          "this peer was removed from the cluster; its storage belongs to the removed member, so it cannot join again with it: give it a new storage and call join()",
+        ),
+      );
+      return;
+    }
+    this.join().catch((error) => {
+      if (!this.#closed) this.reportError(asError(error));
     });
   }
 
@@ -1329,7 +1632,43 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     this.#proposals.retryLost(now);
     // members silent for too long: remove (leader only)
     this.#membershipManager.removeSilent(now);
+    // a member that has not heard its leader for a while (paused, cut off, or removed meanwhile)
+    // announces itself: members tell it if it was removed, even a learner that never campaigns
+    const electionMs = this.config.electionTicks * this.config.tickMs;
+    if (
+      this.#joined && this.#state !== "leader" && now - this.#lastLeaderContact > 4 * electionMs &&
+      now - this.#lastProbe > electionMs
+    ) {
+      this.#lastProbe = now;
+      this.#discovery.sendHello(undefined);
+    }
   }
+}
+
+/**
+ * The highest Raft term a peer adopts from a message (2^48). A term above it could not be
+ * incremented and encoded for long, so a forged huge term could halt the cluster; at one election
+ * a millisecond it takes nine thousand years to reach.
+ */
+const MAX_RAFT_TERM = 2 ** 48;
+
+/** Bytes reserved beside one entry in an append message: envelope, Raft fields, tag slack, headers. */
+const ENTRY_FRAMING_BYTES = 1024;
+
+/** Request op of a member telling a removed member that it was removed (payload: CBOR member id). */
+const REMOVED_OP = "removed";
+
+/** A `HamokConfigError` unless `timeoutMs` is an integer in [1, MAX_TIMEOUT_MS]. */
+function invalidTimeout(what: string, timeoutMs: unknown): HamokConfigError | undefined {
+  if (
+    typeof timeoutMs === "number" && Number.isInteger(timeoutMs) && timeoutMs > 0 &&
+    timeoutMs <= MAX_TIMEOUT_MS
+  ) {
+    return undefined;
+  }
+  return new HamokConfigError(
+    `${what}: timeoutMs must be an integer in [1, ${MAX_TIMEOUT_MS}], got ${String(timeoutMs)}`,
+  );
 }
 
 function roleToState(role: RaftRole): HamokState {

@@ -1,13 +1,13 @@
 /**
  * Discovery: how a peer without a cluster finds one (hellos on the broadcast subject), asks its
- * leader to be added, or, when nobody answers, decides whether it is the one to bootstrap a new
- * cluster.
+ * leader to be added, or, when nobody of a cluster has been heard for long enough, decides whether
+ * it is the one to bootstrap a new cluster.
  *
  * @module
  */
 
-import { encodeEnvelope, type HelloBody } from "../codec/envelope.ts";
-import { HamokTimeoutError } from "../errors.ts";
+import type { HelloBody } from "../codec/envelope.ts";
+import { HamokClusterConflictError, HamokDuplicatePeerError, HamokTimeoutError } from "../errors.ts";
 import { throwIfAborted } from "./async.ts";
 
 /** What discovery needs of its peer. */
@@ -18,12 +18,14 @@ export interface DiscoveryHost {
   isMember(): boolean;
   /** True once this peer is in a cluster's membership (committed, or in its Raft configuration). */
   inCluster(): boolean;
-  /** Publishes an encoded hello on the broadcast subject (`toPeerId` undefined) or to a peer's inbox. */
-  publish(data: Uint8Array, toPeerId: string | undefined): void;
+  /** Sends a hello on the broadcast subject (`toPeerId` undefined) or to a peer's inbox. */
+  publish(hello: HelloBody, toPeerId: string | undefined): void;
   /** Asks the leader `leaderMemberId` to add this peer; resolves once it did, rejects otherwise. */
   requestJoin(leaderMemberId: string, timeoutMs: number): Promise<unknown>;
   /** Starts a new cluster with this peer as its only member. */
   bootstrap(): void;
+  /** Reports a problem the application should know of (a second cluster on the prefix). */
+  reportError(error: Error): void;
 }
 
 /** Settings of {@linkcode Discovery} (a subset of the peer's resolved configuration). */
@@ -36,16 +38,43 @@ export interface DiscoveryOptions {
   readonly discoveryMs: number;
   /** Bound of one join request, in ms. */
   readonly requestTimeoutMs: number;
+  /** `"never"`: only join, never bootstrap. Default `"auto"`. */
+  readonly bootstrap?: "auto" | "never";
+  /** Nobody bootstraps before this many newcomers (this one included) were heard. Default 1. */
+  readonly expectedPeers?: number;
+  /**
+   * How long a member, once heard, keeps this peer from bootstrapping, in ms. Default
+   * `4 x discoveryMs`; the peer passes at least two election timeouts, so a cluster that is electing
+   * a new leader is never mistaken for no cluster.
+   */
+  readonly memberWindowMs?: number;
   /** Where diagnostics go. */
   readonly logger: { debug(message: string, ...details: unknown[]): void };
 }
 
+/** At most this many newcomers and members are remembered (remote ids are hostile input). */
+export const DISCOVERY_TABLE_LIMIT = 256;
+/** A member answers at most this many newcomer hellos per second (a flood of hellos is cheap). */
+export const HELLO_ANSWERS_PER_SECOND = 20;
+
+interface HeardMember {
+  at: number;
+  readonly memberId: string;
+  readonly leaderId: string | undefined;
+}
+
 /**
  * Finds the cluster of a peer that has none. It broadcasts a hello every `discoveryMs / 4`;
- * members answer with the leader they know, and the peer asks that leader to add it. Newcomers
- * hear each other's hellos too: if no member answered within `discoveryMs`, the newcomer with the
- * smallest peer id among those heard within `2 x discoveryMs` bootstraps a new cluster and the
- * others join it.
+ * members answer with the leader they know, and the peer asks that leader to add it. A failed join
+ * request only forgets that leader: the peer asks again once a member names a leader.
+ *
+ * A peer never bootstraps while it hears any member of its cluster (leader or not, within
+ * `memberWindowMs`), with `bootstrap: "never"`, or before `expectedPeers` newcomers were heard;
+ * otherwise the newcomer with the smallest peer id among those heard within `2 x discoveryMs`
+ * bootstraps once `discoveryMs` passed, and the others join it.
+ *
+ * Hellos carry the cluster's identity (made at bootstrap): a peer that hears two identities on its
+ * prefix reports a `HamokClusterConflictError`.
  *
  * @example
  * ```ts ignore
@@ -59,56 +88,79 @@ export interface DiscoveryOptions {
 export class Discovery {
   readonly #options: DiscoveryOptions;
   readonly #host: DiscoveryHost;
+  readonly #memberWindowMs: number;
   /** Peers heard recently that are not members yet (peerId -> time). */
   readonly #candidates = new Map<string, number>();
-  /** The leader's member id as reported by members. */
+  /** Members heard recently (peerId -> when, member id, the leader they named). */
+  readonly #members = new Map<string, HeardMember>();
+  /** Cluster identities heard from members, with this peer's own (if any) reported once each. */
+  readonly #identities = new Set<string>();
+  readonly #reportedConflicts = new Set<string>();
+  /** The leader's member id as named by members, and since when. */
   #discoveredLeader: string | undefined;
-  #discoveredMember = false;
+  /** Newcomer hellos answered in the current second. */
+  #answers = 0;
+  #answersSecond = 0;
+  /** Per newcomer: when this member last answered it. */
+  readonly #answered = new Map<string, number>();
   readonly #wake = new Set<() => void>();
 
   /** Creates the discovery of a peer. */
   constructor(options: DiscoveryOptions, host: DiscoveryHost) {
     this.#options = options;
     this.#host = host;
+    this.#memberWindowMs = options.memberWindowMs ?? 4 * options.discoveryMs;
   }
 
   /**
    * Finds the cluster and joins it through its leader, or bootstraps one: resolves once this peer
    * is in a cluster's membership, a leader accepted its join request, or it bootstrapped. Rejects
-   * with `HamokTimeoutError` at `deadline` and with the abort reason when `signal` aborts.
+   * with `HamokTimeoutError` at `deadline` (a `HamokDuplicatePeerError` if the leader kept refusing
+   * because a live member has this peer's id) and with the abort reason when `signal` aborts.
    */
   async discover(deadline: number, signal: AbortSignal): Promise<void> {
     const { discoveryMs, requestTimeoutMs, logger, peerId } = this.#options;
     const started = Date.now();
     const helloEvery = Math.max(10, Math.floor(discoveryMs / 4));
     let lastHello = 0;
+    let duplicate: Error | undefined;
     for (;;) {
       throwIfAborted(signal);
       const now = Date.now();
       if (now >= deadline) {
+        if (duplicate !== undefined) throw duplicate;
         throw new HamokTimeoutError("no cluster could be joined in time", { timeoutMs: now - started });
       }
       if (this.#host.inCluster()) return;
       const leader = this.#discoveredLeader;
       if (leader !== undefined) {
         try {
-          await this.#host.requestJoin(
+          await this.#raceLeaderChange(
             leader,
-            Math.max(1, Math.min(requestTimeoutMs, deadline - Date.now())),
+            this.#host.requestJoin(leader, Math.max(1, Math.min(requestTimeoutMs, deadline - Date.now()))),
           );
-          return;
+          if (this.#discoveredLeader === leader || this.#host.inCluster()) return;
+          continue; // another leader was named meanwhile: ask it (a join is idempotent)
         } catch (error) {
           logger.debug(`hamok ${peerId}: join through ${leader} failed`, error);
+          if ((error as { code?: unknown })?.code === "HAMOK_DUPLICATE_PEER") {
+            duplicate = new HamokDuplicatePeerError(
+              `a live member of the cluster already has peer id '${peerId}'`,
+              { peerId },
+              { cause: error },
+            );
+          }
+          // forget only this leader; members heard still keep this peer from bootstrapping
           if (this.#discoveredLeader === leader) this.#discoveredLeader = undefined;
-          this.#discoveredMember = false;
         }
+        await this.#sleep(helloEvery, signal);
         continue;
       }
       if (now - lastHello >= helloEvery) {
         lastHello = now;
         this.sendHello(undefined);
       }
-      if (now - started >= discoveryMs && !this.#discoveredMember && this.#smallestCandidate(now)) {
+      if (now - started >= discoveryMs && this.#mayBootstrap(now)) {
         this.#host.bootstrap();
         return;
       }
@@ -118,23 +170,38 @@ export class Discovery {
 
   /** Sends this peer's hello on the broadcast subject (`toPeerId` undefined) or to one peer. */
   sendHello(toPeerId: string | undefined): void {
-    const data = encodeEnvelope({ type: "hello", from: this.#options.peerId, body: this.#host.hello() });
-    this.#host.publish(data, toPeerId);
+    this.#host.publish(this.#host.hello(), toPeerId);
   }
 
   /** Takes in a hello from another peer (own hellos and other clusters' are ignored). */
   onHello(body: HelloBody): void {
     if (body.peerId === this.#options.peerId || body.clusterId !== this.#options.clusterId) return;
+    const now = Date.now();
+    if (body.clusterUid !== undefined) this.#heardIdentity(body.clusterUid);
     if (body.joined) {
-      this.#discoveredMember = true;
+      this.#remember(this.#members, body.peerId, {
+        at: now,
+        memberId: body.memberId,
+        leaderId: body.leaderId,
+      });
       if (body.leaderId !== undefined) this.#discoveredLeader = body.leaderId;
       this.#candidates.delete(body.peerId);
       this.wake();
       return;
     }
-    this.#candidates.set(body.peerId, Date.now());
-    // members answer a newcomer directly, so it learns the leader at once
-    if (this.#host.isMember()) this.sendHello(body.peerId);
+    this.#remember(this.#candidates, body.peerId, now);
+    // members answer a newcomer directly, so it learns the leader at once (rate-limited)
+    if (this.#host.isMember() && this.#mayAnswer(body.peerId, now)) this.sendHello(body.peerId);
+  }
+
+  /** True if `memberId` was named by a member's hello heard recently (as itself or as leader). */
+  heardOf(memberId: string): boolean {
+    const now = Date.now();
+    for (const heard of this.#members.values()) {
+      if (now - heard.at > this.#memberWindowMs) continue;
+      if (heard.memberId === memberId || heard.leaderId === memberId) return true;
+    }
+    return false;
   }
 
   /** Cuts short the current wait between two discovery rounds (news arrived, or the peer closed). */
@@ -142,18 +209,105 @@ export class Discovery {
     for (const wake of [...this.#wake]) wake();
   }
 
-  /** True if no newcomer with a smaller peer id was heard recently (forgets the stale ones). */
-  #smallestCandidate(now: number): boolean {
+  /** Forgets everything heard (a peer that left starts afresh). */
+  reset(): void {
+    this.#candidates.clear();
+    this.#members.clear();
+    this.#identities.clear();
+    this.#answered.clear();
+    this.#discoveredLeader = undefined;
+  }
+
+  #heardIdentity(uid: string): void {
+    const own = this.#host.hello().clusterUid;
+    if (own !== undefined) this.#identities.add(own);
+    if (this.#identities.size < DISCOVERY_TABLE_LIMIT) this.#identities.add(uid);
+    if (this.#identities.size < 2) return;
+    const key = [...this.#identities].sort().join(" ");
+    if (this.#reportedConflicts.has(key) || this.#reportedConflicts.size >= DISCOVERY_TABLE_LIMIT) return;
+    this.#reportedConflicts.add(key);
+    const identities = own === undefined
+      ? [...this.#identities]
+      : [own, ...[...this.#identities].filter((u) => u !== own)];
+    this.#host.reportError(
+      new HamokClusterConflictError(
+        `two clusters named '${this.#options.clusterId}' were heard on one subject prefix: ${
+          identities.join(", ")
+        }`,
+        { identities },
+      ),
+    );
+  }
+
+  /** The bootstrap rule (see the class documentation). */
+  #mayBootstrap(now: number): boolean {
+    const { bootstrap = "auto", expectedPeers = 1, peerId: self } = this.#options;
+    if (bootstrap === "never") return false;
+    for (const [peerId, heard] of this.#members) {
+      if (now - heard.at <= this.#memberWindowMs) return false;
+      this.#members.delete(peerId);
+    }
     const window = 2 * this.#options.discoveryMs;
-    const self = this.#options.peerId;
+    let heard = 1;
+    let smallest = true;
     for (const [peerId, at] of this.#candidates) {
       if (now - at > window) {
         this.#candidates.delete(peerId);
         continue;
       }
-      if (peerId < self) return false;
+      heard++;
+      if (peerId < self) smallest = false;
     }
+    return smallest && heard >= expectedPeers;
+  }
+
+  #mayAnswer(newcomer: string, now: number): boolean {
+    const second = Math.floor(now / 1000);
+    if (second !== this.#answersSecond) {
+      this.#answersSecond = second;
+      this.#answers = 0;
+    }
+    const last = this.#answered.get(newcomer);
+    const every = Math.max(10, Math.floor(this.#options.discoveryMs / 8));
+    if (last !== undefined && now - last < every) return false;
+    if (this.#answers >= HELLO_ANSWERS_PER_SECOND) return false;
+    this.#answers++;
+    this.#remember(this.#answered, newcomer, now);
     return true;
+  }
+
+  /** Sets `key` in a bounded table, evicting the oldest insertion when full. */
+  #remember<V>(table: Map<string, V>, key: string, value: V): void {
+    table.delete(key);
+    if (table.size >= DISCOVERY_TABLE_LIMIT) {
+      const oldest = table.keys().next();
+      if (!oldest.done) table.delete(oldest.value);
+    }
+    table.set(key, value);
+  }
+
+  /** Settles with `request`, or resolves early once members name a leader other than `leader`. */
+  #raceLeaderChange(leader: string, request: Promise<unknown>): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.#discoveredLeader !== undefined && this.#discoveredLeader !== leader) finish();
+      };
+      const finish = () => {
+        this.#wake.delete(check);
+        resolve(undefined);
+      };
+      this.#wake.add(check);
+      request.then(
+        (value) => {
+          this.#wake.delete(check);
+          resolve(value);
+        },
+        (error) => {
+          this.#wake.delete(check);
+          reject(error);
+        },
+      );
+    });
   }
 
   #sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -6,7 +6,16 @@
  */
 
 import { decodeCbor } from "../codec/cbor.ts";
-import { HamokConfigError, HamokNotLeaderError, HamokTimeoutError } from "../errors.ts";
+import {
+  HamokConfigError,
+  HamokDuplicatePeerError,
+  HamokError,
+  HamokNotLeaderError,
+  HamokTimeoutError,
+} from "../errors.ts";
+
+/** Join and leave requests waiting on the leader beyond which new ones are refused. */
+const MAX_QUEUED_CHANGES = 32;
 import type { Membership, MembershipChange } from "../raft/types.ts";
 import { withTimeout } from "./async.ts";
 import { peerIdOfMember } from "./member_id.ts";
@@ -39,6 +48,11 @@ export interface MembershipManagerOptions {
   readonly tickMs: number;
   /** A member the leader has not heard from for this long, in ms, is removed. */
   readonly peerTimeoutMs: number;
+  /**
+   * A member heard within this many ms is alive: a newcomer with its peer id is refused instead of
+   * replacing it. Default 1000 (the peer passes two election timeouts).
+   */
+  readonly aliveMs?: number;
   /** Where diagnostics go. */
   readonly logger: {
     debug(message: string, ...details: unknown[]): void;
@@ -70,24 +84,50 @@ export class MembershipManager {
   /** Members whose removal for silence is under way. */
   readonly #removing = new Set<string>();
   #queue: Promise<unknown> = Promise.resolve();
+  #queued = 0;
+  readonly #aliveMs: number;
 
   /** Creates the manager of a peer. */
   constructor(options: MembershipManagerOptions, host: MembershipHost) {
     this.#options = options;
     this.#host = host;
+    this.#aliveMs = options.aliveMs ?? 1000;
   }
 
-  /** Serves a join request: adds the member id in `payload` as a learner. */
-  async onJoinRequest(payload: Uint8Array): Promise<Uint8Array | undefined> {
+  /**
+   * Serves a join request: adds the member id in `payload` as a learner. The request must come from
+   * that member's peer (`fromPeerId`). An older incarnation of the same peer is replaced, unless it
+   * is alive (heard within two election timeouts): then two processes share one peer id, and the
+   * newcomer is refused with `HamokDuplicatePeerError` while the running member stays.
+   */
+  async onJoinRequest(payload: Uint8Array, fromPeerId?: string): Promise<Uint8Array | undefined> {
     const memberId = decodeCbor(payload);
     if (typeof memberId !== "string" || memberId.length === 0) {
       throw new HamokConfigError("a join request must carry a member id");
     }
+    const peerId = peerIdOfMember(memberId);
+    if (fromPeerId !== undefined && peerId !== fromPeerId) {
+      throw new HamokConfigError(`peer ${fromPeerId} cannot ask to add member ${memberId}`);
+    }
     if (!this.#host.isLeader()) throw new HamokNotLeaderError(`${this.#options.peerId} is not the leader`);
+    if (this.#queued >= MAX_QUEUED_CHANGES) {
+      throw new HamokError("too many membership changes are waiting; try again later", "HAMOK_RATE_LIMITED");
+    }
     await this.#enqueue(async () => {
       const membership = this.#host.membership()!;
       if (membership.voters.includes(memberId) || membership.learners.includes(memberId)) return;
-      const peerId = peerIdOfMember(memberId);
+      const now = Date.now();
+      const self = this.#host.localMemberId();
+      for (const old of [...membership.voters, ...membership.learners]) {
+        if (old === memberId || peerIdOfMember(old) !== peerId) continue;
+        const heard = this.#lastHeard.get(old);
+        if (old === self || (heard !== undefined && now - heard <= this.#aliveMs)) {
+          throw new HamokDuplicatePeerError(
+            `peer id '${peerId}' belongs to a live member (${old}); refusing ${memberId}`,
+            { peerId },
+          );
+        }
+      }
       for (const old of [...membership.voters, ...membership.learners]) {
         if (old !== memberId && peerIdOfMember(old) === peerId) {
           await this.#change({ type: "remove", memberId: old });
@@ -99,10 +139,16 @@ export class MembershipManager {
     return undefined;
   }
 
-  /** Serves a leave request: removes the member id in `payload`. */
-  async onLeaveRequest(payload: Uint8Array): Promise<Uint8Array | undefined> {
+  /**
+   * Serves a leave request: removes the member id in `payload`. Only the member leaving may ask
+   * (`fromPeerId` must be its peer); anyone else is refused.
+   */
+  async onLeaveRequest(payload: Uint8Array, fromPeerId?: string): Promise<Uint8Array | undefined> {
     const memberId = decodeCbor(payload);
     if (typeof memberId !== "string") throw new HamokConfigError("a leave request must carry a member id");
+    if (fromPeerId !== undefined && peerIdOfMember(memberId) !== fromPeerId) {
+      throw new HamokConfigError(`peer ${fromPeerId} cannot ask to remove member ${memberId}`);
+    }
     if (!this.#host.isLeader()) throw new HamokNotLeaderError(`${this.#options.peerId} is not the leader`);
     await this.#enqueue(async () => {
       const membership = this.#host.membership()!;
@@ -158,7 +204,8 @@ export class MembershipManager {
   }
 
   #enqueue(task: () => Promise<void>): Promise<void> {
-    const run = this.#queue.catch(() => {}).then(task);
+    this.#queued++;
+    const run = this.#queue.catch(() => {}).then(task).finally(() => this.#queued--);
     this.#queue = run;
     return run;
   }

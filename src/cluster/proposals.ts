@@ -129,7 +129,7 @@ export class Proposals {
   close(): void {
     this.failAll((requestId) =>
       new HamokClosedError(
-        `the peer closed while request ${requestId} was pending; it may or may not have been applied`,
+        `the peer closed while a proposal was pending (request ${requestId}); it may or may not have been applied`,
         { requestId },
       )
     );

@@ -21,6 +21,9 @@ import type {
 import type { RaftStorage } from "../storage/raft_storage.ts";
 import { HamokNoLeaderError } from "../errors.ts";
 
+/** Drains in a row on microtasks before the driver yields to the event loop. */
+const MICROTASK_DRAINS = 256;
+
 /** What the driver calls back into (the peer). */
 export interface RaftDriverHooks {
   /** Sends a Raft message to `message.to`. */
@@ -73,6 +76,8 @@ export class RaftDriver {
   readonly #reads = new Map<string, PendingRead>();
   #appliedWaiters: AppliedWaiter[] = [];
   #applied = 0;
+  /** Drains run since the event loop last turned. */
+  #microDrains = 0;
 
   /** Creates a driver; nothing runs until {@linkcode start}. */
   constructor(node: RaftNode, storage: RaftStorage, hooks: RaftDriverHooks, tickMs: number) {
@@ -157,15 +162,28 @@ export class RaftDriver {
     return new Promise<void>((resolve) => this.#appliedWaiters.push({ index, resolve }));
   }
 
-  /** Schedules one drain of the core's output on the microtask queue. */
+  /**
+   * Schedules one drain of the core's output on the microtask queue. After
+   * {@linkcode MICROTASK_DRAINS} drains without a turn of the event loop (a write loop on a
+   * one-member cluster resolves on microtasks alone) the next drain waits for a macrotask, so
+   * timers, I/O and signals are never starved.
+   */
   schedule(): void {
     if (this.#scheduled || this.#stopped || this.#failed) return;
     this.#scheduled = true;
-    queueMicrotask(() => {
-      this.#scheduled = false;
-      void this.#drain();
-    });
+    if (this.#microDrains === 0) setTimeout(this.#resetMicroDrains, 0);
+    if (++this.#microDrains <= MICROTASK_DRAINS) queueMicrotask(this.#runDrain);
+    else setTimeout(this.#runDrain, 0);
   }
+
+  readonly #runDrain = (): void => {
+    this.#scheduled = false;
+    void this.#drain();
+  };
+
+  readonly #resetMicroDrains = (): void => {
+    this.#microDrains = 0;
+  };
 
   async #drain(): Promise<void> {
     if (this.#draining) return;

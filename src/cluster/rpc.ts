@@ -117,10 +117,10 @@ export class RpcRouter {
     );
   }
 
-  /** Completes the request a response answers. */
-  onResponse(fromPeerId: string, body: ResponseBody): void {
+  /** Completes the request a response answers; false if no request of `fromPeerId` awaited it. */
+  onResponse(fromPeerId: string, body: ResponseBody): boolean {
     const pending = this.#pending.get(body.requestId);
-    if (pending === undefined || pending.peerId !== fromPeerId) return;
+    if (pending === undefined || pending.peerId !== fromPeerId) return false;
     this.#pending.delete(body.requestId);
     clearTimeout(pending.timer);
     if (body.ok) pending.resolve(body.payload);
@@ -130,6 +130,7 @@ export class RpcRouter {
         new HamokRemoteError(error.code, `${pending.op} at ${fromPeerId}: ${error.message}`, fromPeerId),
       );
     }
+    return true;
   }
 
   /** Rejects every pending request and ignores later traffic. */

@@ -57,6 +57,8 @@ export interface StateMachineImage {
   readonly states: readonly (readonly [kind: string, id: string, image: unknown])[];
   /** `[requestId, result]` of the most recently applied requests (the dedup window). */
   readonly applied: readonly (readonly [requestId: string, result: unknown])[];
+  /** The cluster's identity, made when it was bootstrapped. */
+  readonly uid?: string;
 }
 
 /** Outcome of applying one command. */
@@ -84,6 +86,8 @@ const DEFAULT_DEDUP_WINDOW = 16384;
  * ```
  */
 export class StateMachine {
+  /** The cluster's identity (made at bootstrap, carried in every snapshot); `undefined` until known. */
+  clusterUid: string | undefined;
   readonly #factories = new Map<string, ReplicatedStateFactory>();
   readonly #states = new Map<string, Map<string, ReplicatedState>>();
   readonly #applied = new Map<string, unknown>();
@@ -175,7 +179,7 @@ export class StateMachine {
       const requestId = this.#order[(this.#next + i) % n];
       if (requestId !== undefined) applied.push([requestId, this.#applied.get(requestId)]);
     }
-    return { states, applied };
+    return this.clusterUid === undefined ? { states, applied } : { states, applied, uid: this.clusterUid };
   }
 
   /** Replaces every state with the ones in `image` (states not in it are emptied). */
@@ -197,6 +201,7 @@ export class StateMachine {
     this.#order.fill(undefined);
     this.#next = 0;
     for (const [requestId, result] of image.applied) this.#remember(requestId, result);
+    if (typeof image.uid === "string") this.clusterUid = image.uid;
   }
 
   #remember(requestId: string, result: unknown): void {

@@ -80,6 +80,8 @@ export interface HelloBody {
   readonly term: number;
   /** True once the sender is a member of the cluster. */
   readonly joined: boolean;
+  /** The identity of the sender's cluster, made when it was bootstrapped (members only). */
+  readonly clusterUid?: string | undefined;
 }
 
 /**
@@ -272,23 +274,36 @@ interface BodyCodec<B> {
 /** One codec per message type: the only place that knows the wire layout of the bodies. */
 const BODY_CODECS: { readonly [K in WireMessageType]: BodyCodec<WireBodies[K]> } = {
   raft: { code: 0, pack: packRaftMessage, unpack: unpackRaftMessage },
-  // [clusterId, peerId, memberId, term, joined, leaderId?]
+  // [clusterId, peerId, memberId, term, joined, leaderId?] or [..., joined, leaderId | null, clusterUid]
   hello: {
     code: 1,
     pack: (b) =>
-      b.leaderId !== undefined
+      b.clusterUid !== undefined
+        ? [b.clusterId, b.peerId, b.memberId, b.term, b.joined, b.leaderId ?? null, b.clusterUid]
+        : b.leaderId !== undefined
         ? [b.clusterId, b.peerId, b.memberId, b.term, b.joined, b.leaderId]
         : [b.clusterId, b.peerId, b.memberId, b.term, b.joined],
     unpack: (v) => {
-      const a = arrayAt(v, "hello", 5, 6);
+      const a = arrayAt(v, "hello", 5, 7);
       const clusterId = stringAt(a[0], "hello.clusterId");
       const peerId = stringAt(a[1], "hello.peerId");
       const memberId = stringAt(a[2], "hello.memberId");
       const term = uintAt(a[3], "hello.term");
       const joined = boolAt(a[4], "hello.joined");
-      return a.length === 5
-        ? { clusterId, peerId, memberId, term, joined }
-        : { clusterId, peerId, memberId, term, joined, leaderId: stringAt(a[5], "hello.leaderId") };
+      if (a.length === 5) return { clusterId, peerId, memberId, term, joined };
+      if (a.length === 6) {
+        return { clusterId, peerId, memberId, term, joined, leaderId: stringAt(a[5], "hello.leaderId") };
+      }
+      const clusterUid = stringAt(a[6], "hello.clusterUid");
+      return a[5] === null ? { clusterId, peerId, memberId, term, joined, clusterUid } : {
+        clusterId,
+        peerId,
+        memberId,
+        term,
+        joined,
+        leaderId: stringAt(a[5], "hello.leaderId"),
+        clusterUid,
+      };
     },
   },
   // [requestId, op, payload]

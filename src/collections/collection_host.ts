@@ -7,6 +7,7 @@
 
 import type { HamokMetrics } from "../telemetry/metrics.ts";
 import type { Tracer } from "@opentelemetry/api";
+import type { WireEnvelope } from "../codec/envelope.ts";
 import type { ClusterSubjects } from "../cluster/subjects.ts";
 import type { ReplicatedState } from "../cluster/state_machine.ts";
 import type { HamokLogger } from "../config.ts";
@@ -61,6 +62,14 @@ export interface CollectionHost {
   replicatedState<S extends ReplicatedState>(kind: string, id: string): S;
   /** Publishes a wire message on a subject. */
   publish(subject: string, data: Uint8Array, headers?: TransportHeaders): void;
+  /** The largest command or event payload the peer can send, in bytes. */
+  readonly maxEntryBytes: number;
+  /** Encodes, binds and seals an envelope. */
+  encodeEnvelope(envelope: WireEnvelope): Uint8Array;
+  /** The envelope of received bytes, or `undefined` (dropped and counted). */
+  decodeEnvelope(data: Uint8Array): WireEnvelope | undefined;
+  /** Counts a message dropped by a collection. */
+  dropMessage(reason: "non-member" | "forged-sender" | "stale-sequence" | "unexpected"): void;
   /**
    * Acknowledges an event to the publisher `toPeerId`. Successful acknowledgements to one peer are
    * coalesced into one message per microtask (a burst of events is answered at once); a failure is

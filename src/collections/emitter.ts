@@ -6,7 +6,6 @@
  * @module
  */
 
-import { decodeEnvelope, encodeEnvelope } from "../codec/envelope.ts";
 import { cborPayloadCodec, decodePayload, encodePayload, type PayloadCodec } from "../codec/payload_codec.ts";
 import { peerIdOfMember } from "../cluster/member_id.ts";
 import { positiveInteger } from "../config.ts";
@@ -17,6 +16,7 @@ import {
   type HamokDeliveryFailure,
   HamokError,
   HamokListenerError,
+  HamokPayloadTooLargeError,
   HamokTimeoutError,
 } from "../errors.ts";
 import type { TransportHeaders, TransportMessage, TransportSubscription } from "../transport/transport.ts";
@@ -75,6 +75,8 @@ export interface HamokEmitterConnection {
 export const EMITTER_KIND = "emitter";
 
 const DEFAULT_REQUEST_TIMEOUT = 5000;
+/** Stale sequences in a row from one publisher after which its sequence is re-based. */
+const STALE_RUN_REBASE = 16;
 
 interface PendingPublish {
   readonly event: string;
@@ -133,7 +135,8 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   readonly #subscribed = new Map<string, Set<AnyListener>>();
   readonly #transportSubs = new Map<string, TransportSubscription>();
   readonly #pending = new Map<string, PendingPublish>();
-  readonly #lastSeq = new Map<string, number>();
+  /** Per publishing member: the highest sequence delivered and the run of stale ones since. */
+  readonly #lastSeq = new Map<string, { max: number; staleRun: number }>();
   readonly #eventQueues = new Map<string, Promise<void>>();
   readonly #disposers: (() => void)[] = [];
   #seq = 0;
@@ -187,7 +190,12 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     this.#disposers.push(
       () => this.subscriptions.off("removed", onRemoved),
       host.onAck(this.id, (ack) => this.#onAck(ack.ackRequestId, ack.peerId, ack.ok, ack.error)),
-      host.onMemberRemoved((peerId) => this.#stopAwaiting(peerId)),
+      host.onMemberRemoved((peerId) => {
+        this.#stopAwaiting(peerId);
+        for (const memberId of this.#lastSeq.keys()) {
+          if (peerIdOfMember(memberId) === peerId) this.#lastSeq.delete(memberId);
+        }
+      }),
     );
   }
 
@@ -269,6 +277,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
       const ackRequestId = targets === undefined ? undefined : `${this.#host.localMemberId}:${++this.#seq}`;
       span = this.#spans.startSend("publish", event, targets?.size ?? 0, ackRequestId);
       const payload = encodePayload(this.#codecOf(event), args);
+      this.#checkSize(event, payload);
       const self = this.#host.localPeerId;
       const local = this.#local.has(event);
       if (ackRequestId === undefined) {
@@ -312,6 +321,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     const span = this.#spans.startSend("notify", event, targets?.size ?? 0);
     try {
       const payload = encodePayload(this.#codecOf(event), args);
+      this.#checkSize(event, payload);
       if (targets !== undefined) {
         this.#send(event, payload, ++this.#seq, undefined, traceHeaders(span.spanContext()));
       }
@@ -442,6 +452,19 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     return targets;
   }
 
+  /** Throws `HamokPayloadTooLargeError` if an event with `payload` could not be sent. */
+  #checkSize(event: string, payload: string | Uint8Array): void {
+    const size = typeof payload === "string" ? 3 * payload.length : payload.byteLength;
+    const limit = this.#host.maxEntryBytes;
+    if (size + event.length <= limit) return;
+    const exact = typeof payload === "string" ? new TextEncoder().encode(payload).byteLength : size;
+    if (exact + event.length <= limit) return;
+    throw new HamokPayloadTooLargeError(
+      `event '${event}' of emitter '${this.id}' takes ${exact} bytes; the largest this peer can send is ${limit}`,
+      { size: exact + event.length, limit },
+    );
+  }
+
   #send(
     event: string,
     payload: string | Uint8Array,
@@ -449,7 +472,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     ackRequestId: string | undefined,
     headers: TransportHeaders | undefined,
   ): void {
-    const data = encodeEnvelope({
+    const data = this.#host.encodeEnvelope({
       type: "event",
       from: this.#host.localMemberId,
       body: { emitterId: this.id, event, payload, seq, ackRequestId },
@@ -501,20 +524,23 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
 
   #receive(message: TransportMessage): void {
     if (this.closed) return;
-    let envelope;
-    try {
-      envelope = decodeEnvelope(message.data);
-    } catch (error) {
-      this.#host.logger.warn(`emitter '${this.id}': dropped an undecodable message`, error);
+    const envelope = this.#host.decodeEnvelope(message.data);
+    if (envelope === undefined) return;
+    if (envelope.type !== "event") {
+      this.#host.dropMessage("unexpected");
       return;
     }
-    if (envelope.type !== "event") return;
     const from = envelope.from;
     if (from === this.#host.localMemberId) return;
+    if (!this.#host.isRemoteMember(peerIdOfMember(from))) {
+      this.#host.dropMessage("non-member");
+      return;
+    }
     const body = envelope.body;
-    const last = this.#lastSeq.get(from);
-    if (last !== undefined && body.seq <= last) return;
-    this.#lastSeq.set(from, body.seq);
+    if (!this.#inSequence(from, body.seq)) {
+      this.#host.dropMessage("stale-sequence");
+      return;
+    }
     const span = this.#spans.startProcess(body.event, peerIdOfMember(from), message.headers);
     let args: unknown[];
     try {
@@ -531,6 +557,29 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     this.#deliverLocal(body.event, args, span);
     this.#ack(from, body.ackRequestId, undefined);
     span.end();
+  }
+
+  /**
+   * Per-publisher order and de-duplication: an event is delivered if its sequence is above the
+   * highest delivered from that member. A run of {@linkcode STALE_RUN_REBASE} stale ones in a row
+   * re-bases the sequence: one forged event with a huge sequence costs at most that many events, it
+   * cannot silence a publisher for good.
+   */
+  #inSequence(from: string, seq: number): boolean {
+    const last = this.#lastSeq.get(from);
+    if (last === undefined) {
+      this.#lastSeq.set(from, { max: seq, staleRun: 0 });
+      return true;
+    }
+    if (seq > last.max) {
+      last.max = seq;
+      last.staleRun = 0;
+      return true;
+    }
+    if (++last.staleRun < STALE_RUN_REBASE) return false;
+    last.max = seq;
+    last.staleRun = 0;
+    return true;
   }
 
   #ack(

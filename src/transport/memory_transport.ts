@@ -6,7 +6,7 @@
  */
 
 import { EventEmitter } from "eventemitter3";
-import { HamokClosedError, HamokTransportError } from "../errors.ts";
+import { HamokClosedError, HamokConfigError, HamokTransportError } from "../errors.ts";
 import { MemoryBus, type MemoryEndpoint, routerOf } from "./memory_bus.ts";
 import type {
   Transport,
@@ -26,6 +26,11 @@ export interface MemoryTransportOptions {
    * the bus while attached. Default: a generated `memory-<n>`.
    */
   id?: string;
+  /**
+   * The largest message this endpoint publishes, in bytes, like a NATS server's `max_payload`: a
+   * larger publish is dropped and reported on `error` (as NATS does). Default: no limit.
+   */
+  maxPayload?: number;
 }
 
 /**
@@ -58,10 +63,16 @@ export class MemoryTransport implements Transport {
   readonly #events = new EventEmitter();
   #state: TransportState = "connected";
   #closing: Promise<void> | undefined;
+  readonly #maxPayload: number | undefined;
 
   /** Attaches a new endpoint to `options.bus` (default {@linkcode MemoryBus.default}). */
   constructor(options: MemoryTransportOptions = {}) {
     this.bus = options.bus ?? MemoryBus.default;
+    const maxPayload = options.maxPayload;
+    if (maxPayload !== undefined && (!Number.isInteger(maxPayload) || maxPayload <= 0)) {
+      throw new HamokConfigError(`maxPayload must be a positive integer, got ${String(maxPayload)}`);
+    }
+    this.#maxPayload = maxPayload;
     this.#endpoint = routerOf(this.bus).attach(options.id, {
       handlerFailed: (subscription: TransportSubscription, error: unknown): void => {
         try {
@@ -88,10 +99,24 @@ export class MemoryTransport implements Transport {
     return this.#state;
   }
 
+  /** See {@linkcode MemoryTransportOptions.maxPayload}. */
+  get maxPayload(): number | undefined {
+    return this.#maxPayload;
+  }
+
   /** Publishes on the bus. Throws {@linkcode HamokClosedError} after `close()`. */
   publish(subject: string, data: Uint8Array, headers?: TransportHeaders): void {
     if (this.#state === "closed") {
       throw new HamokClosedError(`memory transport '${this.#endpoint.id}' is closed; cannot publish`);
+    }
+    if (this.#maxPayload !== undefined && data.byteLength > this.#maxPayload) {
+      this.#events.emit(
+        "error",
+        new HamokTransportError(
+          `a message of ${data.byteLength} bytes on '${subject}' exceeds maxPayload ${this.#maxPayload}; dropped`,
+        ),
+      );
+      return;
     }
     this.#endpoint.publish(subject, data, headers);
   }

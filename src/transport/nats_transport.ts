@@ -232,6 +232,11 @@ export class NatsTransport implements Transport {
     return this.#state;
   }
 
+  /** The server's `max_payload` (1 MiB when the server did not say). */
+  get maxPayload(): number {
+    return this.connection.info?.max_payload ?? 1024 * 1024;
+  }
+
   /**
    * Publishes `data` on `subject` (with NATS headers if `headers` has entries). Never throws for
    * network conditions; see the class documentation.

@@ -65,6 +65,12 @@ export interface Transport {
   /** Current connection state. */
   readonly state: TransportState;
   /**
+   * The largest message (payload and headers) the transport carries, in bytes, if it has a limit
+   * (a NATS server's `max_payload`); `undefined`: no limit of its own. Peers build every message
+   * under it and refuse writes that could not fit.
+   */
+  readonly maxPayload?: number | undefined;
+  /**
    * Publishes `data` on `subject`. Never throws for network conditions; see the `error` event.
    * Throws `HamokClosedError` once `close()` has been called, and `HamokConfigError` for an invalid
    * subject (empty, whitespace, an empty token, a wildcard) or header (key not printable ASCII or

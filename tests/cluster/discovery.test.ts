@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Discovery, type DiscoveryHost } from "../../src/cluster/discovery.ts";
-import { decodeEnvelope, type HelloBody } from "../../src/codec/envelope.ts";
+import type { HelloBody } from "../../src/codec/envelope.ts";
 import { HamokAbortedError, HamokTimeoutError } from "../../src/errors.ts";
 
 const silent = { debug() {} };
@@ -12,6 +12,7 @@ interface FakeHost extends DiscoveryHost {
   readonly joinRequests: string[];
   bootstrapped: number;
   member: boolean;
+  readonly errors: Error[];
 }
 
 /**
@@ -29,14 +30,16 @@ function fakeHost(
     joinRequests: [],
     bootstrapped: 0,
     member: false,
+    errors: [],
     hello: () => ({ clusterId: "c", peerId: "b", memberId: "b-1", term: 0, joined: host.member }),
     isMember: () => host.member,
     inCluster: () => host.member,
-    publish: (data, to) => {
-      const envelope = decodeEnvelope(data);
-      assert.equal(envelope.type, "hello");
-      host.sent.push([to, envelope.body as HelloBody]);
+    publish: (hello, to) => {
+      host.sent.push([to, hello]);
       options.onPublish?.(to);
+    },
+    reportError: (error) => {
+      host.errors.push(error);
     },
     requestJoin: (leaderMemberId) => {
       host.joinRequests.push(leaderMemberId);

@@ -96,6 +96,7 @@ describe("Proposals", () => {
     await assert.rejects(a, (error: unknown) => {
       assert.ok(error instanceof HamokClosedError);
       assert.match(error.message, /while a proposal was pending/);
+      assert.equal(error.requestId, "a"); // retryable by request id, like an outcome-unknown write
       return true;
     });
     assert.equal(proposals.size, 0);
