@@ -10,6 +10,7 @@ import { type ClusterKey, clusterKeysOf } from "./codec/wire_auth.ts";
 import { ClusterSubjects } from "./cluster/subjects.ts";
 import type { RaftStorage } from "./storage/raft_storage.ts";
 import type { Transport } from "./transport/transport.ts";
+import { randomUuid, REAL_SCHEDULER, type Scheduler } from "./cluster/scheduler.ts";
 
 /**
  * A minimal structured logger. Hamok never logs to the console; pass `console` or your own
@@ -102,6 +103,13 @@ export interface HamokConfig {
    * `peerTimeoutMs`) emits `left` and, with `autoRejoin` (default true), joins again as a new member.
    */
   autoRejoin?: boolean;
+  /**
+   * Advanced, for testing: the timers, clocks and randomness the peer uses (everything above the
+   * pure Raft core takes them from here). Default: the runtime's own (`REAL_SCHEDULER`). The
+   * whole-peer simulator passes a virtual scheduler so that a run replays by seed; applications
+   * leave it unset.
+   */
+  scheduler?: Scheduler;
 }
 
 /** A {@linkcode HamokConfig} with every default filled in. */
@@ -144,6 +152,8 @@ export interface ResolvedHamokConfig {
   readonly expectedPeers: number;
   /** See {@linkcode HamokConfig.autoRejoin}. */
   readonly autoRejoin: boolean;
+  /** See {@linkcode HamokConfig.scheduler}; `REAL_SCHEDULER` when none was given. */
+  readonly scheduler: Scheduler;
 }
 
 const SILENT_LOGGER: HamokLogger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -257,7 +267,8 @@ export function resolveHamokConfig(config: HamokConfig = {}): ResolvedHamokConfi
   if (config === null || typeof config !== "object") {
     throw new HamokConfigError("the Hamok config must be an object");
   }
-  const peerId = nonEmptyString("peerId", config.peerId, () => crypto.randomUUID());
+  const scheduler = config.scheduler ?? REAL_SCHEDULER;
+  const peerId = nonEmptyString("peerId", config.peerId, () => randomUuid(scheduler));
   const clusterId = nonEmptyString("clusterId", config.clusterId, () => HAMOK_DEFAULTS.clusterId);
   const subjectPrefix = nonEmptyString(
     "subjectPrefix",
@@ -295,6 +306,7 @@ export function resolveHamokConfig(config: HamokConfig = {}): ResolvedHamokConfi
     bootstrap: bootstrapOf(config.bootstrap),
     expectedPeers: positiveInteger("expectedPeers", config.expectedPeers, 1),
     autoRejoin: booleanOf("autoRejoin", config.autoRejoin, true),
+    scheduler,
   };
 }
 

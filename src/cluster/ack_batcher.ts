@@ -5,6 +5,7 @@
  */
 
 import type { WireError } from "../codec/envelope.ts";
+import { REAL_SCHEDULER, type Scheduler } from "./scheduler.ts";
 
 /** Where an {@linkcode AckBatcher} sends what it coalesced (the peer's inbox sender). */
 export interface AckSender {
@@ -40,9 +41,12 @@ export class AckBatcher {
     for (const peerId of [...this.#batches.keys()]) this.#flush(peerId);
   };
 
-  /** Creates a batcher sending through `sender`. */
-  constructor(sender: AckSender) {
+  readonly #scheduler: Scheduler;
+
+  /** Creates a batcher sending through `sender`; flushes are deferred through `scheduler`. */
+  constructor(sender: AckSender, scheduler: Scheduler = REAL_SCHEDULER) {
     this.#sender = sender;
+    this.#scheduler = scheduler;
   }
 
   /**
@@ -65,7 +69,7 @@ export class AckBatcher {
     batch.push([emitterId, ackRequestId]);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      queueMicrotask(this.#flushAll);
+      this.#scheduler.defer(this.#flushAll);
     }
   }
 

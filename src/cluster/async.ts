@@ -5,17 +5,18 @@
  */
 
 import { HamokAbortedError, HamokError, HamokTimeoutError } from "../errors.ts";
+import { REAL_SCHEDULER, type Scheduler } from "./scheduler.ts";
 
 /**
- * Resolves after `ms` milliseconds.
+ * Resolves after `ms` milliseconds of the scheduler's time.
  *
  * @example
  * ```ts ignore
- * await delay(50);
+ * await delay(50, scheduler);
  * ```
  */
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+export function delay(ms: number, scheduler: Scheduler = REAL_SCHEDULER): Promise<void> {
+  return new Promise((resolve) => scheduler.setTimeout(resolve, ms));
 }
 
 /**
@@ -23,26 +24,31 @@ export function delay(ms: number): Promise<void> {
  *
  * @example
  * ```ts ignore
- * const index = await withTimeout(driver.readIndex(ctx), 1000, () => driver.cancelRead(ctx));
+ * const index = await withTimeout(driver.readIndex(ctx), 1000, () => driver.cancelRead(ctx), scheduler);
  * ```
  */
-export function withTimeout<T>(promise: Promise<T>, timeoutMs: number, onTimeout: () => void): Promise<T> {
+export function withTimeout<T>(
+  promise: Promise<T>,
+  timeoutMs: number,
+  onTimeout: () => void,
+  scheduler: Scheduler = REAL_SCHEDULER,
+): Promise<T> {
   if (timeoutMs <= 0) {
     onTimeout();
     return Promise.reject(new HamokTimeoutError(`timed out`, { timeoutMs: 0 }));
   }
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
+    const timer = scheduler.setTimeout(() => {
       onTimeout();
       reject(new HamokTimeoutError(`timed out after ${timeoutMs} ms`, { timeoutMs }));
     }, timeoutMs);
     promise.then(
       (value) => {
-        clearTimeout(timer);
+        scheduler.clearTimeout(timer);
         resolve(value);
       },
       (error) => {
-        clearTimeout(timer);
+        scheduler.clearTimeout(timer);
         reject(error);
       },
     );

@@ -20,6 +20,7 @@ import {
   CLIENT_WATCH_OP,
 } from "./client_ops.ts";
 import type { PeerCounters } from "./peer_counters.ts";
+import { REAL_SCHEDULER, type Scheduler } from "./scheduler.ts";
 import type { HamokStatus } from "./status.ts";
 
 /** What the client service asks of its peer. */
@@ -68,15 +69,18 @@ export class ClientService {
   readonly #limits: ClientServiceLimits;
   readonly #buckets = new Map<string, Bucket>();
   readonly #watches = new Map<string, Watch>();
+  readonly #scheduler: Scheduler;
 
-  /** Creates the service; `timeoutMs` bounds the writes it makes for clients. */
+  /** Creates the service; `timeoutMs` bounds the writes it makes for clients; clock of `scheduler`. */
   constructor(
     host: ClientServiceHost,
     counters: PeerCounters,
     timeoutMs: number,
     limits: ClientServiceLimits = CLIENT_LIMITS,
+    scheduler: Scheduler = REAL_SCHEDULER,
   ) {
     this.#host = host;
+    this.#scheduler = scheduler;
     this.#counters = counters;
     this.#timeoutMs = timeoutMs;
     this.#limits = limits;
@@ -118,7 +122,7 @@ export class ClientService {
   /** A command on `kind`/`id` was applied at `index`: streams it to the watches of that map. */
   applied(kind: string, id: string, op: string, args: unknown, index: number): void {
     if (kind !== "map") return;
-    const now = Date.now();
+    const now = this.#scheduler.now();
     let payload: Uint8Array | undefined;
     for (const [watchId, watch] of this.#watches) {
       if (watch.expires < now) {
@@ -138,7 +142,7 @@ export class ClientService {
         `a client request carries at most ${this.#limits.maxPayloadBytes} bytes, got ${payload.byteLength}`,
       );
     }
-    const now = Date.now();
+    const now = this.#scheduler.now();
     const rate = this.#limits.requestsPerSecond;
     let bucket = this.#buckets.get(fromPeerId);
     if (bucket === undefined) {
@@ -208,7 +212,7 @@ export class ClientService {
   #watch(args: Record<string, unknown>, fromPeerId: string): Uint8Array {
     const mapId = stringField(args, "mapId");
     const watchId = stringField(args, "watchId");
-    const now = Date.now();
+    const now = this.#scheduler.now();
     for (const [id, watch] of this.#watches) if (watch.expires < now) this.#watches.delete(id);
     const existing = this.#watches.get(watchId);
     const expires = now + this.#limits.watchLeaseMs;

@@ -9,6 +9,7 @@
 import type { HelloBody } from "../codec/envelope.ts";
 import { HamokClusterConflictError, HamokDuplicatePeerError, HamokTimeoutError } from "../errors.ts";
 import { throwIfAborted } from "./async.ts";
+import { REAL_SCHEDULER, type Scheduler } from "./scheduler.ts";
 
 /** What discovery needs of its peer. */
 export interface DiscoveryHost {
@@ -50,6 +51,8 @@ export interface DiscoveryOptions {
   readonly memberWindowMs?: number;
   /** Where diagnostics go. */
   readonly logger: { debug(message: string, ...details: unknown[]): void };
+  /** Timers and clock. Default `REAL_SCHEDULER`. */
+  readonly scheduler?: Scheduler;
 }
 
 /** At most this many newcomers and members are remembered (remote ids are hostile input). */
@@ -104,10 +107,12 @@ export class Discovery {
   /** Per newcomer: when this member last answered it. */
   readonly #answered = new Map<string, number>();
   readonly #wake = new Set<() => void>();
+  readonly #scheduler: Scheduler;
 
   /** Creates the discovery of a peer. */
   constructor(options: DiscoveryOptions, host: DiscoveryHost) {
     this.#options = options;
+    this.#scheduler = options.scheduler ?? REAL_SCHEDULER;
     this.#host = host;
     this.#memberWindowMs = options.memberWindowMs ?? 4 * options.discoveryMs;
   }
@@ -120,13 +125,13 @@ export class Discovery {
    */
   async discover(deadline: number, signal: AbortSignal): Promise<void> {
     const { discoveryMs, requestTimeoutMs, logger, peerId } = this.#options;
-    const started = Date.now();
+    const started = this.#scheduler.now();
     const helloEvery = Math.max(10, Math.floor(discoveryMs / 4));
     let lastHello = 0;
     let duplicate: Error | undefined;
     for (;;) {
       throwIfAborted(signal);
-      const now = Date.now();
+      const now = this.#scheduler.now();
       if (now >= deadline) {
         if (duplicate !== undefined) throw duplicate;
         throw new HamokTimeoutError("no cluster could be joined in time", { timeoutMs: now - started });
@@ -137,7 +142,10 @@ export class Discovery {
         try {
           await this.#raceLeaderChange(
             leader,
-            this.#host.requestJoin(leader, Math.max(1, Math.min(requestTimeoutMs, deadline - Date.now()))),
+            this.#host.requestJoin(
+              leader,
+              Math.max(1, Math.min(requestTimeoutMs, deadline - this.#scheduler.now())),
+            ),
           );
           if (this.#discoveredLeader === leader || this.#host.inCluster()) return;
           continue; // another leader was named meanwhile: ask it (a join is idempotent)
@@ -176,7 +184,7 @@ export class Discovery {
   /** Takes in a hello from another peer (own hellos and other clusters' are ignored). */
   onHello(body: HelloBody): void {
     if (body.peerId === this.#options.peerId || body.clusterId !== this.#options.clusterId) return;
-    const now = Date.now();
+    const now = this.#scheduler.now();
     if (body.clusterUid !== undefined) this.#heardIdentity(body.clusterUid);
     if (body.joined) {
       this.#remember(this.#members, body.peerId, {
@@ -196,7 +204,7 @@ export class Discovery {
 
   /** True if `memberId` was named by a member's hello heard recently (as itself or as leader). */
   heardOf(memberId: string): boolean {
-    const now = Date.now();
+    const now = this.#scheduler.now();
     for (const heard of this.#members.values()) {
       if (now - heard.at > this.#memberWindowMs) continue;
       if (heard.memberId === memberId || heard.leaderId === memberId) return true;
@@ -313,12 +321,12 @@ export class Discovery {
   #sleep(ms: number, signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
-        clearTimeout(timer);
+        this.#scheduler.clearTimeout(timer);
         this.#wake.delete(done);
         signal.removeEventListener("abort", done);
         resolve();
       };
-      const timer = setTimeout(done, ms);
+      const timer = this.#scheduler.setTimeout(done, ms);
       this.#wake.add(done);
       signal.addEventListener("abort", done, { once: true });
     });

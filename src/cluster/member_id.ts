@@ -6,6 +6,8 @@
  * @module
  */
 
+import { randomHex, REAL_SCHEDULER, type Scheduler } from "./scheduler.ts";
+
 /**
  * Makes a new member id for a peer.
  *
@@ -16,8 +18,9 @@
  * peerIdOfMember(memberId); // "orders-1"
  * ```
  */
-export function newMemberId(peerId: string): string {
-  return `${peerId}/${crypto.randomUUID().slice(0, 8)}`;
+export function newMemberId(peerId: string, scheduler: Scheduler = REAL_SCHEDULER): string {
+  const tag = scheduler === REAL_SCHEDULER ? crypto.randomUUID().slice(0, 8) : randomHex(scheduler, 8);
+  return `${peerId}/${tag}`;
 }
 
 /**

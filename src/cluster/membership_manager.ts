@@ -19,6 +19,7 @@ const MAX_QUEUED_CHANGES = 32;
 import type { Membership, MembershipChange } from "../raft/types.ts";
 import { withTimeout } from "./async.ts";
 import { peerIdOfMember } from "./member_id.ts";
+import { REAL_SCHEDULER, type Scheduler } from "./scheduler.ts";
 import type { RaftDriver } from "./raft_driver.ts";
 
 /** Request operation of a newcomer asking the leader to add it (payload: its CBOR member id). */
@@ -58,6 +59,8 @@ export interface MembershipManagerOptions {
     debug(message: string, ...details: unknown[]): void;
     info(message: string, ...details: unknown[]): void;
   };
+  /** Timers and clock. Default `REAL_SCHEDULER`. */
+  readonly scheduler?: Scheduler;
 }
 
 /**
@@ -86,10 +89,12 @@ export class MembershipManager {
   #queue: Promise<unknown> = Promise.resolve();
   #queued = 0;
   readonly #aliveMs: number;
+  readonly #scheduler: Scheduler;
 
   /** Creates the manager of a peer. */
   constructor(options: MembershipManagerOptions, host: MembershipHost) {
     this.#options = options;
+    this.#scheduler = options.scheduler ?? REAL_SCHEDULER;
     this.#host = host;
     this.#aliveMs = options.aliveMs ?? 1000;
   }
@@ -116,7 +121,7 @@ export class MembershipManager {
     await this.#enqueue(async () => {
       const membership = this.#host.membership()!;
       if (membership.voters.includes(memberId) || membership.learners.includes(memberId)) return;
-      const now = Date.now();
+      const now = this.#scheduler.now();
       const self = this.#host.localMemberId();
       for (const old of [...membership.voters, ...membership.learners]) {
         if (old === memberId || peerIdOfMember(old) !== peerId) continue;
@@ -134,7 +139,7 @@ export class MembershipManager {
         }
       }
       await this.#change({ type: "add-learner", memberId });
-      this.#lastHeard.set(memberId, Date.now());
+      this.#lastHeard.set(memberId, this.#scheduler.now());
     });
     return undefined;
   }
@@ -213,13 +218,18 @@ export class MembershipManager {
   /** Proposes one membership change on the leader and waits until it is applied here. */
   async #change(change: MembershipChange): Promise<void> {
     const { peerId, requestTimeoutMs, tickMs } = this.#options;
-    const deadline = Date.now() + requestTimeoutMs;
+    const deadline = this.#scheduler.now() + requestTimeoutMs;
     for (;;) {
       const driver = this.#host.requireDriver();
       if (!this.#host.isLeader()) throw new HamokNotLeaderError(`${peerId} lost the leadership`);
       const result = driver.run((node) => node.proposeMembership(change));
       if (result.status === "appended") {
-        await withTimeout(driver.waitApplied(result.index), deadline - Date.now(), () => {});
+        await withTimeout(
+          driver.waitApplied(result.index),
+          deadline - this.#scheduler.now(),
+          () => {},
+          this.#scheduler,
+        );
         return;
       }
       if (result.status === "forwarded") {
@@ -242,7 +252,7 @@ export class MembershipManager {
         default:
           break; // config-pending, not-ready, transferring: retry shortly
       }
-      if (Date.now() >= deadline) {
+      if (this.#scheduler.now() >= deadline) {
         throw new HamokTimeoutError(`membership change ${change.type} ${change.memberId} timed out`, {
           timeoutMs: requestTimeoutMs,
         });
@@ -250,8 +260,9 @@ export class MembershipManager {
       // another change is pending: wait for the next apply and retry
       await withTimeout(
         driver.waitApplied(driver.appliedIndex + 1),
-        Math.max(1, Math.min(deadline - Date.now(), 4 * tickMs)),
+        Math.max(1, Math.min(deadline - this.#scheduler.now(), 4 * tickMs)),
         () => {},
+        this.#scheduler,
       ).catch(() => {});
     }
   }

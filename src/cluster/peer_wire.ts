@@ -15,6 +15,7 @@ import {
 } from "../codec/envelope.ts";
 import { AUTH_TAG_BYTES, WireAuthenticator } from "../codec/wire_auth.ts";
 import type { DropReason, PeerCounters } from "./peer_counters.ts";
+import { REAL_SCHEDULER, type Scheduler } from "./scheduler.ts";
 
 /** Settings of a {@linkcode PeerWire}. */
 export interface PeerWireOptions {
@@ -28,6 +29,8 @@ export interface PeerWireOptions {
   readonly warn: (message: string, detail?: unknown) => void;
   /** This peer's id (for log lines). */
   readonly peerId: string;
+  /** The clock of the rate-limited diagnostics. Default `REAL_SCHEDULER`. */
+  readonly scheduler?: Scheduler;
 }
 
 /** How often, at most, one drop reason is logged (the counters count every drop). */
@@ -51,9 +54,11 @@ export class PeerWire {
   readonly #peerId: string;
   readonly #maxInbound: number;
   readonly #lastWarned = new Map<DropReason, { at: number; suppressed: number }>();
+  readonly #scheduler: Scheduler;
 
   /** Creates the wire of a peer. */
   constructor(options: PeerWireOptions) {
+    this.#scheduler = options.scheduler ?? REAL_SCHEDULER;
     this.#clusterId = options.clusterId;
     this.#auth = options.keys === undefined || options.keys.length === 0
       ? undefined
@@ -112,7 +117,7 @@ export class PeerWire {
   /** Counts a dropped message and logs the reason at most once per period. */
   drop(reason: DropReason, detail?: unknown): void {
     this.#counters.dropped(reason);
-    const now = Date.now();
+    const now = this.#scheduler.now();
     const last = this.#lastWarned.get(reason);
     if (last !== undefined && now - last.at < WARN_EVERY_MS) {
       last.suppressed++;

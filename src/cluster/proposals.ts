@@ -7,18 +7,19 @@
 
 import { HamokClosedError, HamokNoLeaderError, HamokOutcomeUnknownError } from "../errors.ts";
 import type { RaftDriver } from "./raft_driver.ts";
+import { REAL_SCHEDULER, type Scheduler, type TimerHandle } from "./scheduler.ts";
 
 interface PendingProposal {
   readonly data: Uint8Array;
   readonly requestId: string;
-  readonly timer: ReturnType<typeof setTimeout>;
+  readonly timer: TimerHandle;
   readonly timeoutMs: number;
   /** True once a leader (this peer or a forward target) may have taken it. */
   submitted: boolean;
   /** True while this peer, as leader, holds it in its own log (lost only with the leadership). */
   appendedHere: boolean;
   lastSubmit: number;
-  /** `performance.now()` when added, if latency is observed (else 0). */
+  /** `scheduler.monotonicNow()` when added, if latency is observed (else 0). */
   readonly started: number;
   readonly resolve: (result: unknown) => void;
   readonly reject: (error: Error) => void;
@@ -48,17 +49,20 @@ export class Proposals {
   readonly #retryMs: number;
   readonly #pending = new Map<string, PendingProposal>();
   readonly #observe: ((elapsedMs: number) => void) | undefined;
+  readonly #scheduler: Scheduler;
 
   /**
    * Creates the table. `submitter` returns the driver to propose through while a leader is known
    * (else `undefined`: wait); `retryMs` is how long a proposal not in this peer's own log waits
-   * before it is submitted again.
+   * before it is submitted again. Timers and clocks come from `scheduler`.
    */
   constructor(
     submitter: () => ProposalSubmitter | undefined,
     retryMs: number,
     observeLatency?: (elapsedMs: number) => void,
+    scheduler: Scheduler = REAL_SCHEDULER,
   ) {
+    this.#scheduler = scheduler;
     this.#submitter = submitter;
     this.#retryMs = retryMs;
     this.#observe = observeLatency;
@@ -80,7 +84,7 @@ export class Proposals {
    */
   add(requestId: string, data: Uint8Array, timeoutMs: number): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => this.#timedOut(requestId), timeoutMs);
+      const timer = this.#scheduler.setTimeout(() => this.#timedOut(requestId), timeoutMs);
       const pending: PendingProposal = {
         data,
         requestId,
@@ -89,7 +93,7 @@ export class Proposals {
         submitted: false,
         appendedHere: false,
         lastSubmit: 0,
-        started: this.#observe === undefined ? 0 : performance.now(),
+        started: this.#observe === undefined ? 0 : this.#scheduler.monotonicNow(),
         resolve,
         reject,
       };
@@ -103,8 +107,8 @@ export class Proposals {
     const pending = this.#pending.get(requestId);
     if (pending === undefined) return;
     this.#pending.delete(requestId);
-    clearTimeout(pending.timer);
-    if (this.#observe !== undefined) this.#observe(performance.now() - pending.started);
+    this.#scheduler.clearTimeout(pending.timer);
+    if (this.#observe !== undefined) this.#observe(this.#scheduler.monotonicNow() - pending.started);
     pending.resolve(result);
   }
 
@@ -140,7 +144,7 @@ export class Proposals {
     const pending = [...this.#pending.values()];
     this.#pending.clear();
     for (const proposal of pending) {
-      clearTimeout(proposal.timer);
+      this.#scheduler.clearTimeout(proposal.timer);
       proposal.reject(errorOf(proposal.requestId));
     }
   }
@@ -148,7 +152,7 @@ export class Proposals {
   #submit(pending: PendingProposal): void {
     const driver = this.#submitter();
     if (driver === undefined) return; // resubmitted when a leader becomes known
-    pending.lastSubmit = Date.now();
+    pending.lastSubmit = this.#scheduler.now();
     const result = driver.run((node) => node.propose(pending.data, pending.requestId));
     if (result.status !== "dropped") pending.submitted = true;
     pending.appendedHere = result.status === "appended";

@@ -20,6 +20,7 @@ import type {
 } from "../raft/types.ts";
 import type { RaftStorage } from "../storage/raft_storage.ts";
 import { HamokNoLeaderError } from "../errors.ts";
+import { REAL_SCHEDULER, type Scheduler, type TimerHandle } from "./scheduler.ts";
 
 /** Drains in a row on microtasks before the driver yields to the event loop. */
 const MICROTASK_DRAINS = 256;
@@ -68,7 +69,8 @@ export class RaftDriver {
   readonly #storage: RaftStorage;
   readonly #hooks: RaftDriverHooks;
   readonly #tickMs: number;
-  #timer: ReturnType<typeof setInterval> | undefined;
+  readonly #scheduler: Scheduler;
+  #timer: TimerHandle | undefined;
   #scheduled = false;
   #draining = false;
   #stopped = false;
@@ -79,9 +81,16 @@ export class RaftDriver {
   /** Drains run since the event loop last turned. */
   #microDrains = 0;
 
-  /** Creates a driver; nothing runs until {@linkcode start}. */
-  constructor(node: RaftNode, storage: RaftStorage, hooks: RaftDriverHooks, tickMs: number) {
+  /** Creates a driver; nothing runs until {@linkcode start}. Timers come from `scheduler`. */
+  constructor(
+    node: RaftNode,
+    storage: RaftStorage,
+    hooks: RaftDriverHooks,
+    tickMs: number,
+    scheduler: Scheduler = REAL_SCHEDULER,
+  ) {
     this.node = node;
+    this.#scheduler = scheduler;
     this.#storage = storage;
     this.#hooks = hooks;
     this.#tickMs = tickMs;
@@ -96,7 +105,7 @@ export class RaftDriver {
   /** Starts the Raft clock. */
   start(): void {
     if (this.#timer !== undefined || this.#stopped) return;
-    this.#timer = setInterval(() => {
+    this.#timer = this.#scheduler.setInterval(() => {
       this.node.tick();
       this.schedule();
     }, this.#tickMs);
@@ -106,7 +115,7 @@ export class RaftDriver {
   /** Stops the clock and fails every pending read; no input is processed afterwards. */
   stop(): void {
     this.#stopped = true;
-    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#scheduler.clearInterval(this.#timer);
     this.#timer = undefined;
     for (const read of this.#reads.values()) read.reject("leadership-lost");
     this.#reads.clear();
@@ -171,9 +180,10 @@ export class RaftDriver {
   schedule(): void {
     if (this.#scheduled || this.#stopped || this.#failed) return;
     this.#scheduled = true;
-    if (this.#microDrains === 0) setTimeout(this.#resetMicroDrains, 0);
-    if (++this.#microDrains <= MICROTASK_DRAINS) queueMicrotask(this.#runDrain);
-    else setTimeout(this.#runDrain, 0);
+    const scheduler = this.#scheduler;
+    if (this.#microDrains === 0) scheduler.setTimeout(this.#resetMicroDrains, 0);
+    if (++this.#microDrains <= MICROTASK_DRAINS) scheduler.defer(this.#runDrain);
+    else scheduler.setTimeout(this.#runDrain, 0);
   }
 
   readonly #runDrain = (): void => {

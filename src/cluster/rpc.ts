@@ -6,6 +6,7 @@
 
 import type { RequestBody, ResponseBody, WireError } from "../codec/envelope.ts";
 import { HamokClosedError, HamokError, type HamokErrorCode, HamokTimeoutError } from "../errors.ts";
+import { REAL_SCHEDULER, type Scheduler, type TimerHandle } from "./scheduler.ts";
 
 /** Handles one request operation; throw a `HamokError` to answer with its code. */
 export type RpcHandler = (payload: Uint8Array, fromPeerId: string) => Promise<Uint8Array | undefined>;
@@ -21,7 +22,7 @@ export interface RpcSender {
 interface Pending {
   readonly peerId: string;
   readonly op: string;
-  readonly timer: ReturnType<typeof setTimeout>;
+  readonly timer: TimerHandle;
   readonly resolve: (payload: Uint8Array | undefined) => void;
   readonly reject: (error: Error) => void;
 }
@@ -64,9 +65,11 @@ export class RpcRouter {
   readonly #pending = new Map<string, Pending>();
   #counter = 0;
   #closed = false;
+  readonly #scheduler: Scheduler;
 
-  /** Creates a router sending through `sender`. */
-  constructor(sender: RpcSender, localPeerId: string) {
+  /** Creates a router sending through `sender`; request timeouts run on `scheduler`. */
+  constructor(sender: RpcSender, localPeerId: string, scheduler: Scheduler = REAL_SCHEDULER) {
+    this.#scheduler = scheduler;
     this.#sender = sender;
     this.#localPeerId = localPeerId;
   }
@@ -86,7 +89,7 @@ export class RpcRouter {
     if (this.#closed) return Promise.reject(new HamokClosedError("the peer is closed"));
     const requestId = `${this.#localPeerId}:${++this.#counter}`;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.#scheduler.setTimeout(() => {
         this.#pending.delete(requestId);
         reject(
           new HamokTimeoutError(`request '${op}' to ${peerId} got no answer within ${timeoutMs} ms`, {
@@ -122,7 +125,7 @@ export class RpcRouter {
     const pending = this.#pending.get(body.requestId);
     if (pending === undefined || pending.peerId !== fromPeerId) return false;
     this.#pending.delete(body.requestId);
-    clearTimeout(pending.timer);
+    this.#scheduler.clearTimeout(pending.timer);
     if (body.ok) pending.resolve(body.payload);
     else {
       const error = body.error ?? { code: "HAMOK_ERROR", message: "request failed" };
@@ -137,7 +140,7 @@ export class RpcRouter {
   close(): void {
     this.#closed = true;
     for (const pending of this.#pending.values()) {
-      clearTimeout(pending.timer);
+      this.#scheduler.clearTimeout(pending.timer);
       pending.reject(
         new HamokClosedError(`the peer closed while '${pending.op}' to ${pending.peerId} was pending`),
       );

@@ -8,6 +8,7 @@
 
 import { HamokClosedError, HamokTimeoutError } from "../errors.ts";
 import { asAbortError } from "./async.ts";
+import { REAL_SCHEDULER, type Scheduler } from "./scheduler.ts";
 
 interface Waiter {
   readonly check: () => boolean;
@@ -31,11 +32,16 @@ interface Waiter {
  */
 export class Waiters {
   readonly #isClosed: () => boolean;
+  readonly #scheduler: Scheduler;
   #waiters: Waiter[] = [];
 
-  /** Creates the waiters of an owner; `isClosed` says whether the owner has closed (no new waits). */
-  constructor(isClosed: () => boolean) {
+  /**
+   * Creates the waiters of an owner; `isClosed` says whether the owner has closed (no new waits).
+   * Timeouts run on `scheduler`.
+   */
+  constructor(isClosed: () => boolean, scheduler: Scheduler = REAL_SCHEDULER) {
     this.#isClosed = isClosed;
+    this.#scheduler = scheduler;
   }
 
   /** How many waits are pending. */
@@ -51,16 +57,17 @@ export class Waiters {
   waitFor(check: () => boolean, timeoutMs: number, what: string, signal?: AbortSignal): Promise<void> {
     if (check()) return Promise.resolve();
     if (this.#isClosed()) return Promise.reject(new HamokClosedError("the peer is closed"));
+    const scheduler = this.#scheduler;
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         check,
         resolve: () => {
-          clearTimeout(timer);
+          scheduler.clearTimeout(timer);
           signal?.removeEventListener("abort", onAbort);
           resolve();
         },
         close: () => {
-          clearTimeout(timer);
+          scheduler.clearTimeout(timer);
           signal?.removeEventListener("abort", onAbort);
           reject(new HamokClosedError(`the peer closed while waiting for ${what}`));
         },
@@ -70,11 +77,11 @@ export class Waiters {
         signal?.removeEventListener("abort", onAbort);
       };
       const onAbort = () => {
-        clearTimeout(timer);
+        scheduler.clearTimeout(timer);
         remove();
         reject(asAbortError(signal?.reason));
       };
-      const timer = setTimeout(() => {
+      const timer = scheduler.setTimeout(() => {
         remove();
         reject(new HamokTimeoutError(`waiting for ${what} timed out after ${timeoutMs} ms`, { timeoutMs }));
       }, Math.max(1, timeoutMs));

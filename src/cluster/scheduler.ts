@@ -1,0 +1,127 @@
+/**
+ * The peer's view of time (and of chance): every timer, clock reading, deferred call and random
+ * draw above the pure core goes through one {@linkcode Scheduler}. The default,
+ * {@linkcode REAL_SCHEDULER}, is the runtime's own timers and clocks; the whole-peer simulator
+ * passes a virtual one, so the same code runs on virtual time and replays by seed.
+ *
+ * @module
+ */
+
+import { setImmediate } from "node:timers";
+
+/**
+ * A handle returned by {@linkcode Scheduler.setTimeout} and {@linkcode Scheduler.setInterval}; pass it
+ * back to the matching `clear` method. Its shape is the scheduler's business (a number on Deno, an
+ * object on Bun and Node, a record of the virtual scheduler).
+ */
+export type TimerHandle = number | object;
+
+/**
+ * Timers, clocks, deferred work and randomness for everything above `src/raft/`.
+ *
+ * @example
+ * ```ts
+ * import { REAL_SCHEDULER, type Scheduler } from "./scheduler.ts";
+ * const scheduler: Scheduler = REAL_SCHEDULER;
+ * const started = scheduler.monotonicNow();
+ * const timer = scheduler.setTimeout(() => console.log(scheduler.monotonicNow() - started), 10);
+ * scheduler.clearTimeout(timer);
+ * ```
+ */
+export interface Scheduler {
+  /** Wall-clock time in milliseconds since the epoch (what `Date.now()` answers). */
+  now(): number;
+  /** A monotonic clock in milliseconds, possibly fractional (what `performance.now()` answers). */
+  monotonicNow(): number;
+  /** Runs `callback` once after `ms` milliseconds. */
+  setTimeout(callback: () => void, ms: number): TimerHandle;
+  /** Cancels a timeout; `undefined` and handles already fired are ignored. */
+  clearTimeout(handle: TimerHandle | undefined): void;
+  /** Runs `callback` every `ms` milliseconds until cleared. */
+  setInterval(callback: () => void, ms: number): TimerHandle;
+  /** Cancels an interval; `undefined` is ignored. */
+  clearInterval(handle: TimerHandle | undefined): void;
+  /** Runs `callback` on the microtask queue, after the current task (like `queueMicrotask`). */
+  defer(callback: () => void): void;
+  /**
+   * Runs `callback` in a later turn of the event loop, after pending I/O and timers had their chance
+   * (like `setImmediate`): the way to yield without starving the rest of the process.
+   */
+  yieldThen(callback: () => void): void;
+  /** A uniformly distributed number in [0, 1) (election jitter, incarnation ids). */
+  random(): number;
+}
+
+/**
+ * The runtime's timers and clocks, and `Math.random`: the default of every Hamok peer.
+ *
+ * @example
+ * ```ts
+ * import { REAL_SCHEDULER } from "./scheduler.ts";
+ * REAL_SCHEDULER.defer(() => console.log("after the current task"));
+ * ```
+ */
+export const REAL_SCHEDULER: Scheduler = Object.freeze({
+  now: (): number => Date.now(),
+  monotonicNow: (): number => performance.now(),
+  setTimeout: (callback: () => void, ms: number): TimerHandle => setTimeout(callback, ms),
+  clearTimeout: (handle: TimerHandle | undefined): void => {
+    if (handle !== undefined) clearTimeout(handle as ReturnType<typeof setTimeout>);
+  },
+  setInterval: (callback: () => void, ms: number): TimerHandle => setInterval(callback, ms),
+  clearInterval: (handle: TimerHandle | undefined): void => {
+    if (handle !== undefined) clearInterval(handle as ReturnType<typeof setInterval>);
+  },
+  defer: (callback: () => void): void => queueMicrotask(callback),
+  yieldThen: (callback: () => void): void => {
+    setImmediate(callback);
+  },
+  random: (): number => Math.random(),
+});
+
+/**
+ * Resolves after `ms` milliseconds of the scheduler's time.
+ *
+ * @example
+ * ```ts
+ * import { REAL_SCHEDULER, sleep } from "./scheduler.ts";
+ * await sleep(REAL_SCHEDULER, 1);
+ * ```
+ */
+export function sleep(scheduler: Scheduler, ms: number): Promise<void> {
+  return new Promise((resolve) => scheduler.setTimeout(resolve, ms));
+}
+
+/**
+ * `length` lowercase hexadecimal digits drawn from the scheduler's randomness.
+ *
+ * @example
+ * ```ts
+ * import { randomHex, REAL_SCHEDULER } from "./scheduler.ts";
+ * const incarnation = randomHex(REAL_SCHEDULER, 8); // e.g. "3fa92c07"
+ * ```
+ */
+export function randomHex(scheduler: Scheduler, length: number): string {
+  let out = "";
+  for (let i = 0; i < length; i++) out += Math.floor(scheduler.random() * 16).toString(16);
+  return out;
+}
+
+/**
+ * A version-4-shaped UUID drawn from the scheduler's randomness (deterministic under a seeded
+ * scheduler; from `crypto.randomUUID` under the real one).
+ *
+ * @example
+ * ```ts
+ * import { randomUuid, REAL_SCHEDULER } from "./scheduler.ts";
+ * const id = randomUuid(REAL_SCHEDULER);
+ * ```
+ */
+export function randomUuid(scheduler: Scheduler): string {
+  if (scheduler === REAL_SCHEDULER) return crypto.randomUUID();
+  const hex = randomHex(scheduler, 32);
+  const variant = ((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16); // hex has 32 digits
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${
+    hex.slice(20, 32)
+  }`;
+}
