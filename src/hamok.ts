@@ -12,6 +12,7 @@ import { decodeCbor, encodeCbor } from "./codec/cbor.ts";
 import { DEFAULT_MAX_ENVELOPE_BYTES, type HelloBody, type WireEnvelope } from "./codec/envelope.ts";
 import { PeerWire } from "./cluster/peer_wire.ts";
 import { newMemberId, peerIdOfMember } from "./cluster/member_id.ts";
+import { randomUuid, type TimerHandle } from "./cluster/scheduler.ts";
 import { RaftDriver, type RaftDriverHooks } from "./cluster/raft_driver.ts";
 import { AckBatcher } from "./cluster/ack_batcher.ts";
 import { asError, delay, throwIfAborted, withTimeout } from "./cluster/async.ts";
@@ -28,7 +29,7 @@ import {
 import { ClusterSubjects } from "./cluster/subjects.ts";
 import { Waiters } from "./cluster/waiters.ts";
 import { PeerCounters } from "./cluster/peer_counters.ts";
-import { CLIENT_OPS, CLIENT_STATUS_OP } from "./cluster/client_ops.ts";
+import { CLIENT_LIMITS, CLIENT_OPS, CLIENT_STATUS_OP } from "./cluster/client_ops.ts";
 import { ClientService } from "./cluster/client_service.ts";
 import type { HamokMemberStatus, HamokStatus } from "./cluster/status.ts";
 import { HamokMetrics } from "./telemetry/metrics.ts";
@@ -221,13 +222,13 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   readonly #membershipManager: MembershipManager;
   readonly #proposals: Proposals;
   readonly #acks: AckBatcher;
-  readonly #waiters = new Waiters(() => this.#closed);
+  readonly #waiters: Waiters;
   readonly #client: ClientService;
   #proposalCounter = 0;
   readonly #collections = new Map<string, HostedCollection>();
   readonly #ackHandlers = new Map<string, AckHandler>();
   readonly #memberRemovedListeners = new Set<(peerId: string) => void>();
-  #livenessTimer: ReturnType<typeof setInterval> | undefined;
+  #livenessTimer: TimerHandle | undefined;
   #lastCompacted = 0;
   #compactScheduled = false;
   /** Encodes, binds, seals, opens and checks every message (the trust boundary for bytes). */
@@ -244,13 +245,14 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   constructor(config: HamokConfig = {}) {
     super();
     this.config = resolveHamokConfig(config);
+    this.#waiters = new Waiters(() => this.#closed, this.config.scheduler);
     this.localPeerId = this.config.peerId;
     this.logger = this.config.logger;
     this.subjects = new ClusterSubjects(this.config.subjectPrefix);
     this.#ownsTransport = this.config.transport === undefined;
     this.transport = this.config.transport ?? new MemoryTransport();
     this.#ownsStorage = this.config.storage === undefined;
-    this.#memberId = newMemberId(this.localPeerId);
+    this.#memberId = newMemberId(this.localPeerId, this.config.scheduler);
     this.#storage = this.config.storage ?? new MemoryRaftStorage(this.#memberId);
     if (!this.#ownsStorage) {
       const storageMember = (this.#storage as { memberId?: unknown }).memberId;
@@ -291,6 +293,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       counters: this.counters,
       peerId: this.localPeerId,
       warn: (message, detail) => this.logger.warn(message, detail),
+      scheduler: this.config.scheduler,
     });
     this.#stateMachine.registerKind(
       EMITTER_KIND,
@@ -311,16 +314,22 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     this.registerCollectionKind(REMOTE_MAP_KIND, (id) => new HamokRemoteMapState(id));
     this.registerCollectionKind(MAP_KIND, (id) => new HamokMapState(id));
     this.registerCollectionKind(RECORD_KIND, (id) => new HamokMapState(id));
-    this.#rpc = new RpcRouter({
-      sendRequest: (peerId, body) => this.#send(peerId, { type: "request", from: this.localPeerId, body }),
-      sendResponse: (peerId, body) => this.#send(peerId, { type: "response", from: this.localPeerId, body }),
-    }, this.localPeerId);
+    this.#rpc = new RpcRouter(
+      {
+        sendRequest: (peerId, body) => this.#send(peerId, { type: "request", from: this.localPeerId, body }),
+        sendResponse: (peerId, body) =>
+          this.#send(peerId, { type: "response", from: this.localPeerId, body }),
+      },
+      this.localPeerId,
+      this.config.scheduler,
+    );
     this.#proposals = new Proposals(
       () => (this.#leaderMemberId === undefined ? undefined : this.#driver),
       this.config.electionTicks * this.config.tickMs,
       this.metrics.enabled
         ? (ms) => this.metrics.proposalDuration.record(ms / 1000, this.metrics.peerAttributes)
         : undefined,
+      this.config.scheduler,
     );
     this.#acks = new AckBatcher({
       sendAck: (toPeerId, emitterId, ackRequestId, error) =>
@@ -337,7 +346,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
           from: this.#memberId,
           body: { peerId: this.localPeerId, acks },
         }),
-    });
+    }, this.config.scheduler);
     this.#membershipManager = new MembershipManager({
       ...this.config,
       aliveMs: 2 * this.config.electionTicks * this.config.tickMs,
@@ -403,6 +412,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       },
       this.counters,
       this.config.requestTimeoutMs,
+      CLIENT_LIMITS,
+      this.config.scheduler,
     );
     for (const op of CLIENT_OPS) {
       this.#rpc.handle(op, (payload, fromPeerId) => this.#client.handle(op, payload, fromPeerId));
@@ -479,7 +490,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
    */
   status(): HamokStatus {
     const node = this.#node;
-    const now = Date.now();
+    const now = this.config.scheduler.now();
     const isLeader = this.#state === "leader" && node !== undefined;
     const progress = isLeader ? node.progress : undefined;
     const lastIndex = node?.lastIndex ?? 0;
@@ -575,7 +586,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     const onAbort = () => abort.abort(options.signal?.reason);
     options.signal?.addEventListener("abort", onAbort, { once: true });
     if (options.signal?.aborted) abort.abort(options.signal.reason);
-    const promise = this.#runJoin(Date.now() + timeoutMs, abort.signal).then(
+    const promise = this.#runJoin(this.config.scheduler.now() + timeoutMs, abort.signal).then(
       () => {
         this.#joined = true;
         this.#joinPromise = undefined;
@@ -608,7 +619,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     if (!this.#joined || this.#driver === undefined) return;
     this.#leaving = true;
     try {
-      const deadline = Date.now() + timeoutMs;
+      const deadline = this.config.scheduler.now() + timeoutMs;
       const others = [...this.#members.keys()].filter((m) => m !== this.#memberId);
       if (others.length > 0) {
         if (this.leader) await this.#handOverLeadership(deadline);
@@ -660,10 +671,10 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   async waitUntilCommitHead(timeoutMs: number = this.config.requestTimeoutMs): Promise<void> {
     const invalid = invalidTimeout("waitUntilCommitHead", timeoutMs);
     if (invalid !== undefined) throw invalid;
-    const deadline = Date.now() + timeoutMs;
+    const deadline = this.config.scheduler.now() + timeoutMs;
     for (;;) {
       const driver = this.#requireDriver();
-      const remaining = deadline - Date.now();
+      const remaining = deadline - this.config.scheduler.now();
       if (remaining <= 0) {
         throw new HamokTimeoutError(`the commit head was not reached within ${timeoutMs} ms`, { timeoutMs });
       }
@@ -671,7 +682,12 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       const ctx = `${this.#memberId}:read:${++this.#proposalCounter}`;
       let index: number;
       try {
-        index = await withTimeout(driver.readIndex(ctx), deadline - Date.now(), () => driver.cancelRead(ctx));
+        index = await withTimeout(
+          driver.readIndex(ctx),
+          deadline - this.config.scheduler.now(),
+          () => driver.cancelRead(ctx),
+          this.config.scheduler,
+        );
       } catch (error) {
         if (error instanceof HamokTimeoutError) {
           throw new HamokTimeoutError(`the commit head was not reached within ${timeoutMs} ms`, {
@@ -679,10 +695,18 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
           });
         }
         // dropped (no leader / leadership lost): wait for a leader and try again
-        await delay(Math.min(this.config.tickMs, Math.max(0, deadline - Date.now())));
+        await delay(
+          Math.min(this.config.tickMs, Math.max(0, deadline - this.config.scheduler.now())),
+          this.config.scheduler,
+        );
         continue;
       }
-      await withTimeout(driver.waitApplied(index), deadline - Date.now(), () => {});
+      await withTimeout(
+        driver.waitApplied(index),
+        deadline - this.config.scheduler.now(),
+        () => {},
+        this.config.scheduler,
+      );
       return;
     }
   }
@@ -996,9 +1020,9 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
 
   /** @internal */
   whenReady(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    return withTimeout(this.ready, timeoutMs, () => {}).then(() =>
-      this.waitUntilCommitHead(Math.max(1, deadline - Date.now()))
+    const deadline = this.config.scheduler.now() + timeoutMs;
+    return withTimeout(this.ready, timeoutMs, () => {}, this.config.scheduler).then(() =>
+      this.waitUntilCommitHead(Math.max(1, deadline - this.config.scheduler.now()))
     );
   }
 
@@ -1059,18 +1083,18 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     if (!hasState) await this.#discovery.discover(deadline, signal);
     await this.#waiters.waitFor(
       () => this.#members.has(this.#memberId),
-      deadline - Date.now(),
+      deadline - this.config.scheduler.now(),
       "membership",
       signal,
     );
-    const remaining = deadline - Date.now();
+    const remaining = deadline - this.config.scheduler.now();
     if (remaining <= 0) throw new HamokTimeoutError("join timed out", { timeoutMs: remaining });
     await this.waitUntilCommitHead(remaining);
   }
 
   #bootstrap(): void {
     this.logger.info(`hamok ${this.localPeerId}: no cluster found, bootstrapping one`);
-    this.#stateMachine.clusterUid = crypto.randomUUID();
+    this.#stateMachine.clusterUid = randomUuid(this.config.scheduler);
     const snapshot: Snapshot = {
       meta: { index: 0, term: 0, membership: { voters: [this.#memberId], learners: [], removed: [] } },
       data: encodeCbor(this.#stateMachine.snapshot()),
@@ -1094,13 +1118,13 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     this.#driver!.run((n) => n.transferLeadership(target));
     await this.#waiters.waitFor(
       () => this.#leaderMemberId !== undefined && this.#leaderMemberId !== this.#memberId,
-      Math.max(1, deadline - Date.now()),
+      Math.max(1, deadline - this.config.scheduler.now()),
       "the leadership hand-over",
     ).catch((error) => this.logger.warn(`hamok ${this.localPeerId}: leadership transfer failed`, error));
   }
 
   async #requestRemoval(deadline: number): Promise<void> {
-    while (Date.now() < deadline && this.#members.has(this.#memberId)) {
+    while (this.config.scheduler.now() < deadline && this.#members.has(this.#memberId)) {
       const leader = this.#leaderMemberId;
       if (leader === undefined || leader === this.#memberId) {
         if (leader === this.#memberId) {
@@ -1111,7 +1135,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
           if (removed) return;
           continue;
         }
-        await this.waitUntilLeader(Math.max(1, deadline - Date.now())).catch(() => {});
+        await this.waitUntilLeader(Math.max(1, deadline - this.config.scheduler.now())).catch(() => {});
         continue;
       }
       try {
@@ -1119,14 +1143,14 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
           peerIdOfMember(leader),
           LEAVE_OP,
           encodeCbor(this.#memberId),
-          Math.max(1, deadline - Date.now()),
+          Math.max(1, deadline - this.config.scheduler.now()),
         );
         // The leader answers once it applied the removal; this peer may never learn that commit
         // itself (the leader stops replicating to removed members), so the answer is the proof.
         return;
       } catch (error) {
         this.logger.debug(`hamok ${this.localPeerId}: leave request failed`, error);
-        await delay(this.config.tickMs);
+        await delay(this.config.tickMs, this.config.scheduler);
       }
     }
   }
@@ -1142,7 +1166,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   }
 
   #startRaft(persisted: RaftPersistentState): void {
-    const random = Math.random;
+    const scheduler = this.config.scheduler;
+    const random = (): number => scheduler.random();
     const node = new RaftNode({
       id: this.#memberId,
       electionTicks: this.config.electionTicks,
@@ -1170,18 +1195,18 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     if (this.metrics.enabled) {
       hooks.appliedBatch = (count) => this.metrics.applyBatchSize.record(count, this.metrics.peerAttributes);
     }
-    this.#driver = new RaftDriver(node, this.#storage, hooks, this.config.tickMs);
+    this.#driver = new RaftDriver(node, this.#storage, hooks, this.config.tickMs, scheduler);
     this.#driver.start();
-    this.#lastLeaderContact = Date.now();
+    this.#lastLeaderContact = this.config.scheduler.now();
     const period = Math.max(this.config.tickMs, Math.floor(Math.min(this.config.peerTimeoutMs / 4, 500)));
-    this.#livenessTimer = setInterval(() => this.#livenessTick(), period);
+    this.#livenessTimer = scheduler.setInterval(() => this.#livenessTick(), period);
   }
 
   #stopRaft(): void {
     this.#driver?.stop();
     this.#driver = undefined;
     this.#node = undefined;
-    if (this.#livenessTimer !== undefined) clearInterval(this.#livenessTimer);
+    this.config.scheduler.clearInterval(this.#livenessTimer);
     this.#livenessTimer = undefined;
     if (this.#leaderMemberId !== undefined) {
       const previous = this.leaderId;
@@ -1201,7 +1226,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     // a later join() must come back under a new member id (the old one is tombstoned)
     if (this.#ownsStorage) {
       void Promise.resolve(this.#storage.close()).catch(() => {});
-      this.#memberId = newMemberId(this.localPeerId);
+      this.#memberId = newMemberId(this.localPeerId, this.config.scheduler);
       this.#storage = new MemoryRaftStorage(this.#memberId);
     }
   }
@@ -1245,7 +1270,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
 
   #sendRaft(message: RaftMessage): void {
     if (message.type === "append" && this.metrics.enabled && !this.#appendSentAt.has(message.to)) {
-      this.#appendSentAt.set(message.to, performance.now());
+      this.#appendSentAt.set(message.to, this.config.scheduler.monotonicNow());
     }
     this.#send(peerIdOfMember(message.to), { type: "raft", from: this.localPeerId, body: message });
   }
@@ -1328,9 +1353,9 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       return;
     }
     if (this.#state === "leader") {
-      this.#membershipManager.heard(body.from, Date.now());
+      this.#membershipManager.heard(body.from, this.config.scheduler.now());
       if (body.type === "append-response" && this.metrics.enabled) this.#appendAnswered(body.from);
-    } else if (body.from === this.#leaderMemberId) this.#lastLeaderContact = Date.now();
+    } else if (body.from === this.#leaderMemberId) this.#lastLeaderContact = this.config.scheduler.now();
     driver.step(body);
   }
 
@@ -1358,7 +1383,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
    */
   #tellRemoved(memberId: string): void {
     if (!this.#joined) return;
-    const now = Date.now();
+    const now = this.config.scheduler.now();
     const last = this.#removalNotices.get(memberId);
     if (last !== undefined && now - last < 1000) return;
     if (this.#removalNotices.size >= 256) this.#removalNotices.clear();
@@ -1412,7 +1437,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     if (sentAt === undefined) return;
     this.#appendSentAt.delete(memberId);
     this.metrics.appendRoundTrip.record(
-      (performance.now() - sentAt) / 1000,
+      (this.config.scheduler.monotonicNow() - sentAt) / 1000,
       this.metrics.follower(peerIdOfMember(memberId)),
     );
   }
@@ -1443,7 +1468,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     }
     if (next === "leader" && this.#state !== "leader") {
       this.#appendSentAt.clear();
-      const now = Date.now();
+      const now = this.config.scheduler.now();
       for (const memberId of this.#members.keys()) this.#membershipManager.heard(memberId, now);
     }
     this.#setState(next);
@@ -1514,7 +1539,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
         );
         this.emit("remote-peer-joined", peerId);
       }
-      if (this.#state === "leader") this.#membershipManager.heard(memberId, Date.now());
+      if (this.#state === "leader") this.#membershipManager.heard(memberId, this.config.scheduler.now());
     } else if (change.type === "promote") {
       if (this.#members.has(memberId)) this.#members.set(memberId, "voter");
     } else if (change.type === "remove") {
@@ -1562,7 +1587,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
 
   #onSelfRemoved(): void {
     if (this.#leaving) return;
-    queueMicrotask(() => this.#removedFromCluster("the leader removed this member"));
+    this.config.scheduler.defer(() => this.#removedFromCluster("the leader removed this member"));
   }
 
   /**
@@ -1614,7 +1639,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   #scheduleCompaction(): void {
     if (this.#compactScheduled) return;
     this.#compactScheduled = true;
-    queueMicrotask(() => {
+    this.config.scheduler.defer(() => {
       this.#compactScheduled = false;
       const driver = this.#driver;
       if (driver === undefined) return;
@@ -1627,7 +1652,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   }
 
   #livenessTick(): void {
-    const now = Date.now();
+    const now = this.config.scheduler.now();
     // proposals a lost message may have dropped: resubmit (idempotent by request id)
     this.#proposals.retryLost(now);
     // members silent for too long: remove (leader only)
