@@ -2,10 +2,40 @@
  * Hamok: replicated state and distributed events for the instances of a service, kept in
  * agreement by the Raft consensus algorithm and carried over NATS (or an in-process bus).
  *
- * @example
+ * Every instance runs a {@linkcode Hamok} peer; the peers form one cluster and agree on one
+ * replicated log, on which sit the collections: {@linkcode HamokEmitter} (distributed events),
+ * {@linkcode HamokMap}, {@linkcode HamokRecord}, {@linkcode HamokQueue} and
+ * {@linkcode HamokRemoteMap}. Runs on Deno, Bun and Node 20+.
+ *
+ * @example Quick start: one peer on the in-process transport
  * ```ts
- * import { HamokError } from "@hamok/core";
- * console.log(new HamokError("boom").code); // "HAMOK_ERROR"
+ * import { Hamok } from "@hamok/core";
+ *
+ * type Events = { greet: [name: string] };
+ *
+ * const hamok = new Hamok(); // the in-process transport; pass a NatsTransport to span processes
+ * await hamok.join(); // finds the cluster, or bootstraps one
+ *
+ * const emitter = hamok.createEmitter<Events>({ emitterId: "greetings" });
+ * await emitter.subscribe("greet", (name) => console.log(`hello ${name}`));
+ * const delivered: string[] = await emitter.publish("greet", "world"); // peers whose listeners got it
+ *
+ * const stock = hamok.createMap<string, number>({ mapId: "stock" });
+ * await stock.set("apples", 10); // resolves once committed and applied here
+ * console.log(stock.get("apples"), delivered.length); // 10 1
+ * hamok.close();
+ * ```
+ *
+ * @example Across processes: every peer on NATS with the same cluster id
+ * ```ts
+ * import { Hamok, NatsTransport } from "@hamok/core";
+ *
+ * const transport = await NatsTransport.connect({ servers: "nats://127.0.0.1:4222" });
+ * const hamok = new Hamok({ peerId: "orders-1", clusterId: "orders", transport });
+ * await hamok.join();
+ * await hamok.waitUntilLeader();
+ * hamok.close();
+ * await transport.close(); // a transport you pass is yours to close
  * ```
  *
  * @module
