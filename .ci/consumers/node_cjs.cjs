@@ -1,5 +1,5 @@
-// Node CommonJS consumer: `require` of the ES-module package (require(esm): a flag on Node 20.17+,
-// built in from Node 22.12). The package has no top-level await, which require(esm) needs.
+// Node CommonJS consumer: `require` of the ES-module package (require(esm): built in from Node 20.19
+// and 22.12). The package has no top-level await, which require(esm) needs.
 const lib = require("@hamok/core");
 
 import("./scenario.mjs")
