@@ -948,6 +948,11 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     return false;
   }
 
+  /** @internal */
+  isRemoteMemberId(memberId: string): boolean {
+    return memberId !== this.#memberId && this.#members.has(memberId);
+  }
+
   /** @internal Proposes a command and resolves with its result once applied on this peer. */
   propose(kind: string, id: string, op: string, args: unknown, options: ProposeOptions): Promise<unknown> {
     if (this.#closed) return Promise.reject(new HamokClosedError("the peer is closed"));

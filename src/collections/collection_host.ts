@@ -49,6 +49,8 @@ export interface CollectionHost {
   readonly closed: boolean;
   /** Whether `peerId` is a current member of the cluster other than this peer. */
   isRemoteMember(peerId: string): boolean;
+  /** Whether `memberId` is a current member of the cluster other than this peer (exact member id). */
+  isRemoteMemberId(memberId: string): boolean;
   /** Proposes a command; resolves with its result once applied on this peer. */
   propose(kind: string, id: string, op: string, args: unknown, options: ProposeOptions): Promise<unknown>;
   /** Resolves once this peer has joined and applied everything committed when it was called. */

@@ -532,7 +532,8 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     }
     const from = envelope.from;
     if (from === this.#host.localMemberId) return;
-    if (!this.#host.isRemoteMember(peerIdOfMember(from))) {
+    // the exact member id: another incarnation of a member's peer id is not a member
+    if (!this.#host.isRemoteMemberId(from)) {
       this.#host.dropMessage("non-member");
       return;
     }
