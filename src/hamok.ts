@@ -12,7 +12,7 @@ import { decodeCbor, encodeCbor } from "./codec/cbor.ts";
 import { DEFAULT_MAX_ENVELOPE_BYTES, type HelloBody, type WireEnvelope } from "./codec/envelope.ts";
 import { PeerWire } from "./cluster/peer_wire.ts";
 import { newMemberId, peerIdOfMember } from "./cluster/member_id.ts";
-import { randomUuid, type TimerHandle } from "./cluster/scheduler.ts";
+import { randomUuid, type Scheduler, type TimerHandle } from "./cluster/scheduler.ts";
 import { RaftDriver, type RaftDriverHooks } from "./cluster/raft_driver.ts";
 import { AckBatcher } from "./cluster/ack_batcher.ts";
 import { asError, delay, throwIfAborted, withTimeout } from "./cluster/async.ts";
@@ -239,6 +239,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   readonly #removalNotices = new Map<string, number>();
   /** When this peer last heard from its leader, and last announced itself for want of it. */
   #lastLeaderContact = 0;
+  /** When this peer last accepted a Raft message from a member of its (latest known) membership. */
+  #lastMemberContact = 0;
   #lastProbe = 0;
 
   /** Creates a peer; it does nothing on the network until {@linkcode join}. */
@@ -361,6 +363,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       ...this.config,
       // a cluster electing a new leader (up to two election timeouts) is never taken for no cluster
       memberWindowMs: Math.max(4 * this.config.discoveryMs, 6 * electionMs),
+      trustWindowMs: this.config.peerTimeoutMs,
     }, {
       hello: (): HelloBody => {
         const joined = this.#members.has(this.#memberId);
@@ -941,6 +944,11 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
 
   // ------------------------------------------------------------------ CollectionHost
 
+  /** @internal The peer's timers and clocks (`config.scheduler`), for its collections. */
+  get scheduler(): Scheduler {
+    return this.config.scheduler;
+  }
+
   /** @internal */
   isRemoteMember(peerId: string): boolean {
     if (peerId === this.localPeerId) return false;
@@ -1203,6 +1211,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     this.#driver = new RaftDriver(node, this.#storage, hooks, this.config.tickMs, scheduler);
     this.#driver.start();
     this.#lastLeaderContact = this.config.scheduler.now();
+    this.#lastMemberContact = this.#lastLeaderContact;
     const period = Math.max(this.config.tickMs, Math.floor(Math.min(this.config.peerTimeoutMs / 4, 500)));
     this.#livenessTimer = scheduler.setInterval(() => this.#livenessTick(), period);
   }
@@ -1346,14 +1355,20 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       return;
     }
     const membership = driver.node.membership;
-    if (membership.voters.length > 0) {
-      if (!membership.voters.includes(body.from) && !membership.learners.includes(body.from)) {
-        if (this.#removedMembers.has(body.from)) this.#tellRemoved(body.from);
-        this.#wire.drop("non-member");
-        return;
-      }
-    } else if (!this.#discovery.heardOf(body.from)) {
-      // joining: only members that answered this peer's hellos may bring it its first snapshot
+    const now = this.config.scheduler.now();
+    if (membership.voters.includes(body.from) || membership.learners.includes(body.from)) {
+      this.#lastMemberContact = now;
+    } else if (this.#removedMembers.has(body.from)) {
+      this.#tellRemoved(body.from);
+      this.#wire.drop("non-member");
+      return;
+    } else if (
+      // A member this peer does not know of yet: a peer catching up (a joiner, or one restored from an
+      // old snapshot) learns of newer members only from the leader it cannot yet place. It accepts
+      // members that answered its hellos, and anyone once no known member has reached it for a while.
+      !this.#discovery.heardOf(body.from) &&
+      now - this.#lastMemberContact <= 4 * this.config.electionTicks * this.config.tickMs
+    ) {
       this.#wire.drop("non-member");
       return;
     }

@@ -12,6 +12,7 @@ import type { ClusterSubjects } from "../cluster/subjects.ts";
 import type { ReplicatedState } from "../cluster/state_machine.ts";
 import type { HamokLogger } from "../config.ts";
 import type { Transport, TransportHeaders } from "../transport/transport.ts";
+import type { Scheduler } from "../cluster/scheduler.ts";
 
 /** Options of a proposal made by a collection. */
 export interface ProposeOptions {
@@ -41,6 +42,8 @@ export interface CollectionHost {
   readonly transport: Transport;
   /** The logger. */
   readonly logger: HamokLogger;
+  /** The timers and clocks of the peer (every collection timer goes through it). */
+  readonly scheduler: Scheduler;
   /** The tracer of this peer. */
   readonly tracer: Tracer;
   /** The metrics of this peer (absent in minimal hosts; `enabled` false without an SDK). */

@@ -25,6 +25,7 @@ import { failSpan, HAMOK_SPAN_ATTRIBUTES, MessagingSpans } from "../telemetry/me
 import { type HamokMetrics, PublishAttributes } from "../telemetry/metrics.ts";
 import { traceHeaders } from "../telemetry/trace_context.ts";
 import type { CollectionHost } from "./collection_host.ts";
+import type { TimerHandle } from "../cluster/scheduler.ts";
 import { ReadyGate } from "./ready_gate.ts";
 import { type HamokEmitterSnapshot, type HamokSubscriptionTable, sameValue } from "./subscription_table.ts";
 import { LocalListeners } from "./local_listeners.ts";
@@ -76,7 +77,7 @@ export const EMITTER_KIND = "emitter";
 
 const DEFAULT_REQUEST_TIMEOUT = 5000;
 /** Stale sequences in a row from one publisher after which its sequence is re-based. */
-const STALE_RUN_REBASE = 16;
+const STALE_RUN_REBASE = 8;
 
 interface PendingPublish {
   readonly event: string;
@@ -84,9 +85,9 @@ interface PendingPublish {
   readonly acked: string[];
   readonly failures: HamokDeliveryFailure[];
   readonly local: boolean;
-  readonly timer: ReturnType<typeof setTimeout>;
+  readonly timer: TimerHandle;
   readonly span: Span;
-  /** `performance.now()` at publish when metrics are enabled, else 0. */
+  /** `scheduler.monotonicNow()` at publish when metrics are enabled, else 0. */
   readonly started: number;
   readonly resolve: (peerIds: string[]) => void;
   readonly reject: (error: Error) => void;
@@ -286,7 +287,10 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
         return Promise.resolve(local ? [self] : []);
       }
       const promise = new Promise<string[]>((resolve, reject) => {
-        const timer = setTimeout(() => this.#timeout(ackRequestId), this.requestTimeoutInMs);
+        const timer = this.#host.scheduler.setTimeout(
+          () => this.#timeout(ackRequestId),
+          this.requestTimeoutInMs,
+        );
         this.#pending.set(ackRequestId, {
           event,
           awaiting: targets!,
@@ -295,7 +299,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
           local,
           timer,
           span: span!,
-          started: this.#metrics === undefined ? 0 : performance.now(),
+          started: this.#metrics === undefined ? 0 : this.#host.scheduler.monotonicNow(),
           resolve,
           reject,
         });
@@ -411,7 +415,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     this.#transportSubs.clear();
     for (const dispose of this.#disposers) dispose();
     for (const [id, pending] of this.#pending) {
-      clearTimeout(pending.timer);
+      this.#host.scheduler.clearTimeout(pending.timer);
       pending.reject(
         new HamokClosedError(`emitter '${this.id}' was closed while publishing '${pending.event}'`),
       );
@@ -631,11 +635,11 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
 
   #settle(ackRequestId: string, pending: PendingPublish): void {
     this.#pending.delete(ackRequestId);
-    clearTimeout(pending.timer);
+    this.#host.scheduler.clearTimeout(pending.timer);
     const peerIds = pending.local ? [...pending.acked, this.#host.localPeerId] : pending.acked;
     if (this.#metrics !== undefined) {
       this.#metrics.publishDuration.record(
-        (performance.now() - pending.started) / 1000,
+        (this.#host.scheduler.monotonicNow() - pending.started) / 1000,
         pending.failures.length === 0
           ? this.#publishAttributes!.ok
           : this.#publishAttributes!.failed("HAMOK_DELIVERY"),
@@ -666,7 +670,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     const missing = [...pending.awaiting];
     if (this.#metrics !== undefined) {
       this.#metrics.publishDuration.record(
-        (performance.now() - pending.started) / 1000,
+        (this.#host.scheduler.monotonicNow() - pending.started) / 1000,
         this.#publishAttributes!.failed("HAMOK_TIMEOUT"),
       );
     }

@@ -220,14 +220,14 @@ export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
   async pop(options?: HamokQueueWriteOptions): Promise<T | undefined> {
     this.#assertOpen();
     const timeoutMs = this.#timeoutOf(options);
-    const deadline = Date.now() + timeoutMs;
+    const deadline = this.host.scheduler.now() + timeoutMs;
     if (this.state.size === 0 && options?.requestId === undefined) {
       await this.host.waitUntilCommitHead(timeoutMs);
       if (this.state.size === 0) return undefined;
     }
     const result = await this.#propose("pop", null, {
       requestId: options?.requestId,
-      timeoutMs: Math.max(1, deadline - Date.now()),
+      timeoutMs: Math.max(1, deadline - this.host.scheduler.now()),
     }) as PopResult;
     return result === null ? undefined : this.#decode(result[0]);
   }

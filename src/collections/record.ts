@@ -261,18 +261,18 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
     if (this.closed) return Promise.reject(new HamokClosedError(`record '${this.id}' is closed`));
     const timeoutMs = this.requestTimeoutInMs;
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.#host.scheduler.setTimeout(() => {
         reject(
           new HamokTimeoutError(`record '${this.id}' was not ready within ${timeoutMs} ms`, { timeoutMs }),
         );
       }, timeoutMs);
       this.#init.then(
         () => {
-          clearTimeout(timer);
+          this.#host.scheduler.clearTimeout(timer);
           resolve();
         },
         (error) => {
-          clearTimeout(timer);
+          this.#host.scheduler.clearTimeout(timer);
           reject(error);
         },
       );
@@ -646,11 +646,11 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
   #pause(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
-        clearTimeout(timer);
+        this.#host.scheduler.clearTimeout(timer);
         if (this.#wake === done) this.#wake = undefined;
         resolve();
       };
-      const timer = setTimeout(done, ms);
+      const timer = this.#host.scheduler.setTimeout(done, ms);
       this.#wake = done;
     });
   }

@@ -20,6 +20,7 @@ import {
   HamokTimeoutError,
 } from "../errors.ts";
 import type { CollectionHost } from "./collection_host.ts";
+import type { TimerHandle } from "../cluster/scheduler.ts";
 import { ReadyGate } from "./ready_gate.ts";
 import {
   type HamokRemoteMapState,
@@ -148,7 +149,7 @@ interface Waiter {
   readonly op: RemoteMapOp;
   readonly requestId: string;
   readonly timeoutMs: number;
-  readonly timer: ReturnType<typeof setTimeout>;
+  readonly timer: TimerHandle;
   readonly resolve: (result: unknown) => void;
   readonly reject: (error: Error) => void;
 }
@@ -295,7 +296,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
         this.#kick();
       }),
     );
-    queueMicrotask(() => this.#kick());
+    this.host.scheduler.defer(() => this.#kick());
   }
 
   /** True once closed (or the peer closed). */
@@ -493,7 +494,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     this.wake?.();
     for (const [, waiters] of this.waiters) {
       for (const waiter of waiters) {
-        clearTimeout(waiter.timer);
+        this.host.scheduler.clearTimeout(waiter.timer);
         waiter.reject(
           new HamokClosedError(`remote map '${this.id}' was closed before ${waiter.op} was executed`),
         );
@@ -521,7 +522,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     const timeoutMs = this.#timeoutOf(options);
     const requestId = options?.requestId ?? `${this.host.localMemberId}:${this.id}:${++this.seq}`;
     const args = makeArgs();
-    const deadline = Date.now() + timeoutMs;
+    const deadline = this.host.scheduler.now() + timeoutMs;
     let index: number;
     try {
       index = await this.host.propose(REMOTE_MAP_KIND, this.id, op, args, { timeoutMs, requestId }) as number;
@@ -558,7 +559,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     }
     if (this.closed) return Promise.reject(new HamokClosedError(`remote map '${this.id}' is closed`));
     return new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.host.scheduler.setTimeout(() => {
         this.#dropWaiter(index, waiter);
         reject(
           new HamokOutcomeUnknownError(
@@ -568,7 +569,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
             { requestId },
           ),
         );
-      }, Math.max(1, deadline - Date.now()));
+      }, Math.max(1, deadline - this.host.scheduler.now()));
       const waiter: Waiter = { op, requestId, timeoutMs, timer, resolve, reject };
       const list = this.waiters.get(index);
       if (list === undefined) this.waiters.set(index, [waiter]);
@@ -581,7 +582,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     if (list === undefined) return;
     this.waiters.delete(index);
     for (const waiter of list) {
-      clearTimeout(waiter.timer);
+      this.host.scheduler.clearTimeout(waiter.timer);
       waiter.resolve(result);
     }
   }
@@ -594,7 +595,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
       } else if (index <= this.state.executedIndex) {
         this.waiters.delete(index);
         for (const waiter of list) {
-          clearTimeout(waiter.timer);
+          this.host.scheduler.clearTimeout(waiter.timer);
           waiter.reject(this.#forgotten(waiter.op, index, waiter.requestId));
         }
       }
@@ -826,11 +827,11 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
   #backoff(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
-        clearTimeout(timer);
+        this.host.scheduler.clearTimeout(timer);
         if (this.wake === done) this.wake = undefined;
         resolve();
       };
-      const timer = setTimeout(done, ms);
+      const timer = this.host.scheduler.setTimeout(done, ms);
       this.wake = done;
     });
   }
@@ -847,7 +848,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
       );
     }
     const timeoutMs = positiveInteger("timeoutMs", options!.timeoutMs, this.requestTimeoutInMs);
-    const deadline = Date.now() + timeoutMs;
+    const deadline = this.host.scheduler.now() + timeoutMs;
     await this.host.waitUntilCommitHead(timeoutMs);
     const target = this.state.lastPendingIndex;
     if (this.state.executedIndex >= target) return;
@@ -859,12 +860,12 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
         else resolve();
       };
       const done = () => {
-        clearTimeout(timer);
+        this.host.scheduler.clearTimeout(timer);
         this.state.off("executed", check);
         this.state.off("restored", check);
         this.off("close", check);
       };
-      const timer = setTimeout(() => {
+      const timer = this.host.scheduler.setTimeout(() => {
         done();
         reject(
           new HamokTimeoutError(
@@ -872,7 +873,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
             { timeoutMs },
           ),
         );
-      }, Math.max(1, deadline - Date.now()));
+      }, Math.max(1, deadline - this.host.scheduler.now()));
       this.state.on("executed", check);
       this.state.on("restored", check);
       this.on("close", check);
