@@ -49,6 +49,8 @@ export interface DiscoveryOptions {
    * a new leader is never mistaken for no cluster.
    */
   readonly memberWindowMs?: number;
+  /** How long a member named in a hello stays trusted by {@linkcode Discovery.heardOf}, in ms. */
+  readonly trustWindowMs?: number;
   /** Where diagnostics go. */
   readonly logger: { debug(message: string, ...details: unknown[]): void };
   /** Timers and clock. Default `REAL_SCHEDULER`. */
@@ -129,6 +131,8 @@ export class Discovery {
     const helloEvery = Math.max(10, Math.floor(discoveryMs / 4));
     let lastHello = 0;
     let duplicate: Error | undefined;
+    /** Since when this peer has been saying hello without a member answering (undefined: not quiet). */
+    let quietSince: number | undefined;
     for (;;) {
       throwIfAborted(signal);
       const now = this.#scheduler.now();
@@ -161,6 +165,7 @@ export class Discovery {
           // forget only this leader; members heard still keep this peer from bootstrapping
           if (this.#discoveredLeader === leader) this.#discoveredLeader = undefined;
         }
+        quietSince = undefined; // a fresh round of hellos before any bootstrap decision
         await this.#sleep(helloEvery, signal);
         continue;
       }
@@ -168,7 +173,9 @@ export class Discovery {
         lastHello = now;
         this.sendHello(undefined);
       }
-      if (now - started >= discoveryMs && this.#mayBootstrap(now)) {
+      if (this.#heardMemberSince(now - this.#memberWindowMs)) quietSince = undefined;
+      else quietSince ??= now;
+      if (now - started >= discoveryMs && now - quietSince! >= discoveryMs && this.#mayBootstrap(now)) {
         this.#host.bootstrap();
         return;
       }
@@ -202,11 +209,15 @@ export class Discovery {
     if (this.#host.isMember() && this.#mayAnswer(body.peerId, now)) this.sendHello(body.peerId);
   }
 
-  /** True if `memberId` was named by a member's hello heard recently (as itself or as leader). */
+  /**
+   * True if `memberId` was named by a member's hello heard within `trustWindowMs` (as itself or as
+   * its leader): a joining peer takes its first snapshot and entries only from such members.
+   */
   heardOf(memberId: string): boolean {
     const now = this.#scheduler.now();
+    const window = Math.max(this.#memberWindowMs, this.#options.trustWindowMs ?? 0);
     for (const heard of this.#members.values()) {
-      if (now - heard.at > this.#memberWindowMs) continue;
+      if (now - heard.at > window) continue;
       if (heard.memberId === memberId || heard.leaderId === memberId) return true;
     }
     return false;
@@ -247,13 +258,18 @@ export class Discovery {
     );
   }
 
+  /** True if a member was heard after `since`. */
+  #heardMemberSince(since: number): boolean {
+    for (const heard of this.#members.values()) if (heard.at > since) return true;
+    return false;
+  }
+
   /** The bootstrap rule (see the class documentation). */
   #mayBootstrap(now: number): boolean {
     const { bootstrap = "auto", expectedPeers = 1, peerId: self } = this.#options;
     if (bootstrap === "never") return false;
-    for (const [peerId, heard] of this.#members) {
+    for (const heard of this.#members.values()) {
       if (now - heard.at <= this.#memberWindowMs) return false;
-      this.#members.delete(peerId);
     }
     const window = 2 * this.#options.discoveryMs;
     let heard = 1;
