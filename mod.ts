@@ -59,6 +59,7 @@ export type {
 export { MemoryBus } from "./src/transport/memory_bus.ts";
 export type {
   MemoryBusOptions,
+  MemoryBusScheduler,
   MemoryDelayOptions,
   MemoryDuplicateOptions,
   MemoryEndpointRef,
@@ -88,6 +89,7 @@ export {
   type ResolvedHamokConfig,
   resolveHamokConfig,
 } from "./src/config.ts";
+export { REAL_SCHEDULER, type Scheduler, type TimerHandle } from "./src/cluster/scheduler.ts";
 export {
   EMITTER_KIND,
   HamokEmitter,

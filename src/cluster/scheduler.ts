@@ -21,7 +21,7 @@ export type TimerHandle = number | object;
  *
  * @example
  * ```ts
- * import { REAL_SCHEDULER, type Scheduler } from "./scheduler.ts";
+ * import { REAL_SCHEDULER, type Scheduler } from "@hamok/core";
  * const scheduler: Scheduler = REAL_SCHEDULER;
  * const started = scheduler.monotonicNow();
  * const timer = scheduler.setTimeout(() => console.log(scheduler.monotonicNow() - started), 10);
@@ -57,7 +57,7 @@ export interface Scheduler {
  *
  * @example
  * ```ts
- * import { REAL_SCHEDULER } from "./scheduler.ts";
+ * import { REAL_SCHEDULER } from "@hamok/core";
  * REAL_SCHEDULER.defer(() => console.log("after the current task"));
  * ```
  */

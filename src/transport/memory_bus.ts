@@ -82,12 +82,47 @@ export interface MemoryFault {
   remove(): void;
 }
 
+/**
+ * The timers and clock a {@linkcode MemoryBus} runs on: a structural subset of the peer's
+ * `Scheduler` (src/cluster/scheduler.ts), declared here so that the transport layer depends on
+ * nothing above it. Any `Scheduler` is one.
+ */
+export interface MemoryBusScheduler {
+  /** A monotonic clock in milliseconds (delay faults). */
+  monotonicNow(): number;
+  /** Runs `callback` once after `ms` milliseconds (release of delayed deliveries). */
+  setTimeout(callback: () => void, ms: number): number | object;
+  /** Cancels a timeout; `undefined` is ignored. */
+  clearTimeout(handle: number | object | undefined): void;
+  /** Runs `callback` on the microtask queue (delivery batches). */
+  defer(callback: () => void): void;
+  /** Runs `callback` in a later turn of the event loop (a long drain yields). */
+  yieldThen(callback: () => void): void;
+}
+
+const REAL_BUS_SCHEDULER: MemoryBusScheduler = {
+  monotonicNow: () => performance.now(),
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => {
+    if (handle !== undefined) clearTimeout(handle as ReturnType<typeof setTimeout>);
+  },
+  defer: (callback) => queueMicrotask(callback),
+  yieldThen: (callback) => {
+    setImmediate(callback);
+  },
+};
+
 /** Options of the {@linkcode MemoryBus} constructor. */
 export interface MemoryBusOptions {
   /** Random source in [0, 1) for probabilistic faults and jitter. Takes precedence over `seed`. */
   random?: () => number;
   /** Seed of the built-in deterministic random source. Default: `Math.random` is used. */
   seed?: number;
+  /**
+   * Advanced, for testing: the timers and clock deliveries run on (a peer's `Scheduler` fits).
+   * Default: the runtime's microtasks, `setImmediate`, `setTimeout` and `performance.now`.
+   */
+  scheduler?: MemoryBusScheduler;
 }
 
 /** The delivery sink of a transport attached to a bus. */
@@ -148,7 +183,7 @@ export class MemoryBus {
   constructor(options: MemoryBusOptions = {}) {
     const random = options.random ??
       (options.seed !== undefined ? seededRandom(options.seed) : Math.random);
-    this.#router = new MemoryRouter(random);
+    this.#router = new MemoryRouter(random, options.scheduler ?? REAL_BUS_SCHEDULER);
     routers.set(this, this.#router);
   }
 
@@ -462,12 +497,15 @@ export class MemoryRouter {
   #spare: unknown[] = [];
   #scheduled = false;
   #chained = 0;
-  #delayTimer: ReturnType<typeof setTimeout> | undefined;
+  #delayTimer: number | object | undefined;
   #delayTimerDue = Infinity;
   #nextId = 1;
 
-  constructor(random: () => number) {
+  readonly #scheduler: MemoryBusScheduler;
+
+  constructor(random: () => number, scheduler: MemoryBusScheduler) {
     this.random = random;
+    this.#scheduler = scheduler;
   }
 
   attach(id: string | undefined, sink: MemoryEndpointSink): MemoryEndpoint {
@@ -590,7 +628,7 @@ export class MemoryRouter {
     if (delayMs < 0) {
       for (let c = 0; c < copies; c++) this.#queue.push(sub, msg);
     } else {
-      const due = performance.now() + delayMs;
+      const due = this.#scheduler.monotonicNow() + delayMs;
       for (let c = 0; c < copies; c++) this.#insertDelayed({ due, sub, msg });
     }
   }
@@ -622,7 +660,7 @@ export class MemoryRouter {
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
-    queueMicrotask(this.#drain);
+    this.#scheduler.defer(this.#drain);
   }
 
   readonly #drain = (): void => {
@@ -649,10 +687,10 @@ export class MemoryRouter {
       this.#scheduled = false;
       this.#chained = 0;
     } else if (++this.#chained < MAX_CHAINED_DRAINS) {
-      queueMicrotask(this.#drain);
+      this.#scheduler.defer(this.#drain);
     } else {
       this.#chained = 0;
-      setImmediate(this.#drain);
+      this.#scheduler.yieldThen(this.#drain);
     }
   };
 
@@ -672,13 +710,17 @@ export class MemoryRouter {
   }
 
   #arm(due: number): void {
-    if (this.#delayTimer !== undefined) clearTimeout(this.#delayTimer);
+    const scheduler = this.#scheduler;
+    scheduler.clearTimeout(this.#delayTimer);
     this.#delayTimerDue = due;
-    this.#delayTimer = setTimeout(this.#releaseDelayed, Math.max(0, Math.ceil(due - performance.now())));
+    this.#delayTimer = scheduler.setTimeout(
+      this.#releaseDelayed,
+      Math.max(0, Math.ceil(due - scheduler.monotonicNow())),
+    );
   }
 
   #disarm(): void {
-    if (this.#delayTimer !== undefined) clearTimeout(this.#delayTimer);
+    this.#scheduler.clearTimeout(this.#delayTimer);
     this.#delayTimer = undefined;
     this.#delayTimerDue = Infinity;
   }
@@ -686,7 +728,7 @@ export class MemoryRouter {
   readonly #releaseDelayed = (): void => {
     this.#delayTimer = undefined;
     this.#delayTimerDue = Infinity;
-    const now = performance.now();
+    const now = this.#scheduler.monotonicNow();
     const list = this.delayed;
     let released = 0;
     let item: Delayed | undefined;
