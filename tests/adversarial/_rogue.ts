@@ -8,7 +8,12 @@
  */
 
 import { connect, type NatsConnection, type Subscription } from "nats";
-import { decodeEnvelope, encodeEnvelope, type EventBody, type WireEnvelope } from "../../src/codec/envelope.ts";
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  type EventBody,
+  type WireEnvelope,
+} from "../../src/codec/envelope.ts";
 import { encodeCbor } from "../../src/codec/cbor.ts";
 import { AUTH_TAG_BYTES } from "../../src/codec/wire_auth.ts";
 import type { RaftMessage } from "../../src/raft/types.ts";
@@ -106,7 +111,11 @@ export class Rogue {
    * `null`: unbound, as a pre-binding peer would send). `tag`: append 32 bytes of zeros where an
    * authentication tag would go.
    */
-  send(subject: string, envelope: WireEnvelope, options: { cluster?: string | null; tag?: boolean } = {}): void {
+  send(
+    subject: string,
+    envelope: WireEnvelope,
+    options: { cluster?: string | null; tag?: boolean } = {},
+  ): void {
     const cluster = options.cluster === null ? undefined : options.cluster ?? this.clusterId;
     const bytes = encodeEnvelope(envelope, cluster);
     if (options.tag) {

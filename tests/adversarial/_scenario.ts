@@ -32,7 +32,13 @@ export function report(line: string): void {
 }
 
 /** Timing of the peers: the defaults (elections in 0.5-1 s), a 5 s silent-member timeout. */
-export const TIMING = { tickMs: 50, electionTicks: 10, heartbeatTicks: 2, discoveryMs: 300, peerTimeoutMs: 5000 };
+export const TIMING = {
+  tickMs: 50,
+  electionTicks: 10,
+  heartbeatTicks: 2,
+  discoveryMs: 300,
+  peerTimeoutMs: 5000,
+};
 
 /** A 32-byte-plus cluster key for the keyed runs. */
 export const CLUSTER_KEY = "adversarial-test-cluster-key-0123456789abcdef";
@@ -57,7 +63,10 @@ export interface Cluster {
 }
 
 /** Starts peers a, b, c (with `extra` config), joins them and connects a rogue that saw their member ids. */
-export async function startCluster(server: NatsServer, extra: Record<string, unknown> = {}): Promise<Cluster> {
+export async function startCluster(
+  server: NatsServer,
+  extra: Record<string, unknown> = {},
+): Promise<Cluster> {
   const clusterId = `adv-${crypto.randomUUID().slice(0, 8)}`;
   const peers: PeerProcess[] = [];
   let rogue: Rogue | undefined;
@@ -72,7 +81,9 @@ export async function startCluster(server: NatsServer, extra: Record<string, unk
     await Promise.all(peers.map((p) => p.join({ timeoutMs: 30_000 })));
     await waitFor(async () => {
       const all = await Promise.all(peers.map((p) => p.status()));
-      return all.every((s) => s.remotePeerIds.length === 2 && s.leaderId !== null && s.leaderId === all[0]!.leaderId);
+      return all.every((s) =>
+        s.remotePeerIds.length === 2 && s.leaderId !== null && s.leaderId === all[0]!.leaderId
+      );
     }, { timeoutMs: 20_000, intervalMs: 100, message: "one cluster of three with one leader" });
     rogue = await Rogue.connect(server.url, clusterId);
     const r = rogue;
@@ -100,12 +111,16 @@ export async function startCluster(server: NatsServer, extra: Record<string, unk
 }
 
 /** The leader and the two followers, by peer id, as the peers report them now. */
-export async function roles(cluster: Cluster): Promise<{ leader: PeerProcess; f1: PeerProcess; f2: PeerProcess }> {
+export async function roles(
+  cluster: Cluster,
+): Promise<{ leader: PeerProcess; f1: PeerProcess; f2: PeerProcess }> {
   let leaderId: string | undefined;
   await waitFor(async () => {
     const all = await Promise.all(cluster.peers.map((p) => p.status()));
     const leaders = all.filter((s) => s.state === "leader");
-    if (leaders.length !== 1 || !all.every((s) => s.leaderId !== null && s.leaderId === all[0]!.leaderId)) return false;
+    if (leaders.length !== 1 || !all.every((s) => s.leaderId !== null && s.leaderId === all[0]!.leaderId)) {
+      return false;
+    }
     leaderId = all[0]!.leaderId!;
     return true;
   }, { timeoutMs: 20_000, intervalMs: 100, message: "one agreed leader" });
@@ -128,7 +143,11 @@ export async function countersOf(cluster: Cluster): Promise<Map<string, PeerCoun
 }
 
 /** Drops of `reason` counted on `peer` since `before`. */
-export async function dropsSince(peer: PeerProcess, before: PeerCounterValues, reason: DropReason): Promise<number> {
+export async function dropsSince(
+  peer: PeerProcess,
+  before: PeerCounterValues,
+  reason: DropReason,
+): Promise<number> {
   const now = await peer.request<PeerCounterValues>("counters");
   return now.dropped[reason] - before.dropped[reason];
 }
@@ -145,11 +164,12 @@ export async function waitForDrops(
   await waitFor(async () => {
     seen = await dropsSince(peer, before, reason);
     return seen >= n;
-  }, { timeoutMs, intervalMs: 100, message: `${peer.peerId}: ${n} drops of '${reason}' (saw ${seen})` }).catch(
-    (error) => {
-      throw new Error(`${(error as Error).message}; saw ${seen}`);
-    },
-  );
+  }, { timeoutMs, intervalMs: 100, message: `${peer.peerId}: ${n} drops of '${reason}' (saw ${seen})` })
+    .catch(
+      (error) => {
+        throw new Error(`${(error as Error).message}; saw ${seen}`);
+      },
+    );
   return seen;
 }
 
@@ -168,11 +188,17 @@ export interface LeaderSample {
  * nobody was elected meanwhile). A peer that answers late (its event loop busy with a flood)
  * makes a sample incomplete, not leaderless.
  */
-export function leaderThroughout(samples: readonly LeaderSample[], start: PeerStatus, end: PeerStatus): string[] {
+export function leaderThroughout(
+  samples: readonly LeaderSample[],
+  start: PeerStatus,
+  end: PeerStatus,
+): string[] {
   const problems: string[] = [];
   if (samples.filter((s) => s.answered === 3).length === 0) problems.push("no complete sample");
   for (const s of samples) {
-    if (s.answered === 3 && s.leaders.length !== 1) problems.push(`at ${s.at}: leaders ${JSON.stringify(s.leaders)}`);
+    if (s.answered === 3 && s.leaders.length !== 1) {
+      problems.push(`at ${s.at}: leaders ${JSON.stringify(s.leaders)}`);
+    }
   }
   if (end.leaderId !== start.leaderId) problems.push(`leader ${start.leaderId} -> ${end.leaderId}`);
   if (end.term !== start.term) problems.push(`term ${start.term} -> ${end.term}`);

@@ -12,8 +12,8 @@ import assert from "node:assert/strict";
 import { encodeCbor } from "../../src/codec/cbor.ts";
 import type { PeerProcess } from "../_helpers/peer_process.ts";
 import {
-  CLUSTER_KEY,
   type Cluster,
+  CLUSTER_KEY,
   countersOf,
   entriesAfterSync,
   garbage,
@@ -93,7 +93,11 @@ describe("adversarial, with a cluster key", () => {
           from: L,
           to,
           term: startTerm,
-          meta: { index: 1_000_000, term: startTerm, membership: { voters: [L], learners: [], removed: [F1, F2] } },
+          meta: {
+            index: 1_000_000,
+            term: startTerm,
+            membership: { voters: [L], learners: [], removed: [F1, F2] },
+          },
           offset: 0,
           data: encodeCbor({ states: [], applied: [] }),
           done: true,
@@ -107,7 +111,9 @@ describe("adversarial, with a cluster key", () => {
         from: F1,
         to: L,
         term: startTerm,
-        entries: [{ data: encodeCbor(["map", "m", "set", [encodeCbor(`forged-${round}`), encodeCbor("x")], f1.peerId]) }],
+        entries: [{
+          data: encodeCbor(["map", "m", "set", [encodeCbor(`forged-${round}`), encodeCbor("x")], f1.peerId]),
+        }],
       });
       // a ghost joins; a real member "leaves"; a duplicate of f1 joins
       rogue.request(leader.peerId, "ghost", "join", `ghost/${round}0000000`);
@@ -132,14 +138,20 @@ describe("adversarial, with a cluster key", () => {
     const f1Load = await f1.request<{ acked: [string, number][] }>("load.stop", { prefix: "f1-" });
     const ldLoad = await leader.request<{ acked: [string, number][] }>("load.stop", { prefix: "ld-" });
     const samples = await watch.stop();
-    report(`with key: acked writes ${f1Load.acked.length} + ${ldLoad.acked.length}, ${samples.length} leader samples`);
+    report(
+      `with key: acked writes ${f1Load.acked.length} + ${ldLoad.acked.length}, ${samples.length} leader samples`,
+    );
     assert.ok(f1Load.acked.length > 10 && ldLoad.acked.length > 10, "the workload made progress");
     for (const p of cluster.peers) {
       const entries = await entriesAfterSync(p, "m");
       for (const [k, v] of [...f1Load.acked, ...ldLoad.acked]) {
         assert.equal(entries.get(k), v, `${p.peerId}: acknowledged write ${k} kept`);
       }
-      assert.deepEqual([...entries.keys()].filter((k) => k.startsWith("forged")), [], `${p.peerId}: no forged entry`);
+      assert.deepEqual(
+        [...entries.keys()].filter((k) => k.startsWith("forged")),
+        [],
+        `${p.peerId}: no forged entry`,
+      );
       assert.deepEqual(await memberIdsOf(p), members, `${p.peerId}: membership unchanged`);
       assert.equal(p.events.some((e) => e.event === "left"), false, `${p.peerId} never left`);
     }
@@ -232,7 +244,13 @@ describe("adversarial, with a cluster key", () => {
       rogue.send(rogue.broadcast, {
         type: "hello",
         from: `h${i}`,
-        body: { clusterId: cluster.clusterId, peerId: `h${i}`, memberId: `h${i}/00000000`, term: 0, joined: false },
+        body: {
+          clusterId: cluster.clusterId,
+          peerId: `h${i}`,
+          memberId: `h${i}/00000000`,
+          term: 0,
+          joined: false,
+        },
       });
       if (i % 5000 === 4999) await rogue.flush();
     }
@@ -250,7 +268,11 @@ describe("adversarial, with a cluster key", () => {
     const heapAfter = await heapOf(cluster);
     for (const p of cluster.peers) {
       const delta = heapAfter.get(p.peerId)! - heapBefore.get(p.peerId)!;
-      report(`with key: ${p.peerId} heap delta after ${HELLO_FLOOD} hellos + garbage: ${(delta / 1048576).toFixed(2)} MB`);
+      report(
+        `with key: ${p.peerId} heap delta after ${HELLO_FLOOD} hellos + garbage: ${
+          (delta / 1048576).toFixed(2)
+        } MB`,
+      );
       assert.ok(delta < 8 * 1024 * 1024, `${p.peerId}: heap grew ${(delta / 1048576).toFixed(1)} MB`);
     }
     assert.deepEqual(leaderThroughout(samples, start, await leader.status()), [], "a leader throughout");

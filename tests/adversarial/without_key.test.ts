@@ -79,7 +79,11 @@ describe("adversarial, without a cluster key", () => {
         from: GHOST,
         to: F2,
         term: start.term + 1000,
-        meta: { index: 1_000_000, term: start.term + 1000, membership: { voters: [GHOST], learners: [], removed: [] } },
+        meta: {
+          index: 1_000_000,
+          term: start.term + 1000,
+          membership: { voters: [GHOST], learners: [], removed: [] },
+        },
         offset: 0,
         data: encodeCbor({ states: [], applied: [] }),
         done: true,
@@ -89,7 +93,9 @@ describe("adversarial, without a cluster key", () => {
         from: GHOST,
         to: L,
         term: start.term,
-        entries: [{ data: encodeCbor(["map", "m", "set", [encodeCbor(`forged-${round}`), encodeCbor("x")], "ghost"]) }],
+        entries: [{
+          data: encodeCbor(["map", "m", "set", [encodeCbor(`forged-${round}`), encodeCbor("x")], "ghost"]),
+        }],
       });
       // a Raft message whose envelope sender is not the peer its body names (forged-sender)
       rogue.send(rogue.inbox(leader.peerId), {
@@ -120,14 +126,20 @@ describe("adversarial, without a cluster key", () => {
     const f1Load = await f1.request<{ acked: [string, number][] }>("load.stop", { prefix: "f1-" });
     const ldLoad = await leader.request<{ acked: [string, number][] }>("load.stop", { prefix: "ld-" });
     const samples = await watch.stop();
-    report(`without key: acked writes ${f1Load.acked.length} + ${ldLoad.acked.length}, ${samples.length} samples`);
+    report(
+      `without key: acked writes ${f1Load.acked.length} + ${ldLoad.acked.length}, ${samples.length} samples`,
+    );
     assert.ok(f1Load.acked.length > 10 && ldLoad.acked.length > 10, "the workload made progress");
     for (const p of cluster.peers) {
       const entries = await entriesAfterSync(p, "m");
       for (const [k, v] of [...f1Load.acked, ...ldLoad.acked]) {
         assert.equal(entries.get(k), v, `${p.peerId}: acknowledged write ${k} kept`);
       }
-      assert.deepEqual([...entries.keys()].filter((k) => k.startsWith("forged")), [], `${p.peerId}: no forged entry`);
+      assert.deepEqual(
+        [...entries.keys()].filter((k) => k.startsWith("forged")),
+        [],
+        `${p.peerId}: no forged entry`,
+      );
       assert.deepEqual(await memberIdsOf(p), members, `${p.peerId}: membership unchanged`);
       assert.ok((await p.status()).term < start.term + 1000, `${p.peerId}: no forged term adopted`);
     }
@@ -168,7 +180,9 @@ describe("adversarial, without a cluster key", () => {
       rogue.onEvent = undefined;
     }
     assert.equal(forged, 5);
-    for (const o of outcomes) assert.deepEqual([o.ok, o.code, o.missing], [false, "HAMOK_TIMEOUT", [f2.peerId]]);
+    for (const o of outcomes) {
+      assert.deepEqual([o.ok, o.code, o.missing], [false, "HAMOK_TIMEOUT", [f2.peerId]]);
+    }
     const atF1 = before.get(f1.peerId)!;
     await waitForDrops(f1, atF1, "non-member", 5);
     await waitForDrops(f1, atF1, "forged-sender", 5);
@@ -207,7 +221,13 @@ describe("adversarial, without a cluster key", () => {
       rogue.send(rogue.broadcast, {
         type: "hello",
         from: `h${i}`,
-        body: { clusterId: cluster.clusterId, peerId: `h${i}`, memberId: `h${i}/00000000`, term: 0, joined: false },
+        body: {
+          clusterId: cluster.clusterId,
+          peerId: `h${i}`,
+          memberId: `h${i}/00000000`,
+          term: 0,
+          joined: false,
+        },
       });
       // events "from" distinct incarnations of a real peer id, and from distinct strangers
       rogue.send(subject, {
@@ -232,13 +252,178 @@ describe("adversarial, without a cluster key", () => {
     const heapAfter = await heapOf(cluster);
     for (const p of cluster.peers) {
       const delta = heapAfter.get(p.peerId)! - heapBefore.get(p.peerId)!;
-      report(`without key: ${p.peerId} heap delta after ${HELLO_FLOOD} hellos + events + garbage: ${(delta / 1048576).toFixed(2)} MB`);
+      report(
+        `without key: ${p.peerId} heap delta after ${HELLO_FLOOD} hellos + events + garbage: ${
+          (delta / 1048576).toFixed(2)
+        } MB`,
+      );
       assert.ok(delta < 8 * 1024 * 1024, `${p.peerId}: heap grew ${(delta / 1048576).toFixed(1)} MB`);
     }
     const received = await f2.request<string[]>("emitter.received", { emitterId: "adv", event: "ev" });
-    assert.equal(received.includes("flood"), false, "no event of the flood delivered (not even from a member's peer id)");
+    assert.equal(
+      received.includes("flood"),
+      false,
+      "no event of the flood delivered (not even from a member's peer id)",
+    );
     assert.deepEqual(leaderThroughout(samples, start, await leader.status()), [], "a leader throughout");
     assert.deepEqual(await memberIdsOf(leader), members, "membership unchanged");
     assert.equal(await leader.mapSet("m", "after-flood", 1, 5000), null, "a write after the flood");
+  });
+  // ---- what remains without a key: a rogue that impersonates a REAL member id (README, "Security")
+
+  it("residual: a proposal forged with a member's id is applied", async () => {
+    const rogue = cluster.rogue;
+    rogue.raft({
+      type: "propose",
+      from: rogue.memberOf(f1.peerId),
+      to: rogue.memberOf(leader.peerId),
+      term: (await leader.status()).term,
+      entries: [{
+        data: encodeCbor(["map", "m", "set", [encodeCbor("forged-by-member"), encodeCbor("x")], f1.peerId]),
+      }],
+    });
+    await rogue.flush();
+    await waitFor(async () => (await leader.mapGet("m", "forged-by-member")) === "x", {
+      timeoutMs: 10_000,
+      message: "the forged entry applied",
+    });
+  });
+
+  it("residual: acks forged with a member's id resolve a publish its subscriber never got", async () => {
+    const rogue = cluster.rogue;
+    const F2 = rogue.memberOf(f2.peerId);
+    rogue.onEvent = (seen) => {
+      if (seen.body.ackRequestId === undefined) return;
+      rogue.send(rogue.inbox(f1.peerId), {
+        type: "ack",
+        from: F2,
+        body: { emitterId: "adv", ackRequestId: seen.body.ackRequestId, peerId: f2.peerId, ok: true },
+      });
+    };
+    f2.kill("SIGSTOP");
+    let outcome: Outcome;
+    try {
+      outcome = await f1.request<Outcome>("emitter.publish", {
+        emitterId: "adv",
+        event: "ev",
+        args: ["never-delivered-in-time"],
+        timeoutMs: 1000,
+      });
+    } finally {
+      f2.kill("SIGCONT");
+      rogue.onEvent = undefined;
+    }
+    assert.deepEqual(outcome, { ok: true, peers: [f2.peerId] }, "resolved while the subscriber was stopped");
+  });
+
+  it("residual: an event forged with a member's id reaches listeners and its sequence silences up to 15 of the member's events", async () => {
+    const rogue = cluster.rogue;
+    rogue.send(rogue.emitSubject("adv", "ev"), {
+      type: "event",
+      from: rogue.memberOf(f1.peerId),
+      body: { emitterId: "adv", event: "ev", payload: encodeCbor(["forged-event"]), seq: MAX },
+    });
+    await rogue.flush();
+    await waitFor(
+      async () =>
+        (await f2.request<string[]>("emitter.received", { emitterId: "adv", event: "ev" })).includes(
+          "forged-event",
+        ),
+      { timeoutMs: 10_000, message: "the forged event delivered" },
+    );
+    const outcomes = await f1.request<Outcome[]>("emitter.publishMany", {
+      emitterId: "adv",
+      event: "ev",
+      prefix: "after-poison-",
+      count: 20,
+      timeoutMs: 1500,
+    });
+    const received = await f2.request<string[]>("emitter.received", { emitterId: "adv", event: "ev" });
+    const delivered = outcomes.filter((_, i) => received.includes(`after-poison-${i}`)).length;
+    report(`without key: after a poisoned sequence ${delivered} of 20 genuine events delivered`);
+    assert.ok(
+      delivered < 20 && delivered >= 5,
+      `some genuine events silenced, at most 15 (delivered ${delivered})`,
+    );
+    assert.equal(outcomes.filter((o) => o.ok).length, delivered, "the silenced ones time out");
+  });
+
+  it("residual: a heartbeat forged with a member's id at a storable term forces an election (the cluster recovers)", async () => {
+    const rogue = cluster.rogue;
+    const start = await leader.status();
+    const forgedTerm = start.term + 1000;
+    rogue.raft({
+      type: "heartbeat",
+      from: rogue.memberOf(f1.peerId),
+      to: rogue.memberOf(leader.peerId),
+      term: forgedTerm,
+      commit: 0,
+    });
+    await rogue.flush();
+    await waitFor(async () => {
+      const all = await Promise.all(cluster.peers.map((p) => p.status()));
+      return all.some((s) => s.state === "leader" && s.term > forgedTerm) &&
+        all.every((s) => s.leaderId !== null && s.leaderId === all[0]!.leaderId);
+    }, { timeoutMs: 20_000, intervalMs: 100, message: "a new leader above the forged term" });
+    ({ leader, f1, f2 } = await roles(cluster));
+  });
+
+  it("residual: anyone may join as a new member (that is what a join is); a silent one is removed", async () => {
+    const rogue = cluster.rogue;
+    const ghost = "ghost/11111111";
+    rogue.request(leader.peerId, "ghost", "join", ghost);
+    await rogue.flush();
+    await waitFor(async () => (await memberIdsOf(leader)).includes(ghost), {
+      timeoutMs: 10_000,
+      message: "the ghost added",
+    });
+    await waitFor(async () => !(await memberIdsOf(leader)).includes(ghost), {
+      timeoutMs: 20_000,
+      intervalMs: 200,
+      message: "the silent ghost removed after peerTimeoutMs",
+    });
+  });
+
+  it("residual: a leave forged with a member's id removes it; it learns it, emits left and rejoins", async () => {
+    const rogue = cluster.rogue;
+    const victim = f2;
+    const old = rogue.memberOf(victim.peerId);
+    rogue.request(leader.peerId, victim.peerId, "leave", old);
+    await rogue.flush();
+    await victim.waitForEvent("left", 20_000);
+    await waitFor(async () => {
+      const ids = await memberIdsOf(leader);
+      return ids.length === 3 && !ids.includes(old) && ids.some((id) => id.startsWith(`${victim.peerId}/`));
+    }, { timeoutMs: 30_000, intervalMs: 200, message: "the victim back under a new member id" });
+    members = await memberIdsOf(leader);
+  });
+
+  it("residual: a snapshot forged with the leader's id replaces a follower's state", async () => {
+    const rogue = cluster.rogue;
+    ({ leader, f1, f2 } = await roles(cluster));
+    await f1.request("sync");
+    const L = rogue.memberOf(leader.peerId);
+    const F1 = rogue.memberOf(f1.peerId);
+    const status = await leader.status();
+    assert.ok((await entriesAfterSync(f1, "m")).size > 10, "the follower holds data");
+    rogue.raft({
+      type: "snapshot",
+      from: L,
+      to: F1,
+      term: status.term,
+      meta: {
+        index: status.appliedIndex + 1_000_000,
+        term: status.term,
+        membership: { voters: members, learners: [], removed: [] },
+      },
+      offset: 0,
+      data: encodeCbor({ states: [], applied: [] }),
+      done: true,
+    });
+    await rogue.flush();
+    await waitFor(async () => (await f1.mapEntries("m")).length === 0, {
+      timeoutMs: 10_000,
+      message: "the follower's map wiped by the forged snapshot",
+    });
   });
 });
