@@ -26,7 +26,12 @@ export type HamokErrorCode =
   | "HAMOK_REMOVED"
   | "HAMOK_DUPLICATE_PEER"
   | "HAMOK_CLUSTER_CONFLICT"
-  | "HAMOK_NOT_JOINED";
+  | "HAMOK_NOT_JOINED"
+  | "HAMOK_STORAGE"
+  | "HAMOK_STORAGE_CORRUPT"
+  | "HAMOK_STORAGE_FULL"
+  | "HAMOK_STORAGE_LOCKED"
+  | "HAMOK_STORAGE_MISMATCH";
 
 /** Options accepted by every {@linkcode HamokError} constructor. */
 export interface HamokErrorOptions {
@@ -466,5 +471,134 @@ export class HamokNotJoinedError extends HamokError {
   /** Creates a not-joined error. */
   constructor(message: string, options?: HamokErrorOptions) {
     super(message, "HAMOK_NOT_JOINED", options);
+  }
+}
+
+/** Codes of {@linkcode HamokStorageError} and its subclasses. */
+export type HamokStorageErrorCode =
+  | "HAMOK_STORAGE"
+  | "HAMOK_STORAGE_CORRUPT"
+  | "HAMOK_STORAGE_FULL"
+  | "HAMOK_STORAGE_LOCKED"
+  | "HAMOK_STORAGE_MISMATCH";
+
+/**
+ * The durable storage of this peer failed (an I/O error). The peer stops writing (and so stops
+ * acknowledging anything) once it sees one; `path` names the file or directory concerned.
+ *
+ * @example
+ * ```ts
+ * import { HamokStorageError } from "@hamok/core";
+ * const err = new HamokStorageError("fsync failed", { path: "./data/wal/1.wal" });
+ * console.log(err.code, err.path); // HAMOK_STORAGE ./data/wal/1.wal
+ * ```
+ */
+export class HamokStorageError extends HamokError {
+  /** The file or directory concerned. */
+  readonly path: string;
+
+  /** Creates a storage error (subclasses pass their own code). */
+  constructor(
+    message: string,
+    details: { path: string },
+    options?: HamokErrorOptions,
+    code: HamokStorageErrorCode = "HAMOK_STORAGE",
+  ) {
+    super(message, code, options);
+    this.path = details.path;
+  }
+}
+
+/**
+ * A data directory holds a damaged record or file that a crash cannot explain (a flipped bit, a
+ * truncated segment that is not the last one, a missing snapshot). Nothing was loaded.
+ *
+ * @example
+ * ```ts
+ * import { HamokStorageCorruptError } from "@hamok/core";
+ * const err = new HamokStorageCorruptError("checksum mismatch", { path: "wal/1.wal", offset: 4096 });
+ * console.log(err.code, err.offset); // HAMOK_STORAGE_CORRUPT 4096
+ * ```
+ */
+export class HamokStorageCorruptError extends HamokStorageError {
+  /** Byte offset of the damaged record in `path`. */
+  readonly offset: number;
+
+  /** Creates a corruption error naming the file and the offset. */
+  constructor(message: string, details: { path: string; offset: number }, options?: HamokErrorOptions) {
+    super(
+      `${message} (${details.path} at offset ${details.offset})`,
+      details,
+      options,
+      "HAMOK_STORAGE_CORRUPT",
+    );
+    this.offset = details.offset;
+  }
+}
+
+/**
+ * The disk is full (`ENOSPC`): a write could not be persisted, so the peer stopped accepting
+ * writes instead of acknowledging data it does not hold. Free space and restart the peer.
+ *
+ * @example
+ * ```ts
+ * import { HamokStorageFullError } from "@hamok/core";
+ * const err = new HamokStorageFullError("no space left", { path: "./data/wal/3.wal" });
+ * console.log(err.code); // HAMOK_STORAGE_FULL
+ * ```
+ */
+export class HamokStorageFullError extends HamokStorageError {
+  /** Creates a disk-full error. */
+  constructor(message: string, details: { path: string }, options?: HamokErrorOptions) {
+    super(message, details, options, "HAMOK_STORAGE_FULL");
+  }
+}
+
+/**
+ * The data directory is in use by another live process (or another storage in this one).
+ *
+ * @example
+ * ```ts
+ * import { HamokStorageLockedError } from "@hamok/core";
+ * const err = new HamokStorageLockedError("in use", { path: "./data/orders-1", pid: 4242 });
+ * console.log(err.code, err.pid); // HAMOK_STORAGE_LOCKED 4242
+ * ```
+ */
+export class HamokStorageLockedError extends HamokStorageError {
+  /** The process holding the directory. */
+  readonly pid: number;
+
+  /** Creates a locked-directory error. */
+  constructor(message: string, details: { path: string; pid: number }, options?: HamokErrorOptions) {
+    super(message, details, options, "HAMOK_STORAGE_LOCKED");
+    this.pid = details.pid;
+  }
+}
+
+/**
+ * The data directory belongs to another cluster id (or another peer id, or a newer format).
+ *
+ * @example
+ * ```ts
+ * import { HamokStorageMismatchError } from "@hamok/core";
+ * const err = new HamokStorageMismatchError("other cluster", { path: "./data", expected: "a", found: "b" });
+ * console.log(err.code, err.found); // HAMOK_STORAGE_MISMATCH b
+ * ```
+ */
+export class HamokStorageMismatchError extends HamokStorageError {
+  /** What this peer expected. */
+  readonly expected: string;
+  /** What the directory holds. */
+  readonly found: string;
+
+  /** Creates a mismatch error. */
+  constructor(
+    message: string,
+    details: { path: string; expected: string; found: string },
+    options?: HamokErrorOptions,
+  ) {
+    super(message, details, options, "HAMOK_STORAGE_MISMATCH");
+    this.expected = details.expected;
+    this.found = details.found;
   }
 }

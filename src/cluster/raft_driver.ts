@@ -215,7 +215,7 @@ export class RaftDriver {
   }
 
   /**
-   * Persists a ready batch in order (snapshot, then entries, then hard state). Synchronous storages
+   * Persists a ready batch in order (snapshot, then entries, then hard state, then one `sync`). Synchronous storages
    * (the memory one) finish without a promise; an asynchronous step makes the rest wait for it.
    */
   #persist(ready: RaftReady): Promise<void> | undefined {
@@ -232,6 +232,12 @@ export class RaftDriver {
       pending = pending === undefined
         ? asPromise(storage.saveHardState(hardState))
         : pending.then(() => storage.saveHardState(hardState));
+    }
+    // one sync for the whole batch (group commit), before any of its messages leave
+    if (
+      storage.sync !== undefined && (snapshot !== undefined || entries.length > 0 || hardState !== undefined)
+    ) {
+      pending = pending === undefined ? asPromise(storage.sync()) : pending.then(() => storage.sync!());
     }
     return pending;
   }

@@ -340,3 +340,29 @@ export function unpackRaftMessage(value: unknown): RaftMessage {
       };
   }
 }
+
+/**
+ * Packs log entries into the positional arrays of the wire format (the file storage's records
+ * use the same shape).
+ *
+ * @example
+ * ```ts ignore
+ * encodeCbor(packLogEntries([{ index: 1, term: 1, type: "noop", data: new Uint8Array() }]));
+ * ```
+ */
+export function packLogEntries(entries: readonly Entry[]): unknown[] {
+  return packEntries(entries);
+}
+
+/**
+ * Checks and unpacks what {@linkcode packLogEntries} made. Throws `TypeError` naming the first
+ * field that does not fit.
+ *
+ * @example
+ * ```ts ignore
+ * const entries = unpackLogEntries(decodeCbor(bytes));
+ * ```
+ */
+export function unpackLogEntries(value: unknown): Entry[] {
+  return unpackList(value, "entries", unpackEntry);
+}

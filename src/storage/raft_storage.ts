@@ -72,6 +72,13 @@ export interface RaftStorage {
    * discarded. A snapshot older than the stored one is ignored.
    */
   saveSnapshot(snapshot: Snapshot): Promise<void> | void;
+  /**
+   * Optional: makes everything written so far durable (a file storage's fsync). The driver calls it
+   * once per ready batch, after that batch's writes and before its messages go out, so one sync
+   * covers all of them (group commit). Storages whose writes are durable (or volatile) at once
+   * leave it out.
+   */
+  sync?(): Promise<void> | void;
   /** Releases resources; no method may be called afterwards. */
   close(): Promise<void> | void;
 }

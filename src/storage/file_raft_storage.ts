@@ -1,0 +1,585 @@
+/**
+ * A durable {@linkcode RaftStorage} in one directory per member, on `node:fs` only (Deno, Bun and
+ * Node): a segmented write-ahead log of checksummed records (entries, hard state, log resets),
+ * snapshot files written atomically, a lock file and the member's identity.
+ *
+ * ```
+ * <dataDir>/meta.json                 {"format":1,"clusterId":...,"memberId":...}
+ * <dataDir>/LOCK                      PID of the process using the directory
+ * <dataDir>/wal/<seq, 16 hex>.wal     records (see wal_record.ts), replayed in sequence order
+ * <dataDir>/snap/<index, 16 hex>.snap the latest snapshot (see snapshot_file.ts)
+ * ```
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { decodeCbor, encodeCbor } from "../codec/cbor.ts";
+import { packLogEntries, unpackLogEntries } from "../codec/raft_body.ts";
+import {
+  HamokClosedError,
+  HamokConfigError,
+  HamokStorageCorruptError,
+  HamokStorageError,
+  HamokStorageFullError,
+  HamokStorageMismatchError,
+} from "../errors.ts";
+import type { Entry, HardState, Snapshot } from "../raft/types.ts";
+import type { RaftPersistentState, RaftStorage } from "./raft_storage.ts";
+import { type DirLock, lockDir } from "./dir_lock.ts";
+import { listSnapshots, readSnapshotFile, snapshotPath, writeSnapshotFile } from "./snapshot_file.ts";
+import { NODE_FS, type StorageFs, syncDir, writeAll, writeFileAtomic } from "./storage_fs.ts";
+import { frameRecord, RecordType, scanRecords } from "./wal_record.ts";
+
+/**
+ * When the storage forces its writes to the disk:
+ * - `"always"` (default): once per ready batch of the Raft core, before that batch's messages go
+ *   out (one `fdatasync` for all its entries and hard state: group commit). Nothing acknowledged is
+ *   lost on a process crash or a power loss.
+ * - `"interval"`: every `syncIntervalMs`. A process crash loses nothing (the writes are in the OS);
+ *   a power loss may lose the last interval's writes of this member.
+ * - `"never"`: the OS decides (tests, caches). A power loss may lose anything not yet written back.
+ */
+export type FileSyncPolicy = "always" | "interval" | "never";
+
+/** Options of {@linkcode FileRaftStorage}. */
+export interface FileRaftStorageOptions {
+  /** The member's directory (created if missing). One directory per member. */
+  dataDir: string;
+  /** The peer id: a new directory gets a member id `<peerId>/<random tag>`. */
+  peerId: string;
+  /** The cluster id; a directory made for another cluster id is refused. */
+  clusterId: string;
+  /** Sync policy. Default `"always"`. */
+  sync?: FileSyncPolicy;
+  /** Period of the `"interval"` policy, in ms. Default 100. */
+  syncIntervalMs?: number;
+  /** A segment is closed and a new one started once it holds this many bytes. Default 64 MiB. */
+  segmentBytes?: number;
+  /** The file-system functions (a seam for tests). Default: `node:fs`. */
+  fs?: StorageFs;
+}
+
+const FORMAT = 1;
+const INITIAL_HARD_STATE: HardState = Object.freeze({ term: 0, vote: undefined, commit: 0 });
+
+interface DirMeta {
+  format: number;
+  clusterId: string;
+  memberId: string;
+}
+
+function segmentName(seq: number): string {
+  return `${seq.toString(16).padStart(16, "0")}.wal`;
+}
+
+function parseSegmentName(name: string): number | undefined {
+  const match = /^([0-9a-f]{16})\.wal$/.exec(name);
+  return match === null ? undefined : parseInt(match[1], 16);
+}
+
+function randomTag(): string {
+  return crypto.randomUUID().slice(0, 8);
+}
+
+/**
+ * Keeps one Raft member's state in a directory. Opening (the constructor) is synchronous: it
+ * creates the directory on first use (with a new member id), takes its lock, and checks the
+ * cluster id; {@linkcode FileRaftStorage.load} replays the log.
+ *
+ * Writes (`append`, `saveHardState`) go to the OS at once, so a process crash never loses them;
+ * {@linkcode FileRaftStorage.sync} makes them durable according to the sync policy (the Raft
+ * driver calls it once per ready batch). Snapshots are always synced. An I/O failure makes the
+ * storage refuse every later write: `ENOSPC` as {@linkcode HamokStorageFullError}, others as
+ * {@linkcode HamokStorageError}.
+ *
+ * @example
+ * ```ts
+ * import { FileRaftStorage } from "@hamok/core";
+ * const storage = new FileRaftStorage({ dataDir: "./data/orders-1", peerId: "orders-1", clusterId: "orders" });
+ * const state = await storage.load();
+ * console.log(storage.memberId, state.entries.length);
+ * await storage.close();
+ * ```
+ */
+export class FileRaftStorage implements RaftStorage {
+  /** The member id kept in the directory (made at first start). */
+  readonly memberId: string;
+  /** The directory. */
+  readonly dataDir: string;
+  /** The sync policy. */
+  readonly syncPolicy: FileSyncPolicy;
+  /** True if this open created the directory's identity (a new member). */
+  readonly created: boolean;
+  readonly #fs: StorageFs;
+  readonly #walDir: string;
+  readonly #snapDir: string;
+  readonly #segmentBytes: number;
+  readonly #lock: DirLock;
+  #loaded = false;
+  #closed = false;
+  #failure: HamokStorageError | undefined;
+  #hardState: HardState = INITIAL_HARD_STATE;
+  #snapshot: Snapshot | undefined;
+  /** Index of the entry before `#entries[0]` (the snapshot's index, or a reset's). */
+  #base = 0;
+  #baseTerm = 0;
+  #entries: Entry[] = [];
+  #seq = 0;
+  #fd: number | undefined;
+  #segmentSize = 0;
+  #dirty = false;
+  #syncing: Promise<void> | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  /** Opens (or creates) the directory; see the class documentation. */
+  constructor(options: FileRaftStorageOptions) {
+    const { dataDir, peerId, clusterId } = options;
+    if (typeof dataDir !== "string" || dataDir.length === 0) {
+      throw new HamokConfigError("dataDir must be a non-empty string");
+    }
+    if (typeof peerId !== "string" || peerId.length === 0) throw new HamokConfigError("peerId must be set");
+    const policy = options.sync ?? "always";
+    if (policy !== "always" && policy !== "interval" && policy !== "never") {
+      throw new HamokConfigError(
+        `sync must be "always", "interval" or "never", got ${JSON.stringify(policy)}`,
+      );
+    }
+    const intervalMs = options.syncIntervalMs ?? 100;
+    if (!Number.isInteger(intervalMs) || intervalMs <= 0) {
+      throw new HamokConfigError(`syncIntervalMs must be a positive integer, got ${intervalMs}`);
+    }
+    this.dataDir = dataDir;
+    this.syncPolicy = policy;
+    this.#fs = options.fs ?? NODE_FS;
+    this.#segmentBytes = options.segmentBytes ?? 64 * 1024 * 1024;
+    this.#walDir = join(dataDir, "wal");
+    this.#snapDir = join(dataDir, "snap");
+    const fs = this.#fs;
+    this.#io(dataDir, () => fs.mkdirSync(dataDir, { recursive: true }));
+    this.#lock = this.#io(dataDir, () => lockDir(fs, dataDir));
+    try {
+      const metaPath = join(dataDir, "meta.json");
+      let meta: DirMeta;
+      if (fs.existsSync(metaPath)) {
+        meta = this.#readMeta(metaPath);
+        this.created = false;
+      } else {
+        meta = { format: FORMAT, clusterId, memberId: `${peerId}/${randomTag()}` };
+        this.#io(dataDir, () => {
+          fs.mkdirSync(this.#walDir, { recursive: true });
+          fs.mkdirSync(this.#snapDir, { recursive: true });
+          syncDir(fs, dataDir);
+          writeFileAtomic(fs, dataDir, "meta.json", new TextEncoder().encode(JSON.stringify(meta) + "\n"));
+        });
+        this.created = true;
+      }
+      if (meta.clusterId !== clusterId) {
+        throw new HamokStorageMismatchError(
+          `data directory ${dataDir} belongs to cluster '${meta.clusterId}', not '${clusterId}'`,
+          { path: dataDir, expected: clusterId, found: meta.clusterId },
+        );
+      }
+      const slash = meta.memberId.lastIndexOf("/");
+      const owner = slash < 0 ? meta.memberId : meta.memberId.slice(0, slash);
+      if (owner !== peerId) {
+        throw new HamokStorageMismatchError(
+          `data directory ${dataDir} belongs to peer '${owner}', not '${peerId}'`,
+          { path: dataDir, expected: peerId, found: owner },
+        );
+      }
+      this.memberId = meta.memberId;
+    } catch (error) {
+      this.#lock.release();
+      throw error;
+    }
+    if (policy === "interval") {
+      this.#timer = setInterval(() => void this.#flush().catch(() => {}), intervalMs);
+      (this.#timer as { unref?: () => void }).unref?.();
+    }
+  }
+
+  /** Index of the latest snapshot (0 without one). */
+  get snapshotIndex(): number {
+    return this.#snapshot?.meta.index ?? 0;
+  }
+
+  /** Index of the last stored entry. */
+  get lastIndex(): number {
+    return this.#base + this.#entries.length;
+  }
+
+  /** Number of WAL segment files. */
+  get segmentCount(): number {
+    return this.#segments().length;
+  }
+
+  /**
+   * Replays the directory: the latest snapshot, then every segment in order. A torn record at the
+   * end of the last segment (a crash during a write) is cut off; damage anywhere else throws
+   * {@linkcode HamokStorageCorruptError} naming the file and offset.
+   */
+  load(): Promise<RaftPersistentState> {
+    try {
+      return Promise.resolve(this.loadSync());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** The synchronous body of {@linkcode load}. */
+  loadSync(): RaftPersistentState {
+    this.#checkOpen();
+    if (!this.#loaded) this.#replay();
+    return this.#snapshot === undefined
+      ? { hardState: this.#hardState, entries: this.#entries.slice() }
+      : { hardState: this.#hardState, snapshot: this.#snapshot, entries: this.#entries.slice() };
+  }
+
+  /** Persists term, vote and commit (written at once; durable after {@linkcode sync}). */
+  saveHardState(hardState: HardState): void {
+    this.#checkWritable();
+    this.#hardState = hardState;
+    this.#write(frameRecord(RecordType.hardState, encodeHardState(hardState)));
+  }
+
+  /** Appends entries, replacing any stored suffix from `entries[0].index` (durable after {@linkcode sync}). */
+  append(entries: readonly Entry[]): void {
+    this.#checkWritable();
+    if (entries.length === 0) return;
+    let from = 0;
+    while (from < entries.length && entries[from].index <= this.#base) from++;
+    if (from === entries.length) return;
+    const first = entries[from].index;
+    if (first > this.lastIndex + 1) {
+      throw new HamokStorageError(
+        `append at ${first} leaves a gap after the last stored index ${this.lastIndex}`,
+        { path: this.dataDir },
+      );
+    }
+    const batch = from === 0 ? entries : entries.slice(from);
+    this.#write(frameRecord(RecordType.entries, encodeCbor(packLogEntries(batch))));
+    this.#entries.length = first - this.#base - 1;
+    for (let i = 0; i < batch.length; i++) this.#entries.push(batch[i]);
+  }
+
+  /**
+   * Makes what was written durable per the sync policy: `"always"` syncs the segment (one
+   * `fdatasync`, off the event loop); the other policies return at once.
+   */
+  sync(): Promise<void> | void {
+    if (this.syncPolicy !== "always" || !this.#dirty) return;
+    return this.#flush();
+  }
+
+  /**
+   * Persists a snapshot (file synced and renamed into place), restarts the log after it in a new
+   * segment (keeping the entries after it if the stored entry at its index has its term, see
+   * {@linkcode RaftStorage.saveSnapshot}) and deletes the segments and snapshots it covers.
+   */
+  saveSnapshot(snapshot: Snapshot): void {
+    this.#checkWritable();
+    if (!this.#loaded) this.#replay();
+    const { index, term } = snapshot.meta;
+    if (this.#snapshot !== undefined && index <= this.snapshotIndex) return;
+    const position = index - this.#base - 1;
+    const stored = position >= 0 && position < this.#entries.length ? this.#entries[position] : undefined;
+    const kept = stored !== undefined && stored.term === term ? this.#entries.slice(position + 1) : [];
+    const fs = this.#fs;
+    this.#io(this.#snapDir, () => writeSnapshotFile(fs, this.#snapDir, snapshot));
+    this.#snapshot = snapshot;
+    this.#base = index;
+    this.#baseTerm = term;
+    this.#entries = kept;
+    // the new segment alone describes the log after the snapshot
+    const old = this.#segments();
+    this.#roll([
+      frameRecord(RecordType.reset, encodeCbor([index, term])),
+      frameRecord(RecordType.hardState, encodeHardState(this.#hardState)),
+      ...(kept.length > 0 ? [frameRecord(RecordType.entries, encodeCbor(packLogEntries(kept)))] : []),
+    ], true);
+    this.#io(this.#walDir, () => {
+      for (const seq of old) fs.unlinkSync(join(this.#walDir, segmentName(seq)));
+      for (const i of listSnapshots(fs, this.#snapDir)) {
+        if (i < index) fs.unlinkSync(snapshotPath(this.#snapDir, i));
+      }
+      syncDir(fs, this.#walDir);
+      syncDir(fs, this.#snapDir);
+    });
+  }
+
+  /** Syncs what is pending (unless the policy is `"never"`), closes the segment and releases the lock. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    try {
+      if (this.#failure === undefined && this.syncPolicy !== "never" && this.#dirty) await this.#flush();
+    } catch {
+      // reported by the flush's caller path; the directory stays consistent up to the last sync
+    } finally {
+      this.#closed = true;
+      if (this.#fd !== undefined) {
+        try {
+          this.#fs.closeSync(this.#fd);
+        } catch {
+          // best effort
+        }
+      }
+      this.#fd = undefined;
+      this.#lock.release();
+    }
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  #readMeta(path: string): DirMeta {
+    let meta: DirMeta;
+    try {
+      meta = JSON.parse(new TextDecoder().decode(this.#fs.readFileSync(path))) as DirMeta;
+    } catch (error) {
+      throw new HamokStorageCorruptError("meta.json does not parse", { path, offset: 0 }, { cause: error });
+    }
+    if (meta === null || typeof meta !== "object" || typeof meta.memberId !== "string") {
+      throw new HamokStorageCorruptError("meta.json has the wrong shape", { path, offset: 0 });
+    }
+    if (meta.format !== FORMAT) {
+      throw new HamokStorageMismatchError(`unsupported data directory format ${meta.format}`, {
+        path,
+        expected: String(FORMAT),
+        found: String(meta.format),
+      });
+    }
+    return meta;
+  }
+
+  #segments(): number[] {
+    const out: number[] = [];
+    for (const name of this.#fs.readdirSync(this.#walDir)) {
+      const seq = parseSegmentName(name);
+      if (seq !== undefined) out.push(seq);
+    }
+    return out.sort((a, b) => a - b);
+  }
+
+  #replay(): void {
+    const fs = this.#fs;
+    fs.mkdirSync(this.#walDir, { recursive: true });
+    fs.mkdirSync(this.#snapDir, { recursive: true });
+    for (const name of fs.readdirSync(this.#snapDir)) {
+      if (name.endsWith(".tmp")) fs.unlinkSync(join(this.#snapDir, name)); // an unfinished snapshot
+    }
+    const snapshots = listSnapshots(fs, this.#snapDir);
+    const snapshot = snapshots.length > 0
+      ? readSnapshotFile(fs, snapshotPath(this.#snapDir, snapshots[snapshots.length - 1]))
+      : undefined;
+    const segments = this.#segments();
+    let hardState = INITIAL_HARD_STATE;
+    let base = 0;
+    let baseTerm = 0;
+    let entries: Entry[] = [];
+    for (let s = 0; s < segments.length; s++) {
+      const path = join(this.#walDir, segmentName(segments[s]));
+      const bytes = fs.readFileSync(path);
+      const { records, stop } = scanRecords(bytes);
+      if (stop !== undefined) {
+        if (s !== segments.length - 1 || !stop.torn) {
+          throw new HamokStorageCorruptError(`damaged WAL record: ${stop.reason}`, {
+            path,
+            offset: stop.offset,
+          });
+        }
+        // a torn tail from a crash: cut it off
+        const fd = fs.openSync(path, "r+");
+        try {
+          fs.ftruncateSync(fd, stop.offset);
+          fs.fsyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+      }
+      for (const record of records) {
+        let value: unknown;
+        try {
+          value = decodeCbor(record.payload);
+          switch (record.type) {
+            case RecordType.hardState:
+              hardState = decodeHardState(value);
+              break;
+            case RecordType.reset: {
+              const [i, t] = value as [number, number];
+              if (!Number.isInteger(i) || !Number.isInteger(t)) throw new TypeError("bad reset record");
+              base = i;
+              baseTerm = t;
+              entries = [];
+              break;
+            }
+            case RecordType.entries: {
+              const batch = unpackLogEntries(value);
+              let from = 0;
+              while (from < batch.length && batch[from].index <= base) from++;
+              if (from === batch.length) break;
+              const first = batch[from].index;
+              const last = base + entries.length;
+              if (first > last + 1) throw new TypeError(`entries at ${first} leave a gap after ${last}`);
+              entries.length = first - base - 1;
+              for (let i = from; i < batch.length; i++) entries.push(batch[i]);
+              break;
+            }
+            default:
+              throw new TypeError(`unknown record type ${record.type}`);
+          }
+        } catch (error) {
+          throw new HamokStorageCorruptError(
+            `WAL record does not decode: ${(error as Error).message}`,
+            { path, offset: record.offset },
+            { cause: error },
+          );
+        }
+      }
+    }
+    if (snapshot !== undefined) {
+      const { index, term } = snapshot.meta;
+      if (index > base) {
+        // the snapshot file was renamed into place but its reset record did not make it
+        const position = index - base - 1;
+        const stored = position < entries.length ? entries[position] : undefined;
+        entries = stored !== undefined && stored.term === term ? entries.slice(position + 1) : [];
+        base = index;
+        baseTerm = term;
+      } else if (index < base) {
+        throw new HamokStorageCorruptError(`the log restarts after index ${base} but no snapshot covers it`, {
+          path: this.#snapDir,
+          offset: 0,
+        });
+      }
+    } else if (base > 0) {
+      throw new HamokStorageCorruptError(`the log restarts after index ${base} but the snapshot is missing`, {
+        path: this.#snapDir,
+        offset: 0,
+      });
+    }
+    this.#snapshot = snapshot;
+    this.#hardState = hardState;
+    this.#base = base;
+    this.#baseTerm = baseTerm;
+    this.#entries = entries;
+    this.#seq = segments.length > 0 ? segments[segments.length - 1] : 0;
+    if (segments.length > 0) {
+      const path = join(this.#walDir, segmentName(this.#seq));
+      this.#fd = this.#io(path, () => fs.openSync(path, "a"));
+      this.#segmentSize = fs.readFileSync(path).length;
+    }
+    this.#loaded = true;
+  }
+
+  /** Starts segment `seq + 1` with `records`; syncs the previous one first (unless "never"). */
+  #roll(records: Uint8Array[], syncNew: boolean): void {
+    const fs = this.#fs;
+    const seq = this.#seq + 1;
+    const path = join(this.#walDir, segmentName(seq));
+    this.#io(path, () => {
+      if (this.#fd !== undefined) {
+        if (this.syncPolicy !== "never") fs.fsyncSync(this.#fd);
+        fs.closeSync(this.#fd);
+        this.#fd = undefined;
+      }
+      const fd = fs.openSync(path, "a");
+      this.#fd = fd;
+      this.#seq = seq;
+      let size = 0;
+      for (const r of records) size += r.length;
+      const all = new Uint8Array(size);
+      let at = 0;
+      for (const r of records) {
+        all.set(r, at);
+        at += r.length;
+      }
+      writeAll(fs, fd, all);
+      this.#segmentSize = size;
+      if (syncNew && this.syncPolicy !== "never") {
+        fs.fsyncSync(fd);
+        syncDir(fs, this.#walDir);
+        this.#dirty = false;
+      } else {
+        this.#dirty = true;
+      }
+    });
+  }
+
+  #write(record: Uint8Array): void {
+    if (!this.#loaded) this.#replay();
+    if (this.#fd === undefined || this.#segmentSize >= this.#segmentBytes) {
+      this.#roll([frameRecord(RecordType.hardState, encodeHardState(this.#hardState))], false);
+    }
+    const fd = this.#fd!;
+    this.#io(join(this.#walDir, segmentName(this.#seq)), () => writeAll(this.#fs, fd, record));
+    this.#segmentSize += record.length;
+    this.#dirty = true;
+  }
+
+  /** One fdatasync of the current segment; concurrent callers share the running one and chain. */
+  #flush(): Promise<void> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    const fd = this.#fd;
+    if (fd === undefined || !this.#dirty) return this.#syncing ?? Promise.resolve();
+    const previous = this.#syncing ?? Promise.resolve();
+    this.#dirty = false;
+    const path = join(this.#walDir, segmentName(this.#seq));
+    const run = previous.then(() =>
+      new Promise<void>((resolve, reject) => {
+        this.#fs.fdatasync(fd, (error) => {
+          if (error === null || error === undefined) resolve();
+          else reject(this.#fail(path, error));
+        });
+      })
+    );
+    this.#syncing = run;
+    void run.then(() => {
+      if (this.#syncing === run) this.#syncing = undefined;
+    }, () => {});
+    return run;
+  }
+
+  #io<T>(path: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      if (error instanceof HamokStorageError || error instanceof HamokConfigError) throw error;
+      throw this.#fail(path, error);
+    }
+  }
+
+  #fail(path: string, error: unknown): HamokStorageError {
+    const code = (error as { code?: string }).code;
+    const failure = code === "ENOSPC"
+      ? new HamokStorageFullError(`no space left on the device of ${path}`, { path }, { cause: error })
+      : new HamokStorageError(`I/O error on ${path}: ${(error as Error).message}`, { path }, {
+        cause: error,
+      });
+    this.#failure ??= failure;
+    return failure;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new HamokClosedError(`storage of member ${this.memberId} is closed`);
+  }
+
+  #checkWritable(): void {
+    this.#checkOpen();
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+}
+
+function encodeHardState(hardState: HardState): Uint8Array {
+  return encodeCbor([hardState.term, hardState.vote ?? null, hardState.commit]);
+}
+
+function decodeHardState(value: unknown): HardState {
+  const a = value as [number, string | null, number];
+  if (!Array.isArray(a) || a.length !== 3 || !Number.isInteger(a[0]) || !Number.isInteger(a[2])) {
+    throw new TypeError("bad hard state record");
+  }
+  if (a[1] !== null && typeof a[1] !== "string") throw new TypeError("bad hard state vote");
+  return { term: a[0], vote: a[1] ?? undefined, commit: a[2] };
+}

@@ -1,0 +1,118 @@
+/**
+ * The file-system seam of the file storage: the few `node:fs` functions it uses (so Deno, Bun and
+ * Node all run it), replaceable in tests to inject failures such as a full disk.
+ *
+ * @module
+ */
+
+import * as nodeFs from "node:fs";
+import { join } from "node:path";
+
+/**
+ * The subset of `node:fs` the file storage calls. Pass a wrapper as
+ * `FileRaftStorageOptions.fs` to inject failures.
+ *
+ * @example
+ * ```ts
+ * import * as fs from "node:fs";
+ * import type { StorageFs } from "./storage_fs.ts";
+ * const full: StorageFs = {
+ *   ...fs,
+ *   writeSync: () => {
+ *     throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
+ *   },
+ * };
+ * ```
+ */
+export interface StorageFs {
+  /** `fs.openSync`. */
+  openSync(path: string, flags: string): number;
+  /** `fs.writeSync` of a whole buffer at the current position (returns bytes written). */
+  writeSync(fd: number, buffer: Uint8Array): number;
+  /** `fs.fdatasync` (callback form: runs off the event loop). */
+  fdatasync(fd: number, callback: (error: Error | null) => void): void;
+  /** `fs.fsyncSync`. */
+  fsyncSync(fd: number): void;
+  /** `fs.closeSync`. */
+  closeSync(fd: number): void;
+  /** `fs.ftruncateSync`. */
+  ftruncateSync(fd: number, length: number): void;
+  /** `fs.readFileSync` without encoding. */
+  readFileSync(path: string): Uint8Array;
+  /** `fs.renameSync`. */
+  renameSync(from: string, to: string): void;
+  /** `fs.unlinkSync`. */
+  unlinkSync(path: string): void;
+  /** `fs.readdirSync` (names). */
+  readdirSync(path: string): string[];
+  /** `fs.mkdirSync` with `{ recursive: true }`. */
+  mkdirSync(path: string, options: { recursive: true }): unknown;
+  /** `fs.existsSync`. */
+  existsSync(path: string): boolean;
+}
+
+/**
+ * The real file system.
+ *
+ * @example
+ * ```ts
+ * import { NODE_FS } from "./storage_fs.ts";
+ * NODE_FS.existsSync("/tmp"); // true
+ * ```
+ */
+export const NODE_FS: StorageFs = {
+  openSync: (path, flags) => nodeFs.openSync(path, flags),
+  writeSync: (fd, buffer) => nodeFs.writeSync(fd, buffer),
+  fdatasync: (fd, callback) => nodeFs.fdatasync(fd, callback),
+  fsyncSync: (fd) => nodeFs.fsyncSync(fd),
+  closeSync: (fd) => nodeFs.closeSync(fd),
+  ftruncateSync: (fd, length) => nodeFs.ftruncateSync(fd, length),
+  readFileSync: (path) => nodeFs.readFileSync(path),
+  renameSync: (from, to) => nodeFs.renameSync(from, to),
+  unlinkSync: (path) => nodeFs.unlinkSync(path),
+  readdirSync: (path) => nodeFs.readdirSync(path),
+  mkdirSync: (path, options) => nodeFs.mkdirSync(path, options),
+  existsSync: (path) => nodeFs.existsSync(path),
+};
+
+/** Writes all of `buffer` (a short write is retried from where it stopped). */
+export function writeAll(fs: StorageFs, fd: number, buffer: Uint8Array): void {
+  let offset = 0;
+  while (offset < buffer.length) {
+    const written = fs.writeSync(fd, offset === 0 ? buffer : buffer.subarray(offset));
+    if (written <= 0) throw new Error("write returned 0 bytes");
+    offset += written;
+  }
+}
+
+/** Syncs a directory (so renames and new files in it survive a power loss); no-op where unsupported. */
+export function syncDir(fs: StorageFs, dir: string): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(dir, "r");
+  } catch {
+    return;
+  }
+  try {
+    fs.fsyncSync(fd);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code !== "EISDIR" && code !== "EINVAL" && code !== "EBADF" && code !== "EPERM") throw error;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Writes `data` to `path` atomically: `<path>.tmp`, fsync, rename, fsync of the directory. */
+export function writeFileAtomic(fs: StorageFs, dir: string, name: string, data: Uint8Array): void {
+  const tmp = join(dir, `${name}.tmp`);
+  const fd = fs.openSync(tmp, "w");
+  try {
+    writeAll(fs, fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, join(dir, name));
+  syncDir(fs, dir);
+}
