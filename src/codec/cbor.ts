@@ -72,3 +72,57 @@ export function messageOf(error: unknown): string {
     return describeType(error);
   }
 }
+
+/**
+ * Built-in classes whose state is internal: CBOR would encode every instance as `{}` (so two of them
+ * would even collide as map keys).
+ */
+const OPAQUE_CLASSES: readonly (abstract new (...args: never[]) => unknown)[] = [
+  WeakMap,
+  WeakSet,
+  WeakRef,
+  Promise,
+  FinalizationRegistry,
+];
+
+/**
+ * Throws a `TypeError` naming the path of the first part of `value` that CBOR cannot round-trip at
+ * all: a function, a symbol, a `WeakMap`/`WeakSet`/`WeakRef`/`FinalizationRegistry`, a `Promise`,
+ * or a cycle. (Instances of application classes pass: they arrive as plain objects, as documented.)
+ */
+export function assertRoundTrips(value: unknown, path = "value", depth = 0, seen?: Set<object>): void {
+  if (value === null) return;
+  const type = typeof value;
+  if (type !== "object") {
+    if (type === "function" || type === "symbol") {
+      throw new TypeError(`${path} is a ${type}, which CBOR cannot encode`);
+    }
+    return;
+  }
+  const object = value as object;
+  if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer || object instanceof Date) return;
+  if (depth > 256) throw new TypeError(`${path} is nested more than 256 levels deep`);
+  for (const opaque of OPAQUE_CLASSES) {
+    if (object instanceof opaque) {
+      throw new TypeError(`${path} is a ${opaque.name}, which CBOR would store as {}`);
+    }
+  }
+  seen ??= new Set();
+  if (seen.has(object)) throw new TypeError(`${path} refers back to itself (a cycle)`);
+  seen.add(object);
+  if (Array.isArray(object)) {
+    for (let i = 0; i < object.length; i++) assertRoundTrips(object[i], `${path}[${i}]`, depth + 1, seen);
+  } else if (object instanceof Map) {
+    for (const [k, v] of object) {
+      assertRoundTrips(k, `${path} key`, depth + 1, seen);
+      assertRoundTrips(v, `${path}.get(...)`, depth + 1, seen);
+    }
+  } else if (object instanceof Set) {
+    for (const v of object) assertRoundTrips(v, `${path} item`, depth + 1, seen);
+  } else {
+    for (const key of Object.keys(object)) {
+      assertRoundTrips((object as Record<string, unknown>)[key], `${path}.${key}`, depth + 1, seen);
+    }
+  }
+  seen.delete(object);
+}

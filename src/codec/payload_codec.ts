@@ -17,7 +17,7 @@
  */
 
 import { HamokCodecError } from "../errors.ts";
-import { decodeCbor, describeType, encodeCbor, messageOf } from "./cbor.ts";
+import { assertRoundTrips, decodeCbor, describeType, encodeCbor, messageOf } from "./cbor.ts";
 
 /**
  * Turns the arguments of an event into a string or bytes and back. Compatible with a codec of the
@@ -55,11 +55,13 @@ export interface PayloadCodec {
 export class CborPayloadCodec implements PayloadCodec {
   /** Encodes the arguments as a CBOR array. */
   encode(...args: unknown[]): Uint8Array {
+    assertRoundTrips(args, "args");
     return encodeCbor(args);
   }
 
   /** Encodes an argument list that is already an array (no spread, no copy of the list). */
   encodeArgs(args: readonly unknown[]): Uint8Array {
+    assertRoundTrips(args, "args");
     return encodeCbor(args);
   }
 

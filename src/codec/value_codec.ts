@@ -11,7 +11,7 @@
  */
 
 import { HamokCodecError } from "../errors.ts";
-import { decodeCbor, describeType, encodeCbor, messageOf } from "./cbor.ts";
+import { assertRoundTrips, decodeCbor, describeType, encodeCbor, messageOf } from "./cbor.ts";
 
 /**
  * Turns one value into a string or bytes and back.
@@ -47,8 +47,12 @@ export interface ValueCodec<T> {
  * ```
  */
 export class CborValueCodec<T = unknown> implements ValueCodec<T> {
-  /** Encodes the value as CBOR. */
+  /**
+   * Encodes the value as CBOR. Throws `TypeError` for a value CBOR cannot round-trip (a function,
+   * a `WeakMap`, a `Promise`, an instance of an application class, a cycle, ...).
+   */
   encode(value: T): Uint8Array {
+    assertRoundTrips(value);
     return encodeCbor(value);
   }
 

@@ -517,6 +517,23 @@ describe("hardening: inputs are checked", () => {
     assert.equal(typeof error.requestId, "string");
   });
 
+  it("the default codec refuses values it would store as {} (two such keys would collide)", async () => {
+    const cluster = await startCluster(memoryTransports(), ["a"]);
+    try {
+      const [a] = cluster.peers;
+      const map = a.createMap<unknown, unknown>({ mapId: "m" });
+      await assert.rejects(map.set(new WeakMap(), 1), { code: "HAMOK_CODEC" });
+      await assert.rejects(map.set("k", Promise.resolve(1)), { code: "HAMOK_CODEC" });
+      await assert.rejects(map.set("k", { nested: [new WeakSet()] }), { code: "HAMOK_CODEC" });
+      assert.equal(map.size, 0, "nothing was written");
+      const emitter = a.createEmitter<{ e: [unknown] }>({ emitterId: "ev" });
+      assert.throws(() => emitter.notify("e", new WeakMap()), { code: "HAMOK_CODEC" });
+      await map.set("k", { plain: [1, new Map([["x", new Set([1])]])] });
+    } finally {
+      await cluster.close();
+    }
+  });
+
   it("a write loop on a one-member cluster lets timers run", async () => {
     const cluster = await startCluster(memoryTransports(), ["a"]);
     try {
