@@ -167,7 +167,7 @@ export class HamokMapState implements ReplicatedState {
 
   /**
    * @internal Replaces the state with an image, keeping the image's order. The observer hears the
-   * difference: removals first, then insertions and updates in the image's order.
+   * difference: removals first, then insertions and updates in revision order.
    */
   restore(image: unknown): void {
     const flat = Array.isArray(image) ? image : [0];
@@ -199,6 +199,8 @@ export class HamokMapState implements ReplicatedState {
     this.#revision = revision;
     if (observer === undefined) return;
     for (const entry of removed) observer.removed(entry, revision);
+    // in revision order, so a listener never sees revisions go backwards (the image is in key order)
+    changes.sort((x, y) => x[0].revision - y[0].revision);
     for (const [entry, previous] of changes) {
       if (previous === undefined) observer.inserted(entry, entry.revision);
       else observer.updated(entry, previous.value, previous.valueOwner, previous.valueCache, entry.revision);

@@ -182,7 +182,10 @@ describe("HamokMapState", () => {
     const view = (s: HamokMapState) => [...s.entries()].map((e) => [text(e.key), text(e.value), e.revision]);
     assert.deepEqual(view(target), view(source));
     assert.equal(target.revision, source.revision);
-    assert.deepEqual(log.map((l) => l.replace(/@\d+$/, "")), ["-z=gone", "+a=1b", "~b=1,2>1,2", "+d="]);
+    // insertions and updates in revision order (b@1, a@2, d@4), not in the image's key order
+    assert.deepEqual(log.map((l) => l.replace(/@\d+$/, "")), ["-z=gone", "~b=1,2>1,2", "+a=1b", "+d="]);
+    const revisions = log.slice(1).map((l) => Number(l.split("@")[1]));
+    assert.deepEqual(revisions, [...revisions].sort((x, y) => x - y));
     // restoring the same image again changes nothing
     log.length = 0;
     target.restore(structuredClone(image));
