@@ -78,6 +78,7 @@ import {
   HamokNotJoinedError,
   HamokPayloadTooLargeError,
   HamokRemovedError,
+  HamokStorageError,
   HamokTimeoutError,
 } from "./errors.ts";
 import { RaftNode } from "./raft/raft_node.ts";
@@ -91,6 +92,7 @@ import type {
   SoftState,
 } from "./raft/types.ts";
 import { MemoryRaftStorage } from "./storage/memory_storage.ts";
+import { FileRaftStorage } from "./storage/file_raft_storage.ts";
 import type { RaftPersistentState, RaftStorage } from "./storage/raft_storage.ts";
 import { MemoryTransport } from "./transport/memory_transport.ts";
 import type {
@@ -200,6 +202,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   readonly #ownsTransport: boolean;
   readonly #ownsStorage: boolean;
   #storage: RaftStorage;
+  /** Set once the storage failed: writes are refused from then on. */
+  #storageFailure: Error | undefined;
   #memberId: string;
   readonly #stateMachine = new StateMachine();
   readonly #rpc: RpcRouter;
@@ -255,7 +259,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     this.transport = this.config.transport ?? new MemoryTransport();
     this.#ownsStorage = this.config.storage === undefined;
     this.#memberId = newMemberId(this.localPeerId, this.config.scheduler);
-    this.#storage = this.config.storage ?? new MemoryRaftStorage(this.#memberId);
+    this.#storage = this.config.storage ?? this.#newOwnedStorage();
     if (!this.#ownsStorage) {
       const storageMember = (this.#storage as { memberId?: unknown }).memberId;
       if (typeof storageMember === "string") {
@@ -975,6 +979,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     if (this.#driver === undefined && this.#joinPromise === undefined) {
       return Promise.reject(new HamokNotJoinedError(`cannot ${op} on ${kind} '${id}': call join() first`));
     }
+    if (this.#storageFailure !== undefined) return Promise.reject(this.#storageFailure);
     const requestId = options.requestId ?? `${this.#memberId}:${++this.#proposalCounter}`;
     if (this.#proposals.has(requestId)) {
       return Promise.reject(new HamokConfigError(`request '${requestId}' is already in flight`));
@@ -1186,7 +1191,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       electionTicks: this.config.electionTicks,
       heartbeatTicks: this.config.heartbeatTicks,
       // every append fits in one message (an entry alone is admitted only if it fits: see propose)
-      maxBytesPerAppend: Math.max(1, this.maxMessageBytes - ENTRY_FRAMING_BYTES),
+      maxBytesPerAppend: Math.max(1, Math.min(1024 * 1024, this.maxMessageBytes - ENTRY_FRAMING_BYTES)),
+      snapshotChunkBytes: Math.max(1, Math.min(256 * 1024, this.maxMessageBytes - ENTRY_FRAMING_BYTES)),
       random,
     }, persisted);
     this.#node = node;
@@ -1203,7 +1209,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       restore: (snapshot) => this.#onSnapshotRestored(snapshot),
       softStateChanged: (state) => this.#onSoftState(state),
       membershipChanged: (membership) => this.#onMembershipAppended(membership),
-      error: (error) => this.reportError(asError(error)),
+      error: (error) => this.#onDriverError(error),
     };
     if (this.metrics.enabled) {
       hooks.appliedBatch = (count) => this.metrics.applyBatchSize.record(count, this.metrics.peerAttributes);
@@ -1239,10 +1245,36 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     this.#setState("empty");
     // a later join() must come back under a new member id (the old one is tombstoned)
     if (this.#ownsStorage) {
-      void Promise.resolve(this.#storage.close()).catch(() => {});
+      if (this.#storage instanceof FileRaftStorage) this.#storage.discard();
+      else void Promise.resolve(this.#storage.close()).catch(() => {});
       this.#memberId = newMemberId(this.localPeerId, this.config.scheduler);
-      this.#storage = new MemoryRaftStorage(this.#memberId);
+      this.#storage = this.#newOwnedStorage();
     }
+  }
+
+  /** The storage this peer makes itself: a file storage in `dataDir` (whose member id it takes), else memory. */
+  #newOwnedStorage(): RaftStorage {
+    const dataDir = this.config.dataDir;
+    if (dataDir === undefined) return new MemoryRaftStorage(this.#memberId);
+    const storage = new FileRaftStorage({
+      dataDir,
+      peerId: this.localPeerId,
+      clusterId: this.config.clusterId,
+      sync: this.config.sync,
+      syncIntervalMs: this.config.syncIntervalMs,
+    });
+    this.#memberId = storage.memberId;
+    return storage;
+  }
+
+  /** A driver failure: a storage failure also stops this peer from accepting writes. */
+  #onDriverError(error: unknown): void {
+    const failure = asError(error);
+    if (failure instanceof HamokStorageError && this.#storageFailure === undefined) {
+      this.#storageFailure = failure;
+      this.logger.error(`hamok ${this.localPeerId}: storage failed, no longer accepting writes`, failure);
+    }
+    this.reportError(failure);
   }
 
   #requireDriver(): RaftDriver {
