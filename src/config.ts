@@ -9,6 +9,7 @@ import { HamokConfigError } from "./errors.ts";
 import { type ClusterKey, clusterKeysOf } from "./codec/wire_auth.ts";
 import { ClusterSubjects } from "./cluster/subjects.ts";
 import type { RaftStorage } from "./storage/raft_storage.ts";
+import type { FileSyncPolicy } from "./storage/file_raft_storage.ts";
 import type { Transport } from "./transport/transport.ts";
 import { randomUuid, REAL_SCHEDULER, type Scheduler } from "./cluster/scheduler.ts";
 
@@ -55,8 +56,18 @@ export interface HamokConfig {
    * process find each other without any set-up. A transport passed here is not closed by `close()`.
    */
   transport?: Transport;
-  /** Raft storage. Default: a fresh in-memory storage. */
+  /** Raft storage. Default: a fresh in-memory storage (or a file storage in `dataDir`). */
   storage?: RaftStorage;
+  /**
+   * A directory for this peer's durable state (log, snapshots, member id). One directory per peer;
+   * a peer restarted on its directory comes back as the same member with its data. Cannot be
+   * combined with `storage`. Default: none (in memory).
+   */
+  dataDir?: string;
+  /** Sync policy of the `dataDir` storage (see `FileSyncPolicy`). Default `"always"`. */
+  sync?: FileSyncPolicy;
+  /** Period of the `"interval"` sync policy, in ms. Default 100. */
+  syncIntervalMs?: number;
   /** Period of the Raft clock in milliseconds; ticks only drive timeouts. Default 50. */
   tickMs?: number;
   /** Election timeout in ticks; the effective timeout is random in [n, 2n) ticks. Default 10. */
@@ -104,6 +115,12 @@ export interface HamokConfig {
    */
   autoRejoin?: boolean;
   /**
+   * The most voters the cluster keeps. Further members stay learners: they replicate, serve local and
+   * linearizable reads and forward writes, but a commit never waits for them; one is promoted when a
+   * voter leaves or is removed. Default 5 (a commit waits for 3 acknowledgements at most).
+   */
+  voters?: number;
+  /**
    * Advanced, for testing: the timers, clocks and randomness the peer uses (everything above the
    * pure Raft core takes them from here). Default: the runtime's own (`REAL_SCHEDULER`). The
    * whole-peer simulator passes a virtual scheduler so that a run replays by seed; applications
@@ -124,6 +141,12 @@ export interface ResolvedHamokConfig {
   readonly transport: Transport | undefined;
   /** See {@linkcode HamokConfig.storage}; `undefined`: the peer creates a memory storage. */
   readonly storage: RaftStorage | undefined;
+  /** See {@linkcode HamokConfig.dataDir}. */
+  readonly dataDir: string | undefined;
+  /** See {@linkcode HamokConfig.sync}. */
+  readonly sync: FileSyncPolicy;
+  /** See {@linkcode HamokConfig.syncIntervalMs}. */
+  readonly syncIntervalMs: number;
   /** See {@linkcode HamokConfig.tickMs}. */
   readonly tickMs: number;
   /** See {@linkcode HamokConfig.electionTicks}. */
@@ -152,6 +175,8 @@ export interface ResolvedHamokConfig {
   readonly expectedPeers: number;
   /** See {@linkcode HamokConfig.autoRejoin}. */
   readonly autoRejoin: boolean;
+  /** See {@linkcode HamokConfig.voters}. */
+  readonly voters: number;
   /** See {@linkcode HamokConfig.scheduler}; `REAL_SCHEDULER` when none was given. */
   readonly scheduler: Scheduler;
 }
@@ -286,12 +311,29 @@ export function resolveHamokConfig(config: HamokConfig = {}): ResolvedHamokConfi
       `heartbeatTicks (${heartbeatTicks}) must be below electionTicks (${electionTicks})`,
     );
   }
+  if (config.dataDir !== undefined) {
+    if (typeof config.dataDir !== "string" || config.dataDir.length === 0) {
+      throw new HamokConfigError(`dataDir must be a non-empty string, got ${JSON.stringify(config.dataDir)}`);
+    }
+    if (config.storage !== undefined) throw new HamokConfigError("give either storage or dataDir, not both");
+  }
+  if (
+    config.sync !== undefined && config.sync !== "always" && config.sync !== "interval" &&
+    config.sync !== "never"
+  ) {
+    throw new HamokConfigError(
+      `sync must be "always", "interval" or "never", got ${JSON.stringify(config.sync)}`,
+    );
+  }
   return {
     peerId,
     clusterId,
     subjectPrefix,
     transport: config.transport,
     storage: config.storage,
+    dataDir: config.dataDir,
+    sync: config.sync ?? "always",
+    syncIntervalMs: positiveInteger("syncIntervalMs", config.syncIntervalMs, 100),
     tickMs: timeoutMs("tickMs", config.tickMs, d.tickMs),
     electionTicks,
     heartbeatTicks,
@@ -306,6 +348,7 @@ export function resolveHamokConfig(config: HamokConfig = {}): ResolvedHamokConfi
     bootstrap: bootstrapOf(config.bootstrap),
     expectedPeers: positiveInteger("expectedPeers", config.expectedPeers, 1),
     autoRejoin: booleanOf("autoRejoin", config.autoRejoin, true),
+    voters: positiveInteger("voters", config.voters, 5),
     scheduler,
   };
 }

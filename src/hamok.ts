@@ -229,6 +229,12 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   readonly #waiters: Waiters;
   readonly #client: ClientService;
   #proposalCounter = 0;
+  /**
+   * Request ids are `<memberId>:<session><counter>`. A member restarted on its durable storage
+   * keeps its id and its applied request ids, so each such start gets a new session tag: a
+   * restarted counter must never repeat an id the state machine would skip as a duplicate.
+   */
+  #requestSession = "";
   readonly #collections = new Map<string, HostedCollection>();
   readonly #ackHandlers = new Map<string, AckHandler>();
   readonly #memberRemovedListeners = new Set<(peerId: string) => void>();
@@ -686,7 +692,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
         throw new HamokTimeoutError(`the commit head was not reached within ${timeoutMs} ms`, { timeoutMs });
       }
       if (this.#leaderMemberId === undefined) await this.waitUntilLeader(remaining);
-      const ctx = `${this.#memberId}:read:${++this.#proposalCounter}`;
+      const ctx = `${this.#memberId}:read:${this.#requestSession}${++this.#proposalCounter}`;
       let index: number;
       try {
         index = await withTimeout(
@@ -980,7 +986,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       return Promise.reject(new HamokNotJoinedError(`cannot ${op} on ${kind} '${id}': call join() first`));
     }
     if (this.#storageFailure !== undefined) return Promise.reject(this.#storageFailure);
-    const requestId = options.requestId ?? `${this.#memberId}:${++this.#proposalCounter}`;
+    const requestId = options.requestId ??
+      `${this.#memberId}:${this.#requestSession}${++this.#proposalCounter}`;
     if (this.#proposals.has(requestId)) {
       return Promise.reject(new HamokConfigError(`request '${requestId}' is already in flight`));
     }
@@ -1097,6 +1104,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     throwIfAborted(signal);
     const hasState = persisted.snapshot !== undefined || persisted.entries.length > 0 ||
       persisted.hardState.term > 0;
+    if (hasState) this.#requestSession = `${randomUuid(this.config.scheduler).slice(0, 8)}.`;
     this.#startRaft(persisted);
     if (!hasState) await this.#discovery.discover(deadline, signal);
     await this.#waiters.waitFor(
@@ -1193,6 +1201,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       // every append fits in one message (an entry alone is admitted only if it fits: see propose)
       maxBytesPerAppend: Math.max(1, Math.min(1024 * 1024, this.maxMessageBytes - ENTRY_FRAMING_BYTES)),
       snapshotChunkBytes: Math.max(1, Math.min(256 * 1024, this.maxMessageBytes - ENTRY_FRAMING_BYTES)),
+      maxVoters: this.config.voters,
       random,
     }, persisted);
     this.#node = node;

@@ -32,6 +32,8 @@ export interface ResolvedRaftConfig {
   readonly snapshotChunkBytes: number;
   /** Automatic promotion of caught-up learners. */
   readonly autoPromoteLearners: boolean;
+  /** Learners are promoted only while there are fewer voters than this (at least 1). */
+  readonly maxVoters: number;
   /** Testing bug: followers skip the prevIndex/prevTerm check. */
   readonly bugSkipPrevLogCheck: boolean;
   /** Testing bug: votes are granted even after voting for another candidate in the term. */
@@ -118,6 +120,9 @@ export function resolveRaftConfig(config: RaftConfig): ResolvedRaftConfig {
       DEFAULT_SNAPSHOT_CHUNK_BYTES,
     ),
     autoPromoteLearners: config.autoPromoteLearners ?? true,
+    maxVoters: config.maxVoters === undefined
+      ? Number.POSITIVE_INFINITY
+      : positiveInteger("maxVoters", config.maxVoters, 1),
     bugSkipPrevLogCheck: bugs.includes("skip-prev-log-check"),
     bugDoubleVote: bugs.includes("double-vote"),
     bugCommitOldTerm: bugs.includes("commit-old-term"),

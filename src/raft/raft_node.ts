@@ -1073,6 +1073,7 @@ export class RaftNode {
     }
     const committed = this.log.committed;
     if (this.members.lastConfigIndex > committed || !this.committedInTerm()) return;
+    if (this.members.current.voters.length >= this.cfg.maxVoters) return;
     for (const id of this.members.current.learners) {
       const pr = this.progresses.get(id);
       if (pr !== undefined && pr.match >= committed) {

@@ -393,6 +393,11 @@ export interface RaftConfig {
   readonly snapshotChunkBytes?: number;
   /** The leader promotes a learner to voter once its log matches the leader's commit. Default true. */
   readonly autoPromoteLearners?: boolean;
+  /**
+   * Caught-up learners are promoted only while the cluster has fewer voters than this; the others
+   * stay learners (they replicate and serve reads) until a voter leaves. Default: unlimited.
+   */
+  readonly maxVoters?: number;
   /** For tests only: deliberately break the protocol. */
   readonly testingBugs?: readonly RaftTestingBug[];
 }
