@@ -56,6 +56,12 @@ export type {
   TransportState,
   TransportSubscription,
 } from "./src/transport/transport.ts";
+export {
+  FileRaftStorage,
+  type FileRaftStorageOptions,
+  type FileSyncPolicy,
+} from "./src/storage/file_raft_storage.ts";
+export type { StorageFs } from "./src/storage/storage_fs.ts";
 export { MemoryBus } from "./src/transport/memory_bus.ts";
 export type {
   MemoryBusOptions,

@@ -99,7 +99,7 @@ function randomTag(): string {
  * const storage = new FileRaftStorage({ dataDir: "./data/orders-1", peerId: "orders-1", clusterId: "orders" });
  * const state = await storage.load();
  * console.log(storage.memberId, state.entries.length);
- * await storage.close();
+ * storage.close();
  * ```
  */
 export class FileRaftStorage implements RaftStorage {
@@ -308,17 +308,24 @@ export class FileRaftStorage implements RaftStorage {
     });
   }
 
-  /** Syncs what is pending (unless the policy is `"never"`), closes the segment and releases the lock. */
-  async close(): Promise<void> {
+  /**
+   * Syncs what is pending (unless the policy is `"never"`), closes the segment and releases the
+   * lock, synchronously: the directory can be opened again right after.
+   */
+  close(): void {
     if (this.#closed) return;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
+    this.#closed = true;
     try {
-      if (this.#failure === undefined && this.syncPolicy !== "never" && this.#dirty) await this.#flush();
+      if (
+        this.#fd !== undefined && this.#failure === undefined && this.syncPolicy !== "never" && this.#dirty
+      ) {
+        this.#fs.fsyncSync(this.#fd);
+      }
     } catch {
-      // reported by the flush's caller path; the directory stays consistent up to the last sync
+      // the directory stays consistent up to the last sync
     } finally {
-      this.#closed = true;
       if (this.#fd !== undefined) {
         try {
           this.#fs.closeSync(this.#fd);
@@ -327,6 +334,41 @@ export class FileRaftStorage implements RaftStorage {
         }
       }
       this.#fd = undefined;
+      this.#lock.release();
+    }
+  }
+
+  /**
+   * Closes the storage and deletes the member's data and identity (log, snapshots, `meta.json`),
+   * so that the next storage opened on the directory is a new member. For a peer that left the
+   * cluster (its member id is tombstoned) and joins again.
+   */
+  discard(): void {
+    const fs = this.#fs;
+    if (!this.#closed) {
+      if (this.#timer !== undefined) clearInterval(this.#timer);
+      this.#timer = undefined;
+      this.#closed = true;
+      if (this.#fd !== undefined) {
+        try {
+          fs.closeSync(this.#fd);
+        } catch {
+          // best effort
+        }
+      }
+      this.#fd = undefined;
+    }
+    try {
+      // identity first: a crash half-way leaves a directory that opens as a new member
+      const meta = join(this.dataDir, "meta.json");
+      if (fs.existsSync(meta)) fs.unlinkSync(meta);
+      syncDir(fs, this.dataDir);
+      for (const dir of [this.#walDir, this.#snapDir]) {
+        if (!fs.existsSync(dir)) continue;
+        for (const name of fs.readdirSync(dir)) fs.unlinkSync(join(dir, name));
+        syncDir(fs, dir);
+      }
+    } finally {
       this.#lock.release();
     }
   }

@@ -48,8 +48,8 @@ function lastSegment(dataDir: string): string {
   return join(dataDir, "wal", all[all.length - 1]);
 }
 
-afterEach(async () => {
-  for (const s of opened.splice(0)) await s.close();
+afterEach(() => {
+  for (const s of opened.splice(0)) s.close();
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
@@ -60,7 +60,7 @@ describe("FileRaftStorage", () => {
     assert.equal(s1.created, true);
     assert.equal(peerIdOfMember(s1.memberId), "a");
     assert.deepEqual(await s1.load(), { hardState: { term: 0, vote: undefined, commit: 0 }, entries: [] });
-    await s1.close();
+    s1.close();
     const s2 = open(dir);
     assert.equal(s2.created, false);
     assert.equal(s2.memberId, s1.memberId);
@@ -75,7 +75,7 @@ describe("FileRaftStorage", () => {
     s1.append([e(3, 3), e(4, 3), e(5, 3)]); // a follower's conflicting suffix
     s1.saveHardState({ term: 3, vote: undefined, commit: 4 });
     await s1.sync();
-    await s1.close();
+    s1.close();
     const state = await open(dir).load();
     assert.deepEqual(state.hardState, { term: 3, vote: undefined, commit: 4 });
     assert.deepEqual(indexTerms(state.entries), [[1, 1], [2, 1], [3, 3], [4, 3], [5, 3]]);
@@ -94,7 +94,7 @@ describe("FileRaftStorage", () => {
       data: new Uint8Array(),
       change: { type: "add-learner", memberId: "b/9" },
     }]);
-    await s1.close();
+    s1.close();
     const state = await open(dir).load();
     assert.deepEqual(state.entries[0].change, { type: "add-learner", memberId: "b/9" });
   });
@@ -108,7 +108,7 @@ describe("FileRaftStorage", () => {
     s1.saveSnapshot(snap(15, 1)); // local compaction: entries 16..20 stay
     assert.equal(segments(dir).length, 1);
     assert.equal(s1.snapshotIndex, 15);
-    await s1.close();
+    s1.close();
     const s2 = open(dir, { segmentBytes: 200 });
     const state = await s2.load();
     assert.equal(state.snapshot?.meta.index, 15);
@@ -118,7 +118,7 @@ describe("FileRaftStorage", () => {
     s2.saveSnapshot(snap(30, 4)); // installed from a leader: the whole log goes
     s2.saveSnapshot(snap(25, 4)); // older: ignored
     s2.append([e(31, 4)]);
-    await s2.close();
+    s2.close();
     const state3 = await open(dir).load();
     assert.equal(state3.snapshot?.meta.index, 30);
     assert.deepEqual(indexTerms(state3.entries), [[31, 4]]);
@@ -131,7 +131,7 @@ describe("FileRaftStorage", () => {
     await s1.load();
     s1.append([e(1, 1), e(2, 1)]);
     s1.append([e(3, 1, 100)]);
-    await s1.close();
+    s1.close();
     const path = lastSegment(dir);
     const size = fs.statSync(path).size;
     fs.truncateSync(path, size - 30); // the last write only partly reached the disk
@@ -139,7 +139,7 @@ describe("FileRaftStorage", () => {
     const state = await s2.load();
     assert.deepEqual(indexTerms(state.entries), [[1, 1], [2, 1]]);
     s2.append([e(3, 2)]); // and the log goes on after the cut
-    await s2.close();
+    s2.close();
     assert.deepEqual(indexTerms((await open(dir).load()).entries), [[1, 1], [2, 1], [3, 2]]);
   });
 
@@ -149,7 +149,7 @@ describe("FileRaftStorage", () => {
     await s1.load();
     s1.append([e(1, 1)]);
     s1.append([e(2, 1, 50)]);
-    await s1.close();
+    s1.close();
     const path = lastSegment(dir);
     const bytes = fs.readFileSync(path);
     bytes[bytes.length - 5] ^= 0xff;
@@ -163,7 +163,7 @@ describe("FileRaftStorage", () => {
     await s1.load();
     s1.append([e(1, 1, 50)]);
     s1.append([e(2, 1, 50)]);
-    await s1.close();
+    s1.close();
     const path = lastSegment(dir);
     const bytes = fs.readFileSync(path);
     // the first record is the segment's hard state; flip a byte inside the second (entry 1)
@@ -185,7 +185,7 @@ describe("FileRaftStorage", () => {
     const s1 = open(dir, { segmentBytes: 100 });
     await s1.load();
     for (let i = 1; i <= 6; i++) s1.append([e(i, 1, 60)]);
-    await s1.close();
+    s1.close();
     const first = join(dir, "wal", segments(dir)[0]);
     fs.truncateSync(first, fs.statSync(first).size - 10);
     await assert.rejects(open(dir).load(), HamokStorageCorruptError);
@@ -197,7 +197,7 @@ describe("FileRaftStorage", () => {
     await s1.load();
     s1.append([e(1, 1)]);
     s1.saveSnapshot(snap(1, 1));
-    await s1.close();
+    s1.close();
     const path = join(dir, "snap", "0000000000000001.snap");
     const bytes = fs.readFileSync(path);
     bytes[bytes.length - 1] ^= 0x10;
@@ -209,11 +209,11 @@ describe("FileRaftStorage", () => {
     });
   });
 
-  it("refuses a directory in use (lock) and one of another cluster or peer", async () => {
+  it("refuses a directory in use (lock) and one of another cluster or peer", () => {
     const dir = tempDir();
     const s1 = open(dir);
     assert.throws(() => open(dir), HamokStorageLockedError);
-    await s1.close();
+    s1.close();
     assert.throws(() => open(dir, { clusterId: "other" }), (error: unknown) => {
       assert.ok(error instanceof HamokStorageMismatchError);
       assert.equal(error.expected, "other");
@@ -225,10 +225,10 @@ describe("FileRaftStorage", () => {
     open(dir);
   });
 
-  it("takes over the lock of a process that is gone", async () => {
+  it("takes over the lock of a process that is gone", () => {
     const dir = tempDir();
     const s1 = open(dir);
-    await s1.close();
+    s1.close();
     fs.writeFileSync(join(dir, "LOCK"), "2147483646\n"); // no such process
     const s2 = open(dir);
     assert.equal(s2.memberId, s1.memberId);
@@ -254,7 +254,7 @@ describe("FileRaftStorage", () => {
     assert.throws(() => s1.append([e(2, 1)]), HamokStorageFullError);
     full = false;
     assert.throws(() => s1.saveHardState({ term: 1, vote: undefined, commit: 1 }), HamokStorageFullError);
-    await s1.close();
+    s1.close();
     assert.deepEqual(indexTerms((await open(dir).load()).entries), [[1, 1]]);
   });
 
@@ -292,13 +292,25 @@ describe("FileRaftStorage", () => {
     await never.load();
     never.append([e(1, 1)]);
     assert.equal(never.sync(), undefined);
-    await never.close();
+    never.close();
     assert.equal(syncs, 0);
     const interval = open(tempDir(), { fs: counting, sync: "interval", syncIntervalMs: 5 });
     await interval.load();
     interval.append([e(1, 1)]);
     assert.equal(interval.sync(), undefined);
     await waitFor(() => syncs > 0, { timeoutMs: 5000, message: "the interval timer syncs" });
+  });
+
+  it("discard() deletes the member: the directory opens as a new member", async () => {
+    const dir = tempDir();
+    const s1 = open(dir);
+    await s1.load();
+    s1.append([e(1, 1)]);
+    s1.discard();
+    const s2 = open(dir);
+    assert.equal(s2.created, true);
+    assert.notEqual(s2.memberId, s1.memberId);
+    assert.deepEqual((await s2.load()).entries, []);
   });
 
   it("reloads 10,000 entries in order", async () => {
@@ -308,7 +320,7 @@ describe("FileRaftStorage", () => {
     for (let i = 1; i <= 10_000; i += 10) {
       s1.append(Array.from({ length: 10 }, (_, k) => e(i + k, 1, 16)));
     }
-    await s1.close();
+    s1.close();
     const state = await open(dir).load();
     assert.equal(state.entries.length, 10_000);
     assert.ok(state.entries.every((x, i) => x.index === i + 1));

@@ -1,0 +1,132 @@
+import { afterEach, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Hamok } from "../../src/hamok.ts";
+import { HamokStorageError, HamokStorageFullError, HamokStorageLockedError } from "../../src/errors.ts";
+import { FileRaftStorage } from "../../src/storage/file_raft_storage.ts";
+import { NODE_FS, type StorageFs } from "../../src/storage/storage_fs.ts";
+import { MemoryBus } from "../../src/transport/memory_bus.ts";
+import { MemoryTransport } from "../../src/transport/memory_transport.ts";
+import { FAST } from "../_helpers/cluster.ts";
+import { waitFor, waitForEvent } from "../_helpers/wait.ts";
+
+const dirs: string[] = [];
+const peers: Hamok[] = [];
+function tempDir(): string {
+  const dir = fs.mkdtempSync(join(tmpdir(), "hamok-peer-"));
+  dirs.push(dir);
+  return dir;
+}
+function peer(config: ConstructorParameters<typeof Hamok>[0]): Hamok {
+  const p = new Hamok({ ...FAST, ...config });
+  peers.push(p);
+  return p;
+}
+
+afterEach(() => {
+  for (const p of peers.splice(0)) p.close();
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+describe("durable peers (dataDir)", () => {
+  it("a peer restarted on its directory is the same member with its collections restored before ready", async () => {
+    const dir = join(tempDir(), "a");
+    const clusterId = `d-${crypto.randomUUID().slice(0, 8)}`;
+    const bus = new MemoryBus();
+    const a1 = peer({ peerId: "a", clusterId, dataDir: dir, transport: new MemoryTransport({ bus }) });
+    await a1.join();
+    const map = a1.createMap<string, number>({ mapId: "m" });
+    for (let i = 0; i < 50; i++) await map.set(`k${i}`, i + 1);
+    const queue = a1.createQueue<string>({ queueId: "q" });
+    await queue.push("job-1");
+    const memberId = a1.localMemberId;
+    assert.throws(
+      () => new Hamok({ ...FAST, peerId: "a", clusterId, dataDir: dir }),
+      HamokStorageLockedError,
+      "a second peer on the same directory is refused",
+    );
+    a1.close();
+
+    const a2 = peer({ peerId: "a", clusterId, dataDir: dir, transport: new MemoryTransport({ bus }) });
+    assert.equal(a2.localMemberId, memberId);
+    await a2.join();
+    const map2 = a2.createMap<string, number>({ mapId: "m" });
+    assert.equal(map2.size, 50);
+    assert.equal(map2.get("k49"), 50);
+    assert.equal(a2.createQueue<string>({ queueId: "q" }).peek(), "job-1");
+    assert.equal(await map2.set("k0", 100), 1);
+  });
+
+  it("three peers on their directories all restart into the same cluster with every write", async () => {
+    const root = tempDir();
+    const clusterId = `d3-${crypto.randomUUID().slice(0, 8)}`;
+    const ids = ["a", "b", "c"];
+    const start = (bus: MemoryBus) =>
+      ids.map((id) =>
+        peer({
+          peerId: id,
+          clusterId,
+          dataDir: join(root, id),
+          transport: new MemoryTransport({ bus }),
+          snapshotThreshold: 40,
+        })
+      );
+    const first = start(new MemoryBus());
+    await Promise.all(first.map((p) => p.join()));
+    await waitFor(() => first.every((p) => p.remotePeerIds.size === 2), {
+      timeoutMs: 10_000,
+      message: "three members",
+    });
+    const members = first.map((p) => p.localMemberId);
+    const map = first[1].createMap<string, number>({ mapId: "m" });
+    for (let i = 0; i < 100; i++) await map.set(`k${i}`, i); // crosses the snapshot threshold
+    for (const p of first) p.close();
+
+    const second = start(new MemoryBus());
+    assert.deepEqual(second.map((p) => p.localMemberId), members);
+    await Promise.all(second.map((p) => p.join({ timeoutMs: 20_000 })));
+    for (const p of second) {
+      const m = p.createMap<string, number>({ mapId: "m" });
+      assert.equal(m.size, 100, `${p.localPeerId} restored every write`);
+      assert.equal(m.get("k99"), 99);
+      assert.equal(p.remotePeerIds.size, 2);
+    }
+    assert.equal(await second[2].getOrCreateMap<string, number>({ mapId: "m" }).set("k1", 5), 1);
+  });
+
+  it("a full disk is an error event and the peer refuses writes instead of acknowledging them", async () => {
+    const dir = tempDir();
+    let full = false;
+    const seam: StorageFs = {
+      ...NODE_FS,
+      writeSync: (fd, buffer) => {
+        if (full) throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
+        return NODE_FS.writeSync(fd, buffer);
+      },
+    };
+    const clusterId = `full-${crypto.randomUUID().slice(0, 8)}`;
+    const storage = new FileRaftStorage({ dataDir: dir, peerId: "a", clusterId, fs: seam });
+    try {
+      const a = peer({ peerId: "a", clusterId, storage, requestTimeoutMs: 500 });
+      await a.join();
+      const map = a.createMap<string, number>({ mapId: "m" });
+      await map.set("ok", 1);
+      full = true;
+      const errored = waitForEvent(a, "error", {
+        timeoutMs: 5000,
+        filter: (e) => e instanceof HamokStorageError,
+      });
+      const write = map.set("lost", 2, { timeoutMs: 500 });
+      const [error] = await errored;
+      assert.ok(error instanceof HamokStorageFullError);
+      assert.equal((error as HamokStorageFullError).code, "HAMOK_STORAGE_FULL");
+      await assert.rejects(write, "the write that was not persisted is never acknowledged");
+      assert.equal(map.get("lost"), undefined);
+      await assert.rejects(map.set("later", 3), HamokStorageFullError);
+    } finally {
+      storage.close();
+    }
+  });
+});
