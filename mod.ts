@@ -92,6 +92,7 @@ export {
   HAMOK_DEFAULTS,
   type HamokConfig,
   type HamokLogger,
+  type HamokTestingBug,
   type ResolvedHamokConfig,
   resolveHamokConfig,
 } from "./src/config.ts";

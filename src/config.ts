@@ -127,7 +127,20 @@ export interface HamokConfig {
    * leave it unset.
    */
   scheduler?: Scheduler;
+  /**
+   * Testing only: deliberately broken behaviours, so that the whole-peer simulator can prove it
+   * catches them (like the core's `RaftTestingBug`). Never set it outside a test. Default: none.
+   */
+  testingBugs?: readonly HamokTestingBug[];
 }
+
+/**
+ * A deliberate bug for the simulator's self-test (see {@linkcode HamokConfig.testingBugs}):
+ * `"bootstrap-on-failed-join"` bootstraps a new cluster whenever a join request fails (the old split
+ * brain); `"resolve-before-apply"` resolves a write with a speculative local result as soon as it is
+ * proposed, before it is committed and applied.
+ */
+export type HamokTestingBug = "bootstrap-on-failed-join" | "resolve-before-apply";
 
 /** A {@linkcode HamokConfig} with every default filled in. */
 export interface ResolvedHamokConfig {
@@ -179,6 +192,8 @@ export interface ResolvedHamokConfig {
   readonly voters: number;
   /** See {@linkcode HamokConfig.scheduler}; `REAL_SCHEDULER` when none was given. */
   readonly scheduler: Scheduler;
+  /** See {@linkcode HamokConfig.testingBugs}; empty when none was given. */
+  readonly testingBugs: readonly HamokTestingBug[];
 }
 
 const SILENT_LOGGER: HamokLogger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -350,6 +365,7 @@ export function resolveHamokConfig(config: HamokConfig = {}): ResolvedHamokConfi
     autoRejoin: booleanOf("autoRejoin", config.autoRejoin, true),
     voters: positiveInteger("voters", config.voters, 5),
     scheduler,
+    testingBugs: config.testingBugs ?? [],
   };
 }
 

@@ -227,6 +227,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   readonly #proposals: Proposals;
   readonly #acks: AckBatcher;
   readonly #waiters: Waiters;
+  readonly #resolveBeforeApply: boolean;
   readonly #client: ClientService;
   #proposalCounter = 0;
   /**
@@ -258,6 +259,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     super();
     this.config = resolveHamokConfig(config);
     this.#waiters = new Waiters(() => this.#closed, this.config.scheduler);
+    this.#resolveBeforeApply = this.config.testingBugs.includes("resolve-before-apply");
     this.localPeerId = this.config.peerId;
     this.logger = this.config.logger;
     this.subjects = new ClusterSubjects(this.config.subjectPrefix);
@@ -1008,7 +1010,32 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
         ),
       );
     }
+    if (this.#resolveBeforeApply) return this.#speculate(kind, id, op, args, requestId, data, timeoutMs);
     return this.#proposals.add(requestId, data, timeoutMs);
+  }
+
+  /** Testing bug `resolve-before-apply`: the result of a dry run on local state, at once. */
+  #speculate(
+    kind: string,
+    id: string,
+    op: string,
+    args: unknown,
+    requestId: string,
+    data: Uint8Array,
+    timeoutMs: number,
+  ): Promise<unknown> {
+    this.#proposals.add(requestId, data, timeoutMs).catch(() => {});
+    const state = this.#stateMachine.state(kind, id);
+    const image = state.snapshot();
+    try {
+      return Promise.resolve(
+        state.apply(op, args, { index: this.appliedIndex + 1, requestId, proposerPeerId: this.localPeerId }),
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    } finally {
+      state.restore(image);
+    }
   }
 
   /**

@@ -55,6 +55,8 @@ export interface DiscoveryOptions {
   readonly logger: { debug(message: string, ...details: unknown[]): void };
   /** Timers and clock. Default `REAL_SCHEDULER`. */
   readonly scheduler?: Scheduler;
+  /** Testing only: `"bootstrap-on-failed-join"` switches on the old split brain. */
+  readonly testingBugs?: readonly string[];
 }
 
 /** At most this many newcomers and members are remembered (remote ids are hostile input). */
@@ -164,6 +166,10 @@ export class Discovery {
           }
           // forget only this leader; members heard still keep this peer from bootstrapping
           if (this.#discoveredLeader === leader) this.#discoveredLeader = undefined;
+          if (this.#options.testingBugs?.includes("bootstrap-on-failed-join") && !this.#host.inCluster()) {
+            this.#host.bootstrap(); // the deliberate bug: the split brain of old
+            return;
+          }
         }
         quietSince = undefined; // a fresh round of hellos before any bootstrap decision
         await this.#sleep(helloEvery, signal);
