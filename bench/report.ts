@@ -54,6 +54,7 @@ import {
   type ThroughputStats,
   until,
 } from "./_measure.ts";
+import { measureClusterKey } from "./cluster_key.ts";
 
 // ------------------------------------------------------------------ settings
 
@@ -571,6 +572,33 @@ function formatMarkdown(path: string): void {
   }
 }
 
+async function clusterKeyRows(url: string): Promise<void> {
+  log("publish and map.set with and without a cluster key (interleaved)");
+  const stats = await measureClusterKey(url, COMMIT_LATENCY);
+  for (
+    const [name, pair] of [
+      ["publish, 2 remote subscribers", stats.publish],
+      ["map.set from the leader, 3 peers", stats.setLeader],
+      ["map.set from a follower, 3 peers", stats.setFollower],
+    ] as const
+  ) {
+    const ratio = pair.keyed.p50Us / pair.plain.p50Us;
+    rows.push({ name: `${name}, no cluster key`, transport: "NATS", stats: pair.plain, vsFloor: "latency" });
+    rows.push({
+      name: `${name}, cluster key`,
+      transport: "NATS",
+      stats: pair.keyed,
+      vsFloor: "latency",
+      target: `p50 ≤ 1.1× no key (${ratio.toFixed(2)}×)`,
+      met: ratio <= 1.1,
+    });
+  }
+  notes.push(
+    "Cluster key rows: two three-peer clusters on the same nats-server, one with `clusterKey` (every " +
+      "message sealed with HMAC-SHA-256 and checked on receipt), sampled interleaved in the same run.",
+  );
+}
+
 // ------------------------------------------------------------------ main
 
 async function main(): Promise<void> {
@@ -597,6 +625,7 @@ async function main(): Promise<void> {
   await throughput(raw, url);
   await notifyThroughput(url);
   await commitRows(url, kv);
+  await clusterKeyRows(url);
   await joinRows(url);
   await failoverRows(url);
 
