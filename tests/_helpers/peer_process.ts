@@ -94,7 +94,11 @@ export class PeerCommandError extends Error {
   }
 }
 
-const MAIN_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), "peer_main.ts");
+// CI's Node leg runs the suite compiled to JavaScript, where the child script is compiled too.
+const MAIN_SCRIPT = join(
+  dirname(fileURLToPath(import.meta.url)),
+  import.meta.url.endsWith(".js") ? "peer_main.js" : "peer_main.ts",
+);
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
