@@ -82,6 +82,11 @@ export interface HamokConfig {
   requestTimeoutMs?: number;
   /** Number of applied entries after which the peer compacts its log into a snapshot. Default 10000. */
   snapshotThreshold?: number;
+  /**
+   * Bytes of applied entries (their encoded commands) after which the peer compacts its log into a
+   * snapshot, whichever of this and {@linkcode snapshotThreshold} comes first. Default 64 MiB.
+   */
+  snapshotThresholdBytes?: number;
   /** Optional logger; nothing is logged without one. */
   logger?: HamokLogger;
   /** Tracer provider for OpenTelemetry spans. Default: the global provider of `@opentelemetry/api`. */
@@ -174,6 +179,8 @@ export interface ResolvedHamokConfig {
   readonly requestTimeoutMs: number;
   /** See {@linkcode HamokConfig.snapshotThreshold}. */
   readonly snapshotThreshold: number;
+  /** See {@linkcode HamokConfig.snapshotThresholdBytes}. */
+  readonly snapshotThresholdBytes: number;
   /** See {@linkcode HamokConfig.logger}; a silent logger when none was given. */
   readonly logger: HamokLogger;
   /** See {@linkcode HamokConfig.tracerProvider}. */
@@ -219,6 +226,7 @@ export const HAMOK_DEFAULTS: Readonly<
       | "peerTimeoutMs"
       | "requestTimeoutMs"
       | "snapshotThreshold"
+      | "snapshotThresholdBytes"
     >
   >
 > = {
@@ -230,6 +238,7 @@ export const HAMOK_DEFAULTS: Readonly<
   peerTimeoutMs: 5000,
   requestTimeoutMs: 5000,
   snapshotThreshold: 10000,
+  snapshotThresholdBytes: 64 * 1024 * 1024,
 };
 
 /**
@@ -356,6 +365,11 @@ export function resolveHamokConfig(config: HamokConfig = {}): ResolvedHamokConfi
     peerTimeoutMs: timeoutMs("peerTimeoutMs", config.peerTimeoutMs, d.peerTimeoutMs),
     requestTimeoutMs: timeoutMs("requestTimeoutMs", config.requestTimeoutMs, d.requestTimeoutMs),
     snapshotThreshold: positiveInteger("snapshotThreshold", config.snapshotThreshold, d.snapshotThreshold),
+    snapshotThresholdBytes: positiveInteger(
+      "snapshotThresholdBytes",
+      config.snapshotThresholdBytes,
+      d.snapshotThresholdBytes,
+    ),
     logger: config.logger ?? SILENT_LOGGER,
     tracerProvider: config.tracerProvider,
     meterProvider: config.meterProvider,

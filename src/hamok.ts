@@ -9,6 +9,7 @@
 import { EventEmitter } from "eventemitter3";
 import { trace, type Tracer } from "@opentelemetry/api";
 import { decodeCbor, encodeCbor } from "./codec/cbor.ts";
+import { runSnapshotJob, SnapshotJob } from "./cluster/snapshot_job.ts";
 import { DEFAULT_MAX_ENVELOPE_BYTES, type HelloBody, type WireEnvelope } from "./codec/envelope.ts";
 import { PeerWire } from "./cluster/peer_wire.ts";
 import { newMemberId, peerIdOfMember } from "./cluster/member_id.ts";
@@ -242,6 +243,9 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   #livenessTimer: TimerHandle | undefined;
   #lastCompacted = 0;
   #compactScheduled = false;
+  /** Bytes of entry data applied since the peer started, and that many when the last snapshot was taken. */
+  #appliedBytes = 0;
+  #compactedBytes = 0;
   /** Encodes, binds, seals, opens and checks every message (the trust boundary for bytes). */
   readonly #wire: PeerWire;
   /** Member ids whose removal this peer has applied (committed tombstones). */
@@ -1239,6 +1243,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       if (base.data.length > 0) this.#restoreState(base.data);
     }
     this.#lastCompacted = base?.meta.index ?? 0;
+    this.#compactedBytes = this.#appliedBytes;
     const hooks: RaftDriverHooks = {
       send: (message) => this.#sendRaft(message),
       apply: (entry) => this.#apply(entry),
@@ -1589,7 +1594,14 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     }
     if (this.listenerCount("commit") > 0) this.emit("commit", entry.index);
     this.#waiters.check();
-    if (entry.index - this.#lastCompacted >= this.config.snapshotThreshold) this.#scheduleCompaction();
+    this.#appliedBytes += entry.data.length;
+    if (this.#compactionDue(entry.index)) this.#scheduleCompaction();
+  }
+
+  #compactionDue(index: number): boolean {
+    return index - this.#lastCompacted >= this.config.snapshotThreshold ||
+      (index > this.#lastCompacted &&
+        this.#appliedBytes - this.#compactedBytes >= this.config.snapshotThresholdBytes);
   }
 
   #applyCommand(entry: Entry): void {
@@ -1713,6 +1725,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     this.#restoreState(snapshot.data);
     this.#setMembers(snapshot.meta.membership, true);
     this.#lastCompacted = snapshot.meta.index;
+    this.#compactedBytes = this.#appliedBytes;
     this.#waiters.check();
   }
 
@@ -1724,18 +1737,42 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     }
   }
 
+  /**
+   * Compacts the log without a pause: the image is fixed at the applied index now and written out in
+   * slices of a few milliseconds (src/cluster/snapshot_job.ts) while the peer goes on; the core then
+   * gets the bytes of the state at that index. One snapshot at a time.
+   */
   #scheduleCompaction(): void {
     if (this.#compactScheduled) return;
     this.#compactScheduled = true;
     this.config.scheduler.defer(() => {
-      this.#compactScheduled = false;
       const driver = this.#driver;
-      if (driver === undefined) return;
+      if (driver === undefined || !this.#compactionDue(driver.appliedIndex)) {
+        this.#compactScheduled = false;
+        return;
+      }
       const index = driver.appliedIndex;
-      if (index - this.#lastCompacted < this.config.snapshotThreshold) return;
-      const data = encodeCbor(this.#stateMachine.snapshot());
-      driver.run((node) => node.compact(index, data));
-      this.#lastCompacted = index;
+      const bytes = this.#appliedBytes;
+      const job = new SnapshotJob(this.#stateMachine.snapshotParts());
+      runSnapshotJob(this.config.scheduler, job, SNAPSHOT_SLICE_MS, {
+        alive: () => {
+          if (this.#driver === driver && !this.#closed) return true;
+          this.#compactScheduled = false;
+          return false;
+        },
+        done: (data) => {
+          this.#compactScheduled = false;
+          driver.run((node) => node.compact(index, data));
+          if (index > this.#lastCompacted) {
+            this.#lastCompacted = index;
+            this.#compactedBytes = bytes;
+          }
+        },
+        failed: (error) => {
+          this.#compactScheduled = false;
+          this.reportError(new HamokError("cannot write a snapshot", "HAMOK_ERROR", { cause: error }));
+        },
+      });
     });
   }
 
@@ -1764,6 +1801,9 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
  * a millisecond it takes nine thousand years to reach.
  */
 const MAX_RAFT_TERM = 2 ** 48;
+
+/** Longest stretch, in ms, a snapshot being written out holds the event loop. */
+const SNAPSHOT_SLICE_MS = 4;
 
 /** Bytes reserved beside one entry in an append message: envelope, Raft fields, tag slack, headers. */
 const ENTRY_FRAMING_BYTES = 1024;

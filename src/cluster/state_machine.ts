@@ -7,6 +7,8 @@
  */
 
 import { HamokConfigError } from "../errors.ts";
+import type { CborChunkWriter } from "../codec/cbor_writer.ts";
+import { encodeCbor } from "../codec/cbor.ts";
 
 /** Where a command stands in the log when it is applied. */
 export interface ApplyContext {
@@ -46,6 +48,28 @@ export interface ReplicatedState {
   snapshot(): unknown;
   /** Replaces the state with a snapshot image. */
   restore(image: unknown): void;
+}
+
+/**
+ * @internal The image of a state as it was when the view was taken, written out a slice at a time
+ * while the state goes on changing (a state that offers `snapshotView()` has one; see
+ * {@linkcode StateMachine.snapshotParts}).
+ */
+export interface SnapshotView {
+  /** Writes up to about `maxEntries` more entries of the image into `out`; true once it is complete. */
+  writeTo(out: CborChunkWriter, maxEntries: number): boolean;
+  /** Stops the view (it is complete, or no longer wanted): the state no longer keeps anything for it. */
+  release(): void;
+}
+
+/** @internal The parts of a {@linkcode StateMachineImage} fixed at one moment, to be written out later. */
+export interface StateMachineImageParts {
+  /** `[kind, id, view or CBOR of the image]` of every collection state. */
+  readonly states: readonly (readonly [kind: string, id: string, image: SnapshotView | Uint8Array])[];
+  /** CBOR of the `applied` list. */
+  readonly applied: Uint8Array;
+  /** The cluster's identity. */
+  readonly uid: string | undefined;
 }
 
 /** Creates an empty state for a collection id. */
@@ -167,10 +191,10 @@ export class StateMachine {
     }
   }
 
-  /** An image of every state and of the dedup window. */
-  snapshot(): StateMachineImage {
+  /** An image of every state and of the dedup window (`withStates: false`: of the window only). */
+  snapshot(withStates = true): StateMachineImage {
     const states: [string, string, unknown][] = [];
-    for (const [kind, byId] of this.#states) {
+    for (const [kind, byId] of withStates ? this.#states : []) {
       for (const [id, state] of byId) states.push([kind, id, state.snapshot()]);
     }
     const applied: [string, unknown][] = [];
@@ -180,6 +204,28 @@ export class StateMachine {
       if (requestId !== undefined) applied.push([requestId, this.#applied.get(requestId)]);
     }
     return this.clusterUid === undefined ? { states, applied } : { states, applied, uid: this.clusterUid };
+  }
+
+  /**
+   * The image of {@linkcode snapshot} fixed now and written out later (by a `SnapshotJob`): states
+   * with a `snapshotView()` give a view (O(1) now, written out in slices), the others and the dedup
+   * window are encoded at once.
+   */
+  snapshotParts(): StateMachineImageParts {
+    const states: [string, string, SnapshotView | Uint8Array][] = [];
+    for (const [kind, byId] of this.#states) {
+      for (const [id, state] of byId) {
+        const viewable = state as ReplicatedState & { snapshotView?: () => SnapshotView };
+        states.push([
+          kind,
+          id,
+          typeof viewable.snapshotView === "function"
+            ? viewable.snapshotView()
+            : encodeCbor(state.snapshot()),
+        ]);
+      }
+    }
+    return { states, applied: encodeCbor(this.snapshot(false).applied), uid: this.clusterUid };
   }
 
   /** Replaces every state with the ones in `image` (states not in it are emptied). */

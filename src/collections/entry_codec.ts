@@ -1,7 +1,7 @@
 /**
  * Internal: decoding the encoded keys and values a {@linkcode HamokMapState} stores, without ever
- * handing the application a view into the stored bytes, and with a per-entry cache of decoded
- * immutable values (primitives). Not part of the public API.
+ * handing the application a view into the stored bytes, and with a cache of decoded immutable
+ * values (primitives) that lives as long as the entry object a read got (entries are made per read). Not part of the public API.
  *
  * @module
  */
@@ -60,18 +60,4 @@ export function previousValue<T>(
   owner: object,
 ): T {
   return cacheOwner === owner ? cache as T : decodeStored(codec, data);
-}
-
-/** Forgets every decoded slot `owner` filled (when a collection object closes). */
-export function dropCaches(entries: Iterable<MapStateEntry>, owner: object): void {
-  for (const entry of entries) {
-    if (entry.keyOwner === owner) {
-      entry.keyOwner = undefined;
-      entry.keyCache = undefined;
-    }
-    if (entry.valueOwner === owner) {
-      entry.valueOwner = undefined;
-      entry.valueCache = undefined;
-    }
-  }
 }

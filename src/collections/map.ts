@@ -17,7 +17,7 @@ import {
 } from "../errors.ts";
 import type { CollectionHost } from "./collection_host.ts";
 import { ReadyGate } from "./ready_gate.ts";
-import { decodeStored, dropCaches, entryKey, entryValue, previousValue } from "./entry_codec.ts";
+import { decodeStored, entryKey, entryValue, previousValue } from "./entry_codec.ts";
 import { LocalListeners } from "./local_listeners.ts";
 import {
   type Encoded,
@@ -566,7 +566,6 @@ export class HamokMap<K = unknown, V = unknown> {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#state.observer === this.#observer) this.#state.observer = undefined;
-    dropCaches(this.#state.entries(), this);
     this.#host.detach(MAP_KIND, this.id);
     this.#emit("close", []);
     this.#listeners.clear();

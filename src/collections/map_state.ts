@@ -4,39 +4,88 @@
  * {@linkcode ReplicatedState}: it changes only by committed commands, in log order, identically on
  * every peer, and it never sees the codecs: keys are compared by their encoded form.
  *
+ * The state is kept lean (docs/decisions.md, "A lean map entry"): no object per entry. Each entry
+ * has a slot in parallel tables, in insertion order: its key id (the string the index is keyed by),
+ * its value (a string value as is, bytes up to 1 KiB as a string of one char per byte, larger bytes
+ * as an owned `Uint8Array`), its revision in a `Float64Array` and a flag byte. The
+ * {@linkcode MapStateEntry} objects that reads get are made on demand.
+ *
+ * A snapshot is a view ({@linkcode HamokMapState.snapshotView}): it fixes the state as it is and is
+ * written out a slice at a time while commands go on being applied; a slot changed after the view
+ * was taken and before the view wrote it keeps its old content in the view's side table.
+ *
  * @module
  */
 
-import type { ApplyContext, ReplicatedState } from "../cluster/state_machine.ts";
+import type { ApplyContext, ReplicatedState, SnapshotView } from "../cluster/state_machine.ts";
+import type { CborChunkWriter } from "../codec/cbor_writer.ts";
 
 /** A key or a value as its codec produced it. */
 export type Encoded = string | Uint8Array;
 
+/** A value as a slot keeps it: a string value, bytes as a one-char-per-byte string, or large bytes. */
+type Stored = string | Uint8Array;
+
+/** Flag bit: the slot's value is a string of one char per byte, standing for bytes. */
+const VALUE_BYTES = 1;
+
+/** Byte values up to this length are kept as strings of one char per byte (no `ArrayBuffer` each). */
+const INLINE_BYTES = 1024;
+
+/** Holes are squeezed out of the slot tables once there are this many and more than live slots. */
+const MIN_HOLES_TO_COMPACT = 4096;
+
 /**
- * One entry of a {@linkcode HamokMapState}. The decode slots let the one collection object that reads
- * the state keep an immutable decoded key or value next to the bytes (see `owner` checks in map.ts).
+ * One entry of a {@linkcode HamokMapState}, as a read sees it: made on demand (the state keeps no
+ * object per entry), with the key and value decoded from the slot on first access. The decode slots
+ * let the collection object that reads it keep an immutable decoded key or value for as long as it
+ * holds the entry object.
  */
 export class MapStateEntry {
-  /** The encoded key. */
-  readonly key: Encoded;
-  /** The encoded value. */
-  value: Encoded;
   /** Log index of the command that last wrote the value. */
-  revision: number;
+  readonly revision: number;
   /** Who filled {@linkcode keyCache} (a collection object), if anyone. */
   keyOwner: object | undefined = undefined;
   /** A decoded, immutable key. */
   keyCache: unknown = undefined;
-  /** Who filled {@linkcode valueCache}, if anyone; reset on every write. */
+  /** Who filled {@linkcode valueCache}, if anyone. */
   valueOwner: object | undefined = undefined;
   /** A decoded, immutable value. */
   valueCache: unknown = undefined;
+  #key: Encoded | undefined;
+  #value: Encoded | undefined;
+  readonly #keyId: string;
+  readonly #stored: Stored | undefined;
+  readonly #flags: number;
 
-  /** Creates an entry. */
-  constructor(key: Encoded, value: Encoded, revision: number) {
-    this.key = key;
-    this.value = value;
+  /**
+   * Creates an entry of `key` and `value`, or (with `key` or `value` undefined) one that decodes them
+   * from a slot's key id, stored value and flags when first asked.
+   */
+  constructor(
+    key: Encoded | undefined,
+    value: Encoded | undefined,
+    revision: number,
+    keyId = "",
+    stored: Stored | undefined = undefined,
+    flags = 0,
+  ) {
+    this.#key = key;
+    this.#value = value;
     this.revision = revision;
+    this.#keyId = keyId;
+    this.#stored = stored;
+    this.#flags = flags;
+  }
+
+  /** The encoded key. */
+  get key(): Encoded {
+    return this.#key ??= keyOfId(this.#keyId);
+  }
+
+  /** The encoded value. */
+  get value(): Encoded {
+    return this.#value ??= encodedOf(this.#stored as Stored, this.#flags);
   }
 }
 
@@ -101,8 +150,26 @@ export class HamokMapState implements ReplicatedState {
   readonly id: string;
   /** The observer of changes (the collection object on this peer), if any. */
   observer: MapStateObserver | undefined = undefined;
-  readonly #entries = new Map<string, MapStateEntry>();
+  /** Key id -> slot. */
+  #index = new Map<string, number>();
+  /** Per slot, in insertion order: the key id (undefined: a hole left by a removal). */
+  #keys: (string | undefined)[] = [];
+  /** Per slot: the stored value. */
+  #values: (Stored | undefined)[] = [];
+  /** Per slot: the revision. */
+  #revs: Float64Array = new Float64Array(8);
+  /** Per slot: flag bits ({@linkcode VALUE_BYTES}). */
+  #flags: Uint8Array = new Uint8Array(8);
+  /** Slots in use, holes included. */
+  #slots = 0;
   #revision = 0;
+  /** Bumped whenever slots are renumbered or dropped (clear, restore, squeezing out holes). */
+  #epoch = 0;
+  /** After the last squeeze (epoch {@linkcode #remapEpoch}): old slot -> new slot of the next live entry. */
+  #remap: Int32Array | undefined = undefined;
+  #remapEpoch = -1;
+  /** Views being written out: they must hear of a slot before it changes. */
+  #views: MapSnapshotView[] = [];
 
   /** Creates an empty state. */
   constructor(id: string) {
@@ -111,7 +178,7 @@ export class HamokMapState implements ReplicatedState {
 
   /** Number of entries. */
   get size(): number {
-    return this.#entries.size;
+    return this.#index.size;
   }
 
   /** Log index of the last command that changed this state (0: never changed). */
@@ -121,12 +188,32 @@ export class HamokMapState implements ReplicatedState {
 
   /** The entry of an encoded key, if present. */
   lookup(key: Encoded): MapStateEntry | undefined {
-    return this.#entries.get(keyIdOf(key));
+    const id = keyIdOf(key);
+    const slot = this.#index.get(id);
+    if (slot === undefined) return undefined;
+    return new MapStateEntry(key, undefined, this.#revs[slot]!, id, this.#values[slot], this.#flags[slot]!);
   }
 
-  /** The live entries, in insertion order (the same on every peer). Read them, never mutate them. */
-  entries(): IterableIterator<MapStateEntry> {
-    return this.#entries.values();
+  /**
+   * The live entries, in insertion order (the same on every peer). Like a `Map` iterator it may be
+   * held while commands are applied: it goes on with the entries after the last one it gave (after
+   * a `clear` or a restore it ends).
+   */
+  *entries(): IterableIterator<MapStateEntry> {
+    let epoch = this.#epoch;
+    let slot = 0;
+    for (;;) {
+      if (epoch !== this.#epoch) {
+        const remap = this.#remap;
+        if (remap === undefined || this.#remapEpoch !== epoch + 1 || this.#epoch !== epoch + 1) return;
+        slot = remap[Math.min(slot, remap.length - 1)]!;
+        epoch = this.#epoch;
+      }
+      if (slot >= this.#slots) return;
+      const s = slot++;
+      const id = this.#keys[s];
+      if (id !== undefined) yield this.#entryAt(s, id);
+    }
   }
 
   /** @internal Applies a committed command. */
@@ -158,11 +245,43 @@ export class HamokMapState implements ReplicatedState {
   /** @internal Maps do not depend on membership. */
   memberRemoved(): void {}
 
-  /** @internal `[revision, key0, value0, revision0, key1, ...]`. */
+  /** @internal `[revision, key0, value0, revision0, key1, ...]`, made at once. */
   snapshot(): unknown {
     const image: unknown[] = [this.#revision];
-    for (const entry of this.#entries.values()) image.push(entry.key, entry.value, entry.revision);
+    const keys = this.#keys;
+    for (let s = 0; s < this.#slots; s++) {
+      const id = keys[s];
+      if (id === undefined) continue;
+      image.push(keyOfId(id), encodedOf(this.#values[s]!, this.#flags[s]!), this.#revs[s]);
+    }
     return image;
+  }
+
+  /**
+   * @internal The image of {@linkcode snapshot} as it is now, written out later a slice at a time
+   * (while commands go on being applied) by {@linkcode SnapshotView.writeTo}. Taking it costs O(1).
+   */
+  snapshotView(): SnapshotView {
+    const view = new MapSnapshotView(
+      this,
+      this.#keys,
+      this.#values,
+      this.#revs,
+      this.#flags,
+      this.#slots,
+      this.#index.size,
+      this.#revision,
+    );
+    this.#views.push(view);
+    return view;
+  }
+
+  /** @internal A view is written out or abandoned: stop telling it about changes. */
+  releaseView(view: MapSnapshotView): void {
+    const at = this.#views.indexOf(view);
+    if (at < 0) return;
+    this.#views.splice(at, 1);
+    this.#maybeSqueeze();
   }
 
   /**
@@ -172,99 +291,225 @@ export class HamokMapState implements ReplicatedState {
   restore(image: unknown): void {
     const flat = Array.isArray(image) ? image : [0];
     const revision = typeof flat[0] === "number" ? flat[0] : 0;
-    const next = new Map<string, MapStateEntry>();
-    const changes: [MapStateEntry, MapStateEntry | undefined][] = [];
+    const observer = this.observer;
+    const oldIndex = this.#index;
+    const oldValues = this.#values;
+    const oldRevs = this.#revs;
+    const oldFlags = this.#flags;
+    this.#reset(Math.max(8, Math.floor((flat.length - 1) / 3)));
+    const changes: [slot: number, previous: Encoded | undefined][] = [];
+    const seen = observer === undefined ? undefined : new Set<string>();
     for (let i = 1; i + 2 < flat.length; i += 3) {
       const key = flat[i];
       const value = flat[i + 1];
       const entryRevision = flat[i + 2];
       if (!isEncoded(key) || !isEncoded(value) || typeof entryRevision !== "number") continue;
       const id = keyIdOf(key);
-      const current = this.#entries.get(id);
-      if (current !== undefined && current.revision === entryRevision && sameEncoded(current.value, value)) {
-        next.set(id, current);
+      const existing = this.#index.get(id);
+      const slot = existing ?? this.#newSlot(id);
+      this.#storeAt(slot, value, entryRevision);
+      if (seen === undefined) continue;
+      seen.add(id);
+      const old = oldIndex.get(id);
+      if (old === undefined) {
+        if (existing === undefined) changes.push([slot, undefined]);
         continue;
       }
-      const entry = new MapStateEntry(own(key), own(value), entryRevision);
-      next.set(id, entry);
-      changes.push([entry, current]);
+      const previous = encodedOf(oldValues[old]!, oldFlags[old]!);
+      if (oldRevs[old] === entryRevision && sameEncoded(previous, value)) continue;
+      changes.push([slot, previous]);
     }
-    const observer = this.observer;
-    const removed: MapStateEntry[] = [];
-    if (observer !== undefined) {
-      for (const [id, entry] of this.#entries) if (!next.has(id)) removed.push(entry);
-    }
-    this.#entries.clear();
-    for (const [id, entry] of next) this.#entries.set(id, entry);
     this.#revision = revision;
-    if (observer === undefined) return;
-    for (const entry of removed) observer.removed(entry, revision);
+    if (observer === undefined || seen === undefined) return;
+    for (const [id, old] of oldIndex) {
+      if (!seen.has(id)) {
+        observer.removed(
+          new MapStateEntry(undefined, undefined, oldRevs[old]!, id, oldValues[old], oldFlags[old]!),
+          revision,
+        );
+      }
+    }
     // in revision order, so a listener never sees revisions go backwards (the image is in key order)
-    changes.sort((x, y) => x[0].revision - y[0].revision);
-    for (const [entry, previous] of changes) {
+    const revs = this.#revs;
+    changes.sort((x, y) => revs[x[0]]! - revs[y[0]]!);
+    for (const [slot, previous] of changes) {
+      const entry = this.#entryAt(slot, this.#keys[slot]!);
       if (previous === undefined) observer.inserted(entry, entry.revision);
-      else observer.updated(entry, previous.value, previous.valueOwner, previous.valueCache, entry.revision);
+      else observer.updated(entry, previous, undefined, undefined, entry.revision);
     }
   }
 
-  /** Writes `value` under `key` (whose id is `id` and whose current entry is `entry`, if any). */
-  #write(id: string, entry: MapStateEntry | undefined, key: Encoded, value: Encoded, index: number): void {
+  // ------------------------------------------------------------------ slots
+
+  #entryAt(slot: number, id: string): MapStateEntry {
+    return new MapStateEntry(
+      undefined,
+      undefined,
+      this.#revs[slot]!,
+      id,
+      this.#values[slot],
+      this.#flags[slot]!,
+    );
+  }
+
+  #valueAt(slot: number): Encoded {
+    return encodedOf(this.#values[slot]!, this.#flags[slot]!);
+  }
+
+  /** Fresh, empty tables (views taken before keep the old ones, which nothing changes any more). */
+  #reset(capacity: number): void {
+    this.#index = new Map();
+    this.#keys = [];
+    this.#values = [];
+    this.#revs = new Float64Array(capacity);
+    this.#flags = new Uint8Array(capacity);
+    this.#slots = 0;
+    this.#epoch++;
+    this.#remap = undefined;
+    this.#views = [];
+  }
+
+  #newSlot(id: string): number {
+    const slot = this.#slots++;
+    if (slot >= this.#revs.length) {
+      const capacity = Math.max(8, Math.ceil(this.#revs.length * 1.5));
+      const revs = new Float64Array(capacity);
+      revs.set(this.#revs);
+      this.#revs = revs;
+      const flags = new Uint8Array(capacity);
+      flags.set(this.#flags);
+      this.#flags = flags;
+    }
+    this.#keys[slot] = id;
+    this.#values[slot] = undefined;
+    this.#index.set(id, slot);
+    return slot;
+  }
+
+  #storeAt(slot: number, value: Encoded, revision: number): void {
+    if (typeof value === "string") {
+      this.#values[slot] = value;
+      this.#flags[slot] = 0;
+    } else if (value.length <= INLINE_BYTES) {
+      this.#values[slot] = latin1Of(value, 0);
+      this.#flags[slot] = VALUE_BYTES;
+    } else {
+      this.#values[slot] = own(value);
+      this.#flags[slot] = 0;
+    }
+    this.#revs[slot] = revision;
+  }
+
+  /** Before slot `slot` changes: views that still have to write it keep its content. */
+  #touch(slot: number): void {
+    const views = this.#views;
+    for (let i = 0; i < views.length; i++) views[i]!.keep(slot);
+  }
+
+  /** Squeezes out the holes once they outnumber the live slots (never while a view is written out). */
+  #maybeSqueeze(): void {
+    const n = this.#slots;
+    const live = this.#index.size;
+    if (this.#views.length > 0 || n - live < MIN_HOLES_TO_COMPACT || n - live <= live) return;
+    const keys: (string | undefined)[] = [];
+    const values: (Stored | undefined)[] = [];
+    const revs = new Float64Array(Math.max(8, Math.ceil(live * 1.5)));
+    const flags = new Uint8Array(revs.length);
+    const remap = new Int32Array(n + 1);
+    let j = 0;
+    for (let s = 0; s < n; s++) {
+      remap[s] = j;
+      const id = this.#keys[s];
+      if (id === undefined) continue;
+      keys[j] = id;
+      values[j] = this.#values[s];
+      revs[j] = this.#revs[s]!;
+      flags[j] = this.#flags[s]!;
+      this.#index.set(id, j);
+      j++;
+    }
+    remap[n] = j;
+    this.#keys = keys;
+    this.#values = values;
+    this.#revs = revs;
+    this.#flags = flags;
+    this.#slots = j;
+    this.#epoch++;
+    this.#remap = remap;
+    this.#remapEpoch = this.#epoch;
+  }
+
+  // ------------------------------------------------------------------ commands
+
+  /** Writes `value` under `key` (id `id`, current slot `slot` if present, whose value is `previous`). */
+  #write(
+    id: string,
+    slot: number | undefined,
+    previous: Encoded | undefined,
+    value: Encoded,
+    index: number,
+  ): void {
     this.#revision = index;
-    if (entry === undefined) {
-      const created = new MapStateEntry(own(key), own(value), index);
-      this.#entries.set(id, created);
-      this.observer?.inserted(created, index);
+    const observer = this.observer;
+    if (slot === undefined) {
+      const created = this.#newSlot(id);
+      this.#storeAt(created, value, index);
+      observer?.inserted(this.#entryAt(created, id), index);
       return;
     }
-    const oldValue = entry.value;
-    const oldOwner = entry.valueOwner;
-    const oldCache = entry.valueCache;
-    entry.value = own(value);
-    entry.revision = index;
-    entry.valueOwner = undefined;
-    entry.valueCache = undefined;
-    this.observer?.updated(entry, oldValue, oldOwner, oldCache, index);
+    this.#touch(slot);
+    const old = observer === undefined ? undefined : previous ?? this.#valueAt(slot);
+    this.#storeAt(slot, value, index);
+    if (observer !== undefined) observer.updated(this.#entryAt(slot, id), old!, undefined, undefined, index);
   }
 
-  #remove(id: string, entry: MapStateEntry, index: number): void {
-    this.#entries.delete(id);
+  #remove(id: string, slot: number, index: number): Encoded {
+    const removed = this.#valueAt(slot);
+    const revision = this.#revs[slot]!;
+    const stored = this.#values[slot];
+    const flags = this.#flags[slot]!;
+    this.#touch(slot);
+    this.#index.delete(id);
+    this.#keys[slot] = undefined;
+    this.#values[slot] = undefined;
     this.#revision = index;
-    this.observer?.removed(entry, index);
+    this.observer?.removed(new MapStateEntry(undefined, removed, revision, id, stored, flags), index);
+    this.#maybeSqueeze();
+    return removed;
   }
 
   #set(key: unknown, value: unknown, ifRevision: unknown, index: number): MapWriteResult | undefined {
     if (!isEncoded(key) || !isEncoded(value)) return undefined;
     const id = keyIdOf(key);
-    const current = this.#entries.get(id);
+    const slot = this.#index.get(id);
     if (typeof ifRevision === "number") {
-      const actual = current?.revision ?? 0;
+      const actual = slot === undefined ? 0 : this.#revs[slot]!;
       if (actual !== ifRevision) return [1, actual];
     }
-    const previous = current === undefined ? null : current.value;
-    this.#write(id, current, key, value, index);
+    const previous = slot === undefined ? null : this.#valueAt(slot);
+    this.#write(id, slot, previous ?? undefined, value, index);
     return [0, previous];
   }
 
   #insert(key: unknown, value: unknown, index: number): Encoded | null | undefined {
     if (!isEncoded(key) || !isEncoded(value)) return undefined;
     const id = keyIdOf(key);
-    const current = this.#entries.get(id);
-    if (current !== undefined) return current.value;
-    this.#write(id, undefined, key, value, index);
+    const slot = this.#index.get(id);
+    if (slot !== undefined) return this.#valueAt(slot);
+    this.#write(id, undefined, undefined, value, index);
     return null;
   }
 
   #delete(key: unknown, ifRevision: unknown, index: number): MapWriteResult | undefined {
     if (!isEncoded(key)) return undefined;
     const id = keyIdOf(key);
-    const current = this.#entries.get(id);
+    const slot = this.#index.get(id);
     if (typeof ifRevision === "number") {
-      const actual = current?.revision ?? 0;
+      const actual = slot === undefined ? 0 : this.#revs[slot]!;
       if (actual !== ifRevision) return [1, actual];
     }
-    if (current === undefined) return [0, null];
-    this.#remove(id, current, index);
-    return [0, current.value];
+    if (slot === undefined) return [0, null];
+    return [0, this.#remove(id, slot, index)];
   }
 
   #setAll(pairs: unknown, index: number): [Encoded, Encoded][] | undefined {
@@ -272,9 +517,13 @@ export class HamokMapState implements ReplicatedState {
     const previous: [Encoded, Encoded][] = [];
     for (const [key, value] of pairs) {
       const id = keyIdOf(key);
-      const current = this.#entries.get(id);
-      if (current !== undefined) previous.push([current.key, current.value]);
-      this.#write(id, current, key, value as Encoded, index);
+      const slot = this.#index.get(id);
+      let old: Encoded | undefined;
+      if (slot !== undefined) {
+        old = this.#valueAt(slot);
+        previous.push([keyOfId(id), old]);
+      }
+      this.#write(id, slot, old, value as Encoded, index);
     }
     return previous;
   }
@@ -284,9 +533,9 @@ export class HamokMapState implements ReplicatedState {
     const existing: [Encoded, Encoded][] = [];
     for (const [key, value] of pairs) {
       const id = keyIdOf(key);
-      const current = this.#entries.get(id);
-      if (current !== undefined) existing.push([current.key, current.value]);
-      else this.#write(id, undefined, key, value as Encoded, index);
+      const slot = this.#index.get(id);
+      if (slot !== undefined) existing.push([keyOfId(id), this.#valueAt(slot)]);
+      else this.#write(id, undefined, undefined, value as Encoded, index);
     }
     return existing;
   }
@@ -296,10 +545,9 @@ export class HamokMapState implements ReplicatedState {
     const removed: [Encoded, Encoded][] = [];
     for (const key of keys as Encoded[]) {
       const id = keyIdOf(key);
-      const current = this.#entries.get(id);
-      if (current === undefined) continue;
-      this.#remove(id, current, index);
-      removed.push([current.key, current.value]);
+      const slot = this.#index.get(id);
+      if (slot === undefined) continue;
+      removed.push([keyOfId(id), this.#remove(id, slot, index)]);
     }
     return removed;
   }
@@ -307,47 +555,188 @@ export class HamokMapState implements ReplicatedState {
   #cas(expected: unknown, writes: unknown, index: number): boolean | undefined {
     if (!isPairList(expected, true) || !isPairList(writes, true)) return undefined;
     for (const [key, value] of expected) {
-      const current = this.#entries.get(keyIdOf(key));
+      const slot = this.#index.get(keyIdOf(key));
       if (
-        value === null ? current !== undefined : current === undefined || !sameEncoded(current.value, value)
+        value === null ? slot !== undefined : slot === undefined || !this.#storedEquals(slot, value)
       ) {
         return false;
       }
     }
     for (const [key, value] of writes) {
       const id = keyIdOf(key);
-      const current = this.#entries.get(id);
-      if (value !== null) this.#write(id, current, key, value, index);
-      else if (current !== undefined) this.#remove(id, current, index);
+      const slot = this.#index.get(id);
+      if (value !== null) this.#write(id, slot, undefined, value, index);
+      else if (slot !== undefined) this.#remove(id, slot, index);
     }
     return true;
   }
 
   #clear(index: number): number {
-    const removed = this.#entries.size;
+    const removed = this.#index.size;
     if (removed === 0) return 0;
-    this.#entries.clear();
+    this.#reset(8);
     this.#revision = index;
     this.observer?.cleared(index);
     return removed;
   }
+
+  /** Whether slot `slot` holds exactly `value` (same type, same content). */
+  #storedEquals(slot: number, value: Encoded): boolean {
+    const stored = this.#values[slot]!;
+    const bytes = (this.#flags[slot]! & VALUE_BYTES) !== 0;
+    if (typeof value === "string") return !bytes && stored === value;
+    if (typeof stored !== "string") return sameEncoded(stored, value);
+    if (!bytes || stored.length !== value.length) return false;
+    for (let i = 0; i < value.length; i++) if (stored.charCodeAt(i) !== value[i]) return false;
+    return true;
+  }
+}
+
+/**
+ * The image of a {@linkcode HamokMapState} at the moment the view was taken, written out in slices.
+ * It reads the state's tables as they were then: the state hands it a slot's content before changing
+ * it ({@linkcode keep}), and after a clear or a restore the state works on new tables and leaves these
+ * alone.
+ */
+class MapSnapshotView implements SnapshotView {
+  readonly #state: HamokMapState;
+  readonly #keys: readonly (string | undefined)[];
+  readonly #values: readonly (Stored | undefined)[];
+  readonly #revs: Float64Array;
+  readonly #flags: Uint8Array;
+  readonly #end: number;
+  readonly #count: number;
+  readonly #revision: number;
+  /** Slot -> its content when the view was taken, for slots changed since and not yet written. */
+  readonly #kept = new Map<number, readonly [id: string, value: Stored, revision: number, flags: number]>();
+  #cursor = -1;
+  #written = 0;
+
+  constructor(
+    state: HamokMapState,
+    keys: (string | undefined)[],
+    values: (Stored | undefined)[],
+    revs: Float64Array,
+    flags: Uint8Array,
+    end: number,
+    count: number,
+    revision: number,
+  ) {
+    this.#state = state;
+    this.#keys = keys;
+    this.#values = values;
+    this.#revs = revs;
+    this.#flags = flags;
+    this.#end = end;
+    this.#count = count;
+    this.#revision = revision;
+  }
+
+  /** Slot `slot` is about to change: keep its content if it is still to be written. */
+  keep(slot: number): void {
+    if (slot < this.#cursor || slot >= this.#end || this.#kept.has(slot)) return;
+    const id = this.#keys[slot];
+    if (id === undefined) return;
+    this.#kept.set(slot, [id, this.#values[slot]!, this.#revs[slot]!, this.#flags[slot]!]);
+  }
+
+  writeTo(out: CborChunkWriter, maxEntries: number): boolean {
+    if (this.#cursor < 0) {
+      out.arrayHeader(1 + 3 * this.#count);
+      out.uint(this.#revision);
+      this.#cursor = 0;
+    }
+    const stop = Math.min(this.#end, this.#cursor + Math.max(1, maxEntries));
+    const kept = this.#kept;
+    const keys = this.#keys;
+    let s = this.#cursor;
+    for (; s < stop; s++) {
+      if (kept.size > 0) {
+        const old = kept.get(s);
+        if (old !== undefined) {
+          kept.delete(s);
+          writeEntry(out, old[0], old[1], old[2], old[3]);
+          this.#written++;
+          continue;
+        }
+      }
+      const id = keys[s];
+      if (id === undefined) continue;
+      writeEntry(out, id, this.#values[s]!, this.#revs[s]!, this.#flags[s]!);
+      this.#written++;
+    }
+    this.#cursor = s;
+    if (s < this.#end) return false;
+    this.release();
+    if (this.#written !== this.#count) {
+      throw new Error(`map snapshot view wrote ${this.#written} entries, expected ${this.#count}`);
+    }
+    return true;
+  }
+
+  release(): void {
+    this.#state.releaseView(this);
+  }
+}
+
+function writeEntry(out: CborChunkWriter, id: string, value: Stored, revision: number, flags: number): void {
+  if (id.charCodeAt(0) === 0x62) out.bytesFromLatin1(id, 1);
+  else out.text(id, 1);
+  if (typeof value !== "string") out.bytes(value);
+  else if ((flags & VALUE_BYTES) !== 0) out.bytesFromLatin1(value, 0);
+  else out.text(value, 0);
+  out.uint(revision);
 }
 
 const CHUNK = 4096;
+/** Scratch space of {@linkcode keyIdOf}: the tag byte and up to CHUNK - 1 key bytes. */
+const SCRATCH = new Uint8Array(CHUNK);
 
 /**
- * The identity of an encoded key: `s` + the string, or `b` + one UTF-16 unit per byte. Two keys are
- * the same key exactly when their encodings are equal.
+ * The identity of an encoded key: `s` + the string, or `b` + one UTF-16 unit per byte, as one flat
+ * string (it is what the state's index keeps). Two keys are the same key exactly when their encodings
+ * are equal.
  */
 export function keyIdOf(key: Encoded): string {
-  if (typeof key === "string") return "s" + key;
+  if (typeof key === "string") return key.length < 12 ? "s" + key : ["s", key].join("");
   const n = key.length;
-  if (n <= CHUNK) return "b" + String.fromCharCode.apply(null, key as unknown as number[]);
-  let id = "b";
-  for (let i = 0; i < n; i += CHUNK) {
-    id += String.fromCharCode.apply(null, key.subarray(i, i + CHUNK) as unknown as number[]);
+  if (n < CHUNK) {
+    SCRATCH[0] = 0x62; // "b"
+    SCRATCH.set(key, 1);
+    return String.fromCharCode.apply(null, SCRATCH.subarray(0, n + 1) as unknown as number[]);
   }
-  return id;
+  return ["b", latin1Of(key, 0)].join("");
+}
+
+/** The encoded key a key id stands for (a new `Uint8Array` for a byte key). */
+export function keyOfId(id: string): Encoded {
+  return id.charCodeAt(0) === 0x62 ? bytesOfLatin1(id, 1) : id.slice(1);
+}
+
+/** The encoded value a slot keeps (a new `Uint8Array` for bytes kept as a string). */
+function encodedOf(stored: Stored, flags: number): Encoded {
+  return (flags & VALUE_BYTES) !== 0 ? bytesOfLatin1(stored as string, 0) : stored;
+}
+
+/** `bytes` as a string of one char per byte. */
+function latin1Of(bytes: Uint8Array, from: number): string {
+  const n = bytes.length;
+  if (n - from <= CHUNK) {
+    return String.fromCharCode.apply(null, bytes.subarray(from) as unknown as number[]);
+  }
+  const parts: string[] = [];
+  for (let i = from; i < n; i += CHUNK) {
+    parts.push(String.fromCharCode.apply(null, bytes.subarray(i, i + CHUNK) as unknown as number[]));
+  }
+  return parts.join("");
+}
+
+/** The bytes of a one-char-per-byte string, from `from` on. */
+function bytesOfLatin1(s: string, from: number): Uint8Array {
+  const n = s.length - from;
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = s.charCodeAt(from + i);
+  return out;
 }
 
 /** Whether two encoded values are equal (same type and same content). */

@@ -18,7 +18,7 @@ import {
   HamokTimeoutError,
 } from "../errors.ts";
 import type { CollectionHost } from "./collection_host.ts";
-import { decodeStored, dropCaches, entryValue, previousValue } from "./entry_codec.ts";
+import { decodeStored, entryValue, previousValue } from "./entry_codec.ts";
 import { LocalListeners } from "./local_listeners.ts";
 import {
   checkCodec,
@@ -537,7 +537,6 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
     if (this.#closed) return;
     this.#closed = true;
     if (this.#state.observer === this.#observer) this.#state.observer = undefined;
-    dropCaches(this.#state.entries(), this);
     this.#host.detach(RECORD_KIND, this.id);
     this.#wake?.();
     this.#emit("close", []);

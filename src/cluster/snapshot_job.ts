@@ -1,0 +1,160 @@
+/**
+ * Taking a snapshot without stopping the peer: the image of the state machine is fixed at one applied
+ * index ({@linkcode StateMachine.snapshotParts}, O(1) for maps and records) and then written out as
+ * CBOR a slice at a time, each slice bounded in entries and in milliseconds, yielding to the event
+ * loop between slices (the scheduler's `yieldThen`) while commands, heartbeats and publishes go on.
+ * The bytes are those `encodeCbor(stateMachine.snapshot())` would have produced at that index, up to
+ * the choice of integer widths, and decode to the same {@linkcode StateMachineImage}.
+ *
+ * @module
+ */
+
+import { CborChunkWriter, type CborJoiner } from "../codec/cbor_writer.ts";
+import type { Scheduler } from "./scheduler.ts";
+import type { StateMachineImageParts } from "./state_machine.ts";
+
+/** Entries one `writeTo` call may write before the time budget is looked at again. */
+const ENTRIES_PER_STEP = 2048;
+/** Bytes the joiner copies per step. */
+const JOIN_BYTES_PER_STEP = 4 * 1024 * 1024;
+
+/**
+ * Writes out the image of a state machine fixed at construction, step by step.
+ *
+ * @example
+ * ```ts ignore
+ * const job = new SnapshotJob(stateMachine.snapshotParts());
+ * while (!job.step()) await yieldToTheEventLoop();
+ * node.compact(index, job.result());
+ * ```
+ */
+export class SnapshotJob {
+  readonly #parts: StateMachineImageParts;
+  readonly #out = new CborChunkWriter();
+  #state = -1;
+  #joiner: CborJoiner | undefined = undefined;
+  #result: Uint8Array | undefined = undefined;
+  #released = false;
+  #viewStarted = false;
+
+  /** Fixes nothing itself: `parts` were fixed by {@linkcode StateMachine.snapshotParts}. */
+  constructor(parts: StateMachineImageParts) {
+    this.#parts = parts;
+  }
+
+  /** Does a bounded amount of work; true once {@linkcode result} is ready. */
+  step(): boolean {
+    if (this.#result !== undefined) return true;
+    const out = this.#out;
+    const parts = this.#parts;
+    if (this.#joiner === undefined) {
+      if (this.#state < 0) {
+        out.mapHeader(parts.uid === undefined ? 2 : 3);
+        out.text("states");
+        out.arrayHeader(parts.states.length);
+        this.#state = 0;
+      }
+      while (this.#state < parts.states.length) {
+        const [kind, id, image] = parts.states[this.#state]!;
+        if (image instanceof Uint8Array) {
+          out.arrayHeader(3);
+          out.text(kind);
+          out.text(id);
+          out.raw(image);
+          this.#state++;
+          continue;
+        }
+        if (!this.#viewStarted) {
+          this.#viewStarted = true;
+          out.arrayHeader(3);
+          out.text(kind);
+          out.text(id);
+        }
+        if (!image.writeTo(out, ENTRIES_PER_STEP)) return false;
+        this.#viewStarted = false;
+        this.#state++;
+        return false;
+      }
+      out.text("applied");
+      out.raw(parts.applied);
+      if (parts.uid !== undefined) {
+        out.text("uid");
+        out.text(parts.uid);
+      }
+      this.#joiner = out.joiner();
+      return false;
+    }
+    if (!this.#joiner.step(JOIN_BYTES_PER_STEP)) return false;
+    this.#result = this.#joiner.result();
+    this.#released = true;
+    return true;
+  }
+
+  /** The CBOR image (once {@linkcode step} returned true). */
+  result(): Uint8Array {
+    if (this.#result === undefined) throw new Error("the snapshot is not written out yet");
+    return this.#result;
+  }
+
+  /** Abandons the job: the states stop keeping anything for it. */
+  cancel(): void {
+    if (this.#released) return;
+    this.#released = true;
+    for (const [, , image] of this.#parts.states) if (!(image instanceof Uint8Array)) image.release();
+  }
+}
+
+/** How {@linkcode runSnapshotJob} reports. */
+export interface SnapshotJobHandlers {
+  /** Whether the job should go on (false: it is cancelled, e.g. the peer closed). */
+  alive(): boolean;
+  /** The image is written out. */
+  done(data: Uint8Array): void;
+  /** Writing it out failed (a bug): the job is abandoned. */
+  failed(error: unknown): void;
+}
+
+/**
+ * Runs a {@linkcode SnapshotJob} in slices of at most `sliceMs` milliseconds (and at most
+ * `maxStepsPerSlice` steps, which bounds a slice where the clock does not move, as on virtual time),
+ * yielding to the event loop between slices.
+ *
+ * @example
+ * ```ts ignore
+ * runSnapshotJob(scheduler, new SnapshotJob(sm.snapshotParts()), 4, {
+ *   alive: () => !closed,
+ *   done: (data) => node.compact(index, data),
+ *   failed: (error) => logger.error(error),
+ * });
+ * ```
+ */
+export function runSnapshotJob(
+  scheduler: Scheduler,
+  job: SnapshotJob,
+  sliceMs: number,
+  handlers: SnapshotJobHandlers,
+  maxStepsPerSlice = 64,
+): void {
+  const slice = (): void => {
+    if (!handlers.alive()) {
+      job.cancel();
+      return;
+    }
+    const started = scheduler.monotonicNow();
+    try {
+      for (let steps = 0; steps < maxStepsPerSlice; steps++) {
+        if (job.step()) {
+          handlers.done(job.result());
+          return;
+        }
+        if (scheduler.monotonicNow() - started >= sliceMs) break;
+      }
+    } catch (error) {
+      job.cancel();
+      handlers.failed(error);
+      return;
+    }
+    scheduler.yieldThen(slice);
+  };
+  slice();
+}

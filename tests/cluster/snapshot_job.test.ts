@@ -1,0 +1,197 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  type ReplicatedState,
+  StateMachine,
+  type StateMachineImage,
+} from "../../src/cluster/state_machine.ts";
+import { runSnapshotJob, SnapshotJob } from "../../src/cluster/snapshot_job.ts";
+import { REAL_SCHEDULER } from "../../src/cluster/scheduler.ts";
+import { type Encoded, HamokMapState } from "../../src/collections/map_state.ts";
+import { decodeCbor, encodeCbor } from "../../src/codec/cbor.ts";
+import { CborChunkWriter } from "../../src/codec/cbor_writer.ts";
+
+/** A deterministic PRNG (mulberry32), so a failure replays. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+class Counter implements ReplicatedState {
+  value = 0;
+  apply(_op: string, args: unknown): unknown {
+    return this.value += args as number;
+  }
+  memberRemoved(): void {}
+  snapshot(): unknown {
+    return this.value;
+  }
+  restore(image: unknown): void {
+    this.value = image as number;
+  }
+}
+
+/** Comparable form of an image: byte strings as "b:1,2,3", so string and bytes never compare equal. */
+function plain(value: unknown): unknown {
+  if (value instanceof Uint8Array) return `b:${[...value].join(",")}`;
+  if (typeof value === "string") return `s:${value}`;
+  if (Array.isArray(value)) return value.map(plain);
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]));
+  }
+  return value;
+}
+
+function randomKey(next: () => number): Encoded {
+  const n = Math.floor(next() * 300);
+  return next() < 0.5 ? `key-${n}${n % 7 === 0 ? "-ünï" : ""}` : new Uint8Array([n & 0xff, n >> 8, 0x80]);
+}
+
+function randomValue(next: () => number, i: number): Encoded {
+  const r = next();
+  if (r < 0.4) return `v${i}${r < 0.05 ? "-€" : ""}`;
+  if (r < 0.95) return new Uint8Array(Array.from({ length: 1 + (i % 40) }, (_, j) => (i + j) & 0xff));
+  return new Uint8Array(1500).fill(i & 0xff); // above the inline limit: kept as bytes
+}
+
+/** One random command on a map state. */
+function randomCommand(state: HamokMapState, next: () => number, index: number): void {
+  const ctx = { index, requestId: undefined, proposerPeerId: "p" };
+  const r = next();
+  if (r < 0.45) state.apply("set", [randomKey(next), randomValue(next, index)], ctx);
+  else if (r < 0.75) state.apply("delete", [randomKey(next)], ctx);
+  else if (r < 0.85) {
+    state.apply("setAll", [[[randomKey(next), randomValue(next, index)], [randomKey(next), "x"]]], ctx);
+  } else if (r < 0.95) state.apply("deleteAll", [[randomKey(next), randomKey(next), randomKey(next)]], ctx);
+  else if (r < 0.975) state.apply("cas", [[], [[randomKey(next), null], [randomKey(next), "c"]]], ctx);
+  else state.apply("clear", [], ctx);
+}
+
+describe("map state snapshot views", () => {
+  it("write the image of the moment they were taken while commands go on (random, 40 seeds)", () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const next = prng(seed);
+      const state = new HamokMapState("m");
+      let index = 0;
+      for (let i = 0; i < 400; i++) randomCommand(state, next, ++index);
+      const expected = plain(state.snapshot());
+      const view = state.snapshotView();
+      const out = new CborChunkWriter();
+      let done = false;
+      while (!done) {
+        done = view.writeTo(out, 1 + Math.floor(next() * 20));
+        for (let i = 0, n = Math.floor(next() * 30); i < n; i++) randomCommand(state, next, ++index);
+      }
+      const joiner = out.joiner();
+      while (!joiner.step(64)) { /* a few bytes a step, to exercise the joiner */ }
+      assert.deepEqual(plain(decodeCbor(joiner.result())), expected, `seed ${seed}`);
+      // the state itself went on: its own image restores into an equal state
+      const copy = new HamokMapState("m");
+      copy.restore(decodeCbor(encodeCbor(state.snapshot())));
+      assert.deepEqual(plain(copy.snapshot()), plain(state.snapshot()), `seed ${seed}`);
+    }
+  });
+
+  it("an iterator held across commands goes on after squeezing out holes, and ends after a clear", () => {
+    const state = new HamokMapState("m");
+    let index = 0;
+    const set = (k: string) =>
+      state.apply("set", [k, "v"], { index: ++index, requestId: undefined, proposerPeerId: "p" });
+    const del = (k: string) =>
+      state.apply("delete", [k], { index: ++index, requestId: undefined, proposerPeerId: "p" });
+    for (let i = 0; i < 10_000; i++) set(`k${i}`);
+    const it = state.entries();
+    assert.equal(it.next().value?.key, "k0");
+    assert.equal(it.next().value?.key, "k1");
+    for (let i = 2; i < 9_000; i++) del(`k${i}`); // holes outnumber live slots: the tables are squeezed
+    set("late");
+    const rest = [...it].map((e) => e.key);
+    assert.deepEqual(rest, [...Array.from({ length: 1000 }, (_, i) => `k${9000 + i}`), "late"]);
+    const it2 = state.entries();
+    it2.next();
+    state.apply("clear", [], { index: ++index, requestId: undefined, proposerPeerId: "p" });
+    assert.equal(it2.next().done, true);
+  });
+
+  it("a job writes the state machine's image at the moment it was made, in slices", async () => {
+    const sm = new StateMachine(64);
+    sm.registerKind("map", (id) => new HamokMapState(id));
+    sm.registerKind("counter", () => new Counter());
+    sm.clusterUid = "uid-1";
+    const next = prng(7);
+    let index = 0;
+    const command = () => {
+      index++;
+      const key = randomKey(next);
+      if (next() < 0.1) {
+        sm.apply({ kind: "counter", id: "c", op: "add", args: 1, peerId: "p" }, {
+          index,
+          requestId: `r${index}`,
+          proposerPeerId: "p",
+        });
+      } else {
+        sm.apply({
+          kind: "map",
+          id: index % 2 === 0 ? "a" : "b",
+          op: "set",
+          args: [key, `v${index}`],
+          peerId: "p",
+        }, {
+          index,
+          requestId: `r${index}`,
+          proposerPeerId: "p",
+        });
+      }
+    };
+    for (let i = 0; i < 30_000; i++) command();
+    const expected = plain(sm.snapshot());
+    const job = new SnapshotJob(sm.snapshotParts());
+    let slices = 0;
+    const data = await new Promise<Uint8Array>((resolve, reject) => {
+      runSnapshotJob(REAL_SCHEDULER, job, 1, {
+        alive: () => {
+          slices++;
+          for (let i = 0; i < 50; i++) command(); // commands applied between slices
+          return true;
+        },
+        done: resolve,
+        failed: reject,
+      }, 1);
+    });
+    assert.ok(slices > 2, `written in ${slices} slices`);
+    const image = decodeCbor(data) as StateMachineImage;
+    assert.deepEqual(plain(image), expected);
+    // it restores
+    const copy = new StateMachine(64);
+    copy.registerKind("map", (id) => new HamokMapState(id));
+    copy.registerKind("counter", () => new Counter());
+    copy.restore(image);
+    assert.equal(copy.clusterUid, "uid-1");
+  });
+
+  it("a cancelled job gives no result; a later job writes the state as it is then", () => {
+    const sm = new StateMachine(8);
+    sm.registerKind("map", (id) => new HamokMapState(id));
+    const set = (i: number) =>
+      sm.apply({ kind: "map", id: "m", op: "set", args: [`k${i}`, `v${i}`], peerId: "p" }, {
+        index: i,
+        requestId: undefined,
+        proposerPeerId: "p",
+      });
+    for (let i = 1; i <= 100; i++) set(i);
+    const job = new SnapshotJob(sm.snapshotParts());
+    job.step();
+    job.cancel();
+    assert.throws(() => job.result());
+    for (let i = 101; i <= 200; i++) set(i);
+    const again = new SnapshotJob(sm.snapshotParts());
+    while (!again.step()) { /* until done */ }
+    assert.deepEqual(plain(decodeCbor(again.result())), plain(sm.snapshot()));
+  });
+});
