@@ -16,7 +16,7 @@ import { newMemberId, peerIdOfMember } from "./cluster/member_id.ts";
 import { randomUuid, type Scheduler, type TimerHandle } from "./cluster/scheduler.ts";
 import { RaftDriver, type RaftDriverHooks } from "./cluster/raft_driver.ts";
 import { AckBatcher } from "./cluster/ack_batcher.ts";
-import { asError, delay, throwIfAborted, withTimeout } from "./cluster/async.ts";
+import { asAbortError, asError, delay, throwIfAborted, withTimeout } from "./cluster/async.ts";
 import { Discovery } from "./cluster/discovery.ts";
 import { JOIN_OP, LEAVE_OP, MembershipManager } from "./cluster/membership_manager.ts";
 import { Proposals } from "./cluster/proposals.ts";
@@ -1146,7 +1146,13 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     );
     const remaining = deadline - this.config.scheduler.now();
     if (remaining <= 0) throw new HamokTimeoutError("join timed out", { timeoutMs: remaining });
-    await this.waitUntilCommitHead(remaining);
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(asAbortError(signal.reason));
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.waitUntilCommitHead(remaining).then(resolve, reject).finally(() =>
+        signal.removeEventListener("abort", onAbort)
+      );
+    });
   }
 
   #bootstrap(): void {
@@ -1491,8 +1497,18 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   /** A member says this peer's member id was removed from the cluster. */
   #onRemovedNotice(payload: Uint8Array, fromPeerId: string): Promise<undefined> {
     const memberId = decodeCbor(payload);
-    if (memberId !== this.#memberId || !this.#joined || this.#leaving) return Promise.resolve(undefined);
+    if (memberId !== this.#memberId || this.#leaving) return Promise.resolve(undefined);
     if (!this.isRemoteMember(fromPeerId)) return Promise.resolve(undefined);
+    if (!this.#joined) {
+      // Restarted from storage after its member was removed while it was away: that join can never
+      // complete (found by the whole-peer simulator; it used to campaign forever), so it fails.
+      this.#joinAbort?.abort(
+        new HamokRemovedError(
+          `member ${fromPeerId} says this member (${memberId}) was removed while it was away; its storage belongs to the removed member: join again with a new storage`,
+        ),
+      );
+      return Promise.resolve(undefined);
+    }
     this.#removedFromCluster(`member ${fromPeerId} says this member was removed`);
     return Promise.resolve(undefined);
   }

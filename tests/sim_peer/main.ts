@@ -1,0 +1,63 @@
+/**
+ * `deno task sim:peer`: runs whole-peer simulator seeds and reports violations and fault counts.
+ *
+ *   deno task sim:peer --seed 42 [--trace]     replay one seed (prints its trace with --trace)
+ *   deno task sim:peer --from 1 --seeds 200    a range of seeds
+ *   options: --nodes 3|5, --bug NAME (repeatable), --fault-ms N, --kinds drop,delay,... (default all)
+ *
+ * @module
+ */
+
+import process from "node:process";
+import type { HamokTestingBug } from "../../src/config.ts";
+import { PEER_FAULT_KINDS, type PeerFaultKind, runPeerSeed } from "./simulation.ts";
+
+const args = process.argv.slice(2);
+const value = (name: string): string | undefined => {
+  const i = args.indexOf(name);
+  return i < 0 ? undefined : args[i + 1];
+};
+const bugs: HamokTestingBug[] = [];
+for (let i = 0; i < args.length; i++) if (args[i] === "--bug") bugs.push(args[i + 1] as HamokTestingBug);
+const single = value("--seed");
+const from = Number(single ?? value("--from") ?? 1);
+const count = single !== undefined ? 1 : Number(value("--seeds") ?? 100);
+const nodes = value("--nodes") === undefined ? undefined : Number(value("--nodes")) as 3 | 5;
+const faultMs = value("--fault-ms") === undefined ? undefined : Number(value("--fault-ms"));
+const traceOn = args.includes("--trace");
+const kindsArg = value("--kinds");
+const kinds = kindsArg === undefined ? undefined : kindsArg.split(",") as PeerFaultKind[];
+
+const totals = Object.fromEntries(PEER_FAULT_KINDS.map((k) => [k, 0])) as Record<PeerFaultKind, number>;
+let failed = 0;
+let ops = 0;
+let unknown = 0;
+const started = performance.now();
+for (let seed = from; seed < from + count; seed++) {
+  const r = await runPeerSeed(seed, {
+    nodes,
+    bugs,
+    trace: traceOn,
+    ...(faultMs ? { faultMs } : {}),
+    ...(kinds ? { kinds } : {}),
+  });
+  for (const k of PEER_FAULT_KINDS) totals[k] += r.faults[k];
+  ops += r.opsCompleted;
+  unknown += r.opsUnknown;
+  if (traceOn) console.log(r.trace.join("\n"));
+  if (r.violations.length > 0) {
+    failed++;
+    const bugArgs = bugs.map((b) => ` --bug ${b}`).join("");
+    console.log(`seed ${seed} (${r.nodes} nodes): ${r.violations.join("\n  ")}`);
+    console.log(`  replay: deno task sim:peer --seed ${seed}${nodes ? ` --nodes ${nodes}` : ""}${bugArgs}`);
+  } else if (single !== undefined) {
+    console.log(`seed ${seed} (${r.nodes} nodes): ok, ${r.opsCompleted} ops, trace ${r.traceHash}`);
+  }
+}
+const secs = (performance.now() - started) / 1000;
+console.log(
+  `${count} seeds, ${failed} failed, ${ops} ops completed, ${unknown} unknown, ${
+    secs.toFixed(1)
+  } s; faults: ${PEER_FAULT_KINDS.map((k) => `${k} ${totals[k]}`).join(", ")}`,
+);
+process.exit(failed > 0 ? 1 : 0);

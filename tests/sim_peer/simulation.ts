@@ -1,0 +1,687 @@
+/**
+ * The whole-peer simulator: N real `Hamok` peers with their real map collection on one `MemoryBus`,
+ * all on virtual time ({@linkcode VirtualWorld}) and one seeded PRNG, under a nemesis (bus faults,
+ * crashes and restarts with and without storage, pauses, leaves, a duplicate peer id, oversized
+ * writes) and a workload through the public API with retries by request id. The history is checked
+ * for linearizability; local reads for monotonicity and read-your-writes; the run for one bootstrap,
+ * equal replicas after the heal and liveness after the faults stop.
+ *
+ * @module
+ */
+
+import { Hamok } from "../../src/hamok.ts";
+import type { HamokTestingBug } from "../../src/config.ts";
+import type { HamokMap } from "../../src/collections/map.ts";
+import { MemoryBus } from "../../src/transport/memory_bus.ts";
+import { MemoryTransport } from "../../src/transport/memory_transport.ts";
+import type {
+  Transport,
+  TransportEvents,
+  TransportHandler,
+  TransportHeaders,
+  TransportMessage,
+  TransportState,
+  TransportSubscription,
+} from "../../src/transport/transport.ts";
+import { MemoryRaftStorage } from "../../src/storage/memory_storage.ts";
+import { newMemberId } from "../../src/cluster/member_id.ts";
+import { sleep } from "../../src/cluster/scheduler.ts";
+import {
+  HamokClosedError,
+  HamokConflictError,
+  HamokNoLeaderError,
+  HamokNotJoinedError,
+  HamokOutcomeUnknownError,
+  HamokPayloadTooLargeError,
+  HamokRemovedError,
+  HamokTimeoutError,
+} from "../../src/errors.ts";
+import { Prng } from "../sim/prng.ts";
+import { TraceHash } from "../sim/hash.ts";
+import { checkLinearizability, type Operation } from "../sim/linearizability.ts";
+import { type MapInput, mapModel, type MapOutput } from "./map_model.ts";
+import { type PeerClock, VirtualWorld } from "./virtual_scheduler.ts";
+
+/** Every fault the nemesis injects, as counted in {@linkcode PeerSimResult.faults}. */
+export const PEER_FAULT_KINDS = [
+  "drop",
+  "delay",
+  "reorder",
+  "duplicate",
+  "partition",
+  "one-way",
+  "crash",
+  "crash-wipe",
+  "pause",
+  "leave",
+  "duplicate-id",
+  "oversized",
+] as const;
+
+/** One kind of fault. */
+export type PeerFaultKind = typeof PEER_FAULT_KINDS[number];
+
+/** Options of one run. */
+export interface PeerSimOptions {
+  /** Cluster size; default: the seed picks 3 or 5. */
+  readonly nodes?: 3 | 5;
+  /** Deliberate bugs switched on in every peer. */
+  readonly bugs?: readonly HamokTestingBug[];
+  /** Virtual ms of the fault phase. Default 12 000. */
+  readonly faultMs?: number;
+  /** Virtual ms after the heal within which a new write must succeed. Default 10 000. */
+  readonly livenessBoundMs?: number;
+  /** Keep a trace of the run (for replays). */
+  readonly trace?: boolean;
+  /** The fault kinds the nemesis may inject. Default: all of {@linkcode PEER_FAULT_KINDS}. */
+  readonly kinds?: readonly PeerFaultKind[];
+}
+
+/** What one run found. */
+export interface PeerSimResult {
+  readonly seed: number;
+  readonly nodes: number;
+  /** Every violated property, with details; empty when the run passed. */
+  readonly violations: string[];
+  readonly faults: Record<PeerFaultKind, number>;
+  /** Operations completed with a known outcome (reads included). */
+  readonly opsCompleted: number;
+  /** Writes whose outcome stayed unknown. */
+  readonly opsUnknown: number;
+  readonly bootstraps: number;
+  readonly virtualMs: number;
+  readonly steps: number;
+  /** Digest of the run's history and faults: the same for the same seed and options. */
+  readonly traceHash: string;
+  readonly trace: string[];
+}
+
+const KEYS = ["a", "b", "c"];
+const TICK_MS = 50;
+const MAX_PAYLOAD = 16 * 1024;
+const REQUEST_TIMEOUT_MS = 2000;
+
+/** A transport over a memory endpoint that a crash makes deaf and mute and a pause makes deaf. */
+class SimTransport implements Transport {
+  readonly #inner: MemoryTransport;
+  readonly #world: VirtualWorld;
+  #dead = false;
+  #paused = false;
+  #held: [TransportHandler, TransportMessage][] = [];
+
+  constructor(inner: MemoryTransport, world: VirtualWorld) {
+    this.#inner = inner;
+    this.#world = world;
+  }
+  get id(): string {
+    return this.#inner.id;
+  }
+  get state(): TransportState {
+    return this.#inner.state;
+  }
+  get maxPayload(): number | undefined {
+    return this.#inner.maxPayload;
+  }
+  publish(subject: string, data: Uint8Array, headers?: TransportHeaders): void {
+    if (this.#dead) return;
+    this.#inner.publish(subject, data, headers);
+  }
+  subscribe(subject: string, handler: TransportHandler): TransportSubscription {
+    return this.#inner.subscribe(subject, (message) => {
+      if (this.#dead) return;
+      if (this.#paused) this.#held.push([handler, message]);
+      else handler(message);
+    });
+  }
+  flush(): Promise<void> {
+    return this.#inner.flush();
+  }
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+  on<E extends keyof TransportEvents>(event: E, listener: TransportEvents[E]): this {
+    this.#inner.on(event, listener);
+    return this;
+  }
+  off<E extends keyof TransportEvents>(event: E, listener: TransportEvents[E]): this {
+    this.#inner.off(event, listener);
+    return this;
+  }
+  kill(): void {
+    this.#dead = true;
+    this.#held = [];
+    void this.#inner.close().catch(() => {});
+  }
+  pause(): void {
+    this.#paused = true;
+  }
+  resume(): void {
+    this.#paused = false;
+    const held = this.#held;
+    this.#held = [];
+    if (held.length === 0) return;
+    this.#world.setTimeout(() => {
+      for (const [handler, message] of held) {
+        if (this.#dead) return;
+        try {
+          handler(message);
+        } catch { /* the peer reports its own handler errors */ }
+      }
+    }, 0);
+  }
+}
+
+interface Slot {
+  readonly peerId: string;
+  inc: number;
+  storage: MemoryRaftStorage | undefined;
+  hamok: Hamok | undefined;
+  clock: PeerClock | undefined;
+  transport: SimTransport | undefined;
+  map: HamokMap<string, string> | undefined;
+  /** The peer is down, paused or has left (the nemesis disturbs one peer at a time). */
+  disturbed: boolean;
+  /** A leave() is under way (its `left` is expected). */
+  leaving: boolean;
+}
+
+type MapOp = Operation<MapInput, MapOutput>;
+
+/**
+ * Runs one seed.
+ *
+ * @example
+ * ```ts ignore
+ * const result = await runPeerSeed(42, {});
+ * console.log(result.violations);
+ * ```
+ */
+export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): Promise<PeerSimResult> {
+  const root = new Prng(seed);
+  const world = new VirtualWorld(root.fork());
+  const rng = root.fork();
+  const nemesisRng = root.fork();
+  const busRng = root.fork();
+  const nodes = options.nodes ?? (rng.chance(0.5) ? 3 : 5);
+  const faultMs = options.faultMs ?? 12_000;
+  const livenessBoundMs = options.livenessBoundMs ?? 10_000;
+  const bugs = options.bugs ?? [];
+  const violations: string[] = [];
+  const trace: string[] = [];
+  const hash = new TraceHash().add(seed).add(nodes);
+  const faults = Object.fromEntries(PEER_FAULT_KINDS.map((k) => [k, 0])) as Record<PeerFaultKind, number>;
+  const history: MapOp[] = [];
+  let clock = 0; // event order: strictly increasing timestamps of calls and returns
+  let bootstraps = 0;
+  let opsUnknown = 0;
+  let stopped = false;
+  let healedAt = Infinity;
+  let firstWriteAfterHeal = Infinity;
+  const note = (line: string) => {
+    hash.addString(line);
+    if (options.trace) trace.push(`${world.time.toFixed(0).padStart(6)} ${line}`);
+  };
+
+  const bus = new MemoryBus({ random: () => busRng.next(), scheduler: world });
+  bus.delay({ ms: 2 }); // a constant base latency keeps per-path order
+  const slots: Slot[] = [];
+  for (let i = 1; i <= nodes; i++) {
+    slots.push({
+      peerId: `p${i}`,
+      inc: 0,
+      storage: undefined,
+      hamok: undefined,
+      clock: undefined,
+      transport: undefined,
+      map: undefined,
+      disturbed: false,
+      leaving: false,
+    });
+  }
+
+  const makePeer = (peerId: string, inc: number, storage: MemoryRaftStorage, peerClock: PeerClock) => {
+    const transport = new SimTransport(
+      new MemoryTransport({ bus, id: `${peerId}~${inc}`, maxPayload: MAX_PAYLOAD }),
+      world,
+    );
+    const info = (message: string) => {
+      if (message.includes("bootstrapping")) {
+        bootstraps++;
+        note(`bootstrap ${peerId}~${inc}`);
+      }
+    };
+    const hamok = new Hamok({
+      peerId,
+      clusterId: "sim",
+      transport,
+      storage,
+      scheduler: peerClock,
+      tickMs: TICK_MS,
+      discoveryMs: 300,
+      peerTimeoutMs: 3000,
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+      snapshotThreshold: 40 + rng.int(200),
+      testingBugs: bugs,
+      logger: { debug() {}, info, warn() {}, error() {} },
+    });
+    hamok.on("error", () => {});
+    return { hamok, transport };
+  };
+
+  const start = (slot: Slot, wipe: boolean) => {
+    slot.inc++;
+    const peerClock = world.clock(rng.fork());
+    if (wipe || slot.storage === undefined) {
+      slot.storage = new MemoryRaftStorage(newMemberId(slot.peerId, peerClock));
+    }
+    const { hamok, transport } = makePeer(slot.peerId, slot.inc, slot.storage, peerClock);
+    slot.hamok = hamok;
+    slot.clock = peerClock;
+    slot.transport = transport;
+    slot.map = hamok.createMap<string, string>({ mapId: "m" });
+    // Removed for silence (paused or cut off too long): the storage is the application's and belongs
+    // to the removed member, so the application comes back with a new peer object and a new storage.
+    hamok.on("left", () => {
+      if (slot.hamok !== hamok || slot.leaving) return;
+      note(`removed ${slot.peerId}~${slot.inc}`);
+      later(0, () => {
+        if (slot.hamok !== hamok) return;
+        crash(slot);
+        start(slot, true);
+      });
+    });
+    note(`start ${slot.peerId}~${slot.inc}${wipe ? " wiped" : ""}`);
+    hamok.join({ timeoutMs: 60_000 }).catch((error) => {
+      note(`join failed ${slot.peerId}: ${nameOf(error)}`);
+      // removed while it was down: its storage belongs to the removed member; the operator wipes it
+      if (error instanceof HamokRemovedError && slot.hamok === hamok) {
+        crash(slot);
+        start(slot, true);
+      }
+    });
+    void runClient(slot, hamok, slot.map, peerClock, rng.fork());
+  };
+
+  const crash = (slot: Slot) => {
+    const hamok = slot.hamok;
+    if (hamok === undefined) return;
+    slot.clock!.kill();
+    slot.transport!.kill();
+    slot.hamok = undefined;
+    slot.map = undefined;
+    note(`crash ${slot.peerId}~${slot.inc}`);
+    try {
+      hamok.close();
+    } catch { /* already closed */ }
+  };
+
+  // ------------------------------------------------------------------ workload
+  async function runClient(slot: Slot, hamok: Hamok, map: HamokMap<string, string>, c: PeerClock, r: Prng) {
+    const clientId = `${slot.peerId}~${slot.inc}`;
+    const seen = new Map<string, number>();
+    let n = 0;
+    const alive = () => slot.hamok === hamok && !stopped;
+    const localRead = (key: string, what: string): { value: string | undefined; revision: number } => {
+      const entry = map.getEntry(key);
+      const revision = entry?.revision ?? 0;
+      const before = seen.get(key) ?? 0;
+      if (revision < before) {
+        violations.push(
+          `local read went backwards: ${clientId} ${what} ${key} at revision ${revision} < ${before}`,
+        );
+      }
+      seen.set(key, Math.max(before, revision));
+      return { value: entry?.value, revision };
+    };
+    while (alive()) {
+      await sleep(c, 10 + r.int(90));
+      if (!alive()) return;
+      if (!hamok.joined) continue;
+      const key = r.pick(KEYS);
+      const choice = r.weighted([3, 2, 2, 2, 3, 2, oversizedWeight]);
+      const tag = `${clientId}.${++n}`;
+      const requestId = `${clientId}:${n}`;
+      if (choice === 4) { // linearizable get
+        const call = ++clock;
+        try {
+          const value = await map.get(key, { consistency: "linearizable", timeoutMs: REQUEST_TIMEOUT_MS });
+          record({ clientId, input: { op: "get", key }, output: value ?? null, call, ret: ++clock });
+          if (alive()) localRead(key, "after linearizable get");
+        } catch { /* a failed read has no effect */ }
+        continue;
+      }
+      if (choice === 5) { // local get
+        localRead(key, "local get");
+        continue;
+      }
+      if (choice === 6) { // oversized write
+        faults.oversized++;
+        note(`oversized ${clientId}`);
+        try {
+          await map.set(key, "x".repeat(MAX_PAYLOAD + 100), { requestId });
+          violations.push(`an oversized write was accepted (${clientId})`);
+        } catch (error) {
+          if (!(error instanceof HamokPayloadTooLargeError)) {
+            violations.push(`an oversized write failed with ${nameOf(error)}, not HamokPayloadTooLargeError`);
+          }
+        }
+        continue;
+      }
+      const before = localRead(key, "before write");
+      let input: MapInput;
+      let attempt: (o: { requestId: string; timeoutMs: number }) => Promise<MapOutput>;
+      if (choice === 0) {
+        input = { op: "set", key, value: tag };
+        attempt = async (o) => (await map.set(key, tag, o)) ?? null;
+      } else if (choice === 1) {
+        input = { op: "insert", key, value: tag };
+        attempt = async (o) => (await map.insert(key, tag, o)) ?? null;
+      } else if (choice === 2) {
+        const expected = before.value;
+        if (expected === undefined) continue; // updateIf on an absent key is false at once
+        input = { op: "updateIf", key, value: tag, expected };
+        attempt = (o) => map.updateIf(key, tag, expected, o);
+      } else {
+        const expected = before.value ?? null;
+        input = { op: "casRevision", key, value: tag, expected };
+        attempt = async (o) => {
+          try {
+            await map.set(key, tag, { ...o, ifRevision: before.revision });
+            return true;
+          } catch (error) {
+            if (error instanceof HamokConflictError) return false;
+            throw error;
+          }
+        };
+      }
+      const call = ++clock;
+      const callAt = world.time;
+      let mayHaveApplied = false;
+      let done = false;
+      for (let tries = 0; tries < 5 && !done; tries++) {
+        try {
+          const output = await attempt({ requestId, timeoutMs: REQUEST_TIMEOUT_MS });
+          const ret = ++clock;
+          record({ clientId, input, output, call, ret });
+          done = true;
+          if (firstWriteAfterHeal === Infinity && callAt >= healedAt) {
+            firstWriteAfterHeal = world.time;
+          }
+          const changed = input.op === "set" || (input.op === "insert" ? output === null : output === true);
+          if (alive() && changed) {
+            const after = localRead(key, "after own write");
+            if (after.revision <= before.revision) {
+              violations.push(
+                `own write not visible: ${clientId} ${input.op}(${key}, ${tag}) resolved but the local entry is at revision ${after.revision} (was ${before.revision})`,
+              );
+            }
+          }
+        } catch (error) {
+          if (error instanceof HamokOutcomeUnknownError || error instanceof HamokRemovedError) {
+            mayHaveApplied = true;
+          } else if (error instanceof HamokClosedError) {
+            mayHaveApplied = true;
+            break;
+          } else if (
+            error instanceof HamokNoLeaderError || error instanceof HamokNotJoinedError ||
+            error instanceof HamokTimeoutError
+          ) {
+            // not taken by any leader on this attempt
+          } else {
+            note(`write error ${clientId}: ${nameOf(error)}`);
+            mayHaveApplied = true;
+            break;
+          }
+          note(`retry ${requestId} ${input.op}(${key}) after ${(error as Error).name}`);
+          if (!alive()) break;
+          await sleep(c, 100);
+          if (!alive()) break;
+        }
+      }
+      if (!done && mayHaveApplied) {
+        opsUnknown++;
+        record({ clientId, input, call, ret: Infinity });
+      }
+    }
+  }
+
+  function record(op: MapOp): void {
+    history.push(op);
+    hash.addString(`${op.clientId}|${JSON.stringify(op.input)}|${JSON.stringify(op.output)}|${op.ret}`);
+  }
+
+  // ------------------------------------------------------------------ nemesis
+  const endpoints = () => slots.flatMap((s) => (s.transport === undefined ? [] : [s.transport.id]));
+  const later = (ms: number, fn: () => void) => world.setTimeout(fn, ms);
+
+  const allowed = options.kinds ?? PEER_FAULT_KINDS;
+  const weights = [3, 2, 1, 2, 2, 2, 2, 1, 2, 1, 1, 0].map((
+    w,
+    i,
+  ) => (allowed.includes(PEER_FAULT_KINDS[i]!) ? w : 0));
+  const oversizedWeight = allowed.includes("oversized") ? 0.15 : 0;
+  const nemesisStep = () => {
+    if (weights.every((w) => w === 0)) return;
+    if (stopped || world.time >= faultMs) return;
+    const kind = PEER_FAULT_KINDS[nemesisRng.weighted(weights)]!;
+    const duration = 300 + nemesisRng.int(3000);
+    const all = endpoints();
+    const allJoined = slots.every((s) => s.hamok?.joined === true && !s.disturbed);
+    switch (kind) {
+      case "drop": {
+        const f = bus.drop({ probability: 0.05 + nemesisRng.next() * 0.4 });
+        later(duration, () => f.remove());
+        break;
+      }
+      case "delay": {
+        const f = bus.delay({ to: nemesisRng.pick(all), ms: 20 + nemesisRng.int(300) });
+        later(duration, () => f.remove());
+        break;
+      }
+      case "reorder": {
+        const f = bus.delay({ ms: 1, jitterMs: 5 + nemesisRng.int(60), probability: 0.5 });
+        later(duration, () => f.remove());
+        break;
+      }
+      case "duplicate": {
+        const f = bus.duplicate({ probability: 0.05 + nemesisRng.next() * 0.3 });
+        later(duration, () => f.remove());
+        break;
+      }
+      case "partition": {
+        const shuffled = [...all].sort(() => nemesisRng.next() - 0.5);
+        const cut = 1 + nemesisRng.int(Math.max(1, shuffled.length - 1));
+        const f = bus.partition(shuffled.slice(0, cut), shuffled.slice(cut));
+        later(duration, () => f.remove());
+        break;
+      }
+      case "one-way": {
+        const a = nemesisRng.pick(all);
+        const f = bus.partitionOneWay(nemesisRng.chance(0.5) ? a : all.filter((e) => e !== a), a);
+        later(duration, () => f.remove());
+        break;
+      }
+      case "crash":
+      case "crash-wipe": {
+        if (!allJoined) return schedule();
+        const slot = nemesisRng.pick(slots);
+        slot.disturbed = true;
+        crash(slot);
+        later(kind === "crash" ? duration : duration + 3000, () => {
+          if (slot.hamok === undefined) start(slot, kind === "crash-wipe");
+          later(4000, () => (slot.disturbed = false));
+        });
+        break;
+      }
+      case "pause": {
+        if (!allJoined) return schedule();
+        const slot = nemesisRng.pick(slots);
+        slot.disturbed = true;
+        slot.clock!.pause();
+        slot.transport!.pause();
+        note(`pause ${slot.peerId}~${slot.inc}`);
+        const clockOf = slot.clock!, transportOf = slot.transport!;
+        later(nemesisRng.chance(0.3) ? 4000 + nemesisRng.int(2000) : duration, () => {
+          clockOf.resume();
+          transportOf.resume();
+          note(`resume ${slot.peerId}`);
+          later(4000, () => (slot.disturbed = false));
+        });
+        break;
+      }
+      case "leave": {
+        if (!allJoined) return schedule();
+        const slot = nemesisRng.pick(slots);
+        const hamok = slot.hamok!;
+        slot.disturbed = true;
+        slot.leaving = true;
+        note(`leave ${slot.peerId}~${slot.inc}`);
+        // The storage is the application's, and it belongs to the member that left: the application
+        // comes back with a new peer object and a new storage (a join() on the same object would reuse
+        // the tombstoned member id and never complete).
+        hamok.leave().catch((e) => note(`leave failed ${slot.peerId}: ${nameOf(e)}`)).finally(() => {
+          later(duration, () => {
+            slot.leaving = false;
+            if (slot.hamok !== hamok) return;
+            crash(slot);
+            start(slot, true);
+            later(4000, () => (slot.disturbed = false));
+          });
+        });
+        break;
+      }
+      case "duplicate-id": {
+        if (!allJoined) return schedule();
+        const victim = nemesisRng.pick(slots);
+        const peerClock = world.clock(rng.fork());
+        const { hamok, transport } = makePeer(
+          victim.peerId,
+          100 + faults["duplicate-id"],
+          new MemoryRaftStorage(newMemberId(victim.peerId, peerClock)),
+          peerClock,
+        );
+        note(`duplicate ${victim.peerId}`);
+        hamok.join({ timeoutMs: 3000 }).then(
+          () => violations.push(`a second peer with the live id ${victim.peerId} was admitted`),
+          () => {},
+        ).finally(() => {
+          peerClock.kill();
+          transport.kill();
+          try {
+            hamok.close();
+          } catch { /* closed */ }
+        });
+        break;
+      }
+      case "oversized":
+        break;
+    }
+    faults[kind]++;
+    note(`fault ${kind}`);
+    schedule();
+  };
+  const schedule = () => {
+    later(200 + nemesisRng.int(1200), nemesisStep);
+  };
+
+  // ------------------------------------------------------------------ the run
+  for (const slot of slots) start(slot, false);
+  await world.runUntil(8000, () => slots.every((s) => s.hamok?.joined));
+  if (!slots.every((s) => s.hamok?.joined)) {
+    violations.push(`the initial peers did not all join within 8 s (${slots.map((s) => s.hamok?.joined)})`);
+  }
+  schedule();
+  await world.runUntil(world.time + faultMs);
+
+  // heal: no new faults, every fault removed, every peer back
+  bus.heal();
+  bus.delay({ ms: 2 });
+  for (const slot of slots) {
+    if (slot.hamok === undefined) start(slot, false);
+    else if (slot.clock!.paused) {
+      slot.clock!.resume();
+      slot.transport!.resume();
+    }
+  }
+  healedAt = world.time;
+  note("healed");
+  await world.runUntil(world.time + livenessBoundMs, () => firstWriteAfterHeal < Infinity);
+  if (firstWriteAfterHeal === Infinity) {
+    violations.push(`liveness: no write succeeded within ${livenessBoundMs} ms after the heal`);
+  }
+  // let the last operations finish, then stop the clients and let the replicas settle
+  await world.runUntil(world.time + 3000);
+  stopped = true;
+  await world.runUntil(world.time + 3000);
+  if (options.trace) {
+    for (const slot of slots) {
+      if (slot.hamok !== undefined) {
+        trace.push(`status ${slot.peerId}: ${JSON.stringify(slot.hamok.status())}`);
+      }
+    }
+  }
+  const digests = new Map<string, string[]>();
+  for (const slot of slots) {
+    const hamok = slot.hamok;
+    if (hamok === undefined || !hamok.joined) {
+      violations.push(
+        `${slot.peerId} is not a member after the heal (${
+          hamok === undefined
+            ? "down"
+            : `state ${hamok.state}, term ${hamok.term}, leader ${hamok.leaderId}, applied ${hamok.appliedIndex}, member ${hamok.localMemberId}`
+        })`,
+      );
+      continue;
+    }
+    let synced = false;
+    hamok.waitUntilCommitHead(5000).then(() => (synced = true), () => {});
+    await world.runUntil(world.time + 5000, () => synced);
+    const digest = JSON.stringify([...slot.map!.keys()].map((k) => [k, slot.map!.getEntry(k)]));
+    digests.set(digest, [...(digests.get(digest) ?? []), slot.peerId]);
+  }
+  if (digests.size > 1) {
+    violations.push(
+      `replicas differ after the heal: ${[...digests].map(([d, p]) => `${p}: ${d}`).join(" | ")}`,
+    );
+  }
+  if (bootstraps !== 1) violations.push(`${bootstraps} bootstraps in one cluster (expected 1)`);
+  for (const error of world.thrown) violations.push(`a timer callback threw: ${nameOf(error)}`);
+
+  const check = checkLinearizability(mapModel, history);
+  if (check.verdict === "illegal") {
+    violations.push(
+      `not linearizable: ${
+        (check.failedPartition ?? []).slice(-12).map((op) => mapModel.describe!(op)).join("; ")
+      }`,
+    );
+  } else if (check.verdict === "unknown") {
+    violations.push("linearizability undecided (history too large)");
+  }
+
+  for (const slot of slots) {
+    slot.clock?.kill();
+    slot.transport?.kill();
+    try {
+      slot.hamok?.close();
+    } catch { /* closed */ }
+  }
+  hash.add(world.steps).add(Math.round(world.time)).add(bootstraps);
+  return {
+    seed,
+    nodes,
+    violations,
+    faults,
+    opsCompleted: history.filter((op) => op.ret !== Infinity).length,
+    opsUnknown,
+    bootstraps,
+    virtualMs: world.time,
+    steps: world.steps,
+    traceHash: hash.hex(),
+    trace,
+  };
+}
+
+function nameOf(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}
