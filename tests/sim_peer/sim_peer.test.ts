@@ -15,6 +15,18 @@ describe("whole-peer simulator", () => {
     assert.notEqual(c.traceHash, a.traceHash);
   });
 
+  it("regression seed 1: a peer restarted from storage after its member was removed fails its join", {
+    timeout: 60_000,
+  }, async () => {
+    // It used to campaign forever at its old term (the removal notice was ignored while joining).
+    const r = await runPeerSeed(1, { trace: true });
+    assert.ok(
+      r.trace.some((line) => line.includes("removed while it was away")),
+      "the scenario did not occur",
+    );
+    assert.deepEqual(r.violations, []);
+  });
+
   it(
     "catches the bug 'bootstrap whenever a join attempt fails' (a second cluster)",
     { timeout: 120_000 },
