@@ -77,6 +77,69 @@ describe("RaftDriver", () => {
     assert.ok(storage.log.slice(0, firstApply).includes("end entries"), storage.log.join(" | "));
   });
 
+  it("syncs once per ready batch, after its writes, and applies nothing of the batch before the sync ends", async () => {
+    const log: string[] = [];
+    let openGate: (() => void) | undefined;
+    const storage: RaftStorage = {
+      memberId: "n1",
+      load: () => Promise.resolve({ hardState: { term: 0, vote: undefined, commit: 0 }, entries: [] }),
+      saveHardState: () => void log.push("hard-state"),
+      append: (entries) => void log.push(`entries ${entries.map((e) => e.index).join(",")}`),
+      saveSnapshot: () => void log.push("snapshot"),
+      sync: () => {
+        log.push("sync");
+        return new Promise<void>((resolve) => {
+          openGate = () => {
+            log.push("synced");
+            resolve();
+          };
+        });
+      },
+      close: () => {},
+    };
+    const node = new RaftNode({ id: "n1", random: () => 0.5 }, {
+      hardState: { term: 0, vote: undefined, commit: 0 },
+      snapshot: {
+        meta: { index: 0, term: 0, membership: { voters: ["n1"], learners: [], removed: [] } },
+        data: new Uint8Array(),
+      },
+      entries: [],
+    });
+    const driver = new RaftDriver(node, storage, {
+      send: () => {},
+      apply: (entry) => void log.push(`apply ${entry.index}`),
+      restore: () => {},
+      softStateChanged: () => {},
+      membershipChanged: () => {},
+      error: (e) => {
+        throw e;
+      },
+    }, 1000);
+    driver.run((n) => n.campaign());
+    // let the election's batches through until the leader's no-op is applied
+    await waitFor(() => {
+      if (openGate !== undefined) {
+        const open = openGate;
+        openGate = undefined;
+        open();
+      }
+      return node.role === "leader" && log.includes("apply 1");
+    }, { timeoutMs: 2000, message: "the leader's no-op applied" });
+    log.length = 0;
+    driver.run((n) => {
+      n.propose(new Uint8Array([1]), "a");
+      n.propose(new Uint8Array([2]), "b");
+      n.propose(new Uint8Array([3]), "c");
+    });
+    await waitFor(() => openGate !== undefined, { timeoutMs: 2000, message: "the batch's sync" });
+    // one batch: its writes, then one sync, and nothing applied while the sync runs
+    assert.deepEqual(log, ["entries 2,3,4", "hard-state", "sync"]);
+    openGate!();
+    await waitFor(() => log.includes("apply 4"), { timeoutMs: 2000, message: "the batch applied" });
+    assert.deepEqual(log, ["entries 2,3,4", "hard-state", "sync", "synced", "apply 2", "apply 3", "apply 4"]);
+    driver.stop();
+  });
+
   it("a read on a stopped driver rejects with a typed error, never a string", async () => {
     const node = new RaftNode({ id: "n1", random: () => 0.5 }, {
       hardState: { term: 0, vote: undefined, commit: 0 },

@@ -97,6 +97,27 @@ export class SimStorage {
     if (rd.entries.length > 0) this.#append(rd.entries);
   }
 
+  /**
+   * A crash during the sync of a ready batch (a power loss before the batch's `fdatasync` returned,
+   * as the file storage would meet it): the snapshot (a file synced on its own) survives, then only
+   * the first `keep` of the batch's log records in write order (entries, then hard state); the last
+   * record is always lost (torn off). `keep` must be below the number of records; returns how many
+   * records the batch had.
+   */
+  persistTorn(rd: RaftReady, keep: number): number {
+    if (rd.snapshot !== undefined) this.#saveSnapshot(rd.snapshot);
+    const records = (rd.entries.length > 0 ? 1 : 0) + (rd.hardState !== undefined ? 1 : 0);
+    let left = Math.min(keep, records - 1);
+    if (rd.entries.length > 0 && left-- > 0) this.#append(rd.entries);
+    if (rd.hardState !== undefined && left-- > 0) this.hardState = rd.hardState;
+    return records;
+  }
+
+  /** How many log records (entries, hard state) a ready batch writes. */
+  static recordsOf(rd: RaftReady): number {
+    return (rd.entries.length > 0 ? 1 : 0) + (rd.hardState !== undefined ? 1 : 0);
+  }
+
   #saveSnapshot(snap: Snapshot): void {
     const { index, term } = snap.meta;
     const oldSnap = this.snapshotIndex;

@@ -67,6 +67,7 @@ export type FaultKind =
   | "one-way-partition"
   | "crash"
   | "crash-with-storage-loss"
+  | "torn-crash"
   | "restart"
   | "member-add"
   | "member-remove"
@@ -84,6 +85,7 @@ export const FAULT_KINDS: readonly FaultKind[] = [
   "one-way-partition",
   "crash",
   "crash-with-storage-loss",
+  "torn-crash",
   "restart",
   "member-add",
   "member-remove",
@@ -741,7 +743,22 @@ export class Simulation {
     let raft = node.raft;
     while (raft !== undefined && raft.hasReady()) {
       const rd = raft.ready();
-      // 1. persist
+      // 1. persist; an armed crash may strike during the batch's sync and tear its last write off
+      const records = SimStorage.recordsOf(rd);
+      if (
+        records > 0 &&
+        (node.crashMidReady === "next" || (node.crashMidReady === "entries" && rd.entries.length > 0)) &&
+        this.#rng.chance(0.5)
+      ) {
+        const keep = this.#rng.int(records);
+        node.storage.persistTorn(rd, keep);
+        this.#log(() =>
+          `${node.id} crashes during the sync of a ready batch (${keep} of ${records} records kept)`
+        );
+        this.#faults["torn-crash"]++;
+        this.#crash(node, this.#rng.range(...this.#downMs));
+        return;
+      }
       node.storage.persist(rd);
       const ss = rd.softState;
       if (ss !== undefined && ss.role === "leader" && node.leaderTerm !== ss.term) {
