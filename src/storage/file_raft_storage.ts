@@ -75,7 +75,8 @@ function segmentName(seq: number): string {
 
 function parseSegmentName(name: string): number | undefined {
   const match = /^([0-9a-f]{16})\.wal$/.exec(name);
-  return match === null ? undefined : parseInt(match[1], 16);
+  const hex = match?.[1];
+  return hex === undefined ? undefined : parseInt(hex, 16);
 }
 
 function randomTag(): string {
@@ -248,9 +249,10 @@ export class FileRaftStorage implements RaftStorage {
     this.#checkWritable();
     if (entries.length === 0) return;
     let from = 0;
-    while (from < entries.length && entries[from].index <= this.#base) from++;
-    if (from === entries.length) return;
-    const first = entries[from].index;
+    while (from < entries.length && entries[from]!.index <= this.#base) from++; // from < length
+    const firstEntry = entries[from];
+    if (firstEntry === undefined) return;
+    const first = firstEntry.index;
     if (first > this.lastIndex + 1) {
       throw new HamokStorageError(
         `append at ${first} leaves a gap after the last stored index ${this.lastIndex}`,
@@ -260,7 +262,7 @@ export class FileRaftStorage implements RaftStorage {
     const batch = from === 0 ? entries : entries.slice(from);
     this.#write(frameRecord(RecordType.entries, encodeCbor(packLogEntries(batch))));
     this.#entries.length = first - this.#base - 1;
-    for (let i = 0; i < batch.length; i++) this.#entries.push(batch[i]);
+    for (let i = 0; i < batch.length; i++) this.#entries.push(batch[i]!); // i < length
   }
 
   /**
@@ -413,7 +415,7 @@ export class FileRaftStorage implements RaftStorage {
     }
     const snapshots = listSnapshots(fs, this.#snapDir);
     const snapshot = snapshots.length > 0
-      ? readSnapshotFile(fs, snapshotPath(this.#snapDir, snapshots[snapshots.length - 1]))
+      ? readSnapshotFile(fs, snapshotPath(this.#snapDir, snapshots[snapshots.length - 1]!))
       : undefined;
     const segments = this.#segments();
     let hardState = INITIAL_HARD_STATE;
@@ -421,7 +423,7 @@ export class FileRaftStorage implements RaftStorage {
     let baseTerm = 0;
     let entries: Entry[] = [];
     for (let s = 0; s < segments.length; s++) {
-      const path = join(this.#walDir, segmentName(segments[s]));
+      const path = join(this.#walDir, segmentName(segments[s]!)); // s < length
       const bytes = fs.readFileSync(path);
       const { records, stop } = scanRecords(bytes);
       if (stop !== undefined) {
@@ -459,13 +461,14 @@ export class FileRaftStorage implements RaftStorage {
             case RecordType.entries: {
               const batch = unpackLogEntries(value);
               let from = 0;
-              while (from < batch.length && batch[from].index <= base) from++;
-              if (from === batch.length) break;
-              const first = batch[from].index;
+              while (from < batch.length && batch[from]!.index <= base) from++; // from < length
+              const firstEntry = batch[from];
+              if (firstEntry === undefined) break;
+              const first = firstEntry.index;
               const last = base + entries.length;
               if (first > last + 1) throw new TypeError(`entries at ${first} leave a gap after ${last}`);
               entries.length = first - base - 1;
-              for (let i = from; i < batch.length; i++) entries.push(batch[i]);
+              for (let i = from; i < batch.length; i++) entries.push(batch[i]!); // i < length
               break;
             }
             default:
@@ -506,7 +509,7 @@ export class FileRaftStorage implements RaftStorage {
     this.#base = base;
     this.#baseTerm = baseTerm;
     this.#entries = entries;
-    this.#seq = segments.length > 0 ? segments[segments.length - 1] : 0;
+    this.#seq = segments[segments.length - 1] ?? 0;
     if (segments.length > 0) {
       const path = join(this.#walDir, segmentName(this.#seq));
       this.#fd = this.#io(path, () => fs.openSync(path, "a"));

@@ -29,7 +29,8 @@ export function snapshotFileName(index: number): string {
 /** Parses a snapshot file name; `undefined` if it is not one. */
 export function parseSnapshotFileName(name: string): number | undefined {
   const match = /^([0-9a-f]{16})\.snap$/.exec(name);
-  return match === null ? undefined : parseInt(match[1], 16);
+  const hex = match?.[1];
+  return hex === undefined ? undefined : parseInt(hex, 16);
 }
 
 /** Writes `snapshot` atomically into `dir`. */

@@ -82,7 +82,7 @@ export function scanRecords(bytes: Uint8Array): { records: ScannedRecord[]; stop
       };
     }
     const length = view.getUint32(offset, true);
-    const type = bytes[offset + 4];
+    const type = bytes[offset + 4]!; // inside the header, whose checksum matched above
     if (length > MAX_RECORD_BYTES) {
       return { records, stop: { offset, reason: `record length ${length} too large`, torn: false } };
     }
