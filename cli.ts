@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 /**
- * The `hamok` command line. This is a placeholder until the CLI lands: it prints its usage and
- * exits with status 2 whatever it is given.
+ * The `hamok` command line: `hamok status`, `watch`, `map`, `publish`, `subscribe` and `bench`
+ * against a running cluster over NATS, without joining it. Runs on Deno
+ * (`deno run -A jsr:@hamok/core/cli`), Bun (`bunx hamok`) and Node (`npx hamok`).
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { main } from "@hamok/core/cli";
- * const status: number = main([]); // prints the usage to stderr
- * console.log(status); // 2
+ * const status: number = await main(["status", "--nats", "nats://127.0.0.1:4222", "--cluster", "orders"]);
  * ```
  *
  * @module
@@ -16,24 +16,37 @@
 import process from "node:process";
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { runCli, USAGE } from "./src/cli/main.ts";
 
-/** What `hamok` prints when it cannot do what it was asked. */
-export const USAGE: string =
-  "usage: hamok <command> [options]\n(no commands yet: the Hamok CLI is not built yet)";
+export { USAGE };
+export { parseArgs, type ParsedArgs } from "./src/cli/args.ts";
+export { runCli } from "./src/cli/main.ts";
+export type { CliIo } from "./src/cli/context.ts";
+export {
+  type ClusterStatus,
+  clusterStatus,
+  type ClusterStatusMember,
+  renderStatus,
+} from "./src/cli/status_command.ts";
+export type { BenchSummary } from "./src/cli/bench_command.ts";
 
 /**
- * Runs the command line with `args` (without the runtime and script) and returns the exit status.
+ * Runs the command line with `args` (without the runtime and script) on this process's standard
+ * streams and environment; resolves with the exit status.
  *
  * @example
  * ```ts
  * import { main } from "@hamok/core/cli";
- * console.log(main(["--help"])); // 2
+ * const status: number = await main(["--help"]); // prints the usage
+ * console.log(status); // 0
  * ```
  */
-export function main(args: readonly string[]): number {
-  void args;
-  process.stderr.write(USAGE + "\n");
-  return 2;
+export function main(args: readonly string[]): Promise<number> {
+  return runCli(args, {
+    out: (text) => void process.stdout.write(text),
+    err: (text) => void process.stderr.write(text),
+    errIsTty: process.stderr.isTTY === true,
+  }, process.env);
 }
 
 function isEntryPoint(): boolean {
@@ -48,4 +61,8 @@ function isEntryPoint(): boolean {
   }
 }
 
-if (isEntryPoint()) process.exitCode = main(process.argv.slice(2));
+if (isEntryPoint()) {
+  main(process.argv.slice(2)).then((status) => {
+    process.exitCode = status;
+  });
+}
