@@ -202,6 +202,17 @@ export { MemoryRaftStorage } from "./src/storage/memory_storage.ts";
 export type * from "./src/raft/types.ts";
 export { spanContextFromHeaders, traceHeaders } from "./src/telemetry/trace_context.ts";
 export { HAMOK_SPAN_ATTRIBUTES } from "./src/telemetry/messaging_spans.ts";
+export {
+  HAMOK_METRIC_NAMES,
+  HamokMetrics,
+  type HamokMetricsSource,
+  PublishAttributes,
+} from "./src/telemetry/metrics.ts";
+export {
+  consoleLogger,
+  type ConsoleLoggerOptions,
+  type HamokLogLevel,
+} from "./src/telemetry/console_logger.ts";
 export type { AckHandler, CollectionHost, ProposeOptions } from "./src/collections/collection_host.ts";
 export type {
   ApplyContext,
