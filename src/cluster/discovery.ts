@@ -75,8 +75,8 @@ interface HeardMember {
  * members answer with the leader they know, and the peer asks that leader to add it. A failed join
  * request only forgets that leader: the peer asks again once a member names a leader.
  *
- * A peer never bootstraps while it hears any member of its cluster (leader or not, within
- * `memberWindowMs`), with `bootstrap: "never"`, or before `expectedPeers` newcomers were heard;
+ * A peer never bootstraps once it heard any member of its cluster (leader or not) during this
+ * `discover()`, with `bootstrap: "never"`, or before `expectedPeers` newcomers were heard;
  * otherwise the newcomer with the smallest peer id among those heard within `2 x discoveryMs`
  * bootstraps once `discoveryMs` passed, and the others join it.
  *
@@ -181,7 +181,11 @@ export class Discovery {
       }
       if (this.#heardMemberSince(now - this.#memberWindowMs)) quietSince = undefined;
       else quietSince ??= now;
-      if (now - started >= discoveryMs && now - quietSince! >= discoveryMs && this.#mayBootstrap(now)) {
+      if (
+        now - started >= discoveryMs && now - quietSince! >= discoveryMs &&
+        // a member heard since this join began proves a cluster exists: never start another one
+        !this.#heardMemberSince(started - 1) && this.#mayBootstrap(now)
+      ) {
         this.#host.bootstrap();
         return;
       }

@@ -214,6 +214,8 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
   let clock = 0; // event order: strictly increasing timestamps of calls and returns
   let bootstraps = 0;
   let opsUnknown = 0;
+  /** Writes whose client is still waiting on them. */
+  const pendingWrites = new Set<MapOp>();
   let stopped = false;
   let healedAt = Infinity;
   let firstWriteAfterHeal = Infinity;
@@ -398,6 +400,9 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
       const callAt = world.time;
       let mayHaveApplied = false;
       let done = false;
+      // still in flight when the run ends: it may yet apply, so the history gets it as unknown
+      const inFlight: MapOp = { clientId, input, call, ret: Infinity };
+      pendingWrites.add(inFlight);
       for (let tries = 0; tries < 5 && !done; tries++) {
         try {
           const output = await attempt({ requestId, timeoutMs: REQUEST_TIMEOUT_MS });
@@ -438,6 +443,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
           if (!alive()) break;
         }
       }
+      pendingWrites.delete(inFlight);
       if (!done && mayHaveApplied) {
         opsUnknown++;
         record({ clientId, input, call, ret: Infinity });
@@ -561,8 +567,15 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
           peerClock,
         );
         note(`duplicate ${victim.peerId}`);
+        const original = victim.hamok;
         hamok.join({ timeoutMs: 3000 }).then(
-          () => violations.push(`a second peer with the live id ${victim.peerId} was admitted`),
+          () => {
+            // admitted: a violation only if the original is still the live member it was (it may have
+            // left, crashed or been removed meanwhile; then its id is free again)
+            if (victim.hamok === original && original?.joined && !victim.leaving && !original.closed) {
+              violations.push(`a second peer with the live id ${victim.peerId} was admitted`);
+            }
+          },
           () => {},
         ).finally(() => {
           peerClock.kill();
@@ -647,12 +660,23 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
   if (bootstraps !== 1) violations.push(`${bootstraps} bootstraps in one cluster (expected 1)`);
   for (const error of world.thrown) violations.push(`a timer callback threw: ${nameOf(error)}`);
 
+  for (const op of pendingWrites) {
+    opsUnknown++;
+    record(op);
+  }
+  pendingWrites.clear();
   const check = checkLinearizability(mapModel, history);
   if (check.verdict === "illegal") {
+    // the end of the longest linearizable prefix, then the earliest-called operations left out of it
+    const prefix = check.longestPrefix ?? [];
+    const placed = new Set(prefix);
+    const left = (check.failedPartition ?? []).filter((op) => !placed.has(op)).sort((x, y) =>
+      x.call - y.call
+    );
     violations.push(
-      `not linearizable: ${
-        (check.failedPartition ?? []).slice(-12).map((op) => mapModel.describe!(op)).join("; ")
-      }`,
+      `not linearizable: ...${
+        prefix.slice(-6).map((op) => mapModel.describe!(op)).join("; ")
+      } || cannot place: ${left.slice(0, 4).map((op) => mapModel.describe!(op)).join("; ")}`,
     );
   } else if (check.verdict === "unknown") {
     violations.push("linearizability undecided (history too large)");
