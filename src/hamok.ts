@@ -708,15 +708,22 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       if (this.#leaderMemberId === undefined) await this.waitUntilLeader(remaining);
       const ctx = `${this.#memberId}:read:${this.#requestSession}${++this.#proposalCounter}`;
       let index: number;
+      // one round at most two election timeouts: a read request or answer lost on the way is asked
+      // again rather than waited for until the deadline
+      const attemptMs = Math.min(
+        deadline - this.config.scheduler.now(),
+        2 * this.config.electionTicks * this.config.tickMs,
+      );
       try {
         index = await withTimeout(
           driver.readIndex(ctx),
-          deadline - this.config.scheduler.now(),
+          Math.max(1, attemptMs),
           () => driver.cancelRead(ctx),
           this.config.scheduler,
         );
       } catch (error) {
         if (error instanceof HamokTimeoutError) {
+          if (deadline - this.config.scheduler.now() > 0) continue;
           throw new HamokTimeoutError(`the commit head was not reached within ${timeoutMs} ms`, {
             timeoutMs,
           });
