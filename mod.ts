@@ -84,6 +84,7 @@ export {
 export {
   Hamok,
   type HamokEvents,
+  type HamokExportOptions,
   type HamokJoinOptions,
   type HamokSnapshot,
   type HamokState,

@@ -716,6 +716,32 @@ export class HamokMap<K = unknown, V = unknown> {
   }
 }
 
+/**
+ * @internal The snapshot of a map state in parts of at most `maxEntries` entries each, in insertion
+ * order (copies of its bytes). Each part is taken when it is asked for: held across writes, the
+ * iteration goes on with the entries after the last one given.
+ */
+export function* mapSnapshotParts(
+  state: HamokMapState,
+  maxEntries: number,
+): IterableIterator<HamokMapSnapshot> {
+  let keys: Encoded[] = [];
+  let values: Encoded[] = [];
+  let revisions: number[] = [];
+  for (const entry of state.entries()) {
+    keys.push(copyEncoded(entry.key));
+    values.push(copyEncoded(entry.value));
+    revisions.push(entry.revision);
+    if (keys.length >= maxEntries) {
+      yield { mapId: state.id, keys, values, revisions };
+      keys = [];
+      values = [];
+      revisions = [];
+    }
+  }
+  if (keys.length > 0) yield { mapId: state.id, keys, values, revisions };
+}
+
 /** @internal The snapshot of a map state (copies of its bytes). */
 export function mapSnapshotOf(state: HamokMapState): HamokMapSnapshot {
   const keys: Encoded[] = [];

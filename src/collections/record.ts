@@ -712,6 +712,29 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
   }
 }
 
+/** @internal The snapshot of a record state in parts of at most `maxEntries` fields each (see map.ts). */
+export function* recordSnapshotParts(
+  state: HamokMapState,
+  maxEntries: number,
+): IterableIterator<HamokRecordSnapshot> {
+  let keys: string[] = [];
+  let values: Encoded[] = [];
+  let revisions: number[] = [];
+  for (const entry of state.entries()) {
+    if (typeof entry.key !== "string") continue;
+    keys.push(entry.key);
+    values.push(typeof entry.value === "string" ? entry.value : entry.value.slice());
+    revisions.push(entry.revision);
+    if (keys.length >= maxEntries) {
+      yield { recordId: state.id, keys, values, revisions };
+      keys = [];
+      values = [];
+      revisions = [];
+    }
+  }
+  if (keys.length > 0) yield { recordId: state.id, keys, values, revisions };
+}
+
 /** @internal The snapshot of a record state (copies of its bytes). */
 export function recordSnapshotOf(state: HamokMapState): HamokRecordSnapshot {
   const keys: string[] = [];
