@@ -262,6 +262,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   readonly #removalNotices = new Map<string, number>();
   /** When this peer last heard from its leader, and last announced itself for want of it. */
   #lastLeaderContact = 0;
+  /** The next join is an automatic rejoin after a removal (it must not bootstrap). */
+  #rejoining = false;
   /** When this peer last accepted a Raft message from a member of its (latest known) membership. */
   #lastMemberContact = 0;
   #lastProbe = 0;
@@ -1239,7 +1241,12 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       persisted.hardState.term > 0;
     if (hasState) this.#requestSession = `${randomUuid(this.config.scheduler).slice(0, 8)}.`;
     this.#startRaft(persisted);
-    if (!hasState) await this.#discovery.discover(deadline, signal);
+    if (!hasState) {
+      // a peer rejoining after its removal knows a cluster exists: it never starts another one
+      const rejoining = this.#rejoining;
+      this.#rejoining = false;
+      await this.#discovery.discover(deadline, signal, !rejoining);
+    }
     await this.#waiters.waitFor(
       () => this.#members.has(this.#memberId),
       deadline - this.config.scheduler.now(),
@@ -1834,6 +1841,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       );
       return;
     }
+    this.#rejoining = true;
     this.join().catch((error) => {
       if (!this.#closed) this.reportError(asError(error));
     });

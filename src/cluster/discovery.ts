@@ -127,7 +127,7 @@ export class Discovery {
    * with `HamokTimeoutError` at `deadline` (a `HamokDuplicatePeerError` if the leader kept refusing
    * because a live member has this peer's id) and with the abort reason when `signal` aborts.
    */
-  async discover(deadline: number, signal: AbortSignal): Promise<void> {
+  async discover(deadline: number, signal: AbortSignal, allowBootstrap = true): Promise<void> {
     const { discoveryMs, requestTimeoutMs, logger, peerId } = this.#options;
     const started = this.#scheduler.now();
     const helloEvery = Math.max(10, Math.floor(discoveryMs / 4));
@@ -184,7 +184,7 @@ export class Discovery {
       if (
         now - started >= discoveryMs && now - quietSince! >= discoveryMs &&
         // a member heard since this join began proves a cluster exists: never start another one
-        !this.#heardMemberSince(started - 1) && this.#mayBootstrap(now)
+        allowBootstrap && !this.#heardMemberSince(started - 1) && this.#mayBootstrap(now)
       ) {
         this.#host.bootstrap();
         return;

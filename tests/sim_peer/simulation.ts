@@ -260,6 +260,9 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
       scheduler: peerClock,
       tickMs: TICK_MS,
       discoveryMs: 300,
+      // the deployment setting that makes a second cluster impossible (a replacement peer cut off
+      // from the cluster at its start would otherwise bootstrap one, as documented)
+      expectedPeers: nodes,
       peerTimeoutMs: 3000,
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
       snapshotThreshold: 40 + rng.int(200),
