@@ -29,6 +29,7 @@ export {
   renderStatus,
 } from "./src/cli/status_command.ts";
 export type { BenchSummary } from "./src/cli/bench_command.ts";
+export type { HamokMemberStatus, HamokStatus } from "./src/cluster/status.ts";
 
 /**
  * Runs the command line with `args` (without the runtime and script) on this process's standard
