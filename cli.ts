@@ -30,6 +30,7 @@ export {
 } from "./src/cli/status_command.ts";
 export type { BenchSummary } from "./src/cli/bench_command.ts";
 export type { HamokMemberStatus, HamokStatus } from "./src/cluster/status.ts";
+export type { DropReason, PeerCounterValues } from "./src/cluster/peer_counters.ts";
 
 /**
  * Runs the command line with `args` (without the runtime and script) on this process's standard
