@@ -30,7 +30,7 @@ const JOIN_BYTES_PER_STEP = 4 * 1024 * 1024;
  */
 export class SnapshotJob {
   readonly #parts: StateMachineImageParts;
-  readonly #out = new CborChunkWriter();
+  readonly #out: CborChunkWriter;
   #state = -1;
   #joiner: CborJoiner | undefined = undefined;
   #result: Uint8Array | undefined = undefined;
@@ -40,6 +40,13 @@ export class SnapshotJob {
   /** Fixes nothing itself: `parts` were fixed by {@linkcode StateMachine.snapshotParts}. */
   constructor(parts: StateMachineImageParts) {
     this.#parts = parts;
+    // the whole image in one buffer when every view knows its size (no chunks joined, no second copy)
+    let expected = 64 + parts.applied.length + 3 * (parts.uid?.length ?? 0);
+    for (const [kind, id, image] of parts.states) {
+      expected += 16 + 3 * (kind.length + id.length);
+      expected += image instanceof Uint8Array ? image.length : image.byteLength ?? 0;
+    }
+    this.#out = new CborChunkWriter(expected);
   }
 
   /** Does a bounded amount of work; true once {@linkcode result} is ready. */

@@ -60,6 +60,8 @@ export interface SnapshotView {
   writeTo(out: CborChunkWriter, maxEntries: number): boolean;
   /** Stops the view (it is complete, or no longer wanted): the state no longer keeps anything for it. */
   release(): void;
+  /** The size of the image in bytes, if the state knows it (the writer then reserves it at once). */
+  readonly byteLength?: number;
 }
 
 /** @internal The parts of a {@linkcode StateMachineImage} fixed at one moment, to be written out later. */

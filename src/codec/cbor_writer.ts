@@ -27,9 +27,17 @@ const UTF8 = new TextEncoder();
  */
 export class CborChunkWriter {
   readonly #chunks: Uint8Array[] = [];
-  #buf: Uint8Array = new Uint8Array(CHUNK_BYTES);
+  #buf: Uint8Array;
   #pos = 0;
   #total = 0;
+
+  /**
+   * Creates a writer whose first chunk holds `firstChunkBytes` (default 1 MiB): give the expected size
+   * of what will be written, and a result that fits is that chunk itself, never copied.
+   */
+  constructor(firstChunkBytes: number = CHUNK_BYTES) {
+    this.#buf = new Uint8Array(Math.max(16, firstChunkBytes));
+  }
 
   /** Bytes written so far. */
   get length(): number {

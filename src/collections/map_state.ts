@@ -170,6 +170,8 @@ export class HamokMapState implements ReplicatedState {
   #remapEpoch = -1;
   /** Views being written out: they must hear of a slot before it changes. */
   #views: MapSnapshotView[] = [];
+  /** CBOR bytes of every live entry's key, value and revision (the image's size, less its header). */
+  #bytes = 0;
 
   /** Creates an empty state. */
   constructor(id: string) {
@@ -271,6 +273,7 @@ export class HamokMapState implements ReplicatedState {
       this.#slots,
       this.#index.size,
       this.#revision,
+      this.#bytes,
     );
     this.#views.push(view);
     return view;
@@ -367,6 +370,7 @@ export class HamokMapState implements ReplicatedState {
     this.#epoch++;
     this.#remap = undefined;
     this.#views = [];
+    this.#bytes = 0;
   }
 
   #newSlot(id: string): number {
@@ -387,6 +391,10 @@ export class HamokMapState implements ReplicatedState {
   }
 
   #storeAt(slot: number, value: Encoded, revision: number): void {
+    const old = this.#values[slot];
+    if (old !== undefined) {
+      this.#bytes -= itemBytes(this.#keys[slot]!, old, this.#flags[slot]!, this.#revs[slot]!);
+    }
     if (typeof value === "string") {
       this.#values[slot] = value;
       this.#flags[slot] = 0;
@@ -398,6 +406,7 @@ export class HamokMapState implements ReplicatedState {
       this.#flags[slot] = 0;
     }
     this.#revs[slot] = revision;
+    this.#bytes += itemBytes(this.#keys[slot]!, this.#values[slot]!, this.#flags[slot]!, revision);
   }
 
   /** Before slot `slot` changes: views that still have to write it keep its content. */
@@ -469,6 +478,7 @@ export class HamokMapState implements ReplicatedState {
     const stored = this.#values[slot];
     const flags = this.#flags[slot]!;
     this.#touch(slot);
+    this.#bytes -= itemBytes(id, stored!, flags, revision);
     this.#index.delete(id);
     this.#keys[slot] = undefined;
     this.#values[slot] = undefined;
@@ -611,6 +621,8 @@ class MapSnapshotView implements SnapshotView {
   readonly #kept = new Map<number, readonly [id: string, value: Stored, revision: number, flags: number]>();
   #cursor = -1;
   #written = 0;
+  /** Bytes the image will take, exactly (what the writer reserves, so it never joins chunks). */
+  readonly byteLength: number;
 
   constructor(
     state: HamokMapState,
@@ -621,7 +633,9 @@ class MapSnapshotView implements SnapshotView {
     end: number,
     count: number,
     revision: number,
+    entryBytes: number,
   ) {
+    this.byteLength = headBytes(1 + 3 * count) + uintBytes(revision) + entryBytes;
     this.#state = state;
     this.#keys = keys;
     this.#values = values;
@@ -677,6 +691,38 @@ class MapSnapshotView implements SnapshotView {
   release(): void {
     this.#state.releaseView(this);
   }
+}
+
+/** Bytes of a CBOR head for length or value `n`. */
+function headBytes(n: number): number {
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+}
+
+/** Bytes of a CBOR non-negative integer as {@linkcode CborChunkWriter.uint} writes it. */
+function uintBytes(n: number): number {
+  return n <= 0xffffffff ? headBytes(n) : 9;
+}
+
+/** UTF-8 bytes of `s` from `from` on (a lone surrogate counts as the 3 bytes of U+FFFD). */
+function utf8Bytes(s: string, from: number): number {
+  let n = 0;
+  for (let i = from; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** CBOR bytes of one entry of the image: key, value, revision. */
+function itemBytes(id: string, value: Stored, flags: number, revision: number): number {
+  const k = id.charCodeAt(0) === 0x62 ? id.length - 1 : utf8Bytes(id, 1);
+  const v = typeof value !== "string" || (flags & VALUE_BYTES) !== 0 ? value.length : utf8Bytes(value, 0);
+  return headBytes(k) + k + headBytes(v) + v + uintBytes(revision);
 }
 
 function writeEntry(out: CborChunkWriter, id: string, value: Stored, revision: number, flags: number): void {

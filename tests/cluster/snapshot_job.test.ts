@@ -88,6 +88,11 @@ describe("map state snapshot views", () => {
         done = view.writeTo(out, 1 + Math.floor(next() * 20));
         for (let i = 0, n = Math.floor(next() * 30); i < n; i++) randomCommand(state, next, ++index);
       }
+      assert.equal(
+        out.length,
+        (view as { byteLength?: number }).byteLength,
+        `seed ${seed}: the size is known`,
+      );
       const joiner = out.joiner();
       while (!joiner.step(64)) { /* a few bytes a step, to exercise the joiner */ }
       assert.deepEqual(plain(decodeCbor(joiner.result())), expected, `seed ${seed}`);
@@ -165,6 +170,9 @@ describe("map state snapshot views", () => {
       }, 1);
     });
     assert.ok(slices > 2, `written in ${slices} slices`);
+    // one buffer reserved at the image's size (plus a little slack), not chunks joined into an exact copy
+    const slack = data.buffer.byteLength - data.length;
+    assert.ok(slack > 0 && slack < 4096, `slack ${slack}`);
     const image = decodeCbor(data) as StateMachineImage;
     assert.deepEqual(plain(image), expected);
     // it restores
