@@ -264,6 +264,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   #lastLeaderContact = 0;
   /** The next join is an automatic rejoin after a removal (it must not bootstrap). */
   #rejoining = false;
+  /** While joining afresh: a member said this peer's member id was removed. */
+  #identityLost = false;
   /** When this peer last accepted a Raft message from a member of its (latest known) membership. */
   #lastMemberContact = 0;
   #lastProbe = 0;
@@ -1243,9 +1245,37 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     this.#startRaft(persisted);
     if (!hasState) {
       // a peer rejoining after its removal knows a cluster exists: it never starts another one
-      const rejoining = this.#rejoining;
+      let allowBootstrap = !this.#rejoining;
       this.#rejoining = false;
-      await this.#discovery.discover(deadline, signal, !rejoining);
+      for (;;) {
+        await this.#discovery.discover(deadline, signal, allowBootstrap);
+        allowBootstrap = false; // found or started a cluster: from now on only join it
+        this.#identityLost = false;
+        // The leader said yes, but its change may still be lost (it was appended, not yet committed,
+        // when the leadership moved) or this member removed before it caught up: ask again then.
+        const admitted = await this.#waiters.waitFor(
+          () => this.#members.has(this.#memberId) || this.#identityLost,
+          Math.max(1, Math.min(deadline - this.config.scheduler.now(), 2 * this.config.requestTimeoutMs)),
+          "membership",
+          signal,
+        ).then(
+          () => !this.#identityLost,
+          (error) => {
+            if (error instanceof HamokTimeoutError && deadline - this.config.scheduler.now() > 0) {
+              return false;
+            }
+            throw error;
+          },
+        );
+        if (admitted) break;
+        if (this.#identityLost && this.#ownsStorage) {
+          // removed before it ever joined: start over under a new member id
+          this.#stopRaft();
+          this.#memberId = newMemberId(this.localPeerId, this.config.scheduler);
+          this.#storage = this.#newOwnedStorage();
+          this.#startRaft(await this.#storage.load());
+        }
+      }
     }
     await this.#waiters.waitFor(
       () => this.#members.has(this.#memberId),
@@ -1580,8 +1610,13 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     return true;
   }
 
+  /** True while this peer holds no committed membership of its own (a fresh joiner). */
+  #appliedNothingYet(): boolean {
+    return !this.#members.has(this.#memberId);
+  }
+
   #onHello(body: HelloBody): void {
-    if (body.joined && this.#removedMembers.has(body.memberId)) this.#tellRemoved(body.memberId);
+    if (this.#removedMembers.has(body.memberId)) this.#tellRemoved(body.memberId);
     this.#discovery.onHello(body);
   }
 
@@ -1608,6 +1643,12 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     const memberId = decodeCbor(payload);
     if (memberId !== this.#memberId || this.#leaving) return Promise.resolve(undefined);
     if (!this.isRemoteMember(fromPeerId)) return Promise.resolve(undefined);
+    if (!this.#joined && this.#ownsStorage && this.#appliedNothingYet()) {
+      // joining afresh and removed before it caught up (silent too long): the join starts over
+      this.#identityLost = true;
+      this.#waiters.check();
+      return Promise.resolve(undefined);
+    }
     if (!this.#joined) {
       // Restarted from storage after its member was removed while it was away: that join can never
       // complete (found by the whole-peer simulator; it used to campaign forever), so it fails.

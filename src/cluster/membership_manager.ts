@@ -119,8 +119,24 @@ export class MembershipManager {
       throw new HamokError("too many membership changes are waiting; try again later", "HAMOK_RATE_LIMITED");
     }
     await this.#enqueue(async () => {
-      const membership = this.#host.membership()!;
-      if (membership.voters.includes(memberId) || membership.learners.includes(memberId)) return;
+      let membership = this.#host.membership()!;
+      if (membership.voters.includes(memberId) || membership.learners.includes(memberId)) {
+        // Already in the configuration, but maybe only appended (a repeated request while the first
+        // one's change is in flight): answer once it is applied, or add it again if it was lost.
+        const driver = this.#host.requireDriver();
+        const last = driver.run((node) => node.lastIndex);
+        await withTimeout(
+          driver.waitApplied(last),
+          this.#options.requestTimeoutMs,
+          () => {},
+          this.#scheduler,
+        );
+        if (!this.#host.isLeader()) {
+          throw new HamokNotLeaderError(`${this.#options.peerId} lost the leadership`);
+        }
+        membership = this.#host.membership()!;
+        if (membership.voters.includes(memberId) || membership.learners.includes(memberId)) return;
+      }
       const now = this.#scheduler.now();
       const self = this.#host.localMemberId();
       for (const old of [...membership.voters, ...membership.learners]) {
