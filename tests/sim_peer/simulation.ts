@@ -575,7 +575,12 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
           () => {
             // admitted: a violation only if the original is still the live member it was (it may have
             // left, crashed or been removed meanwhile; then its id is free again)
-            if (victim.hamok === original && original?.joined && !victim.leaving && !original.closed) {
+            // and only if the leader still heard it within peerTimeoutMs (the issue's definition of live;
+            // a member cut off for longer may be replaced)
+            const leader = slots.find((x) => x.hamok?.leader)?.hamok;
+            const seen = leader?.status().members.find((m) => m.memberId === original?.localMemberId);
+            const live = seen !== undefined && (seen.lastContactMs ?? Infinity) < 3000;
+            if (victim.hamok === original && original?.joined && !victim.leaving && !original.closed && live) {
               violations.push(`a second peer with the live id ${victim.peerId} was admitted`);
             }
           },
