@@ -126,6 +126,7 @@ async function run(entries: number): Promise<ScaleRow> {
       return Math.min(...seen.map((s) => s.size - 1));
     };
     const samples: number[] = [];
+    const compactedAt: number[] = []; // sample numbers by which one more compaction had happened on every peer
     let n = 0;
     let done = 0;
     while (done < COMPACTIONS || n < 1000) {
@@ -134,11 +135,21 @@ async function run(entries: number): Promise<ScaleRow> {
       await map.set(key, valueOf(n));
       samples.push(performance.now() - t0);
       n++;
-      if (n % 100 === 0) done = compactions();
+      if (n % 100 === 0) {
+        const before = done;
+        done = compactions();
+        if (done > before) compactedAt.push(n);
+      }
       if (n >= 40_000 && THRESHOLD !== undefined && THRESHOLD > 1e6) break; // no-compaction baseline
       if (n > 20 * 10_000 * COMPACTIONS) throw new Error("no compactions seen");
     }
     const stats = summarize(Float64Array.from(samples));
+    const worst = samples.map((ms, i) => [ms, i] as const).sort((x, y) => y[0] - x[0]).slice(0, 5);
+    console.error(
+      `${entries} entries: slowest sets ${
+        worst.map(([ms, i]) => `#${i} ${ms.toFixed(1)} ms`).join(", ")
+      }; every peer had compacted once more by sets ${compactedAt.join(", ")}`,
+    );
     const steady = memory(); // the fill's log entries are compacted away by now
     const perPeer = (bytes: number) => bytes / entries / peers.length;
     return {

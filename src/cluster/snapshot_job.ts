@@ -9,12 +9,15 @@
  * @module
  */
 
+import { encodeCbor } from "../codec/cbor.ts";
 import { CborChunkWriter, type CborJoiner } from "../codec/cbor_writer.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { StateMachineImageParts } from "./state_machine.ts";
 
 /** Entries one `writeTo` call may write before the time budget is looked at again. */
 const ENTRIES_PER_STEP = 2048;
+/** Pairs of the dedup window one step encodes (each `[requestId, result]`: ~60 bytes, ~1 µs). */
+const APPLIED_PER_STEP = 512;
 /** Bytes the joiner copies per step. */
 const JOIN_BYTES_PER_STEP = 4 * 1024 * 1024;
 
@@ -30,29 +33,56 @@ const JOIN_BYTES_PER_STEP = 4 * 1024 * 1024;
  */
 export class SnapshotJob {
   readonly #parts: StateMachineImageParts;
-  readonly #out: CborChunkWriter;
+  #out: CborChunkWriter | undefined = undefined;
   #state = -1;
   #joiner: CborJoiner | undefined = undefined;
   #result: Uint8Array | undefined = undefined;
   #released = false;
   #viewStarted = false;
+  /** The dedup window is encoded first, in steps, into its own writer (its size is not known before). */
+  #appliedOut: CborChunkWriter | undefined = undefined;
+  #appliedAt = 0;
+  #applied: Uint8Array | undefined = undefined;
 
   /** Fixes nothing itself: `parts` were fixed by {@linkcode StateMachine.snapshotParts}. */
   constructor(parts: StateMachineImageParts) {
     this.#parts = parts;
+  }
+
+  /** Encodes up to {@linkcode APPLIED_PER_STEP} pairs of the dedup window; true once it is all encoded. */
+  #stepApplied(): boolean {
+    const applied = this.#parts.applied;
+    let w = this.#appliedOut;
+    if (w === undefined) {
+      w = this.#appliedOut = new CborChunkWriter(64 * 1024);
+      w.arrayHeader(applied.length);
+    }
+    const stop = Math.min(applied.length, this.#appliedAt + APPLIED_PER_STEP);
+    for (; this.#appliedAt < stop; this.#appliedAt++) w.raw(encodeCbor(applied[this.#appliedAt]));
+    if (this.#appliedAt < applied.length) return false;
+    const joiner = w.joiner();
+    while (!joiner.step(Number.MAX_SAFE_INTEGER)) { /* one step copies everything */ }
+    this.#applied = joiner.result();
+    this.#appliedOut = undefined;
     // the whole image in one buffer when every view knows its size (no chunks joined, no second copy)
-    let expected = 64 + parts.applied.length + 3 * (parts.uid?.length ?? 0);
+    const parts = this.#parts;
+    let expected = 64 + this.#applied.length + 3 * (parts.uid?.length ?? 0);
     for (const [kind, id, image] of parts.states) {
       expected += 16 + 3 * (kind.length + id.length);
       expected += image instanceof Uint8Array ? image.length : image.byteLength ?? 0;
     }
     this.#out = new CborChunkWriter(expected);
+    return true;
   }
 
   /** Does a bounded amount of work; true once {@linkcode result} is ready. */
   step(): boolean {
     if (this.#result !== undefined) return true;
-    const out = this.#out;
+    if (this.#applied === undefined) {
+      this.#stepApplied();
+      return false;
+    }
+    const out = this.#out!;
     const parts = this.#parts;
     if (this.#joiner === undefined) {
       if (this.#state < 0) {
@@ -83,7 +113,7 @@ export class SnapshotJob {
         return false;
       }
       out.text("applied");
-      out.raw(parts.applied);
+      out.raw(this.#applied);
       if (parts.uid !== undefined) {
         out.text("uid");
         out.text(parts.uid);

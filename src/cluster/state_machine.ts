@@ -68,8 +68,8 @@ export interface SnapshotView {
 export interface StateMachineImageParts {
   /** `[kind, id, view or CBOR of the image]` of every collection state. */
   readonly states: readonly (readonly [kind: string, id: string, image: SnapshotView | Uint8Array])[];
-  /** CBOR of the `applied` list. */
-  readonly applied: Uint8Array;
+  /** The `applied` list (results are never changed after they are applied, so it can be encoded later). */
+  readonly applied: readonly (readonly [requestId: string, result: unknown])[];
   /** The cluster's identity. */
   readonly uid: string | undefined;
 }
@@ -210,8 +210,8 @@ export class StateMachine {
 
   /**
    * The image of {@linkcode snapshot} fixed now and written out later (by a `SnapshotJob`): states
-   * with a `snapshotView()` give a view (O(1) now, written out in slices), the others and the dedup
-   * window are encoded at once.
+   * with a `snapshotView()` give a view (O(1) now, written out in slices), the others are encoded at
+   * once; the dedup window is copied (its results never change) and encoded in slices.
    */
   snapshotParts(): StateMachineImageParts {
     const states: [string, string, SnapshotView | Uint8Array][] = [];
@@ -227,7 +227,7 @@ export class StateMachine {
         ]);
       }
     }
-    return { states, applied: encodeCbor(this.snapshot(false).applied), uid: this.clusterUid };
+    return { states, applied: this.snapshot(false).applied, uid: this.clusterUid };
   }
 
   /** Replaces every state with the ones in `image` (states not in it are emptied). */
