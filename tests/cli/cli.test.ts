@@ -7,8 +7,10 @@ import { type NatsServer, startNatsServer } from "../_helpers/nats_server.ts";
 import { waitFor } from "../_helpers/wait.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const CLI = fileURLToPath(new URL("../../cli.ts", import.meta.url));
-const CHILD = fileURLToPath(new URL("./_peer_child.ts", import.meta.url));
+// CI's Node leg runs the suite compiled to JavaScript: the CLI and the child are compiled too.
+const EXT = import.meta.url.endsWith(".js") ? "js" : "ts";
+const CLI = fileURLToPath(new URL(`../../cli.${EXT}`, import.meta.url));
+const CHILD = fileURLToPath(new URL(`./_peer_child.${EXT}`, import.meta.url));
 const KEY = "a-cluster-key-of-at-least-32-bytes!!";
 
 function runtime(script: string, args: string[]): { command: string; args: string[] } {
