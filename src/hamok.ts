@@ -380,6 +380,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     this.#membershipManager = new MembershipManager({
       ...this.config,
       aliveMs: this.config.peerTimeoutMs,
+      activeMs: 2 * this.config.electionTicks * this.config.tickMs,
     }, {
       isLeader: () => this.leader,
       localMemberId: () => this.#memberId,

@@ -54,6 +54,12 @@ export interface MembershipManagerOptions {
    * replacing it. Default 1000 (the peer passes two election timeouts).
    */
   readonly aliveMs?: number;
+  /**
+   * A voter heard within this many ms counts as active when the leader decides whether removing a
+   * silent member leaves a configuration with an active majority. Default 1000 (the peer passes two
+   * election timeouts; followers answer every heartbeat).
+   */
+  readonly activeMs?: number;
   /** Where diagnostics go. */
   readonly logger: {
     debug(message: string, ...details: unknown[]): void;
@@ -214,6 +220,14 @@ export class MembershipManager {
         continue;
       }
       if (now - last <= this.#options.peerTimeoutMs) continue;
+      if (
+        membership.voters.includes(memberId) && !this.#liveQuorumWithout(memberId, membership.voters, now)
+      ) {
+        // The voters heard lately are no majority of the configuration without it: the cluster is
+        // degraded (or this leader is the one cut off), and the appended change would leave the
+        // survivors a configuration they cannot elect in once another voter is gone for good.
+        continue;
+      }
       this.#removing.add(memberId);
       const { logger, peerId } = this.#options;
       logger.info(`hamok ${peerId}: removing ${memberId}, silent for ${now - last} ms`);
@@ -222,6 +236,23 @@ export class MembershipManager {
         logger.debug(`hamok ${peerId}: removing ${memberId} failed`, error);
       });
     }
+  }
+
+  /**
+   * True if, in the configuration without `silent`, the voters heard within `activeMs` (this leader
+   * too) are a majority: the change can commit and leaves a configuration that can elect.
+   */
+  #liveQuorumWithout(silent: string, voters: readonly string[], now: number): boolean {
+    const self = this.#host.localMemberId();
+    let live = 0;
+    let remaining = 0;
+    for (const voter of voters) {
+      if (voter === silent) continue;
+      remaining++;
+      const heard = voter === self ? now : this.#lastHeard.get(voter);
+      if (heard !== undefined && now - heard <= (this.#options.activeMs ?? 1000)) live++;
+    }
+    return live > remaining / 2;
   }
 
   #enqueue(task: () => Promise<void>): Promise<void> {

@@ -513,6 +513,11 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
       case "crash":
       case "crash-wipe": {
         if (!allJoined) return schedule();
+        // Losing a voter's storage for good while a member holds an uncommitted entry (perhaps a
+        // membership change, which takes effect when appended) can leave no possible majority: the
+        // core's documented limit (docs/decisions.md), so the wipe waits for a settled log, as the
+        // core simulator's does.
+        if (kind === "crash-wipe" && !slots.every((x) => settled(x))) return schedule();
         const slot = nemesisRng.pick(slots);
         slot.disturbed = true;
         crash(slot);
@@ -580,7 +585,9 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
             const leader = slots.find((x) => x.hamok?.leader)?.hamok;
             const seen = leader?.status().members.find((m) => m.memberId === original?.localMemberId);
             const live = seen !== undefined && (seen.lastContactMs ?? Infinity) < 3000;
-            if (victim.hamok === original && original?.joined && !victim.leaving && !original.closed && live) {
+            if (
+              victim.hamok === original && original?.joined && !victim.leaving && !original.closed && live
+            ) {
               violations.push(`a second peer with the live id ${victim.peerId} was admitted`);
             }
           },
@@ -600,6 +607,13 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     faults[kind]++;
     note(`fault ${kind}`);
     schedule();
+  };
+  /** A peer whose log holds nothing uncommitted (or that is not running). */
+  const settled = (slot: Slot): boolean => {
+    const hamok = slot.hamok;
+    if (hamok === undefined || hamok.closed || !hamok.joined) return true;
+    const status = hamok.status();
+    return status.lastIndex === status.commitIndex;
   };
   const schedule = () => {
     later(200 + nemesisRng.int(1200), nemesisStep);
