@@ -1,0 +1,44 @@
+/**
+ * The whole-peer simulator over a fixed range of seeds (500 by default; CI gives each runtime its own
+ * range with HAMOK_PEER_SIM_BASE), plus the seeds that found bugs, each a regression test.
+ */
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import process from "node:process";
+import { runPeerSeed } from "./simulation.ts";
+
+const base = Number(process.env.HAMOK_PEER_SIM_BASE ?? 1);
+const count = Number(process.env.HAMOK_PEER_SIM_SEEDS ?? 500);
+
+/** Seeds that failed before a fix, with what they found. */
+const REGRESSIONS: readonly [seed: number, found: string][] = [
+  [10082, "a lost read request held the read barrier of a join until its deadline"],
+  [10102, "a write in flight at the end of the run was missing from the history (simulator)"],
+  [20707, "a replacement peer cut off at its start bootstrapped a second cluster (expectedPeers)"],
+  [30585, "a repeated join request was answered before the change committed; the joiner waited forever"],
+  [31547, "a duplicate id admitted after the original was cut off past peerTimeoutMs (simulator)"],
+  [42363, "a leader without an active majority appended a removal; a wiped voter then wedged the cluster"],
+];
+
+describe("whole-peer simulator sweep", () => {
+  for (const [seed, found] of REGRESSIONS) {
+    it(`regression seed ${seed}: ${found}`, { timeout: 60_000 }, async () => {
+      const r = await runPeerSeed(seed, {});
+      assert.deepEqual(r.violations, [], `replay: deno task sim:peer --seed ${seed}`);
+    });
+  }
+
+  it(`seeds ${base}-${base + count - 1} pass every check`, { timeout: 600_000 }, async () => {
+    const failed: string[] = [];
+    for (let seed = base; seed < base + count; seed++) {
+      const r = await runPeerSeed(seed, {});
+      if (r.violations.length > 0) {
+        failed.push(
+          `seed ${seed}: ${r.violations[0]!.slice(0, 300)} (replay: deno task sim:peer --seed ${seed})`,
+        );
+      }
+    }
+    assert.deepEqual(failed, []);
+  });
+});
