@@ -380,7 +380,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     this.#membershipManager = new MembershipManager({
       ...this.config,
       aliveMs: this.config.peerTimeoutMs,
-      activeMs: 2 * this.config.electionTicks * this.config.tickMs,
+      activeMs: this.config.electionTicks * this.config.tickMs,
     }, {
       isLeader: () => this.leader,
       localMemberId: () => this.#memberId,
@@ -650,17 +650,25 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     }
     if (!this.#joined || this.#driver === undefined) return;
     this.#leaving = true;
+    let confirmed = true;
     try {
       const deadline = this.config.scheduler.now() + timeoutMs;
       const others = [...this.#members.keys()].filter((m) => m !== this.#memberId);
       if (others.length > 0) {
         if (this.leader) await this.#handOverLeadership(deadline);
-        await this.#requestRemoval(deadline);
+        confirmed = await this.#requestRemoval(deadline);
       }
     } finally {
       this.#leaving = false;
       this.#becomeEmpty();
       this.emit("left");
+    }
+    if (!confirmed) {
+      // stopped all the same; the cluster removes the silent member after peerTimeoutMs
+      throw new HamokTimeoutError(
+        `leave: the cluster did not confirm the removal within ${timeoutMs} ms; this peer stopped, and the leader removes its member once it has been silent for peerTimeoutMs`,
+        { timeoutMs },
+      );
     }
   }
 
@@ -1249,12 +1257,18 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       let allowBootstrap = !this.#rejoining;
       this.#rejoining = false;
       for (;;) {
-        await this.#discovery.discover(deadline, signal, allowBootstrap);
+        const removed = await this.#discovery.discover(deadline, signal, allowBootstrap).then(
+          () => false,
+          (error) => {
+            if (error instanceof HamokRemovedError && this.#ownsStorage) return true;
+            throw error;
+          },
+        );
         allowBootstrap = false; // found or started a cluster: from now on only join it
-        this.#identityLost = false;
+        this.#identityLost = removed;
         // The leader said yes, but its change may still be lost (it was appended, not yet committed,
         // when the leadership moved) or this member removed before it caught up: ask again then.
-        const admitted = await this.#waiters.waitFor(
+        const admitted = removed ? false : await this.#waiters.waitFor(
           () => this.#members.has(this.#memberId) || this.#identityLost,
           Math.max(1, Math.min(deadline - this.config.scheduler.now(), 2 * this.config.requestTimeoutMs)),
           "membership",
@@ -1326,7 +1340,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     ).catch((error) => this.logger.warn(`hamok ${this.localPeerId}: leadership transfer failed`, error));
   }
 
-  async #requestRemoval(deadline: number): Promise<void> {
+  /** Asks to be removed until `deadline`; true once the removal is confirmed (or applied here). */
+  async #requestRemoval(deadline: number): Promise<boolean> {
     while (this.config.scheduler.now() < deadline && this.#members.has(this.#memberId)) {
       const leader = this.#leaderMemberId;
       if (leader === undefined || leader === this.#memberId) {
@@ -1335,7 +1350,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
             this.logger.debug("self removal failed", error);
             return false;
           });
-          if (removed) return;
+          if (removed) return true;
           continue;
         }
         await this.waitUntilLeader(Math.max(1, deadline - this.config.scheduler.now())).catch(() => {});
@@ -1350,12 +1365,13 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
         );
         // The leader answers once it applied the removal; this peer may never learn that commit
         // itself (the leader stops replicating to removed members), so the answer is the proof.
-        return;
+        return true;
       } catch (error) {
         this.logger.debug(`hamok ${this.localPeerId}: leave request failed`, error);
         await delay(this.config.tickMs, this.config.scheduler);
       }
     }
+    return !this.#members.has(this.#memberId);
   }
 
   // ------------------------------------------------------------------ raft plumbing

@@ -7,7 +7,12 @@
  */
 
 import type { HelloBody } from "../codec/envelope.ts";
-import { HamokClusterConflictError, HamokDuplicatePeerError, HamokTimeoutError } from "../errors.ts";
+import {
+  HamokClusterConflictError,
+  HamokDuplicatePeerError,
+  HamokRemovedError,
+  HamokTimeoutError,
+} from "../errors.ts";
 import { throwIfAborted } from "./async.ts";
 import { REAL_SCHEDULER, type Scheduler } from "./scheduler.ts";
 
@@ -157,6 +162,16 @@ export class Discovery {
           continue; // another leader was named meanwhile: ask it (a join is idempotent)
         } catch (error) {
           logger.debug(`hamok ${peerId}: join through ${leader} failed`, error);
+          if ((error as { code?: unknown })?.code === "HAMOK_REMOVED") {
+            // this member id is a tombstone: asking again can never succeed
+            throw new HamokRemovedError(
+              `the cluster removed member ${this.#host.hello().memberId} before it joined`,
+              {},
+              {
+                cause: error,
+              },
+            );
+          }
           if ((error as { code?: unknown })?.code === "HAMOK_DUPLICATE_PEER") {
             duplicate = new HamokDuplicatePeerError(
               `a live member of the cluster already has peer id '${peerId}'`,

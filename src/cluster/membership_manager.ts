@@ -11,6 +11,7 @@ import {
   HamokDuplicatePeerError,
   HamokError,
   HamokNotLeaderError,
+  HamokRemovedError,
   HamokTimeoutError,
 } from "../errors.ts";
 
@@ -288,7 +289,7 @@ export class MembershipManager {
         case "not-learner":
           return; // already in the wanted state
         case "removed":
-          throw new HamokConfigError(
+          throw new HamokRemovedError(
             `member ${change.memberId} was removed before and cannot be added again`,
           );
         case "last-voter":

@@ -517,7 +517,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
         // membership change, which takes effect when appended) can leave no possible majority: the
         // core's documented limit (docs/decisions.md), so the wipe waits for a settled log, as the
         // core simulator's does.
-        if (kind === "crash-wipe" && !slots.every((x) => settled(x))) return schedule();
+        if (kind === "crash-wipe" && !(slots.every((x) => settled(x)) && inStep())) return schedule();
         const slot = nemesisRng.pick(slots);
         slot.disturbed = true;
         crash(slot);
@@ -553,12 +553,18 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
         // The storage is the application's, and it belongs to the member that left: the application
         // comes back with a new peer object and a new storage (a join() on the same object would reuse
         // the tombstoned member id and never complete).
-        hamok.leave().catch((e) => note(`leave failed ${slot.peerId}: ${nameOf(e)}`)).finally(() => {
+        // A leave the cluster did not confirm leaves the member in the configuration: the application
+        // keeps its storage then (wiping a voter's storage could leave no majority) and comes back on it.
+        let confirmed = true;
+        hamok.leave().catch((e) => {
+          confirmed = false;
+          note(`leave failed ${slot.peerId}: ${nameOf(e)}`);
+        }).finally(() => {
           later(duration, () => {
             slot.leaving = false;
             if (slot.hamok !== hamok) return;
             crash(slot);
-            start(slot, true);
+            start(slot, confirmed);
             later(4000, () => (slot.disturbed = false));
           });
         });
@@ -614,6 +620,15 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     if (hamok === undefined || hamok.closed || !hamok.joined) return true;
     const status = hamok.status();
     return status.lastIndex === status.commitIndex;
+  };
+  /** Every running member at the same commit index (nobody cut off, no change pending anywhere). */
+  const inStep = (): boolean => {
+    const commits = new Set<number>();
+    for (const slot of slots) {
+      const hamok = slot.hamok;
+      if (hamok !== undefined && !hamok.closed && hamok.joined) commits.add(hamok.status().commitIndex);
+    }
+    return commits.size <= 1;
   };
   const schedule = () => {
     later(200 + nemesisRng.int(1200), nemesisStep);
