@@ -19,6 +19,8 @@ const REGRESSIONS: readonly [seed: number, found: string][] = [
   [30585, "a repeated join request was answered before the change committed; the joiner waited forever"],
   [31547, "a duplicate id admitted after the original was cut off past peerTimeoutMs (simulator)"],
   [42363, "a leader without an active majority appended a removal; a wiped voter then wedged the cluster"],
+  [52380, "leave() resolved without a confirmed removal; the wiped member stayed a voter"],
+  [53321, "a joiner removed before it caught up asked again with its tombstoned id forever"],
 ];
 
 describe("whole-peer simulator sweep", () => {
