@@ -10,18 +10,7 @@ import { REAL_SCHEDULER } from "../../src/cluster/scheduler.ts";
 import { type Encoded, HamokMapState } from "../../src/collections/map_state.ts";
 import { decodeCbor, encodeCbor } from "../../src/codec/cbor.ts";
 import { CborChunkWriter } from "../../src/codec/cbor_writer.ts";
-
-/** A deterministic PRNG (mulberry32), so a failure replays. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom as prng } from "../_helpers/raft_harness.ts";
 
 class Counter implements ReplicatedState {
   value = 0;

@@ -13,21 +13,10 @@ import process from "node:process";
 import { type NatsServer, startNatsServer } from "../_helpers/nats_server.ts";
 import { type PeerProcess, startPeerProcess } from "../_helpers/peer_process.ts";
 import { waitFor } from "../_helpers/wait.ts";
+import { seededRandom as prng } from "../_helpers/raft_harness.ts";
 
 const CYCLES = Number(process.env.HAMOK_RESTART_CYCLES ?? 20);
 const TIMING = { tickMs: 20, electionTicks: 10, heartbeatTicks: 2, discoveryMs: 300, peerTimeoutMs: 10_000 };
-
-/** A small seeded PRNG (mulberry32) so a failing run can be replayed with HAMOK_RESTART_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("whole-cluster restart after SIGKILL", () => {
   let server: NatsServer;
