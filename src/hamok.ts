@@ -1293,11 +1293,18 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
       }
     }
     await this.#waiters.waitFor(
-      () => this.#members.has(this.#memberId),
+      () => this.#members.has(this.#memberId) || this.#removedMembers.has(this.#memberId),
       deadline - this.config.scheduler.now(),
       "membership",
       signal,
     );
+    if (!this.#members.has(this.#memberId)) {
+      // its own log says it was removed (a restart on the storage of a member that left or was
+      // removed): it can never be a member again under this id
+      throw new HamokRemovedError(
+        `member ${this.#memberId} was removed from the cluster; its storage belongs to the removed member: join again with a new storage`,
+      );
+    }
     const remaining = deadline - this.config.scheduler.now();
     if (remaining <= 0) throw new HamokTimeoutError("join timed out", { timeoutMs: remaining });
     await new Promise<void>((resolve, reject) => {
@@ -1970,7 +1977,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     // announces itself: members tell it if it was removed, even a learner that never campaigns
     const electionMs = this.config.electionTicks * this.config.tickMs;
     if (
-      this.#joined && this.#state !== "leader" && now - this.#lastLeaderContact > 4 * electionMs &&
+      (this.#joined || this.#joinPromise !== undefined) && this.#state !== "leader" &&
+      now - this.#lastLeaderContact > 4 * electionMs &&
       now - this.#lastProbe > electionMs
     ) {
       this.#lastProbe = now;
