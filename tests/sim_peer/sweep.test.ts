@@ -21,6 +21,7 @@ const REGRESSIONS: readonly [seed: number, found: string][] = [
   [42363, "a leader without an active majority appended a removal; a wiped voter then wedged the cluster"],
   [52380, "leave() resolved without a confirmed removal; the wiped member stayed a voter"],
   [53321, "a joiner removed before it caught up asked again with its tombstoned id forever"],
+  [60164, "a peer restarted on a removed member's storage waited for its membership forever"],
 ];
 
 describe("whole-peer simulator sweep", () => {
