@@ -262,11 +262,30 @@ export const MAX_TIMEOUT_MS = 2_147_483_647;
  * ```
  */
 export function timeoutMs(name: string, value: number | undefined, fallback: number): number {
-  const ms = positiveInteger(name, value, fallback);
-  if (ms > MAX_TIMEOUT_MS) {
-    throw new HamokConfigError(`${name} must be at most ${MAX_TIMEOUT_MS} ms, got ${ms}`);
+  if (value === undefined) return fallback;
+  const invalid = invalidTimeout(name, value);
+  if (invalid !== undefined) throw invalid;
+  return value;
+}
+
+/**
+ * A {@linkcode HamokConfigError} unless `value` is a timeout a timer can take: an integer in
+ * [1, {@linkcode MAX_TIMEOUT_MS}]; `undefined` when it is one. The one check behind every timeout
+ * of the config, the peer and the collections.
+ *
+ * @example
+ * ```ts ignore
+ * invalidTimeout("set", 2 ** 40); // HamokConfigError
+ * invalidTimeout("set", 1000); // undefined
+ * ```
+ */
+export function invalidTimeout(what: string, value: unknown): HamokConfigError | undefined {
+  if (typeof value === "number" && Number.isInteger(value) && value > 0 && value <= MAX_TIMEOUT_MS) {
+    return undefined;
   }
-  return ms;
+  return new HamokConfigError(
+    `${what}: timeoutMs must be an integer in [1, ${MAX_TIMEOUT_MS}], got ${String(value)}`,
+  );
 }
 
 /**

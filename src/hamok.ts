@@ -67,7 +67,7 @@ import {
 import {
   type HamokConfig,
   type HamokLogger,
-  MAX_TIMEOUT_MS,
+  invalidTimeout,
   type ResolvedHamokConfig,
   resolveHamokConfig,
 } from "./config.ts";
@@ -1096,13 +1096,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
   propose(kind: string, id: string, op: string, args: unknown, options: ProposeOptions): Promise<unknown> {
     if (this.#closed) return Promise.reject(new HamokClosedError("the peer is closed"));
     const timeoutMs = options.timeoutMs;
-    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_TIMEOUT_MS) {
-      return Promise.reject(
-        new HamokConfigError(
-          `timeoutMs must be an integer in [1, ${MAX_TIMEOUT_MS}], got ${String(timeoutMs)}`,
-        ),
-      );
-    }
+    const invalid = invalidTimeout(op, timeoutMs);
+    if (invalid !== undefined) return Promise.reject(invalid);
     if (this.#driver === undefined && this.#joinPromise === undefined) {
       return Promise.reject(new HamokNotJoinedError(`cannot ${op} on ${kind} '${id}': call join() first`));
     }
@@ -1634,11 +1629,6 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     return true;
   }
 
-  /** True while this peer holds no committed membership of its own (a fresh joiner). */
-  #appliedNothingYet(): boolean {
-    return !this.#members.has(this.#memberId);
-  }
-
   #onHello(body: HelloBody): void {
     if (this.#removedMembers.has(body.memberId)) this.#tellRemoved(body.memberId);
     this.#discovery.onHello(body);
@@ -1667,7 +1657,7 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
     const memberId = decodeCbor(payload);
     if (memberId !== this.#memberId || this.#leaving) return Promise.resolve(undefined);
     if (!this.isRemoteMember(fromPeerId)) return Promise.resolve(undefined);
-    if (!this.#joined && this.#ownsStorage && this.#appliedNothingYet()) {
+    if (!this.#joined && this.#ownsStorage && !this.#members.has(this.#memberId)) {
       // joining afresh and removed before it caught up (silent too long): the join starts over
       this.#identityLost = true;
       this.#waiters.check();
@@ -2002,19 +1992,6 @@ const ENTRY_FRAMING_BYTES = 1024;
 
 /** Request op of a member telling a removed member that it was removed (payload: CBOR member id). */
 const REMOVED_OP = "removed";
-
-/** A `HamokConfigError` unless `timeoutMs` is an integer in [1, MAX_TIMEOUT_MS]. */
-function invalidTimeout(what: string, timeoutMs: unknown): HamokConfigError | undefined {
-  if (
-    typeof timeoutMs === "number" && Number.isInteger(timeoutMs) && timeoutMs > 0 &&
-    timeoutMs <= MAX_TIMEOUT_MS
-  ) {
-    return undefined;
-  }
-  return new HamokConfigError(
-    `${what}: timeoutMs must be an integer in [1, ${MAX_TIMEOUT_MS}], got ${String(timeoutMs)}`,
-  );
-}
 
 function roleToState(role: RaftRole): HamokState {
   switch (role) {

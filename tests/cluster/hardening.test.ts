@@ -366,15 +366,14 @@ describe("hardening: forged messages without a key", () => {
       r.send(subject, {
         type: "event",
         from: a.localMemberId,
-        body: { emitterId: "ev", event: "e", payload, seq: Number.MAX_SAFE_INTEGER },
+        body: { emitterId: "ev", event: "e", payload: encodeCbor([777]), seq: Number.MAX_SAFE_INTEGER },
       });
       let delivered = 0;
       for (let i = 0; i < 40; i++) {
         const peers = await ea.publish("e", i).catch(() => [] as string[]);
         if (peers.includes("b")) delivered++;
       }
-      assert.ok(!got.slice(0, 1).includes(666) || got.filter((n) => n === 666).length <= 1);
-      assert.ok(got.filter((n) => n === 666).length <= 1, "the non-member's event was not delivered");
+      assert.ok(!got.includes(666), "the non-member's event was not delivered");
       assert.ok(delivered >= 40 - 9, `a poisoned sequence heals (delivered ${delivered} of 40)`);
       assert.ok(b.counters.values().dropped["non-member"] >= 1);
       // a forged ack from a non-member peer id for an awaited publish does not resolve it
