@@ -41,46 +41,40 @@
  * @module
  */
 
-export * from "./src/errors.ts";
-export * from "./src/codec/envelope.ts";
-export * from "./src/codec/payload_codec.ts";
-export * from "./src/codec/value_codec.ts";
-export * from "./src/codec/decode_failure_counter.ts";
-export * from "./src/codec/safe_decode_envelope.ts";
-export type {
-  Transport,
-  TransportEvents,
-  TransportHandler,
-  TransportHeaders,
-  TransportMessage,
-  TransportState,
-  TransportSubscription,
-} from "./src/transport/transport.ts";
+// The application API. What tests, tools, simulators and other transports' authors need beyond it is in
+// internal.ts (`@hamok/core/internal`), which carries no stability promise; see docs/decisions.md.
+
 export {
-  FileRaftStorage,
-  type FileRaftStorageOptions,
-  type FileSyncPolicy,
-} from "./src/storage/file_raft_storage.ts";
-export type { StorageFs } from "./src/storage/storage_fs.ts";
-export { MemoryBus } from "./src/transport/memory_bus.ts";
-export type {
-  MemoryBusOptions,
-  MemoryBusScheduler,
-  MemoryDelayOptions,
-  MemoryDuplicateOptions,
-  MemoryEndpointRef,
-  MemoryEndpoints,
-  MemoryFault,
-  MemoryFaultKind,
-  MemoryFaultOptions,
-} from "./src/transport/memory_bus.ts";
-export { MemoryTransport, type MemoryTransportOptions } from "./src/transport/memory_transport.ts";
-export {
-  NATS_TRANSPORT_DEFAULTS,
-  NatsTransport,
-  type NatsTransportConnectOptions,
-  type NatsTransportOptions,
-} from "./src/transport/nats_transport.ts";
+  HamokAbortedError,
+  HamokClosedError,
+  HamokClusterConflictError,
+  HamokCodecError,
+  HamokConfigError,
+  HamokConflictError,
+  HamokDeliveryError,
+  type HamokDeliveryFailure,
+  HamokDuplicatePeerError,
+  HamokError,
+  type HamokErrorCode,
+  type HamokErrorOptions,
+  HamokListenerError,
+  HamokNoLeaderError,
+  HamokNotJoinedError,
+  HamokNotLeaderError,
+  HamokOutcomeUnknownError,
+  HamokPayloadTooLargeError,
+  HamokRateLimitedError,
+  HamokRemovedError,
+  HamokStorageCorruptError,
+  HamokStorageError,
+  type HamokStorageErrorCode,
+  HamokStorageFullError,
+  HamokStorageLockedError,
+  HamokStorageMismatchError,
+  HamokTimeoutError,
+  HamokTransportError,
+} from "./src/errors.ts";
+export { HamokRemoteError } from "./src/cluster/rpc.ts";
 export {
   Hamok,
   type HamokEvents,
@@ -95,59 +89,27 @@ export {
   type HamokLogger,
   type HamokTestingBug,
   type ResolvedHamokConfig,
-  resolveHamokConfig,
 } from "./src/config.ts";
-export { REAL_SCHEDULER, type Scheduler, type TimerHandle } from "./src/cluster/scheduler.ts";
+export type { ClusterKey } from "./src/codec/wire_auth.ts";
+export type { Scheduler, TimerHandle } from "./src/cluster/scheduler.ts";
+export type { HamokMemberStatus, HamokStatus } from "./src/cluster/status.ts";
+export type { DropReason, PeerCounterValues } from "./src/cluster/peer_counters.ts";
+export type { PayloadCodec } from "./src/codec/payload_codec.ts";
+export type { ValueCodec } from "./src/codec/value_codec.ts";
+export type { IsolatedEventEmitter } from "./src/collections/isolated_emitter.ts";
 export {
-  EMITTER_KIND,
   HamokEmitter,
   type HamokEmitterConfig,
   type HamokEmitterConnection,
   type HamokEmitterEventMap,
   type HamokEmitterListener,
 } from "./src/collections/emitter.ts";
-export {
-  type HamokEmitterSnapshot,
-  type HamokEmitterSnapshotEntry,
+export type {
+  HamokEmitterSnapshot,
+  HamokEmitterSnapshotEntry,
   HamokSubscriptionTable,
-  type HamokSubscriptionTableEvents,
+  HamokSubscriptionTableEvents,
 } from "./src/collections/subscription_table.ts";
-export type { IsolatedEventEmitter } from "./src/collections/isolated_emitter.ts";
-export {
-  HamokQueue,
-  type HamokQueueConfig,
-  type HamokQueueEvents,
-  type HamokQueueWriteOptions,
-} from "./src/collections/queue.ts";
-export {
-  type HamokQueueSnapshot,
-  HamokQueueState,
-  type HamokQueueStateEvents,
-  QUEUE_KIND,
-} from "./src/collections/queue_state.ts";
-export {
-  HamokRemoteMap,
-  type HamokRemoteMapConfig,
-  type HamokRemoteMapEvents,
-  type HamokRemoteMapReadOptions,
-  type HamokRemoteMapSnapshot,
-  type HamokRemoteMapWriteOptions,
-} from "./src/collections/remote_map.ts";
-export {
-  HamokRemoteMapState,
-  type HamokRemoteMapStateEvents,
-  type PendingRemoteOp,
-  REMOTE_MAP_KIND,
-  type RemoteMapOp,
-} from "./src/collections/remote_map_state.ts";
-export {
-  type HamokRemoteStore,
-  type HamokRemoteStoreBatch,
-  type HamokRemoteStoreMark,
-  type HamokRemoteStoreOp,
-  MemoryRemoteStore,
-  type MemoryRemoteStoreOptions,
-} from "./src/collections/remote_store.ts";
 export {
   type HamokCasWriteOptions,
   type HamokLinearizableReadOptions,
@@ -159,8 +121,8 @@ export {
   type HamokMapSnapshot,
   type HamokReadOptions,
   type HamokWriteOptions,
-  MAP_KIND,
 } from "./src/collections/map.ts";
+export type { Encoded } from "./src/collections/map_state.ts";
 export {
   HamokRecord,
   type HamokRecordConfig,
@@ -170,27 +132,64 @@ export {
   type HamokRecordRemoveEvent,
   type HamokRecordSnapshot,
   type HamokRecordUpdateEvent,
-  RECORD_KIND,
 } from "./src/collections/record.ts";
-export { ClusterSubjects, encodeSubjectToken } from "./src/cluster/subjects.ts";
-export { HamokRemoteError } from "./src/cluster/rpc.ts";
 export {
-  DROP_REASONS,
-  type DropReason,
-  PeerCounters,
-  type PeerCounterValues,
-} from "./src/cluster/peer_counters.ts";
-export type { HamokMemberStatus, HamokStatus } from "./src/cluster/status.ts";
+  HamokQueue,
+  type HamokQueueConfig,
+  type HamokQueueEvents,
+  type HamokQueueWriteOptions,
+} from "./src/collections/queue.ts";
+export type { HamokQueueSnapshot } from "./src/collections/queue_state.ts";
 export {
-  CLIENT_LIMITS,
-  CLIENT_MAP_READ_OP,
-  CLIENT_MAP_WRITE_OP,
-  CLIENT_OPS,
-  CLIENT_PUBLISH_OP,
-  CLIENT_STATUS_OP,
-  CLIENT_UNWATCH_OP,
-  CLIENT_WATCH_OP,
-} from "./src/cluster/client_ops.ts";
+  HamokRemoteMap,
+  type HamokRemoteMapConfig,
+  type HamokRemoteMapEvents,
+  type HamokRemoteMapReadOptions,
+  type HamokRemoteMapSnapshot,
+  type HamokRemoteMapWriteOptions,
+} from "./src/collections/remote_map.ts";
+export {
+  type HamokRemoteStore,
+  type HamokRemoteStoreBatch,
+  type HamokRemoteStoreMark,
+  type HamokRemoteStoreOp,
+  MemoryRemoteStore,
+  type MemoryRemoteStoreOptions,
+} from "./src/collections/remote_store.ts";
+export type {
+  Transport,
+  TransportEvents,
+  TransportHandler,
+  TransportHeaders,
+  TransportMessage,
+  TransportState,
+  TransportSubscription,
+} from "./src/transport/transport.ts";
+export { MemoryBus, type MemoryBusOptions, type MemoryBusScheduler } from "./src/transport/memory_bus.ts";
+export { MemoryTransport, type MemoryTransportOptions } from "./src/transport/memory_transport.ts";
+export {
+  NATS_TRANSPORT_DEFAULTS,
+  NatsTransport,
+  type NatsTransportConnectOptions,
+  type NatsTransportOptions,
+} from "./src/transport/nats_transport.ts";
+export type { RaftPersistentState, RaftStorage } from "./src/storage/raft_storage.ts";
+export type {
+  Entry,
+  EntryType,
+  HardState,
+  Membership,
+  MembershipChange,
+  Snapshot,
+  SnapshotMeta,
+} from "./src/raft/types.ts";
+export { MemoryRaftStorage } from "./src/storage/memory_storage.ts";
+export {
+  FileRaftStorage,
+  type FileRaftStorageOptions,
+  type FileSyncPolicy,
+} from "./src/storage/file_raft_storage.ts";
+export type { StorageFs } from "./src/storage/storage_fs.ts";
 export {
   HamokClient,
   type HamokClientEvent,
@@ -198,27 +197,10 @@ export {
   type HamokClientMapEntry,
   type HamokClientOptions,
 } from "./src/cli/client.ts";
-export type { RaftPersistentState, RaftStorage } from "./src/storage/raft_storage.ts";
-export { MemoryRaftStorage } from "./src/storage/memory_storage.ts";
-export type * from "./src/raft/types.ts";
-export { spanContextFromHeaders, traceHeaders } from "./src/telemetry/trace_context.ts";
-export { HAMOK_SPAN_ATTRIBUTES } from "./src/telemetry/messaging_spans.ts";
-export {
-  HAMOK_METRIC_NAMES,
-  HamokMetrics,
-  type HamokMetricsSource,
-  PublishAttributes,
-} from "./src/telemetry/metrics.ts";
 export {
   consoleLogger,
   type ConsoleLoggerOptions,
   type HamokLogLevel,
 } from "./src/telemetry/console_logger.ts";
-export type { AckHandler, CollectionHost, ProposeOptions } from "./src/collections/collection_host.ts";
-export type {
-  ApplyContext,
-  Command,
-  ReplicatedState,
-  ReplicatedStateFactory,
-  StateMachineImage,
-} from "./src/cluster/state_machine.ts";
+export { HAMOK_METRIC_NAMES } from "./src/telemetry/metrics.ts";
+export { HAMOK_SPAN_ATTRIBUTES } from "./src/telemetry/messaging_spans.ts";

@@ -14,7 +14,7 @@ import {
   encodeEnvelope,
   encodePayload,
   type WireEnvelope,
-} from "../mod.ts";
+} from "../internal.ts";
 import { cborDecoder, cborEncoder, decodeCbor } from "../src/codec/cbor.ts";
 
 type BenchFn = () => void;

@@ -1,15 +1,14 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
+import { HamokCodecError, HamokConfigError } from "../../mod.ts";
 import {
   decodeEnvelope,
   DEFAULT_MAX_ENVELOPE_BYTES,
   encodeEnvelope,
-  HamokCodecError,
-  HamokConfigError,
   PROTOCOL_VERSION,
   type WireEnvelope,
-} from "../../mod.ts";
+} from "../../internal.ts";
 import { decodeCbor, encodeCbor } from "../../src/codec/cbor.ts";
 import { allEnvelopes, bytes, fiveEntries, otherEnvelopes, prng, raftMessages } from "./_fixtures.ts";
 

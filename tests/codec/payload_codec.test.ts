@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
+import { HamokCodecError, type PayloadCodec } from "../../mod.ts";
 import {
   CborPayloadCodec,
   cborPayloadCodec,
@@ -8,9 +9,7 @@ import {
   decodePayload,
   encodeEnvelope,
   encodePayload,
-  HamokCodecError,
-  type PayloadCodec,
-} from "../../mod.ts";
+} from "../../internal.ts";
 import { encodeCbor } from "../../src/codec/cbor.ts";
 import { bytes } from "./_fixtures.ts";
 

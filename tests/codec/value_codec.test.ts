@@ -1,13 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import {
-  CborValueCodec,
-  cborValueCodec,
-  decodeValue,
-  encodeValue,
-  HamokCodecError,
-  type ValueCodec,
-} from "../../mod.ts";
+import { HamokCodecError, type ValueCodec } from "../../mod.ts";
+import { CborValueCodec, cborValueCodec, decodeValue, encodeValue } from "../../internal.ts";
 import { bytes } from "./_fixtures.ts";
 
 describe("CBOR value codec", () => {
