@@ -246,7 +246,7 @@ export const HAMOK_DEFAULTS: Readonly<
  *
  * @example
  * ```ts
- * import { MAX_TIMEOUT_MS } from "@hamok/core";
+ * import { MAX_TIMEOUT_MS } from "./config.ts";
  * console.log(MAX_TIMEOUT_MS); // 2147483647
  * ```
  */
@@ -327,7 +327,7 @@ export function nonEmptyString(name: string, value: string | undefined, fallback
  *
  * @example
  * ```ts
- * import { resolveHamokConfig } from "@hamok/core";
+ * import { resolveHamokConfig } from "@hamok/core/internal";
  * resolveHamokConfig({ tickMs: 20 }).electionTicks; // 10
  * ```
  */

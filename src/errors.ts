@@ -44,7 +44,8 @@ export interface HamokErrorOptions {
  *
  * @example
  * ```ts
- * import { HamokError } from "@hamok/core";
+ * import { HamokError, type HamokEmitter } from "@hamok/core";
+ * declare const emitter: HamokEmitter<{ event: [n: number] }>;
  * try {
  *   await emitter.publish("event", 1);
  * } catch (err) {
@@ -256,7 +257,8 @@ export interface HamokDeliveryFailure {
  *
  * @example
  * ```ts
- * import { HamokDeliveryError } from "@hamok/core";
+ * import { HamokDeliveryError, type HamokEmitter } from "@hamok/core";
+ * declare const emitter: HamokEmitter<{ event: [n: number] }>;
  * try {
  *   await emitter.publish("event", 1);
  * } catch (err) {
@@ -289,7 +291,8 @@ export class HamokDeliveryError extends HamokError {
  *
  * @example
  * ```ts
- * import { HamokListenerError } from "@hamok/core";
+ * import { type Hamok, HamokListenerError } from "@hamok/core";
+ * declare const hamok: Hamok;
  * hamok.on("error", (err) => {
  *   if (err instanceof HamokListenerError) console.log(err.collectionId, err.event, err.cause);
  * });
@@ -320,7 +323,8 @@ export class HamokListenerError extends HamokError {
  *
  * @example
  * ```ts
- * import { HamokConflictError } from "@hamok/core";
+ * import { HamokConflictError, type HamokMap } from "@hamok/core";
+ * declare const map: HamokMap<string, number>;
  * const entry = map.getEntry("stock");
  * try {
  *   await map.set("stock", entry!.value - 1, { ifRevision: entry!.revision });

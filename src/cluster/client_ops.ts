@@ -13,7 +13,7 @@
  *
  * @example
  * ```ts
- * import { CLIENT_STATUS_OP } from "@hamok/core";
+ * import { CLIENT_STATUS_OP } from "@hamok/core/internal";
  * console.log(CLIENT_STATUS_OP); // "client.status"
  * ```
  */
@@ -23,7 +23,7 @@ export const CLIENT_STATUS_OP = "client.status";
  *
  * @example
  * ```ts
- * import { CLIENT_MAP_READ_OP } from "@hamok/core";
+ * import { CLIENT_MAP_READ_OP } from "@hamok/core/internal";
  * console.log(CLIENT_MAP_READ_OP); // "client.map.read"
  * ```
  */
@@ -33,7 +33,7 @@ export const CLIENT_MAP_READ_OP = "client.map.read";
  *
  * @example
  * ```ts
- * import { CLIENT_MAP_WRITE_OP } from "@hamok/core";
+ * import { CLIENT_MAP_WRITE_OP } from "@hamok/core/internal";
  * console.log(CLIENT_MAP_WRITE_OP); // "client.map.write"
  * ```
  */
@@ -43,7 +43,7 @@ export const CLIENT_MAP_WRITE_OP = "client.map.write";
  *
  * @example
  * ```ts
- * import { CLIENT_PUBLISH_OP } from "@hamok/core";
+ * import { CLIENT_PUBLISH_OP } from "@hamok/core/internal";
  * console.log(CLIENT_PUBLISH_OP); // "client.publish"
  * ```
  */
@@ -54,7 +54,7 @@ export const CLIENT_PUBLISH_OP = "client.publish";
  *
  * @example
  * ```ts
- * import { CLIENT_WATCH_OP } from "@hamok/core";
+ * import { CLIENT_WATCH_OP } from "@hamok/core/internal";
  * console.log(CLIENT_WATCH_OP); // "client.watch"
  * ```
  */
@@ -64,7 +64,7 @@ export const CLIENT_WATCH_OP = "client.watch";
  *
  * @example
  * ```ts
- * import { CLIENT_UNWATCH_OP } from "@hamok/core";
+ * import { CLIENT_UNWATCH_OP } from "@hamok/core/internal";
  * console.log(CLIENT_UNWATCH_OP); // "client.unwatch"
  * ```
  */
@@ -76,7 +76,7 @@ export const CLIENT_UNWATCH_OP = "client.unwatch";
  *
  * @example
  * ```ts
- * import { CLIENT_OPS } from "@hamok/core";
+ * import { CLIENT_OPS } from "@hamok/core/internal";
  * console.log(CLIENT_OPS.has("client.status")); // true
  * console.log(CLIENT_OPS.has("join")); // false
  * ```
@@ -95,7 +95,7 @@ export const CLIENT_OPS: ReadonlySet<string> = new Set([
  *
  * @example
  * ```ts
- * import { CLIENT_LIMITS } from "@hamok/core";
+ * import { CLIENT_LIMITS } from "@hamok/core/internal";
  * console.log(CLIENT_LIMITS.maxPayloadBytes); // 65536
  * ```
  */

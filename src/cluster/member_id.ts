@@ -13,7 +13,7 @@ import { randomHex, REAL_SCHEDULER, type Scheduler } from "./scheduler.ts";
  *
  * @example
  * ```ts
- * import { newMemberId, peerIdOfMember } from "@hamok/core";
+ * import { newMemberId, peerIdOfMember } from "./member_id.ts";
  * const memberId = newMemberId("orders-1"); // "orders-1/5f0c..."
  * peerIdOfMember(memberId); // "orders-1"
  * ```
@@ -28,7 +28,7 @@ export function newMemberId(peerId: string, scheduler: Scheduler = REAL_SCHEDULE
  *
  * @example
  * ```ts
- * import { peerIdOfMember } from "@hamok/core";
+ * import { peerIdOfMember } from "./member_id.ts";
  * peerIdOfMember("a/b/1234abcd"); // "a/b"
  * ```
  */

@@ -21,7 +21,8 @@ export type TimerHandle = number | object;
  *
  * @example
  * ```ts
- * import { REAL_SCHEDULER, type Scheduler } from "@hamok/core";
+ * import type { Scheduler } from "@hamok/core";
+ * import { REAL_SCHEDULER } from "@hamok/core/internal";
  * const scheduler: Scheduler = REAL_SCHEDULER;
  * const started = scheduler.monotonicNow();
  * const timer = scheduler.setTimeout(() => console.log(scheduler.monotonicNow() - started), 10);
@@ -57,7 +58,7 @@ export interface Scheduler {
  *
  * @example
  * ```ts
- * import { REAL_SCHEDULER } from "@hamok/core";
+ * import { REAL_SCHEDULER } from "@hamok/core/internal";
  * REAL_SCHEDULER.defer(() => console.log("after the current task"));
  * ```
  */

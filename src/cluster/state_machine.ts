@@ -102,7 +102,7 @@ const DEFAULT_DEDUP_WINDOW = 16384;
  *
  * @example
  * ```ts
- * import { StateMachine } from "@hamok/core";
+ * import { StateMachine } from "./state_machine.ts";
  * const sm = new StateMachine();
  * sm.registerKind("counter", () => {
  *   let n = 0;

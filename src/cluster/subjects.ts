@@ -15,7 +15,7 @@ const encoder = new TextEncoder();
  *
  * @example
  * ```ts
- * import { encodeSubjectToken } from "@hamok/core";
+ * import { encodeSubjectToken } from "@hamok/core/internal";
  * encodeSubjectToken("chat");      // "chat"
  * encodeSubjectToken("chat.room"); // "~Y2hhdC5yb29t"
  * ```
@@ -33,7 +33,7 @@ export function encodeSubjectToken(token: string): string {
  *
  * @example
  * ```ts
- * import { ClusterSubjects } from "@hamok/core";
+ * import { ClusterSubjects } from "@hamok/core/internal";
  * const subjects = new ClusterSubjects("hamok.orders");
  * subjects.inbox("peer-1");              // "hamok.orders.peer.peer-1"
  * subjects.event("chat", "message");     // "hamok.orders.emit.chat.message"

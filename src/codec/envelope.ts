@@ -25,7 +25,7 @@ import { arrayAt, boolAt, bytesAt, errorAt, listAt, packError, stringAt, uintAt 
  *
  * @example
  * ```ts
- * import { PROTOCOL_VERSION } from "@hamok/core";
+ * import { PROTOCOL_VERSION } from "@hamok/core/internal";
  * console.log(PROTOCOL_VERSION); // 1
  * ```
  */
@@ -36,7 +36,7 @@ export const PROTOCOL_VERSION = 1;
  *
  * @example
  * ```ts
- * import { DEFAULT_MAX_ENVELOPE_BYTES } from "@hamok/core";
+ * import { DEFAULT_MAX_ENVELOPE_BYTES } from "@hamok/core/internal";
  * console.log(DEFAULT_MAX_ENVELOPE_BYTES); // 8388608
  * ```
  */
@@ -47,7 +47,7 @@ export const DEFAULT_MAX_ENVELOPE_BYTES: number = 8 * 1024 * 1024;
  *
  * @example
  * ```ts
- * import type { WireError } from "@hamok/core";
+ * import type { WireError } from "@hamok/core/internal";
  * const error: WireError = { code: "HAMOK_NOT_LEADER", message: "peer b is not the leader" };
  * ```
  */
@@ -63,7 +63,7 @@ export interface WireError {
  *
  * @example
  * ```ts
- * import type { HelloBody } from "@hamok/core";
+ * import type { HelloBody } from "@hamok/core/internal";
  * const hello: HelloBody = { clusterId: "demo", peerId: "p1", memberId: "m1", term: 3, joined: true };
  * ```
  */
@@ -89,7 +89,7 @@ export interface HelloBody {
  *
  * @example
  * ```ts
- * import type { RequestBody } from "@hamok/core";
+ * import type { RequestBody } from "@hamok/core/internal";
  * const req: RequestBody = { requestId: "r1", op: "join", payload: new Uint8Array() };
  * ```
  */
@@ -107,7 +107,7 @@ export interface RequestBody {
  *
  * @example
  * ```ts
- * import type { ResponseBody } from "@hamok/core";
+ * import type { ResponseBody } from "@hamok/core/internal";
  * const ok: ResponseBody = { requestId: "r1", ok: true, payload: new Uint8Array([1]) };
  * const failed: ResponseBody = { requestId: "r2", ok: false, error: { code: "HAMOK_TIMEOUT", message: "late" } };
  * ```
@@ -128,7 +128,7 @@ export interface ResponseBody {
  *
  * @example
  * ```ts
- * import type { EventBody } from "@hamok/core";
+ * import type { EventBody } from "@hamok/core/internal";
  * const ev: EventBody = { emitterId: "chat", event: "message", payload: new Uint8Array([1]), seq: 1 };
  * ```
  */
@@ -150,7 +150,7 @@ export interface EventBody {
  *
  * @example
  * ```ts
- * import type { AckBody } from "@hamok/core";
+ * import type { AckBody } from "@hamok/core/internal";
  * const ack: AckBody = { emitterId: "chat", ackRequestId: "a1", peerId: "p2", ok: true };
  * ```
  */
@@ -173,7 +173,7 @@ export interface AckBody {
  *
  * @example
  * ```ts
- * import type { AcksBody } from "@hamok/core";
+ * import type { AcksBody } from "@hamok/core/internal";
  * const acks: AcksBody = { peerId: "p2", acks: [["chat", "a1"], ["chat", "a2"]] };
  * ```
  */
@@ -189,7 +189,7 @@ export interface AcksBody {
  *
  * @example
  * ```ts
- * import type { WireBodies } from "@hamok/core";
+ * import type { WireBodies } from "@hamok/core/internal";
  * type Hello = WireBodies["hello"]; // HelloBody
  * ```
  */
@@ -215,7 +215,7 @@ export interface WireBodies {
  *
  * @example
  * ```ts
- * import type { WireMessageType } from "@hamok/core";
+ * import type { WireMessageType } from "@hamok/core/internal";
  * const t: WireMessageType = "raft";
  * ```
  */
@@ -226,7 +226,7 @@ export type WireMessageType = keyof WireBodies;
  *
  * @example
  * ```ts
- * import type { WireEnvelopeOf } from "@hamok/core";
+ * import type { WireEnvelopeOf } from "@hamok/core/internal";
  * const env: WireEnvelopeOf<"request"> = {
  *   type: "request",
  *   from: "p1",
@@ -253,7 +253,7 @@ export interface WireEnvelopeOf<K extends WireMessageType> {
  *
  * @example
  * ```ts
- * import { decodeEnvelope, type WireEnvelope } from "@hamok/core";
+ * import { decodeEnvelope, type WireEnvelope } from "@hamok/core/internal";
  * function handle(env: WireEnvelope): void {
  *   if (env.type === "event") console.log(env.body.event);
  * }
@@ -425,7 +425,7 @@ const BY_CODE: ReadonlyArray<{ type: WireMessageType; codec: BodyCodec<unknown> 
  *
  * @example
  * ```ts
- * import { decodeEnvelope, encodeEnvelope } from "@hamok/core";
+ * import { decodeEnvelope, encodeEnvelope } from "@hamok/core/internal";
  * const bytes = encodeEnvelope({
  *   type: "event",
  *   from: "peer-1",
@@ -464,7 +464,7 @@ export function encodeEnvelope(
  *
  * @example
  * ```ts
- * import type { DecodeEnvelopeOptions } from "@hamok/core";
+ * import type { DecodeEnvelopeOptions } from "@hamok/core/internal";
  * const options: DecodeEnvelopeOptions = { maxBytes: 1024 * 1024 };
  * ```
  */
@@ -491,7 +491,8 @@ function reject(reason: string, cause: unknown): never {
  *
  * @example
  * ```ts
- * import { decodeEnvelope, encodeEnvelope, HamokCodecError } from "@hamok/core";
+ * import { HamokCodecError } from "@hamok/core";
+ * import { decodeEnvelope, encodeEnvelope } from "@hamok/core/internal";
  * const bytes = encodeEnvelope({
  *   type: "hello",
  *   from: "p1",

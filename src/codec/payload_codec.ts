@@ -46,7 +46,7 @@ export interface PayloadCodec {
  *
  * @example
  * ```ts
- * import { CborPayloadCodec } from "@hamok/core";
+ * import { CborPayloadCodec } from "@hamok/core/internal";
  * const codec = new CborPayloadCodec();
  * const data = codec.encode("hello", 42, new Map([["k", 1n]]));
  * console.log(codec.decode(data)); // [ "hello", 42, Map(1) { "k" => 1n } ]
@@ -81,7 +81,7 @@ export class CborPayloadCodec implements PayloadCodec {
  *
  * @example
  * ```ts
- * import { cborPayloadCodec, decodePayload, encodePayload } from "@hamok/core";
+ * import { cborPayloadCodec, decodePayload, encodePayload } from "@hamok/core/internal";
  * const data = encodePayload(cborPayloadCodec, [1, "two"]);
  * console.log(decodePayload(cborPayloadCodec, data)); // [ 1, "two" ]
  * ```
@@ -94,7 +94,7 @@ export const cborPayloadCodec: CborPayloadCodec = new CborPayloadCodec();
  *
  * @example
  * ```ts
- * import { cborPayloadCodec, encodePayload } from "@hamok/core";
+ * import { cborPayloadCodec, encodePayload } from "@hamok/core/internal";
  * const data = encodePayload(cborPayloadCodec, ["message", { text: "hi" }]);
  * console.log(data instanceof Uint8Array); // true
  * ```
@@ -121,7 +121,8 @@ export function encodePayload(codec: PayloadCodec, args: readonly unknown[]): st
  *
  * @example
  * ```ts
- * import { decodePayload, HamokCodecError } from "@hamok/core";
+ * import { HamokCodecError } from "@hamok/core";
+ * import { decodePayload } from "@hamok/core/internal";
  * const broken = { encode: () => "", decode: () => "not an array" as unknown as unknown[] };
  * try {
  *   decodePayload(broken, "x");

@@ -40,7 +40,7 @@ export interface ValueCodec<T> {
  *
  * @example
  * ```ts
- * import { CborValueCodec } from "@hamok/core";
+ * import { CborValueCodec } from "@hamok/core/internal";
  * const codec = new CborValueCodec<{ name: string; tags: Set<string> }>();
  * const bytes = codec.encode({ name: "a", tags: new Set(["x"]) });
  * console.log(codec.decode(bytes).tags.has("x")); // true
@@ -70,7 +70,7 @@ export class CborValueCodec<T = unknown> implements ValueCodec<T> {
  *
  * @example
  * ```ts
- * import { cborValueCodec } from "@hamok/core";
+ * import { cborValueCodec } from "@hamok/core/internal";
  * console.log(cborValueCodec.decode(cborValueCodec.encode(12n))); // 12n
  * ```
  */
@@ -82,7 +82,7 @@ export const cborValueCodec: CborValueCodec<unknown> = new CborValueCodec<unknow
  *
  * @example
  * ```ts
- * import { cborValueCodec, encodeValue } from "@hamok/core";
+ * import { cborValueCodec, encodeValue } from "@hamok/core/internal";
  * const bytes = encodeValue(cborValueCodec, { count: 1 });
  * console.log(bytes instanceof Uint8Array); // true
  * ```
@@ -109,7 +109,8 @@ export function encodeValue<T>(codec: ValueCodec<T>, value: T): string | Uint8Ar
  *
  * @example
  * ```ts
- * import { cborValueCodec, decodeValue, HamokCodecError } from "@hamok/core";
+ * import { HamokCodecError } from "@hamok/core";
+ * import { cborValueCodec, decodeValue } from "@hamok/core/internal";
  * try {
  *   decodeValue(cborValueCodec, new Uint8Array([0x82, 0x01])); // a truncated 2-element array
  * } catch (err) {

@@ -17,7 +17,7 @@ interface Registration {
  *
  * @example
  * ```ts
- * import { LocalListeners } from "@hamok/core";
+ * import { LocalListeners } from "./local_listeners.ts";
  * const listeners = new LocalListeners();
  * listeners.add("tick", (n) => console.log(n), false);
  * listeners.deliver("tick", [1], (err) => console.error(err));

@@ -33,7 +33,7 @@ import {
  *
  * @example
  * ```ts
- * import { MAP_KIND } from "@hamok/core";
+ * import { MAP_KIND } from "@hamok/core/internal";
  * console.log(MAP_KIND); // "map"
  * ```
  */

@@ -41,7 +41,7 @@ import type { Encoded, HamokMapState, MapStateEntry, MapStateObserver, MapWriteR
  *
  * @example
  * ```ts
- * import { RECORD_KIND } from "@hamok/core";
+ * import { RECORD_KIND } from "@hamok/core/internal";
  * console.log(RECORD_KIND); // "record"
  * ```
  */

@@ -84,7 +84,7 @@ export interface HamokMetricsSource {
  *
  * @example
  * ```ts
- * import { HamokMetrics } from "@hamok/core";
+ * import { HamokMetrics } from "@hamok/core/internal";
  * const m = new HamokMetrics(undefined, "a", { log: () => ({ entries: 0, bytes: 0 }), followerLag: () => [] });
  * console.log(m.enabled); // false without an SDK
  * ```

@@ -17,7 +17,7 @@ const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
  *
  * @example
  * ```ts
- * import { traceHeaders } from "@hamok/core";
+ * import { traceHeaders } from "@hamok/core/internal";
  * traceHeaders({ traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7", traceFlags: 1 });
  * // { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" }
  * ```
@@ -36,7 +36,7 @@ export function traceHeaders(spanContext: SpanContext): TransportHeaders | undef
  *
  * @example
  * ```ts
- * import { spanContextFromHeaders } from "@hamok/core";
+ * import { spanContextFromHeaders } from "@hamok/core/internal";
  * const ctx = spanContextFromHeaders({ traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" });
  * console.log(ctx?.isRemote); // true
  * ```

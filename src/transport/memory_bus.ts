@@ -207,6 +207,8 @@ export class MemoryBus {
    *
    * @example
    * ```ts
+   * import { MemoryBus } from "@hamok/core";
+   * const bus = new MemoryBus();
    * bus.drop({ from: "a", probability: 0.1 }); // lose 10% of what a sends
    * ```
    */
@@ -222,6 +224,8 @@ export class MemoryBus {
    *
    * @example
    * ```ts
+   * import { MemoryBus } from "@hamok/core";
+   * const bus = new MemoryBus();
    * bus.delay({ to: "b", ms: 50, jitterMs: 20 });
    * ```
    */
@@ -242,6 +246,8 @@ export class MemoryBus {
    *
    * @example
    * ```ts
+   * import { MemoryBus } from "@hamok/core";
+   * const bus = new MemoryBus();
    * bus.duplicate({ subject: "hamok.demo.all", copies: 2 });
    * ```
    */
@@ -263,6 +269,8 @@ export class MemoryBus {
    *
    * @example
    * ```ts
+   * import { MemoryBus } from "@hamok/core";
+   * const bus = new MemoryBus();
    * bus.partition(["a", "b"], ["c"]); // {a, b} | {c}
    * ```
    */
@@ -278,6 +286,8 @@ export class MemoryBus {
    *
    * @example
    * ```ts
+   * import { MemoryBus } from "@hamok/core";
+   * const bus = new MemoryBus();
    * bus.partitionOneWay("a", "b");
    * ```
    */
@@ -292,6 +302,8 @@ export class MemoryBus {
    *
    * @example
    * ```ts
+   * import { MemoryBus } from "@hamok/core";
+   * const bus = new MemoryBus();
    * bus.heal();
    * ```
    */
