@@ -135,6 +135,8 @@ export interface HamokEvents {
  *
  * @example
  * ```ts
+ * import type { Hamok } from "@hamok/core";
+ * declare const hamok: Hamok;
  * await hamok.join({ timeoutMs: 10_000 });
  * ```
  */
@@ -765,6 +767,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
    *
    * @example
    * ```ts
+   * import type { Hamok } from "@hamok/core";
+   * declare const hamok: Hamok;
    * const emitter = hamok.createEmitter<{ ping: [number] }>({ emitterId: "pings" });
    * ```
    */
@@ -779,6 +783,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
    *
    * @example
    * ```ts
+   * import type { Hamok } from "@hamok/core";
+   * declare const hamok: Hamok;
    * const emitter = hamok.getOrCreateEmitter<{ ping: [number] }>({ emitterId: "pings" });
    * ```
    */
@@ -794,6 +800,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
    *
    * @example
    * ```ts
+   * import type { Hamok } from "@hamok/core";
+   * declare const hamok: Hamok;
    * const queue = hamok.createQueue<string>({ queueId: "jobs" });
    * ```
    */
@@ -806,6 +814,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
    *
    * @example
    * ```ts
+   * import type { Hamok } from "@hamok/core";
+   * declare const hamok: Hamok;
    * const queue = hamok.getOrCreateQueue<string>({ queueId: "jobs" });
    * ```
    */
@@ -819,7 +829,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
    *
    * @example
    * ```ts
-   * import { MemoryRemoteStore } from "@hamok/core";
+   * import { type Hamok, MemoryRemoteStore } from "@hamok/core";
+   * declare const hamok: Hamok;
    * const map = hamok.createRemoteMap<string, number>({ mapId: "scores", store: new MemoryRemoteStore() });
    * ```
    */
@@ -839,6 +850,9 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
    *
    * @example
    * ```ts
+   * import type { Hamok, HamokRemoteStore } from "@hamok/core";
+   * declare const hamok: Hamok;
+   * declare const store: HamokRemoteStore<string, number>;
    * const map = hamok.getOrCreateRemoteMap<string, number>({ mapId: "scores", store });
    * ```
    */
@@ -853,6 +867,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
    *
    * @example
    * ```ts
+   * import type { Hamok } from "@hamok/core";
+   * declare const hamok: Hamok;
    * const map = hamok.createMap<string, number>({ mapId: "stock" });
    * await map.set("apples", 10);
    * ```
@@ -866,6 +882,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
    *
    * @example
    * ```ts
+   * import type { Hamok } from "@hamok/core";
+   * declare const hamok: Hamok;
    * const map = hamok.getOrCreateMap<string, number>({ mapId: "stock" });
    * ```
    */
@@ -879,6 +897,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
    *
    * @example
    * ```ts
+   * import type { Hamok } from "@hamok/core";
+   * declare const hamok: Hamok;
    * const settings = hamok.createRecord<{ mode: string; limit: number }>({
    *   recordId: "settings",
    *   initialObject: { mode: "normal", limit: 10 },
@@ -897,6 +917,8 @@ export class Hamok extends EventEmitter<HamokEvents> implements CollectionHost {
    *
    * @example
    * ```ts
+   * import type { Hamok } from "@hamok/core";
+   * declare const hamok: Hamok;
    * const settings = hamok.getOrCreateRecord<{ mode: string }>({ recordId: "settings" });
    * ```
    */

@@ -41,6 +41,8 @@ export type HamokEmitterListener<T extends HamokEmitterEventMap, K extends keyof
  *
  * @example
  * ```ts
+ * import type { Hamok } from "@hamok/core";
+ * declare const hamok: Hamok;
  * type Events = { message: [string, number] };
  * const emitter = hamok.createEmitter<Events>({ emitterId: "chat", requestTimeoutInMs: 3000 });
  * ```

@@ -79,7 +79,8 @@ export interface HamokMapConfig<K, V> {
  *
  * @example
  * ```ts
- * import { HamokOutcomeUnknownError } from "@hamok/core";
+ * import { type HamokMap, HamokOutcomeUnknownError } from "@hamok/core";
+ * declare const map: HamokMap<string, number>;
  * try {
  *   await map.set("k", 1, { timeoutMs: 1000 });
  * } catch (err) {
@@ -101,6 +102,8 @@ export interface HamokWriteOptions {
  *
  * @example
  * ```ts
+ * import type { HamokMap } from "@hamok/core";
+ * declare const map: HamokMap<string, number>;
  * const entry = map.getEntry("counter");
  * await map.set("counter", (entry?.value ?? 0) + 1, { ifRevision: entry?.revision ?? 0 });
  * ```
@@ -115,6 +118,8 @@ export interface HamokCasWriteOptions extends HamokWriteOptions {
  *
  * @example
  * ```ts
+ * import type { HamokMap } from "@hamok/core";
+ * declare const map: HamokMap<string, number>;
  * const value = map.get("k", { consistency: "local" }); // same as map.get("k")
  * ```
  */
@@ -129,6 +134,8 @@ export interface HamokLocalReadOptions {
  *
  * @example
  * ```ts
+ * import type { HamokMap } from "@hamok/core";
+ * declare const map: HamokMap<string, number>;
  * const value = await map.get("k", { consistency: "linearizable" });
  * ```
  */
@@ -154,6 +161,8 @@ export type HamokReadOptions = HamokLocalReadOptions | HamokLinearizableReadOpti
  *
  * @example
  * ```ts
+ * import type { HamokMap } from "@hamok/core";
+ * declare const map: HamokMap<string, number>;
  * const entry = map.getEntry("k");
  * if (entry !== undefined) console.log(entry.value, entry.revision);
  * ```
@@ -171,6 +180,8 @@ export interface HamokMapEntry<V> {
  *
  * @example
  * ```ts
+ * import type { HamokMap } from "@hamok/core";
+ * declare const map: HamokMap<string, number>;
  * map.on("update", (key, oldValue, newValue, revision) => console.log(key, oldValue, "->", newValue, revision));
  * ```
  */
@@ -193,6 +204,9 @@ export interface HamokMapEvents<K, V> {
  *
  * @example
  * ```ts
+ * import type { Hamok, HamokMap, HamokMapSnapshot } from "@hamok/core";
+ * declare const map: HamokMap<string, number>;
+ * declare const otherHamok: Hamok;
  * const snapshot: HamokMapSnapshot = map.export();
  * await otherHamok.getOrCreateMap({ mapId: snapshot.mapId }).import(snapshot);
  * ```

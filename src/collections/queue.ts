@@ -19,6 +19,8 @@ import { type HamokQueueSnapshot, type HamokQueueState, type PopResult, QUEUE_KI
  *
  * @example
  * ```ts
+ * import type { Hamok } from "@hamok/core";
+ * declare const hamok: Hamok;
  * const queue = hamok.createQueue<{ job: string }>({ queueId: "jobs", requestTimeoutInMs: 3000 });
  * ```
  */
@@ -39,6 +41,8 @@ export interface HamokQueueConfig<T> {
  *
  * @example
  * ```ts
+ * import type { HamokQueue } from "@hamok/core";
+ * declare const queue: HamokQueue<string>;
  * const requestId = crypto.randomUUID();
  * await queue.pop({ requestId, timeoutMs: 2000 }).catch(() => queue.pop({ requestId })); // at most once
  * ```

@@ -65,6 +65,8 @@ export type HamokRecordField<T> = keyof T & string;
  *
  * @example
  * ```ts
+ * import type { Hamok } from "@hamok/core";
+ * declare const hamok: Hamok;
  * type Config = { mode: "a" | "b"; limit: number; since?: Date };
  * const dateCodec = { encode: (d: Date) => d.toISOString(), decode: (s: string | Uint8Array) => new Date(s as string) };
  * const record = hamok.createRecord<Config>({
@@ -93,6 +95,8 @@ export interface HamokRecordConfig<T extends Record<string, unknown>> {
  *
  * @example
  * ```ts
+ * import type { HamokRecord } from "@hamok/core";
+ * declare const record: HamokRecord<{ mode: string; limit: number }>;
  * record.on("insert", ({ key, value, revision }) => console.log(key, value, revision));
  * ```
  */
@@ -105,6 +109,8 @@ export type HamokRecordInsertEvent<T> = {
  *
  * @example
  * ```ts
+ * import type { HamokRecord } from "@hamok/core";
+ * declare const record: HamokRecord<{ mode: string; limit: number }>;
  * record.on("update", ({ key, oldValue, newValue }) => console.log(key, oldValue, "->", newValue));
  * ```
  */
@@ -122,6 +128,8 @@ export type HamokRecordUpdateEvent<T> = {
  *
  * @example
  * ```ts
+ * import type { HamokRecord } from "@hamok/core";
+ * declare const record: HamokRecord<{ mode: string; limit: number }>;
  * record.on("remove", ({ key, value }) => console.log(`${key} (was ${value}) removed`));
  * ```
  */
@@ -135,6 +143,8 @@ export type HamokRecordRemoveEvent<T> = {
  *
  * @example
  * ```ts
+ * import type { HamokRecord } from "@hamok/core";
+ * declare const record: HamokRecord<{ mode: string; limit: number }>;
  * record.on("clear", ({ revision }) => console.log("cleared at", revision));
  * ```
  */
@@ -156,6 +166,8 @@ export interface HamokRecordEvents<T> {
  *
  * @example
  * ```ts
+ * import type { HamokRecord, HamokRecordSnapshot } from "@hamok/core";
+ * declare const record: HamokRecord<{ mode: string; limit: number }>;
  * const snapshot: HamokRecordSnapshot = record.export();
  * console.log(snapshot.keys); // the field names
  * ```

@@ -41,7 +41,8 @@ import {
  *
  * @example
  * ```ts
- * import { MemoryRemoteStore } from "@hamok/core";
+ * import { type Hamok, MemoryRemoteStore } from "@hamok/core";
+ * declare const hamok: Hamok;
  * const map = hamok.createRemoteMap<string, number>({ mapId: "scores", store: new MemoryRemoteStore() });
  * ```
  */
@@ -70,6 +71,8 @@ export interface HamokRemoteMapConfig<K, V> {
  *
  * @example
  * ```ts
+ * import type { HamokRemoteMap } from "@hamok/core";
+ * declare const map: HamokRemoteMap<string, number>;
  * const requestId = crypto.randomUUID();
  * const old = await map.set("k", 1, { requestId, timeoutMs: 2000 })
  *   .catch(() => map.set("k", 1, { requestId })); // executed at most once
@@ -90,6 +93,8 @@ export interface HamokRemoteMapWriteOptions {
  *
  * @example
  * ```ts
+ * import type { HamokRemoteMap } from "@hamok/core";
+ * declare const map: HamokRemoteMap<string, number>;
  * const value = await map.get("k", { consistency: "linearizable" });
  * ```
  */
@@ -126,6 +131,9 @@ export interface HamokRemoteMapEvents<K, V> {
  *
  * @example
  * ```ts
+ * import type { HamokRemoteMap } from "@hamok/core";
+ * declare const map: HamokRemoteMap<string, number>;
+ * declare const otherMap: HamokRemoteMap<string, number>;
  * const snapshot = await map.export();
  * await otherMap.import(snapshot);
  * ```

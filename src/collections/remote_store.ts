@@ -77,6 +77,15 @@ export interface HamokRemoteStoreBatch<K, V> {
  *
  * @example
  * ```ts
+ * import type { HamokRemoteStore } from "@hamok/core";
+ * type Row = { k: string; v: string; idx: number; data: Uint8Array; n: number };
+ * type Tx = { exec(sql: string, args?: unknown[]): Promise<{ rowCount: number }> };
+ * declare const db: {
+ *   one(sql: string, args?: unknown[]): Promise<Row | undefined>;
+ *   all(sql: string, args?: unknown[]): Promise<Row[]>;
+ *   tx<T>(work: (tx: Tx) => Promise<T>): Promise<T>;
+ * };
+ * declare const mapId: string;
  * // A sketch over a SQL database (one transaction per write):
  * const store: HamokRemoteStore<string, string> = {
  *   async readMark() {
@@ -88,7 +97,7 @@ export interface HamokRemoteStoreBatch<K, V> {
  *     const found = new Map(rows.map((r) => [r.k, r.v]));
  *     return keys.map((k) => found.get(k));
  *   },
- *   size: () => db.one("SELECT count(*) AS n FROM entries").then((r) => r.n),
+ *   size: () => db.one("SELECT count(*) AS n FROM entries").then((r) => r?.n ?? 0),
  *   async *entries() {
  *     for (const r of await db.all("SELECT k, v FROM entries")) yield [r.k, r.v];
  *   },
@@ -152,7 +161,8 @@ export interface MemoryRemoteStoreOptions<K, V> {
  *
  * @example
  * ```ts
- * import { MemoryRemoteStore } from "@hamok/core";
+ * import { type Hamok, MemoryRemoteStore } from "@hamok/core";
+ * declare const hamok: Hamok;
  * const store = new MemoryRemoteStore<string, number>();
  * const map = hamok.createRemoteMap<string, number>({ mapId: "scores", store });
  * await map.set("a", 1);
