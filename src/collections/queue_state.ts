@@ -30,6 +30,8 @@ export interface HamokQueueStateEvents {
  *
  * @example
  * ```ts
+ * import type { HamokQueue, HamokQueueSnapshot } from "@hamok/core";
+ * declare const queue: HamokQueue<string>;
  * const snapshot: HamokQueueSnapshot = { queueId: "jobs", items: ["a", "b"] };
  * await queue.import(snapshot);
  * ```

@@ -43,6 +43,8 @@ type TableImage = [event: string, subscribers: [peerId: string, metadata: unknow
  *
  * @example
  * ```ts
+ * import type { HamokEmitter } from "@hamok/core";
+ * declare const emitter: HamokEmitter<{ chat: [text: string] }>;
  * const table = emitter.subscriptions;
  * table.on("added", (event, peerId) => console.log(`${peerId} now listens to ${event}`));
  * console.log(table.getPeerIds("chat"));

@@ -114,7 +114,7 @@ export interface SoftState {
  *
  * @example
  * ```ts
- * import type { RaftMessageBase } from "@hamok/core";
+ * import type { RaftMessageBase } from "@hamok/core/internal";
  * const route = (m: RaftMessageBase): string => `${m.from} -> ${m.to} (term ${m.term})`;
  * ```
  */
