@@ -8,14 +8,15 @@
  * Deno: `deno task bench:report` (= `deno run -A bench/report.ts`). Bun: `bun bench/report.ts`.
  * Flags: `--out <file>` (default `bench/REPORT.md`; `-` for stdout only), `--quick` (fewer samples,
  * for trying it out), `--readme` (also put the machine line and the table into README.md, between
- * the `<!-- bench -->` and `<!-- /bench -->` markers).
+ * the `<!-- bench -->` and `<!-- /bench -->` markers), `--deploy` (then also run `bench/deploy.ts`, the
+ * rows with every peer in its own process, on the same runtime: `bench/DEPLOY.md` or `bench/DEPLOY.bun.md`).
  *
  * All servers are private, listen on 127.0.0.1 only, and are stopped by PID at the end.
  *
  * @module
  */
 
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import type { HamokEmitter } from "../src/collections/emitter.ts";
@@ -64,6 +65,7 @@ const quick = args.includes("--quick");
 const outAt = args.indexOf("--out");
 const outPath = outAt >= 0 ? args[outAt + 1] : new URL("./REPORT.md", import.meta.url).pathname;
 const updateReadme = args.includes("--readme");
+const runDeploy = args.includes("--deploy");
 const README = new URL("../README.md", import.meta.url).pathname;
 const README_START = "<!-- bench -->";
 const README_END = "<!-- /bench -->";
@@ -736,6 +738,16 @@ async function main(): Promise<void> {
   }
 }
 
+/** Runs `bench/deploy.ts` (peers in separate processes) in a child of the same runtime; it writes its own file. */
+function deployRows(): void {
+  log("bench/deploy.ts: peers in separate processes");
+  const script = new URL("./deploy.ts", import.meta.url).pathname;
+  const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
+  const argv = [...(isDeno ? ["run", "-A", script] : [script]), ...(quick ? ["--quick"] : [])];
+  const result = spawnSync(process.execPath, argv, { stdio: ["ignore", "ignore", "inherit"] });
+  if (result.status !== 0) throw new Error(`bench/deploy.ts failed (status ${result.status})`);
+}
+
 let exitCode = 0;
 try {
   await main();
@@ -746,5 +758,13 @@ try {
   for (const resource of running.reverse()) await resource.close().catch(() => {});
   if (jetStream !== undefined) await jetStream.stop();
   if (natsServer !== undefined) await natsServer.stop();
+}
+if (runDeploy && exitCode === 0) {
+  try {
+    deployRows(); // after the clusters above are stopped: its peers get the machine to themselves
+  } catch (error) {
+    exitCode = 1;
+    console.error(error);
+  }
 }
 process.exit(exitCode);
