@@ -70,7 +70,9 @@ export type {
   MemoryFaultKind,
   MemoryFaultOptions,
 } from "./src/transport/memory_bus.ts";
-// Cluster plumbing: subjects, drop counters, the client protocol's ops and limits, wire errors.
+// Wire errors: the one table from a code back to its class, and the way there.
+export { errorFromWire, errorToWire, type HamokWireError, isHamokErrorCode } from "./src/errors.ts";
+// Cluster plumbing: subjects, drop counters, the client protocol's ops and limits.
 export { ClusterSubjects, encodeSubjectToken } from "./src/cluster/subjects.ts";
 export { DROP_REASONS, PeerCounters } from "./src/cluster/peer_counters.ts";
 export {

@@ -64,6 +64,7 @@ export {
   HamokOutcomeUnknownError,
   HamokPayloadTooLargeError,
   HamokRateLimitedError,
+  HamokRemoteError,
   HamokRemovedError,
   HamokStorageCorruptError,
   HamokStorageError,
@@ -74,7 +75,6 @@ export {
   HamokTimeoutError,
   HamokTransportError,
 } from "./src/errors.ts";
-export { HamokRemoteError } from "./src/cluster/rpc.ts";
 export {
   Hamok,
   type HamokEvents,

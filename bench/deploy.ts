@@ -24,7 +24,7 @@
 
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { createInterface } from "node:readline";
@@ -437,16 +437,23 @@ async function setLoopWithCpu(
   from: PeerChild,
   peers: PeerChild[],
   ops: number,
-): Promise<{ stats: ThroughputStats; cpuPerWriteUs: number; perPeerUs: number[] }> {
+): Promise<{ stats: ThroughputStats; cpuPerWriteUs: number; perPeerUs: number[]; serverUs: number }> {
   await syncAll(peers);
   const before = await cpuOf(peers);
+  const serverBefore = natsServerCpuUs();
   const loop = loopArgs("set", ops);
   const stats = await from.request<ThroughputStats>("loop", loop);
   await syncAll(peers);
   const after = await cpuOf(peers);
+  const serverUs = natsServerCpuUs() - serverBefore;
   const writes = ops + (loop.warmupOps as number);
   const perPeerUs = after.map((a, i) => (a - before[i]) / writes);
-  return { stats, cpuPerWriteUs: perPeerUs.reduce((s, v) => s + v, 0), perPeerUs };
+  return {
+    stats,
+    cpuPerWriteUs: perPeerUs.reduce((s, v) => s + v, 0),
+    perPeerUs,
+    serverUs: serverUs / writes,
+  };
 }
 
 /** The rows of the three-peer cluster: publish, map.set from the leader and a follower, CPU per write. */
@@ -513,7 +520,7 @@ async function threePeerRows(peers: PeerChild[], leader: PeerChild): Promise<voi
   const roundRates = (list: { stats: ThroughputStats }[]) =>
     list.map((r) => r.stats.opsPerSec.toFixed(0)).join(", ");
   notes.push(
-    `${CONCURRENCY}-concurrent \`map.set\`: after one unmeasured loop from each, ${SET_ROUNDS} rounds of ` +
+    `${CONCURRENCY}-concurrent \`map.set\`: after one unmeasured loop from each, ${SET_ROUNDS} round(s) of ` +
       `${
         (SET_OPS * 1.1).toLocaleString("en-US")
       } sets, leader and follower alternating; the median round is ` +
@@ -550,7 +557,8 @@ async function threePeerRows(peers: PeerChild[], leader: PeerChild): Promise<voi
       } ` +
       `ops/s and until every peer applied them, divided by the writes; per process, µs: ${perPeer(cpu)}. ` +
       `From a follower (${fromFollower.stats.opsPerSec.toFixed(0)} ops/s): ${perPeer(fromFollower)}. ` +
-      `The nats-server's own CPU is not in these figures.`,
+      `The nats-server's own CPU is not in these figures: ${cpu.serverUs.toFixed(1)} µs per write from the ` +
+      `leader, ${fromFollower.serverUs.toFixed(1)} from a follower (utime + stime from /proc, 10 ms ticks).`,
   );
 }
 
@@ -693,7 +701,9 @@ async function profileRun(url: string): Promise<void> {
         `${run.cpuPerWriteUs.toFixed(1)} µs CPU per write over the three processes; ${
           windowMs.toFixed(0)
         } ms ` +
-        `of samples in the window). Top self time: ` +
+        `of samples in the window; the profiler samples wall time, so on an oversubscribed machine a thread ` +
+        `preempted inside a syscall, e.g. right after its socket write woke the nats-server, is counted there). ` +
+        `Top self time: ` +
         items.map(([name, share]) => `${name} ${(share * 100).toFixed(1)} %`).join("; ") + ".",
     );
     if (process.env.HAMOK_DEPLOY_KEEP_PROFILE === undefined) rmSync(dir, { recursive: true, force: true });
@@ -729,6 +739,7 @@ function renderMain(): string {
 
 function renderScale(): { table: string; targets: string } {
   const base = scaleRows[0];
+  const cores = cpus().length;
   const lines = [
     "| peers | voters | set p50 | set p99 | 64 concurrent ops/s | vs 3 peers | msgs/write, sequential: all in / all out / leader's | msgs/write, 64 concurrent: all in / all out / leader's | idle: msgs/s in, CPU ms/s of all peers | CPU µs/write, 64 concurrent: all peers / leader / nats-server |",
     "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -756,6 +767,17 @@ function renderScale(): { table: string; targets: string } {
     `of 3 peers, where a cost linear in N would be ${((largest.peers - 1) / 2).toFixed(0)}×): ` +
     scaleRows.map((r) => `${r.seqMessages.leaderPerWrite.toFixed(2)} at ${r.peers}`).join(", ") +
     ` (${growth.toFixed(2)}×) — **${growth <= 1.5 ? "met" : "not met"}**.`,
+    `- The machine's bound on the closed loops: ${cores} cores × 1 s / (CPU per write of all peer processes ` +
+    `and the nats-server) = ` +
+    scaleRows.map((r) =>
+      `${
+        formatRate((cores * 1e6) / (r.cpuAllUs + (Number.isNaN(r.cpuServerUs) ? 0 : r.cpuServerUs)))
+      } ops/s ` +
+      `at ${r.peers}`
+    ).join(", ") +
+    ` (measured: ${scaleRows.map((r) => formatRate(r.loop.opsPerSec)).join(", ")}); the leader's own ` +
+    `bound, 1 s / its CPU per write, as if it had a core to itself: ` +
+    scaleRows.map((r) => `${formatRate(1e6 / r.cpuLeaderUs)} ops/s at ${r.peers}`).join(", ") + ".",
   ].join("\n");
   return { table: lines.join("\n"), targets };
 }
@@ -823,9 +845,9 @@ async function main(): Promise<void> {
     "",
     scale.targets,
     "",
-    `Measured ${date} in ${seconds} s by \`bench/deploy.ts --runtime ${runtime}\`${
+    `Measured ${date} in ${seconds} s by \`bench/deploy.ts --runtime ${runtime}${
       quick ? " --quick" : ""
-    }. ` +
+    }\` (1-minute load average ${loadavg()[0].toFixed(2)} at the end). ` +
     "Method: every peer is its own OS process (`bench/_peer_process.ts`) with its own NATS connection, on one " +
     "private nats-server on 127.0.0.1 (monitoring on 127.0.0.1 too); the bench process only starts them and " +
     "sends commands over their stdin; the loops run inside the peer process whose calls they time, so no " +

@@ -606,3 +606,126 @@ export class HamokStorageMismatchError extends HamokStorageError {
     this.found = details.found;
   }
 }
+
+/**
+ * An error a remote peer answered a request with, rebuilt on this side: `code` is the remote
+ * error's code and {@linkcode HamokRemoteError.peerId} the peer that answered. A code whose class
+ * needs nothing beyond a message is rebuilt as that class instead, with this error as its `cause`
+ * (see {@linkcode errorFromWire}).
+ *
+ * @example
+ * ```ts
+ * import { HamokRemoteError } from "@hamok/core";
+ * const err = new HamokRemoteError("HAMOK_OUTCOME_UNKNOWN", "map.set: no answer in time", "peer-2");
+ * console.log(err.code, err.peerId); // HAMOK_OUTCOME_UNKNOWN peer-2
+ * ```
+ */
+export class HamokRemoteError extends HamokError {
+  /** The peer that answered with the error. */
+  readonly peerId: string;
+
+  /** Creates the local image of a remote error; a code this version does not know becomes `HAMOK_ERROR`. */
+  constructor(code: string, message: string, peerId: string) {
+    super(message, isHamokErrorCode(code) ? code : "HAMOK_ERROR");
+    this.peerId = peerId;
+  }
+}
+
+/** An error as it crosses the wire: its code and its message, nothing else. */
+export interface HamokWireError {
+  /** The {@linkcode HamokErrorCode} of the error (any string, as received). */
+  readonly code: string;
+  /** Its message. */
+  readonly message: string;
+}
+
+type WireRebuild = (message: string, options: HamokErrorOptions) => HamokError;
+
+/**
+ * The one table from a wire code back to its class. A code maps to its class when that class needs
+ * nothing but a message; a class that carries details the wire does not (a timeout's duration, a
+ * conflict's revisions, the request id of an unknown outcome, a storage path, ...) maps to
+ * `undefined`, and such an error stays a {@linkcode HamokRemoteError} with the code. Keyed by every
+ * code, so a new code cannot be added without deciding here.
+ */
+const WIRE_ERRORS: Readonly<Record<HamokErrorCode, WireRebuild | undefined>> = {
+  HAMOK_ERROR: undefined,
+  HAMOK_TIMEOUT: undefined,
+  HAMOK_CLOSED: (message, options) => new HamokClosedError(message, options),
+  HAMOK_NO_LEADER: (message, options) => new HamokNoLeaderError(message, options),
+  HAMOK_NOT_LEADER: (message, options) => new HamokNotLeaderError(message, {}, options),
+  HAMOK_CODEC: (message, options) => new HamokCodecError(message, options),
+  HAMOK_CONFIG: (message, options) => new HamokConfigError(message, options),
+  HAMOK_ABORTED: (message, options) => new HamokAbortedError(message, options),
+  HAMOK_OUTCOME_UNKNOWN: undefined,
+  HAMOK_TRANSPORT: (message, options) => new HamokTransportError(message, options),
+  HAMOK_DELIVERY: undefined,
+  HAMOK_LISTENER: undefined,
+  HAMOK_CONFLICT: undefined,
+  HAMOK_RATE_LIMITED: (message, options) => new HamokRateLimitedError(message, options),
+  HAMOK_PAYLOAD_TOO_LARGE: undefined,
+  HAMOK_REMOVED: (message, options) => new HamokRemovedError(message, {}, options),
+  HAMOK_DUPLICATE_PEER: undefined,
+  HAMOK_CLUSTER_CONFLICT: undefined,
+  HAMOK_NOT_JOINED: (message, options) => new HamokNotJoinedError(message, options),
+  HAMOK_STORAGE: undefined,
+  HAMOK_STORAGE_CORRUPT: undefined,
+  HAMOK_STORAGE_FULL: undefined,
+  HAMOK_STORAGE_LOCKED: undefined,
+  HAMOK_STORAGE_MISMATCH: undefined,
+};
+
+/**
+ * True if `code` is a {@linkcode HamokErrorCode} of this version.
+ *
+ * @example
+ * ```ts
+ * import { isHamokErrorCode } from "@hamok/core/internal";
+ * console.log(isHamokErrorCode("HAMOK_TIMEOUT"), isHamokErrorCode("EPIPE")); // true false
+ * ```
+ */
+export function isHamokErrorCode(code: string): code is HamokErrorCode {
+  return Object.hasOwn(WIRE_ERRORS, code);
+}
+
+/**
+ * The wire form of an error a handler threw: a {@linkcode HamokError} keeps its code, anything
+ * else becomes `HAMOK_ERROR` with its message.
+ *
+ * @example
+ * ```ts
+ * import { HamokConfigError } from "@hamok/core";
+ * import { errorToWire } from "@hamok/core/internal";
+ * console.log(errorToWire(new HamokConfigError("bad map id")).code); // HAMOK_CONFIG
+ * ```
+ */
+export function errorToWire(error: unknown): HamokWireError {
+  if (error instanceof HamokError) return { code: error.code, message: error.message };
+  return { code: "HAMOK_ERROR", message: error instanceof Error ? error.message : String(error) };
+}
+
+/**
+ * Rebuilds an error that `peerId` answered with: the class of its code when
+ * {@linkcode WIRE_ERRORS} has one (its `cause` is a {@linkcode HamokRemoteError} naming the peer),
+ * otherwise a {@linkcode HamokRemoteError} with the code (`HAMOK_ERROR` for a code this version
+ * does not know, which the message then names). The message is `"<what> at <peer>: <remote
+ * message>"`, or `"<peer>: <remote message>"` without `what`. Every place that turns a wire error
+ * back into an `Error` goes through here.
+ *
+ * @example
+ * ```ts
+ * import { HamokConfigError, HamokRemoteError } from "@hamok/core";
+ * import { errorFromWire } from "@hamok/core/internal";
+ * const error = errorFromWire({ code: "HAMOK_CONFIG", message: "unknown map 'x'" }, "peer-2", "client.map.read");
+ * console.log(error instanceof HamokConfigError, (error.cause as HamokRemoteError).peerId); // true peer-2
+ * console.log(error.message); // client.map.read at peer-2: unknown map 'x'
+ * ```
+ */
+export function errorFromWire(wire: HamokWireError, peerId: string, what?: string): HamokError {
+  const known = isHamokErrorCode(wire.code);
+  const message = `${what === undefined ? peerId : `${what} at ${peerId}`}: ${wire.message}` +
+    (known ? "" : ` (remote code ${JSON.stringify(wire.code.slice(0, 64))})`);
+  const remote = new HamokRemoteError(wire.code, message, peerId);
+  const rebuild = WIRE_ERRORS[remote.code];
+  return rebuild === undefined ? remote : rebuild(message, { cause: remote });
+}

@@ -24,7 +24,7 @@ import { ClusterSubjects } from "../cluster/subjects.ts";
 import { peerIdOfMember } from "../cluster/member_id.ts";
 import type { HamokStatus } from "../cluster/status.ts";
 import type { Encoded } from "../collections/map_state.ts";
-import { HamokError, type HamokErrorCode, HamokNoLeaderError, HamokTimeoutError } from "../errors.ts";
+import { errorFromWire, HamokClosedError, HamokNoLeaderError, HamokTimeoutError } from "../errors.ts";
 import type { Transport, TransportSubscription } from "../transport/transport.ts";
 
 /**
@@ -336,7 +336,7 @@ export class HamokClient {
     this.#inbox.unsubscribe();
     for (const pending of this.#pending.values()) {
       clearTimeout(pending.timer);
-      pending.reject(new HamokError("the client closed", "HAMOK_CLOSED"));
+      pending.reject(new HamokClosedError("the client closed"));
     }
     this.#pending.clear();
     this.#watchers.clear();
@@ -377,8 +377,7 @@ export class HamokClient {
     clearTimeout(pending.timer);
     if (body.ok) pending.resolve(body.payload);
     else {
-      const error = body.error ?? { code: "HAMOK_ERROR", message: "request failed" };
-      pending.reject(new HamokError(`${from}: ${error.message}`, error.code as HamokErrorCode));
+      pending.reject(errorFromWire(body.error ?? { code: "HAMOK_ERROR", message: "request failed" }, from));
     }
   }
 }

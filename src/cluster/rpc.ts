@@ -5,7 +5,7 @@
  */
 
 import type { RequestBody, ResponseBody, WireError } from "../codec/envelope.ts";
-import { HamokClosedError, HamokError, type HamokErrorCode, HamokTimeoutError } from "../errors.ts";
+import { errorFromWire, errorToWire, HamokClosedError, HamokTimeoutError } from "../errors.ts";
 import { REAL_SCHEDULER, type Scheduler, type TimerHandle } from "./scheduler.ts";
 
 /** Handles one request operation; throw a `HamokError` to answer with its code. */
@@ -27,26 +27,7 @@ interface Pending {
   readonly reject: (error: Error) => void;
 }
 
-/**
- * An error answered by a remote peer, rebuilt on this side. `code` is the remote error's code.
- *
- * @example
- * ```ts
- * import { HamokRemoteError } from "@hamok/core";
- * const err = new HamokRemoteError("HAMOK_NOT_LEADER", "not the leader", "peer-2");
- * console.log(err.code, err.peerId);
- * ```
- */
-export class HamokRemoteError extends HamokError {
-  /** The peer that answered with the error. */
-  readonly peerId: string;
-
-  /** Creates the local image of a remote error. */
-  constructor(code: string, message: string, peerId: string) {
-    super(message, code as HamokErrorCode);
-    this.peerId = peerId;
-  }
-}
+export { HamokRemoteError } from "../errors.ts";
 
 /**
  * Routes requests to handlers by operation name and responses to their waiting callers.
@@ -116,7 +97,7 @@ export class RpcRouter {
     }
     handler(body.payload, fromPeerId).then(
       (payload) => this.#answer(fromPeerId, body.requestId, payload, undefined),
-      (error) => this.#answer(fromPeerId, body.requestId, undefined, toWireError(error)),
+      (error) => this.#answer(fromPeerId, body.requestId, undefined, errorToWire(error)),
     );
   }
 
@@ -128,9 +109,12 @@ export class RpcRouter {
     this.#scheduler.clearTimeout(pending.timer);
     if (body.ok) pending.resolve(body.payload);
     else {
-      const error = body.error ?? { code: "HAMOK_ERROR", message: "request failed" };
       pending.reject(
-        new HamokRemoteError(error.code, `${pending.op} at ${fromPeerId}: ${error.message}`, fromPeerId),
+        errorFromWire(
+          body.error ?? { code: "HAMOK_ERROR", message: "request failed" },
+          fromPeerId,
+          pending.op,
+        ),
       );
     }
     return true;
@@ -164,9 +148,4 @@ export class RpcRouter {
       },
     );
   }
-}
-
-function toWireError(error: unknown): WireError {
-  if (error instanceof HamokError) return { code: error.code, message: error.message };
-  return { code: "HAMOK_ERROR", message: error instanceof Error ? error.message : String(error) };
 }
