@@ -437,13 +437,17 @@ async function setLoopWithCpu(
   from: PeerChild,
   peers: PeerChild[],
   ops: number,
-): Promise<{ stats: ThroughputStats; cpuPerWriteUs: number; perPeerUs: number[]; serverUs: number }> {
+): Promise<
+  { stats: ThroughputStats; cpuPerWriteUs: number; perPeerUs: number[]; serverUs: number; msgs: MessageCost }
+> {
   await syncAll(peers);
   const before = await cpuOf(peers);
   const serverBefore = natsServerCpuUs();
+  const countersBefore = await counters();
   const loop = loopArgs("set", ops);
   const stats = await from.request<ThroughputStats>("loop", loop);
   await syncAll(peers);
+  const countersAfter = await counters();
   const after = await cpuOf(peers);
   const serverUs = natsServerCpuUs() - serverBefore;
   const writes = ops + (loop.warmupOps as number);
@@ -453,6 +457,7 @@ async function setLoopWithCpu(
     cpuPerWriteUs: perPeerUs.reduce((s, v) => s + v, 0),
     perPeerUs,
     serverUs: serverUs / writes,
+    msgs: messageCost(countersBefore, countersAfter, from.peerId, writes),
   };
 }
 
@@ -519,6 +524,12 @@ async function threePeerRows(peers: PeerChild[], leader: PeerChild): Promise<voi
   const fromFollower = median(followerRounds);
   const roundRates = (list: { stats: ThroughputStats }[]) =>
     list.map((r) => r.stats.opsPerSec.toFixed(0)).join(", ");
+  const msgs = (m: MessageCost) =>
+    `${m.inPerWrite.toFixed(2)} published (${m.leaderPerWrite.toFixed(2)} by it)`;
+  notes.push(
+    `NATS messages per write in the ${CONCURRENCY}-concurrent loops (median rounds): from the leader ` +
+      `${msgs(fromLeader.msgs)}, from a follower ${msgs(fromFollower.msgs)}.`,
+  );
   notes.push(
     `${CONCURRENCY}-concurrent \`map.set\`: after one unmeasured loop from each, ${SET_ROUNDS} round(s) of ` +
       `${
