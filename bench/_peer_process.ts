@@ -37,6 +37,10 @@ export interface PeerProcessStart {
   subscribe: string[];
   /** Bound of `join()`, in ms. */
   joinTimeoutMs: number;
+  /** `"auto"` for the first peers of the cluster (with `expectedPeers`), `"never"` for peers added later. */
+  bootstrap: "auto" | "never";
+  /** With `bootstrap: "auto"`: how many newcomers must be heard before one bootstraps. */
+  expectedPeers: number;
 }
 
 /**
@@ -80,6 +84,8 @@ try {
     peerId: start.peerId,
     clusterId: start.clusterId,
     transport,
+    bootstrap: start.bootstrap,
+    expectedPeers: start.expectedPeers,
     // Up to 25 processes share two cores here: a busy moment must not remove a member as silent.
     peerTimeoutMs: 60_000,
   });

@@ -214,7 +214,18 @@ function startPeer(
   subscribe: string[],
   cpuProfDir?: string,
 ): Promise<PeerChild> {
-  const start: PeerProcessStart = { natsUrl: url, peerId, clusterId, subscribe, joinTimeoutMs: 120_000 };
+  // As a deployment would: the first three bootstrap together, later ones only join a running cluster
+  // (with the defaults a peer that hears nobody within discoveryMs on a busy machine bootstraps its own).
+  const first = Number(peerId.slice(1)) < 3;
+  const start: PeerProcessStart = {
+    natsUrl: url,
+    peerId,
+    clusterId,
+    subscribe,
+    joinTimeoutMs: 120_000,
+    bootstrap: first ? "auto" : "never",
+    expectedPeers: 3,
+  };
   const prof = cpuProfDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`];
   const argv = runtime === "deno"
     ? ["run", "-A", "--quiet", ...prof, CHILD_SCRIPT, JSON.stringify(start)]
@@ -866,7 +877,8 @@ async function main(): Promise<void> {
     "nearest-rank, sampled interleaved (one call of each per round) with the raw NATS request/reply from " +
     "the same process to another peer process (the floor). Throughput rows: a closed loop with " +
     `${CONCURRENCY} calls in flight (a tenth more before, unmeasured). \`map.set\`: \`HamokMap<string, ` +
-    "Uint8Array>`, 100 keys in turn, 64-byte values; peerTimeoutMs 60 s, other settings default. Scale " +
+    'Uint8Array>`, 100 keys in turn, 64-byte values; peerTimeoutMs 60 s; p0-p2 `bootstrap: "auto"` ' +
+    'with `expectedPeers: 3`, later peers `bootstrap: "never"`; other settings default. Scale ' +
     `rows: the cluster of three grows by joins (at most ${START_BATCH} processes starting at once) to each ` +
     "size; messages per write are the nats-server's `/varz` `in_msgs` (published by any client) and " +
     "`out_msgs` (delivered) deltas, and the leader connection's `in_msgs` from `/connz`, over the sequential " +

@@ -50,12 +50,12 @@ import {
   HamokMap,
   type HamokMapConfig,
   type HamokMapSnapshot,
-  importEntries,
   MAP_KIND,
   mapSnapshotOf,
   mapSnapshotParts,
 } from "./collections/map.ts";
 import { HamokMapState } from "./collections/map_state.ts";
+import { importEntries } from "./collections/map_base.ts";
 import {
   HamokRecord,
   type HamokRecordConfig,

@@ -8,7 +8,7 @@
 
 import { decodeCbor, encodeCbor } from "../codec/cbor.ts";
 import type { EventBody } from "../codec/envelope.ts";
-import type { Encoded, HamokMapState } from "../collections/map_state.ts";
+import type { Encoded, HamokMapState, MapWriteResult } from "../collections/map_state.ts";
 import { HamokCodecError, HamokConfigError, HamokRateLimitedError } from "../errors.ts";
 import {
   CLIENT_LIMITS,
@@ -197,8 +197,8 @@ export class ClientService {
     } else {
       throw new HamokConfigError(`a map write is "set" or "delete", got ${JSON.stringify(args.op)}`);
     }
-    const [, previous] = result as [number, Encoded | null];
-    return encodeCbor({ previous: previous ?? null });
+    const written = result as MapWriteResult; // no ifRevision: never a conflict
+    return encodeCbor({ previous: written.conflict ? null : written.previous });
   }
 
   async #publish(args: Record<string, unknown>): Promise<Uint8Array> {

@@ -8,14 +8,13 @@
 
 import { cborPayloadCodec, decodePayload, encodePayload, type PayloadCodec } from "../codec/payload_codec.ts";
 import { peerIdOfMember } from "../cluster/member_id.ts";
-import { positiveInteger } from "../config.ts";
 import {
   HamokClosedError,
   HamokConfigError,
   HamokDeliveryError,
   type HamokDeliveryFailure,
   HamokError,
-  HamokListenerError,
+  type HamokListenerError,
   HamokPayloadTooLargeError,
   HamokTimeoutError,
 } from "../errors.ts";
@@ -26,9 +25,13 @@ import { type HamokMetrics, PublishAttributes } from "../telemetry/metrics.ts";
 import { traceHeaders } from "../telemetry/trace_context.ts";
 import type { CollectionHost } from "./collection_host.ts";
 import type { TimerHandle } from "../cluster/scheduler.ts";
-import { ReadyGate } from "./ready_gate.ts";
-import { type HamokEmitterSnapshot, type HamokSubscriptionTable, sameValue } from "./subscription_table.ts";
-import { LocalListeners } from "./local_listeners.ts";
+import { checkListener, CollectionBase, collectionIdentity } from "./collection_base.ts";
+import {
+  type EmitterCommands,
+  type HamokEmitterSnapshot,
+  type HamokSubscriptionTable,
+  sameValue,
+} from "./subscription_table.ts";
 
 /** Event names mapped to the argument tuples of their listeners. */
 export type HamokEmitterEventMap = Record<string, unknown[]>;
@@ -77,7 +80,6 @@ export interface HamokEmitterConnection {
 /** The replicated-state kind of emitters. */
 export const EMITTER_KIND = "emitter";
 
-const DEFAULT_REQUEST_TIMEOUT = 5000;
 /** Stale sequences in a row from one publisher after which its sequence is re-based. */
 const STALE_RUN_REBASE = 8;
 
@@ -116,25 +118,20 @@ interface PendingPublish {
  * emitter.notify("greet", "again"); // fire and forget
  * ```
  */
-export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap, M = unknown> {
-  /** The emitter id. */
-  readonly id: string;
+export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap, M = unknown>
+  extends CollectionBase<T, EmitterCommands> {
   /** Per-event payload codecs given in the config. */
   readonly payloadsCodec: Map<keyof T, PayloadCodec>;
   /** The connection this emitter uses. */
   readonly connection: HamokEmitterConnection;
   /** The replicated subscription table (read-only view with `added`/`removed`/`updated` events). */
   readonly subscriptions: HamokSubscriptionTable<M>;
-  /** Timeout of publishes and subscription changes, in ms. */
-  readonly requestTimeoutInMs: number;
   readonly #maxKeys: number;
   readonly #maxValues: number;
-  readonly #host: CollectionHost;
   readonly #spans: MessagingSpans;
   /** The peer's metrics when an SDK records them, else undefined (nothing is timed). */
   readonly #metrics: HamokMetrics | undefined;
   readonly #publishAttributes: PublishAttributes | undefined;
-  readonly #local = new LocalListeners();
   readonly #subscribed = new Map<string, Set<AnyListener>>();
   readonly #transportSubs = new Map<string, TransportSubscription>();
   readonly #pending = new Map<string, PendingPublish>();
@@ -143,31 +140,22 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   readonly #eventQueues = new Map<string, Promise<void>>();
   readonly #disposers: (() => void)[] = [];
   #seq = 0;
-  #isClosed = false;
-  readonly #readyGate = new ReadyGate();
+  /** The span of the local delivery in progress (a listener that throws is recorded on it). */
+  #deliverySpan: Span | undefined;
 
   /** @internal Use `hamok.createEmitter(config)`. */
   constructor(host: CollectionHost, config: HamokEmitterConfig<T>) {
-    if (config === null || typeof config !== "object") {
-      throw new HamokConfigError("emitter config must be an object");
-    }
-    if (typeof config.emitterId !== "string" || config.emitterId.length === 0) {
-      throw new HamokConfigError("emitterId must be a non-empty string");
-    }
-    this.#host = host;
-    this.id = config.emitterId;
+    const identity = collectionIdentity(config, EMITTER_KIND, "emitter", "emitterId", false);
+    const maxKeys = nonNegativeInteger("maxOutboundMessageKeys", config.maxOutboundMessageKeys);
+    const maxValues = nonNegativeInteger("maxOutboundMessageValues", config.maxOutboundMessageValues);
+    super(host, identity);
     this.#spans = new MessagingSpans(host.tracer, this.id, host.localPeerId);
     this.#metrics = host.metrics?.enabled ? host.metrics : undefined;
     this.#publishAttributes = this.#metrics === undefined
       ? undefined
       : new PublishAttributes(host.localPeerId, this.id);
-    this.requestTimeoutInMs = positiveInteger(
-      "requestTimeoutInMs",
-      config.requestTimeoutInMs,
-      DEFAULT_REQUEST_TIMEOUT,
-    );
-    this.#maxKeys = nonNegativeInteger("maxOutboundMessageKeys", config.maxOutboundMessageKeys);
-    this.#maxValues = nonNegativeInteger("maxOutboundMessageValues", config.maxOutboundMessageValues);
+    this.#maxKeys = maxKeys;
+    this.#maxValues = maxValues;
     if (config.payloadsCodec !== undefined && !(config.payloadsCodec instanceof Map)) {
       throw new HamokConfigError("payloadsCodec must be a Map from event name to codec");
     }
@@ -202,16 +190,6 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     );
   }
 
-  /** True once closed. */
-  get closed(): boolean {
-    return this.#isClosed || this.#host.closed;
-  }
-
-  /** Resolves once the peer has joined and this emitter's table is caught up with the cluster. */
-  get ready(): Promise<void> {
-    return this.#readyGate.get(this.#host, this.requestTimeoutInMs);
-  }
-
   /**
    * Adds `listener` for `event` and registers this peer as a subscriber of `event` in the replicated
    * table. Resolves once the registration is committed (at once if this peer already subscribes with
@@ -222,7 +200,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     listener: HamokEmitterListener<T, K>,
     metadata?: M,
   ): Promise<void> {
-    this.#assertOpen();
+    this.assertOpen();
     checkEvent(event);
     checkListener(listener);
     let set = this.#subscribed.get(event);
@@ -231,13 +209,13 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
       this.#subscribed.set(event, set);
     }
     set.add(asAny(listener));
-    this.#local.add(event, asAny(listener), false);
+    this.addListener(event, listener, false);
     this.#listenOn(event);
     try {
       await this.#reconcile(event, metadata === undefined ? null : metadata);
     } catch (error) {
       set.delete(asAny(listener));
-      this.#local.remove(event, asAny(listener));
+      this.removeListener(event, listener);
       if (set.size === 0) this.#subscribed.delete(event);
       void this.#reconcile(event, null).catch(() => {});
       throw error;
@@ -252,12 +230,12 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     event: K,
     listener: HamokEmitterListener<T, K>,
   ): Promise<void> {
-    this.#assertOpen();
+    this.assertOpen();
     checkEvent(event);
     checkListener(listener);
     const set = this.#subscribed.get(event);
     if (set === undefined || !set.delete(asAny(listener))) return;
-    this.#local.remove(event, asAny(listener));
+    this.removeListener(event, listener);
     if (set.size === 0) this.#subscribed.delete(event);
     await this.#reconcile(event, null);
   }
@@ -274,22 +252,22 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   publish<K extends keyof T & string>(event: K, ...args: T[K]): Promise<string[]> {
     let span: Span | undefined;
     try {
-      this.#assertOpen();
+      this.assertOpen();
       checkEvent(event);
       const targets = this.#remoteTargets(event);
-      const ackRequestId = targets === undefined ? undefined : `${this.#host.localMemberId}:${++this.#seq}`;
+      const ackRequestId = targets === undefined ? undefined : `${this.host.localMemberId}:${++this.#seq}`;
       span = this.#spans.startSend("publish", event, targets?.size ?? 0, ackRequestId);
       const payload = encodePayload(this.#codecOf(event), args);
       this.#checkSize(event, payload);
-      const self = this.#host.localPeerId;
-      const local = this.#local.has(event);
+      const self = this.host.localPeerId;
+      const local = this.hasListeners(event);
       if (ackRequestId === undefined) {
         if (local) this.#deliverLocal(event, args, span);
         span.end();
         return Promise.resolve(local ? [self] : []);
       }
       const promise = new Promise<string[]>((resolve, reject) => {
-        const timer = this.#host.scheduler.setTimeout(
+        const timer = this.host.scheduler.setTimeout(
           () => this.#timeout(ackRequestId),
           this.requestTimeoutInMs,
         );
@@ -301,7 +279,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
           local,
           timer,
           span: span!,
-          started: this.#metrics === undefined ? 0 : this.#host.scheduler.monotonicNow(),
+          started: this.#metrics === undefined ? 0 : this.host.scheduler.monotonicNow(),
           resolve,
           reject,
         });
@@ -321,7 +299,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
    * if the emitter is closed.
    */
   notify<K extends keyof T & string>(event: K, ...args: T[K]): void {
-    this.#assertOpen();
+    this.assertOpen();
     checkEvent(event);
     const targets = this.#remoteTargets(event);
     const span = this.#spans.startSend("notify", event, targets?.size ?? 0);
@@ -331,7 +309,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
       if (targets !== undefined) {
         this.#send(event, payload, ++this.#seq, undefined, traceHeaders(span.spanContext()));
       }
-      if (this.#local.has(event)) this.#deliverLocal(event, args, span);
+      if (this.hasListeners(event)) this.#deliverLocal(event, args, span);
       span.end();
     } catch (error) {
       failSpan(span, error as Error);
@@ -340,23 +318,18 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   }
 
   /** Adds a local listener (no cluster registration; see {@linkcode subscribe}). */
-  on<K extends keyof T & string>(event: K, listener: HamokEmitterListener<T, K>): this {
-    checkListener(listener);
-    this.#local.add(event, asAny(listener), false);
-    return this;
+  override on<K extends keyof T & string>(event: K, listener: HamokEmitterListener<T, K>): this {
+    return super.on(event, listener);
   }
 
   /** Adds a local listener that is removed after its first call. */
-  once<K extends keyof T & string>(event: K, listener: HamokEmitterListener<T, K>): this {
-    checkListener(listener);
-    this.#local.add(event, asAny(listener), true);
-    return this;
+  override once<K extends keyof T & string>(event: K, listener: HamokEmitterListener<T, K>): this {
+    return super.once(event, listener);
   }
 
   /** Removes a local listener added with `on` or `once`. */
-  off<K extends keyof T & string>(event: K, listener: HamokEmitterListener<T, K>): this {
-    this.#local.remove(event, asAny(listener));
-    return this;
+  override off<K extends keyof T & string>(event: K, listener: HamokEmitterListener<T, K>): this {
+    return super.off(event, listener);
   }
 
   /**
@@ -364,12 +337,10 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
    * of this peer; resolves once committed.
    */
   async clear(): Promise<void> {
-    this.#assertOpen();
+    this.assertOpen();
     this.#subscribed.clear();
-    this.#local.clear();
-    await this.#host.propose(EMITTER_KIND, this.id, "clear-peer", null, {
-      timeoutMs: this.requestTimeoutInMs,
-    });
+    this.clearListeners();
+    await this.proposeWith("clear-peer", null, { timeoutMs: this.requestTimeoutInMs });
     for (const [event, sub] of this.#transportSubs) {
       if (!this.#subscribed.has(event)) {
         sub.unsubscribe();
@@ -389,14 +360,12 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
    * every part is committed.
    */
   async import(snapshot: HamokEmitterSnapshot<M>): Promise<void> {
-    this.#assertOpen();
+    this.assertOpen();
     if (snapshot === null || typeof snapshot !== "object" || !Array.isArray(snapshot.subscriptions)) {
       throw new HamokConfigError("an emitter snapshot must have a subscriptions array");
     }
     for (const part of splitImport(snapshot, this.#maxKeys, this.#maxValues)) {
-      await this.#host.propose(EMITTER_KIND, this.id, "import", { entries: part }, {
-        timeoutMs: this.requestTimeoutInMs,
-      });
+      await this.proposeWith("import", { entries: part }, { timeoutMs: this.requestTimeoutInMs });
     }
   }
 
@@ -405,40 +374,33 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
    * {@linkcode HamokClosedError}, and this peer's subscriptions are withdrawn from the cluster (best
    * effort, in the background).
    */
-  close(): void {
-    if (this.#isClosed) return;
-    this.#isClosed = true;
+  override close(): void {
+    super.close();
+  }
+
+  /** @internal */
+  protected override onClose(): void {
     const hadSubscriptions = this.#subscribed.size > 0 || this.subscriptions.getAllPeerIds().includes(
-      this.#host.localPeerId,
+      this.host.localPeerId,
     );
     this.#subscribed.clear();
-    this.#local.clear();
+    this.clearListeners();
     for (const sub of this.#transportSubs.values()) sub.unsubscribe();
     this.#transportSubs.clear();
     for (const dispose of this.#disposers) dispose();
     for (const [id, pending] of this.#pending) {
-      this.#host.scheduler.clearTimeout(pending.timer);
+      this.host.scheduler.clearTimeout(pending.timer);
       pending.reject(
         new HamokClosedError(`emitter '${this.id}' was closed while publishing '${pending.event}'`),
       );
       this.#pending.delete(id);
     }
-    this.#host.detach(EMITTER_KIND, this.id);
-    if (hadSubscriptions && !this.#host.closed) {
-      this.#host.propose(EMITTER_KIND, this.id, "clear-peer", null, { timeoutMs: this.requestTimeoutInMs })
+    if (hadSubscriptions && !this.host.closed) {
+      this.proposeWith("clear-peer", null, { timeoutMs: this.requestTimeoutInMs })
         .catch((error) =>
-          this.#host.logger.debug(`emitter '${this.id}': withdrawing subscriptions failed`, error)
+          this.host.logger.debug(`emitter '${this.id}': withdrawing subscriptions failed`, error)
         );
     }
-  }
-
-  /** @internal Called by the peer when it closes. */
-  closeByHost(): void {
-    this.close();
-  }
-
-  #assertOpen(): void {
-    if (this.closed) throw new HamokClosedError(`emitter '${this.id}' is closed`);
   }
 
   #codecOf(event: string): PayloadCodec {
@@ -450,9 +412,9 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     const peers = this.subscriptions.peersOf(event);
     if (peers === undefined) return undefined;
     let targets: Set<string> | undefined;
-    const self = this.#host.localPeerId;
+    const self = this.host.localPeerId;
     for (const peerId of peers.keys()) {
-      if (peerId === self || !this.#host.isRemoteMember(peerId)) continue;
+      if (peerId === self || !this.host.isRemoteMember(peerId)) continue;
       (targets ??= new Set()).add(peerId);
     }
     return targets;
@@ -461,7 +423,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   /** Throws `HamokPayloadTooLargeError` if an event with `payload` could not be sent. */
   #checkSize(event: string, payload: string | Uint8Array): void {
     const size = typeof payload === "string" ? 3 * payload.length : payload.byteLength;
-    const limit = this.#host.maxEntryBytes;
+    const limit = this.host.maxEntryBytes;
     if (size + event.length <= limit) return;
     const exact = typeof payload === "string" ? new TextEncoder().encode(payload).byteLength : size;
     if (exact + event.length <= limit) return;
@@ -478,19 +440,19 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     ackRequestId: string | undefined,
     headers: TransportHeaders | undefined,
   ): void {
-    const data = this.#host.encodeEnvelope({
+    const data = this.host.encodeEnvelope({
       type: "event",
-      from: this.#host.localMemberId,
+      from: this.host.localMemberId,
       body: { emitterId: this.id, event, payload, seq, ackRequestId },
     });
-    this.#host.publish(this.connection.subjectOf(event), data, headers);
+    this.host.publish(this.connection.subjectOf(event), data, headers);
   }
 
   /** Serializes the subscription changes of one event and makes the table match the local listeners. */
   #reconcile(event: string, metadata: M | null): Promise<void> {
     const previous = this.#eventQueues.get(event) ?? Promise.resolve();
     const next = previous.catch(() => {}).then(async () => {
-      const self = this.#host.localPeerId;
+      const self = this.host.localPeerId;
       const wanted = (this.#subscribed.get(event)?.size ?? 0) > 0;
       const present = this.subscriptions.hasPeerOnEvent(event, self);
       const timeoutMs = this.requestTimeoutInMs;
@@ -498,9 +460,9 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
         wanted &&
         (!present || (metadata !== null && !sameValue(this.subscriptions.getMetadata(event, self), metadata)))
       ) {
-        await this.#host.propose(EMITTER_KIND, this.id, "subscribe", { event, metadata }, { timeoutMs });
+        await this.proposeWith("subscribe", { event, metadata }, { timeoutMs });
       } else if (!wanted && present) {
-        await this.#host.propose(EMITTER_KIND, this.id, "unsubscribe", { event }, { timeoutMs });
+        await this.proposeWith("unsubscribe", { event }, { timeoutMs });
       }
       if (!wanted && !this.#subscribed.has(event)) this.#stopListening(event);
     });
@@ -514,7 +476,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
 
   #listenOn(event: string): void {
     if (this.#transportSubs.has(event)) return;
-    const sub = this.#host.transport.subscribe(
+    const sub = this.host.transport.subscribe(
       this.connection.subjectOf(event),
       (message) => this.#receive(message),
     );
@@ -530,22 +492,22 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
 
   #receive(message: TransportMessage): void {
     if (this.closed) return;
-    const envelope = this.#host.decodeEnvelope(message.data);
+    const envelope = this.host.decodeEnvelope(message.data);
     if (envelope === undefined) return;
     if (envelope.type !== "event") {
-      this.#host.dropMessage("unexpected");
+      this.host.dropMessage("unexpected");
       return;
     }
     const from = envelope.from;
-    if (from === this.#host.localMemberId) return;
+    if (from === this.host.localMemberId) return;
     // the exact member id: another incarnation of a member's peer id is not a member
-    if (!this.#host.isRemoteMemberId(from)) {
-      this.#host.dropMessage("non-member");
+    if (!this.host.isRemoteMemberId(from)) {
+      this.host.dropMessage("non-member");
       return;
     }
     const body = envelope.body;
     if (!this.#inSequence(from, body.seq)) {
-      this.#host.dropMessage("stale-sequence");
+      this.host.dropMessage("stale-sequence");
       return;
     }
     const span = this.#spans.startProcess(body.event, peerIdOfMember(from), message.headers);
@@ -556,7 +518,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
       const err = error instanceof HamokError
         ? error
         : new HamokError(String(error), "HAMOK_CODEC", { cause: error });
-      this.#host.reportError(err);
+      this.host.reportError(err);
       this.#ack(from, body.ackRequestId, { code: err.code, message: err.message });
       failSpan(span, err);
       return;
@@ -595,21 +557,24 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     error: { code: string; message: string } | undefined,
   ): void {
     if (ackRequestId === undefined) return;
-    this.#host.acknowledge(peerIdOfMember(toMember), this.id, ackRequestId, error);
+    this.host.acknowledge(peerIdOfMember(toMember), this.id, ackRequestId, error);
   }
 
   #deliverLocal(event: string, args: readonly unknown[], span: Span): void {
-    this.#local.deliver(event, args, (error) => {
-      const failure = new HamokListenerError(`a listener of '${event}' on emitter '${this.id}' threw`, {
-        collectionId: this.id,
-        event,
-      }, { cause: error });
-      if (span.isRecording()) {
-        span.recordException(error instanceof Error ? error : failure);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: failure.message });
-      }
-      this.#host.reportError(failure);
-    });
+    this.#deliverySpan = span;
+    try {
+      this.deliver(event, args as T[string]);
+    } finally {
+      this.#deliverySpan = undefined;
+    }
+  }
+
+  /** @internal A local listener threw: the failure is recorded on the delivery's span too. */
+  protected override listenerFailed(failure: HamokListenerError, error: unknown): void {
+    const span = this.#deliverySpan;
+    if (span === undefined || !span.isRecording()) return;
+    span.recordException(error instanceof Error ? error : failure);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: failure.message });
   }
 
   #onAck(
@@ -637,11 +602,11 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
 
   #settle(ackRequestId: string, pending: PendingPublish): void {
     this.#pending.delete(ackRequestId);
-    this.#host.scheduler.clearTimeout(pending.timer);
-    const peerIds = pending.local ? [...pending.acked, this.#host.localPeerId] : pending.acked;
+    this.host.scheduler.clearTimeout(pending.timer);
+    const peerIds = pending.local ? [...pending.acked, this.host.localPeerId] : pending.acked;
     if (this.#metrics !== undefined) {
       this.#metrics.publishDuration.record(
-        (this.#host.scheduler.monotonicNow() - pending.started) / 1000,
+        (this.host.scheduler.monotonicNow() - pending.started) / 1000,
         pending.failures.length === 0
           ? this.#publishAttributes!.ok
           : this.#publishAttributes!.failed("HAMOK_DELIVERY"),
@@ -668,11 +633,11 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     const pending = this.#pending.get(ackRequestId);
     if (pending === undefined) return;
     this.#pending.delete(ackRequestId);
-    const responded = pending.local ? [...pending.acked, this.#host.localPeerId] : pending.acked;
+    const responded = pending.local ? [...pending.acked, this.host.localPeerId] : pending.acked;
     const missing = [...pending.awaiting];
     if (this.#metrics !== undefined) {
       this.#metrics.publishDuration.record(
-        (this.#host.scheduler.monotonicNow() - pending.started) / 1000,
+        (this.host.scheduler.monotonicNow() - pending.started) / 1000,
         this.#publishAttributes!.failed("HAMOK_TIMEOUT"),
       );
     }
@@ -700,14 +665,6 @@ function asAny(listener: unknown): AnyListener {
 function checkEvent(event: unknown): void {
   if (typeof event !== "string" || event.length === 0) {
     throw new HamokConfigError(`an event name must be a non-empty string, got ${typeof event}`);
-  }
-}
-
-function checkListener(listener: unknown): void {
-  if (typeof listener !== "function") {
-    throw new HamokConfigError(
-      `a listener must be a function, got ${listener === null ? "null" : typeof listener}`,
-    );
   }
 }
 

@@ -62,7 +62,7 @@ export class LocalListeners {
   }
 
   /** Calls every listener of `event` with `args`; a throw goes to `onError` and the rest still run. */
-  deliver(event: string, args: readonly unknown[], onError: (error: unknown) => void): void {
+  deliver(event: string, args: readonly unknown[], onError: (error: unknown, event: string) => void): void {
     const list = this.#byEvent.get(event);
     if (list === undefined) return;
     // Lists are replaced, never mutated in place, so iterating `list` is safe while listeners change.
@@ -73,7 +73,7 @@ export class LocalListeners {
       try {
         registration.fn(...args);
       } catch (error) {
-        onError(error);
+        onError(error, event);
       }
     }
   }

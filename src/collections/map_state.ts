@@ -19,6 +19,7 @@
 
 import type { ApplyContext, ReplicatedState, SnapshotView } from "../cluster/state_machine.ts";
 import type { CborChunkWriter } from "../codec/cbor_writer.ts";
+import { applyCommand, type CommandHandlers, type CommandSpec } from "./command_spec.ts";
 
 /** A key or a value as its codec produced it. */
 export type Encoded = string | Uint8Array;
@@ -110,29 +111,46 @@ export interface MapStateObserver {
   cleared(revision: number): void;
 }
 
-/** Result of `set` and `delete`: `[0, previous value or null]`, or `[1, actual revision]` on conflict. */
-export type MapWriteResult = readonly [0, Encoded | null] | readonly [1, number];
+/**
+ * Result of `set` and `delete`: written (with the previous value, `null` if there was none), or a
+ * conflict of `ifRevision` (with the entry's actual revision; nothing was written).
+ */
+export type MapWriteResult =
+  | { readonly conflict: false; readonly previous: Encoded | null }
+  | { readonly conflict: true; readonly revision: number };
 
 /** `[key, value]` pairs in commands and results; `null` as a value means absent / delete. */
 export type EncodedPair = readonly [Encoded, Encoded | null];
 
+/** `[key, value]` pairs of present entries. */
+export type EncodedEntry = readonly [key: Encoded, value: Encoded];
+
 /**
- * The commands of a map state. Arguments are positional arrays (compact in the log):
- *
- * | op | args | result |
- * | --- | --- | --- |
- * | `set` | `[key, value, ifRevision?]` | {@linkcode MapWriteResult} |
- * | `insert` | `[key, value]` | existing value, or `null` when inserted |
- * | `delete` | `[key, ifRevision?]` | {@linkcode MapWriteResult} (`null`: was absent) |
- * | `setAll` | `[[key, value][]]` | `[key, previous value][]` of the keys that existed |
- * | `insertAll` | `[[key, value][]]` | `[key, existing value][]` of the keys that existed |
- * | `deleteAll` | `[key[]]` | `[key, removed value][]` of the keys that existed |
- * | `cas` | `[[key, expected or null][], [key, value or null][]]` | `true` if every expectation held and the writes were applied |
- * | `clear` | `[]` | number of removed keys |
- *
+ * The commands of a map state (maps and records), declared once: the views propose them and the
+ * state applies them against this declaration. Arguments are positional arrays (compact in the log).
  * Malformed arguments make a command a no-op with an `undefined` result (deterministically).
  */
-export type MapStateOp = "set" | "insert" | "delete" | "setAll" | "insertAll" | "deleteAll" | "cas" | "clear";
+export interface MapCommands {
+  /** Writes `value` under `key` (only if the entry's revision is `ifRevision`, when given). */
+  set: CommandSpec<readonly [key: Encoded, value: Encoded, ifRevision?: number], MapWriteResult>;
+  /** Writes `value` under `key` if absent; the existing value, or `null` when inserted. */
+  insert: CommandSpec<readonly [key: Encoded, value: Encoded], Encoded | null>;
+  /** Removes `key` (only at revision `ifRevision`, when given); `previous` `null`: it was absent. */
+  delete: CommandSpec<readonly [key: Encoded, ifRevision?: number], MapWriteResult>;
+  /** Writes every pair; the previous values of the keys that existed. */
+  setAll: CommandSpec<readonly [pairs: readonly EncodedEntry[]], EncodedEntry[]>;
+  /** Writes the pairs whose key is absent; the existing values of the others. */
+  insertAll: CommandSpec<readonly [pairs: readonly EncodedEntry[]], EncodedEntry[]>;
+  /** Removes the keys; the removed entries. */
+  deleteAll: CommandSpec<readonly [keys: readonly Encoded[]], EncodedEntry[]>;
+  /** If every expectation holds (`null`: absent), applies the writes (`null`: remove); whether it did. */
+  cas: CommandSpec<readonly [expected: readonly EncodedPair[], writes: readonly EncodedPair[]], boolean>;
+  /** Removes every key; how many there were. */
+  clear: CommandSpec<readonly [], number>;
+}
+
+/** The operations of a map state. */
+export type MapStateOp = keyof MapCommands;
 
 /**
  * The replicated state of one map or record.
@@ -141,7 +159,7 @@ export type MapStateOp = "set" | "insert" | "delete" | "setAll" | "insertAll" | 
  * ```ts ignore
  * const state = new HamokMapState("users");
  * const ctx = { index: 7, requestId: "r1", proposerPeerId: "a" };
- * state.apply("set", ["alice", "admin"], ctx); // [0, null]: inserted
+ * state.apply("set", ["alice", "admin"], ctx); // { conflict: false, previous: null }: inserted
  * console.log(state.lookup("alice")?.revision); // 7
  * ```
  */
@@ -218,30 +236,21 @@ export class HamokMapState implements ReplicatedState {
     }
   }
 
-  /** @internal Applies a committed command. */
+  /** The applying side of {@linkcode MapCommands}. */
+  static readonly #commands: CommandHandlers<MapCommands, HamokMapState> = {
+    set: (s, a, c) => Array.isArray(a) ? s.#set(a[0], a[1], a[2], c.index) : undefined,
+    insert: (s, a, c) => Array.isArray(a) ? s.#insert(a[0], a[1], c.index) : undefined,
+    delete: (s, a, c) => Array.isArray(a) ? s.#delete(a[0], a[1], c.index) : undefined,
+    setAll: (s, a, c) => Array.isArray(a) ? s.#setAll(a[0], c.index) : undefined,
+    insertAll: (s, a, c) => Array.isArray(a) ? s.#insertAll(a[0], c.index) : undefined,
+    deleteAll: (s, a, c) => Array.isArray(a) ? s.#deleteAll(a[0], c.index) : undefined,
+    cas: (s, a, c) => Array.isArray(a) ? s.#cas(a[0], a[1], c.index) : undefined,
+    clear: (s, a, c) => Array.isArray(a) ? s.#clear(c.index) : undefined,
+  };
+
+  /** @internal Applies a committed command (see {@linkcode MapCommands}). */
   apply(op: string, args: unknown, ctx: ApplyContext): unknown {
-    if (!Array.isArray(args)) return undefined;
-    const index = ctx.index;
-    switch (op as MapStateOp) {
-      case "set":
-        return this.#set(args[0], args[1], args[2], index);
-      case "insert":
-        return this.#insert(args[0], args[1], index);
-      case "delete":
-        return this.#delete(args[0], args[1], index);
-      case "setAll":
-        return this.#setAll(args[0], index);
-      case "insertAll":
-        return this.#insertAll(args[0], index);
-      case "deleteAll":
-        return this.#deleteAll(args[0], index);
-      case "cas":
-        return this.#cas(args[0], args[1], index);
-      case "clear":
-        return this.#clear(index);
-      default:
-        return undefined;
-    }
+    return applyCommand(HamokMapState.#commands, this, op, args, ctx);
   }
 
   /** @internal Maps do not depend on membership. */
@@ -494,11 +503,11 @@ export class HamokMapState implements ReplicatedState {
     const slot = this.#index.get(id);
     if (typeof ifRevision === "number") {
       const actual = slot === undefined ? 0 : this.#revs[slot]!;
-      if (actual !== ifRevision) return [1, actual];
+      if (actual !== ifRevision) return { conflict: true, revision: actual };
     }
     const previous = slot === undefined ? null : this.#valueAt(slot);
     this.#write(id, slot, previous ?? undefined, value, index);
-    return [0, previous];
+    return { conflict: false, previous };
   }
 
   #insert(key: unknown, value: unknown, index: number): Encoded | null | undefined {
@@ -516,10 +525,10 @@ export class HamokMapState implements ReplicatedState {
     const slot = this.#index.get(id);
     if (typeof ifRevision === "number") {
       const actual = slot === undefined ? 0 : this.#revs[slot]!;
-      if (actual !== ifRevision) return [1, actual];
+      if (actual !== ifRevision) return { conflict: true, revision: actual };
     }
-    if (slot === undefined) return [0, null];
-    return [0, this.#remove(id, slot, index)];
+    if (slot === undefined) return { conflict: false, previous: null };
+    return { conflict: false, previous: this.#remove(id, slot, index) };
   }
 
   #setAll(pairs: unknown, index: number): [Encoded, Encoded][] | undefined {

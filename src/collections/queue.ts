@@ -5,14 +5,16 @@
  * @module
  */
 
-import { IsolatedEventEmitter } from "./isolated_emitter.ts";
-import { HamokListenerError } from "../errors.ts";
 import { decodeValue, encodeValue, type ValueCodec } from "../codec/value_codec.ts";
-import { positiveInteger } from "../config.ts";
-import { HamokClosedError, HamokCodecError, HamokConfigError, HamokError } from "../errors.ts";
+import { HamokConfigError } from "../errors.ts";
 import type { CollectionHost } from "./collection_host.ts";
-import { ReadyGate } from "./ready_gate.ts";
-import { type HamokQueueSnapshot, type HamokQueueState, type PopResult, QUEUE_KIND } from "./queue_state.ts";
+import { checkCodec, CollectionBase, collectionIdentity, type HamokWriteOptions } from "./collection_base.ts";
+import {
+  type HamokQueueSnapshot,
+  type HamokQueueState,
+  QUEUE_KIND,
+  type QueueCommands,
+} from "./queue_state.ts";
 
 /**
  * Options of `hamok.createQueue(config)`.
@@ -37,7 +39,9 @@ export interface HamokQueueConfig<T> {
 }
 
 /**
- * Options of a queue write.
+ * Options of a queue write: the same as every collection's {@linkcode HamokWriteOptions}. A write
+ * retried with the request id of an earlier attempt is applied at most once, and resolves with the
+ * first attempt's result.
  *
  * @example
  * ```ts
@@ -47,31 +51,31 @@ export interface HamokQueueConfig<T> {
  * await queue.pop({ requestId, timeoutMs: 2000 }).catch(() => queue.pop({ requestId })); // at most once
  * ```
  */
-export interface HamokQueueWriteOptions {
-  /**
-   * Request id of the write. A write retried with the request id of an earlier attempt is applied
-   * at most once, and resolves with the first attempt's result. Default: a fresh id.
-   */
-  requestId?: string | undefined;
-  /** Timeout of this write in ms. Default: the queue's `requestTimeoutInMs`. */
-  timeoutMs?: number | undefined;
-}
+export type HamokQueueWriteOptions = HamokWriteOptions;
 
-/** Events of a {@linkcode HamokQueue}; they fire on every peer in log order. */
+/**
+ * Events of a {@linkcode HamokQueue}: argument tuples of the listeners. They fire on every peer in
+ * log order.
+ *
+ * @example
+ * ```ts
+ * import type { HamokQueue } from "@hamok/core";
+ * declare const queue: HamokQueue<string>;
+ * queue.on("add", (item) => console.log("queued", item)).on("empty", () => console.log("drained"));
+ * ```
+ */
 export interface HamokQueueEvents<T> {
-  /** An item was pushed. */
-  add: (item: T) => void;
+  /** An item was appended (by any peer). */
+  add: [item: T];
   /** An item left the queue (popped by any peer, cleared, or replaced by an import). */
-  remove: (item: T) => void;
+  remove: [item: T];
   /** The queue became empty. */
-  empty: () => void;
+  empty: [];
   /** The queue became non-empty. */
-  "not-empty": () => void;
+  "not-empty": [];
   /** This queue object was closed. */
-  close: () => void;
+  close: [];
 }
-
-const DEFAULT_REQUEST_TIMEOUT = 5000;
 
 /**
  * A FIFO queue shared by the peers of a cluster.
@@ -93,90 +97,49 @@ const DEFAULT_REQUEST_TIMEOUT = 5000;
  * console.log(queue.size, queue.peek()); // 1 "b"
  * ```
  */
-export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
-  /** The queue id. */
-  readonly id: string;
-  /** Default timeout of writes, in ms. */
-  readonly requestTimeoutInMs: number;
-  private readonly host: CollectionHost;
-  private readonly state: HamokQueueState;
-  private readonly codec: ValueCodec<T> | undefined;
-  private readonly disposers: (() => void)[] = [];
-  private isClosed = false;
-  private readonly readyGate = new ReadyGate();
+export class HamokQueue<T> extends CollectionBase<HamokQueueEvents<T>, QueueCommands> {
+  readonly #state: HamokQueueState;
+  readonly #codec: ValueCodec<T> | undefined;
+  readonly #disposers: (() => void)[] = [];
 
   /** @internal Use `hamok.createQueue(config)`. */
   constructor(host: CollectionHost, config: HamokQueueConfig<T>) {
-    super((error, event) =>
-      host.reportError(
-        new HamokListenerError(`a listener of '${event}' on queue '${String(config?.queueId)}' threw`, {
-          collectionId: String(config?.queueId),
-          event,
-        }, { cause: error }),
-      )
-    );
-    if (config === null || typeof config !== "object") {
-      throw new HamokConfigError("queue config must be an object");
-    }
-    if (typeof config.queueId !== "string" || config.queueId.length === 0) {
-      throw new HamokConfigError("queueId must be a non-empty string");
-    }
-    if (
-      config.codec !== undefined &&
-      (typeof config.codec?.encode !== "function" || typeof config.codec?.decode !== "function")
-    ) {
-      throw new HamokConfigError("codec must have encode and decode functions");
-    }
-    this.id = config.queueId;
-    this.requestTimeoutInMs = positiveInteger(
-      "requestTimeoutInMs",
-      config.requestTimeoutInMs,
-      DEFAULT_REQUEST_TIMEOUT,
-    );
-    this.codec = config.codec;
-    this.host = host;
-    this.state = host.replicatedState<HamokQueueState>(QUEUE_KIND, this.id);
+    const identity = collectionIdentity(config, QUEUE_KIND, "queue", "queueId");
+    const codec = checkCodec("codec", config.codec);
+    super(host, identity);
+    this.#codec = codec;
+    this.#state = host.replicatedState<HamokQueueState>(QUEUE_KIND, this.id);
     this.#forward("add");
     this.#forward("remove");
-    const onEmpty = () => this.emit("empty");
-    const onNotEmpty = () => this.emit("not-empty");
-    this.state.on("empty", onEmpty);
-    this.state.on("not-empty", onNotEmpty);
-    this.disposers.push(
-      () => this.state.off("empty", onEmpty),
-      () => this.state.off("not-empty", onNotEmpty),
+    const onEmpty = () => this.deliver("empty", []);
+    const onNotEmpty = () => this.deliver("not-empty", []);
+    this.#state.on("empty", onEmpty);
+    this.#state.on("not-empty", onNotEmpty);
+    this.#disposers.push(
+      () => this.#state.off("empty", onEmpty),
+      () => this.#state.off("not-empty", onNotEmpty),
     );
-  }
-
-  /** True once closed (or the peer closed). */
-  get closed(): boolean {
-    return this.isClosed || this.host.closed;
-  }
-
-  /** Resolves once the peer has joined and this queue is caught up with the cluster. */
-  get ready(): Promise<void> {
-    return this.readyGate.get(this.host, this.requestTimeoutInMs);
   }
 
   /** Number of items in this peer's copy. */
   get size(): number {
-    return this.state.size;
+    return this.#state.size;
   }
 
   /** True if this peer's copy is empty. */
   get empty(): boolean {
-    return this.state.size === 0;
+    return this.#state.size === 0;
   }
 
   /** The head item of this peer's copy, without removing it; `undefined` if empty. */
   peek(): T | undefined {
-    if (this.state.size === 0) return undefined;
-    return this.#decode(this.state.peek());
+    if (this.#state.size === 0) return undefined;
+    return this.#decode(this.#state.peek());
   }
 
   /** The items of this peer's copy, head first. */
   *[Symbol.iterator](): IterableIterator<T> {
-    for (const item of this.state) yield this.#decode(item);
+    for (const item of this.#state) yield this.#decode(item);
   }
 
   /**
@@ -194,10 +157,10 @@ export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
    * `HamokCodecError` if an item cannot be encoded, `HamokConfigError` for an `undefined` item.
    */
   async pushAll(items: readonly T[], options?: HamokQueueWriteOptions): Promise<void> {
-    this.#assertOpen();
+    this.assertOpen();
     if (!Array.isArray(items)) throw new HamokConfigError("pushAll takes an array of items");
     let wire: readonly unknown[] = items;
-    if (this.codec === undefined) {
+    if (this.#codec === undefined) {
       // the items go into the command as they are (it is CBOR-encoded once, with them)
       for (let i = 0; i < items.length; i++) {
         if (items[i] === undefined) throw new HamokConfigError("a queue item cannot be undefined");
@@ -207,12 +170,12 @@ export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
       for (let i = 0; i < items.length; i++) {
         const item = items[i];
         if (item === undefined) throw new HamokConfigError("a queue item cannot be undefined");
-        encoded[i] = encodeValue(this.codec, item);
+        encoded[i] = encodeValue(this.#codec, item);
       }
       wire = encoded;
     }
     if (wire.length === 0) return;
-    await this.#propose("push", wire, options);
+    await this.propose("push", wire, options);
   }
 
   /**
@@ -222,30 +185,30 @@ export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
    * grow the log.
    */
   async pop(options?: HamokQueueWriteOptions): Promise<T | undefined> {
-    this.#assertOpen();
-    const timeoutMs = this.#timeoutOf(options);
+    this.assertOpen();
+    const { timeoutMs, requestId } = this.writeOptions(options);
     const deadline = this.host.scheduler.now() + timeoutMs;
-    if (this.state.size === 0 && options?.requestId === undefined) {
+    if (this.#state.size === 0 && requestId === undefined) {
       await this.host.waitUntilCommitHead(timeoutMs);
-      if (this.state.size === 0) return undefined;
+      if (this.#state.size === 0) return undefined;
     }
-    const result = await this.#propose("pop", null, {
-      requestId: options?.requestId,
+    const result = await this.proposeWith("pop", null, {
+      requestId,
       timeoutMs: Math.max(1, deadline - this.host.scheduler.now()),
-    }) as PopResult;
-    return result === null ? undefined : this.#decode(result[0]);
+    });
+    return result === null ? undefined : this.#decode(result.item);
   }
 
   /** Removes every item, as one command (each fires `remove` on every peer, then `empty`). */
   async clear(options?: HamokQueueWriteOptions): Promise<void> {
-    this.#assertOpen();
-    await this.#propose("clear", null, options);
+    this.assertOpen();
+    await this.propose("clear", null, options);
   }
 
   /** The content of this peer's copy, items in their replicated form (see {@linkcode HamokQueueSnapshot}). */
   export(): HamokQueueSnapshot {
-    this.#assertOpen();
-    return this.state.toSnapshot();
+    this.assertOpen();
+    return this.#state.toSnapshot();
   }
 
   /**
@@ -253,7 +216,7 @@ export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
    * Throws `HamokConfigError` if the snapshot belongs to another queue id.
    */
   async import(snapshot: HamokQueueSnapshot, options?: HamokQueueWriteOptions): Promise<void> {
-    this.#assertOpen();
+    this.assertOpen();
     if (snapshot === null || typeof snapshot !== "object" || !Array.isArray(snapshot.items)) {
       throw new HamokConfigError("a queue snapshot must have an items array");
     }
@@ -263,28 +226,18 @@ export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
     if (snapshot.items.some((item) => item === undefined)) {
       throw new HamokConfigError("a queue item cannot be undefined");
     }
-    await this.#propose("import", snapshot.items, options);
+    await this.propose("import", snapshot.items, options);
   }
 
-  /** Closes this queue object (the replicated queue stays); pending writes still settle. */
-  close(): void {
-    if (this.isClosed) return;
-    this.isClosed = true;
-    for (const dispose of this.disposers) dispose();
-    this.disposers.length = 0;
-    this.host.detach(QUEUE_KIND, this.id);
-    this.emit("close");
-    this.removeAllListeners();
-  }
-
-  /** @internal Called by the peer when it closes. */
-  closeByHost(): void {
-    this.close();
+  /** @internal Stops hearing the state (pending writes still settle). */
+  protected override onClose(): void {
+    for (const dispose of this.#disposers) dispose();
+    this.#disposers.length = 0;
   }
 
   #forward(event: "add" | "remove"): void {
     const listener = (item: unknown) => {
-      if (this.listenerCount(event) === 0) return;
+      if (!this.hasListeners(event)) return;
       let decoded: T;
       try {
         decoded = this.#decode(item);
@@ -292,49 +245,13 @@ export class HamokQueue<T> extends IsolatedEventEmitter<HamokQueueEvents<T>> {
         this.host.reportError(error as Error);
         return;
       }
-      this.emit(event, decoded);
+      this.deliver(event, [decoded]);
     };
-    this.state.on(event, listener);
-    this.disposers.push(() => this.state.off(event, listener));
+    this.#state.on(event, listener);
+    this.#disposers.push(() => this.#state.off(event, listener));
   }
 
   #decode(item: unknown): T {
-    return this.codec === undefined ? item as T : decodeValue(this.codec, item as string | Uint8Array);
-  }
-
-  #timeoutOf(options: HamokQueueWriteOptions | undefined): number {
-    if (options !== undefined && (options === null || typeof options !== "object")) {
-      throw new HamokConfigError("write options must be an object");
-    }
-    const requestId = options?.requestId;
-    if (requestId !== undefined && (typeof requestId !== "string" || requestId.length === 0)) {
-      throw new HamokConfigError("requestId must be a non-empty string");
-    }
-    return positiveInteger("timeoutMs", options?.timeoutMs, this.requestTimeoutInMs);
-  }
-
-  async #propose(
-    op: string,
-    args: unknown,
-    options: HamokQueueWriteOptions | undefined,
-  ): Promise<unknown> {
-    const timeoutMs = this.#timeoutOf(options);
-    try {
-      return await this.host.propose(QUEUE_KIND, this.id, op, args, {
-        timeoutMs,
-        requestId: options?.requestId,
-      });
-    } catch (error) {
-      if (
-        error instanceof HamokError && error.code === "HAMOK_CODEC" && !(error instanceof HamokCodecError)
-      ) {
-        throw new HamokCodecError(`queue '${this.id}': ${error.message}`, { cause: error.cause ?? error });
-      }
-      throw error;
-    }
-  }
-
-  #assertOpen(): void {
-    if (this.closed) throw new HamokClosedError(`queue '${this.id}' is closed`);
+    return this.#codec === undefined ? item as T : decodeValue(this.#codec, item as string | Uint8Array);
   }
 }

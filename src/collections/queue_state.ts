@@ -8,6 +8,7 @@
 
 import { EventEmitter } from "eventemitter3";
 import type { ApplyContext, ReplicatedState } from "../cluster/state_machine.ts";
+import { applyCommand, type CommandHandlers, type CommandSpec } from "./command_spec.ts";
 
 /** The replicated-state kind of queues. */
 export const QUEUE_KIND = "queue";
@@ -46,8 +47,20 @@ export interface HamokQueueSnapshot {
 /** Snapshot image: `[head sequence number, items head first]`. */
 type QueueImage = [head: number, items: unknown[]];
 
-/** The result of a committed pop: `[item]`, or `null` if the queue was empty. */
-export type PopResult = [item: unknown] | null;
+/** The result of a committed pop: the item (in replicated form), or `null` if the queue was empty. */
+export type PopResult = { readonly item: unknown } | null;
+
+/** The commands of a queue state, declared once (the view proposes them, the state applies them). */
+export interface QueueCommands {
+  /** Appends the items (replicated form) at the tail; the size after. */
+  push: CommandSpec<readonly unknown[], number>;
+  /** Removes the head item. */
+  pop: CommandSpec<null, PopResult>;
+  /** Removes every item; how many there were. */
+  clear: CommandSpec<null, number>;
+  /** Replaces the content with the items; how many items were removed. */
+  import: CommandSpec<readonly unknown[], number>;
+}
 
 const COMPACT_MIN = 1024;
 
@@ -110,24 +123,24 @@ export class HamokQueueState extends EventEmitter<HamokQueueStateEvents> impleme
     return { queueId: this.queueId, items: this.toArray() };
   }
 
-  /** @internal Applies a committed command. */
-  apply(op: string, args: unknown, _ctx: ApplyContext): unknown {
-    switch (op) {
-      case "push":
-        this.#pushAll(args as unknown[]);
-        return this.size;
-      case "pop":
-        return this.#popOne();
-      case "clear":
-        return this.#removeAll();
-      case "import": {
-        const removed = this.#removeAll();
-        this.#pushAll(args as unknown[]);
-        return removed;
-      }
-      default:
-        return undefined;
-    }
+  /** The applying side of {@linkcode QueueCommands}. */
+  static readonly #commands: CommandHandlers<QueueCommands, HamokQueueState> = {
+    push: (s, args) => {
+      s.#pushAll(args as unknown[]);
+      return s.size;
+    },
+    pop: (s) => s.#popOne(),
+    clear: (s) => s.#removeAll(),
+    import: (s, args) => {
+      const removed = s.#removeAll();
+      s.#pushAll(args as unknown[]);
+      return removed;
+    },
+  };
+
+  /** @internal Applies a committed command (see {@linkcode QueueCommands}). */
+  apply(op: string, args: unknown, ctx: ApplyContext): unknown {
+    return applyCommand(HamokQueueState.#commands, this, op, args, ctx);
   }
 
   /** @internal Queues do not depend on members. */
@@ -190,7 +203,7 @@ export class HamokQueueState extends EventEmitter<HamokQueueStateEvents> impleme
     this.#compact();
     this.emit("remove", item);
     if (this.offset === this.items.length) this.emit("empty");
-    return [item];
+    return { item };
   }
 
   #removeAll(): number {

@@ -7,34 +7,27 @@
  */
 
 import { cborValueCodec, encodeValue, type ValueCodec } from "../codec/value_codec.ts";
-import { positiveInteger } from "../config.ts";
 import {
   HamokClosedError,
   HamokConfigError,
-  HamokConflictError,
-  HamokError,
-  HamokListenerError,
   HamokOutcomeUnknownError,
   HamokTimeoutError,
 } from "../errors.ts";
 import type { CollectionHost } from "./collection_host.ts";
-import { decodeStored, entryValue, previousValue } from "./entry_codec.ts";
-import { LocalListeners } from "./local_listeners.ts";
 import {
   checkCodec,
-  checkListener,
   checkRevision,
+  collectionIdentity,
   type HamokCasWriteOptions,
   type HamokLinearizableReadOptions,
   type HamokLocalReadOptions,
-  type HamokMapEntry,
   type HamokReadOptions,
   type HamokWriteOptions,
-  importEntries,
-  isLinearizable,
-  writeOptions,
-} from "./map.ts";
-import type { Encoded, HamokMapState, MapStateEntry, MapStateObserver, MapWriteResult } from "./map_state.ts";
+} from "./collection_base.ts";
+import { decodeStored, entryValue, previousValue } from "./entry_codec.ts";
+import type { HamokMapEntry } from "./map.ts";
+import { allEntries, entryParts, MapStateView } from "./map_base.ts";
+import type { Encoded, HamokMapState, MapStateEntry, MapWriteResult } from "./map_state.ts";
 
 /**
  * The replicated-state kind of records (the `kind` of their commands in the log).
@@ -46,8 +39,6 @@ import type { Encoded, HamokMapState, MapStateEntry, MapStateObserver, MapWriteR
  * ```
  */
 export const RECORD_KIND = "record";
-
-const DEFAULT_REQUEST_TIMEOUT = 5000;
 
 /**
  * The field names of a record type.
@@ -208,41 +199,21 @@ export interface HamokRecordSnapshot {
  * if (mine) await job.set("runs", (job.get("runs") ?? 0) + 1);
  * ```
  */
-export class HamokRecord<T extends Record<string, unknown> = Record<string, unknown>> {
-  /** The record id. */
-  readonly id: string;
+export class HamokRecord<T extends Record<string, unknown> = Record<string, unknown>>
+  extends MapStateView<HamokRecordEvents<T>> {
   /** The per-field codecs given in the config. */
   readonly payloadCodecs: ReadonlyMap<string, ValueCodec<unknown>>;
-  /** Default timeout of writes, linearizable reads and `ready`, in ms. */
-  readonly requestTimeoutInMs: number;
-  readonly #host: CollectionHost;
-  readonly #state: HamokMapState;
-  readonly #listeners = new LocalListeners();
-  readonly #observer: MapStateObserver;
   readonly #init: Promise<void>;
-  #closed = false;
   #wake: (() => void) | undefined;
 
   /** @internal Use `hamok.createRecord(config)`. */
   constructor(host: CollectionHost, config: HamokRecordConfig<T>) {
-    if (config === null || typeof config !== "object") {
-      throw new HamokConfigError("record config must be an object");
-    }
-    if (typeof config.recordId !== "string" || config.recordId.length === 0) {
-      throw new HamokConfigError("recordId must be a non-empty string");
-    }
-    this.id = config.recordId;
-    this.requestTimeoutInMs = positiveInteger(
-      "requestTimeoutInMs",
-      config.requestTimeoutInMs,
-      DEFAULT_REQUEST_TIMEOUT,
-    );
+    const identity = collectionIdentity(config, RECORD_KIND, "record", "recordId");
     const codecs = config.payloadCodecs ?? new Map();
     if (!(codecs instanceof Map)) {
       throw new HamokConfigError("payloadCodecs must be a Map from field name to codec");
     }
     for (const [field, codec] of codecs) checkCodec(`payloadCodecs for '${String(field)}'`, codec);
-    this.payloadCodecs = codecs;
     const initial = config.initialObject;
     if (initial !== undefined && (initial === null || typeof initial !== "object")) {
       throw new HamokConfigError("initialObject must be an object");
@@ -250,18 +221,11 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
     // encoded now, so that a codec error throws here and not in the background
     const initialPairs = initial === undefined
       ? []
-      : this.#encodeFields(initial).filter((p) => p[1] !== null);
-    this.#host = host;
-    this.#state = host.replicatedState<HamokMapState>(RECORD_KIND, this.id);
-    this.#observer = this.#makeObserver();
-    this.#state.observer = this.#observer;
-    this.#init = this.#initialize(initialPairs as [string, Encoded][]);
+      : encodeFields(initial, codecs).filter((p): p is [string, Encoded] => p[1] !== null);
+    super(host, identity);
+    this.payloadCodecs = codecs;
+    this.#init = this.#initialize(initialPairs);
     this.#init.catch(() => {});
-  }
-
-  /** True once closed (by `close()` or because the peer closed). */
-  get closed(): boolean {
-    return this.#closed || this.#host.closed;
   }
 
   /**
@@ -269,43 +233,31 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
    * `initialObject` fields are applied. Rejects with `HamokTimeoutError` after `requestTimeoutInMs`
    * (the initialization goes on; `ready` can be awaited again) and with `HamokClosedError` if closed.
    */
-  get ready(): Promise<void> {
-    if (this.closed) return Promise.reject(new HamokClosedError(`record '${this.id}' is closed`));
+  override get ready(): Promise<void> {
+    if (this.closed) return Promise.reject(this.closedError());
     const timeoutMs = this.requestTimeoutInMs;
     return new Promise<void>((resolve, reject) => {
-      const timer = this.#host.scheduler.setTimeout(() => {
+      const timer = this.host.scheduler.setTimeout(() => {
         reject(
           new HamokTimeoutError(`record '${this.id}' was not ready within ${timeoutMs} ms`, { timeoutMs }),
         );
       }, timeoutMs);
       this.#init.then(
         () => {
-          this.#host.scheduler.clearTimeout(timer);
+          this.host.scheduler.clearTimeout(timer);
           resolve();
         },
         (error) => {
-          this.#host.scheduler.clearTimeout(timer);
+          this.host.scheduler.clearTimeout(timer);
           reject(error);
         },
       );
     });
   }
 
-  /** Number of fields that have a value on this peer. */
-  get size(): number {
-    this.#assertOpen();
-    return this.#state.size;
-  }
-
-  /** Log index of the last command that changed this record (0: never changed). */
-  get revision(): number {
-    this.#assertOpen();
-    return this.#state.revision;
-  }
-
   /** A new object with every field that has a value (a local read). */
   get instance(): Partial<T> {
-    this.#assertOpen();
+    this.assertOpen();
     return this.#instance();
   }
 
@@ -316,7 +268,7 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
   /** A new object with every field that has a value, after a read barrier (a linearizable read). */
   getInstance(options: HamokLinearizableReadOptions): Promise<Partial<T>>;
   getInstance(options?: HamokReadOptions): Partial<T> | Promise<Partial<T>> {
-    return this.#read(options, () => this.#instance());
+    return this.read(options, () => this.#instance());
   }
 
   /** The value of `field`, or undefined if absent (a local read). */
@@ -331,8 +283,8 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
     options?: HamokReadOptions,
   ): T[F] | undefined | Promise<T[F] | undefined> {
     checkField(field);
-    return this.#read(options, () => {
-      const entry = this.#state.lookup(field);
+    return this.read(options, () => {
+      const entry = this.state.lookup(field);
       return entry === undefined ? undefined : entryValue(entry, this.#codecOf(field), this) as T[F];
     });
   }
@@ -352,8 +304,8 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
     options?: HamokReadOptions,
   ): HamokMapEntry<T[F]> | undefined | Promise<HamokMapEntry<T[F]> | undefined> {
     checkField(field);
-    return this.#read(options, () => {
-      const entry = this.#state.lookup(field);
+    return this.read(options, () => {
+      const entry = this.state.lookup(field);
       if (entry === undefined) return undefined;
       return { value: entryValue(entry, this.#codecOf(field), this) as T[F], revision: entry.revision };
     });
@@ -365,7 +317,7 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
   has(field: HamokRecordField<T>, options: HamokLinearizableReadOptions): Promise<boolean>;
   has(field: HamokRecordField<T>, options?: HamokReadOptions): boolean | Promise<boolean> {
     checkField(field);
-    return this.#read(options, () => this.#state.lookup(field) !== undefined);
+    return this.read(options, () => this.state.lookup(field) !== undefined);
   }
 
   // ------------------------------------------------------------------ writes
@@ -380,20 +332,25 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
     value: T[F] | undefined,
     options?: HamokCasWriteOptions,
   ): Promise<T[F] | undefined> {
-    this.#assertOpen();
+    this.assertOpen();
     checkField(field);
     const ifRevision = checkRevision(options?.ifRevision);
     let result: MapWriteResult;
     if (value === undefined) {
-      const args = ifRevision === undefined ? [field] : [field, ifRevision];
-      result = await this.#propose("delete", args, options) as MapWriteResult;
+      result = await this.propose(
+        "delete",
+        ifRevision === undefined ? [field] : [field, ifRevision],
+        options,
+      );
     } else {
       const v = encodeValue(this.#codecOf(field), value);
-      const args = ifRevision === undefined ? [field, v] : [field, v, ifRevision];
-      result = await this.#propose("set", args, options) as MapWriteResult;
+      result = await this.propose(
+        "set",
+        ifRevision === undefined ? [field, v] : [field, v, ifRevision],
+        options,
+      );
     }
-    this.#checkConflict(result, ifRevision, field);
-    const previous = result[1] as Encoded | null;
+    const previous = this.written(result, ifRevision, field);
     return previous === null ? undefined : decodeStored(this.#codecOf(field), previous) as T[F];
   }
 
@@ -406,11 +363,10 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
     value: T[F],
     options?: HamokWriteOptions,
   ): Promise<T[F] | undefined> {
-    this.#assertOpen();
+    this.assertOpen();
     checkField(field);
     if (value === undefined) throw new HamokConfigError(`cannot insert undefined into field '${field}'`);
-    const args = [field, encodeValue(this.#codecOf(field), value)];
-    const result = await this.#propose("insert", args, options) as Encoded | null;
+    const result = await this.propose("insert", [field, encodeValue(this.#codecOf(field), value)], options);
     return result === null ? undefined : decodeStored(this.#codecOf(field), result) as T[F];
   }
 
@@ -419,19 +375,21 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
    * field's revision matches, else rejects with {@linkcode HamokConflictError}.
    */
   async delete(field: HamokRecordField<T>, options?: HamokCasWriteOptions): Promise<boolean> {
-    this.#assertOpen();
+    this.assertOpen();
     checkField(field);
     const ifRevision = checkRevision(options?.ifRevision);
-    const args = ifRevision === undefined ? [field] : [field, ifRevision];
-    const result = await this.#propose("delete", args, options) as MapWriteResult;
-    this.#checkConflict(result, ifRevision, field);
-    return result[1] !== null;
+    const result = await this.propose(
+      "delete",
+      ifRevision === undefined ? [field] : [field, ifRevision],
+      options,
+    );
+    return this.written(result, ifRevision, field) !== null;
   }
 
   /** Removes every field; every peer fires `clear`. */
   async clear(options?: HamokWriteOptions): Promise<void> {
-    this.#assertOpen();
-    await this.#propose("clear", [], options);
+    this.assertOpen();
+    await this.propose("clear", [], options);
   }
 
   /**
@@ -445,12 +403,12 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
     oldValue: T[F] | undefined,
     options?: HamokWriteOptions,
   ): Promise<boolean> {
-    this.#assertOpen();
+    this.assertOpen();
     checkField(field);
     const codec = this.#codecOf(field);
     const expected = oldValue === undefined ? null : encodeValue(codec, oldValue);
     const next = value === undefined ? null : encodeValue(codec, value);
-    return await this.#propose("cas", [[[field, expected]], [[field, next]]], options) === true;
+    return await this.propose("cas", [[[field, expected]], [[field, next]]], options) === true;
   }
 
   /**
@@ -459,14 +417,16 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
    * field was inserted.
    */
   async insertInstance(partial: Partial<T>, options?: HamokWriteOptions): Promise<Partial<T> | undefined> {
-    this.#assertOpen();
-    const pairs = this.#encodeFields(checkPartial(partial)).filter((p) => p[1] !== null);
+    this.assertOpen();
+    const pairs = this.#encodeFields(checkPartial(partial)).filter((p): p is [string, Encoded] =>
+      p[1] !== null
+    );
     if (pairs.length === 0) return undefined;
-    const existing = await this.#propose("insertAll", [pairs], options) as [string, Encoded][];
+    const existing = await this.propose("insertAll", [pairs], options);
     if (existing.length === 0) return undefined;
     const out: Record<string, unknown> = {};
     for (const [field, value] of existing) {
-      assignField(out, field, decodeStored(this.#codecOf(field as HamokRecordField<T>), value));
+      assignField(out, field as string, decodeStored(this.#codecOf(field as HamokRecordField<T>), value));
     }
     return out as Partial<T>;
   }
@@ -482,47 +442,18 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
     oldPartial: Partial<T>,
     options?: HamokWriteOptions,
   ): Promise<boolean> {
-    this.#assertOpen();
+    this.assertOpen();
     const writes = this.#encodeFields(checkPartial(newPartial));
     const expected = this.#encodeFields(checkPartial(oldPartial));
-    return await this.#propose("cas", [expected, writes], options) === true;
+    return await this.propose("cas", [expected, writes], options) === true;
   }
 
-  // ------------------------------------------------------------------ events
-
-  /** Adds a listener of a record event. A listener that throws is reported on the peer's `error` event. */
-  on<E extends keyof HamokRecordEvents<T>>(
-    event: E,
-    listener: (...args: HamokRecordEvents<T>[E]) => void,
-  ): this {
-    this.#listeners.add(event, checkListener(listener), false);
-    return this;
-  }
-
-  /** Adds a listener that is removed after its first call. */
-  once<E extends keyof HamokRecordEvents<T>>(
-    event: E,
-    listener: (...args: HamokRecordEvents<T>[E]) => void,
-  ): this {
-    this.#listeners.add(event, checkListener(listener), true);
-    return this;
-  }
-
-  /** Removes a listener. */
-  off<E extends keyof HamokRecordEvents<T>>(
-    event: E,
-    listener: (...args: HamokRecordEvents<T>[E]) => void,
-  ): this {
-    this.#listeners.remove(event, listener as (...args: unknown[]) => void);
-    return this;
-  }
-
-  // ------------------------------------------------------------------ snapshots and lifecycle
+  // ------------------------------------------------------------------ snapshots
 
   /** The content of this peer's copy of the record (copies of the encoded values). */
   export(): HamokRecordSnapshot {
-    this.#assertOpen();
-    return recordSnapshotOf(this.#state);
+    this.assertOpen();
+    return recordSnapshotOf(this.state);
   }
 
   /**
@@ -530,107 +461,89 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
    * not in it are kept). Resolves once applied on this peer.
    */
   async import(snapshot: HamokRecordSnapshot, options?: Pick<HamokWriteOptions, "timeoutMs">): Promise<void> {
-    this.#assertOpen();
+    this.assertOpen();
     if (snapshot?.recordId !== this.id) {
       throw new HamokConfigError(
         `the snapshot is of record '${String(snapshot?.recordId)}', not of '${this.id}'`,
       );
     }
-    const timeoutMs = positiveInteger("timeoutMs", options?.timeoutMs, this.requestTimeoutInMs);
-    await importEntries(this.#host, RECORD_KIND, this.id, snapshot.keys, snapshot.values, timeoutMs, true);
-  }
-
-  /**
-   * Closes the record object on this peer: listeners are dropped (after `close` fired), writes reject
-   * with {@linkcode HamokClosedError}, and a pending initialization stops. The replicated content
-   * stays in the cluster.
-   */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#state.observer === this.#observer) this.#state.observer = undefined;
-    this.#host.detach(RECORD_KIND, this.id);
-    this.#wake?.();
-    this.#emit("close", []);
-    this.#listeners.clear();
-  }
-
-  /** @internal Called by the peer when it closes. */
-  closeByHost(): void {
-    this.close();
+    await this.importSnapshot(snapshot.keys, snapshot.values, options, true);
   }
 
   // ------------------------------------------------------------------ internals
 
-  #assertOpen(): void {
-    if (this.#closed || this.#host.closed) throw new HamokClosedError(`record '${this.id}' is closed`);
+  /** @internal A pending initialization stops. */
+  protected override onClose(): void {
+    super.onClose();
+    this.#wake?.();
+  }
+
+  /** @internal */
+  protected onInserted(entry: MapStateEntry, revision: number): void {
+    const key = entry.key as HamokRecordField<T>;
+    const value = entryValue(entry, this.#codecOf(key), this);
+    this.deliver("insert", [{ key, value, revision } as HamokRecordInsertEvent<T>]);
+  }
+
+  /** @internal */
+  protected onUpdated(
+    entry: MapStateEntry,
+    oldData: Encoded,
+    oldOwner: object | undefined,
+    oldCache: unknown,
+    revision: number,
+  ): void {
+    const key = entry.key as HamokRecordField<T>;
+    const codec = this.#codecOf(key);
+    const oldValue = previousValue(codec, oldData, oldOwner, oldCache, this);
+    const newValue = entryValue(entry, codec, this);
+    this.deliver("update", [{ key, oldValue, newValue, revision } as HamokRecordUpdateEvent<T>]);
+  }
+
+  /** @internal */
+  protected onRemoved(entry: MapStateEntry, revision: number): void {
+    const key = entry.key as HamokRecordField<T>;
+    const value = entryValue(entry, this.#codecOf(key), this);
+    this.deliver("remove", [{ key, value, revision } as HamokRecordRemoveEvent<T>]);
+  }
+
+  /** @internal */
+  protected onCleared(revision: number): void {
+    this.deliver("clear", [{ revision }]);
+  }
+
+  /** @internal */
+  protected describeKey(field: unknown): string {
+    return `field '${String(field)}'`;
   }
 
   #codecOf(field: HamokRecordField<T>): ValueCodec<unknown> {
-    return this.payloadCodecs.get(field) ?? cborValueCodec;
+    return codecOf(this.payloadCodecs, field);
   }
 
   #instance(): Partial<T> {
     const out: Record<string, unknown> = {};
-    for (const entry of this.#state.entries()) {
+    for (const entry of this.state.entries()) {
       const field = entry.key as string;
       assignField(out, field, entryValue(entry, this.#codecOf(field as HamokRecordField<T>), this));
     }
     return out as Partial<T>;
   }
 
-  #read<R>(options: HamokReadOptions | undefined, read: () => R): R | Promise<R> {
-    if (!isLinearizable(options)) {
-      this.#assertOpen();
-      return read();
-    }
-    try {
-      this.#assertOpen();
-      const timeoutMs = positiveInteger("timeoutMs", options.timeoutMs, this.requestTimeoutInMs);
-      return this.#host.waitUntilCommitHead(timeoutMs).then(() => {
-        this.#assertOpen();
-        return read();
-      });
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-
-  /** `[field, encoded value or null (undefined)]` for every own enumerable field. */
   #encodeFields(partial: Partial<T>): [string, Encoded | null][] {
-    const pairs: [string, Encoded | null][] = [];
-    for (const field of Object.keys(partial)) {
-      const value = partial[field];
-      pairs.push([
-        field,
-        value === undefined ? null : encodeValue(this.#codecOf(field as HamokRecordField<T>), value),
-      ]);
-    }
-    return pairs;
-  }
-
-  #propose(op: string, args: unknown, options: HamokWriteOptions | undefined): Promise<unknown> {
-    return this.#host.propose(RECORD_KIND, this.id, op, args, writeOptions(options, this.requestTimeoutInMs));
-  }
-
-  #checkConflict(result: MapWriteResult, ifRevision: number | undefined, field: string): void {
-    if (result[0] !== 1) return;
-    throw new HamokConflictError(
-      `record '${this.id}': field '${field}' is at revision ${result[1]}, not ${ifRevision}`,
-      { expectedRevision: ifRevision ?? 0, actualRevision: result[1] },
-    );
+    return encodeFields(partial, this.payloadCodecs);
   }
 
   /** Waits for the peer, then inserts the initial fields; retries until done or closed. */
   async #initialize(pairs: [string, Encoded][]): Promise<void> {
     const timeoutMs = this.requestTimeoutInMs;
     for (;;) {
-      this.#assertOpen();
+      this.assertOpen();
       try {
-        await this.#host.whenReady(timeoutMs);
+        await this.host.whenReady(timeoutMs);
         break;
       } catch (error) {
-        this.#assertOpen();
+        this.assertOpen();
         if (error instanceof HamokClosedError) throw error;
         if (!(error instanceof HamokTimeoutError)) await this.#pause(Math.min(200, timeoutMs));
       }
@@ -638,16 +551,16 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
     if (pairs.length === 0) return;
     let requestId: string | undefined;
     for (;;) {
-      this.#assertOpen();
+      this.assertOpen();
       try {
-        await this.#host.propose(RECORD_KIND, this.id, "insertAll", [pairs], { timeoutMs, requestId });
+        await this.proposeWith("insertAll", [pairs], { timeoutMs, requestId });
         return;
       } catch (error) {
-        this.#assertOpen();
+        this.assertOpen();
         if (error instanceof HamokClosedError || error instanceof HamokConfigError) throw error;
         // the same request id again: the initial insert is applied at most once
         if (error instanceof HamokOutcomeUnknownError) requestId = error.requestId;
-        this.#host.logger.debug(`record '${this.id}': inserting the initial object failed, retrying`, error);
+        this.host.logger.debug(`record '${this.id}': inserting the initial object failed, retrying`, error);
         await this.#pause(Math.min(200, timeoutMs));
       }
     }
@@ -657,70 +570,13 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
   #pause(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
-        this.#host.scheduler.clearTimeout(timer);
+        this.host.scheduler.clearTimeout(timer);
         if (this.#wake === done) this.#wake = undefined;
         resolve();
       };
-      const timer = this.#host.scheduler.setTimeout(done, ms);
+      const timer = this.host.scheduler.setTimeout(done, ms);
       this.#wake = done;
     });
-  }
-
-  #emit<E extends keyof HamokRecordEvents<T>>(event: E, args: HamokRecordEvents<T>[E]): void {
-    this.#listeners.deliver(event, args, (error) =>
-      this.#host.reportError(
-        new HamokListenerError(`a listener of '${event}' on record '${this.id}' threw`, {
-          collectionId: this.id,
-          event,
-        }, { cause: error }),
-      ));
-  }
-
-  #makeObserver(): MapStateObserver {
-    const listeners = this.#listeners;
-    const guarded = (what: string, fn: () => void) => {
-      try {
-        fn();
-      } catch (error) {
-        this.#host.reportError(
-          error instanceof HamokError
-            ? error
-            : new HamokError(`record '${this.id}': cannot deliver ${what}`, "HAMOK_ERROR", { cause: error }),
-        );
-      }
-    };
-    const fieldOf = (entry: MapStateEntry) => entry.key as HamokRecordField<T>;
-    return {
-      inserted: (entry, revision) => {
-        if (!listeners.has("insert")) return;
-        guarded("insert", () => {
-          const key = fieldOf(entry);
-          const value = entryValue(entry, this.#codecOf(key), this);
-          this.#emit("insert", [{ key, value, revision } as HamokRecordInsertEvent<T>]);
-        });
-      },
-      updated: (entry, oldData, oldOwner, oldCache, revision) => {
-        if (!listeners.has("update")) return;
-        guarded("update", () => {
-          const key = fieldOf(entry);
-          const codec = this.#codecOf(key);
-          const oldValue = previousValue(codec, oldData, oldOwner, oldCache, this);
-          const newValue = entryValue(entry, codec, this);
-          this.#emit("update", [{ key, oldValue, newValue, revision } as HamokRecordUpdateEvent<T>]);
-        });
-      },
-      removed: (entry, revision) => {
-        if (!listeners.has("remove")) return;
-        guarded("remove", () => {
-          const key = fieldOf(entry);
-          const value = entryValue(entry, this.#codecOf(key), this);
-          this.#emit("remove", [{ key, value, revision } as HamokRecordRemoveEvent<T>]);
-        });
-      },
-      cleared: (revision) => {
-        if (listeners.has("clear")) this.#emit("clear", [{ revision }]);
-      },
-    };
   }
 }
 
@@ -729,36 +585,32 @@ export function* recordSnapshotParts(
   state: HamokMapState,
   maxEntries: number,
 ): IterableIterator<HamokRecordSnapshot> {
-  let keys: string[] = [];
-  let values: Encoded[] = [];
-  let revisions: number[] = [];
-  for (const entry of state.entries()) {
-    if (typeof entry.key !== "string") continue;
-    keys.push(entry.key);
-    values.push(typeof entry.value === "string" ? entry.value : entry.value.slice());
-    revisions.push(entry.revision);
-    if (keys.length >= maxEntries) {
-      yield { recordId: state.id, keys, values, revisions };
-      keys = [];
-      values = [];
-      revisions = [];
-    }
+  for (const part of entryParts(state, maxEntries, true)) {
+    yield { recordId: state.id, ...part, keys: part.keys as string[] };
   }
-  if (keys.length > 0) yield { recordId: state.id, keys, values, revisions };
 }
 
 /** @internal The snapshot of a record state (copies of its bytes). */
 export function recordSnapshotOf(state: HamokMapState): HamokRecordSnapshot {
-  const keys: string[] = [];
-  const values: Encoded[] = [];
-  const revisions: number[] = [];
-  for (const entry of state.entries()) {
-    if (typeof entry.key !== "string") continue;
-    keys.push(entry.key);
-    values.push(typeof entry.value === "string" ? entry.value : entry.value.slice());
-    revisions.push(entry.revision);
+  const entries = allEntries(state, true);
+  return { recordId: state.id, ...entries, keys: entries.keys as string[] };
+}
+
+function codecOf(codecs: ReadonlyMap<string, ValueCodec<unknown>>, field: string): ValueCodec<unknown> {
+  return codecs.get(field) ?? cborValueCodec;
+}
+
+/** `[field, encoded value or null (undefined)]` for every own enumerable field. */
+function encodeFields(
+  partial: Record<string, unknown>,
+  codecs: ReadonlyMap<string, ValueCodec<unknown>>,
+): [string, Encoded | null][] {
+  const pairs: [string, Encoded | null][] = [];
+  for (const field of Object.keys(partial)) {
+    const value = partial[field];
+    pairs.push([field, value === undefined ? null : encodeValue(codecOf(codecs, field), value)]);
   }
-  return { recordId: state.id, keys, values, revisions };
+  return pairs;
 }
 
 function checkField(field: unknown): void {

@@ -6,26 +6,19 @@
  * @module
  */
 
-import { IsolatedEventEmitter } from "./isolated_emitter.ts";
-import { HamokListenerError } from "../errors.ts";
 import { encodeCbor } from "../codec/cbor.ts";
 import { decodeValue, encodeValue, type ValueCodec } from "../codec/value_codec.ts";
 import { positiveInteger } from "../config.ts";
-import {
-  HamokClosedError,
-  HamokCodecError,
-  HamokConfigError,
-  HamokError,
-  HamokOutcomeUnknownError,
-  HamokTimeoutError,
-} from "../errors.ts";
+import { HamokConfigError, HamokError, HamokOutcomeUnknownError, HamokTimeoutError } from "../errors.ts";
 import type { CollectionHost } from "./collection_host.ts";
 import type { TimerHandle } from "../cluster/scheduler.ts";
-import { ReadyGate } from "./ready_gate.ts";
+import type { ArgsOf } from "./command_spec.ts";
+import { checkCodec, CollectionBase, collectionIdentity } from "./collection_base.ts";
 import {
   type HamokRemoteMapState,
   type PendingRemoteOp,
   REMOTE_MAP_KIND,
+  type RemoteMapCommands,
   type RemoteMapOp,
   type RemoteOpOutcome,
 } from "./remote_map_state.ts";
@@ -111,18 +104,28 @@ export interface HamokRemoteMapReadOptions {
   timeoutMs?: number;
 }
 
-/** Events of a {@linkcode HamokRemoteMap}; they fire on every peer, in log order, once executed. */
+/**
+ * Events of a {@linkcode HamokRemoteMap}: argument tuples of the listeners. They fire on every
+ * peer, in log order, once executed.
+ *
+ * @example
+ * ```ts
+ * import type { HamokRemoteMap } from "@hamok/core";
+ * declare const map: HamokRemoteMap<string, number>;
+ * map.on("update", (key, oldValue, newValue) => console.log(key, oldValue, "->", newValue));
+ * ```
+ */
 export interface HamokRemoteMapEvents<K, V> {
   /** A key was added. */
-  insert: (key: K, value: V) => void;
+  insert: [key: K, value: V];
   /** A key's value was replaced. */
-  update: (key: K, oldValue: V, newValue: V) => void;
+  update: [key: K, oldValue: V, newValue: V];
   /** A key was removed. */
-  remove: (key: K, oldValue: V) => void;
+  remove: [key: K, oldValue: V];
   /** Every entry was removed. */
-  clear: () => void;
+  clear: [];
   /** This map object was closed. */
-  close: () => void;
+  close: [];
 }
 
 /**
@@ -167,7 +170,6 @@ interface Slot {
   value: unknown;
 }
 
-const DEFAULT_REQUEST_TIMEOUT = 5000;
 const DEFAULT_MAX_BATCH = 256;
 const MIN_BACKOFF_MS = 20;
 
@@ -197,14 +199,9 @@ const MIN_BACKOFF_MS = 20;
  * console.log(await map.get("alice")); // 7
  * ```
  */
-export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEvents<K, V>> {
-  /** The map id. */
-  readonly id: string;
+export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K, V>, RemoteMapCommands> {
   /** The store holding the data. */
   readonly store: HamokRemoteStore<K, V>;
-  /** Default timeout of operations, in ms. */
-  readonly requestTimeoutInMs: number;
-  private readonly host: CollectionHost;
   private readonly leadership: RemoteMapLeadership;
   private readonly state: HamokRemoteMapState;
   private readonly keyCodec: ValueCodec<K> | undefined;
@@ -213,8 +210,6 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
   private readonly maxBatchSize: number;
   private readonly waiters = new Map<number, Waiter[]>();
   private readonly disposers: (() => void)[] = [];
-  private isClosed = false;
-  private readonly readyGate = new ReadyGate();
   private seq = 0;
   private executing = false;
   private failures = 0;
@@ -223,20 +218,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
 
   /** @internal Use `hamok.createRemoteMap(config)`. */
   constructor(host: CollectionHost, config: HamokRemoteMapConfig<K, V>, leadership: RemoteMapLeadership) {
-    super((error, event) =>
-      host.reportError(
-        new HamokListenerError(`a listener of '${event}' on remote map '${String(config?.mapId)}' threw`, {
-          collectionId: String(config?.mapId),
-          event,
-        }, { cause: error }),
-      )
-    );
-    if (config === null || typeof config !== "object") {
-      throw new HamokConfigError("remote map config must be an object");
-    }
-    if (typeof config.mapId !== "string" || config.mapId.length === 0) {
-      throw new HamokConfigError("mapId must be a non-empty string");
-    }
+    const identity = collectionIdentity(config, REMOTE_MAP_KIND, "remote map", "mapId");
     const store = config.store;
     if (
       store === null || typeof store !== "object" ||
@@ -253,31 +235,26 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     if (config.equalValues !== undefined && typeof config.equalValues !== "function") {
       throw new HamokConfigError("equalValues must be a function");
     }
-    this.id = config.mapId;
+    const maxBatchSize = positiveInteger("maxBatchSize", config.maxBatchSize, DEFAULT_MAX_BATCH);
+    super(host, identity);
     this.store = store;
-    this.requestTimeoutInMs = positiveInteger(
-      "requestTimeoutInMs",
-      config.requestTimeoutInMs,
-      DEFAULT_REQUEST_TIMEOUT,
-    );
-    this.maxBatchSize = positiveInteger("maxBatchSize", config.maxBatchSize, DEFAULT_MAX_BATCH);
+    this.maxBatchSize = maxBatchSize;
     this.keyCodec = config.keyCodec;
     this.valueCodec = config.valueCodec;
     this.equalValues = config.equalValues;
-    this.host = host;
     this.leadership = leadership;
     this.state = host.replicatedState<HamokRemoteMapState>(REMOTE_MAP_KIND, this.id);
 
     const onInsert = (key: unknown, value: unknown) => {
-      if (this.listenerCount("insert") > 0) this.#emitDecoded("insert", [key], [value]);
+      if (this.hasListeners("insert")) this.#emitDecoded("insert", [key], [value]);
     };
     const onUpdate = (key: unknown, oldValue: unknown, newValue: unknown) => {
-      if (this.listenerCount("update") > 0) this.#emitDecoded("update", [key], [oldValue, newValue]);
+      if (this.hasListeners("update")) this.#emitDecoded("update", [key], [oldValue, newValue]);
     };
     const onRemove = (key: unknown, oldValue: unknown) => {
-      if (this.listenerCount("remove") > 0) this.#emitDecoded("remove", [key], [oldValue]);
+      if (this.hasListeners("remove")) this.#emitDecoded("remove", [key], [oldValue]);
     };
-    const onClear = () => this.emit("clear");
+    const onClear = () => this.deliver("clear", []);
     const onExecuted = (index: number, result: unknown) => this.#settleWaiters(index, result);
     const onRestored = () => this.#recheckWaiters();
     const onPending = () => this.#kick();
@@ -305,16 +282,6 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
       }),
     );
     this.host.scheduler.defer(() => this.#kick());
-  }
-
-  /** True once closed (or the peer closed). */
-  get closed(): boolean {
-    return this.isClosed || this.host.closed;
-  }
-
-  /** Resolves once the peer has joined and caught up with the cluster. */
-  get ready(): Promise<void> {
-    return this.readyGate.get(this.host, this.requestTimeoutInMs);
   }
 
   /** Number of committed operations this peer knows of that are not executed yet. */
@@ -460,7 +427,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
 
   /** Reads every entry from the store into a snapshot (replicated form). */
   async export(): Promise<HamokRemoteMapSnapshot> {
-    this.#assertOpen();
+    this.assertOpen();
     const entries: [unknown, unknown][] = [];
     for await (const [key, value] of this.entries()) {
       entries.push([this.#wireKey(key), this.#wireValue(value)]);
@@ -473,7 +440,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
    * Throws `HamokConfigError` if the snapshot belongs to another map id.
    */
   async import(snapshot: HamokRemoteMapSnapshot, options?: HamokRemoteMapWriteOptions): Promise<void> {
-    this.#assertOpen();
+    this.assertOpen();
     if (snapshot === null || typeof snapshot !== "object" || !Array.isArray(snapshot.entries)) {
       throw new HamokConfigError("a remote map snapshot must have an entries array");
     }
@@ -494,9 +461,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
    * Closes this map object: pending operations reject with `HamokClosedError` (they stay committed
    * and another peer's leader executes them), and this peer stops executing.
    */
-  close(): void {
-    if (this.isClosed) return;
-    this.isClosed = true;
+  protected override onClose(): void {
     for (const dispose of this.disposers) dispose();
     this.disposers.length = 0;
     this.wake?.();
@@ -504,19 +469,11 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
       for (const waiter of waiters) {
         this.host.scheduler.clearTimeout(waiter.timer);
         waiter.reject(
-          new HamokClosedError(`remote map '${this.id}' was closed before ${waiter.op} was executed`),
+          this.closedError(`was closed before ${waiter.op} was executed`),
         );
       }
     }
     this.waiters.clear();
-    this.host.detach(REMOTE_MAP_KIND, this.id);
-    this.emit("close");
-    this.removeAllListeners();
-  }
-
-  /** @internal Called by the peer when it closes. */
-  closeByHost(): void {
-    this.close();
   }
 
   // ------------------------------------------------------------------ write path
@@ -526,24 +483,13 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     makeArgs: () => unknown,
     options?: HamokRemoteMapWriteOptions,
   ): Promise<R> {
-    this.#assertOpen();
-    const timeoutMs = this.#timeoutOf(options);
-    const requestId = options?.requestId ?? `${this.host.localMemberId}:${this.id}:${++this.seq}`;
-    const args = makeArgs();
+    this.assertOpen();
+    const checked = this.writeOptions(options);
+    const timeoutMs = checked.timeoutMs;
+    const requestId = checked.requestId ?? `${this.host.localMemberId}:${this.id}:${++this.seq}`;
+    const args = makeArgs() as ArgsOf<RemoteMapCommands, RemoteMapOp>;
     const deadline = this.host.scheduler.now() + timeoutMs;
-    let index: number;
-    try {
-      index = await this.host.propose(REMOTE_MAP_KIND, this.id, op, args, { timeoutMs, requestId }) as number;
-    } catch (error) {
-      if (
-        error instanceof HamokError && error.code === "HAMOK_CODEC" && !(error instanceof HamokCodecError)
-      ) {
-        throw new HamokCodecError(`remote map '${this.id}': ${error.message}`, {
-          cause: error.cause ?? error,
-        });
-      }
-      throw error;
-    }
+    const index = await this.proposeWith(op, args, { timeoutMs, requestId });
     const result = await this.#whenExecuted(op, index, requestId, timeoutMs, deadline);
     return this.#decodeResult(op, result) as R;
   }
@@ -565,7 +511,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     if (index <= this.state.executedIndex) {
       return Promise.reject(this.#forgotten(op, index, requestId));
     }
-    if (this.closed) return Promise.reject(new HamokClosedError(`remote map '${this.id}' is closed`));
+    if (this.closed) return Promise.reject(this.closedError());
     return new Promise<unknown>((resolve, reject) => {
       const timer = this.host.scheduler.setTimeout(() => {
         this.#dropWaiter(index, waiter);
@@ -717,7 +663,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
 
   /** Proposes `executed` for a mark, and resolves once applied here. */
   async #confirm(mark: HamokRemoteStoreMark): Promise<void> {
-    await this.host.propose(REMOTE_MAP_KIND, this.id, "executed", { upTo: mark.index, data: mark.data }, {
+    await this.proposeWith("executed", { upTo: mark.index, data: mark.data }, {
       timeoutMs: this.requestTimeoutInMs,
       requestId: `${REMOTE_MAP_KIND}:${this.id}:executed:${mark.index}`,
     });
@@ -847,7 +793,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
   // ------------------------------------------------------------------ helpers
 
   async #beforeRead(options: HamokRemoteMapReadOptions | undefined): Promise<void> {
-    this.#assertOpen();
+    this.assertOpen();
     const consistency = options?.consistency;
     if (consistency === undefined || consistency === "store" || consistency === "local") return;
     if (consistency !== "linearizable") {
@@ -864,7 +810,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
       const check = () => {
         if (this.state.executedIndex < target && !this.closed) return;
         done();
-        if (this.closed) reject(new HamokClosedError(`remote map '${this.id}' is closed`));
+        if (this.closed) reject(this.closedError());
         else resolve();
       };
       const done = () => {
@@ -906,8 +852,7 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
       this.host.reportError(asError(error));
       return;
     }
-    // deno-lint-ignore no-explicit-any
-    (this.emit as (event: string, ...args: any[]) => boolean)(event, key, ...decoded);
+    this.deliver(event, [key, ...decoded] as HamokRemoteMapEvents<K, V>[typeof event]);
   }
 
   #wireKey(key: K): unknown {
@@ -936,21 +881,6 @@ export class HamokRemoteMap<K, V> extends IsolatedEventEmitter<HamokRemoteMapEve
     return this.valueCodec === undefined
       ? wire as V
       : decodeValue(this.valueCodec, wire as string | Uint8Array);
-  }
-
-  #timeoutOf(options: HamokRemoteMapWriteOptions | undefined): number {
-    if (options !== undefined && (options === null || typeof options !== "object")) {
-      throw new HamokConfigError("write options must be an object");
-    }
-    const requestId = options?.requestId;
-    if (requestId !== undefined && (typeof requestId !== "string" || requestId.length === 0)) {
-      throw new HamokConfigError("requestId must be a non-empty string");
-    }
-    return positiveInteger("timeoutMs", options?.timeoutMs, this.requestTimeoutInMs);
-  }
-
-  #assertOpen(): void {
-    if (this.closed) throw new HamokClosedError(`remote map '${this.id}' is closed`);
   }
 }
 
@@ -981,14 +911,6 @@ function sameBytes(a: unknown, b: unknown): boolean {
   if (!(a instanceof Uint8Array) || !(b instanceof Uint8Array) || a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-function checkCodec(name: string, codec: unknown): void {
-  if (codec === undefined) return;
-  const c = codec as { encode?: unknown; decode?: unknown } | null;
-  if (c === null || typeof c.encode !== "function" || typeof c.decode !== "function") {
-    throw new HamokConfigError(`${name} must have encode and decode functions`);
-  }
 }
 
 function storeError(mapId: string, what: string, error: unknown): HamokError {

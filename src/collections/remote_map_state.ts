@@ -18,38 +18,48 @@
 import { EventEmitter } from "eventemitter3";
 import { decodeCbor } from "../codec/cbor.ts";
 import type { ApplyContext, ReplicatedState } from "../cluster/state_machine.ts";
+import { applyCommand, type CommandHandlers, type CommandSpec } from "./command_spec.ts";
 import { HamokError } from "../errors.ts";
 
 /** The replicated-state kind of remote maps. */
 export const REMOTE_MAP_KIND = "remote-map";
 
 /** The operations of a remote map. */
-export type RemoteMapOp =
-  | "set"
-  | "setAll"
-  | "insert"
-  | "insertAll"
-  | "delete"
-  | "deleteAll"
-  | "remove"
-  | "removeAll"
-  | "updateIf"
-  | "removeIf"
-  | "clear";
+export type RemoteMapOp = Exclude<keyof RemoteMapCommands, "executed">;
 
-const OPS: ReadonlySet<string> = new Set<RemoteMapOp>([
-  "set",
-  "setAll",
-  "insert",
-  "insertAll",
-  "delete",
-  "deleteAll",
-  "remove",
-  "removeAll",
-  "updateIf",
-  "removeIf",
-  "clear",
-]);
+/** An operation with its arguments in replicated form; the result is its log index (its outcome comes once executed). */
+type Queued<Args> = CommandSpec<Args, number>;
+
+/**
+ * The commands of a remote map state, declared once (the view proposes them, the state applies
+ * them): the operations, queued until executed, and `executed`, the leader's report of a store write.
+ */
+export interface RemoteMapCommands {
+  /** `[key, value]`. */
+  set: Queued<readonly [key: unknown, value: unknown]>;
+  /** `[[key, value], ...]`. */
+  setAll: Queued<readonly (readonly [key: unknown, value: unknown])[]>;
+  /** `[key, value]`. */
+  insert: Queued<readonly [key: unknown, value: unknown]>;
+  /** `[[key, value], ...]`. */
+  insertAll: Queued<readonly (readonly [key: unknown, value: unknown])[]>;
+  /** `[key]`. */
+  delete: Queued<readonly [key: unknown]>;
+  /** `[key, ...]`. */
+  deleteAll: Queued<readonly unknown[]>;
+  /** `[key]`. */
+  remove: Queued<readonly [key: unknown]>;
+  /** `[key, ...]`. */
+  removeAll: Queued<readonly unknown[]>;
+  /** `[key, value, expected]`. */
+  updateIf: Queued<readonly [key: unknown, value: unknown, expected: unknown]>;
+  /** `[key, expected]`. */
+  removeIf: Queued<readonly [key: unknown, expected: unknown]>;
+  /** `null`. */
+  clear: Queued<null>;
+  /** The outcomes (CBOR of `[index, RemoteOpOutcome][]`) of every operation up to `upTo`; whether it was new. */
+  executed: CommandSpec<{ readonly upTo: number; readonly data: Uint8Array }, boolean>;
+}
 
 /** A committed operation waiting to be executed. */
 export interface PendingRemoteOp {
@@ -156,11 +166,29 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
     return { known: true, result: this.results.get(index) };
   }
 
-  /** @internal Applies a committed command. */
+  /** The applying side of {@linkcode RemoteMapCommands}. */
+  static readonly #commands: CommandHandlers<RemoteMapCommands, HamokRemoteMapState> = {
+    set: (s, args, ctx) => s.#enqueue("set", args, ctx),
+    setAll: (s, args, ctx) => s.#enqueue("setAll", args, ctx),
+    insert: (s, args, ctx) => s.#enqueue("insert", args, ctx),
+    insertAll: (s, args, ctx) => s.#enqueue("insertAll", args, ctx),
+    delete: (s, args, ctx) => s.#enqueue("delete", args, ctx),
+    deleteAll: (s, args, ctx) => s.#enqueue("deleteAll", args, ctx),
+    remove: (s, args, ctx) => s.#enqueue("remove", args, ctx),
+    removeAll: (s, args, ctx) => s.#enqueue("removeAll", args, ctx),
+    updateIf: (s, args, ctx) => s.#enqueue("updateIf", args, ctx),
+    removeIf: (s, args, ctx) => s.#enqueue("removeIf", args, ctx),
+    clear: (s, args, ctx) => s.#enqueue("clear", args, ctx),
+    executed: (s, args) => s.#applyExecuted(args as { upTo: number; data: Uint8Array }),
+  };
+
+  /** @internal Applies a committed command (see {@linkcode RemoteMapCommands}). */
   apply(op: string, args: unknown, ctx: ApplyContext): unknown {
-    if (op === "executed") return this.#applyExecuted(args as { upTo: number; data: Uint8Array });
-    if (!OPS.has(op)) return undefined;
-    this.pending.push({ index: ctx.index, op: op as RemoteMapOp, args });
+    return applyCommand(HamokRemoteMapState.#commands, this, op, args, ctx);
+  }
+
+  #enqueue(op: RemoteMapOp, args: unknown, ctx: ApplyContext): number {
+    this.pending.push({ index: ctx.index, op, args });
     this.emit("pending", ctx.index);
     return ctx.index;
   }

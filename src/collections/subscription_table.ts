@@ -6,17 +6,43 @@
  * @module
  */
 
-import { IsolatedEventEmitter } from "./isolated_emitter.ts";
 import type { ApplyContext, ReplicatedState } from "../cluster/state_machine.ts";
+import { checkListener } from "./collection_base.ts";
+import { applyCommand, type CommandHandlers, type CommandSpec } from "./command_spec.ts";
+import { LocalListeners } from "./local_listeners.ts";
 
-/** Events of a {@linkcode HamokSubscriptionTable}. */
+/**
+ * Events of a {@linkcode HamokSubscriptionTable}: argument tuples of the listeners.
+ *
+ * @example
+ * ```ts
+ * import type { HamokEmitter } from "@hamok/core";
+ * declare const emitter: HamokEmitter<{ chat: [text: string] }>;
+ * emitter.subscriptions.on("updated", (event, peerId, metadata, previous) => console.log(event, peerId, previous, "->", metadata));
+ * ```
+ */
 export interface HamokSubscriptionTableEvents<M> {
   /** `peerId` subscribed to `event`. */
-  added: (event: string, peerId: string, metadata: M | null) => void;
+  added: [event: string, peerId: string, metadata: M | null];
   /** `peerId` no longer subscribes to `event`. */
-  removed: (event: string, peerId: string, metadata: M | null) => void;
+  removed: [event: string, peerId: string, metadata: M | null];
   /** `peerId` re-subscribed to `event` with different metadata. */
-  updated: (event: string, peerId: string, metadata: M | null, previous: M | null) => void;
+  updated: [event: string, peerId: string, metadata: M | null, previous: M | null];
+}
+
+/**
+ * The commands of an emitter's subscription table, declared once (the emitter proposes them, the
+ * table applies them). The subscriber is always the proposer.
+ */
+export interface EmitterCommands {
+  /** The proposer subscribes to `event` (with metadata); whether the table changed. */
+  subscribe: CommandSpec<{ readonly event: string; readonly metadata: unknown }, boolean>;
+  /** The proposer no longer subscribes to `event`; whether it did. */
+  unsubscribe: CommandSpec<{ readonly event: string }, boolean>;
+  /** The proposer no longer subscribes to anything; how many subscriptions it had. */
+  "clear-peer": CommandSpec<null, number>;
+  /** Adds the subscriptions of an image; how many changed. */
+  import: CommandSpec<{ readonly entries: TableImage }, number>;
 }
 
 /** One event's subscribers in an emitter snapshot. */
@@ -35,7 +61,8 @@ export interface HamokEmitterSnapshot<M = unknown> {
   readonly subscriptions: readonly HamokEmitterSnapshotEntry<M>[];
 }
 
-type TableImage = [event: string, subscribers: [peerId: string, metadata: unknown][]][];
+/** `[event, [peerId, metadata][]][]`: the table as an image (and the argument of `import`). */
+export type TableImage = [event: string, subscribers: [peerId: string, metadata: unknown][]][];
 
 /**
  * A read-only view of who subscribes to what, with `added`, `removed` and `updated` events. It is
@@ -50,16 +77,51 @@ type TableImage = [event: string, subscribers: [peerId: string, metadata: unknow
  * console.log(table.getPeerIds("chat"));
  * ```
  */
-export class HamokSubscriptionTable<M = unknown> extends IsolatedEventEmitter<HamokSubscriptionTableEvents<M>>
-  implements ReplicatedState {
+export class HamokSubscriptionTable<M = unknown> implements ReplicatedState {
   /** The emitter id this table belongs to. */
   readonly emitterId: string;
   readonly #table = new Map<string, Map<string, M | null>>();
+  readonly #listeners = new LocalListeners();
+  readonly #onListenerFailure: (error: unknown, event: string) => void;
 
-  /** Creates an empty table. */
+  /** Creates an empty table; a listener that throws goes to `onListenerFailure`. */
   constructor(emitterId: string, onListenerFailure?: (error: unknown, event: string) => void) {
-    super(onListenerFailure);
     this.emitterId = emitterId;
+    this.#onListenerFailure = onListenerFailure ?? (() => {});
+  }
+
+  /** Adds a listener of a table event. */
+  on<N extends keyof HamokSubscriptionTableEvents<M>>(
+    event: N,
+    listener: (...args: HamokSubscriptionTableEvents<M>[N]) => void,
+  ): this {
+    this.#listeners.add(event, checkListener(listener), false);
+    return this;
+  }
+
+  /** Adds a listener that is removed before its first call. */
+  once<N extends keyof HamokSubscriptionTableEvents<M>>(
+    event: N,
+    listener: (...args: HamokSubscriptionTableEvents<M>[N]) => void,
+  ): this {
+    this.#listeners.add(event, checkListener(listener), true);
+    return this;
+  }
+
+  /** Removes a listener. */
+  off<N extends keyof HamokSubscriptionTableEvents<M>>(
+    event: N,
+    listener: (...args: HamokSubscriptionTableEvents<M>[N]) => void,
+  ): this {
+    this.#listeners.remove(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  #emit<N extends keyof HamokSubscriptionTableEvents<M>>(
+    event: N,
+    args: HamokSubscriptionTableEvents<M>[N],
+  ): void {
+    this.#listeners.deliver(event, args, this.#onListenerFailure);
   }
 
   /** Number of events that have at least one subscriber. */
@@ -121,28 +183,29 @@ export class HamokSubscriptionTable<M = unknown> extends IsolatedEventEmitter<Ha
     };
   }
 
-  /** @internal Applies a committed command. */
-  apply(op: string, args: unknown, ctx: ApplyContext): unknown {
-    const a = args as Record<string, unknown>;
-    switch (op) {
-      case "subscribe":
-        return this.#add(a.event as string, ctx.proposerPeerId, (a.metadata ?? null) as M | null);
-      case "unsubscribe":
-        return this.#remove(a.event as string, ctx.proposerPeerId);
-      case "clear-peer":
-        return this.#removePeer(ctx.proposerPeerId);
-      case "import": {
-        let changed = 0;
-        for (const [event, subscribers] of a.entries as TableImage) {
-          for (const [peerId, metadata] of subscribers) {
-            if (this.#add(event, peerId, metadata as M | null)) changed++;
-          }
+  /** The applying side of {@linkcode EmitterCommands}. */
+  static readonly #commands: CommandHandlers<EmitterCommands, HamokSubscriptionTable> = {
+    subscribe: (s, args, ctx) => {
+      const a = args as Record<string, unknown>;
+      return s.#add(a.event as string, ctx.proposerPeerId, a.metadata ?? null);
+    },
+    unsubscribe: (s, args, ctx) =>
+      s.#remove((args as Record<string, unknown>).event as string, ctx.proposerPeerId),
+    "clear-peer": (s, _args, ctx) => s.#removePeer(ctx.proposerPeerId),
+    import: (s, args) => {
+      let changed = 0;
+      for (const [event, subscribers] of (args as Record<string, unknown>).entries as TableImage) {
+        for (const [peerId, metadata] of subscribers) {
+          if (s.#add(event, peerId, metadata)) changed++;
         }
-        return changed;
       }
-      default:
-        return undefined;
-    }
+      return changed;
+    },
+  };
+
+  /** @internal Applies a committed command (see {@linkcode EmitterCommands}). */
+  apply(op: string, args: unknown, ctx: ApplyContext): unknown {
+    return applyCommand(HamokSubscriptionTable.#commands, this as HamokSubscriptionTable, op, args, ctx);
   }
 
   /** @internal A member left the cluster: it no longer subscribes to anything. */
@@ -167,7 +230,7 @@ export class HamokSubscriptionTable<M = unknown> extends IsolatedEventEmitter<Ha
       for (const [peerId, metadata] of peers) {
         if (!next.get(event)?.has(peerId)) {
           peers.delete(peerId);
-          this.emit("removed", event, peerId, metadata);
+          if (this.#listeners.has("removed")) this.#emit("removed", [event, peerId, metadata]);
         }
       }
       if (peers.size === 0) this.#table.delete(event);
@@ -185,13 +248,13 @@ export class HamokSubscriptionTable<M = unknown> extends IsolatedEventEmitter<Ha
     }
     if (!peers.has(peerId)) {
       peers.set(peerId, metadata);
-      this.emit("added", event, peerId, metadata);
+      if (this.#listeners.has("added")) this.#emit("added", [event, peerId, metadata]);
       return true;
     }
     const previous = peers.get(peerId) ?? null;
     if (sameValue(previous, metadata)) return false;
     peers.set(peerId, metadata);
-    this.emit("updated", event, peerId, metadata, previous);
+    if (this.#listeners.has("updated")) this.#emit("updated", [event, peerId, metadata, previous]);
     return true;
   }
 
@@ -201,7 +264,7 @@ export class HamokSubscriptionTable<M = unknown> extends IsolatedEventEmitter<Ha
     const metadata = peers.get(peerId) ?? null;
     peers.delete(peerId);
     if (peers.size === 0) this.#table.delete(event);
-    this.emit("removed", event, peerId, metadata);
+    if (this.#listeners.has("removed")) this.#emit("removed", [event, peerId, metadata]);
     return true;
   }
 

@@ -32,33 +32,33 @@ describe("HamokMapState", () => {
   it("set, insert and delete give the documented results and revisions", () => {
     const s = new HamokMapState("m");
     const c1 = ctx();
-    assert.deepEqual(s.apply("set", ["k", "v1"], c1), [0, null]);
+    assert.deepEqual(s.apply("set", ["k", "v1"], c1), { conflict: false, previous: null });
     assert.equal(s.lookup("k")?.revision, c1.index);
     assert.equal(s.revision, c1.index);
-    assert.deepEqual(s.apply("set", ["k", "v2"], ctx()), [0, "v1"]);
+    assert.deepEqual(s.apply("set", ["k", "v2"], ctx()), { conflict: false, previous: "v1" });
     assert.equal(s.apply("insert", ["k", "v3"], ctx()), "v2");
     assert.equal(s.lookup("k")?.value, "v2");
     const c4 = ctx();
     assert.equal(s.apply("insert", ["j", "w"], c4), null);
     assert.equal(s.lookup("j")?.revision, c4.index);
-    assert.deepEqual(s.apply("delete", ["k"], ctx()), [0, "v2"]);
-    assert.deepEqual(s.apply("delete", ["k"], ctx()), [0, null]);
+    assert.deepEqual(s.apply("delete", ["k"], ctx()), { conflict: false, previous: "v2" });
+    assert.deepEqual(s.apply("delete", ["k"], ctx()), { conflict: false, previous: null });
     assert.equal(s.size, 1);
   });
 
   it("ifRevision: a mismatch writes nothing and reports the actual revision; 0 means absent", () => {
     const s = new HamokMapState("m");
-    assert.deepEqual(s.apply("set", ["k", "a", 5], ctx()), [1, 0]);
+    assert.deepEqual(s.apply("set", ["k", "a", 5], ctx()), { conflict: true, revision: 0 });
     assert.equal(s.size, 0);
     const c = ctx();
-    assert.deepEqual(s.apply("set", ["k", "a", 0], c), [0, null]);
-    assert.deepEqual(s.apply("set", ["k", "b", 0], ctx()), [1, c.index]);
-    assert.deepEqual(s.apply("delete", ["k", c.index + 100], ctx()), [1, c.index]);
+    assert.deepEqual(s.apply("set", ["k", "a", 0], c), { conflict: false, previous: null });
+    assert.deepEqual(s.apply("set", ["k", "b", 0], ctx()), { conflict: true, revision: c.index });
+    assert.deepEqual(s.apply("delete", ["k", c.index + 100], ctx()), { conflict: true, revision: c.index });
     assert.equal(s.lookup("k")?.value, "a");
     const c2 = ctx();
-    assert.deepEqual(s.apply("set", ["k", "b", c.index], c2), [0, "a"]);
-    assert.deepEqual(s.apply("delete", ["k", c2.index], ctx()), [0, "b"]);
-    assert.deepEqual(s.apply("delete", ["k", 0], ctx()), [0, null]);
+    assert.deepEqual(s.apply("set", ["k", "b", c.index], c2), { conflict: false, previous: "a" });
+    assert.deepEqual(s.apply("delete", ["k", c2.index], ctx()), { conflict: false, previous: "b" });
+    assert.deepEqual(s.apply("delete", ["k", 0], ctx()), { conflict: false, previous: null });
   });
 
   it("bulk operations report the keys that existed", () => {

@@ -29,9 +29,9 @@ describe("HamokQueueState", () => {
     assert.equal(state.apply("push", ["c"], ctx()), 3);
     assert.deepEqual([...state], ["a", "b", "c"]);
     assert.equal(state.peek(), "a");
-    assert.deepEqual(state.apply("pop", null, ctx()), ["a"]);
-    assert.deepEqual(state.apply("pop", null, ctx()), ["b"]);
-    assert.deepEqual(state.apply("pop", null, ctx()), ["c"]);
+    assert.deepEqual(state.apply("pop", null, ctx()), { item: "a" });
+    assert.deepEqual(state.apply("pop", null, ctx()), { item: "b" });
+    assert.deepEqual(state.apply("pop", null, ctx()), { item: "c" });
     assert.equal(state.apply("pop", null, ctx()), null);
     assert.equal(state.size, 0);
     assert.equal(state.peek(), undefined);
@@ -44,7 +44,7 @@ describe("HamokQueueState", () => {
     assert.equal(state.size, 4);
     const popped = [];
     for (let i = 0; i < 4; i++) popped.push(state.apply("pop", null, ctx()));
-    assert.deepEqual(popped, [[0], [""], [false], [null]]);
+    assert.deepEqual(popped, [{ item: 0 }, { item: "" }, { item: false }, { item: null }]);
     assert.equal(state.apply("pop", null, ctx()), null);
   });
 
@@ -80,8 +80,8 @@ describe("HamokQueueState", () => {
       const batch = Array.from({ length: 1000 }, () => next++);
       state.apply("push", batch, ctx());
       for (let i = 0; i < 1000; i++) {
-        const popped = state.apply("pop", null, ctx()) as [number];
-        assert.equal(popped[0], expected++);
+        const popped = state.apply("pop", null, ctx()) as { item: number };
+        assert.equal(popped.item, expected++);
       }
     }
     assert.equal(state.size, 0);

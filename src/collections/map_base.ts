@@ -1,0 +1,234 @@
+/**
+ * What {@linkcode HamokMap} and {@linkcode HamokRecord} share: both are views of a
+ * {@linkcode HamokMapState} (a record is a map of field names). This module holds the one copy of
+ * their observer (state changes to events), conflict handling, snapshot export and import.
+ *
+ * @module
+ */
+
+import { positiveInteger } from "../config.ts";
+import { HamokConfigError, HamokConflictError } from "../errors.ts";
+import type { CollectionHost } from "./collection_host.ts";
+import {
+  CollectionBase,
+  type CollectionEvents,
+  type CollectionIdentity,
+  type HamokWriteOptions,
+} from "./collection_base.ts";
+import type {
+  Encoded,
+  EncodedEntry,
+  HamokMapState,
+  MapCommands,
+  MapStateEntry,
+  MapStateObserver,
+  MapWriteResult,
+} from "./map_state.ts";
+
+/** Entries per command when a snapshot is imported. */
+const IMPORT_CHUNK_ENTRIES = 1000;
+/** Encoded bytes per command when a snapshot is imported. */
+const IMPORT_CHUNK_BYTES = 256 * 1024;
+
+/** The events every view of a map state has (their payloads differ by kind). */
+export interface MapStateViewEvents {
+  /** A key was added. */
+  insert: unknown[];
+  /** A key got a new value. */
+  update: unknown[];
+  /** A key was removed. */
+  remove: unknown[];
+  /** Every key was removed. */
+  clear: unknown[];
+  /** The view was closed. */
+  close: [];
+}
+
+/**
+ * The base of the views of a {@linkcode HamokMapState}: it observes the state while open and turns
+ * each change into the view's event (only when the event has listeners: nothing is decoded for
+ * nobody), checks write results for conflicts and imports snapshots.
+ */
+export abstract class MapStateView<E extends CollectionEvents<E> & MapStateViewEvents>
+  extends CollectionBase<E, MapCommands> {
+  /** @internal The replicated state this view reads. */
+  protected readonly state: HamokMapState;
+  readonly #observer: MapStateObserver;
+
+  /** @internal */
+  protected constructor(host: CollectionHost, identity: CollectionIdentity) {
+    super(host, identity);
+    this.state = host.replicatedState<HamokMapState>(identity.kind, identity.id);
+    this.#observer = {
+      inserted: (entry, revision) => {
+        if (this.hasListeners("insert")) this.guarded("insert", () => this.onInserted(entry, revision));
+      },
+      updated: (entry, oldValue, oldOwner, oldCache, revision) => {
+        if (!this.hasListeners("update")) return;
+        this.guarded("update", () => this.onUpdated(entry, oldValue, oldOwner, oldCache, revision));
+      },
+      removed: (entry, revision) => {
+        if (this.hasListeners("remove")) this.guarded("remove", () => this.onRemoved(entry, revision));
+      },
+      cleared: (revision) => {
+        if (this.hasListeners("clear")) this.onCleared(revision);
+      },
+    };
+    this.state.observer = this.#observer;
+  }
+
+  /** Number of entries on this peer. */
+  get size(): number {
+    this.assertOpen();
+    return this.state.size;
+  }
+
+  /** Log index of the last command that changed this collection (0: never changed). */
+  get revision(): number {
+    this.assertOpen();
+    return this.state.revision;
+  }
+
+  /** @internal Stops observing the state. */
+  protected override onClose(): void {
+    if (this.state.observer === this.#observer) this.state.observer = undefined;
+  }
+
+  /** @internal A key was added (there are `insert` listeners). */
+  protected abstract onInserted(entry: MapStateEntry, revision: number): void;
+  /** @internal A key got a new value (there are `update` listeners). */
+  protected abstract onUpdated(
+    entry: MapStateEntry,
+    oldValue: Encoded,
+    oldOwner: object | undefined,
+    oldCache: unknown,
+    revision: number,
+  ): void;
+  /** @internal A key was removed (there are `remove` listeners). */
+  protected abstract onRemoved(entry: MapStateEntry, revision: number): void;
+  /** @internal Every key was removed (there are `clear` listeners). */
+  protected abstract onCleared(revision: number): void;
+  /** @internal How a conflict message names `key` ("key \"k\"", "field 'f'"). */
+  protected abstract describeKey(key: unknown): string;
+
+  /**
+   * @internal The previous value a write result carries, or a {@linkcode HamokConflictError} if the
+   * write's `ifRevision` did not hold.
+   */
+  protected written(result: MapWriteResult, ifRevision: number | undefined, key: unknown): Encoded | null {
+    if (!result.conflict) return result.previous;
+    throw new HamokConflictError(
+      `${this.label} '${this.id}': ${
+        this.describeKey(key)
+      } is at revision ${result.revision}, not ${ifRevision}`,
+      { expectedRevision: ifRevision ?? 0, actualRevision: result.revision },
+    );
+  }
+
+  /** @internal Sets the encoded entries of a snapshot through consensus (see {@linkcode importEntries}). */
+  protected async importSnapshot(
+    keys: readonly Encoded[],
+    values: readonly Encoded[],
+    options: Pick<HamokWriteOptions, "timeoutMs"> | undefined,
+    stringKeys: boolean,
+  ): Promise<void> {
+    this.assertOpen();
+    const timeoutMs = positiveInteger("timeoutMs", options?.timeoutMs, this.requestTimeoutInMs);
+    await importEntries(this.host, this.kind, this.id, keys, values, timeoutMs, stringKeys);
+  }
+}
+
+/** The encoded content of a map state in insertion order (copies of its bytes). */
+export interface EncodedEntries {
+  /** The encoded keys (field names for records). */
+  keys: Encoded[];
+  /** The encoded values, one per key. */
+  values: Encoded[];
+  /** The revision of each entry. */
+  revisions: number[];
+}
+
+/**
+ * The content of a map state in parts of at most `maxEntries` entries each, in insertion order
+ * (copies of its bytes; with `stringKeys`, only the entries whose key is a string: record fields).
+ * Each part is taken when it is asked for: held across writes, the iteration goes on with the entries
+ * after the last one given.
+ */
+export function* entryParts(
+  state: HamokMapState,
+  maxEntries: number,
+  stringKeys = false,
+): IterableIterator<EncodedEntries> {
+  let part: EncodedEntries = { keys: [], values: [], revisions: [] };
+  for (const entry of state.entries()) {
+    if (stringKeys && typeof entry.key !== "string") continue;
+    part.keys.push(copyEncoded(entry.key));
+    part.values.push(copyEncoded(entry.value));
+    part.revisions.push(entry.revision);
+    if (part.keys.length >= maxEntries) {
+      yield part;
+      part = { keys: [], values: [], revisions: [] };
+    }
+  }
+  if (part.keys.length > 0) yield part;
+}
+
+/** The whole content of a map state (copies of its bytes; see {@linkcode entryParts}). */
+export function allEntries(state: HamokMapState, stringKeys = false): EncodedEntries {
+  for (const part of entryParts(state, Infinity, stringKeys)) return part;
+  return { keys: [], values: [], revisions: [] };
+}
+
+/**
+ * Sets the given encoded entries of a map or record through consensus, in commands of at most 1000
+ * entries and 256 KiB. With `stringKeys`, every key must be a string (record fields).
+ */
+export async function importEntries(
+  host: CollectionHost,
+  kind: string,
+  id: string,
+  keys: readonly Encoded[],
+  values: readonly Encoded[],
+  timeoutMs: number,
+  stringKeys = false,
+): Promise<void> {
+  if (typeof id !== "string" || id.length === 0) throw new HamokConfigError(`a ${kind} snapshot needs an id`);
+  if (!Array.isArray(keys) || !Array.isArray(values) || keys.length !== values.length) {
+    throw new HamokConfigError(`a ${kind} snapshot needs keys and values arrays of the same length`);
+  }
+  positiveInteger("timeoutMs", timeoutMs, timeoutMs);
+  const pairs: EncodedEntry[] = [];
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i];
+    const value = values[i];
+    if (!(stringKeys ? typeof key === "string" : isEncodedValue(key)) || !isEncodedValue(value)) {
+      throw new HamokConfigError(`${kind} snapshot entry ${i} has an invalid key or value`);
+    }
+    pairs.push([key, value]);
+  }
+  const propose = (part: EncodedEntry[]) => {
+    const args: MapCommands["setAll"]["args"] = [part];
+    return host.propose(kind, id, "setAll" satisfies keyof MapCommands, args, { timeoutMs });
+  };
+  let part: EncodedEntry[] = [];
+  let bytes = 0;
+  for (const pair of pairs) {
+    const size = pair[0].length + pair[1].length;
+    if (part.length >= IMPORT_CHUNK_ENTRIES || (part.length > 0 && bytes + size > IMPORT_CHUNK_BYTES)) {
+      await propose(part);
+      part = [];
+      bytes = 0;
+    }
+    part.push(pair);
+    bytes += size;
+  }
+  if (part.length > 0) await propose(part);
+}
+
+function isEncodedValue(value: unknown): value is Encoded {
+  return typeof value === "string" || value instanceof Uint8Array;
+}
+
+function copyEncoded(value: Encoded): Encoded {
+  return typeof value === "string" ? value : value.slice();
+}
