@@ -35,8 +35,8 @@ export interface RaftDriverHooks {
   restore(snapshot: Snapshot): void;
   /** The role, leader or term changed. */
   softStateChanged(state: SoftState): void;
-  /** The membership (as of the latest config entry in the log) changed. */
-  membershipChanged(membership: Membership): void;
+  /** Optional: the membership (as of the latest config entry in the log) changed. */
+  membershipChanged?(membership: Membership): void;
   /** A failure while persisting or applying (the driver stops processing after a storage failure). */
   error(error: unknown): void;
   /** Optional (metrics): `count` committed entries were applied in one batch. */
@@ -120,11 +120,6 @@ export class RaftDriver {
     for (const read of this.#reads.values()) read.reject("leadership-lost");
     this.#reads.clear();
     this.#appliedWaiters = [];
-  }
-
-  /** True once stopped. */
-  get isStopped(): boolean {
-    return this.#stopped;
   }
 
   /** Hands an inbound message to the core. */
@@ -246,7 +241,7 @@ export class RaftDriver {
     const hooks = this.#hooks;
     for (const message of ready.messages) hooks.send(message);
     if (ready.softState !== undefined) hooks.softStateChanged(ready.softState);
-    if (ready.membership !== undefined) hooks.membershipChanged(ready.membership);
+    if (ready.membership !== undefined) hooks.membershipChanged?.(ready.membership);
     if (ready.snapshot !== undefined && ready.restoreSnapshot) {
       hooks.restore(ready.snapshot);
       this.#applied = Math.max(this.#applied, ready.snapshot.meta.index);

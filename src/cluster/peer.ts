@@ -1,0 +1,680 @@
+/**
+ * The cluster peer: what turns the pure Raft core into a running member behind the `Hamok` facade.
+ * It owns the wiring of the peer's jobs (discovery, membership, proposals, acknowledgements, client
+ * service, RPC), the propose path, the read barrier, the join and leave flows, and it is the private
+ * host of the collections (`CollectionHost`). The Raft plumbing (driver, inbox, apply, compaction,
+ * liveness) is its base class, {@linkcode PeerCore} in `peer_core.ts`.
+ *
+ * @module
+ */
+
+import type { EventEmitter } from "eventemitter3";
+import { trace, type Tracer } from "@opentelemetry/api";
+import { encodeCbor } from "../codec/cbor.ts";
+import type { HelloBody, WireEnvelope } from "../codec/envelope.ts";
+import { newMemberId, peerIdOfMember } from "./member_id.ts";
+import { randomUuid, type Scheduler } from "./scheduler.ts";
+import { asAbortError, asError, delay, throwIfAborted, withTimeout } from "./async.ts";
+import { LEAVE_OP } from "./membership_manager.ts";
+import type { ReplicatedState } from "./state_machine.ts";
+import type { ClientServiceHost } from "./client_service.ts";
+import type { HamokMemberStatus, HamokStatus } from "./status.ts";
+import { encodeCommand } from "./command_codec.ts";
+import type { HamokEvents, HamokJoinOptions } from "./peer_events.ts";
+import { PeerCore } from "./peer_core.ts";
+import type { AckHandler, CollectionHost, ProposeOptions } from "../collections/collection_host.ts";
+import { invalidTimeout, type ResolvedHamokConfig } from "../config.ts";
+import {
+  HamokAbortedError,
+  HamokClosedError,
+  HamokConfigError,
+  HamokError,
+  HamokNotJoinedError,
+  HamokPayloadTooLargeError,
+  HamokRemovedError,
+  HamokTimeoutError,
+} from "../errors.ts";
+import type { Snapshot } from "../raft/types.ts";
+import type { TransportHeaders } from "../transport/transport.ts";
+
+/** The replicated-state factory of one collection kind, as the peer registers it. */
+export type PeerStateKind = readonly [
+  kind: string,
+  factory: (id: string, host: CollectionHost) => ReplicatedState,
+];
+
+/** What the facade gives the cluster peer besides the configuration. */
+export interface ClusterPeerOptions {
+  /** The emitter of the peer's events (the facade). */
+  readonly events: EventEmitter<HamokEvents>;
+  /** The collection kinds' state factories, registered before any entry is applied. */
+  readonly stateKinds: readonly PeerStateKind[];
+  /** What the client service needs of the collections. */
+  readonly client: Pick<ClientServiceHost, "findMapState" | "proposeMap" | "publish">;
+}
+
+interface HostedCollection {
+  readonly instance: unknown;
+  closeByHost(): void;
+}
+
+/**
+ * One member of a cluster, without its public face.
+ *
+ * @example
+ * ```ts ignore
+ * const peer = new ClusterPeer(resolveHamokConfig({}), { events, stateKinds, client });
+ * await peer.join({});
+ * ```
+ */
+export class ClusterPeer extends PeerCore implements CollectionHost {
+  /** The OpenTelemetry tracer of this peer. */
+  readonly tracer: Tracer;
+  /** The peer's timers and clocks (`config.scheduler`), for its collections. */
+  readonly scheduler: Scheduler;
+  #nextJoin: Promise<void> | undefined;
+  #proposalCounter = 0;
+  readonly #resolveBeforeApply: boolean;
+  readonly #collections = new Map<string, HostedCollection>();
+
+  /** Creates a peer; it does nothing on the network until {@linkcode join}. */
+  constructor(config: ResolvedHamokConfig, options: ClusterPeerOptions) {
+    super(config, options.events, options.client);
+    this.scheduler = config.scheduler;
+    this.#resolveBeforeApply = config.testingBugs.includes("resolve-before-apply");
+    const provider = config.tracerProvider ?? trace.getTracerProvider();
+    this.tracer = provider.getTracer("@hamok/core");
+    for (const [kind, factory] of options.stateKinds) {
+      this.stateMachine.registerKind(kind, (id) => factory(id, this));
+    }
+  }
+
+  // ------------------------------------------------------------------ views of the peer
+
+  /** Ids of the other members of the cluster (committed membership). */
+  get remotePeerIds(): ReadonlySet<string> {
+    return this.membership.remotePeerIds();
+  }
+
+  /** The peer id of the current leader, if one is known. */
+  get leaderId(): string | undefined {
+    return this.leaderMemberId === undefined ? undefined : peerIdOfMember(this.leaderMemberId);
+  }
+
+  /** True if this peer is the leader. */
+  get leader(): boolean {
+    return this.peerState === "leader";
+  }
+
+  /** True once `join()` completed and until `leave()`/`close()`. */
+  get joined(): boolean {
+    return this.isJoined;
+  }
+
+  /** True once closed. */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** This peer's status (see `Hamok.status`). */
+  status(): HamokStatus {
+    const node = this.node;
+    const now = this.config.scheduler.now();
+    const isLeader = this.peerState === "leader" && node !== undefined;
+    const progress = isLeader ? node.progress : undefined;
+    const lastIndex = node?.lastIndex ?? 0;
+    const members: HamokMemberStatus[] = [];
+    for (const [memberId, role] of this.members) {
+      const member: {
+        -readonly [K in keyof HamokMemberStatus]: HamokMemberStatus[K];
+      } = { peerId: peerIdOfMember(memberId), memberId, role, leader: memberId === this.leaderMemberId };
+      if (progress !== undefined) {
+        const self = memberId === this.memberId;
+        const pr = progress.get(memberId);
+        const match = self ? lastIndex : pr?.match ?? 0;
+        member.matchIndex = match;
+        member.lag = Math.max(0, lastIndex - match);
+        const heard = this.membershipManager.lastHeard(memberId);
+        if (self) member.lastContactMs = 0;
+        else if (heard !== undefined) member.lastContactMs = Math.max(0, now - heard);
+        const replication = self ? "leader" : pr?.state;
+        if (replication !== undefined) member.replication = replication;
+      }
+      members.push(member);
+    }
+    const snapshotIndex = node?.snapshotIndex ?? 0;
+    return {
+      clusterId: this.config.clusterId,
+      peerId: this.localPeerId,
+      memberId: this.memberId,
+      role: this.peerState,
+      term: this.term,
+      leaderId: this.leaderId,
+      commitIndex: node?.commitIndex ?? 0,
+      appliedIndex: this.appliedIndex,
+      snapshotIndex,
+      lastIndex,
+      logLength: lastIndex - snapshotIndex,
+      logBytes: node?.logBytes ?? 0,
+      pendingProposals: this.proposals.size,
+      members,
+      counters: this.counters.values(),
+      time: now,
+    };
+  }
+
+  /** Resolves once this peer has joined (the running join, or the next one). */
+  get ready(): Promise<void> {
+    if (this.isJoined) return Promise.resolve();
+    if (this.joinPromise !== undefined) return this.joinPromise;
+    if (this.isClosed) return Promise.reject(new HamokClosedError("the peer is closed"));
+    // one shared promise (and one pair of listeners) for every caller until the next join
+    if (this.#nextJoin === undefined) {
+      const events = this.events;
+      const onClose = () => {
+        events.off("joined", onJoined);
+        this.#nextJoin = undefined;
+        reject(new HamokClosedError("the peer closed before it joined"));
+      };
+      const onJoined = () => {
+        events.off("close", onClose);
+        this.#nextJoin = undefined;
+        resolve();
+      };
+      let resolve!: () => void;
+      let reject!: (error: Error) => void;
+      this.#nextJoin = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this.#nextJoin.catch(() => {});
+      events.once("joined", onJoined);
+      events.once("close", onClose);
+    }
+    return this.#nextJoin;
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  /** Joins the cluster (see `Hamok.join`). */
+  join(options: HamokJoinOptions = {}): Promise<void> {
+    if (this.isClosed) return Promise.reject(new HamokClosedError("the peer is closed"));
+    if (this.isJoined) return Promise.resolve();
+    if (this.joinPromise !== undefined) return this.joinPromise;
+    const timeoutMs = options.timeoutMs ?? 3 * this.config.requestTimeoutMs;
+    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+      return Promise.reject(
+        new HamokConfigError(`join timeoutMs must be a positive integer, got ${timeoutMs}`),
+      );
+    }
+    const abort = new AbortController();
+    this.joinAbort = abort;
+    const onAbort = () => abort.abort(options.signal?.reason);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    if (options.signal?.aborted) abort.abort(options.signal.reason);
+    const promise = this.#runJoin(this.config.scheduler.now() + timeoutMs, abort.signal).then(
+      () => {
+        this.isJoined = true;
+        this.joinPromise = undefined;
+        this.logger.info(`hamok ${this.localPeerId}: joined, leader ${this.leaderId}`);
+        this.events.emit("joined");
+      },
+      (error) => {
+        this.joinPromise = undefined;
+        if (!this.isClosed) this.stopRaft();
+        throw error;
+      },
+    ).finally(() => {
+      options.signal?.removeEventListener("abort", onAbort);
+      if (this.joinAbort === abort) this.joinAbort = undefined;
+    });
+    this.joinPromise = promise;
+    return promise;
+  }
+
+  /** Leaves the cluster (see `Hamok.leave`). */
+  async leave(timeoutMs: number = this.config.requestTimeoutMs): Promise<void> {
+    if (this.isClosed) throw new HamokClosedError("the peer is closed");
+    if (this.joinPromise !== undefined) {
+      this.joinAbort?.abort(new HamokAbortedError("join aborted by leave()"));
+      await this.joinPromise.catch(() => {});
+    }
+    if (!this.isJoined || this.driver === undefined) return;
+    this.leaving = true;
+    let confirmed = true;
+    try {
+      const deadline = this.config.scheduler.now() + timeoutMs;
+      const others = [...this.members.keys()].filter((m) => m !== this.memberId);
+      if (others.length > 0) {
+        if (this.leader) await this.#handOverLeadership(deadline);
+        confirmed = await this.#requestRemoval(deadline);
+      }
+    } finally {
+      this.leaving = false;
+      this.becomeEmpty();
+      this.events.emit("left");
+    }
+    if (!confirmed) {
+      // stopped all the same; the cluster removes the silent member after peerTimeoutMs
+      throw new HamokTimeoutError(
+        `leave: the cluster did not confirm the removal within ${timeoutMs} ms; this peer stopped, and the leader removes its member once it has been silent for peerTimeoutMs`,
+        { timeoutMs },
+      );
+    }
+  }
+
+  /** Releases everything this peer holds (timers, subscriptions, the transport it created). Idempotent. */
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.acks.close();
+    this.isJoined = false;
+    this.joinAbort?.abort(new HamokClosedError("the peer closed"));
+    for (const collection of [...this.#collections.values()]) collection.closeByHost();
+    this.#collections.clear();
+    this.stopRaft();
+    this.rpc.close();
+    this.closeTransport();
+    this.proposals.close();
+    this.discovery.wake();
+    if (this.ownsTransport) {
+      this.transport.close().catch((error) => this.logger.warn("closing the transport failed", error));
+    }
+    if (this.ownsStorage) void Promise.resolve(this.storage.close()).catch(() => {});
+    this.setState("empty");
+    this.waiters.close();
+    this.events.emit("close");
+    this.events.removeAllListeners();
+  }
+
+  /** Resolves once a leader is known; rejects with `HamokTimeoutError` after `timeoutMs`. */
+  waitUntilLeader(timeoutMs: number = this.config.requestTimeoutMs): Promise<void> {
+    const invalid = invalidTimeout("waitUntilLeader", timeoutMs);
+    if (invalid !== undefined) return Promise.reject(invalid);
+    return this.waiters.waitFor(() => this.leaderMemberId !== undefined, timeoutMs, "a leader");
+  }
+
+  /** A read barrier through the leader (see `Hamok.waitUntilCommitHead`). */
+  async waitUntilCommitHead(timeoutMs: number = this.config.requestTimeoutMs): Promise<void> {
+    const invalid = invalidTimeout("waitUntilCommitHead", timeoutMs);
+    if (invalid !== undefined) throw invalid;
+    const scheduler = this.config.scheduler;
+    const deadline = scheduler.now() + timeoutMs;
+    for (;;) {
+      const driver = this.requireDriver();
+      const remaining = deadline - scheduler.now();
+      if (remaining <= 0) {
+        throw new HamokTimeoutError(`the commit head was not reached within ${timeoutMs} ms`, { timeoutMs });
+      }
+      if (this.leaderMemberId === undefined) await this.waitUntilLeader(remaining);
+      const ctx = `${this.memberId}:read:${this.requestSession}${++this.#proposalCounter}`;
+      let index: number;
+      // one round at most two election timeouts: a read request or answer lost on the way is asked
+      // again rather than waited for until the deadline
+      const attemptMs = Math.min(
+        deadline - scheduler.now(),
+        2 * this.config.electionTicks * this.config.tickMs,
+      );
+      try {
+        index = await withTimeout(
+          driver.readIndex(ctx),
+          Math.max(1, attemptMs),
+          () => driver.cancelRead(ctx),
+          scheduler,
+        );
+      } catch (error) {
+        if (error instanceof HamokTimeoutError) {
+          if (deadline - scheduler.now() > 0) continue;
+          throw new HamokTimeoutError(`the commit head was not reached within ${timeoutMs} ms`, {
+            timeoutMs,
+          });
+        }
+        // dropped (no leader / leadership lost): wait for a leader and try again
+        await delay(Math.min(this.config.tickMs, Math.max(0, deadline - scheduler.now())), scheduler);
+        continue;
+      }
+      await withTimeout(driver.waitApplied(index), deadline - scheduler.now(), () => {}, scheduler);
+      return;
+    }
+  }
+
+  // ------------------------------------------------------------------ the live collections
+
+  /**
+   * Registers a collection object created by `create` under (kind, id); a second live collection of
+   * the same kind and id is a `HamokConfigError`. Collections of different kinds may share an id.
+   */
+  hostCollection<C extends { closeByHost(): void }>(kind: string, id: unknown, create: () => C): C {
+    if (this.isClosed) throw new HamokClosedError("the peer is closed");
+    const key = collectionKey(kind, id);
+    if (this.#collections.has(key)) {
+      throw new HamokConfigError(`a ${kind} with id '${String(id)}' already exists on this peer`);
+    }
+    const instance = create();
+    this.#collections.set(key, { instance, closeByHost: () => instance.closeByHost() });
+    return instance;
+  }
+
+  /** The live collection of (kind, id) on this peer, if any. */
+  hostedCollection<C>(kind: string, id: unknown): C | undefined {
+    return this.#collections.get(collectionKey(kind, id))?.instance as C | undefined;
+  }
+
+  /** Every replicated state on this peer, as `[kind, id, state]` (for exports). */
+  replicatedStates(): IterableIterator<[kind: string, id: string, state: ReplicatedState]> {
+    return this.stateMachine.states();
+  }
+
+  /** The replicated state of (kind, id), if the log ever mentioned it (never created here). */
+  existingState(kind: string, id: string): ReplicatedState | undefined {
+    for (const [k, i, state] of this.stateMachine.states()) if (k === kind && i === id) return state;
+    return undefined;
+  }
+
+  // ------------------------------------------------------------------ CollectionHost
+
+  /** This peer's Raft member id (peer id plus incarnation). */
+  get localMemberId(): string {
+    return this.memberId;
+  }
+
+  /** Whether `peerId` is a current member of the cluster other than this peer. */
+  isRemoteMember(peerId: string): boolean {
+    if (peerId === this.localPeerId) return false;
+    for (const memberId of this.members.keys()) if (peerIdOfMember(memberId) === peerId) return true;
+    return false;
+  }
+
+  /** Whether `memberId` is a current member of the cluster other than this peer. */
+  isRemoteMemberId(memberId: string): boolean {
+    return memberId !== this.memberId && this.members.has(memberId);
+  }
+
+  /** Proposes a command and resolves with its result once applied on this peer. */
+  propose(kind: string, id: string, op: string, args: unknown, options: ProposeOptions): Promise<unknown> {
+    if (this.isClosed) return Promise.reject(new HamokClosedError("the peer is closed"));
+    const timeoutMs = options.timeoutMs;
+    const invalid = invalidTimeout(op, timeoutMs);
+    if (invalid !== undefined) return Promise.reject(invalid);
+    if (this.driver === undefined && this.joinPromise === undefined) {
+      return Promise.reject(new HamokNotJoinedError(`cannot ${op} on ${kind} '${id}': call join() first`));
+    }
+    if (this.storageFailure !== undefined) return Promise.reject(this.storageFailure);
+    const requestId = options.requestId ??
+      `${this.memberId}:${this.requestSession}${++this.#proposalCounter}`;
+    if (this.proposals.has(requestId)) {
+      return Promise.reject(new HamokConfigError(`request '${requestId}' is already in flight`));
+    }
+    let data: Uint8Array;
+    try {
+      data = encodeCommand(kind, id, op, args, this.localPeerId);
+    } catch (error) {
+      return Promise.reject(
+        new HamokError(`cannot encode the ${op} command`, "HAMOK_CODEC", { cause: error }),
+      );
+    }
+    const limit = this.maxEntryBytes;
+    if (data.byteLength + requestId.length > limit) {
+      return Promise.reject(
+        new HamokPayloadTooLargeError(
+          `the ${op} command on ${kind} '${id}' takes ${data.byteLength} bytes; the largest entry this peer can replicate is ${limit} bytes`,
+          { size: data.byteLength + requestId.length, limit },
+        ),
+      );
+    }
+    if (this.#resolveBeforeApply) return this.#speculate(kind, id, op, args, requestId, data, timeoutMs);
+    return this.proposals.add(requestId, data, timeoutMs);
+  }
+
+  /** Testing bug `resolve-before-apply`: the result of a dry run on local state, at once. */
+  #speculate(
+    kind: string,
+    id: string,
+    op: string,
+    args: unknown,
+    requestId: string,
+    data: Uint8Array,
+    timeoutMs: number,
+  ): Promise<unknown> {
+    this.proposals.add(requestId, data, timeoutMs).catch(() => {});
+    const state = this.stateMachine.state(kind, id);
+    const image = state.snapshot();
+    try {
+      return Promise.resolve(
+        state.apply(op, args, { index: this.appliedIndex + 1, requestId, proposerPeerId: this.localPeerId }),
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    } finally {
+      state.restore(image);
+    }
+  }
+
+  /** Encodes, binds and seals an envelope for the transport (see the trust boundary). */
+  encodeEnvelope(envelope: WireEnvelope): Uint8Array {
+    return this.wire.encode(envelope);
+  }
+
+  /** The envelope of received bytes, or `undefined` (dropped and counted). */
+  decodeEnvelope(data: Uint8Array): WireEnvelope | undefined {
+    return this.wire.decode(data);
+  }
+
+  /** Counts a message a collection dropped (a stale sequence, a non-member sender). */
+  dropMessage(reason: "non-member" | "forged-sender" | "stale-sequence" | "unexpected"): void {
+    this.wire.drop(reason);
+  }
+
+  /** Resolves once this peer has joined and applied everything committed when it was called. */
+  whenReady(timeoutMs: number): Promise<void> {
+    const deadline = this.config.scheduler.now() + timeoutMs;
+    return withTimeout(this.ready, timeoutMs, () => {}, this.config.scheduler).then(() =>
+      this.waitUntilCommitHead(Math.max(1, deadline - this.config.scheduler.now()))
+    );
+  }
+
+  /** The replicated state of (kind, id) on this peer, created empty if needed. */
+  replicatedState<S extends ReplicatedState>(kind: string, id: string): S {
+    return this.stateMachine.state(kind, id) as S;
+  }
+
+  /** Publishes a wire message on a subject. */
+  publish(subject: string, data: Uint8Array, headers?: TransportHeaders): void {
+    this.publishBytes(subject, data, headers);
+  }
+
+  /** Acknowledges an event to its publisher (coalesced per peer and microtask). */
+  acknowledge(
+    toPeerId: string,
+    emitterId: string,
+    ackRequestId: string,
+    error?: { readonly code: string; readonly message: string },
+  ): void {
+    this.acks.acknowledge(toPeerId, emitterId, ackRequestId, error);
+  }
+
+  /** Routes acknowledgements for `emitterId` arriving in this peer's inbox to `handler`. */
+  onAck(emitterId: string, handler: AckHandler): () => void {
+    const handlers = this.ackHandlers;
+    handlers.set(emitterId, handler);
+    return () => {
+      if (handlers.get(emitterId) === handler) handlers.delete(emitterId);
+    };
+  }
+
+  /** Calls `listener` when a member leaves the cluster (after the removal is applied). */
+  onMemberRemoved(listener: (peerId: string) => void): () => void {
+    return this.membership.onPeerRemoved(listener);
+  }
+
+  /** Forgets a closed collection so that its id can be used again. */
+  detach(kind: string, id: string): void {
+    this.#collections.delete(collectionKey(kind, id));
+  }
+
+  // ------------------------------------------------------------------ join and leave
+
+  /** Starts the join over (an automatic rejoin after a removal). */
+  protected override rejoin(): Promise<void> {
+    return this.join();
+  }
+
+  async #runJoin(deadline: number, signal: AbortSignal): Promise<void> {
+    const scheduler = this.config.scheduler;
+    this.openTransport();
+    const persisted = await this.storage.load();
+    throwIfAborted(signal);
+    const hasState = persisted.snapshot !== undefined || persisted.entries.length > 0 ||
+      persisted.hardState.term > 0;
+    if (hasState) this.requestSession = `${randomUuid(scheduler).slice(0, 8)}.`;
+    this.startRaft(persisted);
+    if (!hasState) {
+      // a peer rejoining after its removal knows a cluster exists: it never starts another one
+      let allowBootstrap = !this.rejoining;
+      this.rejoining = false;
+      for (;;) {
+        const removed = await this.discovery.discover(deadline, signal, allowBootstrap).then(
+          () => false,
+          (error) => {
+            if (error instanceof HamokRemovedError && this.ownsStorage) return true;
+            throw error;
+          },
+        );
+        allowBootstrap = false; // found or started a cluster: from now on only join it
+        this.identityLost = removed;
+        // The leader said yes, but its change may still be lost (it was appended, not yet committed,
+        // when the leadership moved) or this member removed before it caught up: ask again then.
+        const admitted = removed ? false : await this.waiters.waitFor(
+          () => this.members.has(this.memberId) || this.identityLost,
+          Math.max(1, Math.min(deadline - scheduler.now(), 2 * this.config.requestTimeoutMs)),
+          "membership",
+          signal,
+        ).then(
+          () => !this.identityLost,
+          (error) => {
+            if (error instanceof HamokTimeoutError && deadline - scheduler.now() > 0) return false;
+            throw error;
+          },
+        );
+        if (admitted) break;
+        if (this.identityLost && this.ownsStorage) {
+          // removed before it ever joined: start over under a new member id
+          this.stopRaft();
+          this.memberId = newMemberId(this.localPeerId, scheduler);
+          this.storage = this.newOwnedStorage();
+          this.startRaft(await this.storage.load());
+        }
+      }
+    }
+    await this.waiters.waitFor(
+      () => this.members.has(this.memberId) || this.membership.removed.has(this.memberId),
+      deadline - scheduler.now(),
+      "membership",
+      signal,
+    );
+    if (!this.members.has(this.memberId)) {
+      // its own log says it was removed (a restart on the storage of a member that left or was
+      // removed): it can never be a member again under this id
+      throw new HamokRemovedError(
+        `member ${this.memberId} was removed from the cluster; its storage belongs to the removed member: join again with a new storage`,
+      );
+    }
+    const remaining = deadline - scheduler.now();
+    if (remaining <= 0) throw new HamokTimeoutError("join timed out", { timeoutMs: remaining });
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(asAbortError(signal.reason));
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.waitUntilCommitHead(remaining).then(resolve, reject).finally(() =>
+        signal.removeEventListener("abort", onAbort)
+      );
+    });
+  }
+
+  /** The hello this peer announces itself with. */
+  protected override hello(): HelloBody {
+    const joined = this.members.has(this.memberId);
+    return {
+      clusterId: this.config.clusterId,
+      peerId: this.localPeerId,
+      memberId: this.memberId,
+      leaderId: this.leaderMemberId,
+      term: this.term,
+      joined,
+      clusterUid: joined ? this.stateMachine.clusterUid : undefined,
+    };
+  }
+
+  /** Starts a new cluster with this member as its only voter. */
+  protected override bootstrap(): void {
+    this.logger.info(`hamok ${this.localPeerId}: no cluster found, bootstrapping one`);
+    this.stateMachine.clusterUid = randomUuid(this.config.scheduler);
+    const snapshot: Snapshot = {
+      meta: { index: 0, term: 0, membership: { voters: [this.memberId], learners: [], removed: [] } },
+      data: encodeCbor(this.stateMachine.snapshot()),
+    };
+    void Promise.resolve(this.storage.saveSnapshot(snapshot)).catch((error) =>
+      this.reportError(asError(error))
+    );
+    this.stopRaft();
+    this.startRaft({ hardState: { term: 0, vote: undefined, commit: 0 }, snapshot, entries: [] });
+    this.driver!.run((node) => node.campaign());
+  }
+
+  async #handOverLeadership(deadline: number): Promise<void> {
+    const node = this.node!;
+    const voters = node.membership.voters.filter((m) => m !== this.memberId);
+    if (voters.length === 0) return;
+    const progress = node.progress;
+    voters.sort((a, b) => (progress.get(b)?.match ?? 0) - (progress.get(a)?.match ?? 0));
+    const target = voters[0];
+    if (target === undefined) return;
+    this.driver!.run((n) => n.transferLeadership(target));
+    await this.waiters.waitFor(
+      () => this.leaderMemberId !== undefined && this.leaderMemberId !== this.memberId,
+      Math.max(1, deadline - this.config.scheduler.now()),
+      "the leadership hand-over",
+    ).catch((error) => this.logger.warn(`hamok ${this.localPeerId}: leadership transfer failed`, error));
+  }
+
+  /** Asks to be removed until `deadline`; true once the removal is confirmed (or applied here). */
+  async #requestRemoval(deadline: number): Promise<boolean> {
+    const scheduler = this.config.scheduler;
+    while (scheduler.now() < deadline && this.members.has(this.memberId)) {
+      const leader = this.leaderMemberId;
+      if (leader === undefined || leader === this.memberId) {
+        if (leader === this.memberId) {
+          const removed = await this.membershipManager.remove(this.memberId).then(() => true, (error) => {
+            this.logger.debug("self removal failed", error);
+            return false;
+          });
+          if (removed) return true;
+          continue;
+        }
+        await this.waitUntilLeader(Math.max(1, deadline - scheduler.now())).catch(() => {});
+        continue;
+      }
+      try {
+        await this.rpc.request(
+          peerIdOfMember(leader),
+          LEAVE_OP,
+          encodeCbor(this.memberId),
+          Math.max(1, deadline - scheduler.now()),
+        );
+        // The leader answers once it applied the removal; this peer may never learn that commit
+        // itself (the leader stops replicating to removed members), so the answer is the proof.
+        return true;
+      } catch (error) {
+        this.logger.debug(`hamok ${this.localPeerId}: leave request failed`, error);
+        await delay(this.config.tickMs, scheduler);
+      }
+    }
+    return !this.members.has(this.memberId);
+  }
+}
+
+function collectionKey(kind: string, id: unknown): string {
+  if (typeof id !== "string" || id.length === 0) {
+    throw new HamokConfigError(`${kind} id must be a non-empty string`);
+  }
+  return `${kind}\u0000${id}`;
+}

@@ -1,0 +1,913 @@
+/**
+ * The Raft plumbing of a cluster peer: the wiring of its jobs, the driver and its hooks, the inbox
+ * dispatch and its trust checks, apply (commands and membership changes), snapshots and
+ * compaction, removal notices and the liveness tick. {@linkcode ClusterPeer} (`peer.ts`) builds
+ * the propose path, the read barrier, the join and leave flows and the collection host on it.
+ *
+ * @module
+ */
+
+import type { EventEmitter } from "eventemitter3";
+import { decodeCbor, encodeCbor } from "../codec/cbor.ts";
+import { runSnapshotJob, SnapshotJob } from "./snapshot_job.ts";
+import { DEFAULT_MAX_ENVELOPE_BYTES, type HelloBody, type WireEnvelope } from "../codec/envelope.ts";
+import { PeerWire } from "./peer_wire.ts";
+import { newMemberId, peerIdOfMember } from "./member_id.ts";
+import type { TimerHandle } from "./scheduler.ts";
+import { RaftDriver, type RaftDriverHooks } from "./raft_driver.ts";
+import { AckBatcher } from "./ack_batcher.ts";
+import { asError } from "./async.ts";
+import { Discovery } from "./discovery.ts";
+import { JOIN_OP, LEAVE_OP, MembershipManager } from "./membership_manager.ts";
+import { MembershipView } from "./membership_view.ts";
+import { Proposals } from "./proposals.ts";
+import { RpcRouter } from "./rpc.ts";
+import { type Command, StateMachine, type StateMachineImage } from "./state_machine.ts";
+import { ClusterSubjects } from "./subjects.ts";
+import { Waiters } from "./waiters.ts";
+import { PeerCounters } from "./peer_counters.ts";
+import { CLIENT_LIMITS, CLIENT_OPS, CLIENT_STATUS_OP } from "./client_ops.ts";
+import { ClientService, type ClientServiceHost } from "./client_service.ts";
+import type { HamokStatus } from "./status.ts";
+import { decodeCommand } from "./command_codec.ts";
+import type { HamokEvents, HamokState } from "./peer_events.ts";
+import { HamokMetrics } from "../telemetry/metrics.ts";
+import type { AckHandler } from "../collections/collection_host.ts";
+import type { HamokLogger, ResolvedHamokConfig } from "../config.ts";
+import {
+  HamokClosedError,
+  HamokConfigError,
+  HamokError,
+  HamokNoLeaderError,
+  HamokRemovedError,
+  HamokStorageError,
+} from "../errors.ts";
+import { RaftNode } from "../raft/raft_node.ts";
+import type { Entry, RaftMessage, RaftRole, Snapshot, SoftState } from "../raft/types.ts";
+import { MemoryRaftStorage } from "../storage/memory_storage.ts";
+import { FileRaftStorage } from "../storage/file_raft_storage.ts";
+import type { RaftPersistentState, RaftStorage } from "../storage/raft_storage.ts";
+import { MemoryTransport } from "../transport/memory_transport.ts";
+import type {
+  Transport,
+  TransportHeaders,
+  TransportMessage,
+  TransportSubscription,
+} from "../transport/transport.ts";
+
+/**
+ * The highest Raft term a peer adopts from a message (2^48). A term above it could not be
+ * incremented and encoded for long, so a forged huge term could halt the cluster; at one election
+ * a millisecond it takes nine thousand years to reach.
+ */
+const MAX_RAFT_TERM = 2 ** 48;
+
+/** Longest stretch, in ms, a snapshot being written out holds the event loop. */
+const SNAPSHOT_SLICE_MS = 4;
+
+/** Bytes reserved beside one entry in an append message: envelope, Raft fields, tag slack, headers. */
+const ENTRY_FRAMING_BYTES = 1024;
+
+/** Request op of a member telling a removed member that it was removed (payload: CBOR member id). */
+export const REMOVED_OP = "removed";
+
+/**
+ * The Raft plumbing of a peer (see the module doc); {@linkcode ClusterPeer} completes it.
+ *
+ * @example
+ * ```ts ignore
+ * class ClusterPeer extends PeerCore { ... }
+ * ```
+ */
+export abstract class PeerCore {
+  /** The resolved configuration. */
+  readonly config: ResolvedHamokConfig;
+  /** This peer's id. */
+  readonly localPeerId: string;
+  /** The cluster's subjects. */
+  readonly subjects: ClusterSubjects;
+  /** The transport this peer talks through. */
+  readonly transport: Transport;
+  /** The logger. */
+  readonly logger: HamokLogger;
+  /** This peer's counters (dropped messages by reason, codec failures, elections, leader changes). */
+  readonly counters: PeerCounters = new PeerCounters();
+  /** This peer's OpenTelemetry instruments (`metrics.enabled` is false without an SDK). */
+  readonly metrics: HamokMetrics;
+  protected readonly events: EventEmitter<HamokEvents>;
+  protected readonly ownsTransport: boolean;
+  protected readonly ownsStorage: boolean;
+  protected storage: RaftStorage;
+  /** Set once the storage failed: writes are refused from then on. */
+  protected storageFailure: Error | undefined;
+  protected memberId: string;
+  protected readonly stateMachine: StateMachine = new StateMachine();
+  protected readonly rpc: RpcRouter;
+  protected node: RaftNode | undefined;
+  protected driver: RaftDriver | undefined;
+  protected joinPromise: Promise<void> | undefined;
+  protected joinAbort: AbortController | undefined;
+  protected isJoined = false;
+  protected leaving = false;
+  protected isClosed = false;
+  protected peerState: HamokState = "empty";
+  protected leaderMemberId: string | undefined;
+  protected currentTerm = 0;
+  /** The committed membership; {@linkcode members} is its table, read directly on hot paths. */
+  protected readonly membership: MembershipView;
+  protected readonly members: Map<string, "voter" | "learner">;
+  // the jobs this peer delegates
+  protected readonly discovery: Discovery;
+  protected readonly membershipManager: MembershipManager;
+  protected readonly proposals: Proposals;
+  protected readonly acks: AckBatcher;
+  protected readonly waiters: Waiters;
+  protected readonly ackHandlers: Map<string, AckHandler> = new Map();
+  /** Encodes, binds, seals, opens and checks every message (the trust boundary for bytes). */
+  protected readonly wire: PeerWire;
+  /**
+   * Request ids are `<memberId>:<session><counter>`. A member restarted on its durable storage
+   * keeps its id and its applied request ids, so each such start gets a new session tag: a
+   * restarted counter must never repeat an id the state machine would skip as a duplicate.
+   */
+  protected requestSession = "";
+  /** The next join is an automatic rejoin after a removal (it must not bootstrap). */
+  protected rejoining = false;
+  /** While joining afresh: a member said this peer's member id was removed. */
+  protected identityLost = false;
+  readonly #client: ClientService;
+  /** Leader with metrics: when the oldest unanswered append went to each member. */
+  readonly #appendSentAt = new Map<string, number>();
+  #transportSubs: TransportSubscription[] = [];
+  #livenessTimer: TimerHandle | undefined;
+  #lastCompacted = 0;
+  #compactScheduled = false;
+  /** Bytes of entry data applied since the peer started, and that many when the last snapshot was taken. */
+  #appliedBytes = 0;
+  #compactedBytes = 0;
+  /** When this peer last heard from its leader, and last announced itself for want of it. */
+  #lastLeaderContact = 0;
+  /** When this peer last accepted a Raft message from a member of its (latest known) membership. */
+  #lastMemberContact = 0;
+  #lastProbe = 0;
+
+  /** Wires the peer's jobs; nothing happens on the network until a join. */
+  constructor(
+    config: ResolvedHamokConfig,
+    events: EventEmitter<HamokEvents>,
+    client: Pick<ClientServiceHost, "findMapState" | "proposeMap" | "publish">,
+  ) {
+    this.config = config;
+    this.events = events;
+    this.waiters = new Waiters(() => this.isClosed, config.scheduler);
+    this.localPeerId = config.peerId;
+    this.logger = config.logger;
+    this.subjects = new ClusterSubjects(config.subjectPrefix);
+    this.ownsTransport = config.transport === undefined;
+    this.transport = config.transport ?? new MemoryTransport();
+    this.ownsStorage = config.storage === undefined;
+    this.memberId = newMemberId(this.localPeerId, config.scheduler);
+    this.storage = config.storage ?? this.newOwnedStorage();
+    if (!this.ownsStorage) {
+      const storageMember = (this.storage as { memberId?: unknown }).memberId;
+      if (typeof storageMember === "string") {
+        if (peerIdOfMember(storageMember) !== this.localPeerId) {
+          throw new HamokConfigError(
+            `the storage belongs to member '${storageMember}', which is not of peer '${this.localPeerId}'`,
+          );
+        }
+        this.memberId = storageMember;
+      }
+    }
+    this.metrics = new HamokMetrics(config.meterProvider, this.localPeerId, {
+      log: () => {
+        const node = this.node;
+        return node === undefined
+          ? { entries: 0, bytes: 0 }
+          : { entries: node.lastIndex - node.snapshotIndex, bytes: node.logBytes };
+      },
+      followerLag: () => {
+        const node = this.node;
+        const lags: [string, number][] = [];
+        if (node === undefined || this.peerState !== "leader") return lags;
+        for (const [memberId, pr] of node.progress) {
+          if (memberId !== this.memberId) {
+            lags.push([peerIdOfMember(memberId), Math.max(0, node.lastIndex - pr.match)]);
+          }
+        }
+        return lags;
+      },
+    });
+    if (this.metrics.enabled) this.counters.onDropped = (reason) => this.metrics.droppedOne(reason);
+    this.wire = new PeerWire({
+      clusterId: config.clusterId,
+      keys: config.clusterKeys,
+      counters: this.counters,
+      peerId: this.localPeerId,
+      warn: (message, detail) => this.logger.warn(message, detail),
+      scheduler: config.scheduler,
+    });
+    this.membership = new MembershipView({
+      localPeerId: this.localPeerId,
+      localMemberId: () => this.memberId,
+      peerJoined: (peerId, index) => {
+        if (index !== undefined) {
+          this.logger.info(
+            `hamok ${this.localPeerId}: ${peerId} joined the cluster (as learner, index ${index})`,
+          );
+        }
+        this.events.emit("remote-peer-joined", peerId);
+      },
+      learnerAdded: (memberId) => {
+        if (this.peerState === "leader") this.membershipManager.heard(memberId, this.config.scheduler.now());
+      },
+      memberForgotten: (memberId) => this.membershipManager.forget(memberId),
+      peerRemoved: (peerId, index) =>
+        this.stateMachine.memberRemoved(peerId, { index, requestId: undefined, proposerPeerId: peerId }),
+      peerLeft: (peerId, index) => {
+        if (index !== undefined) {
+          this.logger.info(`hamok ${this.localPeerId}: ${peerId} left the cluster (index ${index})`);
+        }
+        this.events.emit("remote-peer-left", peerId);
+      },
+      selfRemoved: () => this.#onSelfRemoved(),
+    });
+    this.members = this.membership.members;
+    this.rpc = new RpcRouter(
+      {
+        sendRequest: (peerId, body) => this.send(peerId, { type: "request", from: this.localPeerId, body }),
+        sendResponse: (peerId, body) => this.send(peerId, { type: "response", from: this.localPeerId, body }),
+      },
+      this.localPeerId,
+      config.scheduler,
+    );
+    this.proposals = new Proposals(
+      () => (this.leaderMemberId === undefined ? undefined : this.driver),
+      config.electionTicks * config.tickMs,
+      this.metrics.enabled
+        ? (ms) => this.metrics.proposalDuration.record(ms / 1000, this.metrics.peerAttributes)
+        : undefined,
+      config.scheduler,
+    );
+    this.acks = new AckBatcher({
+      sendAck: (toPeerId, emitterId, ackRequestId, error) =>
+        this.send(toPeerId, {
+          type: "ack",
+          from: this.memberId,
+          body: error === undefined
+            ? { emitterId, ackRequestId, peerId: this.localPeerId, ok: true }
+            : { emitterId, ackRequestId, peerId: this.localPeerId, ok: false, error },
+        }),
+      sendAcks: (toPeerId, acks) =>
+        this.send(toPeerId, { type: "acks", from: this.memberId, body: { peerId: this.localPeerId, acks } }),
+    }, config.scheduler);
+    this.membershipManager = new MembershipManager({
+      ...config,
+      aliveMs: config.peerTimeoutMs,
+      activeMs: config.electionTicks * config.tickMs,
+    }, {
+      isLeader: () => this.peerState === "leader",
+      localMemberId: () => this.memberId,
+      membership: () => this.node?.membership,
+      requireDriver: () => this.requireDriver(),
+    });
+    const electionMs = config.electionTicks * config.tickMs;
+    this.discovery = new Discovery({
+      ...config,
+      // a cluster electing a new leader (up to two election timeouts) is never taken for no cluster
+      memberWindowMs: Math.max(4 * config.discoveryMs, 6 * electionMs),
+      trustWindowMs: config.peerTimeoutMs,
+    }, {
+      hello: () => this.hello(),
+      isMember: () => this.members.has(this.memberId),
+      inCluster: () =>
+        this.node!.membership.voters.includes(this.memberId) || this.members.has(this.memberId),
+      publish: (hello, toPeerId) =>
+        this.publishEnvelope(
+          toPeerId === undefined ? this.subjects.broadcast : this.subjects.inbox(toPeerId),
+          { type: "hello", from: this.localPeerId, body: hello },
+        ),
+      reportError: (error) => this.reportError(error),
+      requestJoin: (leaderMemberId, timeoutMs) =>
+        this.rpc.request(peerIdOfMember(leaderMemberId), JOIN_OP, encodeCbor(this.memberId), timeoutMs),
+      bootstrap: () => this.bootstrap(),
+    });
+    this.rpc.handle(
+      JOIN_OP,
+      (payload, fromPeerId) => this.membershipManager.onJoinRequest(payload, fromPeerId),
+    );
+    this.rpc.handle(
+      LEAVE_OP,
+      (payload, fromPeerId) => this.membershipManager.onLeaveRequest(payload, fromPeerId),
+    );
+    this.rpc.handle(REMOVED_OP, (payload, fromPeerId) => this.#onRemovedNotice(payload, fromPeerId));
+    this.#client = new ClientService(
+      {
+        status: () => this.status(),
+        findMapState: client.findMapState,
+        proposeMap: client.proposeMap,
+        publish: client.publish,
+        sendEvent: (toPeerId, body) => this.send(toPeerId, { type: "event", from: this.memberId, body }),
+      },
+      this.counters,
+      config.requestTimeoutMs,
+      CLIENT_LIMITS,
+      config.scheduler,
+    );
+    for (const op of CLIENT_OPS) {
+      this.rpc.handle(op, (payload, fromPeerId) => this.#client.handle(op, payload, fromPeerId));
+    }
+  }
+
+  /** This peer's status (the client service answers it to outsiders). */
+  abstract status(): HamokStatus;
+  /** The hello this peer announces itself with. */
+  protected abstract hello(): HelloBody;
+  /** Starts a new cluster with this member as its only voter. */
+  protected abstract bootstrap(): void;
+  /** Starts the join over (an automatic rejoin after a removal). */
+  protected abstract rejoin(): Promise<void>;
+
+  /** `empty` before joining, else the Raft role. */
+  get state(): HamokState {
+    return this.peerState;
+  }
+
+  /** The current Raft term. */
+  get term(): number {
+    return this.currentTerm;
+  }
+
+  /** Index of the last log entry applied on this peer. */
+  get appliedIndex(): number {
+    return this.driver?.appliedIndex ?? 0;
+  }
+
+  /**
+   * The largest message this peer may send, in bytes: the transport's limit (a NATS server's
+   * `max_payload`) or the envelope limit, whichever is smaller, less the authentication tag.
+   */
+  get maxMessageBytes(): number {
+    const transportLimit = this.transport.maxPayload ?? Number.POSITIVE_INFINITY;
+    return Math.min(transportLimit, DEFAULT_MAX_ENVELOPE_BYTES) - this.wire.overhead;
+  }
+
+  /**
+   * The largest log entry (command and request id) this peer accepts, in bytes: one entry must fit
+   * in one append message with its framing and trace headers.
+   */
+  get maxEntryBytes(): number {
+    return this.maxMessageBytes - ENTRY_FRAMING_BYTES;
+  }
+
+  /** Reports a non-fatal error on the peer's `error` event (or logs it when nobody listens). */
+  reportError(error: Error): void {
+    if (this.events.listenerCount("error") > 0) this.events.emit("error", error);
+    else this.logger.error(error.message, error);
+  }
+
+  // ------------------------------------------------------------------ raft plumbing
+
+  protected openTransport(): void {
+    if (this.#transportSubs.length > 0) return;
+    this.#transportSubs.push(
+      this.transport.subscribe(this.subjects.inbox(this.localPeerId), (message) => this.#onInbox(message)),
+      this.transport.subscribe(this.subjects.broadcast, (message) => this.#onBroadcast(message)),
+    );
+  }
+
+  protected closeTransport(): void {
+    for (const sub of this.#transportSubs) sub.unsubscribe();
+    this.#transportSubs = [];
+  }
+
+  protected startRaft(persisted: RaftPersistentState): void {
+    const scheduler = this.config.scheduler;
+    const random = (): number => scheduler.random();
+    const node = new RaftNode({
+      id: this.memberId,
+      electionTicks: this.config.electionTicks,
+      heartbeatTicks: this.config.heartbeatTicks,
+      // every append fits in one message (an entry alone is admitted only if it fits: see propose)
+      maxBytesPerAppend: Math.max(1, Math.min(1024 * 1024, this.maxMessageBytes - ENTRY_FRAMING_BYTES)),
+      snapshotChunkBytes: Math.max(1, Math.min(256 * 1024, this.maxMessageBytes - ENTRY_FRAMING_BYTES)),
+      maxVoters: this.config.voters,
+      random,
+    }, persisted);
+    this.node = node;
+    this.members.clear();
+    const base = persisted.snapshot;
+    if (base !== undefined) {
+      this.membership.set(base.meta.membership, false);
+      if (base.data.length > 0) this.#restoreState(base.data);
+    }
+    this.#lastCompacted = base?.meta.index ?? 0;
+    this.#compactedBytes = this.#appliedBytes;
+    const hooks: RaftDriverHooks = {
+      send: (message) => this.#sendRaft(message),
+      apply: (entry) => this.#apply(entry),
+      restore: (snapshot) => this.#onSnapshotRestored(snapshot),
+      softStateChanged: (state) => this.#onSoftState(state),
+      error: (error) => this.#onDriverError(error),
+    };
+    if (this.metrics.enabled) {
+      hooks.appliedBatch = (count) => this.metrics.applyBatchSize.record(count, this.metrics.peerAttributes);
+    }
+    this.driver = new RaftDriver(node, this.storage, hooks, this.config.tickMs, scheduler);
+    this.driver.start();
+    this.#lastLeaderContact = scheduler.now();
+    this.#lastMemberContact = this.#lastLeaderContact;
+    const period = Math.max(this.config.tickMs, Math.floor(Math.min(this.config.peerTimeoutMs / 4, 500)));
+    this.#livenessTimer = scheduler.setInterval(() => this.#livenessTick(), period);
+  }
+
+  protected stopRaft(): void {
+    this.driver?.stop();
+    this.driver = undefined;
+    this.node = undefined;
+    this.config.scheduler.clearInterval(this.#livenessTimer);
+    this.#livenessTimer = undefined;
+    if (this.leaderMemberId !== undefined) {
+      const previous = peerIdOfMember(this.leaderMemberId);
+      this.leaderMemberId = undefined;
+      this.events.emit("leader-changed", undefined, previous);
+    }
+  }
+
+  protected becomeEmpty(): void {
+    this.stopRaft();
+    this.isJoined = false;
+    this.membership.clear();
+    this.discovery.reset();
+    this.setState("empty");
+    // a later join() must come back under a new member id (the old one is tombstoned)
+    if (this.ownsStorage) {
+      if (this.storage instanceof FileRaftStorage) this.storage.discard();
+      else void Promise.resolve(this.storage.close()).catch(() => {});
+      this.memberId = newMemberId(this.localPeerId, this.config.scheduler);
+      this.storage = this.newOwnedStorage();
+    }
+  }
+
+  /** The storage this peer makes itself: a file storage in `dataDir` (whose member id it takes), else memory. */
+  protected newOwnedStorage(): RaftStorage {
+    const dataDir = this.config.dataDir;
+    if (dataDir === undefined) return new MemoryRaftStorage(this.memberId);
+    const storage = new FileRaftStorage({
+      dataDir,
+      peerId: this.localPeerId,
+      clusterId: this.config.clusterId,
+      sync: this.config.sync,
+      syncIntervalMs: this.config.syncIntervalMs,
+    });
+    this.memberId = storage.memberId;
+    return storage;
+  }
+
+  /** A driver failure: a storage failure also stops this peer from accepting writes. */
+  #onDriverError(error: unknown): void {
+    const failure = asError(error);
+    if (failure instanceof HamokStorageError && this.storageFailure === undefined) {
+      this.storageFailure = failure;
+      this.logger.error(`hamok ${this.localPeerId}: storage failed, no longer accepting writes`, failure);
+    }
+    this.reportError(failure);
+  }
+
+  protected requireDriver(): RaftDriver {
+    if (this.isClosed) throw new HamokClosedError("the peer is closed");
+    if (this.driver === undefined) throw new HamokNoLeaderError("the peer has not joined a cluster");
+    return this.driver;
+  }
+
+  protected send(peerId: string, envelope: WireEnvelope): void {
+    this.publishEnvelope(this.subjects.inbox(peerId), envelope);
+  }
+
+  /**
+   * Encodes, binds and seals `envelope` and publishes it. A publish the transport refuses (too
+   * large, closed) is counted and reported, never thrown: the Raft driver must keep running.
+   */
+  protected publishEnvelope(subject: string, envelope: WireEnvelope, headers?: TransportHeaders): void {
+    if (this.isClosed) return;
+    let data: Uint8Array;
+    try {
+      data = this.wire.encode(envelope);
+    } catch (error) {
+      this.counters.sendFailures++;
+      this.reportError(asError(error));
+      return;
+    }
+    this.publishBytes(subject, data, headers);
+  }
+
+  protected publishBytes(subject: string, data: Uint8Array, headers?: TransportHeaders): void {
+    if (this.isClosed) return;
+    try {
+      this.transport.publish(subject, data, headers);
+    } catch (error) {
+      this.counters.sendFailures++;
+      if (this.transport.state !== "closed") this.wire.drop("rate-limited", error);
+    }
+  }
+
+  #sendRaft(message: RaftMessage): void {
+    if (message.type === "append" && this.metrics.enabled && !this.#appendSentAt.has(message.to)) {
+      this.#appendSentAt.set(message.to, this.config.scheduler.monotonicNow());
+    }
+    this.send(peerIdOfMember(message.to), { type: "raft", from: this.localPeerId, body: message });
+  }
+
+  // ------------------------------------------------------------------ inbox
+
+  #onInbox(message: TransportMessage): void {
+    if (this.isClosed) return;
+    const envelope = this.wire.decode(message.data);
+    if (envelope === undefined) return;
+    switch (envelope.type) {
+      case "raft":
+        this.#onRaft(envelope.from, envelope.body);
+        return;
+      case "ack": {
+        const body = envelope.body;
+        if (!this.#fromMemberPeer(envelope.from, body.peerId)) return;
+        const handler = this.ackHandlers.get(body.emitterId);
+        if (handler === undefined) this.wire.drop("unexpected");
+        else handler(body);
+        return;
+      }
+      case "acks": {
+        const peerId = envelope.body.peerId;
+        if (!this.#fromMemberPeer(envelope.from, peerId)) return;
+        for (const [emitterId, ackRequestId] of envelope.body.acks) {
+          this.ackHandlers.get(emitterId)?.({ ackRequestId, peerId, ok: true });
+        }
+        return;
+      }
+      case "request": {
+        const op = envelope.body.op;
+        // newcomers ask to join, outsiders may use the client ops; everything else is for members
+        if (op !== JOIN_OP && !CLIENT_OPS.has(op) && !this.#isRemoteMember(envelope.from)) {
+          this.wire.drop("non-member");
+          return;
+        }
+        this.rpc.onRequest(envelope.from, envelope.body);
+        return;
+      }
+      case "response":
+        if (!this.rpc.onResponse(envelope.from, envelope.body)) this.wire.drop("unexpected");
+        return;
+      case "hello":
+        this.#onHello(envelope.body);
+        return;
+      default:
+        this.wire.drop("unexpected");
+        return;
+    }
+  }
+
+  #isRemoteMember(peerId: string): boolean {
+    return peerId !== this.localPeerId && this.membership.hasPeer(peerId);
+  }
+
+  /**
+   * The trust checks of a Raft message: addressed to this member, sent by the peer it names, at a
+   * term this peer can store, from a member (or, while joining, from a member that answered this
+   * peer's hellos). A removed member is told so.
+   */
+  #onRaft(fromPeerId: string, body: RaftMessage): void {
+    const driver = this.driver;
+    if (driver === undefined || body.to !== this.memberId) {
+      this.wire.drop("unexpected");
+      return;
+    }
+    if (peerIdOfMember(body.from) !== fromPeerId) {
+      this.wire.drop("forged-sender");
+      return;
+    }
+    if (body.term > MAX_RAFT_TERM) {
+      this.wire.drop("bad-term");
+      return;
+    }
+    const membership = driver.node.membership;
+    const now = this.config.scheduler.now();
+    if (membership.voters.includes(body.from) || membership.learners.includes(body.from)) {
+      this.#lastMemberContact = now;
+    } else if (this.membership.removed.has(body.from)) {
+      this.#tellRemoved(body.from);
+      this.wire.drop("non-member");
+      return;
+    } else if (
+      // A member this peer does not know of yet: a peer catching up (a joiner, or one restored from an
+      // old snapshot) learns of newer members only from the leader it cannot yet place. It accepts
+      // members that answered its hellos, and anyone once no known member has reached it for a while.
+      !this.discovery.heardOf(body.from) &&
+      now - this.#lastMemberContact <= 4 * this.config.electionTicks * this.config.tickMs
+    ) {
+      this.wire.drop("non-member");
+      return;
+    }
+    if (this.peerState === "leader") {
+      this.membershipManager.heard(body.from, this.config.scheduler.now());
+      if (body.type === "append-response" && this.metrics.enabled) this.#appendAnswered(body.from);
+    } else if (body.from === this.leaderMemberId) this.#lastLeaderContact = this.config.scheduler.now();
+    driver.step(body);
+  }
+
+  /** True if `fromMemberId` is a current remote member whose peer is `peerId`; else drops. */
+  #fromMemberPeer(fromMemberId: string, peerId: string): boolean {
+    if (peerIdOfMember(fromMemberId) !== peerId) {
+      this.wire.drop("forged-sender");
+      return false;
+    }
+    if (!this.members.has(fromMemberId)) {
+      this.wire.drop("non-member");
+      return false;
+    }
+    return true;
+  }
+
+  #onHello(body: HelloBody): void {
+    if (this.membership.removed.has(body.memberId)) this.#tellRemoved(body.memberId);
+    this.discovery.onHello(body);
+  }
+
+  /**
+   * Tells a removed member (that still talks to the cluster: it was paused or cut off) that it was
+   * removed, at most once a second per member id, so it stops campaigning and joins anew.
+   */
+  #tellRemoved(memberId: string): void {
+    if (!this.isJoined) return;
+    if (!this.membership.noticeDue(memberId, this.config.scheduler.now())) return;
+    this.send(peerIdOfMember(memberId), {
+      type: "request",
+      from: this.localPeerId,
+      body: { requestId: `${this.memberId}:removed`, op: REMOVED_OP, payload: encodeCbor(memberId) },
+    });
+  }
+
+  /** A member says this peer's member id was removed from the cluster. */
+  #onRemovedNotice(payload: Uint8Array, fromPeerId: string): Promise<undefined> {
+    const memberId = decodeCbor(payload);
+    if (memberId !== this.memberId || this.leaving) return Promise.resolve(undefined);
+    if (!this.#isRemoteMember(fromPeerId)) return Promise.resolve(undefined);
+    if (!this.isJoined && this.ownsStorage && !this.members.has(this.memberId)) {
+      // joining afresh and removed before it caught up (silent too long): the join starts over
+      this.identityLost = true;
+      this.waiters.check();
+      return Promise.resolve(undefined);
+    }
+    if (!this.isJoined) {
+      // Restarted from storage after its member was removed while it was away: that join can never
+      // complete (found by the whole-peer simulator; it used to campaign forever), so it fails.
+      this.joinAbort?.abort(
+        new HamokRemovedError(
+          `member ${fromPeerId} says this member (${memberId}) was removed while it was away; its storage belongs to the removed member: join again with a new storage`,
+        ),
+      );
+      return Promise.resolve(undefined);
+    }
+    this.#removedFromCluster(`member ${fromPeerId} says this member was removed`);
+    return Promise.resolve(undefined);
+  }
+
+  #onBroadcast(message: TransportMessage): void {
+    if (this.isClosed) return;
+    const envelope = this.wire.decode(message.data);
+    if (envelope === undefined) return;
+    if (envelope.type === "hello") this.#onHello(envelope.body);
+    // the one client op answered on the broadcast subject: a client that knows no member asks all
+    else if (envelope.type === "request" && envelope.body.op === CLIENT_STATUS_OP && this.isJoined) {
+      this.rpc.onRequest(envelope.from, envelope.body);
+    }
+  }
+
+  #appendAnswered(memberId: string): void {
+    const sentAt = this.#appendSentAt.get(memberId);
+    if (sentAt === undefined) return;
+    this.#appendSentAt.delete(memberId);
+    this.metrics.appendRoundTrip.record(
+      (this.config.scheduler.monotonicNow() - sentAt) / 1000,
+      this.metrics.follower(peerIdOfMember(memberId)),
+    );
+  }
+
+  // ------------------------------------------------------------------ role and leader
+
+  #onSoftState(state: SoftState): void {
+    this.currentTerm = state.term;
+    const previousLeader = this.leaderMemberId;
+    this.leaderMemberId = state.leaderId;
+    const next = roleToState(state.role);
+    // an election this peer started (a lone voter goes from follower to leader in one step)
+    if (
+      next !== this.peerState &&
+      (next === "candidate" || (next === "leader" && this.peerState !== "candidate"))
+    ) {
+      this.counters.elections++;
+      if (this.metrics.enabled) this.metrics.elections.add(1, this.metrics.peerAttributes);
+      this.logger.info(`hamok ${this.localPeerId}: started an election (term ${state.term})`);
+    }
+    if (state.leaderId !== undefined && previousLeader !== state.leaderId) {
+      this.counters.leaderChanges++;
+      if (this.metrics.enabled) this.metrics.leaderChanges.add(1, this.metrics.peerAttributes);
+      this.logger.info(
+        `hamok ${this.localPeerId}: leader is now ${peerIdOfMember(state.leaderId)} (term ${state.term})`,
+      );
+    } else if (state.leaderId === undefined && previousLeader !== undefined) {
+      this.logger.info(
+        `hamok ${this.localPeerId}: lost the leader ${peerIdOfMember(previousLeader)} (term ${state.term})`,
+      );
+    }
+    if (next === "leader" && this.peerState !== "leader") {
+      this.#appendSentAt.clear();
+      const now = this.config.scheduler.now();
+      for (const memberId of this.members.keys()) this.membershipManager.heard(memberId, now);
+    }
+    this.setState(next);
+    if (previousLeader !== state.leaderId) {
+      this.events.emit(
+        "leader-changed",
+        state.leaderId === undefined ? undefined : peerIdOfMember(state.leaderId),
+        previousLeader === undefined ? undefined : peerIdOfMember(previousLeader),
+      );
+      if (state.leaderId !== undefined) this.proposals.resubmitAll();
+    }
+    this.waiters.check();
+  }
+
+  protected setState(next: HamokState): void {
+    const previous = this.peerState;
+    if (previous === next) return;
+    this.peerState = next;
+    this.events.emit("state-changed", next, previous);
+  }
+
+  // ------------------------------------------------------------------ apply
+
+  #apply(entry: Entry): void {
+    if (entry.type === "normal") this.#applyCommand(entry);
+    else if (entry.type === "config" && entry.change !== undefined) {
+      this.membership.applyChange(entry.change, entry.index);
+    }
+    if (this.events.listenerCount("commit") > 0) this.events.emit("commit", entry.index);
+    this.waiters.check();
+    this.#appliedBytes += entry.data.length;
+    if (this.#compactionDue(entry.index)) this.#scheduleCompaction();
+  }
+
+  #applyCommand(entry: Entry): void {
+    let command: Command;
+    try {
+      command = decodeCommand(entry.data);
+    } catch (error) {
+      this.counters.codecFailures++;
+      this.reportError(
+        new HamokError(`entry ${entry.index} is not a valid command`, "HAMOK_CODEC", { cause: error }),
+      );
+      return;
+    }
+    const outcome = this.stateMachine.apply(command, {
+      index: entry.index,
+      requestId: entry.requestId,
+      proposerPeerId: command.peerId,
+    });
+    if (entry.requestId !== undefined) this.proposals.applied(entry.requestId, outcome.result);
+    if (this.#client.watching) {
+      this.#client.applied(command.kind, command.id, command.op, command.args, entry.index);
+    }
+  }
+
+  #onSelfRemoved(): void {
+    if (this.leaving) return;
+    this.config.scheduler.defer(() => this.#removedFromCluster("the leader removed this member"));
+  }
+
+  /**
+   * This member was removed (it learnt it from the log or from a member): it stops, rejects its
+   * pending writes with `HamokRemovedError`, emits `left`, and with `autoRejoin` joins again as a
+   * new member.
+   */
+  #removedFromCluster(why: string): void {
+    if (this.isClosed || !this.isJoined || this.leaving) return;
+    this.logger.warn(`hamok ${this.localPeerId}: removed from the cluster (${why})`);
+    this.proposals.failAll((requestId) =>
+      new HamokRemovedError(
+        `this peer was removed from the cluster while request ${requestId} was pending; it may or may not have been applied`,
+        { requestId },
+      )
+    );
+    const canRejoin = this.ownsStorage;
+    this.becomeEmpty();
+    this.events.emit("left");
+    if (!this.config.autoRejoin || this.isClosed) return;
+    if (!canRejoin) {
+      this.reportError(
+        new HamokRemovedError(
+          "this peer was removed from the cluster; its storage belongs to the removed member, so it cannot join again with it: give it a new storage and call join()",
+        ),
+      );
+      return;
+    }
+    this.rejoining = true;
+    this.rejoin().catch((error) => {
+      if (!this.isClosed) this.reportError(asError(error));
+    });
+  }
+
+  // ------------------------------------------------------------------ snapshots and compaction
+
+  #onSnapshotRestored(snapshot: Snapshot): void {
+    this.#restoreState(snapshot.data);
+    this.membership.set(snapshot.meta.membership, true);
+    this.#lastCompacted = snapshot.meta.index;
+    this.#compactedBytes = this.#appliedBytes;
+    this.waiters.check();
+  }
+
+  #restoreState(data: Uint8Array): void {
+    try {
+      this.stateMachine.restore(decodeCbor(data) as StateMachineImage);
+    } catch (error) {
+      this.reportError(new HamokError("cannot restore a snapshot", "HAMOK_CODEC", { cause: error }));
+    }
+  }
+
+  #compactionDue(index: number): boolean {
+    return index - this.#lastCompacted >= this.config.snapshotThreshold ||
+      (index > this.#lastCompacted &&
+        this.#appliedBytes - this.#compactedBytes >= this.config.snapshotThresholdBytes);
+  }
+
+  /**
+   * Compacts the log without a pause: the image is fixed at the applied index now and written out in
+   * slices of a few milliseconds (src/cluster/snapshot_job.ts) while the peer goes on; the core then
+   * gets the bytes of the state at that index. One snapshot at a time.
+   */
+  #scheduleCompaction(): void {
+    if (this.#compactScheduled) return;
+    this.#compactScheduled = true;
+    this.config.scheduler.defer(() => {
+      const driver = this.driver;
+      if (driver === undefined || !this.#compactionDue(driver.appliedIndex)) {
+        this.#compactScheduled = false;
+        return;
+      }
+      const index = driver.appliedIndex;
+      const bytes = this.#appliedBytes;
+      const job = new SnapshotJob(this.stateMachine.snapshotParts());
+      runSnapshotJob(this.config.scheduler, job, SNAPSHOT_SLICE_MS, {
+        alive: () => {
+          if (this.driver === driver && !this.isClosed) return true;
+          this.#compactScheduled = false;
+          return false;
+        },
+        done: (data) => {
+          this.#compactScheduled = false;
+          driver.run((node) => node.compact(index, data));
+          if (index > this.#lastCompacted) {
+            this.#lastCompacted = index;
+            this.#compactedBytes = bytes;
+          }
+        },
+        failed: (error) => {
+          this.#compactScheduled = false;
+          this.reportError(new HamokError("cannot write a snapshot", "HAMOK_ERROR", { cause: error }));
+        },
+      });
+    });
+  }
+
+  // ------------------------------------------------------------------ liveness
+
+  #livenessTick(): void {
+    const now = this.config.scheduler.now();
+    // proposals a lost message may have dropped: resubmit (idempotent by request id)
+    this.proposals.retryLost(now);
+    // members silent for too long: remove (leader only)
+    this.membershipManager.removeSilent(now);
+    // a member that has not heard its leader for a while (paused, cut off, or removed meanwhile)
+    // announces itself: members tell it if it was removed, even a learner that never campaigns
+    const electionMs = this.config.electionTicks * this.config.tickMs;
+    if (
+      (this.isJoined || this.joinPromise !== undefined) && this.peerState !== "leader" &&
+      now - this.#lastLeaderContact > 4 * electionMs &&
+      now - this.#lastProbe > electionMs
+    ) {
+      this.#lastProbe = now;
+      this.discovery.sendHello(undefined);
+    }
+  }
+}
+
+function roleToState(role: RaftRole): HamokState {
+  switch (role) {
+    case "leader":
+      return "leader";
+    case "candidate":
+    case "pre-candidate":
+      return "candidate";
+    default:
+      return "follower";
+  }
+}
