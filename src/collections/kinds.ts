@@ -21,12 +21,12 @@ import {
   HamokMap,
   type HamokMapConfig,
   type HamokMapSnapshot,
-  importEntries,
   MAP_KIND,
   mapSnapshotOf,
   mapSnapshotParts,
 } from "./map.ts";
 import { HamokMapState } from "./map_state.ts";
+import { importEntries } from "./map_base.ts";
 import {
   HamokRecord,
   type HamokRecordConfig,
