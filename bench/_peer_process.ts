@@ -18,7 +18,7 @@
 
 import process from "node:process";
 import { createInterface } from "node:readline";
-import { connect, type Msg, type NatsConnection } from "nats";
+import { connect, type Msg, type NatsConnection, RequestStrategy } from "nats";
 import type { HamokEmitter } from "../src/collections/emitter.ts";
 import type { HamokMap } from "../src/collections/map.ts";
 import { Hamok } from "../src/hamok.ts";
@@ -44,7 +44,8 @@ export interface PeerProcessStart {
 }
 
 /**
- * A timed operation by name: `raw:<peerId>` (a raw NATS request to that peer's echo), `publish:<event>`
+ * A timed operation by name: `raw:<peerId>` (a raw NATS request to that peer's echo), `fanout:<event>:<n>`
+ * (one raw request to the echoes of the processes subscribing `event`, until `n` replied), `publish:<event>`
  * (`emitter.publish(event, i, "payload")`) or `set` (`map.set` of one of 100 keys, a 64-byte value).
  */
 export type OpName = string;
@@ -78,7 +79,10 @@ async function shutdown(code: number): Promise<never> {
 try {
   transport = await NatsTransport.connect({ servers: start.natsUrl, name: start.peerId });
   raw = await connect({ servers: start.natsUrl, name: `${start.peerId}.raw` });
-  raw.subscribe(`deploy.echo.${start.peerId}`, { callback: (_err, msg: Msg) => msg.respond(msg.data) });
+  const echo = (_err: unknown, msg: Msg): void => void msg.respond(msg.data);
+  raw.subscribe(`deploy.echo.${start.peerId}`, { callback: echo });
+  // The raw counterpart of an event's subscribers: one request, every subscriber's process answers.
+  for (const event of start.subscribe) raw.subscribe(`deploy.fanout.${event}`, { callback: echo });
   await raw.flush();
   peer = new Hamok({
     peerId: start.peerId,
@@ -105,6 +109,20 @@ function op(name: OpName): (i: number) => Promise<unknown> {
   if (name.startsWith("publish:")) {
     const event = name.slice("publish:".length);
     return (i) => emitter.publish(event, i, "payload");
+  }
+  if (name.startsWith("fanout:")) {
+    const [, event, count] = name.split(":");
+    const replies = Number(count);
+    return async () => {
+      const answers = await raw!.requestMany(`deploy.fanout.${event}`, PAYLOAD, {
+        strategy: RequestStrategy.Count,
+        maxMessages: replies,
+        maxWait: 5000,
+      });
+      let got = 0;
+      for await (const _ of answers) got++;
+      if (got < replies) throw new Error(`fan-out on ${event}: ${got} of ${replies} replies`);
+    };
   }
   if (name.startsWith("raw:")) {
     const subject = `deploy.echo.${name.slice("raw:".length)}`;

@@ -483,15 +483,19 @@ async function threePeerRows(peers: PeerChild[], leader: PeerChild): Promise<voi
         leaderAt === 0 ? "is" : "is not"
       } the leader; a publish does not go through Raft). ` +
       `The floor is a raw NATS request from the measuring process to an echo in another peer process (its ` +
-      `own connections, 64-byte payload), sampled interleaved with the row it is beside.`,
+      `own connections, 64-byte payload), sampled interleaved with the row it is beside. The reference row is the raw shape of a publish to two subscribers: ` +
+      "one NATS request (`requestMany`) on a subject both subscribers' processes answer, done when both replied.",
   );
 
   log("publish to 2 subscribers beside the floor");
-  const [floor, publish] = await publisher.request<LatencyStats[]>("sample", {
-    ops: [`raw:${sub1.peerId}`, "publish:s2"],
+  const [floor, fanout, publish] = await publisher.request<LatencyStats[]>("sample", {
+    ops: [`raw:${sub1.peerId}`, "fanout:s2:2", "publish:s2"],
     ...LATENCY,
   });
   rows.push(latencyRow("raw NATS request/reply (floor), from the publisher", floor, floor));
+  rows.push(
+    latencyRow("raw NATS request answered by both subscribers' processes (reference)", fanout, floor),
+  );
   rows.push({
     ...latencyRow("publish, 2 subscribers in other processes", publish, floor),
     target: "p50 ≤ 1.1× floor",
@@ -501,8 +505,12 @@ async function threePeerRows(peers: PeerChild[], leader: PeerChild): Promise<voi
     "loop",
     loopArgs(`raw:${sub1.peerId}`, PUBLISH_OPS),
   );
+  const fanoutLoop = await publisher.request<ThroughputStats>("loop", loopArgs("fanout:s2:2", PUBLISH_OPS));
   const publishLoop = await publisher.request<ThroughputStats>("loop", loopArgs("publish:s2", PUBLISH_OPS));
   rows.push(rateRow(`raw NATS request/reply (floor), ${CONCURRENCY} in flight`, floorLoop, floorLoop));
+  rows.push(
+    rateRow(`raw NATS request answered by both, ${CONCURRENCY} in flight (reference)`, fanoutLoop, floorLoop),
+  );
   rows.push(rateRow(`publish, 2 subscribers, ${CONCURRENCY} in flight`, publishLoop, floorLoop));
 
   log("map.set from the leader and from a follower beside the floor");
@@ -813,6 +821,20 @@ function runtimeVersion(rt: Runtime): string {
   }
 }
 
+/** The commit measured: git's HEAD (and whether src/ has uncommitted changes), else `HAMOK_BENCH_COMMIT`. */
+function codeVersion(): string {
+  try {
+    const head = execFileSync("git", ["-C", REPO, "rev-parse", "--short", "HEAD"], { encoding: "utf8" })
+      .trim();
+    const dirty = execFileSync("git", ["-C", REPO, "status", "--porcelain", "--", "src"], {
+      encoding: "utf8",
+    });
+    return dirty.trim().length > 0 ? `${head} with uncommitted changes in src/` : head;
+  } catch {
+    return process.env.HAMOK_BENCH_COMMIT ?? "unknown";
+  }
+}
+
 /** Runs `deno fmt` on the written report so that `deno fmt --check` stays clean (best effort). */
 function formatMarkdown(path: string): void {
   const bin = runtimeBinary("deno");
@@ -859,7 +881,7 @@ async function main(): Promise<void> {
   const date = new Date().toISOString().slice(0, 10);
   const scale = renderScale();
   const report = [
-    `Machine: ${formatMachine(machine)}. Peer processes: ${runtimeVersion(runtime)}.`,
+    `Machine: ${formatMachine(machine)}. Peer processes: ${runtimeVersion(runtime)}. Code: ${codeVersion()}.`,
     "",
     renderMain(),
     "",
