@@ -1,6 +1,7 @@
 /**
  * Runs the pure Raft core: turns timer ticks into `tick()`, inbound messages into `step()`, and acts
- * on every {@linkcode RaftReady} in the documented order (persist, send, restore/apply, serve reads).
+ * on every {@linkcode RaftReady} in the documented order (send the early messages, persist and
+ * sync, report the durable position, send the rest, restore/apply, serve reads).
  * Processing is event driven: any input schedules one drain on the microtask queue, so the inputs of
  * one macrotask are batched into one round of appends.
  *
@@ -20,7 +21,11 @@ import type {
 } from "../raft/types.ts";
 import type { RaftStorage } from "../storage/raft_storage.ts";
 import { HamokNoLeaderError } from "../errors.ts";
-import { REAL_SCHEDULER, type Scheduler, type TimerHandle } from "./scheduler.ts";
+import {
+  REAL_SCHEDULER,
+  type Scheduler,
+  type TimerHandle,
+} from "./scheduler.ts";
 
 /** Drains in a row on microtasks before the driver yields to the event loop. */
 const MICROTASK_DRAINS = 256;
@@ -80,6 +85,9 @@ export class RaftDriver {
   #applied = 0;
   /** Drains run since the event loop last turned. */
   #microDrains = 0;
+  /** Term and vote as last handed to the storage (a batch that changes them needs a sync). */
+  #term: number;
+  #vote: string | undefined;
 
   /** Creates a driver; nothing runs until {@linkcode start}. Timers come from `scheduler`. */
   constructor(
@@ -95,6 +103,8 @@ export class RaftDriver {
     this.#hooks = hooks;
     this.#tickMs = tickMs;
     this.#applied = node.appliedIndex;
+    this.#term = node.term;
+    this.#vote = node.vote;
   }
 
   /** Index of the last entry applied through this driver. */
@@ -163,7 +173,9 @@ export class RaftDriver {
   /** Resolves once the entry at `index` has been applied on this peer. */
   waitApplied(index: number): Promise<void> {
     if (index <= this.#applied) return Promise.resolve();
-    return new Promise<void>((resolve) => this.#appliedWaiters.push({ index, resolve }));
+    return new Promise<void>((resolve) =>
+      this.#appliedWaiters.push({ index, resolve })
+    );
   }
 
   /**
@@ -176,9 +188,12 @@ export class RaftDriver {
     if (this.#scheduled || this.#stopped || this.#failed) return;
     this.#scheduled = true;
     const scheduler = this.#scheduler;
-    if (this.#microDrains === 0) scheduler.setTimeout(this.#resetMicroDrains, 0);
-    if (++this.#microDrains <= MICROTASK_DRAINS) scheduler.defer(this.#runDrain);
-    else scheduler.setTimeout(this.#runDrain, 0);
+    if (this.#microDrains === 0) {
+      scheduler.setTimeout(this.#resetMicroDrains, 0);
+    }
+    if (++this.#microDrains <= MICROTASK_DRAINS) {
+      scheduler.defer(this.#runDrain);
+    } else scheduler.setTimeout(this.#runDrain, 0);
   }
 
   readonly #runDrain = (): void => {
@@ -194,11 +209,26 @@ export class RaftDriver {
     if (this.#draining) return;
     this.#draining = true;
     try {
-      while (!this.#stopped && this.node.hasReady()) {
-        const ready = this.node.ready();
+      const node = this.node;
+      const hooks = this.#hooks;
+      while (!this.#stopped && node.hasReady()) {
+        const ready = node.ready();
+        // A leader's appends and heartbeats go out at once: the followers write while we sync.
+        const early = ready.earlyMessages;
+        for (let i = 0; i < early.length; i++) hooks.send(early[i]!); // i < length
         const persisted = this.#persist(ready);
+        // Inputs that arrive while the sync runs are batched into the next ready (group commit).
         if (persisted !== undefined) await persisted;
         if (this.#stopped) break;
+        // Only now, synced: the leader may count these entries as its own toward a commit.
+        const entries = ready.entries;
+        const last = entries.length > 0
+          ? entries[entries.length - 1]
+          : undefined;
+        if (last !== undefined) node.persisted(last.index, last.term);
+        else if (ready.snapshot !== undefined) {
+          node.persisted(ready.snapshot.meta.index, ready.snapshot.meta.term);
+        }
         this.#act(ready);
       }
     } catch (error) {
@@ -211,13 +241,17 @@ export class RaftDriver {
 
   /**
    * Persists a ready batch in order (snapshot, then entries, then hard state, then one `sync`). Synchronous storages
-   * (the memory one) finish without a promise; an asynchronous step makes the rest wait for it.
+   * (the memory one) finish without a promise; an asynchronous step makes the rest wait for it. A
+   * failure rejects: the batch's acknowledgements never leave and the driver stops. The sync runs
+   * for a batch with entries, a snapshot, or a new term or vote.
    */
   #persist(ready: RaftReady): Promise<void> | undefined {
     const storage = this.#storage;
     const { snapshot, entries, hardState } = ready;
     let pending: Promise<void> | undefined;
-    if (snapshot !== undefined) pending = asPromise(storage.saveSnapshot(snapshot));
+    if (snapshot !== undefined) {
+      pending = asPromise(storage.saveSnapshot(snapshot));
+    }
     if (entries.length > 0) {
       pending = pending === undefined
         ? asPromise(storage.append(entries))
@@ -228,11 +262,22 @@ export class RaftDriver {
         ? asPromise(storage.saveHardState(hardState))
         : pending.then(() => storage.saveHardState(hardState));
     }
-    // one sync for the whole batch (group commit), before any of its messages leave
+    // One sync for the whole batch (group commit), before its acknowledgements leave. A batch that
+    // only moves the commit index needs none: a commit index lost in a crash is learned again from
+    // the leader, and the next sync covers it anyway (etcd's MustSync rule).
+    let mustSync = snapshot !== undefined || entries.length > 0;
     if (
-      storage.sync !== undefined && (snapshot !== undefined || entries.length > 0 || hardState !== undefined)
+      hardState !== undefined &&
+      (hardState.term !== this.#term || hardState.vote !== this.#vote)
     ) {
-      pending = pending === undefined ? asPromise(storage.sync()) : pending.then(() => storage.sync!());
+      this.#term = hardState.term;
+      this.#vote = hardState.vote;
+      mustSync = true;
+    }
+    if (storage.sync !== undefined && mustSync) {
+      pending = pending === undefined
+        ? asPromise(storage.sync())
+        : pending.then(() => storage.sync!());
     }
     return pending;
   }
@@ -241,7 +286,9 @@ export class RaftDriver {
     const hooks = this.#hooks;
     for (const message of ready.messages) hooks.send(message);
     if (ready.softState !== undefined) hooks.softStateChanged(ready.softState);
-    if (ready.membership !== undefined) hooks.membershipChanged?.(ready.membership);
+    if (ready.membership !== undefined) {
+      hooks.membershipChanged?.(ready.membership);
+    }
     if (ready.snapshot !== undefined && ready.restoreSnapshot) {
       hooks.restore(ready.snapshot);
       this.#applied = Math.max(this.#applied, ready.snapshot.meta.index);

@@ -291,7 +291,10 @@ export interface ProposeMessage extends RaftMessageBase {
    * leader appends them as `normal` entries, or silently drops the message if it is no longer the
    * leader or is transferring leadership (the proposer's wait then times out).
    */
-  readonly entries: readonly { readonly data: Uint8Array; readonly requestId?: string }[];
+  readonly entries: readonly {
+    readonly data: Uint8Array;
+    readonly requestId?: string;
+  }[];
 }
 
 /** Follower -> leader: a ReadIndex request forwarded to the leader. */
@@ -333,11 +336,18 @@ export type RaftMessage =
 
 /**
  * Everything one batch of inputs produced. The driver must, in this order:
- * 1. persist `hardState`, `snapshot` and `entries` (entries may overwrite the log from
- *    `entries[0].index` on);
- * 2. send `messages`;
- * 3. restore the state machine from `snapshot` if set, then apply `committed` in order;
- * 4. serve `readStates` once their index is applied.
+ * 1. send `earlyMessages` (they may go before, or while, the batch is persisted; always empty
+ *    unless {@linkcode RaftConfig.asyncPersistence} is on);
+ * 2. persist `hardState`, `snapshot` and `entries` (entries may overwrite the log from
+ *    `entries[0].index` on), and make them durable;
+ * 3. with {@linkcode RaftConfig.asyncPersistence}: report the durable position with
+ *    `RaftNode.persisted(index, term)` (the last entry of `entries`, else the snapshot's index and
+ *    term); never before the writes are durable;
+ * 4. send `messages`;
+ * 5. restore the state machine from `snapshot` if set, then apply `committed` in order;
+ * 6. serve `readStates` once their index is applied.
+ *
+ * Batches are handled one at a time: the next `ready()` is taken once this one is done.
  */
 export interface RaftReady {
   /** Changed hard state, if it changed. */
@@ -350,8 +360,14 @@ export interface RaftReady {
   readonly restoreSnapshot: boolean;
   /** Newly committed entries to apply, in log order. */
   readonly committed: readonly Entry[];
-  /** Messages to send. */
+  /** Messages to send once this batch is persisted (acknowledgements, votes, everything else). */
   readonly messages: readonly RaftMessage[];
+  /**
+   * Messages that may be sent before this batch is persisted: a leader's appends, heartbeats and
+   * snapshot chunks, and a follower's forwarded proposals and read requests, when the batch changes
+   * neither term nor vote. Empty unless {@linkcode RaftConfig.asyncPersistence} is on.
+   */
+  readonly earlyMessages: readonly RaftMessage[];
   /** Completed ReadIndex requests. */
   readonly readStates: readonly ReadState[];
   /** ReadIndex requests that failed. */
@@ -367,7 +383,8 @@ export type RaftTestingBug =
   | "skip-prev-log-check"
   | "double-vote"
   | "commit-old-term"
-  | "ignore-check-quorum";
+  | "ignore-check-quorum"
+  | "self-ack-on-append";
 
 /** Configuration of a {@linkcode RaftNode}. Times are counted in ticks. */
 export interface RaftConfig {
@@ -398,6 +415,14 @@ export interface RaftConfig {
    * stay learners (they replicate and serve reads) until a voter leaves. Default: unlimited.
    */
   readonly maxVoters?: number;
+  /**
+   * The leader writes its own log in parallel with replicating it (Raft thesis section 10.2.1):
+   * `ready().earlyMessages` may go out before the batch is persisted, and the leader counts its own
+   * entries toward a commit only once the driver reports them durable with `RaftNode.persisted`.
+   * Default false: the leader counts an entry as its own on append (right for a driver that
+   * persists every batch before it sends anything, as with a memory storage).
+   */
+  readonly asyncPersistence?: boolean;
   /** For tests only: deliberately break the protocol. */
   readonly testingBugs?: readonly RaftTestingBug[];
 }
@@ -439,7 +464,11 @@ export type ProposeDropReason =
  * timeout), or dropped.
  */
 export type ProposeResult =
-  | { readonly status: "appended"; readonly index: number; readonly term: number }
+  | {
+    readonly status: "appended";
+    readonly index: number;
+    readonly term: number;
+  }
   | { readonly status: "forwarded"; readonly leaderId: string }
   | { readonly status: "dropped"; readonly reason: ProposeDropReason };
 

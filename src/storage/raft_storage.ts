@@ -43,7 +43,8 @@ export interface RaftPersistentState {
  * break safety. Since removed ids are tombstoned in the membership, the old id can never be reused.
  *
  * Methods may complete synchronously (return `void`) or asynchronously (return a promise); the
- * driver persists everything of one `RaftReady` before it sends that ready's messages.
+ * driver persists everything of one `RaftReady` before it sends that ready's acknowledgements (a
+ * leader's appends may go out while it persists: see `RaftConfig.asyncPersistence`).
  *
  * @example
  * ```ts
@@ -74,9 +75,12 @@ export interface RaftStorage {
   saveSnapshot(snapshot: Snapshot): Promise<void> | void;
   /**
    * Optional: makes everything written so far durable (a file storage's fsync). The driver calls it
-   * once per ready batch, after that batch's writes and before its messages go out, so one sync
-   * covers all of them (group commit). Storages whose writes are durable (or volatile) at once
-   * leave it out.
+   * once per ready batch that carries entries, a snapshot or a new term or vote, after that batch's
+   * writes and before its acknowledgements go out, so one sync covers all of them (group commit);
+   * a batch that only moves the commit index is not synced (the next sync covers it). A storage
+   * with `sync` runs its node with `RaftConfig.asyncPersistence`: the leader's appends leave while
+   * it syncs, and its entries count toward a commit once the sync is done. Storages whose writes
+   * are durable (or volatile) at once leave it out.
    */
   sync?(): Promise<void> | void;
   /** Releases resources; no method may be called afterwards. */

@@ -9,6 +9,7 @@
  * options: --from S (first seed, default 1), --nodes 3|5, --steps N (default 10000),
  *          --time-budget SECONDS (default 120), --no-liveness, --bug NAME (repeatable),
  *          --profile mixed|elections|leader-isolation|figure8, --trace N (trace lines kept),
+ *          --persistence seed|sync|async (how nodes persist, default: the seed chooses),
  *          --stop-on-failure, --quiet
  * ```
  *
@@ -19,7 +20,13 @@
 
 import process from "node:process";
 import type { RaftTestingBug } from "../../src/raft/types.ts";
-import { type BatchOptions, formatSummary, replayCommand, runBatch, runSeed } from "./runner.ts";
+import {
+  type BatchOptions,
+  formatSummary,
+  replayCommand,
+  runBatch,
+  runSeed,
+} from "./runner.ts";
 import type { SimProfile } from "./simulation.ts";
 
 interface Cli {
@@ -38,7 +45,8 @@ function usage(message: string): never {
   console.error(`sim: ${message}`);
   console.error(
     "usage: deno task sim [--seeds N | --seed S] [--from S] [--nodes 3|5] [--steps N] [--time-budget SECONDS]\n" +
-      "                     [--no-liveness] [--bug NAME]... [--profile NAME] [--trace N] [--verbose] [--quiet]\n" +
+      "                     [--no-liveness] [--bug NAME]... [--profile NAME] [--persistence seed|sync|async]\n" +
+      "                     [--trace N] [--verbose] [--quiet]\n" +
       "                     [--stop-on-failure]",
   );
   process.exit(2);
@@ -59,10 +67,13 @@ function parse(argv: string[]): Cli {
   let steps: number | undefined;
   let liveness: boolean | undefined;
   let profile: SimProfile | undefined;
+  let persistence: "seed" | "sync" | "async" | undefined;
   let budgetGiven = false;
   const num = (i: number): number => {
     const v = Number(argv[i]);
-    if (argv[i] === undefined || !Number.isFinite(v)) usage(`${argv[i - 1]} needs a number`);
+    if (argv[i] === undefined || !Number.isFinite(v)) {
+      usage(`${argv[i - 1]} needs a number`);
+    }
     return v;
   };
   for (let i = 0; i < argv.length; i++) {
@@ -97,6 +108,14 @@ function parse(argv: string[]): Cli {
       case "--profile":
         profile = argv[++i] as SimProfile;
         break;
+      case "--persistence": {
+        const v = argv[++i];
+        if (v !== "seed" && v !== "sync" && v !== "async") {
+          usage("--persistence must be seed, sync or async");
+        }
+        persistence = v;
+        break;
+      }
       case "--trace":
         cli.trace = num(++i);
         break;
@@ -120,6 +139,7 @@ function parse(argv: string[]): Cli {
     ...(liveness !== undefined ? { liveness } : {}),
     ...(bugs.length > 0 ? { bugs } : {}),
     ...(profile !== undefined ? { profile } : {}),
+    ...(persistence !== undefined ? { persistence } : {}),
   };
   return cli;
 }
@@ -135,14 +155,23 @@ function main(): void {
         `${r.opsChecked} ops checked (${r.opsCompleted} completed, ${r.opsUnknown} unknown), ` +
         `${r.leaders} leaders, commit ${r.commitIndex}, linearizability ${r.linearizability}, ` +
         `liveness ${
-          r.livenessOk === undefined ? "not run" : r.livenessOk ? "ok" : "FAILED"
+          r.livenessOk === undefined
+            ? "not run"
+            : r.livenessOk
+            ? "ok"
+            : "FAILED"
         }, trace ${r.traceHash}`,
     );
     console.log(
-      "faults: " + Object.entries(r.faults).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`).join(" "),
+      "faults: " +
+        Object.entries(r.faults).filter(([, n]) => n > 0).map(([k, n]) =>
+          `${k}=${n}`
+        ).join(" "),
     );
     for (const v of r.violations) {
-      console.log(`VIOLATION ${v.kind} at step ${v.step}, ${v.time} ms: ${v.message}`);
+      console.log(
+        `VIOLATION ${v.kind} at step ${v.step}, ${v.time} ms: ${v.message}`,
+      );
     }
     if (r.violations.length > 0) {
       console.log(`replay: ${replayCommand(r.seed, cli.opts)}`);
@@ -153,19 +182,29 @@ function main(): void {
   const budgetMs = cli.budgetS * 1000;
   if (!cli.quiet) {
     console.log(
-      `sim: seeds from ${cli.from}` + (cli.seeds !== undefined ? `, ${cli.seeds} seeds` : "") +
+      `sim: seeds from ${cli.from}` +
+        (cli.seeds !== undefined ? `, ${cli.seeds} seeds` : "") +
         (Number.isFinite(budgetMs) ? `, time budget ${cli.budgetS} s` : "") +
         `, options ${JSON.stringify(cli.opts)}`,
     );
   }
   let done = 0;
   const summary = runBatch(
-    { from: cli.from, count: cli.seeds, budgetMs, stopOnFailure: cli.stopOnFailure },
+    {
+      from: cli.from,
+      count: cli.seeds,
+      budgetMs,
+      stopOnFailure: cli.stopOnFailure,
+    },
     cli.opts,
     (r) => {
       done++;
       if (r.violations.length > 0) {
-        console.log(`seed ${r.seed}: ${r.violations[0].kind}: ${r.violations[0].message.split("\n")[0]}`);
+        console.log(
+          `seed ${r.seed}: ${r.violations[0].kind}: ${
+            r.violations[0].message.split("\n")[0]
+          }`,
+        );
         console.log(`  replay: ${replayCommand(r.seed, cli.opts)}`);
       } else if (!cli.quiet && done % 1000 === 0) {
         console.log(`... ${done} seeds`);

@@ -9,6 +9,9 @@
  * - **State-machine safety**: a committed index never holds two different entries, and the hash
  *   chain each node keeps over what it applied (snapshot restores included) agrees, index by index,
  *   across nodes and over time.
+ * - **Durable quorum** (checked by the simulation, which sees every node's storage): when a leader
+ *   moves its commit index, a majority of its voters hold the entry on stable storage, the leader
+ *   itself counted only once its own write is durable.
  *
  * @module
  */
@@ -25,6 +28,7 @@ export type ViolationKind =
   | "leader-completeness"
   | "state-machine-safety"
   | "invariant"
+  | "durable-quorum"
   | "exception"
   | "linearizability"
   | "liveness";
@@ -121,7 +125,10 @@ export class SafetyChecker implements StorageObserver {
     const other = this.#leaders.get(term);
     if (other === undefined) this.#leaders.set(term, nodeId);
     else if (other !== nodeId) {
-      this.report("election-safety", `two leaders in term ${term}: ${other} and ${nodeId}`);
+      this.report(
+        "election-safety",
+        `two leaders in term ${term}: ${other} and ${nodeId}`,
+      );
       return;
     }
     const snap = storage.snapshotIndex;
@@ -177,13 +184,20 @@ export class SafetyChecker implements StorageObserver {
   }
 
   /** `nodeId` applied (or restored a snapshot) up to `index`, with the given chain value. */
-  onApplied(nodeId: string, index: number, chainValue: number, how: "apply" | "restore"): void {
+  onApplied(
+    nodeId: string,
+    index: number,
+    chainValue: number,
+    how: "apply" | "restore",
+  ): void {
     const known = this.#appliedChains[index];
     if (known === undefined) this.#appliedChains[index] = chainValue;
     else if (known !== chainValue) {
       this.report(
         "state-machine-safety",
-        `${nodeId} ${how === "apply" ? "applied" : "restored a snapshot"} up to ${index} with a history ` +
+        `${nodeId} ${
+          how === "apply" ? "applied" : "restored a snapshot"
+        } up to ${index} with a history ` +
           `that differs from what another node (or an earlier incarnation) applied up to ${index}`,
       );
     }

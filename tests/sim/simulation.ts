@@ -15,6 +15,7 @@
 
 import type {
   Entry,
+  HardState,
   Membership,
   MembershipChange,
   RaftConfig,
@@ -24,14 +25,31 @@ import type {
   RaftTestingBug,
   Snapshot,
 } from "../../src/raft/types.ts";
-import { applyMembershipChange, EMPTY_MEMBERSHIP } from "../../src/raft/membership.ts";
+import {
+  applyMembershipChange,
+  EMPTY_MEMBERSHIP,
+} from "../../src/raft/membership.ts";
 import { Prng } from "./prng.ts";
 import { EventQueue } from "./event_queue.ts";
-import { type CutHandle, type NetworkSettings, VirtualNetwork } from "./network.ts";
+import {
+  type CutHandle,
+  type NetworkSettings,
+  VirtualNetwork,
+} from "./network.ts";
 import { type SimPersistentState, SimStorage } from "./sim_storage.ts";
 import { SafetyChecker, type Violation } from "./safety.ts";
-import { encodeCommand, type KvCommand, KvStateMachine, requestIdOf } from "./kv_state_machine.ts";
-import { type KvInput, kvModel, type KvOperation, type KvOutput } from "./kv_model.ts";
+import {
+  encodeCommand,
+  type KvCommand,
+  KvStateMachine,
+  requestIdOf,
+} from "./kv_state_machine.ts";
+import {
+  type KvInput,
+  kvModel,
+  type KvOperation,
+  type KvOutput,
+} from "./kv_model.ts";
 import { checkLinearizability } from "./linearizability.ts";
 import { TraceHash } from "./hash.ts";
 
@@ -44,9 +62,18 @@ export interface SimRaftNode {
   readonly commitIndex: number;
   readonly membership: Membership;
   tick(): void;
+  /** The driver reports the log durable up to (index, term) (`RaftConfig.asyncPersistence`). */
+  persisted(index: number, term: number): void;
+  /** Term of the entry at `index` in the node's (in-memory) log, if held. */
+  termAt(index: number): number | undefined;
   step(msg: RaftMessage): void;
-  propose(data: Uint8Array, requestId?: string): { status: string; leaderId?: string };
-  proposeMembership(change: MembershipChange): { status: string; leaderId?: string };
+  propose(
+    data: Uint8Array,
+    requestId?: string,
+  ): { status: string; leaderId?: string };
+  proposeMembership(
+    change: MembershipChange,
+  ): { status: string; leaderId?: string };
   readIndex(ctx: string): void;
   transferLeadership(to: string): unknown;
   compact(index: number, data: Uint8Array): void;
@@ -55,7 +82,10 @@ export interface SimRaftNode {
 }
 
 /** Builds a Raft node (normally `new RaftNode(config, initial)`). */
-export type RaftNodeFactory = (config: RaftConfig, initial: SimPersistentState) => SimRaftNode;
+export type RaftNodeFactory = (
+  config: RaftConfig,
+  initial: SimPersistentState,
+) => SimRaftNode;
 
 /** Kinds of injected faults, as counted in {@linkcode SimResult.faults}. */
 export type FaultKind =
@@ -68,6 +98,7 @@ export type FaultKind =
   | "crash"
   | "crash-with-storage-loss"
   | "torn-crash"
+  | "unsynced-loss"
   | "restart"
   | "member-add"
   | "member-remove"
@@ -86,6 +117,7 @@ export const FAULT_KINDS: readonly FaultKind[] = [
   "crash",
   "crash-with-storage-loss",
   "torn-crash",
+  "unsynced-loss",
   "restart",
   "member-add",
   "member-remove",
@@ -133,7 +165,12 @@ export interface NemesisWeights {
  */
 export type SimProfile = "mixed" | "elections" | "leader-isolation" | "figure8";
 
-const NO_CHURN: Partial<NemesisWeights> = { memberAdd: 0, memberRemove: 0, crashLoseStorage: 0, compact: 0 };
+const NO_CHURN: Partial<NemesisWeights> = {
+  memberAdd: 0,
+  memberRemove: 0,
+  crashLoseStorage: 0,
+  compact: 0,
+};
 
 const PROFILES: Record<SimProfile, {
   nemesis?: Partial<NemesisWeights>;
@@ -246,6 +283,16 @@ export interface SimOptions {
   readonly clients?: number;
   /** Keep the last this many trace lines for the report. Default 0. */
   readonly traceLines?: number;
+  /**
+   * How nodes persist: `"sync"` (every ready batch is persisted at once, before anything is sent),
+   * `"async"` (`RaftConfig.asyncPersistence`: a batch's early messages go at once, its writes
+   * become durable after a seeded delay, a crash meanwhile loses them), or `"seed"` (default: the
+   * seed chooses, async in three seeds out of four). Drawn from a stream of its own, so a seed in
+   * `"sync"` runs exactly as before asynchronous persistence existed.
+   */
+  readonly persistence?: "seed" | "sync" | "async";
+  /** Delay of an asynchronous sync, virtual ms, uniform in [lo, hi]. Default: chosen by the seed. */
+  readonly syncDelayMs?: readonly [number, number];
 }
 
 /** The outcome of one run. */
@@ -329,20 +376,35 @@ interface SimNode {
   leaderTerm: number;
   /** Armed crash inside the next ready batch ("entries": the next one that carries new entries). */
   crashMidReady: "no" | "next" | "entries";
+  /** The ready batch whose writes are being synced (async persistence), if any. */
+  syncing: RaftReady | undefined;
+  /**
+   * The stored hard state before a batch that only moved the commit index and was not synced
+   * (async persistence: such a batch needs no sync); a crash may bring it back.
+   */
+  unsyncedHardState: HardState | undefined;
+  /** Highest commit index checked for a durable quorum while this node led. */
+  quorumChecked: number;
   stopScheduled: boolean;
 }
 
 type SimEvent =
   | { readonly k: 0; readonly node: SimNode; readonly inc: number } // tick
   | { readonly k: 1; readonly msg: RaftMessage } // deliver
-  | { readonly k: 2; readonly client: Client; readonly requestId: string; readonly attempt: number } // client timer
+  | {
+    readonly k: 2;
+    readonly client: Client;
+    readonly requestId: string;
+    readonly attempt: number;
+  } // client timer
   | { readonly k: 3; readonly client: Client } // client starts next op
   | { readonly k: 4 } // nemesis
   | { readonly k: 5; readonly node: SimNode; readonly inc: number } // restart
   | { readonly k: 6; readonly cut: CutHandle } // heal partition
   | { readonly k: 7 } // operator
   | { readonly k: 8; readonly node: SimNode } // stop a removed node
-  | { readonly k: 9 }; // end of storm
+  | { readonly k: 9 } // end of storm
+  | { readonly k: 10; readonly node: SimNode; readonly inc: number }; // a sync completes
 
 const MSG_CODE: Record<RaftMessage["type"], number> = {
   "append": 1,
@@ -411,6 +473,11 @@ export class Simulation {
   readonly #hitNewLeader: number;
   readonly #deafLeader: boolean;
   #opsCompleted = 0;
+  /** Asynchronous persistence (see {@linkcode SimOptions.persistence}). */
+  readonly #async: boolean;
+  readonly #syncDelay: readonly [number, number];
+  /** The storage's own stream (mode and sync delays), so that "sync" seeds replay as before. */
+  readonly #storageRng: Prng;
 
   /** Prepares a run (nothing happens until {@linkcode run}). */
   constructor(options: SimOptions, factory: RaftNodeFactory) {
@@ -418,10 +485,18 @@ export class Simulation {
     this.#factory = factory;
     this.#rng = new Prng(options.seed);
     const rng = this.#rng;
-    this.#safety = new SafetyChecker(() => ({ time: this.#now, step: this.#step }));
-    this.#faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
+    this.#safety = new SafetyChecker(() => ({
+      time: this.#now,
+      step: this.#step,
+    }));
+    this.#faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<
+      FaultKind,
+      number
+    >;
     const profile = PROFILES[options.profile ?? "mixed"];
-    if (profile === undefined) throw new Error(`unknown simulation profile ${options.profile}`);
+    if (profile === undefined) {
+      throw new Error(`unknown simulation profile ${options.profile}`);
+    }
     const seedNodes = rng.chance(0.5) ? 3 : 5;
     this.#initialVoters = options.nodes ?? profile.nodes ?? seedNodes;
     // Per-seed cluster configuration.
@@ -448,10 +523,15 @@ export class Simulation {
       longDelay: rng.pick([50, 200, 600]),
     };
     const netOpt = options.network ?? "seed";
-    this.#baseNet = netOpt === "seed"
-      ? seedNet
-      : netOpt === "none"
-      ? { dropRate: 0, duplicateRate: 0, delayRate: 0, minLatency: 1, maxLatency: 5, longDelay: 0 }
+    this.#baseNet = netOpt === "seed" ? seedNet : netOpt === "none"
+      ? {
+        dropRate: 0,
+        duplicateRate: 0,
+        delayRate: 0,
+        minLatency: 1,
+        maxLatency: 5,
+        longDelay: 0,
+      }
       : { ...seedNet, ...netOpt };
     this.#net = new VirtualNetwork(rng.fork(), { ...this.#baseNet });
     const w = (base: number) => rng.chance(0.15) ? 0 : base;
@@ -471,8 +551,11 @@ export class Simulation {
       ...profile.nemesis,
       ...options.nemesis,
     };
-    const seedInterval = rng.pick([[30, 300], [100, 800], [300, 2000]] as const);
-    this.#nemesisInterval = options.nemesisIntervalMs ?? profile.interval ?? seedInterval;
+    const seedInterval = rng.pick(
+      [[30, 300], [100, 800], [300, 2000]] as const,
+    );
+    this.#nemesisInterval = options.nemesisIntervalMs ?? profile.interval ??
+      seedInterval;
     this.#compactEvery = rng.pick([8, 25, 60, 200]);
     this.#midReadyCrash = profile.midReadyCrash ?? 0.25;
     this.#downMs = profile.downMs ?? [20, 2000];
@@ -480,6 +563,15 @@ export class Simulation {
     this.#hitNewLeader = profile.hitNewLeader ?? 0.05;
     const seedDeaf = rng.chance(profile.deafLeader ?? 0.3);
     this.#deafLeader = options.deafLeader ?? seedDeaf;
+    this.#storageRng = new Prng((options.seed ^ 0x5bd1e995) >>> 0);
+    const seedAsync = this.#storageRng.chance(0.75);
+    const seedDelay = this.#storageRng.pick(
+      [[0, 1], [0, 4], [1, 12], [2, 30]] as const,
+    );
+    const persistence = options.persistence ?? "seed";
+    this.#async = persistence === "seed" ? seedAsync : persistence === "async";
+    this.#syncDelay = options.syncDelayMs ?? seedDelay;
+    if (this.#async) this.#config = { ...this.#config, asyncPersistence: true };
   }
 
   // ---------------------------------------------------------------- run
@@ -494,51 +586,76 @@ export class Simulation {
       if (liveness && this.#safety.violations.length === 0) {
         this.#heal();
         const bound = this.#now + (this.#opts.livenessBoundMs ?? 10_000);
-        while (!this.#livenessDone && this.#queue.peekTime() <= bound) this.#processNext();
+        while (!this.#livenessDone && this.#queue.peekTime() <= bound) {
+          this.#processNext();
+        }
         if (!this.#livenessDone && this.#safety.violations.length === 0) {
           this.#safety.report(
             "liveness",
-            `no leader with a completed client operation within ${this.#opts.livenessBoundMs ?? 10_000} ms ` +
+            `no leader with a completed client operation within ${
+              this.#opts.livenessBoundMs ?? 10_000
+            } ms ` +
               `after healing (${this.#describeCluster()})`,
           );
         }
       }
     } catch (err) {
       if (!(err instanceof StopRun)) {
-        this.#safety.report("exception", err instanceof Error ? `${err.stack ?? err.message}` : String(err));
+        this.#safety.report(
+          "exception",
+          err instanceof Error ? `${err.stack ?? err.message}` : String(err),
+        );
       }
     }
     // Operations still in progress at the end have an unknown outcome.
     for (const client of this.#clients) {
       const op = client.op;
       if (op !== undefined && op.kind !== "read" && op.mayHaveEffect) {
-        this.#history.push({ clientId: client.id, input: op.input, call: op.call, ret: Infinity });
+        this.#history.push({
+          clientId: client.id,
+          input: op.input,
+          call: op.call,
+          ret: Infinity,
+        });
       }
     }
     // Linearizability of the recorded history.
     let lin: SimResult["linearizability"] = "skipped";
-    if (this.#safety.violations.length === 0 || this.#safety.violations.every((v) => v.kind === "liveness")) {
-      const res = checkLinearizability(kvModel, this.#history, { maxSteps: 5_000_000 });
+    if (
+      this.#safety.violations.length === 0 ||
+      this.#safety.violations.every((v) => v.kind === "liveness")
+    ) {
+      const res = checkLinearizability(kvModel, this.#history, {
+        maxSteps: 5_000_000,
+      });
       lin = res.verdict;
       if (res.verdict === "illegal") {
         const ops = res.failedPartition!;
-        const ms = (t: number) => t === Infinity ? "inf" : `${(t / STAMPS_PER_MS).toFixed(4)}ms`;
-        const lines = [...ops].sort((x, y) => x.call - y.call).slice(0, 60).map((op) =>
-          kvModel.describe!({ ...op, call: 0, ret: 0 }).replace(
-            /\[0, 0\]$/,
-            `[${ms(op.call)}, ${ms(op.ret)}]`,
-          )
+        const ms = (t: number) =>
+          t === Infinity ? "inf" : `${(t / STAMPS_PER_MS).toFixed(4)}ms`;
+        const lines = [...ops].sort((x, y) => x.call - y.call).slice(0, 60).map(
+          (op) =>
+            kvModel.describe!({ ...op, call: 0, ret: 0 }).replace(
+              /\[0, 0\]$/,
+              `[${ms(op.call)}, ${ms(op.ret)}]`,
+            ),
         );
         this.#safety.report(
           "linearizability",
-          `history of key "${ops[0].input.key}" (${ops.length} ops) is not linearizable; ` +
-            `longest linearizable prefix ${res.longestPrefix?.length ?? 0}:\n    ${lines.join("\n    ")}`,
+          `history of key "${
+            ops[0].input.key
+          }" (${ops.length} ops) is not linearizable; ` +
+            `longest linearizable prefix ${
+              res.longestPrefix?.length ?? 0
+            }:\n    ${lines.join("\n    ")}`,
         );
       }
     }
     let unknown = 0;
     for (const op of this.#history) if (op.ret === Infinity) unknown++;
-    this.#trace.add(this.#history.length).add(this.#opsCompleted).add(this.#now);
+    this.#trace.add(this.#history.length).add(this.#opsCompleted).add(
+      this.#now,
+    );
     return {
       seed: this.#opts.seed,
       nodes: this.#initialVoters,
@@ -577,7 +694,9 @@ export class Simulation {
     const max = this.#opts.traceLines ?? 0;
     if (max === 0) return;
     this.#traceLines.push(`${this.#now} #${this.#step} ${line()}`);
-    if (this.#traceLines.length > max) this.#traceLines.splice(0, this.#traceLines.length - max);
+    if (this.#traceLines.length > max) {
+      this.#traceLines.splice(0, this.#traceLines.length - max);
+    }
   }
 
   #handle(ev: SimEvent): void {
@@ -602,7 +721,9 @@ export class Simulation {
         if (node === undefined || node.status !== "up") return;
         t.add(node.num);
         if (this.#net.isBlocked(msg.from, msg.to)) return;
-        this.#log(() => `deliver ${msg.type} ${msg.from}->${msg.to} t${msg.term}`);
+        this.#log(() =>
+          `deliver ${msg.type} ${msg.from}->${msg.to} t${msg.term}`
+        );
         node.raft!.step(msg);
         this.#drive(node);
         return;
@@ -616,7 +737,10 @@ export class Simulation {
       case 4:
         if (!this.#healed) {
           this.#nemesis();
-          this.#queue.push(this.#now + this.#rng.range(...this.#nemesisInterval), ev);
+          this.#queue.push(
+            this.#now + this.#rng.range(...this.#nemesisInterval),
+            ev,
+          );
         }
         return;
       case 5: {
@@ -646,6 +770,18 @@ export class Simulation {
         this.#stormActive = false;
         this.#net.settings = { ...this.#baseNet };
         return;
+      case 10: {
+        const node = ev.node;
+        const rd = node.syncing;
+        if (
+          node.status !== "up" || node.incarnation !== ev.inc ||
+          rd === undefined
+        ) return;
+        t.add(node.num);
+        node.syncing = undefined;
+        if (this.#completeBatch(node, rd)) this.#drive(node);
+        return;
+      }
     }
   }
 
@@ -653,9 +789,15 @@ export class Simulation {
 
   #bootstrap(): void {
     const ids: string[] = [];
-    for (let i = 0; i < this.#initialVoters; i++) ids.push(`n${this.#nextNodeNum + i}`);
+    for (let i = 0; i < this.#initialVoters; i++) {
+      ids.push(`n${this.#nextNodeNum + i}`);
+    }
     const snapshot: Snapshot = {
-      meta: { index: 0, term: 0, membership: { voters: ids, learners: [], removed: [] } },
+      meta: {
+        index: 0,
+        term: 0,
+        membership: { voters: ids, learners: [], removed: [] },
+      },
       data: new Uint8Array(),
     };
     for (let i = 0; i < ids.length; i++) {
@@ -665,7 +807,12 @@ export class Simulation {
     }
     const clients = this.#opts.clients ?? 4;
     for (let c = 1; c <= clients; c++) {
-      const client: Client = { id: c, seq: 0, op: undefined, leaderHint: undefined };
+      const client: Client = {
+        id: c,
+        seq: 0,
+        op: undefined,
+        leaderHint: undefined,
+      };
       this.#clients.push(client);
       this.#queue.push(this.#rng.range(50, 300), { k: 3, client });
     }
@@ -691,6 +838,9 @@ export class Simulation {
       lastCommitSeen: 0,
       leaderTerm: -1,
       crashMidReady: "no",
+      syncing: undefined,
+      unsyncedHardState: undefined,
+      quorumChecked: 0,
       stopScheduled: false,
     };
     this.#nodes.set(id, node);
@@ -700,22 +850,62 @@ export class Simulation {
   /** Constructs the Raft node from its storage and starts its clock. */
   #start(node: SimNode, firstTickIn: number): void {
     const initial = node.storage.load();
-    const config: RaftConfig = { ...this.#config, id: node.id, random: this.#rng.fork().asRandom() };
+    const config: RaftConfig = {
+      ...this.#config,
+      id: node.id,
+      random: this.#rng.fork().asRandom(),
+    };
     node.kv = new KvStateMachine();
     if (initial.snapshot !== undefined && initial.snapshot.meta.index > 0) {
       node.kv.restore(initial.snapshot.data, initial.snapshot.meta.index);
-      this.#safety.onApplied(node.id, initial.snapshot.meta.index, node.kv.chainValue, "restore");
+      this.#safety.onApplied(
+        node.id,
+        initial.snapshot.meta.index,
+        node.kv.chainValue,
+        "restore",
+      );
     }
     node.raft = this.#factory(config, initial);
     node.status = "up";
     node.incarnation++;
     node.lastCommitSeen = 0;
     node.leaderTerm = -1;
-    this.#queue.push(this.#now + firstTickIn, { k: 0, node, inc: node.incarnation });
+    node.quorumChecked = 0;
+    this.#queue.push(this.#now + firstTickIn, {
+      k: 0,
+      node,
+      inc: node.incarnation,
+    });
     this.#drive(node);
   }
 
   #kill(node: SimNode): void {
+    const rd = node.syncing;
+    let kept = 0;
+    if (rd !== undefined) {
+      // The process dies while the batch's writes are not synced: they are lost, but for a prefix
+      // that reached the disk (never the last record, which is torn off).
+      node.syncing = undefined;
+      this.#faults["unsynced-loss"]++;
+      const records = SimStorage.recordsOf(rd);
+      kept = records > 1 && this.#storageRng.chance(0.5)
+        ? this.#storageRng.int(records)
+        : 0;
+      node.storage.persistTorn(rd, kept);
+      this.#log(() =>
+        `${node.id} loses a batch that was not synced (${kept} of ${records} records kept)`
+      );
+    }
+    const unsynced = node.unsyncedHardState;
+    node.unsyncedHardState = undefined;
+    // A commit index written without a sync is lost too, unless a later record reached the disk.
+    if (unsynced !== undefined && kept === 0 && this.#storageRng.chance(0.5)) {
+      node.storage.hardState = unsynced;
+      this.#faults["unsynced-loss"]++;
+      this.#log(() =>
+        `${node.id} loses its unsynced commit index (back to ${unsynced.commit})`
+      );
+    }
     node.raft = undefined;
     node.status = "down";
     node.incarnation++;
@@ -738,16 +928,64 @@ export class Simulation {
     this.#start(node, this.#rng.int(node.tickMs));
   }
 
-  /** Acts on every pending RaftReady of `node`, in the documented order. */
+  /**
+   * Acts on every pending RaftReady of `node`, in the documented order. With asynchronous
+   * persistence a batch's early messages leave at once and its writes become durable after a
+   * seeded delay (event 10); the node's further batches wait for it, as in the real driver.
+   */
   #drive(node: SimNode): void {
     let raft = node.raft;
-    while (raft !== undefined && raft.hasReady()) {
+    while (
+      node.syncing === undefined && raft !== undefined && raft.hasReady()
+    ) {
       const rd = raft.ready();
+      for (const msg of rd.earlyMessages) this.#send(msg);
+      if (this.#async && this.#mustSync(node, rd)) {
+        const delay = this.#storageRng.range(...this.#syncDelay);
+        if (delay > 0) {
+          node.syncing = rd;
+          this.#queue.push(this.#now + delay, {
+            k: 10,
+            node,
+            inc: node.incarnation,
+          });
+          break;
+        }
+      }
+      if (!this.#completeBatch(node, rd)) return;
+      raft = node.raft;
+    }
+    raft = node.raft;
+    if (raft !== undefined) this.#observe(node, raft);
+  }
+
+  /**
+   * True if a batch's writes must be synced before it completes (async persistence): it has
+   * entries, a snapshot, or a new term or vote; a batch that only moves the commit index needs no
+   * sync (the driver's rule).
+   */
+  #mustSync(node: SimNode, rd: RaftReady): boolean {
+    if (rd.entries.length > 0 || rd.snapshot !== undefined) return true;
+    const hs = rd.hardState;
+    const stored = node.storage.hardState;
+    return hs !== undefined &&
+      (hs.term !== stored.term || hs.vote !== stored.vote);
+  }
+
+  /**
+   * Finishes one ready batch whose early messages are out: persists it (an armed crash may strike
+   * during its sync), reports it durable, sends the rest, applies, serves reads. Returns false if
+   * the node crashed.
+   */
+  #completeBatch(node: SimNode, rd: RaftReady): boolean {
+    const raft = node.raft!;
+    {
       // 1. persist; an armed crash may strike during the batch's sync and tear its last write off
       const records = SimStorage.recordsOf(rd);
       if (
         records > 0 &&
-        (node.crashMidReady === "next" || (node.crashMidReady === "entries" && rd.entries.length > 0)) &&
+        (node.crashMidReady === "next" ||
+          (node.crashMidReady === "entries" && rd.entries.length > 0)) &&
         this.#rng.chance(0.5)
       ) {
         const keep = this.#rng.int(records);
@@ -757,34 +995,55 @@ export class Simulation {
         );
         this.#faults["torn-crash"]++;
         this.#crash(node, this.#rng.range(...this.#downMs));
-        return;
+        return false;
       }
+      const synced = !this.#async || this.#mustSync(node, rd);
+      const before = node.storage.hardState;
       node.storage.persist(rd);
+      if (synced) node.unsyncedHardState = undefined;
+      else if (rd.hardState !== undefined) node.unsyncedHardState ??= before;
+      const last = rd.entries.length > 0
+        ? rd.entries[rd.entries.length - 1]
+        : undefined;
+      if (last !== undefined) raft.persisted(last.index, last.term);
+      else if (rd.snapshot !== undefined) {
+        raft.persisted(rd.snapshot.meta.index, rd.snapshot.meta.term);
+      }
       const ss = rd.softState;
-      if (ss !== undefined && ss.role === "leader" && node.leaderTerm !== ss.term) {
+      if (
+        ss !== undefined && ss.role === "leader" && node.leaderTerm !== ss.term
+      ) {
         this.#newLeader(node, ss.term);
       }
       if (
-        node.crashMidReady === "next" || (node.crashMidReady === "entries" && rd.entries.length > 0) ||
+        node.crashMidReady === "next" ||
+        (node.crashMidReady === "entries" && rd.entries.length > 0) ||
         (this.#crashOnOldTermCommit && this.#oldTermCommit(raft, rd))
       ) {
-        this.#log(() => `${node.id} crashes mid-ready (after persisting, before sending)`);
+        this.#log(() =>
+          `${node.id} crashes mid-ready (after persisting, before sending)`
+        );
         // Crash after persisting, before sending or applying.
         this.#crash(node, this.#rng.range(...this.#downMs));
-        return;
+        return false;
       }
-      if (rd.softState?.role === "leader" && !this.#healed && this.#rng.chance(this.#hitNewLeader)) {
+      if (
+        rd.softState?.role === "leader" && !this.#healed &&
+        this.#rng.chance(this.#hitNewLeader)
+      ) {
         if (this.#rng.chance(0.5)) {
           this.#log(() => `new leader ${node.id} crashes before sending`);
           this.#crash(node, this.#rng.range(...this.#downMs));
-          return;
+          return false;
         }
         this.#isolate(node, this.#rng.range(100, 1500));
       }
       // 2. send
       for (const msg of rd.messages) this.#send(msg);
       // 3. apply
-      if (rd.snapshot !== undefined && rd.restoreSnapshot) this.#restoreSnapshot(node, rd.snapshot);
+      if (rd.snapshot !== undefined && rd.restoreSnapshot) {
+        this.#restoreSnapshot(node, rd.snapshot);
+      }
       for (const e of rd.committed) this.#apply(node, e);
       // 4. reads
       for (const rs of rd.readStates) {
@@ -792,7 +1051,12 @@ export class Simulation {
         if (client === undefined) continue;
         node.pendingReads.delete(rs.ctx);
         const requestId = rs.ctx.slice(0, rs.ctx.lastIndexOf("/"));
-        node.readQueue.push({ ctx: rs.ctx, index: rs.index, client, requestId });
+        node.readQueue.push({
+          ctx: rs.ctx,
+          index: rs.index,
+          client,
+          requestId,
+        });
       }
       for (const dr of rd.droppedReads) {
         const client = node.pendingReads.get(dr.ctx);
@@ -803,9 +1067,8 @@ export class Simulation {
       this.#serveReads(node);
       if (this.#safety.violations.length > 0) throw new StopRun();
       this.#maybeCompact(node);
-      raft = node.raft;
     }
-    if (raft !== undefined) this.#observe(node, raft);
+    return true;
   }
 
   /** `node` was seen leading `term` for the first time: election safety, leader completeness. */
@@ -821,20 +1084,39 @@ export class Simulation {
   #oldTermCommit(raft: SimRaftNode, rd: RaftReady): boolean {
     const hs = rd.hardState;
     if (hs === undefined || raft.role !== "leader") return false;
-    const last = rd.committed.length > 0 ? rd.committed[rd.committed.length - 1] : undefined;
-    return last !== undefined && last.index === hs.commit && last.term < hs.term;
+    const last = rd.committed.length > 0
+      ? rd.committed[rd.committed.length - 1]
+      : undefined;
+    return last !== undefined && last.index === hs.commit &&
+      last.term < hs.term;
   }
 
   /** Checks what changed on `node` after it was driven: leadership and commit index. */
   #observe(node: SimNode, raft: SimRaftNode): void {
-    if (raft.role === "leader" && node.leaderTerm !== raft.term) this.#newLeader(node, raft.term);
+    if (raft.role === "leader" && node.leaderTerm !== raft.term) {
+      this.#newLeader(node, raft.term);
+    }
     const ci = raft.commitIndex;
+    if (raft.role === "leader" && ci > node.quorumChecked) {
+      node.quorumChecked = ci;
+      this.#checkDurableQuorum(node, raft, ci);
+    }
+    // While a batch is being synced the node's log runs ahead of its storage (a follower may even
+    // have replaced a suffix there): its commits are taken from storage once the sync is done.
+    if (node.syncing !== undefined) return;
     if (ci > node.lastCommitSeen) {
       const st = node.storage;
       if (ci > st.lastIndex) {
-        this.#safety.invariant(node.id, `commit index ${ci} beyond its last log index ${st.lastIndex}`);
+        this.#safety.invariant(
+          node.id,
+          `commit index ${ci} beyond its last log index ${st.lastIndex}`,
+        );
       } else {
-        for (let i = Math.max(node.lastCommitSeen, st.snapshotIndex) + 1; i <= ci; i++) {
+        for (
+          let i = Math.max(node.lastCommitSeen, st.snapshotIndex) + 1;
+          i <= ci;
+          i++
+        ) {
           this.#safety.onCommitted(node.id, st.entryAt(i)!);
         }
       }
@@ -843,10 +1125,43 @@ export class Simulation {
     if (this.#safety.violations.length > 0) throw new StopRun();
   }
 
+  /**
+   * A leader moved its commit index to `ci`: a majority of the voters it counts must hold that
+   * entry on stable storage right now (the leader itself only once its write is durable), since a
+   * crash of every node can lose nothing else.
+   */
+  #checkDurableQuorum(node: SimNode, raft: SimRaftNode, ci: number): void {
+    const term = raft.termAt(ci);
+    // A leader commits entries of its own term (an earlier term's commit index it inherited as a
+    // follower was decided by an earlier leader); a compacted entry was checked when committed.
+    if (term !== raft.term) return;
+    const voters = raft.membership.voters;
+    const holders: string[] = [];
+    for (const id of voters) {
+      const st = this.#nodes.get(id)?.storage;
+      if (st === undefined) continue;
+      if (st.snapshotIndex >= ci || st.entryAt(ci)?.term === term) {
+        holders.push(id);
+      }
+    }
+    if (holders.length < Math.floor(voters.length / 2) + 1) {
+      this.#safety.report(
+        "durable-quorum",
+        `leader ${node.id} (term ${raft.term}) committed ${ci} (term ${term}) while only [${
+          holders.join(",")
+        }] ` +
+          `of voters [${voters.join(",")}] hold it on stable storage`,
+      );
+      throw new StopRun();
+    }
+  }
+
   #send(msg: RaftMessage): void {
     const dest = this.#nodes.get(msg.to);
     if (dest === undefined) return;
-    for (const at of this.#net.plan(this.#now, msg.from, msg.to)) this.#queue.push(at, { k: 1, msg });
+    for (const at of this.#net.plan(this.#now, msg.from, msg.to)) {
+      this.#queue.push(at, { k: 1, msg });
+    }
   }
 
   #restoreSnapshot(node: SimNode, snap: Snapshot): void {
@@ -860,14 +1175,22 @@ export class Simulation {
       );
       return;
     }
-    this.#safety.onApplied(node.id, snap.meta.index, node.kv.chainValue, "restore");
+    this.#safety.onApplied(
+      node.id,
+      snap.meta.index,
+      node.kv.chainValue,
+      "restore",
+    );
     // Reads queued for indexes the snapshot covers can now be served.
   }
 
   #apply(node: SimNode, e: Entry): void {
     const kv = node.kv;
     if (e.index !== kv.appliedIndex + 1) {
-      this.#safety.invariant(node.id, `applied entry ${e.index} after ${kv.appliedIndex}`);
+      this.#safety.invariant(
+        node.id,
+        `applied entry ${e.index} after ${kv.appliedIndex}`,
+      );
       throw new StopRun();
     }
     const out = kv.apply(e);
@@ -885,7 +1208,9 @@ export class Simulation {
     const client = node.pendingWrites.get(out.requestId);
     if (client === undefined) return;
     node.pendingWrites.delete(out.requestId);
-    if (client.op?.requestId === out.requestId) this.#complete(client, out.result!, node.id);
+    if (client.op?.requestId === out.requestId) {
+      this.#complete(client, out.result!, node.id);
+    }
   }
 
   #serveReads(node: SimNode): void {
@@ -921,7 +1246,9 @@ export class Simulation {
 
   #scheduleStop(memberId: string): void {
     const node = this.#nodes.get(memberId);
-    if (node === undefined || node.stopScheduled || node.status === "gone") return;
+    if (node === undefined || node.stopScheduled || node.status === "gone") {
+      return;
+    }
     node.stopScheduled = true;
     this.#queue.push(this.#now + this.#rng.range(0, 300), { k: 8, node });
   }
@@ -954,12 +1281,18 @@ export class Simulation {
       parts.push(
         r === undefined
           ? `${n.id}:down`
-          : `${n.id}:${r.role}/t${r.term}/c${r.commitIndex}/v[${r.membership.voters.join(",")}]`,
+          : `${n.id}:${r.role}/t${r.term}/c${r.commitIndex}/v[${
+            r.membership.voters.join(",")
+          }]`,
       );
     }
     return parts.join(" ") +
       (this.#goals.length > 0
-        ? ` goals: ${this.#goals.map((g) => `${g.change.type}:${g.change.memberId}`).join(",")}`
+        ? ` goals: ${
+          this.#goals.map((g) => `${g.change.type}:${g.change.memberId}`).join(
+            ",",
+          )
+        }`
         : "");
   }
 
@@ -1016,15 +1349,21 @@ export class Simulation {
     for (let i = this.#history.length - 1, n = 0; i >= 0 && n < 20; i--, n++) {
       const op = this.#history[i];
       if (op.input.key !== key) continue;
-      if (op.input.op === "get" && typeof op.output === "string") return op.output;
+      if (op.input.op === "get" && typeof op.output === "string") {
+        return op.output;
+      }
       if (op.input.op !== "get" && this.#rng.chance(0.5)) return op.input.value;
     }
     return null;
   }
 
   #pickTarget(client: Client): SimNode | undefined {
-    const hint = client.leaderHint !== undefined ? this.#nodes.get(client.leaderHint) : undefined;
-    if (hint !== undefined && hint.status === "up" && this.#rng.chance(0.8)) return hint;
+    const hint = client.leaderHint !== undefined
+      ? this.#nodes.get(client.leaderHint)
+      : undefined;
+    if (hint !== undefined && hint.status === "up" && this.#rng.chance(0.8)) {
+      return hint;
+    }
     const live = this.#liveNodes();
     return live.length === 0 ? undefined : this.#rng.pick(live);
   }
@@ -1063,7 +1402,9 @@ export class Simulation {
       return;
     }
     op.mayHaveEffect = true;
-    if (res.status === "forwarded" && res.leaderId !== undefined) client.leaderHint = res.leaderId;
+    if (res.status === "forwarded" && res.leaderId !== undefined) {
+      client.leaderHint = res.leaderId;
+    }
     node.pendingWrites.set(op.requestId, client);
     this.#drive(node);
   }
@@ -1073,16 +1414,28 @@ export class Simulation {
     const op = client.op;
     if (op === undefined || op.requestId !== requestId) return;
     client.leaderHint = undefined;
-    this.#queue.push(this.#now + this.#rng.range(5, 40), { k: 2, client, requestId, attempt: op.attempt });
+    this.#queue.push(this.#now + this.#rng.range(5, 40), {
+      k: 2,
+      client,
+      requestId,
+      attempt: op.attempt,
+    });
   }
 
   #clientTimer(client: Client, requestId: string, attempt: number): void {
     const op = client.op;
-    if (op === undefined || op.requestId !== requestId || op.attempt !== attempt) return;
+    if (
+      op === undefined || op.requestId !== requestId || op.attempt !== attempt
+    ) return;
     if (this.#now >= op.deadline) {
       // Give up: a write that may have reached the log stays open forever.
       if (op.kind !== "read" && op.mayHaveEffect) {
-        this.#history.push({ clientId: client.id, input: op.input, call: op.call, ret: Infinity });
+        this.#history.push({
+          clientId: client.id,
+          input: op.input,
+          call: op.call,
+          ret: Infinity,
+        });
       }
       this.#log(() => `client ${client.id} gives up ${op.requestId}`);
       client.op = undefined;
@@ -1114,10 +1467,17 @@ export class Simulation {
     });
     this.#opsCompleted++;
     this.#trace.add(client.id).addString(String(output));
-    this.#log(() => `client ${client.id} ${op.requestId} -> ${JSON.stringify(output)} via ${via}`);
+    this.#log(() =>
+      `client ${client.id} ${op.requestId} -> ${
+        JSON.stringify(output)
+      } via ${via}`
+    );
     client.op = undefined;
     client.leaderHint = via;
-    if (op.afterHeal && this.#healed && !this.#livenessDone && this.#leader() !== undefined) {
+    if (
+      op.afterHeal && this.#healed && !this.#livenessDone &&
+      this.#leader() !== undefined
+    ) {
       this.#livenessDone = true;
     }
     this.#queue.push(this.#now + this.#rng.range(0, 30), { k: 3, client });
@@ -1181,7 +1541,9 @@ export class Simulation {
 
   #memberIds(): string[] {
     const out: string[] = [];
-    for (const n of this.#nodes.values()) if (n.status !== "gone") out.push(n.id);
+    for (const n of this.#nodes.values()) {
+      if (n.status !== "gone") out.push(n.id);
+    }
     return out;
   }
 
@@ -1194,7 +1556,9 @@ export class Simulation {
     if (ids.length < 2) return;
     const side = new Set<string>();
     for (const id of ids) if (this.#rng.chance(0.5)) side.add(id);
-    if (side.size === 0 || side.size === ids.length) side.add(ids[0]).delete(ids[ids.length - 1]);
+    if (side.size === 0 || side.size === ids.length) {
+      side.add(ids[0]).delete(ids[ids.length - 1]);
+    }
     const links: [string, string][] = [];
     for (const a of ids) {
       for (const b of ids) if (side.has(a) !== side.has(b)) links.push([a, b]);
@@ -1233,12 +1597,18 @@ export class Simulation {
       if (other === pivot) continue;
       if (mode === 0) links.push([pivot, other]); // pivot cannot send
       else if (mode === 1) links.push([other, pivot]); // pivot cannot receive
-      else if (rng.chance(0.5)) links.push(rng.chance(0.5) ? [pivot, other] : [other, pivot]);
+      else if (rng.chance(0.5)) {
+        links.push(rng.chance(0.5) ? [pivot, other] : [other, pivot]);
+      }
     }
     if (links.length === 0) return;
     this.#faults["one-way-partition"]++;
     const ms = rng.range(50, 3000);
-    this.#log(() => `one-way cut ${links.map(([a, b]) => `${a}->${b}`).join(",")} for ${ms} ms`);
+    this.#log(() =>
+      `one-way cut ${
+        links.map(([a, b]) => `${a}->${b}`).join(",")
+      } for ${ms} ms`
+    );
     this.#cutFor(ms, this.#net.block(links));
   }
 
@@ -1247,13 +1617,17 @@ export class Simulation {
     const all = this.#memberIds().length;
     if (live.length === 0 || all - live.length >= Math.ceil(all / 2)) return;
     const leader = this.#leader();
-    const node = leaderOnly && leader !== undefined ? leader : this.#rng.pick(live);
+    const node = leaderOnly && leader !== undefined
+      ? leader
+      : this.#rng.pick(live);
     const down = this.#rng.range(...this.#downMs);
     if (this.#rng.chance(this.#midReadyCrash)) {
       // Crash in the middle of a later ready batch: after persisting, before sending. Armed on
       // "entries", the node persists new entries (a new leader: its no-op) that nobody else gets.
       node.crashMidReady = this.#rng.chance(0.5) ? "next" : "entries";
-      this.#log(() => `${node.id} will crash mid-ready (${node.crashMidReady})`);
+      this.#log(() =>
+        `${node.id} will crash mid-ready (${node.crashMidReady})`
+      );
       return;
     }
     this.#crash(node, down);
@@ -1281,7 +1655,9 @@ export class Simulation {
     victim.status = "gone";
     victim.stopScheduled = true;
     const fresh = this.#newNode();
-    this.#log(() => `${victim.id} crashes and loses its storage; comes back as ${fresh.id}`);
+    this.#log(() =>
+      `${victim.id} crashes and loses its storage; comes back as ${fresh.id}`
+    );
     const add = {
       change: { type: "add-learner", memberId: fresh.id } as MembershipChange,
       lastTry: -Infinity,
@@ -1293,7 +1669,11 @@ export class Simulation {
     if (this.#rng.chance(0.5)) this.#goals.push(add, remove);
     else this.#goals.push(remove, add);
     fresh.incarnation++;
-    this.#queue.push(this.#now + this.#rng.range(20, 1000), { k: 5, node: fresh, inc: fresh.incarnation });
+    this.#queue.push(this.#now + this.#rng.range(20, 1000), {
+      k: 5,
+      node: fresh,
+      inc: fresh.incarnation,
+    });
   }
 
   /**
@@ -1311,7 +1691,9 @@ export class Simulation {
     for (const n of this.#nodes.values()) {
       if (n.status === "gone") continue;
       const v = n.raft?.membership ?? storedMembership(n.storage);
-      if (v.learners.length > 0 || [...v.voters].sort().join(",") !== key) return false;
+      if (v.learners.length > 0 || [...v.voters].sort().join(",") !== key) {
+        return false;
+      }
     }
     return true;
   }
@@ -1324,7 +1706,10 @@ export class Simulation {
     const fresh = this.#newNode();
     this.#faults["member-add"]++;
     this.#log(() => `add member ${fresh.id}`);
-    this.#goals.push({ change: { type: "add-learner", memberId: fresh.id }, lastTry: -Infinity });
+    this.#goals.push({
+      change: { type: "add-learner", memberId: fresh.id },
+      lastTry: -Infinity,
+    });
     this.#start(fresh, this.#rng.int(fresh.tickMs));
   }
 
@@ -1333,18 +1718,26 @@ export class Simulation {
     if (leader === undefined || this.#goals.length > 0) return;
     const m = leader.raft!.membership;
     const minVoters = Math.max(2, this.#initialVoters - 1);
-    const candidates = [...m.learners, ...(m.voters.length > minVoters ? m.voters : [])];
+    const candidates = [
+      ...m.learners,
+      ...(m.voters.length > minVoters ? m.voters : []),
+    ];
     if (candidates.length === 0) return;
     const id = this.#rng.pick(candidates);
     this.#faults["member-remove"]++;
     this.#log(() => `remove member ${id}`);
-    this.#goals.push({ change: { type: "remove", memberId: id }, lastTry: -Infinity });
+    this.#goals.push({
+      change: { type: "remove", memberId: id },
+      lastTry: -Infinity,
+    });
   }
 
   #transfer(): void {
     const leader = this.#leader();
     if (leader === undefined) return;
-    const others = leader.raft!.membership.voters.filter((id) => id !== leader.id);
+    const others = leader.raft!.membership.voters.filter((id) =>
+      id !== leader.id
+    );
     if (others.length === 0) return;
     const to = this.#rng.pick(others);
     this.#faults["leadership-transfer"]++;
@@ -1375,7 +1768,9 @@ export class Simulation {
   #operator(): void {
     while (this.#goals.length > 0) {
       const g = this.#goals[0];
-      if (!this.#appliedChanges.has(`${g.change.type}:${g.change.memberId}`)) break;
+      if (!this.#appliedChanges.has(`${g.change.type}:${g.change.memberId}`)) {
+        break;
+      }
       this.#goals.shift();
     }
     const g = this.#goals[0];
@@ -1385,7 +1780,9 @@ export class Simulation {
     g.lastTry = this.#now;
     const res = leader.raft!.proposeMembership(g.change);
     this.#trace.addString(res.status);
-    this.#log(() => `operator proposes ${g.change.type}:${g.change.memberId} at ${leader.id}: ${res.status}`);
+    this.#log(() =>
+      `operator proposes ${g.change.type}:${g.change.memberId} at ${leader.id}: ${res.status}`
+    );
     this.#drive(leader);
   }
 
@@ -1400,7 +1797,10 @@ export class Simulation {
    */
   #deafenLeader(): void {
     const leader = this.#leader();
-    if (leader === undefined || this.#goals.length > 0 || this.#config.preVote === false) return;
+    if (
+      leader === undefined || this.#goals.length > 0 ||
+      this.#config.preVote === false
+    ) return;
     const m = leader.raft!.membership;
     if (m.learners.length > 0) return;
     const voters = m.voters;
@@ -1408,16 +1808,25 @@ export class Simulation {
     for (const n of this.#nodes.values()) {
       if (n.status !== "up") continue;
       const v = n.raft!.membership;
-      if (v.learners.length > 0 || [...v.voters].sort().join(",") !== key) return;
+      if (v.learners.length > 0 || [...v.voters].sort().join(",") !== key) {
+        return;
+      }
     }
     let capable = 0;
     for (const id of voters) {
       const n = this.#nodes.get(id);
-      if (id !== leader.id && n !== undefined && n.status !== "gone" && !n.stopScheduled) capable++;
+      if (
+        id !== leader.id && n !== undefined && n.status !== "gone" &&
+        !n.stopScheduled
+      ) capable++;
     }
-    if (voters.length < 3 || capable < Math.floor(voters.length / 2) + 1) return;
+    if (voters.length < 3 || capable < Math.floor(voters.length / 2) + 1) {
+      return;
+    }
     const links: [string, string][] = [];
-    for (const id of this.#memberIds()) if (id !== leader.id) links.push([id, leader.id]);
+    for (const id of this.#memberIds()) {
+      if (id !== leader.id) links.push([id, leader.id]);
+    }
     this.#faults["one-way-partition"]++;
     this.#log(() => `liveness phase with a deaf leader ${leader.id}`);
     this.#net.block(links);
@@ -1425,10 +1834,17 @@ export class Simulation {
 
   #heal(): void {
     this.#healed = true;
-    this.#log(() => "heal: all partitions, network faults off, all nodes restarted");
+    this.#log(() =>
+      "heal: all partitions, network faults off, all nodes restarted"
+    );
     this.#net.unblockAll();
     this.#stormActive = false;
-    this.#net.settings = { ...this.#baseNet, dropRate: 0, duplicateRate: 0, delayRate: 0 };
+    this.#net.settings = {
+      ...this.#baseNet,
+      dropRate: 0,
+      duplicateRate: 0,
+      delayRate: 0,
+    };
     for (const node of this.#nodes.values()) {
       node.crashMidReady = "no";
       if (node.status === "down" && !(node.stopScheduled)) this.#restart(node);
@@ -1441,7 +1857,9 @@ export class Simulation {
 function storedMembership(storage: SimStorage): Membership {
   let m = storage.snapshot?.meta.membership ?? EMPTY_MEMBERSHIP;
   for (const e of storage.entries) {
-    if (e.type === "config" && e.change !== undefined) m = applyMembershipChange(m, e.change);
+    if (e.type === "config" && e.change !== undefined) {
+      m = applyMembershipChange(m, e.change);
+    }
   }
   return m;
 }
