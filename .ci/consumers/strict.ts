@@ -11,6 +11,7 @@ import {
   MemoryTransport,
   NatsTransport,
 } from "@hamok/core";
+import { decodeEnvelope, encodeEnvelope, type WireEnvelope } from "@hamok/core/internal";
 
 type Events = { greet: [name: string] };
 
@@ -34,4 +35,8 @@ export async function quickStart(natsUrl?: string): Promise<number | undefined> 
   hamok.close();
   await transport.close();
   return map.get("k");
+}
+
+export function wireRoundTrip(envelope: WireEnvelope): WireEnvelope["type"] {
+  return decodeEnvelope(encodeEnvelope(envelope)).type;
 }
