@@ -96,7 +96,6 @@ export type { HamokMemberStatus, HamokStatus } from "./src/cluster/status.ts";
 export type { DropReason, PeerCounterValues } from "./src/cluster/peer_counters.ts";
 export type { PayloadCodec } from "./src/codec/payload_codec.ts";
 export type { ValueCodec } from "./src/codec/value_codec.ts";
-export type { IsolatedEventEmitter } from "./src/collections/isolated_emitter.ts";
 export {
   HamokEmitter,
   type HamokEmitterConfig,

@@ -41,7 +41,7 @@ export interface HamokLogger {
  * @example
  * ```ts
  * import { Hamok } from "@hamok/core";
- * const hamok = new Hamok({ peerId: "orders-1", clusterId: "orders", requestTimeoutMs: 3000 });
+ * const hamok = new Hamok({ peerId: "orders-1", clusterId: "orders", requestTimeoutInMs: 3000 });
  * ```
  */
 export interface HamokConfig {
@@ -78,7 +78,17 @@ export interface HamokConfig {
   discoveryMs?: number;
   /** A member the leader has not heard from for this long is removed from the cluster. Default 5000. */
   peerTimeoutMs?: number;
-  /** Default timeout of operations that wait on the network, in ms. Default 5000. */
+  /**
+   * Default timeout of operations that wait on the network, in ms (the name the collections use for
+   * theirs too). Default 5000.
+   */
+  requestTimeoutInMs?: number;
+  /**
+   * The old name of {@linkcode HamokConfig.requestTimeoutInMs}, still accepted. Giving both with
+   * different values is a `HamokConfigError`.
+   *
+   * @deprecated Use `requestTimeoutInMs`.
+   */
   requestTimeoutMs?: number;
   /** Number of applied entries after which the peer compacts its log into a snapshot. Default 10000. */
   snapshotThreshold?: number;
@@ -175,7 +185,13 @@ export interface ResolvedHamokConfig {
   readonly discoveryMs: number;
   /** See {@linkcode HamokConfig.peerTimeoutMs}. */
   readonly peerTimeoutMs: number;
-  /** See {@linkcode HamokConfig.requestTimeoutMs}. */
+  /** See {@linkcode HamokConfig.requestTimeoutInMs}. */
+  readonly requestTimeoutInMs: number;
+  /**
+   * The same value as {@linkcode ResolvedHamokConfig.requestTimeoutInMs}, under the old name.
+   *
+   * @deprecated Use `requestTimeoutInMs`.
+   */
   readonly requestTimeoutMs: number;
   /** See {@linkcode HamokConfig.snapshotThreshold}. */
   readonly snapshotThreshold: number;
@@ -211,7 +227,7 @@ const SILENT_LOGGER: HamokLogger = { debug() {}, info() {}, warn() {}, error() {
  * @example
  * ```ts
  * import { HAMOK_DEFAULTS } from "@hamok/core";
- * console.log(HAMOK_DEFAULTS.requestTimeoutMs); // 5000
+ * console.log(HAMOK_DEFAULTS.requestTimeoutInMs); // 5000
  * ```
  */
 export const HAMOK_DEFAULTS: Readonly<
@@ -224,7 +240,7 @@ export const HAMOK_DEFAULTS: Readonly<
       | "heartbeatTicks"
       | "discoveryMs"
       | "peerTimeoutMs"
-      | "requestTimeoutMs"
+      | "requestTimeoutInMs"
       | "snapshotThreshold"
       | "snapshotThresholdBytes"
     >
@@ -236,7 +252,7 @@ export const HAMOK_DEFAULTS: Readonly<
   heartbeatTicks: 2,
   discoveryMs: 300,
   peerTimeoutMs: 5000,
-  requestTimeoutMs: 5000,
+  requestTimeoutInMs: 5000,
   snapshotThreshold: 10000,
   snapshotThresholdBytes: 64 * 1024 * 1024,
 };
@@ -258,7 +274,7 @@ export const MAX_TIMEOUT_MS = 2_147_483_647;
  *
  * @example
  * ```ts ignore
- * timeoutMs("requestTimeoutMs", undefined, 5000); // 5000
+ * timeoutMs("requestTimeoutInMs", undefined, 5000); // 5000
  * ```
  */
 export function timeoutMs(name: string, value: number | undefined, fallback: number): number {
@@ -331,6 +347,20 @@ export function nonEmptyString(name: string, value: string | undefined, fallback
  * resolveHamokConfig({ tickMs: 20 }).electionTicks; // 10
  * ```
  */
+/** `requestTimeoutInMs`, or its deprecated alias `requestTimeoutMs`; both given must agree. */
+function resolveRequestTimeout(config: HamokConfig, fallback: number): number {
+  const value = config.requestTimeoutInMs;
+  const alias = config.requestTimeoutMs;
+  if (value !== undefined && alias !== undefined && value !== alias) {
+    throw new HamokConfigError(
+      `requestTimeoutInMs (${String(value)}) and its deprecated alias requestTimeoutMs (${String(alias)}) ` +
+        "differ: give requestTimeoutInMs only",
+    );
+  }
+  if (value === undefined && alias !== undefined) return timeoutMs("requestTimeoutMs", alias, fallback);
+  return timeoutMs("requestTimeoutInMs", value, fallback);
+}
+
 export function resolveHamokConfig(config: HamokConfig = {}): ResolvedHamokConfig {
   if (config === null || typeof config !== "object") {
     throw new HamokConfigError("the Hamok config must be an object");
@@ -347,6 +377,7 @@ export function resolveHamokConfig(config: HamokConfig = {}): ResolvedHamokConfi
     throw new HamokConfigError(`subjectPrefix ${JSON.stringify(subjectPrefix)} is not a valid subject`);
   }
   const d = HAMOK_DEFAULTS;
+  const requestTimeoutInMs = resolveRequestTimeout(config, d.requestTimeoutInMs);
   const electionTicks = positiveInteger("electionTicks", config.electionTicks, d.electionTicks);
   const heartbeatTicks = positiveInteger("heartbeatTicks", config.heartbeatTicks, d.heartbeatTicks);
   if (heartbeatTicks >= electionTicks) {
@@ -382,7 +413,8 @@ export function resolveHamokConfig(config: HamokConfig = {}): ResolvedHamokConfi
     heartbeatTicks,
     discoveryMs: timeoutMs("discoveryMs", config.discoveryMs, d.discoveryMs),
     peerTimeoutMs: timeoutMs("peerTimeoutMs", config.peerTimeoutMs, d.peerTimeoutMs),
-    requestTimeoutMs: timeoutMs("requestTimeoutMs", config.requestTimeoutMs, d.requestTimeoutMs),
+    requestTimeoutInMs,
+    requestTimeoutMs: requestTimeoutInMs,
     snapshotThreshold: positiveInteger("snapshotThreshold", config.snapshotThreshold, d.snapshotThreshold),
     snapshotThresholdBytes: positiveInteger(
       "snapshotThresholdBytes",

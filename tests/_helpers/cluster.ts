@@ -20,7 +20,7 @@ export const FAST: HamokConfig = {
   heartbeatTicks: 2,
   discoveryMs: 80,
   peerTimeoutMs: 800,
-  requestTimeoutMs: 3000,
+  requestTimeoutInMs: 3000,
 };
 
 /** Makes transports for the peers of one test cluster. */

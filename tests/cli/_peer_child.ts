@@ -26,7 +26,7 @@ const hamok = new Hamok({
   heartbeatTicks: 2,
   discoveryMs: 200,
   peerTimeoutMs: 120_000,
-  requestTimeoutMs: 5000,
+  requestTimeoutInMs: 5000,
   ...(config.clusterKey === undefined ? {} : { clusterKey: config.clusterKey }),
 });
 hamok.createMap<string, unknown>({ mapId: "stock" });

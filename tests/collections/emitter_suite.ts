@@ -348,7 +348,7 @@ export function emitterSuite(makeFactory: () => Promise<TransportFactory>): void
 export function emitterFaultSuite(makeFactory: () => Promise<TransportFactory>): void {
   describe("HamokEmitter under faults", () => {
     it("a crashed subscriber is removed and publish stops waiting for it", async () => {
-      const cluster = await startCluster(await makeFactory(), ["a", "b", "c"], { requestTimeoutMs: 8000 });
+      const cluster = await startCluster(await makeFactory(), ["a", "b", "c"], { requestTimeoutInMs: 8000 });
       try {
         const [a, b, c] = cluster.peers;
         const id = nextId("crash");

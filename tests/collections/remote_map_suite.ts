@@ -352,7 +352,7 @@ export function remoteMapFaultSuite(makeFactory: () => Promise<TransportFactory>
       for (const zombieFirst of [false, true]) {
         const cluster = await startCluster(await makeFactory(), ["r1", "r2", "r3"], {
           clusterId: nextId("zombie"),
-          requestTimeoutMs: 8000,
+          requestTimeoutInMs: 8000,
         });
         try {
           const leader = cluster.leader()!;
@@ -407,7 +407,7 @@ export function remoteMapFaultSuite(makeFactory: () => Promise<TransportFactory>
     it("a leader that dies after writing, before confirming: the new leader reports the results", async () => {
       const cluster = await startCluster(await makeFactory(), ["h1", "h2", "h3"], {
         clusterId: nextId("hang"),
-        requestTimeoutMs: 8000,
+        requestTimeoutInMs: 8000,
       });
       try {
         const leader = cluster.leader()!;
@@ -432,7 +432,7 @@ export function remoteMapFaultSuite(makeFactory: () => Promise<TransportFactory>
     it("killing the leader during 300 concurrent sets loses no acknowledged write", async () => {
       const cluster = await startCluster(await makeFactory(), ["s1", "s2", "s3"], {
         clusterId: nextId("kill"),
-        requestTimeoutMs: 8000,
+        requestTimeoutInMs: 8000,
       });
       try {
         const leader = cluster.leader()!;

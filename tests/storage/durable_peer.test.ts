@@ -109,7 +109,7 @@ describe("durable peers (dataDir)", () => {
     const clusterId = `full-${crypto.randomUUID().slice(0, 8)}`;
     const storage = new FileRaftStorage({ dataDir: dir, peerId: "a", clusterId, fs: seam });
     try {
-      const a = peer({ peerId: "a", clusterId, storage, requestTimeoutMs: 500 });
+      const a = peer({ peerId: "a", clusterId, storage, requestTimeoutInMs: 500 });
       await a.join();
       const map = a.createMap<string, number>({ mapId: "m" });
       await map.set("ok", 1);

@@ -1,0 +1,32 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { HAMOK_DEFAULTS, HamokConfigError } from "../mod.ts";
+import { resolveHamokConfig } from "../src/config.ts";
+
+describe("the peer's request timeout is requestTimeoutInMs, with requestTimeoutMs as a deprecated alias", () => {
+  it("takes requestTimeoutInMs, and defaults to HAMOK_DEFAULTS.requestTimeoutInMs", () => {
+    assert.equal(resolveHamokConfig({ requestTimeoutInMs: 1234 }).requestTimeoutInMs, 1234);
+    assert.equal(resolveHamokConfig({}).requestTimeoutInMs, HAMOK_DEFAULTS.requestTimeoutInMs);
+    assert.equal(HAMOK_DEFAULTS.requestTimeoutInMs, 5000);
+  });
+
+  it("accepts the old name, alone or with the same value, and resolves both names to one value", () => {
+    const old = resolveHamokConfig({ requestTimeoutMs: 777 });
+    assert.equal(old.requestTimeoutInMs, 777);
+    assert.equal(old.requestTimeoutMs, 777);
+    assert.equal(
+      resolveHamokConfig({ requestTimeoutMs: 900, requestTimeoutInMs: 900 }).requestTimeoutInMs,
+      900,
+    );
+  });
+
+  it("rejects both names with different values, and an invalid value under either name", () => {
+    assert.throws(
+      () => resolveHamokConfig({ requestTimeoutMs: 1000, requestTimeoutInMs: 2000 }),
+      (error: unknown) => error instanceof HamokConfigError && /requestTimeoutMs/.test(error.message),
+    );
+    assert.throws(() => resolveHamokConfig({ requestTimeoutInMs: 0 }), HamokConfigError);
+    assert.throws(() => resolveHamokConfig({ requestTimeoutMs: -5 }), HamokConfigError);
+    assert.throws(() => resolveHamokConfig({ requestTimeoutInMs: 2 ** 31 }), HamokConfigError);
+  });
+});
