@@ -10,11 +10,7 @@
 import type { EventEmitter } from "eventemitter3";
 import { decodeCbor, encodeCbor } from "../codec/cbor.ts";
 import { runSnapshotJob, SnapshotJob } from "./snapshot_job.ts";
-import {
-  DEFAULT_MAX_ENVELOPE_BYTES,
-  type HelloBody,
-  type WireEnvelope,
-} from "../codec/envelope.ts";
+import { DEFAULT_MAX_ENVELOPE_BYTES, type HelloBody, type WireEnvelope } from "../codec/envelope.ts";
 import { PeerWire } from "./peer_wire.ts";
 import { newMemberId, peerIdOfMember } from "./member_id.ts";
 import type { TimerHandle } from "./scheduler.ts";
@@ -26,11 +22,7 @@ import { JOIN_OP, LEAVE_OP, MembershipManager } from "./membership_manager.ts";
 import { MembershipView } from "./membership_view.ts";
 import { Proposals } from "./proposals.ts";
 import { RpcRouter } from "./rpc.ts";
-import {
-  type Command,
-  StateMachine,
-  type StateMachineImage,
-} from "./state_machine.ts";
+import { type Command, StateMachine, type StateMachineImage } from "./state_machine.ts";
 import { ClusterSubjects } from "./subjects.ts";
 import { Waiters } from "./waiters.ts";
 import { PeerCounters } from "./peer_counters.ts";
@@ -51,19 +43,10 @@ import {
   HamokStorageError,
 } from "../errors.ts";
 import { RaftNode } from "../raft/raft_node.ts";
-import type {
-  Entry,
-  RaftMessage,
-  RaftRole,
-  Snapshot,
-  SoftState,
-} from "../raft/types.ts";
+import type { Entry, RaftMessage, RaftRole, Snapshot, SoftState } from "../raft/types.ts";
 import { MemoryRaftStorage } from "../storage/memory_storage.ts";
 import { FileRaftStorage } from "../storage/file_raft_storage.ts";
-import type {
-  RaftPersistentState,
-  RaftStorage,
-} from "../storage/raft_storage.ts";
+import type { RaftPersistentState, RaftStorage } from "../storage/raft_storage.ts";
 import { MemoryTransport } from "../transport/memory_transport.ts";
 import type {
   Transport,
@@ -199,10 +182,9 @@ export abstract class PeerCore {
     this.metrics = new HamokMetrics(config.meterProvider, this.localPeerId, {
       log: () => {
         const node = this.node;
-        return node === undefined ? { entries: 0, bytes: 0 } : {
-          entries: node.lastIndex - node.snapshotIndex,
-          bytes: node.logBytes,
-        };
+        return node === undefined
+          ? { entries: 0, bytes: 0 }
+          : { entries: node.lastIndex - node.snapshotIndex, bytes: node.logBytes };
       },
       followerLag: () => {
         const node = this.node;
@@ -210,18 +192,13 @@ export abstract class PeerCore {
         if (node === undefined || this.peerState !== "leader") return lags;
         for (const [memberId, pr] of node.progress) {
           if (memberId !== this.memberId) {
-            lags.push([
-              peerIdOfMember(memberId),
-              Math.max(0, node.lastIndex - pr.match),
-            ]);
+            lags.push([peerIdOfMember(memberId), Math.max(0, node.lastIndex - pr.match)]);
           }
         }
         return lags;
       },
     });
-    if (this.metrics.enabled) {
-      this.counters.onDropped = (reason) => this.metrics.droppedOne(reason);
-    }
+    if (this.metrics.enabled) this.counters.onDropped = (reason) => this.metrics.droppedOne(reason);
     this.wire = new PeerWire({
       clusterId: config.clusterId,
       keys: config.clusterKeys,
@@ -242,22 +219,14 @@ export abstract class PeerCore {
         this.events.emit("remote-peer-joined", peerId);
       },
       learnerAdded: (memberId) => {
-        if (this.peerState === "leader") {
-          this.membershipManager.heard(memberId, this.config.scheduler.now());
-        }
+        if (this.peerState === "leader") this.membershipManager.heard(memberId, this.config.scheduler.now());
       },
       memberForgotten: (memberId) => this.membershipManager.forget(memberId),
       peerRemoved: (peerId, index) =>
-        this.stateMachine.memberRemoved(peerId, {
-          index,
-          requestId: undefined,
-          proposerPeerId: peerId,
-        }),
+        this.stateMachine.memberRemoved(peerId, { index, requestId: undefined, proposerPeerId: peerId }),
       peerLeft: (peerId, index) => {
         if (index !== undefined) {
-          this.logger.info(
-            `hamok ${this.localPeerId}: ${peerId} left the cluster (index ${index})`,
-          );
+          this.logger.info(`hamok ${this.localPeerId}: ${peerId} left the cluster (index ${index})`);
         }
         this.events.emit("remote-peer-left", peerId);
       },
@@ -266,10 +235,8 @@ export abstract class PeerCore {
     this.members = this.membership.members;
     this.rpc = new RpcRouter(
       {
-        sendRequest: (peerId, body) =>
-          this.send(peerId, { type: "request", from: this.localPeerId, body }),
-        sendResponse: (peerId, body) =>
-          this.send(peerId, { type: "response", from: this.localPeerId, body }),
+        sendRequest: (peerId, body) => this.send(peerId, { type: "request", from: this.localPeerId, body }),
+        sendResponse: (peerId, body) => this.send(peerId, { type: "response", from: this.localPeerId, body }),
       },
       this.localPeerId,
       config.scheduler,
@@ -278,11 +245,7 @@ export abstract class PeerCore {
       () => (this.leaderMemberId === undefined ? undefined : this.driver),
       config.electionTicks * config.tickMs,
       this.metrics.enabled
-        ? (ms) =>
-          this.metrics.proposalDuration.record(
-            ms / 1000,
-            this.metrics.peerAttributes,
-          )
+        ? (ms) => this.metrics.proposalDuration.record(ms / 1000, this.metrics.peerAttributes)
         : undefined,
       config.scheduler,
     );
@@ -293,20 +256,10 @@ export abstract class PeerCore {
           from: this.memberId,
           body: error === undefined
             ? { emitterId, ackRequestId, peerId: this.localPeerId, ok: true }
-            : {
-              emitterId,
-              ackRequestId,
-              peerId: this.localPeerId,
-              ok: false,
-              error,
-            },
+            : { emitterId, ackRequestId, peerId: this.localPeerId, ok: false, error },
         }),
       sendAcks: (toPeerId, acks) =>
-        this.send(toPeerId, {
-          type: "acks",
-          from: this.memberId,
-          body: { peerId: this.localPeerId, acks },
-        }),
+        this.send(toPeerId, { type: "acks", from: this.memberId, body: { peerId: this.localPeerId, acks } }),
     }, config.scheduler);
     this.membershipManager = new MembershipManager({
       ...config,
@@ -328,47 +281,33 @@ export abstract class PeerCore {
       hello: () => this.hello(),
       isMember: () => this.members.has(this.memberId),
       inCluster: () =>
-        this.node!.membership.voters.includes(this.memberId) ||
-        this.members.has(this.memberId),
+        this.node!.membership.voters.includes(this.memberId) || this.members.has(this.memberId),
       publish: (hello, toPeerId) =>
         this.publishEnvelope(
-          toPeerId === undefined
-            ? this.subjects.broadcast
-            : this.subjects.inbox(toPeerId),
+          toPeerId === undefined ? this.subjects.broadcast : this.subjects.inbox(toPeerId),
           { type: "hello", from: this.localPeerId, body: hello },
         ),
       reportError: (error) => this.reportError(error),
       requestJoin: (leaderMemberId, timeoutMs) =>
-        this.rpc.request(
-          peerIdOfMember(leaderMemberId),
-          JOIN_OP,
-          encodeCbor(this.memberId),
-          timeoutMs,
-        ),
+        this.rpc.request(peerIdOfMember(leaderMemberId), JOIN_OP, encodeCbor(this.memberId), timeoutMs),
       bootstrap: () => this.bootstrap(),
     });
     this.rpc.handle(
       JOIN_OP,
-      (payload, fromPeerId) =>
-        this.membershipManager.onJoinRequest(payload, fromPeerId),
+      (payload, fromPeerId) => this.membershipManager.onJoinRequest(payload, fromPeerId),
     );
     this.rpc.handle(
       LEAVE_OP,
-      (payload, fromPeerId) =>
-        this.membershipManager.onLeaveRequest(payload, fromPeerId),
+      (payload, fromPeerId) => this.membershipManager.onLeaveRequest(payload, fromPeerId),
     );
-    this.rpc.handle(
-      REMOVED_OP,
-      (payload, fromPeerId) => this.#onRemovedNotice(payload, fromPeerId),
-    );
+    this.rpc.handle(REMOVED_OP, (payload, fromPeerId) => this.#onRemovedNotice(payload, fromPeerId));
     this.#client = new ClientService(
       {
         status: () => this.status(),
         findMapState: client.findMapState,
         proposeMap: client.proposeMap,
         publish: client.publish,
-        sendEvent: (toPeerId, body) =>
-          this.send(toPeerId, { type: "event", from: this.memberId, body }),
+        sendEvent: (toPeerId, body) => this.send(toPeerId, { type: "event", from: this.memberId, body }),
       },
       this.counters,
       config.requestTimeoutMs,
@@ -376,10 +315,7 @@ export abstract class PeerCore {
       config.scheduler,
     );
     for (const op of CLIENT_OPS) {
-      this.rpc.handle(
-        op,
-        (payload, fromPeerId) => this.#client.handle(op, payload, fromPeerId),
-      );
+      this.rpc.handle(op, (payload, fromPeerId) => this.#client.handle(op, payload, fromPeerId));
     }
   }
 
@@ -412,10 +348,8 @@ export abstract class PeerCore {
    * `max_payload`) or the envelope limit, whichever is smaller, less the authentication tag.
    */
   get maxMessageBytes(): number {
-    const transportLimit = this.transport.maxPayload ??
-      Number.POSITIVE_INFINITY;
-    return Math.min(transportLimit, DEFAULT_MAX_ENVELOPE_BYTES) -
-      this.wire.overhead;
+    const transportLimit = this.transport.maxPayload ?? Number.POSITIVE_INFINITY;
+    return Math.min(transportLimit, DEFAULT_MAX_ENVELOPE_BYTES) - this.wire.overhead;
   }
 
   /**
@@ -428,9 +362,8 @@ export abstract class PeerCore {
 
   /** Reports a non-fatal error on the peer's `error` event (or logs it when nobody listens). */
   reportError(error: Error): void {
-    if (this.events.listenerCount("error") > 0) {
-      this.events.emit("error", error);
-    } else this.logger.error(error.message, error);
+    if (this.events.listenerCount("error") > 0) this.events.emit("error", error);
+    else this.logger.error(error.message, error);
   }
 
   // ------------------------------------------------------------------ raft plumbing
@@ -438,14 +371,8 @@ export abstract class PeerCore {
   protected openTransport(): void {
     if (this.#transportSubs.length > 0) return;
     this.#transportSubs.push(
-      this.transport.subscribe(
-        this.subjects.inbox(this.localPeerId),
-        (message) => this.#onInbox(message),
-      ),
-      this.transport.subscribe(
-        this.subjects.broadcast,
-        (message) => this.#onBroadcast(message),
-      ),
+      this.transport.subscribe(this.subjects.inbox(this.localPeerId), (message) => this.#onInbox(message)),
+      this.transport.subscribe(this.subjects.broadcast, (message) => this.#onBroadcast(message)),
     );
   }
 
@@ -462,14 +389,8 @@ export abstract class PeerCore {
       electionTicks: this.config.electionTicks,
       heartbeatTicks: this.config.heartbeatTicks,
       // every append fits in one message (an entry alone is admitted only if it fits: see propose)
-      maxBytesPerAppend: Math.max(
-        1,
-        Math.min(1024 * 1024, this.maxMessageBytes - ENTRY_FRAMING_BYTES),
-      ),
-      snapshotChunkBytes: Math.max(
-        1,
-        Math.min(256 * 1024, this.maxMessageBytes - ENTRY_FRAMING_BYTES),
-      ),
+      maxBytesPerAppend: Math.max(1, Math.min(1024 * 1024, this.maxMessageBytes - ENTRY_FRAMING_BYTES)),
+      snapshotChunkBytes: Math.max(1, Math.min(256 * 1024, this.maxMessageBytes - ENTRY_FRAMING_BYTES)),
       maxVoters: this.config.voters,
       // a storage that syncs (a file): the leader writes its own log while it replicates it
       asyncPersistence: this.storage.sync !== undefined,
@@ -492,27 +413,14 @@ export abstract class PeerCore {
       error: (error) => this.#onDriverError(error),
     };
     if (this.metrics.enabled) {
-      hooks.appliedBatch = (count) =>
-        this.metrics.applyBatchSize.record(count, this.metrics.peerAttributes);
+      hooks.appliedBatch = (count) => this.metrics.applyBatchSize.record(count, this.metrics.peerAttributes);
     }
-    this.driver = new RaftDriver(
-      node,
-      this.storage,
-      hooks,
-      this.config.tickMs,
-      scheduler,
-    );
+    this.driver = new RaftDriver(node, this.storage, hooks, this.config.tickMs, scheduler);
     this.driver.start();
     this.#lastLeaderContact = scheduler.now();
     this.#lastMemberContact = this.#lastLeaderContact;
-    const period = Math.max(
-      this.config.tickMs,
-      Math.floor(Math.min(this.config.peerTimeoutMs / 4, 500)),
-    );
-    this.#livenessTimer = scheduler.setInterval(
-      () => this.#livenessTick(),
-      period,
-    );
+    const period = Math.max(this.config.tickMs, Math.floor(Math.min(this.config.peerTimeoutMs / 4, 500)));
+    this.#livenessTimer = scheduler.setInterval(() => this.#livenessTick(), period);
   }
 
   protected stopRaft(): void {
@@ -561,23 +469,16 @@ export abstract class PeerCore {
   /** A driver failure: a storage failure also stops this peer from accepting writes. */
   #onDriverError(error: unknown): void {
     const failure = asError(error);
-    if (
-      failure instanceof HamokStorageError && this.storageFailure === undefined
-    ) {
+    if (failure instanceof HamokStorageError && this.storageFailure === undefined) {
       this.storageFailure = failure;
-      this.logger.error(
-        `hamok ${this.localPeerId}: storage failed, no longer accepting writes`,
-        failure,
-      );
+      this.logger.error(`hamok ${this.localPeerId}: storage failed, no longer accepting writes`, failure);
     }
     this.reportError(failure);
   }
 
   protected requireDriver(): RaftDriver {
     if (this.isClosed) throw new HamokClosedError("the peer is closed");
-    if (this.driver === undefined) {
-      throw new HamokNoLeaderError("the peer has not joined a cluster");
-    }
+    if (this.driver === undefined) throw new HamokNoLeaderError("the peer has not joined a cluster");
     return this.driver;
   }
 
@@ -589,11 +490,7 @@ export abstract class PeerCore {
    * Encodes, binds and seals `envelope` and publishes it. A publish the transport refuses (too
    * large, closed) is counted and reported, never thrown: the Raft driver must keep running.
    */
-  protected publishEnvelope(
-    subject: string,
-    envelope: WireEnvelope,
-    headers?: TransportHeaders,
-  ): void {
+  protected publishEnvelope(subject: string, envelope: WireEnvelope, headers?: TransportHeaders): void {
     if (this.isClosed) return;
     let data: Uint8Array;
     try {
@@ -606,34 +503,21 @@ export abstract class PeerCore {
     this.publishBytes(subject, data, headers);
   }
 
-  protected publishBytes(
-    subject: string,
-    data: Uint8Array,
-    headers?: TransportHeaders,
-  ): void {
+  protected publishBytes(subject: string, data: Uint8Array, headers?: TransportHeaders): void {
     if (this.isClosed) return;
     try {
       this.transport.publish(subject, data, headers);
     } catch (error) {
       this.counters.sendFailures++;
-      if (this.transport.state !== "closed") {
-        this.wire.drop("rate-limited", error);
-      }
+      if (this.transport.state !== "closed") this.wire.drop("rate-limited", error);
     }
   }
 
   #sendRaft(message: RaftMessage): void {
-    if (
-      message.type === "append" && this.metrics.enabled &&
-      !this.#appendSentAt.has(message.to)
-    ) {
+    if (message.type === "append" && this.metrics.enabled && !this.#appendSentAt.has(message.to)) {
       this.#appendSentAt.set(message.to, this.config.scheduler.monotonicNow());
     }
-    this.send(peerIdOfMember(message.to), {
-      type: "raft",
-      from: this.localPeerId,
-      body: message,
-    });
+    this.send(peerIdOfMember(message.to), { type: "raft", from: this.localPeerId, body: message });
   }
 
   // ------------------------------------------------------------------ inbox
@@ -665,10 +549,7 @@ export abstract class PeerCore {
       case "request": {
         const op = envelope.body.op;
         // newcomers ask to join, outsiders may use the client ops; everything else is for members
-        if (
-          op !== JOIN_OP && !CLIENT_OPS.has(op) &&
-          !this.#isRemoteMember(envelope.from)
-        ) {
+        if (op !== JOIN_OP && !CLIENT_OPS.has(op) && !this.#isRemoteMember(envelope.from)) {
           this.wire.drop("non-member");
           return;
         }
@@ -676,9 +557,7 @@ export abstract class PeerCore {
         return;
       }
       case "response":
-        if (!this.rpc.onResponse(envelope.from, envelope.body)) {
-          this.wire.drop("unexpected");
-        }
+        if (!this.rpc.onResponse(envelope.from, envelope.body)) this.wire.drop("unexpected");
         return;
       case "hello":
         this.#onHello(envelope.body);
@@ -714,10 +593,7 @@ export abstract class PeerCore {
     }
     const membership = driver.node.membership;
     const now = this.config.scheduler.now();
-    if (
-      membership.voters.includes(body.from) ||
-      membership.learners.includes(body.from)
-    ) {
+    if (membership.voters.includes(body.from) || membership.learners.includes(body.from)) {
       this.#lastMemberContact = now;
     } else if (this.membership.removed.has(body.from)) {
       this.#tellRemoved(body.from);
@@ -728,20 +604,15 @@ export abstract class PeerCore {
       // old snapshot) learns of newer members only from the leader it cannot yet place. It accepts
       // members that answered its hellos, and anyone once no known member has reached it for a while.
       !this.discovery.heardOf(body.from) &&
-      now - this.#lastMemberContact <=
-        4 * this.config.electionTicks * this.config.tickMs
+      now - this.#lastMemberContact <= 4 * this.config.electionTicks * this.config.tickMs
     ) {
       this.wire.drop("non-member");
       return;
     }
     if (this.peerState === "leader") {
       this.membershipManager.heard(body.from, this.config.scheduler.now());
-      if (body.type === "append-response" && this.metrics.enabled) {
-        this.#appendAnswered(body.from);
-      }
-    } else if (body.from === this.leaderMemberId) {
-      this.#lastLeaderContact = this.config.scheduler.now();
-    }
+      if (body.type === "append-response" && this.metrics.enabled) this.#appendAnswered(body.from);
+    } else if (body.from === this.leaderMemberId) this.#lastLeaderContact = this.config.scheduler.now();
     driver.step(body);
   }
 
@@ -759,9 +630,7 @@ export abstract class PeerCore {
   }
 
   #onHello(body: HelloBody): void {
-    if (this.membership.removed.has(body.memberId)) {
-      this.#tellRemoved(body.memberId);
-    }
+    if (this.membership.removed.has(body.memberId)) this.#tellRemoved(body.memberId);
     this.discovery.onHello(body);
   }
 
@@ -771,33 +640,20 @@ export abstract class PeerCore {
    */
   #tellRemoved(memberId: string): void {
     if (!this.isJoined) return;
-    if (!this.membership.noticeDue(memberId, this.config.scheduler.now())) {
-      return;
-    }
+    if (!this.membership.noticeDue(memberId, this.config.scheduler.now())) return;
     this.send(peerIdOfMember(memberId), {
       type: "request",
       from: this.localPeerId,
-      body: {
-        requestId: `${this.memberId}:removed`,
-        op: REMOVED_OP,
-        payload: encodeCbor(memberId),
-      },
+      body: { requestId: `${this.memberId}:removed`, op: REMOVED_OP, payload: encodeCbor(memberId) },
     });
   }
 
   /** A member says this peer's member id was removed from the cluster. */
-  #onRemovedNotice(
-    payload: Uint8Array,
-    fromPeerId: string,
-  ): Promise<undefined> {
+  #onRemovedNotice(payload: Uint8Array, fromPeerId: string): Promise<undefined> {
     const memberId = decodeCbor(payload);
-    if (memberId !== this.memberId || this.leaving) {
-      return Promise.resolve(undefined);
-    }
+    if (memberId !== this.memberId || this.leaving) return Promise.resolve(undefined);
     if (!this.#isRemoteMember(fromPeerId)) return Promise.resolve(undefined);
-    if (
-      !this.isJoined && this.ownsStorage && !this.members.has(this.memberId)
-    ) {
+    if (!this.isJoined && this.ownsStorage && !this.members.has(this.memberId)) {
       // joining afresh and removed before it caught up (silent too long): the join starts over
       this.identityLost = true;
       this.waiters.check();
@@ -813,9 +669,7 @@ export abstract class PeerCore {
       );
       return Promise.resolve(undefined);
     }
-    this.#removedFromCluster(
-      `member ${fromPeerId} says this member was removed`,
-    );
+    this.#removedFromCluster(`member ${fromPeerId} says this member was removed`);
     return Promise.resolve(undefined);
   }
 
@@ -825,10 +679,7 @@ export abstract class PeerCore {
     if (envelope === undefined) return;
     if (envelope.type === "hello") this.#onHello(envelope.body);
     // the one client op answered on the broadcast subject: a client that knows no member asks all
-    else if (
-      envelope.type === "request" && envelope.body.op === CLIENT_STATUS_OP &&
-      this.isJoined
-    ) {
+    else if (envelope.type === "request" && envelope.body.op === CLIENT_STATUS_OP && this.isJoined) {
       this.rpc.onRequest(envelope.from, envelope.body);
     }
   }
@@ -853,51 +704,34 @@ export abstract class PeerCore {
     // an election this peer started (a lone voter goes from follower to leader in one step)
     if (
       next !== this.peerState &&
-      (next === "candidate" ||
-        (next === "leader" && this.peerState !== "candidate"))
+      (next === "candidate" || (next === "leader" && this.peerState !== "candidate"))
     ) {
       this.counters.elections++;
-      if (this.metrics.enabled) {
-        this.metrics.elections.add(1, this.metrics.peerAttributes);
-      }
-      this.logger.info(
-        `hamok ${this.localPeerId}: started an election (term ${state.term})`,
-      );
+      if (this.metrics.enabled) this.metrics.elections.add(1, this.metrics.peerAttributes);
+      this.logger.info(`hamok ${this.localPeerId}: started an election (term ${state.term})`);
     }
     if (state.leaderId !== undefined && previousLeader !== state.leaderId) {
       this.counters.leaderChanges++;
-      if (this.metrics.enabled) {
-        this.metrics.leaderChanges.add(1, this.metrics.peerAttributes);
-      }
+      if (this.metrics.enabled) this.metrics.leaderChanges.add(1, this.metrics.peerAttributes);
       this.logger.info(
-        `hamok ${this.localPeerId}: leader is now ${
-          peerIdOfMember(state.leaderId)
-        } (term ${state.term})`,
+        `hamok ${this.localPeerId}: leader is now ${peerIdOfMember(state.leaderId)} (term ${state.term})`,
       );
     } else if (state.leaderId === undefined && previousLeader !== undefined) {
       this.logger.info(
-        `hamok ${this.localPeerId}: lost the leader ${
-          peerIdOfMember(previousLeader)
-        } (term ${state.term})`,
+        `hamok ${this.localPeerId}: lost the leader ${peerIdOfMember(previousLeader)} (term ${state.term})`,
       );
     }
     if (next === "leader" && this.peerState !== "leader") {
       this.#appendSentAt.clear();
       const now = this.config.scheduler.now();
-      for (const memberId of this.members.keys()) {
-        this.membershipManager.heard(memberId, now);
-      }
+      for (const memberId of this.members.keys()) this.membershipManager.heard(memberId, now);
     }
     this.setState(next);
     if (previousLeader !== state.leaderId) {
       this.events.emit(
         "leader-changed",
-        state.leaderId === undefined
-          ? undefined
-          : peerIdOfMember(state.leaderId),
-        previousLeader === undefined
-          ? undefined
-          : peerIdOfMember(previousLeader),
+        state.leaderId === undefined ? undefined : peerIdOfMember(state.leaderId),
+        previousLeader === undefined ? undefined : peerIdOfMember(previousLeader),
       );
       if (state.leaderId !== undefined) this.proposals.resubmitAll();
     }
@@ -918,9 +752,7 @@ export abstract class PeerCore {
     else if (entry.type === "config" && entry.change !== undefined) {
       this.membership.applyChange(entry.change, entry.index);
     }
-    if (this.events.listenerCount("commit") > 0) {
-      this.events.emit("commit", entry.index);
-    }
+    if (this.events.listenerCount("commit") > 0) this.events.emit("commit", entry.index);
     this.waiters.check();
     this.#appliedBytes += entry.data.length;
     if (this.#compactionDue(entry.index)) this.#scheduleCompaction();
@@ -933,11 +765,7 @@ export abstract class PeerCore {
     } catch (error) {
       this.counters.codecFailures++;
       this.reportError(
-        new HamokError(
-          `entry ${entry.index} is not a valid command`,
-          "HAMOK_CODEC",
-          { cause: error },
-        ),
+        new HamokError(`entry ${entry.index} is not a valid command`, "HAMOK_CODEC", { cause: error }),
       );
       return;
     }
@@ -946,25 +774,15 @@ export abstract class PeerCore {
       requestId: entry.requestId,
       proposerPeerId: command.peerId,
     });
-    if (entry.requestId !== undefined) {
-      this.proposals.applied(entry.requestId, outcome.result);
-    }
+    if (entry.requestId !== undefined) this.proposals.applied(entry.requestId, outcome.result);
     if (this.#client.watching) {
-      this.#client.applied(
-        command.kind,
-        command.id,
-        command.op,
-        command.args,
-        entry.index,
-      );
+      this.#client.applied(command.kind, command.id, command.op, command.args, entry.index);
     }
   }
 
   #onSelfRemoved(): void {
     if (this.leaving) return;
-    this.config.scheduler.defer(() =>
-      this.#removedFromCluster("the leader removed this member")
-    );
+    this.config.scheduler.defer(() => this.#removedFromCluster("the leader removed this member"));
   }
 
   /**
@@ -974,9 +792,7 @@ export abstract class PeerCore {
    */
   #removedFromCluster(why: string): void {
     if (this.isClosed || !this.isJoined || this.leaving) return;
-    this.logger.warn(
-      `hamok ${this.localPeerId}: removed from the cluster (${why})`,
-    );
+    this.logger.warn(`hamok ${this.localPeerId}: removed from the cluster (${why})`);
     this.proposals.failAll((requestId) =>
       new HamokRemovedError(
         `this peer was removed from the cluster while request ${requestId} was pending; it may or may not have been applied`,
@@ -1015,19 +831,14 @@ export abstract class PeerCore {
     try {
       this.stateMachine.restore(decodeCbor(data) as StateMachineImage);
     } catch (error) {
-      this.reportError(
-        new HamokError("cannot restore a snapshot", "HAMOK_CODEC", {
-          cause: error,
-        }),
-      );
+      this.reportError(new HamokError("cannot restore a snapshot", "HAMOK_CODEC", { cause: error }));
     }
   }
 
   #compactionDue(index: number): boolean {
     return index - this.#lastCompacted >= this.config.snapshotThreshold ||
       (index > this.#lastCompacted &&
-        this.#appliedBytes - this.#compactedBytes >=
-          this.config.snapshotThresholdBytes);
+        this.#appliedBytes - this.#compactedBytes >= this.config.snapshotThresholdBytes);
   }
 
   /**
@@ -1063,11 +874,7 @@ export abstract class PeerCore {
         },
         failed: (error) => {
           this.#compactScheduled = false;
-          this.reportError(
-            new HamokError("cannot write a snapshot", "HAMOK_ERROR", {
-              cause: error,
-            }),
-          );
+          this.reportError(new HamokError("cannot write a snapshot", "HAMOK_ERROR", { cause: error }));
         },
       });
     });
@@ -1085,8 +892,7 @@ export abstract class PeerCore {
     // announces itself: members tell it if it was removed, even a learner that never campaigns
     const electionMs = this.config.electionTicks * this.config.tickMs;
     if (
-      (this.isJoined || this.joinPromise !== undefined) &&
-      this.peerState !== "leader" &&
+      (this.isJoined || this.joinPromise !== undefined) && this.peerState !== "leader" &&
       now - this.#lastLeaderContact > 4 * electionMs &&
       now - this.#lastProbe > electionMs
     ) {

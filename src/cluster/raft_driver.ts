@@ -21,11 +21,7 @@ import type {
 } from "../raft/types.ts";
 import type { RaftStorage } from "../storage/raft_storage.ts";
 import { HamokNoLeaderError } from "../errors.ts";
-import {
-  REAL_SCHEDULER,
-  type Scheduler,
-  type TimerHandle,
-} from "./scheduler.ts";
+import { REAL_SCHEDULER, type Scheduler, type TimerHandle } from "./scheduler.ts";
 
 /** Drains in a row on microtasks before the driver yields to the event loop. */
 const MICROTASK_DRAINS = 256;
@@ -173,9 +169,7 @@ export class RaftDriver {
   /** Resolves once the entry at `index` has been applied on this peer. */
   waitApplied(index: number): Promise<void> {
     if (index <= this.#applied) return Promise.resolve();
-    return new Promise<void>((resolve) =>
-      this.#appliedWaiters.push({ index, resolve })
-    );
+    return new Promise<void>((resolve) => this.#appliedWaiters.push({ index, resolve }));
   }
 
   /**
@@ -188,12 +182,9 @@ export class RaftDriver {
     if (this.#scheduled || this.#stopped || this.#failed) return;
     this.#scheduled = true;
     const scheduler = this.#scheduler;
-    if (this.#microDrains === 0) {
-      scheduler.setTimeout(this.#resetMicroDrains, 0);
-    }
-    if (++this.#microDrains <= MICROTASK_DRAINS) {
-      scheduler.defer(this.#runDrain);
-    } else scheduler.setTimeout(this.#runDrain, 0);
+    if (this.#microDrains === 0) scheduler.setTimeout(this.#resetMicroDrains, 0);
+    if (++this.#microDrains <= MICROTASK_DRAINS) scheduler.defer(this.#runDrain);
+    else scheduler.setTimeout(this.#runDrain, 0);
   }
 
   readonly #runDrain = (): void => {
@@ -222,9 +213,7 @@ export class RaftDriver {
         if (this.#stopped) break;
         // Only now, synced: the leader may count these entries as its own toward a commit.
         const entries = ready.entries;
-        const last = entries.length > 0
-          ? entries[entries.length - 1]
-          : undefined;
+        const last = entries.length > 0 ? entries[entries.length - 1] : undefined;
         if (last !== undefined) node.persisted(last.index, last.term);
         else if (ready.snapshot !== undefined) {
           node.persisted(ready.snapshot.meta.index, ready.snapshot.meta.term);
@@ -249,9 +238,7 @@ export class RaftDriver {
     const storage = this.#storage;
     const { snapshot, entries, hardState } = ready;
     let pending: Promise<void> | undefined;
-    if (snapshot !== undefined) {
-      pending = asPromise(storage.saveSnapshot(snapshot));
-    }
+    if (snapshot !== undefined) pending = asPromise(storage.saveSnapshot(snapshot));
     if (entries.length > 0) {
       pending = pending === undefined
         ? asPromise(storage.append(entries))
@@ -266,18 +253,13 @@ export class RaftDriver {
     // only moves the commit index needs none: a commit index lost in a crash is learned again from
     // the leader, and the next sync covers it anyway (etcd's MustSync rule).
     let mustSync = snapshot !== undefined || entries.length > 0;
-    if (
-      hardState !== undefined &&
-      (hardState.term !== this.#term || hardState.vote !== this.#vote)
-    ) {
+    if (hardState !== undefined && (hardState.term !== this.#term || hardState.vote !== this.#vote)) {
       this.#term = hardState.term;
       this.#vote = hardState.vote;
       mustSync = true;
     }
     if (storage.sync !== undefined && mustSync) {
-      pending = pending === undefined
-        ? asPromise(storage.sync())
-        : pending.then(() => storage.sync!());
+      pending = pending === undefined ? asPromise(storage.sync()) : pending.then(() => storage.sync!());
     }
     return pending;
   }
@@ -286,9 +268,7 @@ export class RaftDriver {
     const hooks = this.#hooks;
     for (const message of ready.messages) hooks.send(message);
     if (ready.softState !== undefined) hooks.softStateChanged(ready.softState);
-    if (ready.membership !== undefined) {
-      hooks.membershipChanged?.(ready.membership);
-    }
+    if (ready.membership !== undefined) hooks.membershipChanged?.(ready.membership);
     if (ready.snapshot !== undefined && ready.restoreSnapshot) {
       hooks.restore(ready.snapshot);
       this.#applied = Math.max(this.#applied, ready.snapshot.meta.index);

@@ -61,16 +61,10 @@ export const DEFAULT_MAX_INFLIGHT_APPENDS = 16;
 /** Default snapshot chunk size in bytes. */
 export const DEFAULT_SNAPSHOT_CHUNK_BYTES = 256 * 1024;
 
-function positiveInteger(
-  name: string,
-  value: number | undefined,
-  fallback: number,
-): number {
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value < 1) {
-    throw new RaftError(
-      `RaftConfig.${name} must be a positive integer, got ${value}`,
-    );
+    throw new RaftError(`RaftConfig.${name} must be a positive integer, got ${value}`);
   }
   return value;
 }
@@ -92,20 +86,10 @@ export function resolveRaftConfig(config: RaftConfig): ResolvedRaftConfig {
     throw new RaftError("RaftConfig.id must be a non-empty string");
   }
   if (typeof config.random !== "function") {
-    throw new RaftError(
-      "RaftConfig.random must be a function returning a number in [0, 1)",
-    );
+    throw new RaftError("RaftConfig.random must be a function returning a number in [0, 1)");
   }
-  const electionTicks = positiveInteger(
-    "electionTicks",
-    config.electionTicks,
-    DEFAULT_ELECTION_TICKS,
-  );
-  const heartbeatTicks = positiveInteger(
-    "heartbeatTicks",
-    config.heartbeatTicks,
-    DEFAULT_HEARTBEAT_TICKS,
-  );
+  const electionTicks = positiveInteger("electionTicks", config.electionTicks, DEFAULT_ELECTION_TICKS);
+  const heartbeatTicks = positiveInteger("heartbeatTicks", config.heartbeatTicks, DEFAULT_HEARTBEAT_TICKS);
   if (heartbeatTicks >= electionTicks) {
     throw new RaftError(
       `RaftConfig.heartbeatTicks (${heartbeatTicks}) must be smaller than electionTicks (${electionTicks})`,

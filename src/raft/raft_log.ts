@@ -53,25 +53,17 @@ export class RaftLog {
    * Creates the log from persisted state. `entries` must follow the snapshot contiguously;
    * `commit` is clamped up to the snapshot index.
    */
-  constructor(
-    snapshot: SnapshotMeta | undefined,
-    entries: readonly Entry[],
-    commit: number,
-  ) {
+  constructor(snapshot: SnapshotMeta | undefined, entries: readonly Entry[], commit: number) {
     this.snapshotIndex = snapshot?.index ?? 0;
     this.snapshotTerm = snapshot?.term ?? 0;
     let expected = this.snapshotIndex + 1;
     let lastTerm = this.snapshotTerm;
     for (const entry of entries) {
       if (entry.index !== expected) {
-        throw new RaftError(
-          `log entries are not contiguous: expected index ${expected}, got ${entry.index}`,
-        );
+        throw new RaftError(`log entries are not contiguous: expected index ${expected}, got ${entry.index}`);
       }
       if (entry.term < lastTerm) {
-        throw new RaftError(
-          `log entry ${entry.index} has term ${entry.term} below the previous ${lastTerm}`,
-        );
+        throw new RaftError(`log entry ${entry.index} has term ${entry.term} below the previous ${lastTerm}`);
       }
       lastTerm = entry.term;
       expected++;
@@ -79,11 +71,7 @@ export class RaftLog {
     this.entries = entries.slice();
     this.hasBase = snapshot !== undefined || entries.length > 0;
     const last = this.lastIndex;
-    if (commit > last) {
-      throw new RaftError(
-        `persisted commit ${commit} is beyond the last log index ${last}`,
-      );
-    }
+    if (commit > last) throw new RaftError(`persisted commit ${commit} is beyond the last log index ${last}`);
     this.committed = Math.max(commit, this.snapshotIndex);
     this.applied = this.snapshotIndex;
     this.stable = last;
@@ -144,9 +132,7 @@ export class RaftLog {
       );
     }
     const keep = index - this.snapshotIndex - 1;
-    if (keep < 0) {
-      throw new RaftError(`cannot truncate compacted entries from ${index}`);
-    }
+    if (keep < 0) throw new RaftError(`cannot truncate compacted entries from ${index}`);
     if (keep >= this.entries.length) return;
     this.entries.length = keep;
     if (this.stable >= index) this.stable = index - 1;
@@ -177,9 +163,7 @@ export class RaftLog {
     const last = this.lastIndex;
     if (index > last) index = last;
     if (index < this.snapshotIndex) return [index, 0];
-    if (this.snapshotTerm > term) {
-      return [Math.max(this.snapshotIndex - 1, 0), 0];
-    }
+    if (this.snapshotTerm > term) return [Math.max(this.snapshotIndex - 1, 0), 0];
     // Invariant: term(lo) <= term; search the largest such position in [lo, index].
     let lo = this.snapshotIndex;
     let hi = index;
@@ -194,8 +178,7 @@ export class RaftLog {
   /** True if a log ending at (`lastIndex`, `lastTerm`) is at least as up to date as this one. */
   isUpToDate(lastIndex: number, lastTerm: number): boolean {
     const myTerm = this.lastTerm;
-    return lastTerm > myTerm ||
-      (lastTerm === myTerm && lastIndex >= this.lastIndex);
+    return lastTerm > myTerm || (lastTerm === myTerm && lastIndex >= this.lastIndex);
   }
 
   /**
@@ -205,11 +188,7 @@ export class RaftLog {
   entriesFrom(from: number, maxCount: number, maxBytes: number): Entry[] {
     const start = from - this.snapshotIndex - 1;
     const entries = this.entries;
-    if (start < 0) {
-      throw new RaftError(
-        `entries from ${from} are compacted (first index ${this.firstIndex})`,
-      );
-    }
+    if (start < 0) throw new RaftError(`entries from ${from} are compacted (first index ${this.firstIndex})`);
     if (start >= entries.length) return [];
     let end = Math.min(entries.length, start + maxCount);
     let bytes = entries[start]!.data.byteLength; // start < length
@@ -227,11 +206,7 @@ export class RaftLog {
   slice(from: number, to: number): Entry[] {
     if (to < from) return [];
     const start = from - this.snapshotIndex - 1;
-    if (start < 0) {
-      throw new RaftError(
-        `entries from ${from} are compacted (first index ${this.firstIndex})`,
-      );
-    }
+    if (start < 0) throw new RaftError(`entries from ${from} are compacted (first index ${this.firstIndex})`);
     return this.entries.slice(start, to - this.snapshotIndex);
   }
 
@@ -239,11 +214,7 @@ export class RaftLog {
   commitTo(index: number): boolean {
     if (index <= this.committed) return false;
     const last = this.lastIndex;
-    if (index > last) {
-      throw new RaftError(
-        `commit ${index} is beyond the last log index ${last}`,
-      );
-    }
+    if (index > last) throw new RaftError(`commit ${index} is beyond the last log index ${last}`);
     this.committed = index;
     return true;
   }
@@ -292,11 +263,7 @@ export class RaftLog {
   /** Discards the entries up to and including `index` (folded into a snapshot). */
   compact(index: number): void {
     if (index <= this.snapshotIndex) return;
-    if (index > this.applied) {
-      throw new RaftError(
-        `cannot compact to ${index}: applied is ${this.applied}`,
-      );
-    }
+    if (index > this.applied) throw new RaftError(`cannot compact to ${index}: applied is ${this.applied}`);
     const term = this.term(index) as number;
     this.entries = this.entries.slice(index - this.snapshotIndex);
     this.snapshotIndex = index;

@@ -7,12 +7,7 @@
  */
 
 import type { RaftPersistentState } from "../storage/raft_storage.ts";
-import {
-  checkMembershipChange,
-  EMPTY_MEMBERSHIP,
-  isMember,
-  isVoter,
-} from "./membership.ts";
+import { checkMembershipChange, EMPTY_MEMBERSHIP, isMember, isVoter } from "./membership.ts";
 import { MembershipTracker } from "./membership_tracker.ts";
 import { Progress } from "./progress.ts";
 import { majority, quorumIndex } from "./quorum.ts";
@@ -49,23 +44,15 @@ import type {
 } from "./types.ts";
 
 const EMPTY_DATA = new Uint8Array(0);
-const NO_MESSAGES: readonly RaftMessage[] = Object.freeze(
-  [],
-) as readonly RaftMessage[];
-const NO_READS: readonly ReadState[] = Object.freeze(
-  [],
-) as readonly ReadState[];
-const NO_DROPPED: readonly DroppedRead[] = Object.freeze(
-  [],
-) as readonly DroppedRead[];
+const NO_MESSAGES: readonly RaftMessage[] = Object.freeze([]) as readonly RaftMessage[];
+const NO_READS: readonly ReadState[] = Object.freeze([]) as readonly ReadState[];
+const NO_DROPPED: readonly DroppedRead[] = Object.freeze([]) as readonly DroppedRead[];
 /**
  * Messages that acknowledge nothing and depend on no unpersisted state of their sender (other than
  * term and vote, see `ready()`): a leader's replication and a follower's forwarded requests. With
  * asynchronous persistence they may leave before their batch is durable.
  */
-const EARLY_TYPES: ReadonlySet<RaftMessage["type"]> = new Set<
-  RaftMessage["type"]
->([
+const EARLY_TYPES: ReadonlySet<RaftMessage["type"]> = new Set<RaftMessage["type"]>([
   "append",
   "heartbeat",
   "snapshot",
@@ -174,11 +161,7 @@ export class RaftNode {
     this.currentTerm = hs.term;
     this.votedFor = hs.vote;
     this.resetTimers();
-    this.prevHardState = {
-      term: hs.term,
-      vote: hs.vote,
-      commit: this.log.committed,
-    };
+    this.prevHardState = { term: hs.term, vote: hs.vote, commit: this.log.committed };
     this.prevSoftState = this.makeSoftState();
     this.prevMembership = this.members.current;
   }
@@ -276,11 +259,7 @@ export class RaftNode {
 
   /** The current hard state. */
   get hardState(): HardState {
-    return {
-      term: this.currentTerm,
-      vote: this.votedFor,
-      commit: this.log.committed,
-    };
+    return { term: this.currentTerm, vote: this.votedFor, commit: this.log.committed };
   }
 
   /**
@@ -328,24 +307,14 @@ export class RaftNode {
    */
   propose(data: Uint8Array, requestId?: string): ProposeResult {
     if (this.currentRole === "leader") {
-      if (this.transferee !== undefined) {
-        return { status: "dropped", reason: "transferring" };
-      }
+      if (this.transferee !== undefined) return { status: "dropped", reason: "transferring" };
       const entry = this.appendEntry("normal", data, requestId, undefined);
       return { status: "appended", index: entry.index, term: entry.term };
     }
     const leader = this.leader;
     if (leader === undefined) return { status: "dropped", reason: "no-leader" };
-    const entries = requestId === undefined
-      ? [{ data }]
-      : [{ data, requestId }];
-    this.send({
-      type: "propose",
-      from: this.selfId,
-      to: leader,
-      term: this.currentTerm,
-      entries,
-    });
+    const entries = requestId === undefined ? [{ data }] : [{ data, requestId }];
+    this.send({ type: "propose", from: this.selfId, to: leader, term: this.currentTerm, entries });
     return { status: "forwarded", leaderId: leader };
   }
 
@@ -355,15 +324,9 @@ export class RaftNode {
    * changes that do not fit the membership (see {@linkcode ProposeResult}).
    */
   proposeMembership(change: MembershipChange): ProposeResult {
-    if (this.currentRole !== "leader") {
-      return { status: "dropped", reason: "not-leader" };
-    }
-    if (this.transferee !== undefined) {
-      return { status: "dropped", reason: "transferring" };
-    }
-    if (!this.committedInTerm()) {
-      return { status: "dropped", reason: "not-ready" };
-    }
+    if (this.currentRole !== "leader") return { status: "dropped", reason: "not-leader" };
+    if (this.transferee !== undefined) return { status: "dropped", reason: "transferring" };
+    if (!this.committedInTerm()) return { status: "dropped", reason: "not-ready" };
     if (this.members.lastConfigIndex > this.log.committed) {
       return { status: "dropped", reason: "config-pending" };
     }
@@ -387,13 +350,7 @@ export class RaftNode {
       this.droppedReads.push({ ctx, reason: "no-leader" });
       return;
     }
-    this.send({
-      type: "read-index",
-      from: this.selfId,
-      to: leader,
-      term: this.currentTerm,
-      ctx,
-    });
+    this.send({ type: "read-index", from: this.selfId, to: leader, term: this.currentTerm, ctx });
   }
 
   /**
@@ -402,15 +359,9 @@ export class RaftNode {
    * timeout.
    */
   transferLeadership(to: string): TransferResult {
-    if (this.currentRole !== "leader") {
-      return { status: "dropped", reason: "not-leader" };
-    }
-    if (to === this.selfId) {
-      return { status: "dropped", reason: "already-leader" };
-    }
-    if (!isVoter(this.members.current, to)) {
-      return { status: "dropped", reason: "not-voter" };
-    }
+    if (this.currentRole !== "leader") return { status: "dropped", reason: "not-leader" };
+    if (to === this.selfId) return { status: "dropped", reason: "already-leader" };
+    if (!isVoter(this.members.current, to)) return { status: "dropped", reason: "not-voter" };
     if (this.transferee === to) return { status: "transferring", to };
     this.transferee = to;
     this.electionElapsed = 0;
@@ -430,15 +381,10 @@ export class RaftNode {
   compact(index: number, data: Uint8Array): void {
     if (index <= this.log.snapshotIndex) return;
     if (index > this.log.applied) {
-      throw new RaftError(
-        `compact(${index}): beyond the applied index ${this.log.applied}`,
-      );
+      throw new RaftError(`compact(${index}): beyond the applied index ${this.log.applied}`);
     }
     const term = this.log.term(index) as number;
-    const snapshot: Snapshot = {
-      meta: { index, term, membership: this.members.at(index) },
-      data,
-    };
+    const snapshot: Snapshot = { meta: { index, term, membership: this.members.at(index) }, data };
     this.log.compact(index);
     this.members.compact(index);
     this.latestSnapshot = snapshot;
@@ -486,23 +432,18 @@ export class RaftNode {
 
     if (m.term > this.currentTerm) {
       if (isVoteRequest) {
-        const inLease = this.cfg.checkQuorum &&
-          !this.cfg.bugIgnoreCheckQuorum &&
-          this.leader !== undefined &&
-          this.electionElapsed < this.cfg.electionTicks;
+        const inLease = this.cfg.checkQuorum && !this.cfg.bugIgnoreCheckQuorum &&
+          this.leader !== undefined && this.electionElapsed < this.cfg.electionTicks;
         if (inLease && !(m as VoteMessage).transfer) {
           // Leader lease: a leader was heard from recently; neither adopt the term nor vote.
           this.sendVoteResponse(m as VoteMessage, true);
           return;
         }
       }
-      if (
-        m.type === "pre-vote" || (m.type === "pre-vote-response" && !m.reject)
-      ) {
+      if (m.type === "pre-vote" || (m.type === "pre-vote-response" && !m.reject)) {
         // A pre-vote (or a granted answer to ours) carries a future term: do not adopt it.
       } else {
-        const fromLeader = m.type === "append" || m.type === "heartbeat" ||
-          m.type === "snapshot";
+        const fromLeader = m.type === "append" || m.type === "heartbeat" || m.type === "snapshot";
         this.becomeFollower(m.term, fromLeader ? m.from : undefined);
       }
     } else if (m.term < this.currentTerm) {
@@ -553,24 +494,17 @@ export class RaftNode {
   /** True if `ready()` would return anything to persist, send, apply or report. */
   hasReady(): boolean {
     this.flush();
-    if (
-      this.messages.length > 0 || this.readStates.length > 0 ||
-      this.droppedReads.length > 0
-    ) return true;
+    if (this.messages.length > 0 || this.readStates.length > 0 || this.droppedReads.length > 0) return true;
     if (this.earlyMessages.length > 0) return true;
     if (this.snapshotToPersist !== undefined) return true;
     if (this.log.hasUnstable() || this.log.hasUnapplied()) return true;
     if (this.members.current !== this.prevMembership) return true;
     const hs = this.prevHardState;
-    if (
-      hs.term !== this.currentTerm || hs.vote !== this.votedFor ||
-      hs.commit !== this.log.committed
-    ) {
+    if (hs.term !== this.currentTerm || hs.vote !== this.votedFor || hs.commit !== this.log.committed) {
       return true;
     }
     const ss = this.prevSoftState;
-    return ss.role !== this.currentRole || ss.leaderId !== this.leader ||
-      ss.term !== this.currentTerm;
+    return ss.role !== this.currentRole || ss.leaderId !== this.leader || ss.term !== this.currentTerm;
   }
 
   /**
@@ -582,23 +516,13 @@ export class RaftNode {
     const log = this.log;
     let hardState: HardState | undefined;
     const hs = this.prevHardState;
-    if (
-      hs.term !== this.currentTerm || hs.vote !== this.votedFor ||
-      hs.commit !== log.committed
-    ) {
-      hardState = {
-        term: this.currentTerm,
-        vote: this.votedFor,
-        commit: log.committed,
-      };
+    if (hs.term !== this.currentTerm || hs.vote !== this.votedFor || hs.commit !== log.committed) {
+      hardState = { term: this.currentTerm, vote: this.votedFor, commit: log.committed };
       this.prevHardState = hardState;
     }
     let softState: SoftState | undefined;
     const ss = this.prevSoftState;
-    if (
-      ss.role !== this.currentRole || ss.leaderId !== this.leader ||
-      ss.term !== this.currentTerm
-    ) {
+    if (ss.role !== this.currentRole || ss.leaderId !== this.leader || ss.term !== this.currentTerm) {
       softState = this.makeSoftState();
       this.prevSoftState = softState;
     }
@@ -613,24 +537,15 @@ export class RaftNode {
     const entries = log.takeUnstable();
     const committed = log.takeCommitted();
     let messages = this.messages.length > 0 ? this.messages : NO_MESSAGES;
-    let earlyMessages = this.earlyMessages.length > 0
-      ? this.earlyMessages
-      : NO_MESSAGES;
+    let earlyMessages = this.earlyMessages.length > 0 ? this.earlyMessages : NO_MESSAGES;
     const readStates = this.readStates.length > 0 ? this.readStates : NO_READS;
-    const droppedReads = this.droppedReads.length > 0
-      ? this.droppedReads
-      : NO_DROPPED;
+    const droppedReads = this.droppedReads.length > 0 ? this.droppedReads : NO_DROPPED;
     if (messages !== NO_MESSAGES) this.messages = [];
     if (earlyMessages !== NO_MESSAGES) {
       this.earlyMessages = [];
-      if (
-        hardState !== undefined &&
-        (hardState.term !== hs.term || hardState.vote !== hs.vote)
-      ) {
+      if (hardState !== undefined && (hardState.term !== hs.term || hardState.vote !== hs.vote)) {
         // A new term or vote must be durable before anything sent in it leaves: all wait.
-        messages = messages === NO_MESSAGES
-          ? earlyMessages
-          : earlyMessages.concat(messages);
+        messages = messages === NO_MESSAGES ? earlyMessages : earlyMessages.concat(messages);
         earlyMessages = NO_MESSAGES;
       }
     }
@@ -657,11 +572,7 @@ export class RaftNode {
   // Roles
 
   private makeSoftState(): SoftState {
-    return {
-      role: this.currentRole,
-      leaderId: this.leader,
-      term: this.currentTerm,
-    };
+    return { role: this.currentRole, leaderId: this.leader, term: this.currentTerm };
   }
 
   private resetTimers(): void {
@@ -694,9 +605,7 @@ export class RaftNode {
     this.bcastPending = false;
     this.bcastCommit = false;
     this.readBcastPending = false;
-    for (const request of this.readOnly.drain()) {
-      this.dropRead(request.ctx, request.from);
-    }
+    for (const request of this.readOnly.drain()) this.dropRead(request.ctx, request.from);
     const waiting = this.waitingReads;
     this.waitingReads = [];
     for (const read of waiting) this.dropRead(read.ctx, read.from);
@@ -712,14 +621,7 @@ export class RaftNode {
   }
 
   private sendReadIndexResponse(to: string, ctx: string, index: number): void {
-    this.send({
-      type: "read-index-response",
-      from: this.selfId,
-      to,
-      term: this.currentTerm,
-      ctx,
-      index,
-    });
+    this.send({ type: "read-index-response", from: this.selfId, to, term: this.currentTerm, ctx, index });
   }
 
   private becomeFollower(term: number, leader: string | undefined): void {
@@ -779,9 +681,7 @@ export class RaftNode {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (
-      this.electionElapsed >= this.randomizedElectionTimeout && this.promotable
-    ) {
+    if (this.electionElapsed >= this.randomizedElectionTimeout && this.promotable) {
       this.electionElapsed = 0;
       this.hup(false);
     }
@@ -792,10 +692,7 @@ export class RaftNode {
     this.electionElapsed++;
     if (this.electionElapsed >= this.cfg.electionTicks) {
       this.electionElapsed = 0;
-      if (
-        this.cfg.checkQuorum && !this.cfg.bugIgnoreCheckQuorum &&
-        !this.quorumActive()
-      ) {
+      if (this.cfg.checkQuorum && !this.cfg.bugIgnoreCheckQuorum && !this.quorumActive()) {
         this.becomeFollower(this.currentTerm, undefined);
         return;
       }
@@ -820,9 +717,7 @@ export class RaftNode {
       const pr = this.progresses.get(id);
       if (pr !== undefined && pr.recentActive) active++;
     }
-    for (const [id, pr] of this.progresses) {
-      pr.recentActive = id === this.selfId;
-    }
+    for (const [id, pr] of this.progresses) pr.recentActive = id === this.selfId;
     return active >= majority(voters.length);
   }
 
@@ -848,15 +743,7 @@ export class RaftNode {
     for (const id of this.members.current.voters) {
       if (id === this.selfId) continue;
       const m: VoteMessage = transfer
-        ? {
-          type,
-          from: this.selfId,
-          to: id,
-          term,
-          lastIndex,
-          lastTerm,
-          transfer: true,
-        }
+        ? { type, from: this.selfId, to: id, term, lastIndex, lastTerm, transfer: true }
         : { type, from: this.selfId, to: id, term, lastIndex, lastTerm };
       this.send(m);
     }
@@ -874,9 +761,7 @@ export class RaftNode {
   /** Records a vote; returns the election outcome so far. */
   private poll(from: string, granted: boolean): "won" | "lost" | "pending" {
     const voters = this.members.current.voters;
-    if (voters.includes(from) && !this.votes.has(from)) {
-      this.votes.set(from, granted);
-    }
+    if (voters.includes(from) && !this.votes.has(from)) this.votes.set(from, granted);
     let yes = 0;
     let no = 0;
     for (const id of voters) {
@@ -911,13 +796,7 @@ export class RaftNode {
     const type = m.type === "vote" ? "vote-response" : "pre-vote-response";
     // A granted answer carries the term of the request; a rejection carries ours.
     const term = reject ? this.currentTerm : m.term;
-    const response: VoteResponseMessage = {
-      type,
-      from: this.selfId,
-      to: m.from,
-      term,
-      reject,
-    };
+    const response: VoteResponseMessage = { type, from: this.selfId, to: m.from, term, reject };
     this.send(response);
   }
 
@@ -932,16 +811,11 @@ export class RaftNode {
         return;
       case "vote-response":
       case "pre-vote-response": {
-        const expected = this.currentRole === "candidate"
-          ? "vote-response"
-          : "pre-vote-response";
+        const expected = this.currentRole === "candidate" ? "vote-response" : "pre-vote-response";
         if (m.type !== expected) return;
         const outcome = this.poll(m.from, !m.reject);
-        if (outcome === "won") {
-          this.electionWon(m.type === "vote-response" ? "vote" : "pre-vote");
-        } else if (outcome === "lost") {
-          this.becomeFollower(this.currentTerm, undefined);
-        }
+        if (outcome === "won") this.electionWon(m.type === "vote-response" ? "vote" : "pre-vote");
+        else if (outcome === "lost") this.becomeFollower(this.currentTerm, undefined);
         return;
       }
     }
@@ -988,10 +862,7 @@ export class RaftNode {
         this.sendAppendResponse(m.from, m.prevIndex, true, -1, 0);
         return;
       }
-      const [hintIndex, hintTerm] = log.findConflictByTerm(
-        Math.min(m.prevIndex, log.lastIndex),
-        m.prevTerm,
-      );
+      const [hintIndex, hintTerm] = log.findConflictByTerm(Math.min(m.prevIndex, log.lastIndex), m.prevTerm);
       this.sendAppendResponse(m.from, m.prevIndex, true, hintIndex, hintTerm);
       return;
     }
@@ -1018,8 +889,7 @@ export class RaftNode {
 
   private anyTestingBug(): boolean {
     const c = this.cfg;
-    return c.bugSkipPrevLogCheck || c.bugDoubleVote || c.bugCommitOldTerm ||
-      c.bugIgnoreCheckQuorum;
+    return c.bugSkipPrevLogCheck || c.bugDoubleVote || c.bugCommitOldTerm || c.bugIgnoreCheckQuorum;
   }
 
   private sendAppendResponse(
@@ -1049,19 +919,8 @@ export class RaftNode {
       if (commit > log.committed) log.commitTo(commit);
     }
     const response: HeartbeatResponseMessage = m.ctx === undefined
-      ? {
-        type: "heartbeat-response",
-        from: this.selfId,
-        to: m.from,
-        term: this.currentTerm,
-      }
-      : {
-        type: "heartbeat-response",
-        from: this.selfId,
-        to: m.from,
-        term: this.currentTerm,
-        ctx: m.ctx,
-      };
+      ? { type: "heartbeat-response", from: this.selfId, to: m.from, term: this.currentTerm }
+      : { type: "heartbeat-response", from: this.selfId, to: m.from, term: this.currentTerm, ctx: m.ctx };
     this.send(response);
   }
 
@@ -1069,8 +928,7 @@ export class RaftNode {
     let incoming = this.incoming;
     const meta = m.meta;
     if (
-      incoming === undefined || incoming.from !== m.from ||
-      incoming.term !== m.term ||
+      incoming === undefined || incoming.from !== m.from || incoming.term !== m.term ||
       incoming.index !== meta.index || incoming.snapshotTerm !== meta.term
     ) {
       if (m.offset !== 0) {
@@ -1091,13 +949,7 @@ export class RaftNode {
     }
     if (m.offset !== incoming.received) {
       // A duplicate (behind) is acknowledged again; a gap (ahead) asks for a resend from our offset.
-      this.sendSnapshotResponse(
-        m.from,
-        meta.index,
-        incoming.received,
-        m.offset > incoming.received,
-        false,
-      );
+      this.sendSnapshotResponse(m.from, meta.index, incoming.received, m.offset > incoming.received, false);
       return;
     }
     if (m.data.byteLength > 0) {
@@ -1105,13 +957,7 @@ export class RaftNode {
       incoming.received += m.data.byteLength;
     }
     if (!m.done) {
-      this.sendSnapshotResponse(
-        m.from,
-        meta.index,
-        incoming.received,
-        false,
-        false,
-      );
+      this.sendSnapshotResponse(m.from, meta.index, incoming.received, false, false);
       return;
     }
     this.incoming = undefined;
@@ -1190,16 +1036,13 @@ export class RaftNode {
     const term = this.currentTerm;
     let entry: Entry;
     if (change !== undefined) entry = { index, term, type, data, change };
-    else if (requestId !== undefined) {
-      entry = { index, term, type, data, requestId };
-    } else entry = { index, term, type, data };
+    else if (requestId !== undefined) entry = { index, term, type, data, requestId };
+    else entry = { index, term, type, data };
     log.append(entry);
     const self = this.progresses.get(this.selfId);
     if (self !== undefined) {
       // with asynchronous persistence, the entry counts as the leader's own once durable (persisted())
-      if (!this.cfg.asyncPersistence || this.cfg.bugSelfAckOnAppend) {
-        self.match = index;
-      }
+      if (!this.cfg.asyncPersistence || this.cfg.bugSelfAckOnAppend) self.match = index;
       self.next = index + 1;
     }
     this.bcastPending = true;
@@ -1215,9 +1058,7 @@ export class RaftNode {
 
   private onPropose(m: ProposeMessage): void {
     if (this.currentRole !== "leader" || this.transferee !== undefined) return;
-    for (const item of m.entries) {
-      this.appendEntry("normal", item.data, item.requestId, undefined);
-    }
+    for (const item of m.entries) this.appendEntry("normal", item.data, item.requestId, undefined);
   }
 
   /**
@@ -1233,33 +1074,22 @@ export class RaftNode {
 
   /** Drops the progress of removed members once their removal is committed. */
   private pruneRemovedProgress(): void {
-    if (
-      this.progresses.size <=
-        this.members.current.voters.length +
-          this.members.current.learners.length
-    ) {
+    if (this.progresses.size <= this.members.current.voters.length + this.members.current.learners.length) {
       return;
     }
     if (this.members.lastConfigIndex > this.log.committed) return;
     const membership = this.members.current;
     for (const id of [...this.progresses.keys()]) {
-      if (id !== this.selfId && !isMember(membership, id)) {
-        this.progresses.delete(id);
-      }
+      if (id !== this.selfId && !isMember(membership, id)) this.progresses.delete(id);
     }
   }
 
   /** Moves the commit index to what a majority of voters holds; only entries of the current term count. */
   private maybeCommit(): boolean {
     const progresses = this.progresses;
-    const q = quorumIndex(
-      this.members.current.voters,
-      (id) => progresses.get(id)?.match ?? 0,
-    );
+    const q = quorumIndex(this.members.current.voters, (id) => progresses.get(id)?.match ?? 0);
     if (q <= this.log.committed) return false;
-    if (this.log.term(q) !== this.currentTerm && !this.cfg.bugCommitOldTerm) {
-      return false;
-    }
+    if (this.log.term(q) !== this.currentTerm && !this.cfg.bugCommitOldTerm) return false;
     this.log.commitTo(q);
     return true;
   }
@@ -1274,10 +1104,7 @@ export class RaftNode {
       for (const read of waiting) this.leaderReadIndex(read.ctx, read.from);
     }
     const membership = this.members.current;
-    if (
-      !isMember(membership, this.selfId) &&
-      this.members.lastConfigIndex <= this.log.committed
-    ) {
+    if (!isMember(membership, this.selfId) && this.members.lastConfigIndex <= this.log.committed) {
       this.stepDownRemoved();
       return;
     }
@@ -1301,24 +1128,16 @@ export class RaftNode {
   }
 
   private maybePromoteLearner(): void {
-    if (
-      !this.cfg.autoPromoteLearners || this.currentRole !== "leader" ||
-      this.transferee !== undefined
-    ) {
+    if (!this.cfg.autoPromoteLearners || this.currentRole !== "leader" || this.transferee !== undefined) {
       return;
     }
     const committed = this.log.committed;
-    if (this.members.lastConfigIndex > committed || !this.committedInTerm()) {
-      return;
-    }
+    if (this.members.lastConfigIndex > committed || !this.committedInTerm()) return;
     if (this.members.current.voters.length >= this.cfg.maxVoters) return;
     for (const id of this.members.current.learners) {
       const pr = this.progresses.get(id);
       if (pr !== undefined && pr.match >= committed) {
-        this.appendEntry("config", EMPTY_DATA, undefined, {
-          type: "promote",
-          memberId: id,
-        });
+        this.appendEntry("config", EMPTY_DATA, undefined, { type: "promote", memberId: id });
         return;
       }
     }
@@ -1335,9 +1154,7 @@ export class RaftNode {
         return;
       }
       let hint = m.rejectHint;
-      if (m.hintTerm > 0) {
-        hint = this.log.findConflictByTerm(m.rejectHint, m.hintTerm)[0];
-      }
+      if (m.hintTerm > 0) hint = this.log.findConflictByTerm(m.rejectHint, m.hintTerm)[0];
       if (pr.maybeDecrTo(m.index, hint)) this.sendAppend(m.from, pr, false);
       return;
     }
@@ -1348,24 +1165,19 @@ export class RaftNode {
   private onMatchAdvanced(id: string, pr: Progress): void {
     if (pr.state === "probe") pr.becomeReplicate();
     else if (
-      pr.state === "snapshot" && pr.transfer !== undefined &&
-      pr.match >= pr.transfer.snapshot.meta.index
+      pr.state === "snapshot" && pr.transfer !== undefined && pr.match >= pr.transfer.snapshot.meta.index
     ) {
       pr.becomeReplicate();
     }
     if (this.maybeCommit()) this.afterCommit();
     if (this.currentRole !== "leader") return;
-    if (pr.state !== "snapshot" && pr.next <= this.log.lastIndex) {
-      this.sendAppend(id, pr, false);
-    }
+    if (pr.state !== "snapshot" && pr.next <= this.log.lastIndex) this.sendAppend(id, pr, false);
     if (pr.sentCommit < this.log.committed) {
       // It has not heard of the current commit index yet: the next flush tells it.
       this.bcastPending = true;
       this.bcastCommit = true;
     }
-    if (id === this.transferee && pr.match === this.log.lastIndex) {
-      this.sendTimeoutNow(id);
-    }
+    if (id === this.transferee && pr.match === this.log.lastIndex) this.sendTimeoutNow(id);
     if (this.members.current.learners.includes(id)) this.maybePromoteLearner();
   }
 
@@ -1415,12 +1227,7 @@ export class RaftNode {
   }
 
   private sendTimeoutNow(to: string): void {
-    this.send({
-      type: "timeout-now",
-      from: this.selfId,
-      to,
-      term: this.currentTerm,
-    });
+    this.send({ type: "timeout-now", from: this.selfId, to, term: this.currentTerm });
   }
 
   /**
@@ -1442,16 +1249,10 @@ export class RaftNode {
       if (pr.next > log.lastIndex) {
         if (!sendIfEmpty) return;
         entries = [];
-      } else if (
-        this.batchFrom === pr.next && this.batchLast === log.lastIndex
-      ) {
+      } else if (this.batchFrom === pr.next && this.batchLast === log.lastIndex) {
         entries = this.batch;
       } else {
-        entries = log.entriesFrom(
-          pr.next,
-          cfg.maxEntriesPerAppend,
-          cfg.maxBytesPerAppend,
-        );
+        entries = log.entriesFrom(pr.next, cfg.maxEntriesPerAppend, cfg.maxBytesPerAppend);
         this.batchFrom = pr.next;
         this.batchLast = log.lastIndex;
         this.batch = entries;
@@ -1479,10 +1280,7 @@ export class RaftNode {
     let snapshot = this.latestSnapshot;
     if (snapshot === undefined) {
       // A leader restored from entries only: its base is the empty membership at index 0.
-      snapshot = {
-        meta: { index: 0, term: 0, membership: this.members.at(0) },
-        data: EMPTY_DATA,
-      };
+      snapshot = { meta: { index: 0, term: 0, membership: this.members.at(0) }, data: EMPTY_DATA };
     }
     pr.becomeSnapshot(snapshot);
     this.sendSnapshotChunks(to, pr);
@@ -1522,21 +1320,8 @@ export class RaftNode {
       if (id === this.selfId) continue;
       const commit = Math.min(pr.match, committed);
       const m: HeartbeatMessage = ctx === undefined
-        ? {
-          type: "heartbeat",
-          from: this.selfId,
-          to: id,
-          term: this.currentTerm,
-          commit,
-        }
-        : {
-          type: "heartbeat",
-          from: this.selfId,
-          to: id,
-          term: this.currentTerm,
-          commit,
-          ctx,
-        };
+        ? { type: "heartbeat", from: this.selfId, to: id, term: this.currentTerm, commit }
+        : { type: "heartbeat", from: this.selfId, to: id, term: this.currentTerm, commit, ctx };
       this.send(m);
       if (commit > pr.sentCommit) pr.sentCommit = commit;
     }
@@ -1582,9 +1367,7 @@ export class RaftNode {
       return;
     }
     if (!this.readOnly.add(ctx, index, from)) return;
-    if (isVoter(this.members.current, this.selfId)) {
-      this.readOnly.ack(ctx, this.selfId);
-    }
+    if (isVoter(this.members.current, this.selfId)) this.readOnly.ack(ctx, this.selfId);
     this.readBcastPending = true;
   }
 
@@ -1595,9 +1378,7 @@ export class RaftNode {
     let acks = 0;
     for (const id of voters) if (request.acks.has(id)) acks++;
     if (acks < majority(voters.length)) return;
-    for (const done of this.readOnly.advance(ctx)) {
-      this.readDone(done.ctx, done.index, done.from);
-    }
+    for (const done of this.readOnly.advance(ctx)) this.readDone(done.ctx, done.index, done.from);
   }
 
   private readDone(ctx: string, index: number, from: string): void {
@@ -1606,9 +1387,8 @@ export class RaftNode {
   }
 
   private send(m: RaftMessage): void {
-    if (this.cfg.asyncPersistence && EARLY_TYPES.has(m.type)) {
-      this.earlyMessages.push(m);
-    } else this.messages.push(m);
+    if (this.cfg.asyncPersistence && EARLY_TYPES.has(m.type)) this.earlyMessages.push(m);
+    else this.messages.push(m);
   }
 }
 

@@ -291,10 +291,7 @@ export interface ProposeMessage extends RaftMessageBase {
    * leader appends them as `normal` entries, or silently drops the message if it is no longer the
    * leader or is transferring leadership (the proposer's wait then times out).
    */
-  readonly entries: readonly {
-    readonly data: Uint8Array;
-    readonly requestId?: string;
-  }[];
+  readonly entries: readonly { readonly data: Uint8Array; readonly requestId?: string }[];
 }
 
 /** Follower -> leader: a ReadIndex request forwarded to the leader. */
@@ -464,11 +461,7 @@ export type ProposeDropReason =
  * timeout), or dropped.
  */
 export type ProposeResult =
-  | {
-    readonly status: "appended";
-    readonly index: number;
-    readonly term: number;
-  }
+  | { readonly status: "appended"; readonly index: number; readonly term: number }
   | { readonly status: "forwarded"; readonly leaderId: string }
   | { readonly status: "dropped"; readonly reason: ProposeDropReason };
 

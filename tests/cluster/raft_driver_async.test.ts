@@ -1,9 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import {
-  RaftDriver,
-  type RaftDriverHooks,
-} from "../../src/cluster/raft_driver.ts";
+import { RaftDriver, type RaftDriverHooks } from "../../src/cluster/raft_driver.ts";
 import { RaftNode } from "../../src/raft/raft_node.ts";
 import type { RaftMessage } from "../../src/raft/types.ts";
 import type { RaftStorage } from "../../src/storage/raft_storage.ts";
@@ -17,22 +14,13 @@ import { waitFor } from "../_helpers/wait.ts";
 const MEMBERSHIP = { voters: ["a", "b", "c"], learners: [], removed: [] };
 
 /** A storage whose syncs wait until the test opens them (or fail, with `failSync`). */
-function gatedStorage(
-  memberId: string,
-  log: string[],
-  failSync = false,
-): RaftStorage & { open(): boolean } {
+function gatedStorage(memberId: string, log: string[], failSync = false): RaftStorage & { open(): boolean } {
   const gates: (() => void)[] = [];
   return {
     memberId,
-    load: () =>
-      Promise.resolve({
-        hardState: { term: 0, vote: undefined, commit: 0 },
-        entries: [],
-      }),
+    load: () => Promise.resolve({ hardState: { term: 0, vote: undefined, commit: 0 }, entries: [] }),
     saveHardState: () => void log.push("hard-state"),
-    append: (entries) =>
-      void log.push(`entries ${entries.map((e) => e.index).join(",")}`),
+    append: (entries) => void log.push(`entries ${entries.map((e) => e.index).join(",")}`),
     saveSnapshot: () => void log.push("snapshot"),
     sync: () => {
       log.push("sync");
@@ -53,11 +41,7 @@ function gatedStorage(
   };
 }
 
-function hooks(
-  log: string[],
-  sent: RaftMessage[],
-  errors: unknown[] = [],
-): RaftDriverHooks {
+function hooks(log: string[], sent: RaftMessage[], errors: unknown[] = []): RaftDriverHooks {
   return {
     send: (m) => {
       sent.push(m);
@@ -72,17 +56,9 @@ function hooks(
 }
 
 function newNode(id: string): RaftNode {
-  return new RaftNode({
-    id,
-    random: () => 0,
-    preVote: false,
-    asyncPersistence: true,
-  }, {
+  return new RaftNode({ id, random: () => 0, preVote: false, asyncPersistence: true }, {
     hardState: { term: 0, vote: undefined, commit: 0 },
-    snapshot: {
-      meta: { index: 0, term: 0, membership: MEMBERSHIP },
-      data: new Uint8Array(),
-    },
+    snapshot: { meta: { index: 0, term: 0, membership: MEMBERSHIP }, data: new Uint8Array() },
     entries: [],
   });
 }
@@ -96,48 +72,20 @@ describe("RaftDriver with asynchronous persistence", () => {
     const driver = new RaftDriver(node, storage, hooks(log, sent), 1000);
     driver.run((n) => n.campaign());
     // the candidate's term and vote are synced before its vote requests leave
-    await waitFor(() => log.includes("sync"), {
-      timeoutMs: 2000,
-      message: "the candidate's sync",
-    });
-    assert.equal(
-      sent.length,
-      0,
-      "a vote request left before the vote was durable",
-    );
+    await waitFor(() => log.includes("sync"), { timeoutMs: 2000, message: "the candidate's sync" });
+    assert.equal(sent.length, 0, "a vote request left before the vote was durable");
     assert.ok(storage.open());
-    await waitFor(() => sent.some((m) => m.type === "vote"), {
+    await waitFor(() => sent.some((m) => m.type === "vote"), { timeoutMs: 2000, message: "vote requests" });
+    driver.step({ type: "vote-response", from: "b", to: "a", term: 1, reject: false });
+    await waitFor(() => node.role === "leader" && log.filter((l) => l === "sync").length === 2, {
       timeoutMs: 2000,
-      message: "vote requests",
+      message: "the leader's no-op batch syncing",
     });
-    driver.step({
-      type: "vote-response",
-      from: "b",
-      to: "a",
-      term: 1,
-      reject: false,
-    });
-    await waitFor(
-      () =>
-        node.role === "leader" && log.filter((l) => l === "sync").length === 2,
-      {
-        timeoutMs: 2000,
-        message: "the leader's no-op batch syncing",
-      },
-    );
     // the no-op's appends went out while its sync is still running
     const appends = sent.filter((m) => m.type === "append");
     assert.deepEqual(appends.map((m) => m.to).sort(), ["b", "c"]);
-    assert.equal(
-      log.filter((l) => l === "synced").length,
-      1,
-      "the no-op's sync has not ended yet",
-    );
-    assert.equal(
-      node.progress.get("a")!.match,
-      0,
-      "the leader counted its own unsynced no-op",
-    );
+    assert.equal(log.filter((l) => l === "synced").length, 1, "the no-op's sync has not ended yet");
+    assert.equal(node.progress.get("a")!.match, 0, "the leader counted its own unsynced no-op");
     // b acknowledges before a's write is durable: one of three is no quorum
     driver.step({
       type: "append-response",
@@ -149,18 +97,11 @@ describe("RaftDriver with asynchronous persistence", () => {
       rejectHint: 0,
       hintTerm: 0,
     });
-    assert.equal(
-      node.commitIndex,
-      0,
-      "committed without the leader's own durable copy",
-    );
+    assert.equal(node.commitIndex, 0, "committed without the leader's own durable copy");
     assert.ok(!log.includes("apply 1"));
     // the sync ends: now a and b hold it
     assert.ok(storage.open());
-    await waitFor(() => log.includes("apply 1"), {
-      timeoutMs: 2000,
-      message: "the no-op applied",
-    });
+    await waitFor(() => log.includes("apply 1"), { timeoutMs: 2000, message: "the no-op applied" });
     assert.equal(node.commitIndex, 1);
     assert.equal(node.persistedIndex, 1);
     driver.stop();
@@ -171,12 +112,7 @@ describe("RaftDriver with asynchronous persistence", () => {
     const sent: RaftMessage[] = [];
     const errors: unknown[] = [];
     const node = newNode("b");
-    const driver = new RaftDriver(
-      node,
-      gatedStorage("b", log, true),
-      hooks(log, sent, errors),
-      1000,
-    );
+    const driver = new RaftDriver(node, gatedStorage("b", log, true), hooks(log, sent, errors), 1000);
     driver.step({
       type: "append",
       from: "a",
@@ -187,10 +123,7 @@ describe("RaftDriver with asynchronous persistence", () => {
       entries: [{ index: 1, term: 1, type: "noop", data: new Uint8Array() }],
       commit: 0,
     });
-    await waitFor(() => errors.length > 0, {
-      timeoutMs: 2000,
-      message: "the storage failure reported",
-    });
+    await waitFor(() => errors.length > 0, { timeoutMs: 2000, message: "the storage failure reported" });
     assert.match(String(errors[0]), /no space left/);
     assert.deepEqual(sent, [], "a message left after a failed sync");
     driver.stop();

@@ -1,11 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { RaftNode } from "../../src/raft/raft_node.ts";
-import type {
-  RaftConfig,
-  RaftMessage,
-  RaftReady,
-} from "../../src/raft/types.ts";
+import type { RaftConfig, RaftMessage, RaftReady } from "../../src/raft/types.ts";
 import { bootstrapSnapshot, cmd } from "../_helpers/raft_harness.ts";
 
 /**
@@ -16,19 +12,12 @@ import { bootstrapSnapshot, cmd } from "../_helpers/raft_harness.ts";
 
 const VOTERS = ["a", "b", "c"];
 
-function node(
-  id: string,
-  voters: readonly string[] = VOTERS,
-  extra: Partial<RaftConfig> = {},
-): RaftNode {
-  return new RaftNode(
-    { id, random: () => 0, asyncPersistence: true, ...extra },
-    {
-      hardState: { term: 0, vote: undefined, commit: 0 },
-      snapshot: bootstrapSnapshot(voters),
-      entries: [],
-    },
-  );
+function node(id: string, voters: readonly string[] = VOTERS, extra: Partial<RaftConfig> = {}): RaftNode {
+  return new RaftNode({ id, random: () => 0, asyncPersistence: true, ...extra }, {
+    hardState: { term: 0, vote: undefined, commit: 0 },
+    snapshot: bootstrapSnapshot(voters),
+    entries: [],
+  });
 }
 
 /** Drains one node, acting like a driver that persists at once; returns every message it sent. */
@@ -78,16 +67,10 @@ describe("asynchronous persistence in the core", () => {
     const rd = a.ready();
     assert.deepEqual(rd.entries.map((e) => e.index), [index]);
     // the appends to both followers are early; nothing waits in `messages`
-    assert.deepEqual(rd.earlyMessages.map((m) => `${m.type}->${m.to}`).sort(), [
-      "append->b",
-      "append->c",
-    ]);
+    assert.deepEqual(rd.earlyMessages.map((m) => `${m.type}->${m.to}`).sort(), ["append->b", "append->c"]);
     assert.equal(rd.messages.length, 0);
     // b acknowledges while a's own write is still in flight: one of three is no quorum
-    const fromB = responsesTo(
-      nodes.get("b")!,
-      rd.earlyMessages.filter((m) => m.to === "b"),
-    );
+    const fromB = responsesTo(nodes.get("b")!, rd.earlyMessages.filter((m) => m.to === "b"));
     for (const m of fromB) a.step(m);
     assert.equal(
       a.commitIndex,
@@ -107,12 +90,7 @@ describe("asynchronous persistence in the core", () => {
     const res = a.propose(cmd("y")) as { index: number };
     const rd = a.ready();
     for (const id of ["b", "c"]) {
-      for (
-        const m of responsesTo(
-          nodes.get(id)!,
-          rd.earlyMessages.filter((m) => m.to === id),
-        )
-      ) a.step(m);
+      for (const m of responsesTo(nodes.get(id)!, rd.earlyMessages.filter((m) => m.to === id))) a.step(m);
     }
     assert.equal(a.commitIndex, res.index);
     assert.equal(a.persistedIndex, res.index - 1);
@@ -123,11 +101,7 @@ describe("asynchronous persistence in the core", () => {
     a.campaign();
     const first = a.ready();
     assert.equal(a.role, "leader");
-    assert.equal(
-      first.committed.length,
-      0,
-      "the no-op committed before it was durable",
-    );
+    assert.equal(first.committed.length, 0, "the no-op committed before it was durable");
     const noop = first.entries[first.entries.length - 1]!;
     a.persisted(noop.index, noop.term);
     assert.equal(a.commitIndex, noop.index);
@@ -139,11 +113,7 @@ describe("asynchronous persistence in the core", () => {
     const a = node("a", ["a"], { testingBugs: ["self-ack-on-append"] });
     a.campaign();
     const rd = a.ready();
-    assert.equal(
-      rd.committed.length,
-      1,
-      "the broken variant should commit the no-op before persisted()",
-    );
+    assert.equal(rd.committed.length, 1, "the broken variant should commit the no-op before persisted()");
   });
 
   it("a report about an entry that is no longer in the log (another term) is ignored", () => {
@@ -154,11 +124,7 @@ describe("asynchronous persistence in the core", () => {
     a.persisted(res.index, res.term + 1);
     assert.equal(a.persistedIndex, res.index - 1);
     a.persisted(res.index + 5, res.term);
-    assert.equal(
-      a.persistedIndex,
-      res.index - 1,
-      "an index beyond what was handed out counts as durable",
-    );
+    assert.equal(a.persistedIndex, res.index - 1, "an index beyond what was handed out counts as durable");
     a.persisted(res.index, res.term);
     assert.equal(a.persistedIndex, res.index);
   });
@@ -180,21 +146,14 @@ describe("asynchronous persistence in the core", () => {
   it("a new leader in a batch that also persists its vote holds its appends back", () => {
     // a lone voter with a learner elects itself at once: its new term and vote and its first
     // append to the learner land in one batch, and the append must wait until the term is durable
-    const b = new RaftNode(
-      { id: "b", random: () => 0, asyncPersistence: true },
-      {
-        hardState: { term: 0, vote: undefined, commit: 0 },
-        snapshot: {
-          meta: {
-            index: 0,
-            term: 0,
-            membership: { voters: ["b"], learners: ["l"], removed: [] },
-          },
-          data: new Uint8Array(),
-        },
-        entries: [],
+    const b = new RaftNode({ id: "b", random: () => 0, asyncPersistence: true }, {
+      hardState: { term: 0, vote: undefined, commit: 0 },
+      snapshot: {
+        meta: { index: 0, term: 0, membership: { voters: ["b"], learners: ["l"], removed: [] } },
+        data: new Uint8Array(),
       },
-    );
+      entries: [],
+    });
     b.campaign();
     assert.equal(b.role, "leader");
     const rd = b.ready();

@@ -23,51 +23,20 @@ const VARIANTS: readonly Variant[] = [
     // A follower that accepts appends without checking prevIndex/prevTerm keeps a stale entry
     // under the leader's suffix: caught when logs diverge under leaders that die young.
     bug: "skip-prev-log-check",
-    opts: {
-      profile: "figure8",
-      steps: 10_000,
-      liveness: false,
-      persistence: "sync",
-    },
-    expected: [
-      "log-matching",
-      "invariant",
-      "state-machine-safety",
-      "leader-completeness",
-      "linearizability",
-    ],
+    opts: { profile: "figure8", steps: 10_000, liveness: false, persistence: "sync" },
+    expected: ["log-matching", "invariant", "state-machine-safety", "leader-completeness", "linearizability"],
   },
   {
     // A voter that votes twice in a term lets two candidates win it: many concurrent elections.
     bug: "double-vote",
-    opts: {
-      profile: "elections",
-      steps: 5000,
-      liveness: false,
-      persistence: "sync",
-    },
-    expected: [
-      "election-safety",
-      "log-matching",
-      "state-machine-safety",
-      "leader-completeness",
-    ],
+    opts: { profile: "elections", steps: 5000, liveness: false, persistence: "sync" },
+    expected: ["election-safety", "log-matching", "state-machine-safety", "leader-completeness"],
   },
   {
     // Committing an entry of an earlier term by counting replicas: the Raft paper's figure 8.
     bug: "commit-old-term",
-    opts: {
-      profile: "figure8",
-      steps: 15_000,
-      liveness: false,
-      persistence: "sync",
-    },
-    expected: [
-      "leader-completeness",
-      "state-machine-safety",
-      "log-matching",
-      "linearizability",
-    ],
+    opts: { profile: "figure8", steps: 15_000, liveness: false, persistence: "sync" },
+    expected: ["leader-completeness", "state-machine-safety", "log-matching", "linearizability"],
   },
   {
     // Without check-quorum a leader that can send but not receive never steps down, and its
@@ -75,12 +44,7 @@ const VARIANTS: readonly Variant[] = [
     // confirms leadership with a quorum round and there are no lease reads, so the bug cannot
     // produce a stale read; it shows as lost liveness with a deaf leader.)
     bug: "ignore-check-quorum",
-    opts: {
-      profile: "leader-isolation",
-      steps: 1000,
-      liveness: true,
-      persistence: "sync",
-    },
+    opts: { profile: "leader-isolation", steps: 1000, liveness: true, persistence: "sync" },
     expected: ["liveness"],
   },
   {
@@ -90,12 +54,7 @@ const VARIANTS: readonly Variant[] = [
     // entry. The durable-quorum check sees it at the moment of the commit.
     bug: "self-ack-on-append",
     opts: { steps: 3000, liveness: false, persistence: "async" },
-    expected: [
-      "durable-quorum",
-      "leader-completeness",
-      "state-machine-safety",
-      "linearizability",
-    ],
+    expected: ["durable-quorum", "leader-completeness", "state-machine-safety", "linearizability"],
   },
 ];
 
@@ -103,28 +62,16 @@ const MAX_SEEDS = 300;
 
 describe("simulator against deliberately broken Raft variants", () => {
   for (const v of VARIANTS) {
-    it(
-      `catches "${v.bug}" within ${MAX_SEEDS} seeds`,
-      { timeout: 120_000 },
-      () => {
-        const opts: BatchOptions = { ...v.opts, bugs: [v.bug] };
-        const summary = runBatch({
-          from: 1,
-          count: MAX_SEEDS,
-          stopOnFailure: true,
-        }, opts);
-        assert.equal(
-          summary.failures.length,
-          1,
-          `"${v.bug}" went unnoticed over ${summary.seeds} seeds`,
-        );
-        const f = summary.failures[0];
-        assert.ok(
-          v.expected.includes(f.kind as ViolationKind),
-          `"${v.bug}" reported as ${f.kind} (seed ${f.seed}): ${f.message}`,
-        );
-      },
-    );
+    it(`catches "${v.bug}" within ${MAX_SEEDS} seeds`, { timeout: 120_000 }, () => {
+      const opts: BatchOptions = { ...v.opts, bugs: [v.bug] };
+      const summary = runBatch({ from: 1, count: MAX_SEEDS, stopOnFailure: true }, opts);
+      assert.equal(summary.failures.length, 1, `"${v.bug}" went unnoticed over ${summary.seeds} seeds`);
+      const f = summary.failures[0];
+      assert.ok(
+        v.expected.includes(f.kind as ViolationKind),
+        `"${v.bug}" reported as ${f.kind} (seed ${f.seed}): ${f.message}`,
+      );
+    });
   }
 });
 

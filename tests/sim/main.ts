@@ -20,13 +20,7 @@
 
 import process from "node:process";
 import type { RaftTestingBug } from "../../src/raft/types.ts";
-import {
-  type BatchOptions,
-  formatSummary,
-  replayCommand,
-  runBatch,
-  runSeed,
-} from "./runner.ts";
+import { type BatchOptions, formatSummary, replayCommand, runBatch, runSeed } from "./runner.ts";
 import type { SimProfile } from "./simulation.ts";
 
 interface Cli {
@@ -71,9 +65,7 @@ function parse(argv: string[]): Cli {
   let budgetGiven = false;
   const num = (i: number): number => {
     const v = Number(argv[i]);
-    if (argv[i] === undefined || !Number.isFinite(v)) {
-      usage(`${argv[i - 1]} needs a number`);
-    }
+    if (argv[i] === undefined || !Number.isFinite(v)) usage(`${argv[i - 1]} needs a number`);
     return v;
   };
   for (let i = 0; i < argv.length; i++) {
@@ -110,9 +102,7 @@ function parse(argv: string[]): Cli {
         break;
       case "--persistence": {
         const v = argv[++i];
-        if (v !== "seed" && v !== "sync" && v !== "async") {
-          usage("--persistence must be seed, sync or async");
-        }
+        if (v !== "seed" && v !== "sync" && v !== "async") usage("--persistence must be seed, sync or async");
         persistence = v;
         break;
       }
@@ -155,23 +145,14 @@ function main(): void {
         `${r.opsChecked} ops checked (${r.opsCompleted} completed, ${r.opsUnknown} unknown), ` +
         `${r.leaders} leaders, commit ${r.commitIndex}, linearizability ${r.linearizability}, ` +
         `liveness ${
-          r.livenessOk === undefined
-            ? "not run"
-            : r.livenessOk
-            ? "ok"
-            : "FAILED"
+          r.livenessOk === undefined ? "not run" : r.livenessOk ? "ok" : "FAILED"
         }, trace ${r.traceHash}`,
     );
     console.log(
-      "faults: " +
-        Object.entries(r.faults).filter(([, n]) => n > 0).map(([k, n]) =>
-          `${k}=${n}`
-        ).join(" "),
+      "faults: " + Object.entries(r.faults).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`).join(" "),
     );
     for (const v of r.violations) {
-      console.log(
-        `VIOLATION ${v.kind} at step ${v.step}, ${v.time} ms: ${v.message}`,
-      );
+      console.log(`VIOLATION ${v.kind} at step ${v.step}, ${v.time} ms: ${v.message}`);
     }
     if (r.violations.length > 0) {
       console.log(`replay: ${replayCommand(r.seed, cli.opts)}`);
@@ -182,29 +163,19 @@ function main(): void {
   const budgetMs = cli.budgetS * 1000;
   if (!cli.quiet) {
     console.log(
-      `sim: seeds from ${cli.from}` +
-        (cli.seeds !== undefined ? `, ${cli.seeds} seeds` : "") +
+      `sim: seeds from ${cli.from}` + (cli.seeds !== undefined ? `, ${cli.seeds} seeds` : "") +
         (Number.isFinite(budgetMs) ? `, time budget ${cli.budgetS} s` : "") +
         `, options ${JSON.stringify(cli.opts)}`,
     );
   }
   let done = 0;
   const summary = runBatch(
-    {
-      from: cli.from,
-      count: cli.seeds,
-      budgetMs,
-      stopOnFailure: cli.stopOnFailure,
-    },
+    { from: cli.from, count: cli.seeds, budgetMs, stopOnFailure: cli.stopOnFailure },
     cli.opts,
     (r) => {
       done++;
       if (r.violations.length > 0) {
-        console.log(
-          `seed ${r.seed}: ${r.violations[0].kind}: ${
-            r.violations[0].message.split("\n")[0]
-          }`,
-        );
+        console.log(`seed ${r.seed}: ${r.violations[0].kind}: ${r.violations[0].message.split("\n")[0]}`);
         console.log(`  replay: ${replayCommand(r.seed, cli.opts)}`);
       } else if (!cli.quiet && done % 1000 === 0) {
         console.log(`... ${done} seeds`);

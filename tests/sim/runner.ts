@@ -18,8 +18,7 @@ import {
 } from "./simulation.ts";
 
 /** Builds real Raft nodes for the simulator. */
-export const raftNodeFactory: RaftNodeFactory = (config, initial) =>
-  new RaftNode(config, initial);
+export const raftNodeFactory: RaftNodeFactory = (config, initial) => new RaftNode(config, initial);
 
 /** Options shared by every seed of a batch (everything in {@linkcode SimOptions} but the seed). */
 export type BatchOptions = Omit<SimOptions, "seed">;
@@ -56,10 +55,7 @@ export function emptySummary(): BatchSummary {
     seeds: 0,
     steps: 0,
     virtualTimeMs: 0,
-    faults: Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<
-      FaultKind,
-      number
-    >,
+    faults: Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>,
     opsChecked: 0,
     opsCompleted: 0,
     opsUnknown: 0,
@@ -94,11 +90,7 @@ export function runSeed(
 }
 
 /** Adds one result to a summary. */
-export function addResult(
-  summary: BatchSummary,
-  r: SimResult,
-  opts: BatchOptions,
-): void {
+export function addResult(summary: BatchSummary, r: SimResult, opts: BatchOptions): void {
   summary.seeds++;
   summary.steps += r.steps;
   summary.virtualTimeMs += r.virtualTimeMs;
@@ -107,8 +99,7 @@ export function addResult(
   summary.opsCompleted += r.opsCompleted;
   summary.opsUnknown += r.opsUnknown;
   if (r.linearizability === "unknown") summary.linearizabilityUnknown++;
-  summary.clusterSizes[String(r.nodes)] =
-    (summary.clusterSizes[String(r.nodes)] ?? 0) + 1;
+  summary.clusterSizes[String(r.nodes)] = (summary.clusterSizes[String(r.nodes)] ?? 0) + 1;
   if (r.violations.length > 0) {
     const v = r.violations[0];
     summary.failures.push({
@@ -130,12 +121,7 @@ export function addResult(
  * ```
  */
 export function runBatch(
-  range: {
-    from: number;
-    count?: number;
-    budgetMs?: number;
-    stopOnFailure?: boolean;
-  },
+  range: { from: number; count?: number; budgetMs?: number; stopOnFailure?: boolean },
   opts: BatchOptions,
   onResult?: (r: SimResult) => void,
   factory: RaftNodeFactory = raftNodeFactory,
@@ -158,18 +144,13 @@ export function runBatch(
 /** A human-readable multi-line summary. */
 export function formatSummary(s: BatchSummary): string {
   const lines: string[] = [];
-  const sizes = Object.entries(s.clusterSizes).map(([n, c]) => `${c}x${n}-node`)
-    .join(", ");
+  const sizes = Object.entries(s.clusterSizes).map(([n, c]) => `${c}x${n}-node`).join(", ");
   lines.push(
-    `seeds: ${s.seeds} (${sizes})  steps: ${s.steps}  virtual time: ${
-      (s.virtualTimeMs / 1000).toFixed(1)
-    } s`,
+    `seeds: ${s.seeds} (${sizes})  steps: ${s.steps}  virtual time: ${(s.virtualTimeMs / 1000).toFixed(1)} s`,
   );
   lines.push(
     `operations checked: ${s.opsChecked} (completed ${s.opsCompleted}, unknown outcome ${s.opsUnknown})` +
-      (s.linearizabilityUnknown > 0
-        ? `  undecided histories: ${s.linearizabilityUnknown}`
-        : ""),
+      (s.linearizabilityUnknown > 0 ? `  undecided histories: ${s.linearizabilityUnknown}` : ""),
   );
   lines.push("faults injected:");
   for (const k of FAULT_KINDS) lines.push(`  ${k.padEnd(24)} ${s.faults[k]}`);
@@ -178,19 +159,13 @@ export function formatSummary(s: BatchSummary): string {
     lines.push(`  seed ${f.seed}: ${f.kind}: ${f.message.split("\n")[0]}`);
     lines.push(`    replay: ${f.replay}`);
   }
-  if (s.failures.length > 20) {
-    lines.push(`  ... and ${s.failures.length - 20} more`);
-  }
+  if (s.failures.length > 20) lines.push(`  ... and ${s.failures.length - 20} more`);
   lines.push(`wall time: ${(s.wallMs / 1000).toFixed(1)} s`);
   return lines.join("\n");
 }
 
 /** Named nemesis profiles (used by the broken-variant tests and `--profile`). */
-export type ProfileName =
-  | "mixed"
-  | "elections"
-  | "leader-isolation"
-  | "figure8";
+export type ProfileName = "mixed" | "elections" | "leader-isolation" | "figure8";
 
 /** Re-export for CLI use. */
 export type { RaftTestingBug };

@@ -11,10 +11,7 @@ const e = (index: number, term: number, text = `${index}/${term}`): Entry => ({
   type: "normal",
   data: enc.encode(text),
 });
-const ready = (
-  entries: Entry[],
-  extra: Partial<RaftReady> = {},
-): RaftReady => ({
+const ready = (entries: Entry[], extra: Partial<RaftReady> = {}): RaftReady => ({
   entries,
   restoreSnapshot: false,
   committed: [],
@@ -25,11 +22,7 @@ const ready = (
   ...extra,
 });
 const bootstrap = {
-  meta: {
-    index: 0,
-    term: 0,
-    membership: { voters: ["a", "b"], learners: [], removed: [] },
-  },
+  meta: { index: 0, term: 0, membership: { voters: ["a", "b"], learners: [], removed: [] } },
   data: new Uint8Array(),
 };
 
@@ -137,11 +130,7 @@ describe("SimStorage", () => {
   it("persists hard state, entries and snapshots and loads them back", () => {
     const { safety, mk } = setup();
     const st = mk("a");
-    st.persist(
-      ready([e(1, 1), e(2, 1), e(3, 1)], {
-        hardState: { term: 1, vote: "a", commit: 2 },
-      }),
-    );
+    st.persist(ready([e(1, 1), e(2, 1), e(3, 1)], { hardState: { term: 1, vote: "a", commit: 2 } }));
     const snap = {
       meta: { index: 2, term: 1, membership: bootstrap.meta.membership },
       data: enc.encode("s"),

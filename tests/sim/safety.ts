@@ -125,10 +125,7 @@ export class SafetyChecker implements StorageObserver {
     const other = this.#leaders.get(term);
     if (other === undefined) this.#leaders.set(term, nodeId);
     else if (other !== nodeId) {
-      this.report(
-        "election-safety",
-        `two leaders in term ${term}: ${other} and ${nodeId}`,
-      );
+      this.report("election-safety", `two leaders in term ${term}: ${other} and ${nodeId}`);
       return;
     }
     const snap = storage.snapshotIndex;
@@ -184,20 +181,13 @@ export class SafetyChecker implements StorageObserver {
   }
 
   /** `nodeId` applied (or restored a snapshot) up to `index`, with the given chain value. */
-  onApplied(
-    nodeId: string,
-    index: number,
-    chainValue: number,
-    how: "apply" | "restore",
-  ): void {
+  onApplied(nodeId: string, index: number, chainValue: number, how: "apply" | "restore"): void {
     const known = this.#appliedChains[index];
     if (known === undefined) this.#appliedChains[index] = chainValue;
     else if (known !== chainValue) {
       this.report(
         "state-machine-safety",
-        `${nodeId} ${
-          how === "apply" ? "applied" : "restored a snapshot"
-        } up to ${index} with a history ` +
+        `${nodeId} ${how === "apply" ? "applied" : "restored a snapshot"} up to ${index} with a history ` +
           `that differs from what another node (or an earlier incarnation) applied up to ${index}`,
       );
     }

@@ -25,31 +25,14 @@ import type {
   RaftTestingBug,
   Snapshot,
 } from "../../src/raft/types.ts";
-import {
-  applyMembershipChange,
-  EMPTY_MEMBERSHIP,
-} from "../../src/raft/membership.ts";
+import { applyMembershipChange, EMPTY_MEMBERSHIP } from "../../src/raft/membership.ts";
 import { Prng } from "./prng.ts";
 import { EventQueue } from "./event_queue.ts";
-import {
-  type CutHandle,
-  type NetworkSettings,
-  VirtualNetwork,
-} from "./network.ts";
+import { type CutHandle, type NetworkSettings, VirtualNetwork } from "./network.ts";
 import { type SimPersistentState, SimStorage } from "./sim_storage.ts";
 import { SafetyChecker, type Violation } from "./safety.ts";
-import {
-  encodeCommand,
-  type KvCommand,
-  KvStateMachine,
-  requestIdOf,
-} from "./kv_state_machine.ts";
-import {
-  type KvInput,
-  kvModel,
-  type KvOperation,
-  type KvOutput,
-} from "./kv_model.ts";
+import { encodeCommand, type KvCommand, KvStateMachine, requestIdOf } from "./kv_state_machine.ts";
+import { type KvInput, kvModel, type KvOperation, type KvOutput } from "./kv_model.ts";
 import { checkLinearizability } from "./linearizability.ts";
 import { TraceHash } from "./hash.ts";
 
@@ -67,13 +50,8 @@ export interface SimRaftNode {
   /** Term of the entry at `index` in the node's (in-memory) log, if held. */
   termAt(index: number): number | undefined;
   step(msg: RaftMessage): void;
-  propose(
-    data: Uint8Array,
-    requestId?: string,
-  ): { status: string; leaderId?: string };
-  proposeMembership(
-    change: MembershipChange,
-  ): { status: string; leaderId?: string };
+  propose(data: Uint8Array, requestId?: string): { status: string; leaderId?: string };
+  proposeMembership(change: MembershipChange): { status: string; leaderId?: string };
   readIndex(ctx: string): void;
   transferLeadership(to: string): unknown;
   compact(index: number, data: Uint8Array): void;
@@ -82,10 +60,7 @@ export interface SimRaftNode {
 }
 
 /** Builds a Raft node (normally `new RaftNode(config, initial)`). */
-export type RaftNodeFactory = (
-  config: RaftConfig,
-  initial: SimPersistentState,
-) => SimRaftNode;
+export type RaftNodeFactory = (config: RaftConfig, initial: SimPersistentState) => SimRaftNode;
 
 /** Kinds of injected faults, as counted in {@linkcode SimResult.faults}. */
 export type FaultKind =
@@ -165,12 +140,7 @@ export interface NemesisWeights {
  */
 export type SimProfile = "mixed" | "elections" | "leader-isolation" | "figure8";
 
-const NO_CHURN: Partial<NemesisWeights> = {
-  memberAdd: 0,
-  memberRemove: 0,
-  crashLoseStorage: 0,
-  compact: 0,
-};
+const NO_CHURN: Partial<NemesisWeights> = { memberAdd: 0, memberRemove: 0, crashLoseStorage: 0, compact: 0 };
 
 const PROFILES: Record<SimProfile, {
   nemesis?: Partial<NemesisWeights>;
@@ -391,12 +361,7 @@ interface SimNode {
 type SimEvent =
   | { readonly k: 0; readonly node: SimNode; readonly inc: number } // tick
   | { readonly k: 1; readonly msg: RaftMessage } // deliver
-  | {
-    readonly k: 2;
-    readonly client: Client;
-    readonly requestId: string;
-    readonly attempt: number;
-  } // client timer
+  | { readonly k: 2; readonly client: Client; readonly requestId: string; readonly attempt: number } // client timer
   | { readonly k: 3; readonly client: Client } // client starts next op
   | { readonly k: 4 } // nemesis
   | { readonly k: 5; readonly node: SimNode; readonly inc: number } // restart
@@ -485,18 +450,10 @@ export class Simulation {
     this.#factory = factory;
     this.#rng = new Prng(options.seed);
     const rng = this.#rng;
-    this.#safety = new SafetyChecker(() => ({
-      time: this.#now,
-      step: this.#step,
-    }));
-    this.#faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<
-      FaultKind,
-      number
-    >;
+    this.#safety = new SafetyChecker(() => ({ time: this.#now, step: this.#step }));
+    this.#faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
     const profile = PROFILES[options.profile ?? "mixed"];
-    if (profile === undefined) {
-      throw new Error(`unknown simulation profile ${options.profile}`);
-    }
+    if (profile === undefined) throw new Error(`unknown simulation profile ${options.profile}`);
     const seedNodes = rng.chance(0.5) ? 3 : 5;
     this.#initialVoters = options.nodes ?? profile.nodes ?? seedNodes;
     // Per-seed cluster configuration.
@@ -523,15 +480,10 @@ export class Simulation {
       longDelay: rng.pick([50, 200, 600]),
     };
     const netOpt = options.network ?? "seed";
-    this.#baseNet = netOpt === "seed" ? seedNet : netOpt === "none"
-      ? {
-        dropRate: 0,
-        duplicateRate: 0,
-        delayRate: 0,
-        minLatency: 1,
-        maxLatency: 5,
-        longDelay: 0,
-      }
+    this.#baseNet = netOpt === "seed"
+      ? seedNet
+      : netOpt === "none"
+      ? { dropRate: 0, duplicateRate: 0, delayRate: 0, minLatency: 1, maxLatency: 5, longDelay: 0 }
       : { ...seedNet, ...netOpt };
     this.#net = new VirtualNetwork(rng.fork(), { ...this.#baseNet });
     const w = (base: number) => rng.chance(0.15) ? 0 : base;
@@ -551,11 +503,8 @@ export class Simulation {
       ...profile.nemesis,
       ...options.nemesis,
     };
-    const seedInterval = rng.pick(
-      [[30, 300], [100, 800], [300, 2000]] as const,
-    );
-    this.#nemesisInterval = options.nemesisIntervalMs ?? profile.interval ??
-      seedInterval;
+    const seedInterval = rng.pick([[30, 300], [100, 800], [300, 2000]] as const);
+    this.#nemesisInterval = options.nemesisIntervalMs ?? profile.interval ?? seedInterval;
     this.#compactEvery = rng.pick([8, 25, 60, 200]);
     this.#midReadyCrash = profile.midReadyCrash ?? 0.25;
     this.#downMs = profile.downMs ?? [20, 2000];
@@ -565,9 +514,7 @@ export class Simulation {
     this.#deafLeader = options.deafLeader ?? seedDeaf;
     this.#storageRng = new Prng((options.seed ^ 0x5bd1e995) >>> 0);
     const seedAsync = this.#storageRng.chance(0.75);
-    const seedDelay = this.#storageRng.pick(
-      [[0, 1], [0, 4], [1, 12], [2, 30]] as const,
-    );
+    const seedDelay = this.#storageRng.pick([[0, 1], [0, 4], [1, 12], [2, 30]] as const);
     const persistence = options.persistence ?? "seed";
     this.#async = persistence === "seed" ? seedAsync : persistence === "async";
     this.#syncDelay = options.syncDelayMs ?? seedDelay;
@@ -586,76 +533,51 @@ export class Simulation {
       if (liveness && this.#safety.violations.length === 0) {
         this.#heal();
         const bound = this.#now + (this.#opts.livenessBoundMs ?? 10_000);
-        while (!this.#livenessDone && this.#queue.peekTime() <= bound) {
-          this.#processNext();
-        }
+        while (!this.#livenessDone && this.#queue.peekTime() <= bound) this.#processNext();
         if (!this.#livenessDone && this.#safety.violations.length === 0) {
           this.#safety.report(
             "liveness",
-            `no leader with a completed client operation within ${
-              this.#opts.livenessBoundMs ?? 10_000
-            } ms ` +
+            `no leader with a completed client operation within ${this.#opts.livenessBoundMs ?? 10_000} ms ` +
               `after healing (${this.#describeCluster()})`,
           );
         }
       }
     } catch (err) {
       if (!(err instanceof StopRun)) {
-        this.#safety.report(
-          "exception",
-          err instanceof Error ? `${err.stack ?? err.message}` : String(err),
-        );
+        this.#safety.report("exception", err instanceof Error ? `${err.stack ?? err.message}` : String(err));
       }
     }
     // Operations still in progress at the end have an unknown outcome.
     for (const client of this.#clients) {
       const op = client.op;
       if (op !== undefined && op.kind !== "read" && op.mayHaveEffect) {
-        this.#history.push({
-          clientId: client.id,
-          input: op.input,
-          call: op.call,
-          ret: Infinity,
-        });
+        this.#history.push({ clientId: client.id, input: op.input, call: op.call, ret: Infinity });
       }
     }
     // Linearizability of the recorded history.
     let lin: SimResult["linearizability"] = "skipped";
-    if (
-      this.#safety.violations.length === 0 ||
-      this.#safety.violations.every((v) => v.kind === "liveness")
-    ) {
-      const res = checkLinearizability(kvModel, this.#history, {
-        maxSteps: 5_000_000,
-      });
+    if (this.#safety.violations.length === 0 || this.#safety.violations.every((v) => v.kind === "liveness")) {
+      const res = checkLinearizability(kvModel, this.#history, { maxSteps: 5_000_000 });
       lin = res.verdict;
       if (res.verdict === "illegal") {
         const ops = res.failedPartition!;
-        const ms = (t: number) =>
-          t === Infinity ? "inf" : `${(t / STAMPS_PER_MS).toFixed(4)}ms`;
-        const lines = [...ops].sort((x, y) => x.call - y.call).slice(0, 60).map(
-          (op) =>
-            kvModel.describe!({ ...op, call: 0, ret: 0 }).replace(
-              /\[0, 0\]$/,
-              `[${ms(op.call)}, ${ms(op.ret)}]`,
-            ),
+        const ms = (t: number) => t === Infinity ? "inf" : `${(t / STAMPS_PER_MS).toFixed(4)}ms`;
+        const lines = [...ops].sort((x, y) => x.call - y.call).slice(0, 60).map((op) =>
+          kvModel.describe!({ ...op, call: 0, ret: 0 }).replace(
+            /\[0, 0\]$/,
+            `[${ms(op.call)}, ${ms(op.ret)}]`,
+          )
         );
         this.#safety.report(
           "linearizability",
-          `history of key "${
-            ops[0].input.key
-          }" (${ops.length} ops) is not linearizable; ` +
-            `longest linearizable prefix ${
-              res.longestPrefix?.length ?? 0
-            }:\n    ${lines.join("\n    ")}`,
+          `history of key "${ops[0].input.key}" (${ops.length} ops) is not linearizable; ` +
+            `longest linearizable prefix ${res.longestPrefix?.length ?? 0}:\n    ${lines.join("\n    ")}`,
         );
       }
     }
     let unknown = 0;
     for (const op of this.#history) if (op.ret === Infinity) unknown++;
-    this.#trace.add(this.#history.length).add(this.#opsCompleted).add(
-      this.#now,
-    );
+    this.#trace.add(this.#history.length).add(this.#opsCompleted).add(this.#now);
     return {
       seed: this.#opts.seed,
       nodes: this.#initialVoters,
@@ -694,9 +616,7 @@ export class Simulation {
     const max = this.#opts.traceLines ?? 0;
     if (max === 0) return;
     this.#traceLines.push(`${this.#now} #${this.#step} ${line()}`);
-    if (this.#traceLines.length > max) {
-      this.#traceLines.splice(0, this.#traceLines.length - max);
-    }
+    if (this.#traceLines.length > max) this.#traceLines.splice(0, this.#traceLines.length - max);
   }
 
   #handle(ev: SimEvent): void {
@@ -721,9 +641,7 @@ export class Simulation {
         if (node === undefined || node.status !== "up") return;
         t.add(node.num);
         if (this.#net.isBlocked(msg.from, msg.to)) return;
-        this.#log(() =>
-          `deliver ${msg.type} ${msg.from}->${msg.to} t${msg.term}`
-        );
+        this.#log(() => `deliver ${msg.type} ${msg.from}->${msg.to} t${msg.term}`);
         node.raft!.step(msg);
         this.#drive(node);
         return;
@@ -737,10 +655,7 @@ export class Simulation {
       case 4:
         if (!this.#healed) {
           this.#nemesis();
-          this.#queue.push(
-            this.#now + this.#rng.range(...this.#nemesisInterval),
-            ev,
-          );
+          this.#queue.push(this.#now + this.#rng.range(...this.#nemesisInterval), ev);
         }
         return;
       case 5: {
@@ -773,10 +688,7 @@ export class Simulation {
       case 10: {
         const node = ev.node;
         const rd = node.syncing;
-        if (
-          node.status !== "up" || node.incarnation !== ev.inc ||
-          rd === undefined
-        ) return;
+        if (node.status !== "up" || node.incarnation !== ev.inc || rd === undefined) return;
         t.add(node.num);
         node.syncing = undefined;
         if (this.#completeBatch(node, rd)) this.#drive(node);
@@ -789,15 +701,9 @@ export class Simulation {
 
   #bootstrap(): void {
     const ids: string[] = [];
-    for (let i = 0; i < this.#initialVoters; i++) {
-      ids.push(`n${this.#nextNodeNum + i}`);
-    }
+    for (let i = 0; i < this.#initialVoters; i++) ids.push(`n${this.#nextNodeNum + i}`);
     const snapshot: Snapshot = {
-      meta: {
-        index: 0,
-        term: 0,
-        membership: { voters: ids, learners: [], removed: [] },
-      },
+      meta: { index: 0, term: 0, membership: { voters: ids, learners: [], removed: [] } },
       data: new Uint8Array(),
     };
     for (let i = 0; i < ids.length; i++) {
@@ -807,12 +713,7 @@ export class Simulation {
     }
     const clients = this.#opts.clients ?? 4;
     for (let c = 1; c <= clients; c++) {
-      const client: Client = {
-        id: c,
-        seq: 0,
-        op: undefined,
-        leaderHint: undefined,
-      };
+      const client: Client = { id: c, seq: 0, op: undefined, leaderHint: undefined };
       this.#clients.push(client);
       this.#queue.push(this.#rng.range(50, 300), { k: 3, client });
     }
@@ -850,20 +751,11 @@ export class Simulation {
   /** Constructs the Raft node from its storage and starts its clock. */
   #start(node: SimNode, firstTickIn: number): void {
     const initial = node.storage.load();
-    const config: RaftConfig = {
-      ...this.#config,
-      id: node.id,
-      random: this.#rng.fork().asRandom(),
-    };
+    const config: RaftConfig = { ...this.#config, id: node.id, random: this.#rng.fork().asRandom() };
     node.kv = new KvStateMachine();
     if (initial.snapshot !== undefined && initial.snapshot.meta.index > 0) {
       node.kv.restore(initial.snapshot.data, initial.snapshot.meta.index);
-      this.#safety.onApplied(
-        node.id,
-        initial.snapshot.meta.index,
-        node.kv.chainValue,
-        "restore",
-      );
+      this.#safety.onApplied(node.id, initial.snapshot.meta.index, node.kv.chainValue, "restore");
     }
     node.raft = this.#factory(config, initial);
     node.status = "up";
@@ -871,11 +763,7 @@ export class Simulation {
     node.lastCommitSeen = 0;
     node.leaderTerm = -1;
     node.quorumChecked = 0;
-    this.#queue.push(this.#now + firstTickIn, {
-      k: 0,
-      node,
-      inc: node.incarnation,
-    });
+    this.#queue.push(this.#now + firstTickIn, { k: 0, node, inc: node.incarnation });
     this.#drive(node);
   }
 
@@ -888,13 +776,9 @@ export class Simulation {
       node.syncing = undefined;
       this.#faults["unsynced-loss"]++;
       const records = SimStorage.recordsOf(rd);
-      kept = records > 1 && this.#storageRng.chance(0.5)
-        ? this.#storageRng.int(records)
-        : 0;
+      kept = records > 1 && this.#storageRng.chance(0.5) ? this.#storageRng.int(records) : 0;
       node.storage.persistTorn(rd, kept);
-      this.#log(() =>
-        `${node.id} loses a batch that was not synced (${kept} of ${records} records kept)`
-      );
+      this.#log(() => `${node.id} loses a batch that was not synced (${kept} of ${records} records kept)`);
     }
     const unsynced = node.unsyncedHardState;
     node.unsyncedHardState = undefined;
@@ -902,9 +786,7 @@ export class Simulation {
     if (unsynced !== undefined && kept === 0 && this.#storageRng.chance(0.5)) {
       node.storage.hardState = unsynced;
       this.#faults["unsynced-loss"]++;
-      this.#log(() =>
-        `${node.id} loses its unsynced commit index (back to ${unsynced.commit})`
-      );
+      this.#log(() => `${node.id} loses its unsynced commit index (back to ${unsynced.commit})`);
     }
     node.raft = undefined;
     node.status = "down";
@@ -935,20 +817,14 @@ export class Simulation {
    */
   #drive(node: SimNode): void {
     let raft = node.raft;
-    while (
-      node.syncing === undefined && raft !== undefined && raft.hasReady()
-    ) {
+    while (node.syncing === undefined && raft !== undefined && raft.hasReady()) {
       const rd = raft.ready();
       for (const msg of rd.earlyMessages) this.#send(msg);
       if (this.#async && this.#mustSync(node, rd)) {
         const delay = this.#storageRng.range(...this.#syncDelay);
         if (delay > 0) {
           node.syncing = rd;
-          this.#queue.push(this.#now + delay, {
-            k: 10,
-            node,
-            inc: node.incarnation,
-          });
+          this.#queue.push(this.#now + delay, { k: 10, node, inc: node.incarnation });
           break;
         }
       }
@@ -968,8 +844,7 @@ export class Simulation {
     if (rd.entries.length > 0 || rd.snapshot !== undefined) return true;
     const hs = rd.hardState;
     const stored = node.storage.hardState;
-    return hs !== undefined &&
-      (hs.term !== stored.term || hs.vote !== stored.vote);
+    return hs !== undefined && (hs.term !== stored.term || hs.vote !== stored.vote);
   }
 
   /**
@@ -984,8 +859,7 @@ export class Simulation {
       const records = SimStorage.recordsOf(rd);
       if (
         records > 0 &&
-        (node.crashMidReady === "next" ||
-          (node.crashMidReady === "entries" && rd.entries.length > 0)) &&
+        (node.crashMidReady === "next" || (node.crashMidReady === "entries" && rd.entries.length > 0)) &&
         this.#rng.chance(0.5)
       ) {
         const keep = this.#rng.int(records);
@@ -1002,35 +876,23 @@ export class Simulation {
       node.storage.persist(rd);
       if (synced) node.unsyncedHardState = undefined;
       else if (rd.hardState !== undefined) node.unsyncedHardState ??= before;
-      const last = rd.entries.length > 0
-        ? rd.entries[rd.entries.length - 1]
-        : undefined;
+      const last = rd.entries.length > 0 ? rd.entries[rd.entries.length - 1] : undefined;
       if (last !== undefined) raft.persisted(last.index, last.term);
-      else if (rd.snapshot !== undefined) {
-        raft.persisted(rd.snapshot.meta.index, rd.snapshot.meta.term);
-      }
+      else if (rd.snapshot !== undefined) raft.persisted(rd.snapshot.meta.index, rd.snapshot.meta.term);
       const ss = rd.softState;
-      if (
-        ss !== undefined && ss.role === "leader" && node.leaderTerm !== ss.term
-      ) {
+      if (ss !== undefined && ss.role === "leader" && node.leaderTerm !== ss.term) {
         this.#newLeader(node, ss.term);
       }
       if (
-        node.crashMidReady === "next" ||
-        (node.crashMidReady === "entries" && rd.entries.length > 0) ||
+        node.crashMidReady === "next" || (node.crashMidReady === "entries" && rd.entries.length > 0) ||
         (this.#crashOnOldTermCommit && this.#oldTermCommit(raft, rd))
       ) {
-        this.#log(() =>
-          `${node.id} crashes mid-ready (after persisting, before sending)`
-        );
+        this.#log(() => `${node.id} crashes mid-ready (after persisting, before sending)`);
         // Crash after persisting, before sending or applying.
         this.#crash(node, this.#rng.range(...this.#downMs));
         return false;
       }
-      if (
-        rd.softState?.role === "leader" && !this.#healed &&
-        this.#rng.chance(this.#hitNewLeader)
-      ) {
+      if (rd.softState?.role === "leader" && !this.#healed && this.#rng.chance(this.#hitNewLeader)) {
         if (this.#rng.chance(0.5)) {
           this.#log(() => `new leader ${node.id} crashes before sending`);
           this.#crash(node, this.#rng.range(...this.#downMs));
@@ -1041,9 +903,7 @@ export class Simulation {
       // 2. send
       for (const msg of rd.messages) this.#send(msg);
       // 3. apply
-      if (rd.snapshot !== undefined && rd.restoreSnapshot) {
-        this.#restoreSnapshot(node, rd.snapshot);
-      }
+      if (rd.snapshot !== undefined && rd.restoreSnapshot) this.#restoreSnapshot(node, rd.snapshot);
       for (const e of rd.committed) this.#apply(node, e);
       // 4. reads
       for (const rs of rd.readStates) {
@@ -1051,12 +911,7 @@ export class Simulation {
         if (client === undefined) continue;
         node.pendingReads.delete(rs.ctx);
         const requestId = rs.ctx.slice(0, rs.ctx.lastIndexOf("/"));
-        node.readQueue.push({
-          ctx: rs.ctx,
-          index: rs.index,
-          client,
-          requestId,
-        });
+        node.readQueue.push({ ctx: rs.ctx, index: rs.index, client, requestId });
       }
       for (const dr of rd.droppedReads) {
         const client = node.pendingReads.get(dr.ctx);
@@ -1084,18 +939,13 @@ export class Simulation {
   #oldTermCommit(raft: SimRaftNode, rd: RaftReady): boolean {
     const hs = rd.hardState;
     if (hs === undefined || raft.role !== "leader") return false;
-    const last = rd.committed.length > 0
-      ? rd.committed[rd.committed.length - 1]
-      : undefined;
-    return last !== undefined && last.index === hs.commit &&
-      last.term < hs.term;
+    const last = rd.committed.length > 0 ? rd.committed[rd.committed.length - 1] : undefined;
+    return last !== undefined && last.index === hs.commit && last.term < hs.term;
   }
 
   /** Checks what changed on `node` after it was driven: leadership and commit index. */
   #observe(node: SimNode, raft: SimRaftNode): void {
-    if (raft.role === "leader" && node.leaderTerm !== raft.term) {
-      this.#newLeader(node, raft.term);
-    }
+    if (raft.role === "leader" && node.leaderTerm !== raft.term) this.#newLeader(node, raft.term);
     const ci = raft.commitIndex;
     if (raft.role === "leader" && ci > node.quorumChecked) {
       node.quorumChecked = ci;
@@ -1107,16 +957,9 @@ export class Simulation {
     if (ci > node.lastCommitSeen) {
       const st = node.storage;
       if (ci > st.lastIndex) {
-        this.#safety.invariant(
-          node.id,
-          `commit index ${ci} beyond its last log index ${st.lastIndex}`,
-        );
+        this.#safety.invariant(node.id, `commit index ${ci} beyond its last log index ${st.lastIndex}`);
       } else {
-        for (
-          let i = Math.max(node.lastCommitSeen, st.snapshotIndex) + 1;
-          i <= ci;
-          i++
-        ) {
+        for (let i = Math.max(node.lastCommitSeen, st.snapshotIndex) + 1; i <= ci; i++) {
           this.#safety.onCommitted(node.id, st.entryAt(i)!);
         }
       }
@@ -1140,9 +983,7 @@ export class Simulation {
     for (const id of voters) {
       const st = this.#nodes.get(id)?.storage;
       if (st === undefined) continue;
-      if (st.snapshotIndex >= ci || st.entryAt(ci)?.term === term) {
-        holders.push(id);
-      }
+      if (st.snapshotIndex >= ci || st.entryAt(ci)?.term === term) holders.push(id);
     }
     if (holders.length < Math.floor(voters.length / 2) + 1) {
       this.#safety.report(
@@ -1159,9 +1000,7 @@ export class Simulation {
   #send(msg: RaftMessage): void {
     const dest = this.#nodes.get(msg.to);
     if (dest === undefined) return;
-    for (const at of this.#net.plan(this.#now, msg.from, msg.to)) {
-      this.#queue.push(at, { k: 1, msg });
-    }
+    for (const at of this.#net.plan(this.#now, msg.from, msg.to)) this.#queue.push(at, { k: 1, msg });
   }
 
   #restoreSnapshot(node: SimNode, snap: Snapshot): void {
@@ -1175,22 +1014,14 @@ export class Simulation {
       );
       return;
     }
-    this.#safety.onApplied(
-      node.id,
-      snap.meta.index,
-      node.kv.chainValue,
-      "restore",
-    );
+    this.#safety.onApplied(node.id, snap.meta.index, node.kv.chainValue, "restore");
     // Reads queued for indexes the snapshot covers can now be served.
   }
 
   #apply(node: SimNode, e: Entry): void {
     const kv = node.kv;
     if (e.index !== kv.appliedIndex + 1) {
-      this.#safety.invariant(
-        node.id,
-        `applied entry ${e.index} after ${kv.appliedIndex}`,
-      );
+      this.#safety.invariant(node.id, `applied entry ${e.index} after ${kv.appliedIndex}`);
       throw new StopRun();
     }
     const out = kv.apply(e);
@@ -1208,9 +1039,7 @@ export class Simulation {
     const client = node.pendingWrites.get(out.requestId);
     if (client === undefined) return;
     node.pendingWrites.delete(out.requestId);
-    if (client.op?.requestId === out.requestId) {
-      this.#complete(client, out.result!, node.id);
-    }
+    if (client.op?.requestId === out.requestId) this.#complete(client, out.result!, node.id);
   }
 
   #serveReads(node: SimNode): void {
@@ -1246,9 +1075,7 @@ export class Simulation {
 
   #scheduleStop(memberId: string): void {
     const node = this.#nodes.get(memberId);
-    if (node === undefined || node.stopScheduled || node.status === "gone") {
-      return;
-    }
+    if (node === undefined || node.stopScheduled || node.status === "gone") return;
     node.stopScheduled = true;
     this.#queue.push(this.#now + this.#rng.range(0, 300), { k: 8, node });
   }
@@ -1281,18 +1108,12 @@ export class Simulation {
       parts.push(
         r === undefined
           ? `${n.id}:down`
-          : `${n.id}:${r.role}/t${r.term}/c${r.commitIndex}/v[${
-            r.membership.voters.join(",")
-          }]`,
+          : `${n.id}:${r.role}/t${r.term}/c${r.commitIndex}/v[${r.membership.voters.join(",")}]`,
       );
     }
     return parts.join(" ") +
       (this.#goals.length > 0
-        ? ` goals: ${
-          this.#goals.map((g) => `${g.change.type}:${g.change.memberId}`).join(
-            ",",
-          )
-        }`
+        ? ` goals: ${this.#goals.map((g) => `${g.change.type}:${g.change.memberId}`).join(",")}`
         : "");
   }
 
@@ -1349,21 +1170,15 @@ export class Simulation {
     for (let i = this.#history.length - 1, n = 0; i >= 0 && n < 20; i--, n++) {
       const op = this.#history[i];
       if (op.input.key !== key) continue;
-      if (op.input.op === "get" && typeof op.output === "string") {
-        return op.output;
-      }
+      if (op.input.op === "get" && typeof op.output === "string") return op.output;
       if (op.input.op !== "get" && this.#rng.chance(0.5)) return op.input.value;
     }
     return null;
   }
 
   #pickTarget(client: Client): SimNode | undefined {
-    const hint = client.leaderHint !== undefined
-      ? this.#nodes.get(client.leaderHint)
-      : undefined;
-    if (hint !== undefined && hint.status === "up" && this.#rng.chance(0.8)) {
-      return hint;
-    }
+    const hint = client.leaderHint !== undefined ? this.#nodes.get(client.leaderHint) : undefined;
+    if (hint !== undefined && hint.status === "up" && this.#rng.chance(0.8)) return hint;
     const live = this.#liveNodes();
     return live.length === 0 ? undefined : this.#rng.pick(live);
   }
@@ -1402,9 +1217,7 @@ export class Simulation {
       return;
     }
     op.mayHaveEffect = true;
-    if (res.status === "forwarded" && res.leaderId !== undefined) {
-      client.leaderHint = res.leaderId;
-    }
+    if (res.status === "forwarded" && res.leaderId !== undefined) client.leaderHint = res.leaderId;
     node.pendingWrites.set(op.requestId, client);
     this.#drive(node);
   }
@@ -1414,28 +1227,16 @@ export class Simulation {
     const op = client.op;
     if (op === undefined || op.requestId !== requestId) return;
     client.leaderHint = undefined;
-    this.#queue.push(this.#now + this.#rng.range(5, 40), {
-      k: 2,
-      client,
-      requestId,
-      attempt: op.attempt,
-    });
+    this.#queue.push(this.#now + this.#rng.range(5, 40), { k: 2, client, requestId, attempt: op.attempt });
   }
 
   #clientTimer(client: Client, requestId: string, attempt: number): void {
     const op = client.op;
-    if (
-      op === undefined || op.requestId !== requestId || op.attempt !== attempt
-    ) return;
+    if (op === undefined || op.requestId !== requestId || op.attempt !== attempt) return;
     if (this.#now >= op.deadline) {
       // Give up: a write that may have reached the log stays open forever.
       if (op.kind !== "read" && op.mayHaveEffect) {
-        this.#history.push({
-          clientId: client.id,
-          input: op.input,
-          call: op.call,
-          ret: Infinity,
-        });
+        this.#history.push({ clientId: client.id, input: op.input, call: op.call, ret: Infinity });
       }
       this.#log(() => `client ${client.id} gives up ${op.requestId}`);
       client.op = undefined;
@@ -1467,17 +1268,10 @@ export class Simulation {
     });
     this.#opsCompleted++;
     this.#trace.add(client.id).addString(String(output));
-    this.#log(() =>
-      `client ${client.id} ${op.requestId} -> ${
-        JSON.stringify(output)
-      } via ${via}`
-    );
+    this.#log(() => `client ${client.id} ${op.requestId} -> ${JSON.stringify(output)} via ${via}`);
     client.op = undefined;
     client.leaderHint = via;
-    if (
-      op.afterHeal && this.#healed && !this.#livenessDone &&
-      this.#leader() !== undefined
-    ) {
+    if (op.afterHeal && this.#healed && !this.#livenessDone && this.#leader() !== undefined) {
       this.#livenessDone = true;
     }
     this.#queue.push(this.#now + this.#rng.range(0, 30), { k: 3, client });
@@ -1541,9 +1335,7 @@ export class Simulation {
 
   #memberIds(): string[] {
     const out: string[] = [];
-    for (const n of this.#nodes.values()) {
-      if (n.status !== "gone") out.push(n.id);
-    }
+    for (const n of this.#nodes.values()) if (n.status !== "gone") out.push(n.id);
     return out;
   }
 
@@ -1556,9 +1348,7 @@ export class Simulation {
     if (ids.length < 2) return;
     const side = new Set<string>();
     for (const id of ids) if (this.#rng.chance(0.5)) side.add(id);
-    if (side.size === 0 || side.size === ids.length) {
-      side.add(ids[0]).delete(ids[ids.length - 1]);
-    }
+    if (side.size === 0 || side.size === ids.length) side.add(ids[0]).delete(ids[ids.length - 1]);
     const links: [string, string][] = [];
     for (const a of ids) {
       for (const b of ids) if (side.has(a) !== side.has(b)) links.push([a, b]);
@@ -1597,18 +1387,12 @@ export class Simulation {
       if (other === pivot) continue;
       if (mode === 0) links.push([pivot, other]); // pivot cannot send
       else if (mode === 1) links.push([other, pivot]); // pivot cannot receive
-      else if (rng.chance(0.5)) {
-        links.push(rng.chance(0.5) ? [pivot, other] : [other, pivot]);
-      }
+      else if (rng.chance(0.5)) links.push(rng.chance(0.5) ? [pivot, other] : [other, pivot]);
     }
     if (links.length === 0) return;
     this.#faults["one-way-partition"]++;
     const ms = rng.range(50, 3000);
-    this.#log(() =>
-      `one-way cut ${
-        links.map(([a, b]) => `${a}->${b}`).join(",")
-      } for ${ms} ms`
-    );
+    this.#log(() => `one-way cut ${links.map(([a, b]) => `${a}->${b}`).join(",")} for ${ms} ms`);
     this.#cutFor(ms, this.#net.block(links));
   }
 
@@ -1617,17 +1401,13 @@ export class Simulation {
     const all = this.#memberIds().length;
     if (live.length === 0 || all - live.length >= Math.ceil(all / 2)) return;
     const leader = this.#leader();
-    const node = leaderOnly && leader !== undefined
-      ? leader
-      : this.#rng.pick(live);
+    const node = leaderOnly && leader !== undefined ? leader : this.#rng.pick(live);
     const down = this.#rng.range(...this.#downMs);
     if (this.#rng.chance(this.#midReadyCrash)) {
       // Crash in the middle of a later ready batch: after persisting, before sending. Armed on
       // "entries", the node persists new entries (a new leader: its no-op) that nobody else gets.
       node.crashMidReady = this.#rng.chance(0.5) ? "next" : "entries";
-      this.#log(() =>
-        `${node.id} will crash mid-ready (${node.crashMidReady})`
-      );
+      this.#log(() => `${node.id} will crash mid-ready (${node.crashMidReady})`);
       return;
     }
     this.#crash(node, down);
@@ -1655,9 +1435,7 @@ export class Simulation {
     victim.status = "gone";
     victim.stopScheduled = true;
     const fresh = this.#newNode();
-    this.#log(() =>
-      `${victim.id} crashes and loses its storage; comes back as ${fresh.id}`
-    );
+    this.#log(() => `${victim.id} crashes and loses its storage; comes back as ${fresh.id}`);
     const add = {
       change: { type: "add-learner", memberId: fresh.id } as MembershipChange,
       lastTry: -Infinity,
@@ -1669,11 +1447,7 @@ export class Simulation {
     if (this.#rng.chance(0.5)) this.#goals.push(add, remove);
     else this.#goals.push(remove, add);
     fresh.incarnation++;
-    this.#queue.push(this.#now + this.#rng.range(20, 1000), {
-      k: 5,
-      node: fresh,
-      inc: fresh.incarnation,
-    });
+    this.#queue.push(this.#now + this.#rng.range(20, 1000), { k: 5, node: fresh, inc: fresh.incarnation });
   }
 
   /**
@@ -1691,9 +1465,7 @@ export class Simulation {
     for (const n of this.#nodes.values()) {
       if (n.status === "gone") continue;
       const v = n.raft?.membership ?? storedMembership(n.storage);
-      if (v.learners.length > 0 || [...v.voters].sort().join(",") !== key) {
-        return false;
-      }
+      if (v.learners.length > 0 || [...v.voters].sort().join(",") !== key) return false;
     }
     return true;
   }
@@ -1706,10 +1478,7 @@ export class Simulation {
     const fresh = this.#newNode();
     this.#faults["member-add"]++;
     this.#log(() => `add member ${fresh.id}`);
-    this.#goals.push({
-      change: { type: "add-learner", memberId: fresh.id },
-      lastTry: -Infinity,
-    });
+    this.#goals.push({ change: { type: "add-learner", memberId: fresh.id }, lastTry: -Infinity });
     this.#start(fresh, this.#rng.int(fresh.tickMs));
   }
 
@@ -1718,26 +1487,18 @@ export class Simulation {
     if (leader === undefined || this.#goals.length > 0) return;
     const m = leader.raft!.membership;
     const minVoters = Math.max(2, this.#initialVoters - 1);
-    const candidates = [
-      ...m.learners,
-      ...(m.voters.length > minVoters ? m.voters : []),
-    ];
+    const candidates = [...m.learners, ...(m.voters.length > minVoters ? m.voters : [])];
     if (candidates.length === 0) return;
     const id = this.#rng.pick(candidates);
     this.#faults["member-remove"]++;
     this.#log(() => `remove member ${id}`);
-    this.#goals.push({
-      change: { type: "remove", memberId: id },
-      lastTry: -Infinity,
-    });
+    this.#goals.push({ change: { type: "remove", memberId: id }, lastTry: -Infinity });
   }
 
   #transfer(): void {
     const leader = this.#leader();
     if (leader === undefined) return;
-    const others = leader.raft!.membership.voters.filter((id) =>
-      id !== leader.id
-    );
+    const others = leader.raft!.membership.voters.filter((id) => id !== leader.id);
     if (others.length === 0) return;
     const to = this.#rng.pick(others);
     this.#faults["leadership-transfer"]++;
@@ -1768,9 +1529,7 @@ export class Simulation {
   #operator(): void {
     while (this.#goals.length > 0) {
       const g = this.#goals[0];
-      if (!this.#appliedChanges.has(`${g.change.type}:${g.change.memberId}`)) {
-        break;
-      }
+      if (!this.#appliedChanges.has(`${g.change.type}:${g.change.memberId}`)) break;
       this.#goals.shift();
     }
     const g = this.#goals[0];
@@ -1780,9 +1539,7 @@ export class Simulation {
     g.lastTry = this.#now;
     const res = leader.raft!.proposeMembership(g.change);
     this.#trace.addString(res.status);
-    this.#log(() =>
-      `operator proposes ${g.change.type}:${g.change.memberId} at ${leader.id}: ${res.status}`
-    );
+    this.#log(() => `operator proposes ${g.change.type}:${g.change.memberId} at ${leader.id}: ${res.status}`);
     this.#drive(leader);
   }
 
@@ -1797,10 +1554,7 @@ export class Simulation {
    */
   #deafenLeader(): void {
     const leader = this.#leader();
-    if (
-      leader === undefined || this.#goals.length > 0 ||
-      this.#config.preVote === false
-    ) return;
+    if (leader === undefined || this.#goals.length > 0 || this.#config.preVote === false) return;
     const m = leader.raft!.membership;
     if (m.learners.length > 0) return;
     const voters = m.voters;
@@ -1808,25 +1562,16 @@ export class Simulation {
     for (const n of this.#nodes.values()) {
       if (n.status !== "up") continue;
       const v = n.raft!.membership;
-      if (v.learners.length > 0 || [...v.voters].sort().join(",") !== key) {
-        return;
-      }
+      if (v.learners.length > 0 || [...v.voters].sort().join(",") !== key) return;
     }
     let capable = 0;
     for (const id of voters) {
       const n = this.#nodes.get(id);
-      if (
-        id !== leader.id && n !== undefined && n.status !== "gone" &&
-        !n.stopScheduled
-      ) capable++;
+      if (id !== leader.id && n !== undefined && n.status !== "gone" && !n.stopScheduled) capable++;
     }
-    if (voters.length < 3 || capable < Math.floor(voters.length / 2) + 1) {
-      return;
-    }
+    if (voters.length < 3 || capable < Math.floor(voters.length / 2) + 1) return;
     const links: [string, string][] = [];
-    for (const id of this.#memberIds()) {
-      if (id !== leader.id) links.push([id, leader.id]);
-    }
+    for (const id of this.#memberIds()) if (id !== leader.id) links.push([id, leader.id]);
     this.#faults["one-way-partition"]++;
     this.#log(() => `liveness phase with a deaf leader ${leader.id}`);
     this.#net.block(links);
@@ -1834,17 +1579,10 @@ export class Simulation {
 
   #heal(): void {
     this.#healed = true;
-    this.#log(() =>
-      "heal: all partitions, network faults off, all nodes restarted"
-    );
+    this.#log(() => "heal: all partitions, network faults off, all nodes restarted");
     this.#net.unblockAll();
     this.#stormActive = false;
-    this.#net.settings = {
-      ...this.#baseNet,
-      dropRate: 0,
-      duplicateRate: 0,
-      delayRate: 0,
-    };
+    this.#net.settings = { ...this.#baseNet, dropRate: 0, duplicateRate: 0, delayRate: 0 };
     for (const node of this.#nodes.values()) {
       node.crashMidReady = "no";
       if (node.status === "down" && !(node.stopScheduled)) this.#restart(node);
@@ -1857,9 +1595,7 @@ export class Simulation {
 function storedMembership(storage: SimStorage): Membership {
   let m = storage.snapshot?.meta.membership ?? EMPTY_MEMBERSHIP;
   for (const e of storage.entries) {
-    if (e.type === "config" && e.change !== undefined) {
-      m = applyMembershipChange(m, e.change);
-    }
+    if (e.type === "config" && e.change !== undefined) m = applyMembershipChange(m, e.change);
   }
   return m;
 }
