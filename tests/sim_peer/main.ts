@@ -3,7 +3,8 @@
  *
  *   deno task sim:peer --seed 42 [--trace]     replay one seed (prints its trace with --trace)
  *   deno task sim:peer --from 1 --seeds 200    a range of seeds
- *   options: --nodes 3|5, --bug NAME (repeatable), --fault-ms N, --kinds drop,delay,... (default all)
+ *   options: --nodes 3|5, --bug NAME (repeatable), --fault-ms N, --kinds drop,delay,... (default all),
+ *            --workload all|map (default all; map: the map-only workload that older seeds were found with)
  *
  * @module
  */
@@ -27,6 +28,7 @@ const faultMs = value("--fault-ms") === undefined ? undefined : Number(value("--
 const traceOn = args.includes("--trace");
 const kindsArg = value("--kinds");
 const kinds = kindsArg === undefined ? undefined : kindsArg.split(",") as PeerFaultKind[];
+const workload = value("--workload") as "all" | "map" | undefined;
 
 const totals = Object.fromEntries(PEER_FAULT_KINDS.map((k) => [k, 0])) as Record<PeerFaultKind, number>;
 let failed = 0;
@@ -40,6 +42,7 @@ for (let seed = from; seed < from + count; seed++) {
     trace: traceOn,
     ...(faultMs ? { faultMs } : {}),
     ...(kinds ? { kinds } : {}),
+    ...(workload ? { workload } : {}),
   });
   for (const k of PEER_FAULT_KINDS) totals[k] += r.faults[k];
   ops += r.opsCompleted;
@@ -49,7 +52,8 @@ for (let seed = from; seed < from + count; seed++) {
     failed++;
     const bugArgs = bugs.map((b) => ` --bug ${b}`).join("");
     console.log(`seed ${seed} (${r.nodes} nodes): ${r.violations.join("\n  ")}`);
-    console.log(`  replay: deno task sim:peer --seed ${seed}${nodes ? ` --nodes ${nodes}` : ""}${bugArgs}`);
+    const more = `${nodes ? ` --nodes ${nodes}` : ""}${bugArgs}${workload ? ` --workload ${workload}` : ""}`;
+    console.log(`  replay: deno task sim:peer --seed ${seed}${more}`);
   } else if (single !== undefined) {
     console.log(`seed ${seed} (${r.nodes} nodes): ok, ${r.opsCompleted} ops, trace ${r.traceHash}`);
   }

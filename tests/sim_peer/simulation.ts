@@ -12,6 +12,11 @@
 import { Hamok } from "../../src/hamok.ts";
 import type { HamokTestingBug } from "../../src/config.ts";
 import type { HamokMap } from "../../src/collections/map.ts";
+import type { HamokRecord } from "../../src/collections/record.ts";
+import type { HamokRemoteMap } from "../../src/collections/remote_map.ts";
+import type { HamokQueue } from "../../src/collections/queue.ts";
+import type { HamokEmitter } from "../../src/collections/emitter.ts";
+import { MemoryRemoteStore } from "../../src/collections/remote_store.ts";
 import { MemoryBus } from "../../src/transport/memory_bus.ts";
 import { MemoryTransport } from "../../src/transport/memory_transport.ts";
 import type {
@@ -28,7 +33,8 @@ import { newMemberId } from "../../src/cluster/member_id.ts";
 import { sleep } from "../../src/cluster/scheduler.ts";
 import {
   HamokClosedError,
-  HamokConflictError,
+  HamokCodecError,
+  HamokListenerError,
   HamokNoLeaderError,
   HamokNotJoinedError,
   HamokOutcomeUnknownError,
@@ -41,6 +47,20 @@ import { TraceHash } from "../sim/hash.ts";
 import { checkLinearizability, type Operation } from "../sim/linearizability.ts";
 import { type MapInput, mapModel, type MapOutput } from "./map_model.ts";
 import { type PeerClock, VirtualWorld } from "./virtual_scheduler.ts";
+import {
+  type AttemptOptions,
+  checkPublished,
+  checkQueue,
+  type KvTarget,
+  mapTarget,
+  newEmitterHistory,
+  newQueueHistory,
+  recordDelivery,
+  recordTarget,
+  REFUSED,
+  refusingCodec,
+  remoteTarget,
+} from "./workload.ts";
 
 /** Every fault the nemesis injects, as counted in {@linkcode PeerSimResult.faults}. */
 export const PEER_FAULT_KINDS = [
@@ -56,7 +76,13 @@ export const PEER_FAULT_KINDS = [
   "leave",
   "duplicate-id",
   "oversized",
+  "publish-throws",
+  "codec-throws",
+  "listener-throws",
 ] as const;
+
+/** The fault kinds of the map-only workload (`workload: "map"`). */
+const MAP_ONLY_FAULT_KINDS: readonly PeerFaultKind[] = PEER_FAULT_KINDS.slice(0, 12);
 
 /** One kind of fault. */
 export type PeerFaultKind = typeof PEER_FAULT_KINDS[number];
@@ -71,6 +97,17 @@ export interface PeerSimOptions {
   readonly faultMs?: number;
   /** Virtual ms after the heal within which a new write must succeed. Default 10 000. */
   readonly livenessBoundMs?: number;
+  /**
+   * Virtual ms after the clients stop within which every peer must be a member again (a peer whose
+   * recovery began after the heal, such as one restarted after an unconfirmed leave). Default 15 000.
+   */
+  readonly rejoinBoundMs?: number;
+  /**
+   * `all` (default): map, record, remote map, queue and emitter. `map`: the map alone, with the
+   * fault kinds of the map-only simulator, which replays the histories of seeds found before the
+   * other workloads existed.
+   */
+  readonly workload?: "all" | "map";
   /** Keep a trace of the run (for replays). */
   readonly trace?: boolean;
   /** The fault kinds the nemesis may inject. Default: all of {@linkcode PEER_FAULT_KINDS}. */
@@ -107,6 +144,8 @@ class SimTransport implements Transport {
   readonly #world: VirtualWorld;
   #dead = false;
   #paused = false;
+  /** `publish` throws (a fault: the transport refuses to send). */
+  throwing = false;
   #held: [TransportHandler, TransportMessage][] = [];
 
   constructor(inner: MemoryTransport, world: VirtualWorld) {
@@ -124,6 +163,7 @@ class SimTransport implements Transport {
   }
   publish(subject: string, data: Uint8Array, headers?: TransportHeaders): void {
     if (this.#dead) return;
+    if (this.throwing) throw new Error("simulated transport failure: publish refused");
     this.#inner.publish(subject, data, headers);
   }
   subscribe(subject: string, handler: TransportHandler): TransportSubscription {
@@ -179,6 +219,10 @@ interface Slot {
   clock: PeerClock | undefined;
   transport: SimTransport | undefined;
   map: HamokMap<string, string> | undefined;
+  record: HamokRecord<Record<string, string>> | undefined;
+  remote: HamokRemoteMap<string, string> | undefined;
+  queue: HamokQueue<string> | undefined;
+  emitter: HamokEmitter<SimEvents> | undefined;
   /** The peer is down, paused or has left (the nemesis disturbs one peer at a time). */
   disturbed: boolean;
   /** A leave() is under way (its `left` is expected). */
@@ -186,6 +230,12 @@ interface Slot {
 }
 
 type MapOp = Operation<MapInput, MapOutput>;
+
+/** The emitter's events: `ev(publisher incarnation, its message number)`. */
+type SimEvents = { ev: [from: string, n: number] };
+
+/** The collection kinds whose writes must succeed again after the heal. */
+const LIVE_KINDS = ["m", "r", "x", "q", "e"] as const;
 
 /**
  * Runs one seed.
@@ -205,6 +255,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
   const nodes = options.nodes ?? (rng.chance(0.5) ? 3 : 5);
   const faultMs = options.faultMs ?? 12_000;
   const livenessBoundMs = options.livenessBoundMs ?? 10_000;
+  const rejoinBoundMs = options.rejoinBoundMs ?? 15_000;
   const bugs = options.bugs ?? [];
   const violations: string[] = [];
   const trace: string[] = [];
@@ -219,6 +270,24 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
   let stopped = false;
   let healedAt = Infinity;
   let firstWriteAfterHeal = Infinity;
+  /** Per collection kind: when the first operation called after the heal succeeded. */
+  const liveAt = Object.fromEntries(LIVE_KINDS.map((k) => [k, Infinity])) as Record<string, number>;
+  const live = (kind: typeof LIVE_KINDS[number], callAt: number) => {
+    if (liveAt[kind] === Infinity && callAt >= healedAt) liveAt[kind] = world.time;
+  };
+  const queueHistory = newQueueHistory();
+  const emitterHistory = newEmitterHistory();
+  /** Errors thrown by listeners (a fault) and not yet reported on the peer's `error` event. */
+  const unreported = new Set<unknown>();
+  /** The remote map's backing store: one database that every peer reaches. */
+  const remoteStore = new MemoryRemoteStore<string, string>();
+  // which messages and values the throwing listeners refuse (seeded)
+  const throwSalt = root.fork().int(7);
+  const mapOnly = options.workload === "map";
+  const allowedKinds = options.kinds ?? (mapOnly ? MAP_ONLY_FAULT_KINDS : PEER_FAULT_KINDS);
+  const liveKinds = mapOnly ? ["m"] : LIVE_KINDS;
+  const codecFaults = allowedKinds.includes("codec-throws");
+  const listenerFaults = allowedKinds.includes("listener-throws");
   const note = (line: string) => {
     hash.addString(line);
     if (options.trace) trace.push(`${world.time.toFixed(0).padStart(6)} ${line}`);
@@ -236,6 +305,10 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
       clock: undefined,
       transport: undefined,
       map: undefined,
+      record: undefined,
+      remote: undefined,
+      queue: undefined,
+      emitter: undefined,
       disturbed: false,
       leaving: false,
     });
@@ -269,7 +342,10 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
       testingBugs: bugs,
       logger: { debug() {}, info, warn() {}, error() {} },
     });
-    hamok.on("error", () => {});
+    hamok.on("error", (error) => {
+      // a listener that threw is reported here, with what it threw as the cause
+      if (error instanceof HamokListenerError) unreported.delete(error.cause);
+    });
     return { hamok, transport };
   };
 
@@ -284,6 +360,27 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     slot.clock = peerClock;
     slot.transport = transport;
     slot.map = hamok.createMap<string, string>({ mapId: "m" });
+    if (!mapOnly) {
+      slot.record = hamok.createRecord<Record<string, string>>({
+        recordId: "r",
+        payloadCodecs: new Map([["c", refusingCodec as never]]),
+        requestTimeoutInMs: REQUEST_TIMEOUT_MS,
+      });
+      slot.remote = hamok.createRemoteMap<string, string>({
+        mapId: "x",
+        store: remoteStore,
+        requestTimeoutInMs: REQUEST_TIMEOUT_MS,
+      });
+      slot.queue = hamok.createQueue<string>({
+        queueId: "q",
+        codec: refusingCodec,
+        requestTimeoutInMs: REQUEST_TIMEOUT_MS,
+      });
+      slot.emitter = hamok.createEmitter<SimEvents>({
+        emitterId: "e",
+        requestTimeoutInMs: REQUEST_TIMEOUT_MS,
+      });
+    }
     // Removed for silence (paused or cut off too long): the storage is the application's and belongs
     // to the removed member, so the application comes back with a new peer object and a new storage.
     hamok.on("left", () => {
@@ -304,7 +401,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
         start(slot, true);
       }
     });
-    void runClient(slot, hamok, slot.map, peerClock, rng.fork());
+    void runClient(slot, hamok, peerClock, rng.fork());
   };
 
   const crash = (slot: Slot) => {
@@ -314,6 +411,10 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     slot.transport!.kill();
     slot.hamok = undefined;
     slot.map = undefined;
+    slot.record = undefined;
+    slot.remote = undefined;
+    slot.queue = undefined;
+    slot.emitter = undefined;
     note(`crash ${slot.peerId}~${slot.inc}`);
     try {
       hamok.close();
@@ -321,136 +422,286 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
   };
 
   // ------------------------------------------------------------------ workload
-  async function runClient(slot: Slot, hamok: Hamok, map: HamokMap<string, string>, c: PeerClock, r: Prng) {
+  type Outcome<T> = { ok: true; value: T; ret: number } | { ok: false; unknown: boolean };
+
+  /**
+   * Runs a write as an application does: up to 5 attempts with the same request id; an attempt
+   * that may have applied (outcome unknown, removed, closed, an unexpected error) makes the outcome
+   * unknown unless a later attempt succeeds.
+   */
+  async function retrying<T>(
+    clientId: string,
+    requestId: string,
+    what: string,
+    attempt: (o: AttemptOptions) => Promise<T>,
+    alive: () => boolean,
+    c: PeerClock,
+  ): Promise<Outcome<T>> {
+    let mayHaveApplied = false;
+    for (let tries = 0; tries < 5; tries++) {
+      try {
+        const value = await attempt({ requestId, timeoutMs: REQUEST_TIMEOUT_MS });
+        return { ok: true, value, ret: ++clock };
+      } catch (error) {
+        if (error instanceof HamokOutcomeUnknownError || error instanceof HamokRemovedError) {
+          mayHaveApplied = true;
+        } else if (error instanceof HamokClosedError) {
+          return { ok: false, unknown: true };
+        } else if (
+          error instanceof HamokNoLeaderError || error instanceof HamokNotJoinedError ||
+          error instanceof HamokTimeoutError
+        ) {
+          // not taken by any leader on this attempt
+        } else {
+          note(`write error ${clientId}: ${nameOf(error)}`);
+          return { ok: false, unknown: true };
+        }
+        note(`retry ${requestId} ${what} after ${(error as Error).name}`);
+        if (!alive()) break;
+        await sleep(c, 100);
+        if (!alive()) break;
+      }
+    }
+    return { ok: false, unknown: mayHaveApplied };
+  }
+
+  /** A write of a value the collection's codec refuses: it must fail with a codec error, at once. */
+  async function refusedWrite(clientId: string, what: string, write: () => Promise<unknown>): Promise<void> {
+    faults["codec-throws"]++;
+    note(`codec-throws ${clientId} ${what}`);
+    try {
+      await write();
+      violations.push(`${what}: a value the codec refuses was accepted (${clientId})`);
+    } catch (error) {
+      if (!(error instanceof HamokCodecError)) {
+        violations.push(`${what}: a refused value failed with ${nameOf(error)}, not HamokCodecError`);
+      }
+    }
+  }
+
+  async function runClient(slot: Slot, hamok: Hamok, c: PeerClock, r: Prng) {
     const clientId = `${slot.peerId}~${slot.inc}`;
+    const map = slot.map!, queue = slot.queue!, emitter = slot.emitter!;
+    const targets = mapOnly
+      ? [mapTarget(map)]
+      : [mapTarget(map), recordTarget(slot.record!), remoteTarget(slot.remote!)];
     const seen = new Map<string, number>();
     let n = 0;
+    let subscribed = false;
     const alive = () => slot.hamok === hamok && !stopped;
-    const localRead = (key: string, what: string): { value: string | undefined; revision: number } => {
-      const entry = map.getEntry(key);
-      const revision = entry?.revision ?? 0;
-      const before = seen.get(key) ?? 0;
+    const localRead = (
+      t: KvTarget,
+      key: string,
+      what: string,
+    ): { value: string | undefined; revision: number } => {
+      const entry = t.entry(key);
+      const revision = entry.revision;
+      const name = `${t.name}.${key}`;
+      const before = seen.get(name) ?? 0;
       if (revision < before) {
         violations.push(
-          `local read went backwards: ${clientId} ${what} ${key} at revision ${revision} < ${before}`,
+          `local read went backwards: ${clientId} ${what} ${name} at revision ${revision} < ${before}`,
         );
       }
-      seen.set(key, Math.max(before, revision));
-      return { value: entry?.value, revision };
+      seen.set(name, Math.max(before, revision));
+      return { value: entry.value, revision };
     };
+    // A listener that throws on some messages and values (a fault): reported on `error`, and the
+    // other listeners still get them.
+    const thrower = (what: string) => {
+      faults["listener-throws"]++;
+      const error = new Error(`simulated listener failure on ${what}`);
+      unreported.add(error);
+      throw error;
+    };
+    if (listenerFaults && !mapOnly) {
+      emitter.on("ev", (from, k) => {
+        if (k % 7 === throwSalt) thrower(`${from}#${k} at ${clientId}`);
+      });
+      map.on("update", (_key, _old, value) => {
+        if (Number(value.slice(value.lastIndexOf(".") + 1)) % 7 === throwSalt) {
+          thrower(`${value} at ${clientId}`);
+        }
+      });
+    }
+    const recorder = (from: string, k: number) => recordDelivery(emitterHistory, clientId, from, k);
+    const subscribe = async () => {
+      try {
+        await emitter.subscribe("ev", recorder);
+      } catch {
+        subscribed = false; // the listener is removed again; subscribe later
+      }
+    };
+
     while (alive()) {
       await sleep(c, 10 + r.int(90));
       if (!alive()) return;
       if (!hamok.joined) continue;
-      const key = r.pick(KEYS);
-      const choice = r.weighted([3, 2, 2, 2, 3, 2, oversizedWeight]);
+      if (!subscribed && !mapOnly) {
+        subscribed = true;
+        void subscribe();
+      }
+      const kind = mapOnly ? 0 : r.weighted([6, 2, 1.5, 1.5, 1.5]);
       const tag = `${clientId}.${++n}`;
       const requestId = `${clientId}:${n}`;
-      if (choice === 4) { // linearizable get
-        const call = ++clock;
-        try {
-          const value = await map.get(key, { consistency: "linearizable", timeoutMs: REQUEST_TIMEOUT_MS });
-          record({ clientId, input: { op: "get", key }, output: value ?? null, call, ret: ++clock });
-          if (alive()) localRead(key, "after linearizable get");
-        } catch { /* a failed read has no effect */ }
-        continue;
-      }
-      if (choice === 5) { // local get
-        localRead(key, "local get");
-        continue;
-      }
-      if (choice === 6) { // oversized write
-        faults.oversized++;
-        note(`oversized ${clientId}`);
-        try {
-          await map.set(key, "x".repeat(MAX_PAYLOAD + 100), { requestId });
-          violations.push(`an oversized write was accepted (${clientId})`);
-        } catch (error) {
-          if (!(error instanceof HamokPayloadTooLargeError)) {
-            violations.push(`an oversized write failed with ${nameOf(error)}, not HamokPayloadTooLargeError`);
-          }
-        }
-        continue;
-      }
-      const before = localRead(key, "before write");
-      let input: MapInput;
-      let attempt: (o: { requestId: string; timeoutMs: number }) => Promise<MapOutput>;
-      if (choice === 0) {
-        input = { op: "set", key, value: tag };
-        attempt = async (o) => (await map.set(key, tag, o)) ?? null;
-      } else if (choice === 1) {
-        input = { op: "insert", key, value: tag };
-        attempt = async (o) => (await map.insert(key, tag, o)) ?? null;
-      } else if (choice === 2) {
-        const expected = before.value;
-        if (expected === undefined) continue; // updateIf on an absent key is false at once
-        input = { op: "updateIf", key, value: tag, expected };
-        attempt = (o) => map.updateIf(key, tag, expected, o);
-      } else {
-        const expected = before.value ?? null;
-        input = { op: "casRevision", key, value: tag, expected };
-        attempt = async (o) => {
-          try {
-            await map.set(key, tag, { ...o, ifRevision: before.revision });
-            return true;
-          } catch (error) {
-            if (error instanceof HamokConflictError) return false;
-            throw error;
-          }
-        };
-      }
-      const call = ++clock;
       const callAt = world.time;
-      let mayHaveApplied = false;
-      let done = false;
-      // still in flight when the run ends: it may yet apply, so the history gets it as unknown
-      const inFlight: MapOp = { clientId, input, call, ret: Infinity };
-      pendingWrites.add(inFlight);
-      for (let tries = 0; tries < 5 && !done; tries++) {
-        try {
-          const output = await attempt({ requestId, timeoutMs: REQUEST_TIMEOUT_MS });
-          const ret = ++clock;
-          record({ clientId, input, output, call, ret });
-          done = true;
-          if (firstWriteAfterHeal === Infinity && callAt >= healedAt) {
-            firstWriteAfterHeal = world.time;
+      if (kind === 3) { // queue
+        if (r.chance(0.5)) {
+          if (codecFaults && r.chance(0.05)) {
+            await refusedWrite(clientId, "queue push", () => queue.pushAll([tag + REFUSED], { requestId }));
+            continue;
           }
-          const changed = input.op === "set" || (input.op === "insert" ? output === null : output === true);
-          if (alive() && changed) {
-            const after = localRead(key, "after own write");
-            if (after.revision <= before.revision) {
-              violations.push(
-                `own write not visible: ${clientId} ${input.op}(${key}, ${tag}) resolved but the local entry is at revision ${after.revision} (was ${before.revision})`,
-              );
-            }
+          const push = { pusher: clientId, order: n, acked: false, call: ++clock, ret: Infinity };
+          queueHistory.pushes.set(tag, push);
+          const out = await retrying(clientId, requestId, "push", (o) => queue.pushAll([tag], o), alive, c);
+          if (out.ok) {
+            push.acked = true;
+            push.ret = out.ret;
+            live("q", callAt);
+          } else if (!out.unknown) {
+            queueHistory.pushes.delete(tag);
           }
-        } catch (error) {
-          if (error instanceof HamokOutcomeUnknownError || error instanceof HamokRemovedError) {
-            mayHaveApplied = true;
-          } else if (error instanceof HamokClosedError) {
-            mayHaveApplied = true;
-            break;
-          } else if (
-            error instanceof HamokNoLeaderError || error instanceof HamokNotJoinedError ||
-            error instanceof HamokTimeoutError
-          ) {
-            // not taken by any leader on this attempt
-          } else {
-            note(`write error ${clientId}: ${nameOf(error)}`);
-            mayHaveApplied = true;
-            break;
+        } else {
+          const call = ++clock;
+          // a pop whose client never returns (its peer crashed meanwhile) is unknown too
+          queueHistory.unknownPops++;
+          const out = await retrying(clientId, requestId, "pop", (o) => queue.pop(o), alive, c);
+          queueHistory.unknownPops--;
+          if (out.ok) {
+            queueHistory.pops.push({ item: out.value, call, ret: out.ret });
+            live("q", callAt);
+          } else if (out.unknown) {
+            queueHistory.unknownPops++;
           }
-          note(`retry ${requestId} ${input.op}(${key}) after ${(error as Error).name}`);
-          if (!alive()) break;
-          await sleep(c, 100);
-          if (!alive()) break;
+        }
+        continue;
+      }
+      if (kind === 4) { // emitter
+        if (r.chance(0.6)) {
+          try {
+            const peers = await emitter.publish("ev", clientId, n);
+            checkPublished(emitterHistory, clientId, n, peers);
+            live("e", callAt);
+          } catch { /* not delivered everywhere: nothing to check */ }
+        } else {
+          try {
+            emitter.notify("ev", clientId, n);
+          } catch { /* closed */ }
+        }
+        continue;
+      }
+      const t = targets[kind]!;
+      await kvOp(t, clientId, tag, requestId, r, c, alive, localRead, callAt);
+    }
+  }
+
+  async function kvOp(
+    t: KvTarget,
+    clientId: string,
+    tag: string,
+    requestId: string,
+    r: Prng,
+    c: PeerClock,
+    alive: () => boolean,
+    localRead: (t: KvTarget, key: string, what: string) => { value: string | undefined; revision: number },
+    callAt: number,
+  ): Promise<void> {
+    const key = r.pick(KEYS);
+    const name = `${t.name}.${key}`;
+    const choice = r.weighted(
+      t.local ? [3, 2, 2, 2, 3, 2, t.name === "m" ? oversizedWeight : 0] : [3, 2, 2, 0, 3, 0, 0],
+    );
+    if (choice === 4) { // linearizable get (remote map: a store read or after a barrier)
+      const call = ++clock;
+      try {
+        const value = await t.get(key, REQUEST_TIMEOUT_MS, !t.local && r.chance(0.5));
+        record({ clientId, input: { op: "get", key: name }, output: value ?? null, call, ret: ++clock });
+        if (alive() && t.local) localRead(t, key, "after linearizable get");
+      } catch { /* a failed read has no effect */ }
+      return;
+    }
+    if (choice === 5) { // local get
+      localRead(t, key, "local get");
+      return;
+    }
+    if (choice === 6) { // oversized write
+      faults.oversized++;
+      note(`oversized ${clientId}`);
+      try {
+        await t.set(key, "x".repeat(MAX_PAYLOAD + 100), { requestId, timeoutMs: REQUEST_TIMEOUT_MS });
+        violations.push(`an oversized write was accepted (${clientId})`);
+      } catch (error) {
+        if (!(error instanceof HamokPayloadTooLargeError)) {
+          violations.push(`an oversized write failed with ${nameOf(error)}, not HamokPayloadTooLargeError`);
         }
       }
-      pendingWrites.delete(inFlight);
-      if (!done && mayHaveApplied) {
-        opsUnknown++;
-        record({ clientId, input, call, ret: Infinity });
+      return;
+    }
+    if (t.name === "r" && key === "c" && codecFaults && r.chance(0.1)) {
+      await refusedWrite(
+        clientId,
+        "record set",
+        () => t.set(key, tag + REFUSED, { requestId, timeoutMs: 1000 }),
+      );
+      return;
+    }
+    let before: { value: string | undefined; revision: number };
+    if (t.local) {
+      before = localRead(t, key, "before write");
+    } else {
+      // the remote map has no local copy: the application reads the store first
+      const call = ++clock;
+      try {
+        const value = await t.get(key, REQUEST_TIMEOUT_MS, false);
+        record({ clientId, input: { op: "get", key: name }, output: value ?? null, call, ret: ++clock });
+        before = { value, revision: 0 };
+      } catch {
+        return;
       }
+      if (!alive()) return;
+    }
+    let input: MapInput;
+    let attempt: (o: AttemptOptions) => Promise<MapOutput>;
+    if (choice === 0) {
+      input = { op: "set", key: name, value: tag };
+      attempt = async (o) => (await t.set(key, tag, o)) ?? null;
+    } else if (choice === 1) {
+      input = { op: "insert", key: name, value: tag };
+      attempt = async (o) => (await t.insert(key, tag, o)) ?? null;
+    } else if (choice === 2) {
+      const expected = before.value;
+      if (expected === undefined) return; // updateIf on an absent key is false at once
+      input = { op: "updateIf", key: name, value: tag, expected };
+      attempt = (o) => t.updateIf(key, tag, expected, o);
+    } else {
+      input = { op: "casRevision", key: name, value: tag, expected: before.value ?? null };
+      attempt = (o) => t.setIfRevision(key, tag, before.revision, o);
+    }
+    const call = ++clock;
+    // still in flight when the run ends: it may yet apply, so the history gets it as unknown
+    const inFlight: MapOp = { clientId, input, call, ret: Infinity };
+    pendingWrites.add(inFlight);
+    const out = await retrying(clientId, requestId, `${input.op}(${name})`, attempt, alive, c);
+    pendingWrites.delete(inFlight);
+    if (out.ok) {
+      const output = out.value;
+      record({ clientId, input, output, call, ret: out.ret });
+      if (t.name === "m" && firstWriteAfterHeal === Infinity && callAt >= healedAt) {
+        firstWriteAfterHeal = world.time;
+      }
+      live(t.name as "m" | "r" | "x", callAt);
+      const changed = input.op === "set" || (input.op === "insert" ? output === null : output === true);
+      if (alive() && changed && t.local) {
+        const after = localRead(t, key, "after own write");
+        if (after.revision <= before.revision) {
+          violations.push(
+            `own write not visible: ${clientId} ${input.op}(${name}, ${tag}) resolved but the local entry is at revision ${after.revision} (was ${before.revision})`,
+          );
+        }
+      }
+    } else if (out.unknown) {
+      opsUnknown++;
+      record({ clientId, input, call, ret: Infinity });
     }
   }
 
@@ -463,8 +714,9 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
   const endpoints = () => slots.flatMap((s) => (s.transport === undefined ? [] : [s.transport.id]));
   const later = (ms: number, fn: () => void) => world.setTimeout(fn, ms);
 
-  const allowed = options.kinds ?? PEER_FAULT_KINDS;
-  const weights = [3, 2, 1, 2, 2, 2, 2, 1, 2, 1, 1, 0].map((
+  const allowed = allowedKinds;
+  // oversized writes, refusing codecs and throwing listeners come from the workload, not from here
+  const weights = [3, 2, 1, 2, 2, 2, 2, 1, 2, 1, 1, 0, 1, 0, 0].map((
     w,
     i,
   ) => (allowed.includes(PEER_FAULT_KINDS[i]!) ? w : 0));
@@ -607,7 +859,19 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
         });
         break;
       }
+      case "publish-throws": {
+        // the transport's publish throws for a while (a broken connection that throws, not drops)
+        const slot = nemesisRng.pick(slots);
+        const transport = slot.transport;
+        if (transport === undefined) return schedule();
+        transport.throwing = true;
+        note(`publish-throws ${slot.peerId}~${slot.inc}`);
+        later(duration, () => (transport.throwing = false));
+        break;
+      }
       case "oversized":
+      case "codec-throws":
+      case "listener-throws":
         break;
     }
     faults[kind]++;
@@ -647,6 +911,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
   bus.heal();
   bus.delay({ ms: 2 });
   for (const slot of slots) {
+    if (slot.transport !== undefined) slot.transport.throwing = false;
     if (slot.hamok === undefined) start(slot, false);
     else if (slot.clock!.paused) {
       slot.clock!.resume();
@@ -655,14 +920,27 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
   }
   healedAt = world.time;
   note("healed");
-  await world.runUntil(world.time + livenessBoundMs, () => firstWriteAfterHeal < Infinity);
+  await world.runUntil(
+    world.time + livenessBoundMs,
+    () => firstWriteAfterHeal < Infinity && liveKinds.every((k) => liveAt[k]! < Infinity),
+  );
   if (firstWriteAfterHeal === Infinity) {
     violations.push(`liveness: no write succeeded within ${livenessBoundMs} ms after the heal`);
+  }
+  const stuck = liveKinds.filter((k) => liveAt[k] === Infinity);
+  if (stuck.length > 0) {
+    violations.push(
+      `liveness: no operation on ${stuck.join(", ")} succeeded within ${livenessBoundMs} ms after the heal`,
+    );
   }
   // let the last operations finish, then stop the clients and let the replicas settle
   await world.runUntil(world.time + 3000);
   stopped = true;
   await world.runUntil(world.time + 3000);
+  // A peer whose own recovery began late (an unconfirmed leave whose application restarts it on
+  // its storage after the heal, which then learns that its member was removed and starts over on a
+  // new storage) gets a bounded time to become a member again.
+  await world.runUntil(world.time + rejoinBoundMs, () => slots.every((s) => s.hamok?.joined));
   if (options.trace) {
     for (const slot of slots) {
       if (slot.hamok !== undefined) {
@@ -671,6 +949,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     }
   }
   const digests = new Map<string, string[]>();
+  let finalQueue: string[] | undefined;
   for (const slot of slots) {
     const hamok = slot.hamok;
     if (hamok === undefined || !hamok.joined) {
@@ -686,13 +965,46 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     let synced = false;
     hamok.waitUntilCommitHead(5000).then(() => (synced = true), () => {});
     await world.runUntil(world.time + 5000, () => synced);
-    const digest = JSON.stringify([...slot.map!.keys()].map((k) => [k, slot.map!.getEntry(k)]));
+    // every collection's replicated state (hamok.export(): map, record, queue, emitter table) and
+    // the membership, without what is this peer's own
+    const { peerId: _peer, appliedIndex: _applied, ...image } = hamok.export();
+    const members = hamok.status().members.map((m) => m.memberId).sort();
+    // the subscribers of an event are a set (a replica restored from a snapshot may list them in
+    // another order than one that applied the log)
+    const emitters = image.emitters.map((e) => ({
+      ...e,
+      subscriptions: e.subscriptions.map((s) => ({
+        ...s,
+        subscribers: [...s.subscribers].sort((a, b) => (a.peerId < b.peerId ? -1 : 1)),
+      })),
+    }));
+    const digest = canonical({ image: { ...image, emitters }, members });
     digests.set(digest, [...(digests.get(digest) ?? []), slot.peerId]);
+    if (finalQueue === undefined) {
+      finalQueue = ((image.queues ?? []).find((q) => q.queueId === "q")?.items ?? []).map((i) =>
+        refusingCodec.decode(i as string)
+      );
+    }
   }
   if (digests.size > 1) {
     violations.push(
-      `replicas differ after the heal: ${[...digests].map(([d, p]) => `${p}: ${d}`).join(" | ")}`,
+      `replicas differ after the heal: ${
+        [...digests].map(([d, p]) => `${p}: ${d.slice(0, 2000)}`).join(" | ")
+      }`,
     );
+  }
+  violations.push(...checkQueue(queueHistory, finalQueue ?? []));
+  violations.push(...emitterHistory.violations);
+  const executed = new Set<number>();
+  for (const index of remoteStore.executionLog) {
+    if (executed.has(index)) {
+      violations.push(`remote map: the operation at log index ${index} was executed twice on the store`);
+      break;
+    }
+    executed.add(index);
+  }
+  if (unreported.size > 0) {
+    violations.push(`${unreported.size} listener errors were never reported on the peer's error event`);
   }
   if (bootstraps !== 1) violations.push(`${bootstraps} bootstraps in one cluster (expected 1)`);
   for (const error of world.thrown) violations.push(`a timer callback threw: ${nameOf(error)}`);
@@ -740,6 +1052,17 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     traceHash: hash.hex(),
     trace,
   };
+}
+
+/** JSON with sorted object keys and bytes as hex: equal content, equal string. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v) => {
+    if (v instanceof Uint8Array) return [...v].map((b) => b.toString(16).padStart(2, "0")).join("");
+    if (v !== null && typeof v === "object" && !Array.isArray(v)) {
+      return Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]));
+    }
+    return v;
+  });
 }
 
 function nameOf(error: unknown): string {

@@ -11,24 +11,44 @@ import { runPeerSeed } from "./simulation.ts";
 const base = Number(process.env.HAMOK_PEER_SIM_BASE ?? 1);
 const count = Number(process.env.HAMOK_PEER_SIM_SEEDS ?? 500);
 
-/** Seeds that failed before a fix, with what they found. */
-const REGRESSIONS: readonly [seed: number, found: string][] = [
-  [10082, "a lost read request held the read barrier of a join until its deadline"],
-  [10102, "a write in flight at the end of the run was missing from the history (simulator)"],
-  [20707, "a replacement peer cut off at its start bootstrapped a second cluster (expectedPeers)"],
-  [30585, "a repeated join request was answered before the change committed; the joiner waited forever"],
-  [31547, "a duplicate id admitted after the original was cut off past peerTimeoutMs (simulator)"],
-  [42363, "a leader without an active majority appended a removal; a wiped voter then wedged the cluster"],
-  [52380, "leave() resolved without a confirmed removal; the wiped member stayed a voter"],
-  [53321, "a joiner removed before it caught up asked again with its tombstoned id forever"],
-  [60164, "a peer restarted on a removed member's storage waited for its membership forever"],
+/**
+ * Seeds that failed before a fix, with what they found; the workload they failed under (seeds
+ * found before the record, remote map, queue and emitter workloads existed replay with the map's).
+ */
+const REGRESSIONS: readonly [seed: number, found: string, workload?: "map"][] = [
+  [10082, "a lost read request held the read barrier of a join until its deadline", "map"],
+  [10102, "a write in flight at the end of the run was missing from the history (simulator)", "map"],
+  [20707, "a replacement peer cut off at its start bootstrapped a second cluster (expectedPeers)", "map"],
+  [
+    30585,
+    "a repeated join request was answered before the change committed; the joiner waited forever",
+    "map",
+  ],
+  [31547, "a duplicate id admitted after the original was cut off past peerTimeoutMs (simulator)", "map"],
+  [
+    42363,
+    "a leader without an active majority appended a removal; a wiped voter then wedged the cluster",
+    "map",
+  ],
+  [52380, "leave() resolved without a confirmed removal; the wiped member stayed a voter", "map"],
+  [53321, "a joiner removed before it caught up asked again with its tombstoned id forever", "map"],
+  [60164, "a peer restarted on a removed member's storage waited for its membership forever", "map"],
+  // an unconfirmed leave whose application restarted the peer on its storage only after the heal:
+  // it learns that its member was removed, starts over on a new storage and joins, but the check
+  // ran before it could (simulator: every peer gets rejoinBoundMs to become a member again)
+  [100334, "not a member after the heal: restarted late after an unconfirmed leave (simulator)", "map"],
+  [108825, "the same, after a pause and a leave in a 5-peer cluster (simulator)", "map"],
+  [115440, "the same, after partitions in a 5-peer cluster (simulator)", "map"],
+  [51, "a queue pop in flight when its peer crashed was not counted as unknown (simulator)"],
+  [74, "emitter subscribers listed in another order on a replica restored from a snapshot (simulator)"],
 ];
 
 describe("whole-peer simulator sweep", () => {
-  for (const [seed, found] of REGRESSIONS) {
+  for (const [seed, found, workload] of REGRESSIONS) {
     it(`regression seed ${seed}: ${found}`, { timeout: 60_000 }, async () => {
-      const r = await runPeerSeed(seed, {});
-      assert.deepEqual(r.violations, [], `replay: deno task sim:peer --seed ${seed}`);
+      const r = await runPeerSeed(seed, { workload });
+      const replay = `deno task sim:peer --seed ${seed}${workload ? ` --workload ${workload}` : ""}`;
+      assert.deepEqual(r.violations, [], `replay: ${replay}`);
     });
   }
 
