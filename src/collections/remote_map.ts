@@ -648,6 +648,12 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
         const written = await this.store.write(next.write);
         if (written) {
           await this.#confirm(next.write.mark);
+          if (this.state.executedIndex < next.write.mark.index && this.#shouldExecute()) {
+            // the confirmation did not move the executed index: back off rather than write again
+            throw new HamokError(
+              `remote map '${this.id}': the write up to ${next.write.mark.index} could not be confirmed`,
+            );
+          }
         }
         this.failures = 0;
       } catch (error) {

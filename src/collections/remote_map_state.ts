@@ -179,7 +179,7 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
     updateIf: (s, args, ctx) => s.#enqueue("updateIf", args, ctx),
     removeIf: (s, args, ctx) => s.#enqueue("removeIf", args, ctx),
     clear: (s, args, ctx) => s.#enqueue("clear", args, ctx),
-    executed: (s, args) => s.#applyExecuted(args as { upTo: number; data: Uint8Array }),
+    executed: (s, args, ctx) => s.#applyExecuted(args as { upTo: number; data: Uint8Array }, ctx.index),
   };
 
   /** @internal Applies a committed command (see {@linkcode RemoteMapCommands}). */
@@ -218,9 +218,21 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
     this.emit("restored");
   }
 
-  #applyExecuted(args: { upTo: number; data: Uint8Array }): boolean {
+  #applyExecuted(args: { upTo: number; data: Uint8Array }, index: number): boolean {
     const upTo = args?.upTo;
     if (typeof upTo !== "number" || upTo <= this.executed) return false;
+    if (upTo >= index) {
+      // A mark can only name operations logged before the command that reports it: this one comes
+      // from another log (a store shared with another cluster, or one that outlived the cluster's
+      // storage). Taking it would skip this log's own operations up to it for good.
+      this.emit(
+        "error",
+        new HamokError(
+          `remote map '${this.mapId}': the store's mark ${upTo} is not from this cluster's log (reported at ${index}); the store was written by another cluster`,
+        ),
+      );
+      return false;
+    }
     let outcomes: Map<number, RemoteOpOutcome>;
     try {
       outcomes = new Map(decodeCbor(args.data) as [number, RemoteOpOutcome][]);

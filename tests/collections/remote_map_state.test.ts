@@ -161,6 +161,25 @@ describe("HamokRemoteMapState", () => {
     assert.equal(state.pendingCount, 1, "an unreadable confirmation executes nothing");
     assert.equal(state.apply("unknown-op", null, ctx()), undefined);
   });
+
+  it("refuses a mark that is not from its own log (at or after the command reporting it)", () => {
+    // whole-peer simulator: a second cluster on the same store took the first cluster's mark,
+    // then its own operations sat below the executed index and its leader rewrote them forever
+    const state = new HamokRemoteMapState("m");
+    const errors: Error[] = [];
+    state.on("error", (e) => errors.push(e));
+    const i = state.apply("set", ["k", 1], ctx()) as number;
+    const at = index + 1;
+    assert.equal(state.apply("executed", executed(at + 40, [[i, [[undefined]]]]), ctx()), false);
+    assert.equal(state.apply("executed", executed(at + 1, []), { ...ctx(), index: at + 1 }), false);
+    assert.equal(errors.length, 2);
+    assert.match(errors[0]!.message, /not from this cluster's log/);
+    assert.equal(state.executedIndex, 0);
+    assert.deepEqual(state.pendingBatch(5).map((p) => p.index), [i]);
+    // its own confirmation still settles it
+    assert.equal(state.apply("executed", executed(i, [[i, [[undefined]]]]), ctx()), true);
+    assert.equal(state.pendingCount, 0);
+  });
 });
 
 describe("MemoryRemoteStore", () => {
