@@ -27,8 +27,6 @@ interface Pending {
   readonly reject: (error: Error) => void;
 }
 
-export { HamokRemoteError } from "../errors.ts";
-
 /**
  * Routes requests to handlers by operation name and responses to their waiting callers.
  *
