@@ -338,15 +338,6 @@ export function nonEmptyString(name: string, value: string | undefined, fallback
   return value;
 }
 
-/**
- * Validates a {@linkcode HamokConfig} and fills in the defaults.
- *
- * @example
- * ```ts
- * import { resolveHamokConfig } from "@hamok/core/internal";
- * resolveHamokConfig({ tickMs: 20 }).electionTicks; // 10
- * ```
- */
 /** `requestTimeoutInMs`, or its deprecated alias `requestTimeoutMs`; both given must agree. */
 function resolveRequestTimeout(config: HamokConfig, fallback: number): number {
   const value = config.requestTimeoutInMs;
@@ -361,6 +352,15 @@ function resolveRequestTimeout(config: HamokConfig, fallback: number): number {
   return timeoutMs("requestTimeoutInMs", value, fallback);
 }
 
+/**
+ * Validates a {@linkcode HamokConfig} and fills in the defaults.
+ *
+ * @example
+ * ```ts
+ * import { resolveHamokConfig } from "@hamok/core/internal";
+ * resolveHamokConfig({ tickMs: 20 }).electionTicks; // 10
+ * ```
+ */
 export function resolveHamokConfig(config: HamokConfig = {}): ResolvedHamokConfig {
   if (config === null || typeof config !== "object") {
     throw new HamokConfigError("the Hamok config must be an object");
