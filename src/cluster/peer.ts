@@ -1,16 +1,16 @@
 /**
  * The cluster peer: what turns the pure Raft core into a running member behind the `Hamok` facade.
- * It owns the wiring of the peer's jobs (discovery, membership, proposals, acknowledgements, client
- * service, RPC), the propose path, the read barrier, the join and leave flows, and it is the private
- * host of the collections (`CollectionHost`). The Raft plumbing (driver, inbox, apply, compaction,
- * liveness) is its base class, {@linkcode PeerCore} in `peer_core.ts`.
+ * On the Raft plumbing of its base class ({@linkcode PeerCore}, `peer_core.ts`: wiring, driver,
+ * inbox, apply, compaction, liveness) it builds the role and leader events, the propose path, the
+ * read barrier, the join, leave and removal flows, and the table of live collections; it is the
+ * collections' private host (`CollectionHost`), so they never see `Hamok`.
  *
  * @module
  */
 
 import type { EventEmitter } from "eventemitter3";
 import { trace, type Tracer } from "@opentelemetry/api";
-import { encodeCbor } from "../codec/cbor.ts";
+import { decodeCbor, encodeCbor } from "../codec/cbor.ts";
 import type { HelloBody, WireEnvelope } from "../codec/envelope.ts";
 import { newMemberId, peerIdOfMember } from "./member_id.ts";
 import { randomUuid, type Scheduler } from "./scheduler.ts";
@@ -20,8 +20,8 @@ import type { ReplicatedState } from "./state_machine.ts";
 import type { ClientServiceHost } from "./client_service.ts";
 import type { HamokMemberStatus, HamokStatus } from "./status.ts";
 import { encodeCommand } from "./command_codec.ts";
-import type { HamokEvents, HamokJoinOptions } from "./peer_events.ts";
-import { PeerCore } from "./peer_core.ts";
+import type { HamokEvents, HamokJoinOptions, HamokState } from "./peer_events.ts";
+import { PeerCore, REMOVED_OP } from "./peer_core.ts";
 import type { AckHandler, CollectionHost, ProposeOptions } from "../collections/collection_host.ts";
 import { invalidTimeout, type ResolvedHamokConfig } from "../config.ts";
 import {
@@ -34,7 +34,7 @@ import {
   HamokRemovedError,
   HamokTimeoutError,
 } from "../errors.ts";
-import type { Snapshot } from "../raft/types.ts";
+import type { RaftRole, Snapshot, SoftState } from "../raft/types.ts";
 import type { TransportHeaders } from "../transport/transport.ts";
 
 /** The replicated-state factory of one collection kind, as the peer registers it. */
@@ -84,6 +84,7 @@ export class ClusterPeer extends PeerCore implements CollectionHost {
     this.#resolveBeforeApply = config.testingBugs.includes("resolve-before-apply");
     const provider = config.tracerProvider ?? trace.getTracerProvider();
     this.tracer = provider.getTracer("@hamok/core");
+    this.rpc.handle(REMOVED_OP, (payload, fromPeerId) => this.#onRemovedNotice(payload, fromPeerId));
     for (const [kind, factory] of options.stateKinds) {
       this.stateMachine.registerKind(kind, (id) => factory(id, this));
     }
@@ -192,6 +193,51 @@ export class ClusterPeer extends PeerCore implements CollectionHost {
       events.once("close", onClose);
     }
     return this.#nextJoin;
+  }
+
+  // ------------------------------------------------------------------ role and leader
+
+  /** The role, leader or term changed: the events, the counters, and proposals resubmitted to a new leader. */
+  protected override softStateChanged(state: SoftState): void {
+    this.currentTerm = state.term;
+    const previousLeader = this.leaderMemberId;
+    this.leaderMemberId = state.leaderId;
+    const next = roleToState(state.role);
+    // an election this peer started (a lone voter goes from follower to leader in one step)
+    if (
+      next !== this.peerState &&
+      (next === "candidate" || (next === "leader" && this.peerState !== "candidate"))
+    ) {
+      this.counters.elections++;
+      if (this.metrics.enabled) this.metrics.elections.add(1, this.metrics.peerAttributes);
+      this.logger.info(`hamok ${this.localPeerId}: started an election (term ${state.term})`);
+    }
+    if (state.leaderId !== undefined && previousLeader !== state.leaderId) {
+      this.counters.leaderChanges++;
+      if (this.metrics.enabled) this.metrics.leaderChanges.add(1, this.metrics.peerAttributes);
+      this.logger.info(
+        `hamok ${this.localPeerId}: leader is now ${peerIdOfMember(state.leaderId)} (term ${state.term})`,
+      );
+    } else if (state.leaderId === undefined && previousLeader !== undefined) {
+      this.logger.info(
+        `hamok ${this.localPeerId}: lost the leader ${peerIdOfMember(previousLeader)} (term ${state.term})`,
+      );
+    }
+    if (next === "leader" && this.peerState !== "leader") {
+      this.appendSentAt.clear();
+      const now = this.config.scheduler.now();
+      for (const memberId of this.members.keys()) this.membershipManager.heard(memberId, now);
+    }
+    this.setState(next);
+    if (previousLeader !== state.leaderId) {
+      this.events.emit(
+        "leader-changed",
+        state.leaderId === undefined ? undefined : peerIdOfMember(state.leaderId),
+        previousLeader === undefined ? undefined : peerIdOfMember(previousLeader),
+      );
+      if (state.leaderId !== undefined) this.proposals.resubmitAll();
+    }
+    this.waiters.check();
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -512,11 +558,69 @@ export class ClusterPeer extends PeerCore implements CollectionHost {
     this.#collections.delete(collectionKey(kind, id));
   }
 
-  // ------------------------------------------------------------------ join and leave
+  // ------------------------------------------------------------------ removal, join and leave
 
-  /** Starts the join over (an automatic rejoin after a removal). */
-  protected override rejoin(): Promise<void> {
-    return this.join();
+  /** The config entry that removes this member was applied: it stops (after the apply). */
+  protected override selfRemoved(): void {
+    if (this.leaving) return;
+    this.config.scheduler.defer(() => this.#removedFromCluster("the leader removed this member"));
+  }
+
+  /**
+   * This member was removed (it learnt it from the log or from a member): it stops, rejects its
+   * pending writes with `HamokRemovedError`, emits `left`, and with `autoRejoin` joins again as a
+   * new member.
+   */
+  #removedFromCluster(why: string): void {
+    if (this.isClosed || !this.isJoined || this.leaving) return;
+    this.logger.warn(`hamok ${this.localPeerId}: removed from the cluster (${why})`);
+    this.proposals.failAll((requestId) =>
+      new HamokRemovedError(
+        `this peer was removed from the cluster while request ${requestId} was pending; it may or may not have been applied`,
+        { requestId },
+      )
+    );
+    const canRejoin = this.ownsStorage;
+    this.becomeEmpty();
+    this.events.emit("left");
+    if (!this.config.autoRejoin || this.isClosed) return;
+    if (!canRejoin) {
+      this.reportError(
+        new HamokRemovedError(
+          "this peer was removed from the cluster; its storage belongs to the removed member, so it cannot join again with it: give it a new storage and call join()",
+        ),
+      );
+      return;
+    }
+    this.rejoining = true;
+    this.join().catch((error) => {
+      if (!this.isClosed) this.reportError(asError(error));
+    });
+  }
+
+  /** A member says this peer's member id was removed from the cluster. */
+  #onRemovedNotice(payload: Uint8Array, fromPeerId: string): Promise<undefined> {
+    const memberId = decodeCbor(payload);
+    if (memberId !== this.memberId || this.leaving) return Promise.resolve(undefined);
+    if (!this.isRemoteMemberPeer(fromPeerId)) return Promise.resolve(undefined);
+    if (!this.isJoined && this.ownsStorage && !this.members.has(this.memberId)) {
+      // joining afresh and removed before it caught up (silent too long): the join starts over
+      this.identityLost = true;
+      this.waiters.check();
+      return Promise.resolve(undefined);
+    }
+    if (!this.isJoined) {
+      // Restarted from storage after its member was removed while it was away: that join can never
+      // complete (found by the whole-peer simulator; it used to campaign forever), so it fails.
+      this.joinAbort?.abort(
+        new HamokRemovedError(
+          `member ${fromPeerId} says this member (${memberId}) was removed while it was away; its storage belongs to the removed member: join again with a new storage`,
+        ),
+      );
+      return Promise.resolve(undefined);
+    }
+    this.#removedFromCluster(`member ${fromPeerId} says this member was removed`);
+    return Promise.resolve(undefined);
   }
 
   async #runJoin(deadline: number, signal: AbortSignal): Promise<void> {
@@ -677,4 +781,16 @@ function collectionKey(kind: string, id: unknown): string {
     throw new HamokConfigError(`${kind} id must be a non-empty string`);
   }
   return `${kind}\u0000${id}`;
+}
+
+function roleToState(role: RaftRole): HamokState {
+  switch (role) {
+    case "leader":
+      return "leader";
+    case "candidate":
+    case "pre-candidate":
+      return "candidate";
+    default:
+      return "follower";
+  }
 }

@@ -1,8 +1,9 @@
 /**
- * The Raft plumbing of a cluster peer: the wiring of its jobs, the driver and its hooks, the inbox
- * dispatch and its trust checks, apply (commands and membership changes), snapshots and
- * compaction, removal notices and the liveness tick. {@linkcode ClusterPeer} (`peer.ts`) builds
- * the propose path, the read barrier, the join and leave flows and the collection host on it.
+ * The Raft plumbing of a cluster peer: the wiring of its jobs, the driver and its hooks, sending,
+ * the inbox dispatch and its trust checks (telling removed members so), apply (commands and
+ * membership changes), snapshots and compaction, and the liveness tick. {@linkcode ClusterPeer}
+ * (`peer.ts`) builds on it the role and leader events, the propose path, the read barrier, the
+ * join, leave and removal flows, and the collection host.
  *
  * @module
  */
@@ -39,11 +40,10 @@ import {
   HamokConfigError,
   HamokError,
   HamokNoLeaderError,
-  HamokRemovedError,
   HamokStorageError,
 } from "../errors.ts";
 import { RaftNode } from "../raft/raft_node.ts";
-import type { Entry, RaftMessage, RaftRole, Snapshot, SoftState } from "../raft/types.ts";
+import type { Entry, RaftMessage, Snapshot, SoftState } from "../raft/types.ts";
 import { MemoryRaftStorage } from "../storage/memory_storage.ts";
 import { FileRaftStorage } from "../storage/file_raft_storage.ts";
 import type { RaftPersistentState, RaftStorage } from "../storage/raft_storage.ts";
@@ -137,7 +137,7 @@ export abstract class PeerCore {
   protected identityLost = false;
   readonly #client: ClientService;
   /** Leader with metrics: when the oldest unanswered append went to each member. */
-  readonly #appendSentAt = new Map<string, number>();
+  protected readonly appendSentAt: Map<string, number> = new Map();
   #transportSubs: TransportSubscription[] = [];
   #livenessTimer: TimerHandle | undefined;
   #lastCompacted = 0;
@@ -230,7 +230,7 @@ export abstract class PeerCore {
         }
         this.events.emit("remote-peer-left", peerId);
       },
-      selfRemoved: () => this.#onSelfRemoved(),
+      selfRemoved: () => this.selfRemoved(),
     });
     this.members = this.membership.members;
     this.rpc = new RpcRouter(
@@ -300,7 +300,6 @@ export abstract class PeerCore {
       LEAVE_OP,
       (payload, fromPeerId) => this.membershipManager.onLeaveRequest(payload, fromPeerId),
     );
-    this.rpc.handle(REMOVED_OP, (payload, fromPeerId) => this.#onRemovedNotice(payload, fromPeerId));
     this.#client = new ClientService(
       {
         status: () => this.status(),
@@ -325,8 +324,10 @@ export abstract class PeerCore {
   protected abstract hello(): HelloBody;
   /** Starts a new cluster with this member as its only voter. */
   protected abstract bootstrap(): void;
-  /** Starts the join over (an automatic rejoin after a removal). */
-  protected abstract rejoin(): Promise<void>;
+  /** The role, leader or term changed (a driver hook). */
+  protected abstract softStateChanged(state: SoftState): void;
+  /** The config entry that removes this peer's own member was applied. */
+  protected abstract selfRemoved(): void;
 
   /** `empty` before joining, else the Raft role. */
   get state(): HamokState {
@@ -409,7 +410,7 @@ export abstract class PeerCore {
       send: (message) => this.#sendRaft(message),
       apply: (entry) => this.#apply(entry),
       restore: (snapshot) => this.#onSnapshotRestored(snapshot),
-      softStateChanged: (state) => this.#onSoftState(state),
+      softStateChanged: (state) => this.softStateChanged(state),
       error: (error) => this.#onDriverError(error),
     };
     if (this.metrics.enabled) {
@@ -514,8 +515,8 @@ export abstract class PeerCore {
   }
 
   #sendRaft(message: RaftMessage): void {
-    if (message.type === "append" && this.metrics.enabled && !this.#appendSentAt.has(message.to)) {
-      this.#appendSentAt.set(message.to, this.config.scheduler.monotonicNow());
+    if (message.type === "append" && this.metrics.enabled && !this.appendSentAt.has(message.to)) {
+      this.appendSentAt.set(message.to, this.config.scheduler.monotonicNow());
     }
     this.send(peerIdOfMember(message.to), { type: "raft", from: this.localPeerId, body: message });
   }
@@ -549,7 +550,7 @@ export abstract class PeerCore {
       case "request": {
         const op = envelope.body.op;
         // newcomers ask to join, outsiders may use the client ops; everything else is for members
-        if (op !== JOIN_OP && !CLIENT_OPS.has(op) && !this.#isRemoteMember(envelope.from)) {
+        if (op !== JOIN_OP && !CLIENT_OPS.has(op) && !this.isRemoteMemberPeer(envelope.from)) {
           this.wire.drop("non-member");
           return;
         }
@@ -568,7 +569,7 @@ export abstract class PeerCore {
     }
   }
 
-  #isRemoteMember(peerId: string): boolean {
+  protected isRemoteMemberPeer(peerId: string): boolean {
     return peerId !== this.localPeerId && this.membership.hasPeer(peerId);
   }
 
@@ -648,31 +649,6 @@ export abstract class PeerCore {
     });
   }
 
-  /** A member says this peer's member id was removed from the cluster. */
-  #onRemovedNotice(payload: Uint8Array, fromPeerId: string): Promise<undefined> {
-    const memberId = decodeCbor(payload);
-    if (memberId !== this.memberId || this.leaving) return Promise.resolve(undefined);
-    if (!this.#isRemoteMember(fromPeerId)) return Promise.resolve(undefined);
-    if (!this.isJoined && this.ownsStorage && !this.members.has(this.memberId)) {
-      // joining afresh and removed before it caught up (silent too long): the join starts over
-      this.identityLost = true;
-      this.waiters.check();
-      return Promise.resolve(undefined);
-    }
-    if (!this.isJoined) {
-      // Restarted from storage after its member was removed while it was away: that join can never
-      // complete (found by the whole-peer simulator; it used to campaign forever), so it fails.
-      this.joinAbort?.abort(
-        new HamokRemovedError(
-          `member ${fromPeerId} says this member (${memberId}) was removed while it was away; its storage belongs to the removed member: join again with a new storage`,
-        ),
-      );
-      return Promise.resolve(undefined);
-    }
-    this.#removedFromCluster(`member ${fromPeerId} says this member was removed`);
-    return Promise.resolve(undefined);
-  }
-
   #onBroadcast(message: TransportMessage): void {
     if (this.isClosed) return;
     const envelope = this.wire.decode(message.data);
@@ -685,57 +661,13 @@ export abstract class PeerCore {
   }
 
   #appendAnswered(memberId: string): void {
-    const sentAt = this.#appendSentAt.get(memberId);
+    const sentAt = this.appendSentAt.get(memberId);
     if (sentAt === undefined) return;
-    this.#appendSentAt.delete(memberId);
+    this.appendSentAt.delete(memberId);
     this.metrics.appendRoundTrip.record(
       (this.config.scheduler.monotonicNow() - sentAt) / 1000,
       this.metrics.follower(peerIdOfMember(memberId)),
     );
-  }
-
-  // ------------------------------------------------------------------ role and leader
-
-  #onSoftState(state: SoftState): void {
-    this.currentTerm = state.term;
-    const previousLeader = this.leaderMemberId;
-    this.leaderMemberId = state.leaderId;
-    const next = roleToState(state.role);
-    // an election this peer started (a lone voter goes from follower to leader in one step)
-    if (
-      next !== this.peerState &&
-      (next === "candidate" || (next === "leader" && this.peerState !== "candidate"))
-    ) {
-      this.counters.elections++;
-      if (this.metrics.enabled) this.metrics.elections.add(1, this.metrics.peerAttributes);
-      this.logger.info(`hamok ${this.localPeerId}: started an election (term ${state.term})`);
-    }
-    if (state.leaderId !== undefined && previousLeader !== state.leaderId) {
-      this.counters.leaderChanges++;
-      if (this.metrics.enabled) this.metrics.leaderChanges.add(1, this.metrics.peerAttributes);
-      this.logger.info(
-        `hamok ${this.localPeerId}: leader is now ${peerIdOfMember(state.leaderId)} (term ${state.term})`,
-      );
-    } else if (state.leaderId === undefined && previousLeader !== undefined) {
-      this.logger.info(
-        `hamok ${this.localPeerId}: lost the leader ${peerIdOfMember(previousLeader)} (term ${state.term})`,
-      );
-    }
-    if (next === "leader" && this.peerState !== "leader") {
-      this.#appendSentAt.clear();
-      const now = this.config.scheduler.now();
-      for (const memberId of this.members.keys()) this.membershipManager.heard(memberId, now);
-    }
-    this.setState(next);
-    if (previousLeader !== state.leaderId) {
-      this.events.emit(
-        "leader-changed",
-        state.leaderId === undefined ? undefined : peerIdOfMember(state.leaderId),
-        previousLeader === undefined ? undefined : peerIdOfMember(previousLeader),
-      );
-      if (state.leaderId !== undefined) this.proposals.resubmitAll();
-    }
-    this.waiters.check();
   }
 
   protected setState(next: HamokState): void {
@@ -778,43 +710,6 @@ export abstract class PeerCore {
     if (this.#client.watching) {
       this.#client.applied(command.kind, command.id, command.op, command.args, entry.index);
     }
-  }
-
-  #onSelfRemoved(): void {
-    if (this.leaving) return;
-    this.config.scheduler.defer(() => this.#removedFromCluster("the leader removed this member"));
-  }
-
-  /**
-   * This member was removed (it learnt it from the log or from a member): it stops, rejects its
-   * pending writes with `HamokRemovedError`, emits `left`, and with `autoRejoin` joins again as a
-   * new member.
-   */
-  #removedFromCluster(why: string): void {
-    if (this.isClosed || !this.isJoined || this.leaving) return;
-    this.logger.warn(`hamok ${this.localPeerId}: removed from the cluster (${why})`);
-    this.proposals.failAll((requestId) =>
-      new HamokRemovedError(
-        `this peer was removed from the cluster while request ${requestId} was pending; it may or may not have been applied`,
-        { requestId },
-      )
-    );
-    const canRejoin = this.ownsStorage;
-    this.becomeEmpty();
-    this.events.emit("left");
-    if (!this.config.autoRejoin || this.isClosed) return;
-    if (!canRejoin) {
-      this.reportError(
-        new HamokRemovedError(
-          "this peer was removed from the cluster; its storage belongs to the removed member, so it cannot join again with it: give it a new storage and call join()",
-        ),
-      );
-      return;
-    }
-    this.rejoining = true;
-    this.rejoin().catch((error) => {
-      if (!this.isClosed) this.reportError(asError(error));
-    });
   }
 
   // ------------------------------------------------------------------ snapshots and compaction
@@ -899,17 +794,5 @@ export abstract class PeerCore {
       this.#lastProbe = now;
       this.discovery.sendHello(undefined);
     }
-  }
-}
-
-function roleToState(role: RaftRole): HamokState {
-  switch (role) {
-    case "leader":
-      return "leader";
-    case "candidate":
-    case "pre-candidate":
-      return "candidate";
-    default:
-      return "follower";
   }
 }

@@ -121,7 +121,6 @@ export class StateMachine {
   /** Request ids in the order they were applied: a ring buffer of `dedupWindow` slots. */
   readonly #order: (string | undefined)[];
   #next = 0;
-  readonly #listeners = new Set<(kind: string, id: string, state: ReplicatedState) => void>();
 
   /** Creates an empty state machine remembering the last `dedupWindow` request ids. */
   constructor(dedupWindow: number = DEFAULT_DEDUP_WINDOW) {
@@ -132,12 +131,6 @@ export class StateMachine {
   /** Registers the factory of a collection kind. */
   registerKind(kind: string, factory: ReplicatedStateFactory): void {
     this.#factories.set(kind, factory);
-  }
-
-  /** Calls `listener` whenever a state is created (by a command, a restore or {@linkcode state}). */
-  onStateCreated(listener: (kind: string, id: string, state: ReplicatedState) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
   }
 
   /** The state of (kind, id), created empty if it does not exist yet. */
@@ -155,7 +148,6 @@ export class StateMachine {
       }
       state = factory(id);
       byId.set(id, state);
-      for (const listener of this.#listeners) listener(kind, id, state);
     }
     return state;
   }
@@ -165,11 +157,6 @@ export class StateMachine {
     for (const [kind, byId] of this.#states) {
       for (const [id, state] of byId) yield [kind, id, state];
     }
-  }
-
-  /** Whether a request id is in the dedup window (already applied). */
-  hasApplied(requestId: string): boolean {
-    return this.#applied.has(requestId);
   }
 
   /** Applies a committed command; a request id seen before is skipped and its first result returned. */
