@@ -424,13 +424,6 @@ export class ClusterPeer extends PeerCore implements CollectionHost {
     return this.memberId;
   }
 
-  /** Whether `peerId` is a current member of the cluster other than this peer. */
-  isRemoteMember(peerId: string): boolean {
-    if (peerId === this.localPeerId) return false;
-    for (const memberId of this.members.keys()) if (peerIdOfMember(memberId) === peerId) return true;
-    return false;
-  }
-
   /** Whether `memberId` is a current member of the cluster other than this peer. */
   isRemoteMemberId(memberId: string): boolean {
     return memberId !== this.memberId && this.members.has(memberId);
@@ -602,7 +595,7 @@ export class ClusterPeer extends PeerCore implements CollectionHost {
   #onRemovedNotice(payload: Uint8Array, fromPeerId: string): Promise<undefined> {
     const memberId = decodeCbor(payload);
     if (memberId !== this.memberId || this.leaving) return Promise.resolve(undefined);
-    if (!this.isRemoteMemberPeer(fromPeerId)) return Promise.resolve(undefined);
+    if (!this.isRemoteMember(fromPeerId)) return Promise.resolve(undefined);
     if (!this.isJoined && this.ownsStorage && !this.members.has(this.memberId)) {
       // joining afresh and removed before it caught up (silent too long): the join starts over
       this.identityLost = true;

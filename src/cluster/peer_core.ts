@@ -550,7 +550,7 @@ export abstract class PeerCore {
       case "request": {
         const op = envelope.body.op;
         // newcomers ask to join, outsiders may use the client ops; everything else is for members
-        if (op !== JOIN_OP && !CLIENT_OPS.has(op) && !this.isRemoteMemberPeer(envelope.from)) {
+        if (op !== JOIN_OP && !CLIENT_OPS.has(op) && !this.isRemoteMember(envelope.from)) {
           this.wire.drop("non-member");
           return;
         }
@@ -569,8 +569,11 @@ export abstract class PeerCore {
     }
   }
 
-  protected isRemoteMemberPeer(peerId: string): boolean {
-    return peerId !== this.localPeerId && this.membership.hasPeer(peerId);
+  /** Whether `peerId` is a current member of the cluster other than this peer. */
+  isRemoteMember(peerId: string): boolean {
+    if (peerId === this.localPeerId) return false;
+    for (const memberId of this.members.keys()) if (peerIdOfMember(memberId) === peerId) return true;
+    return false;
   }
 
   /**
