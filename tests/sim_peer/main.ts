@@ -4,7 +4,8 @@
  *   deno task sim:peer --seed 42 [--trace]     replay one seed (prints its trace with --trace)
  *   deno task sim:peer --from 1 --seeds 200    a range of seeds
  *   options: --nodes 3|5, --bug NAME (repeatable), --fault-ms N, --kinds drop,delay,... (default all),
- *            --workload all|map (default all; map: the map-only workload that older seeds were found with)
+ *            --workload all|map (default all; map: the map-only workload that older seeds were found with),
+ *            --progress N (print the running totals every N seeds)
  *
  * @module
  */
@@ -29,6 +30,7 @@ const traceOn = args.includes("--trace");
 const kindsArg = value("--kinds");
 const kinds = kindsArg === undefined ? undefined : kindsArg.split(",") as PeerFaultKind[];
 const workload = value("--workload") as "all" | "map" | undefined;
+const progress = Number(value("--progress") ?? 0);
 
 const totals = Object.fromEntries(PEER_FAULT_KINDS.map((k) => [k, 0])) as Record<PeerFaultKind, number>;
 let failed = 0;
@@ -57,11 +59,18 @@ for (let seed = from; seed < from + count; seed++) {
   } else if (single !== undefined) {
     console.log(`seed ${seed} (${r.nodes} nodes): ok, ${r.opsCompleted} ops, trace ${r.traceHash}`);
   }
+  if (progress > 0 && (seed - from + 1) % progress === 0 && seed - from + 1 < count) {
+    summary(seed - from + 1);
+  }
 }
-const secs = (performance.now() - started) / 1000;
-console.log(
-  `${count} seeds, ${failed} failed, ${ops} ops completed, ${unknown} unknown, ${
-    secs.toFixed(1)
-  } s; faults: ${PEER_FAULT_KINDS.map((k) => `${k} ${totals[k]}`).join(", ")}`,
-);
+summary(count);
 process.exit(failed > 0 ? 1 : 0);
+
+function summary(done: number): void {
+  const secs = (performance.now() - started) / 1000;
+  console.log(
+    `${done} seeds, ${failed} failed, ${ops} ops completed, ${unknown} unknown, ${
+      secs.toFixed(1)
+    } s; faults: ${PEER_FAULT_KINDS.map((k) => `${k} ${totals[k]}`).join(", ")}`,
+  );
+}

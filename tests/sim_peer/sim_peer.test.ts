@@ -1,6 +1,13 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { runPeerSeed } from "./simulation.ts";
+import {
+  checkPublished,
+  checkQueue,
+  newEmitterHistory,
+  newQueueHistory,
+  recordDelivery,
+} from "./workload.ts";
 
 describe("whole-peer simulator", () => {
   it("replays a seed: same seed, same history", { timeout: 60_000 }, async () => {
@@ -13,6 +20,46 @@ describe("whole-peer simulator", () => {
     assert.ok(a.opsCompleted > 100, `too few operations: ${a.opsCompleted}`);
     const c = await runPeerSeed(4243, {});
     assert.notEqual(c.traceHash, a.traceHash);
+    // the faults of the workloads beyond the map happen, and are counted
+    for (const kind of ["codec-throws", "listener-throws", "publish-throws"] as const) {
+      assert.ok(a.faults[kind] + c.faults[kind] > 0, `no ${kind} fault in seeds 4242 and 4243`);
+    }
+  });
+
+  it("the queue check finds a lost, a doubled, an invented and a reordered item", () => {
+    const h = newQueueHistory();
+    const push = (item: string, pusher: string, order: number, acked = true) =>
+      h.pushes.set(item, { pusher, order, acked, call: order * 10, ret: order * 10 + 1 });
+    push("a1", "a", 1);
+    push("a2", "a", 2);
+    push("a3", "a", 3);
+    push("b1", "b", 1, false); // unknown outcome: may be missing
+    h.pops.push({ item: "a1", call: 100, ret: 101 });
+    assert.deepEqual(checkQueue(h, ["a2", "a3"]), []);
+    assert.match(checkQueue(h, ["a2"]).join(), /1 acknowledged pushes neither popped nor in the queue/);
+    h.unknownPops = 1;
+    assert.deepEqual(checkQueue(h, ["a2"]), [], "a pop of unknown outcome may have taken it");
+    assert.match(checkQueue(h, ["a3", "a2"]).join(), /FIFO broken for pusher a/);
+    assert.match(checkQueue(h, ["a2", "a3", "zz"]).join(), /'zz' is in the queue, but nobody pushed it/);
+    h.pops.push({ item: "a1", call: 102, ret: 103 });
+    assert.match(checkQueue(h, ["a2", "a3"]).join(), /'a1' popped twice/);
+    h.pops.pop();
+    h.pops.push({ item: "a3", call: 104, ret: 105 });
+    assert.match(checkQueue(h, ["a2"]).join(), /FIFO broken/);
+  });
+
+  it("the emitter check finds a double delivery, a reordering and a publish that named a peer in vain", () => {
+    const h = newEmitterHistory();
+    recordDelivery(h, "p2~1", "p1~1", 1);
+    recordDelivery(h, "p2~1", "p1~1", 3);
+    checkPublished(h, "p1~1", 3, ["p2"]);
+    assert.deepEqual(h.violations, []);
+    recordDelivery(h, "p2~1", "p1~1", 3);
+    assert.match(h.violations[0]!, /got p1~1#3 after p1~1#3 \(twice\)/);
+    recordDelivery(h, "p2~1", "p1~1", 2);
+    assert.match(h.violations[1]!, /out of order/);
+    checkPublished(h, "p1~1", 4, ["p2"]);
+    assert.match(h.violations[2]!, /resolved naming p2, whose listeners never got it/);
   });
 
   it("regression seed 1: a peer restarted from storage after its member was removed fails its join", {
