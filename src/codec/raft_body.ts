@@ -10,7 +10,7 @@
  * | heartbeat-response | `[3, from, to, term, ctx?]` |
  * | vote / pre-vote | `[4 / 5, from, to, term, lastIndex, lastTerm, transfer?]` |
  * | vote-response / pre-vote-response | `[6 / 7, from, to, term, reject]` |
- * | snapshot | `[8, from, to, term, [index, term, voters, learners, removed], offset, data, done]` |
+ * | snapshot | `[8, from, to, term, [index, term, voters, learners, removed], offset, data, done, total, digest?]` |
  * | snapshot-response | `[9, from, to, term, index, offset, reject, done]` |
  * | timeout-now | `[10, from, to, term]` |
  * | propose | `[11, from, to, term, [[data, requestId?], ...]]` |
@@ -136,6 +136,8 @@ export function packRaftMessage(m: RaftMessage): unknown[] {
         m.offset,
         m.data,
         m.done,
+        m.total,
+        ...(m.digest === undefined ? [] : [m.digest]),
       ];
     }
     case "snapshot-response":
@@ -278,9 +280,9 @@ export function unpackRaftMessage(value: unknown): RaftMessage {
         term: uintAt(a[3], "raft.term"),
         reject: boolAt(a[4], "raft.vote-response.reject"),
       };
-    case "snapshot":
-      arrayAt(a, "raft.snapshot", 8);
-      return {
+    case "snapshot": {
+      arrayAt(a, "raft.snapshot", 9, 10);
+      const chunk = {
         type,
         from: stringAt(a[1], "raft.from"),
         to: stringAt(a[2], "raft.to"),
@@ -289,7 +291,13 @@ export function unpackRaftMessage(value: unknown): RaftMessage {
         offset: uintAt(a[5], "raft.snapshot.offset"),
         data: bytesAt(a[6], "raft.snapshot.data"),
         done: boolAt(a[7], "raft.snapshot.done"),
+        total: uintAt(a[8], "raft.snapshot.total"),
       };
+      if (a.length === 9) return chunk;
+      const digest = uintAt(a[9], "raft.snapshot.digest");
+      if (digest > 0xffffffff) throw new TypeError("raft.snapshot.digest is not a CRC-32C");
+      return { ...chunk, digest };
+    }
     case "snapshot-response":
       arrayAt(a, "raft.snapshot-response", 8);
       return {

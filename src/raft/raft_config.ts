@@ -30,6 +30,8 @@ export interface ResolvedRaftConfig {
   readonly maxInflightAppends: number;
   /** Snapshot chunk size in bytes (at least 1). */
   readonly snapshotChunkBytes: number;
+  /** Largest snapshot accepted from a leader, in bytes. */
+  readonly maxSnapshotBytes: number;
   /** Automatic promotion of caught-up learners. */
   readonly autoPromoteLearners: boolean;
   /** Learners are promoted only while there are fewer voters than this (at least 1). */
@@ -60,6 +62,8 @@ export const DEFAULT_MAX_BYTES_PER_APPEND = 1024 * 1024;
 export const DEFAULT_MAX_INFLIGHT_APPENDS = 16;
 /** Default snapshot chunk size in bytes. */
 export const DEFAULT_SNAPSHOT_CHUNK_BYTES = 256 * 1024;
+/** Default largest snapshot accepted from a leader, in bytes (1 GiB). */
+export const DEFAULT_MAX_SNAPSHOT_BYTES = 1024 * 1024 * 1024;
 
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -122,6 +126,11 @@ export function resolveRaftConfig(config: RaftConfig): ResolvedRaftConfig {
       "snapshotChunkBytes",
       config.snapshotChunkBytes,
       DEFAULT_SNAPSHOT_CHUNK_BYTES,
+    ),
+    maxSnapshotBytes: positiveInteger(
+      "maxSnapshotBytes",
+      config.maxSnapshotBytes,
+      DEFAULT_MAX_SNAPSHOT_BYTES,
     ),
     autoPromoteLearners: config.autoPromoteLearners ?? true,
     maxVoters: config.maxVoters === undefined

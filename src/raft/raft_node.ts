@@ -9,10 +9,11 @@
 import type { RaftPersistentState } from "../storage/raft_storage.ts";
 import { checkMembershipChange, EMPTY_MEMBERSHIP, isMember, isVoter } from "./membership.ts";
 import { MembershipTracker } from "./membership_tracker.ts";
-import { Progress } from "./progress.ts";
+import { Progress, type SnapshotTransfer } from "./progress.ts";
 import { majority, quorumIndex } from "./quorum.ts";
 import { type ResolvedRaftConfig, resolveRaftConfig } from "./raft_config.ts";
 import { RaftError } from "./raft_error.ts";
+import { crc32c } from "../storage/crc32c.ts";
 import { RaftLog } from "./raft_log.ts";
 import { ReadOnly } from "./read_only.ts";
 import type {
@@ -36,6 +37,7 @@ import type {
   ReadState,
   Snapshot,
   SnapshotChunkMessage,
+  SnapshotMeta,
   SnapshotResponseMessage,
   SoftState,
   TransferResult,
@@ -60,14 +62,33 @@ const EARLY_TYPES: ReadonlySet<RaftMessage["type"]> = new Set<RaftMessage["type"
   "read-index",
 ]);
 
-/** A snapshot being received in chunks. */
+/** A snapshot being received in chunks, written into one buffer reserved at its announced size. */
 interface IncomingSnapshot {
-  readonly from: string;
-  readonly term: number;
-  readonly index: number;
-  readonly snapshotTerm: number;
-  readonly chunks: Uint8Array[];
+  /** The leader that started (or last continued) the transfer, and its term. */
+  from: string;
+  term: number;
+  readonly meta: SnapshotMeta;
+  readonly total: number;
+  readonly digest: number | undefined;
+  readonly data: Uint8Array;
   received: number;
+  /** CRC-32C of `data[0, received)`. */
+  crc: number;
+}
+
+/**
+ * What a follower refused of the snapshot transfers it received (every count is of a claim the
+ * leader made that did not hold or that this node does not accept).
+ */
+export interface SnapshotReceiveStats {
+  /** Transfers refused: the announced size is above {@linkcode RaftConfig.maxSnapshotBytes}. */
+  readonly oversize: number;
+  /** Chunks dropped: past the announced size, `done` before it (or not on it), a size that changed. */
+  readonly mismatched: number;
+  /** Received snapshots dropped because their bytes did not match the announced digest. */
+  readonly digestMismatches: number;
+  /** Transfers continued from the received offset under a new leader (same snapshot). */
+  readonly resumed: number;
 }
 
 /** A ReadIndex request that waits for the leader's first commit in its term. */
@@ -125,6 +146,7 @@ export class RaftNode {
   private readonly readOnly = new ReadOnly();
   private waitingReads: WaitingRead[] = [];
   private incoming: IncomingSnapshot | undefined = undefined;
+  private readonly receiveStats = { oversize: 0, mismatched: 0, digestMismatches: 0, resumed: 0 };
   // The last batch of entries built for an append, shared by followers at the same position.
   private batchFrom = 0;
   private batchLast = 0;
@@ -240,6 +262,16 @@ export class RaftNode {
   /** Index of the latest snapshot (0 without one). */
   get snapshotIndex(): number {
     return this.log.snapshotIndex;
+  }
+
+  /** What this node refused of the snapshot transfers it received (a copy). */
+  get snapshotReceiveStats(): SnapshotReceiveStats {
+    return { ...this.receiveStats };
+  }
+
+  /** Bytes of the snapshot being received so far (0 when none is). */
+  get snapshotReceived(): number {
+    return this.incoming?.received ?? 0;
   }
 
   /** The membership as of the latest config entry in the log (committed or not). */
@@ -376,15 +408,17 @@ export class RaftNode {
   /**
    * Records the application's snapshot of its state machine as of applied index `index` and drops
    * the log entries it covers. A no-op if `index` is not beyond the current snapshot; throws
-   * {@linkcode RaftError} if `index` is beyond the applied index.
+   * {@linkcode RaftError} if `index` is beyond the applied index. `digest` is the CRC-32C of
+   * `data`, if the caller computed it (followers check received snapshots against it).
    */
-  compact(index: number, data: Uint8Array): void {
+  compact(index: number, data: Uint8Array, digest?: number): void {
     if (index <= this.log.snapshotIndex) return;
     if (index > this.log.applied) {
       throw new RaftError(`compact(${index}): beyond the applied index ${this.log.applied}`);
     }
     const term = this.log.term(index) as number;
-    const snapshot: Snapshot = { meta: { index, term, membership: this.members.at(index) }, data };
+    const meta = { index, term, membership: this.members.at(index) };
+    const snapshot: Snapshot = digest === undefined ? { meta, data } : { meta, data, digest };
     this.log.compact(index);
     this.members.compact(index);
     this.latestSnapshot = snapshot;
@@ -625,11 +659,10 @@ export class RaftNode {
   }
 
   private becomeFollower(term: number, leader: string | undefined): void {
-    const leaderChanged = term !== this.currentTerm || leader !== this.leader;
+    // A snapshot being received is kept: a new leader sending the same image continues it.
     this.reset(term);
     this.currentRole = "follower";
     this.leader = leader;
-    if (leaderChanged) this.incoming = undefined;
   }
 
   private becomePreCandidate(): void {
@@ -647,6 +680,7 @@ export class RaftNode {
 
   private becomeLeader(): void {
     this.reset(this.currentTerm);
+    this.incoming = undefined;
     this.currentRole = "leader";
     this.leader = this.selfId;
     const last = this.log.lastIndex;
@@ -866,6 +900,8 @@ export class RaftNode {
       this.sendAppendResponse(m.from, m.prevIndex, true, hintIndex, hintTerm);
       return;
     }
+    // the leader replicates by entries again: a snapshot half received is of no use any more
+    this.incoming = undefined;
     const entries = m.entries;
     const lastNew = m.prevIndex + entries.length;
     const conflict = log.findConflict(entries);
@@ -925,12 +961,31 @@ export class RaftNode {
   }
 
   private onSnapshotChunk(m: SnapshotChunkMessage): void {
-    let incoming = this.incoming;
     const meta = m.meta;
+    const total = m.total;
+    const length = m.data.byteLength;
     if (
-      incoming === undefined || incoming.from !== m.from || incoming.term !== m.term ||
-      incoming.index !== meta.index || incoming.snapshotTerm !== meta.term
+      !Number.isSafeInteger(total) || total < 0 || m.offset + length > total ||
+      m.done !== (m.offset + length === total)
     ) {
+      // a chunk past the size it announces, or `done` where the data does not end (or not where it does)
+      this.receiveStats.mismatched++;
+      return;
+    }
+    if (total > this.cfg.maxSnapshotBytes) {
+      this.receiveStats.oversize++;
+      return;
+    }
+    let incoming = this.incoming;
+    if (incoming !== undefined && !this.sameTransfer(incoming, m)) {
+      if (
+        incoming.meta.index === meta.index && incoming.meta.term === meta.term && incoming.total !== total
+      ) {
+        this.receiveStats.mismatched++; // the same snapshot announced with another size
+      }
+      incoming = undefined;
+    }
+    if (incoming === undefined) {
       if (m.offset !== 0) {
         // A chunk of a transfer we do not hold: restart it from the beginning.
         this.incoming = undefined;
@@ -940,30 +995,58 @@ export class RaftNode {
       incoming = {
         from: m.from,
         term: m.term,
-        index: meta.index,
-        snapshotTerm: meta.term,
-        chunks: [],
+        meta,
+        total,
+        digest: m.digest,
+        data: new Uint8Array(total),
         received: 0,
+        crc: 0,
       };
       this.incoming = incoming;
+    } else if (incoming.from !== m.from || incoming.term !== m.term) {
+      // the same image (index, term, size and digest) from a new leader: go on from where we are
+      incoming.from = m.from;
+      incoming.term = m.term;
+      if (incoming.received > 0) this.receiveStats.resumed++;
     }
     if (m.offset !== incoming.received) {
       // A duplicate (behind) is acknowledged again; a gap (ahead) asks for a resend from our offset.
       this.sendSnapshotResponse(m.from, meta.index, incoming.received, m.offset > incoming.received, false);
       return;
     }
-    if (m.data.byteLength > 0) {
-      incoming.chunks.push(m.data);
-      incoming.received += m.data.byteLength;
+    if (length > 0) {
+      incoming.data.set(m.data, m.offset);
+      if (incoming.digest !== undefined) incoming.crc = crc32c(m.data, 0, length, incoming.crc);
+      incoming.received += length;
     }
     if (!m.done) {
       this.sendSnapshotResponse(m.from, meta.index, incoming.received, false, false);
       return;
     }
     this.incoming = undefined;
-    const data = joinChunks(incoming.chunks, incoming.received);
-    const index = this.installSnapshot({ meta, data });
+    if (incoming.digest !== undefined && incoming.crc !== incoming.digest) {
+      // not the bytes the leader announced: drop them and start over
+      this.receiveStats.digestMismatches++;
+      this.sendSnapshotResponse(m.from, meta.index, 0, true, false);
+      return;
+    }
+    const snapshot: Snapshot = incoming.digest === undefined
+      ? { meta, data: incoming.data }
+      : { meta, data: incoming.data, digest: incoming.digest };
+    const index = this.installSnapshot(snapshot);
     this.sendSnapshotResponse(m.from, index, incoming.received, false, true);
+  }
+
+  /**
+   * Whether chunk `m` belongs to the transfer being received: the same snapshot (index, term, size)
+   * from the same leader, or, when both carry a digest, the same digest from any leader.
+   */
+  private sameTransfer(incoming: IncomingSnapshot, m: SnapshotChunkMessage): boolean {
+    if (
+      incoming.meta.index !== m.meta.index || incoming.meta.term !== m.meta.term || incoming.total !== m.total
+    ) return false;
+    if (incoming.digest !== undefined && m.digest !== undefined) return incoming.digest === m.digest;
+    return incoming.digest === m.digest && incoming.from === m.from && incoming.term === m.term;
   }
 
   /** Installs a fully received snapshot; returns the index the follower now matches up to. */
@@ -1190,10 +1273,11 @@ export class RaftNode {
       const transfer = pr.transfer;
       if (transfer !== undefined) {
         if (transfer.acked === transfer.ackedAtLastHeartbeat) {
-          // No progress for a heartbeat round: something was lost; resend from the acknowledged offset.
+          // No progress for a heartbeat round: something was lost (or the follower refuses the
+          // snapshot); resend one chunk from the acknowledged offset, its answer reopens the window.
           transfer.sent = transfer.acked;
           transfer.doneSent = false;
-          this.sendSnapshotChunks(m.from, pr);
+          this.sendSnapshotChunk(m.from, transfer);
         }
         transfer.ackedAtLastHeartbeat = transfer.acked;
       }
@@ -1210,18 +1294,28 @@ export class RaftNode {
     const transfer = pr.transfer;
     if (pr.state !== "snapshot" || transfer === undefined) return;
     if (m.done && !m.reject) {
+      // the follower's claim is checked: it cannot match beyond this leader's log
+      if (m.index > this.log.lastIndex) return;
       pr.match = Math.max(pr.match, m.index);
       pr.becomeReplicate();
       this.onMatchAdvanced(m.from, pr);
       return;
     }
     if (m.index !== transfer.snapshot.meta.index) return;
+    const total = transfer.snapshot.data.byteLength;
+    if (m.offset > total) return; // a claim beyond the snapshot: dropped
     if (m.reject) {
-      transfer.sent = Math.min(m.offset, transfer.snapshot.data.byteLength);
-      transfer.acked = Math.min(transfer.acked, transfer.sent);
+      // the follower holds exactly `offset` bytes: go back there
+      transfer.sent = m.offset;
+      transfer.acked = m.offset;
       transfer.doneSent = false;
     } else if (m.offset > transfer.acked) {
       transfer.acked = m.offset;
+      if (transfer.acked > transfer.sent) {
+        // it already held more (a transfer of the same snapshot begun under an earlier leader)
+        transfer.sent = transfer.acked;
+        transfer.doneSent = false;
+      }
     }
     this.sendSnapshotChunks(m.from, pr);
   }
@@ -1290,28 +1384,36 @@ export class RaftNode {
   private sendSnapshotChunks(to: string, pr: Progress): void {
     const transfer = pr.transfer;
     if (transfer === undefined) return;
+    const window = this.cfg.snapshotChunkBytes * this.cfg.maxInflightAppends;
+    while (!transfer.doneSent && transfer.sent - transfer.acked < window) {
+      this.sendSnapshotChunk(to, transfer);
+    }
+  }
+
+  /** Sends the chunk at `transfer.sent` and moves past it. */
+  private sendSnapshotChunk(to: string, transfer: SnapshotTransfer): void {
     const { snapshot } = transfer;
     const total = snapshot.data.byteLength;
-    const chunk = this.cfg.snapshotChunkBytes;
-    const window = chunk * this.cfg.maxInflightAppends;
-    while (!transfer.doneSent && transfer.sent - transfer.acked < window) {
-      const offset = transfer.sent;
-      const end = Math.min(total, offset + chunk);
-      const done = end === total;
-      const m: SnapshotChunkMessage = {
-        type: "snapshot",
-        from: this.selfId,
-        to,
-        term: this.currentTerm,
-        meta: snapshot.meta,
-        offset,
-        data: snapshot.data.subarray(offset, end),
-        done,
-      };
-      this.send(m);
-      transfer.sent = end;
-      if (done) transfer.doneSent = true;
-    }
+    const offset = transfer.sent;
+    const end = Math.min(total, offset + this.cfg.snapshotChunkBytes);
+    const done = end === total;
+    const base = {
+      type: "snapshot",
+      from: this.selfId,
+      to,
+      term: this.currentTerm,
+      meta: snapshot.meta,
+      offset,
+      total,
+      data: snapshot.data.subarray(offset, end),
+      done,
+    } as const;
+    const m: SnapshotChunkMessage = snapshot.digest === undefined
+      ? base
+      : { ...base, digest: snapshot.digest };
+    this.send(m);
+    transfer.sent = end;
+    if (done) transfer.doneSent = true;
   }
 
   private bcastHeartbeat(ctx: string | undefined): void {
@@ -1390,15 +1492,4 @@ export class RaftNode {
     if (this.cfg.asyncPersistence && EARLY_TYPES.has(m.type)) this.earlyMessages.push(m);
     else this.messages.push(m);
   }
-}
-
-function joinChunks(chunks: readonly Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const data = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    data.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return data;
 }

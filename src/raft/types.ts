@@ -80,6 +80,12 @@ export interface Snapshot {
   readonly meta: SnapshotMeta;
   /** The application's serialized state (opaque to the core). */
   readonly data: Uint8Array;
+  /**
+   * CRC-32C of `data`, if known (the peer's snapshot job computes it; a received snapshot keeps the
+   * one it was checked against). It goes out with every chunk, so that a follower can check the
+   * bytes it received and continue a transfer begun by an earlier leader of the same image.
+   */
+  readonly digest?: number;
 }
 
 /** The result of a linearizable read request: reads are safe once `index` has been applied. */
@@ -246,6 +252,18 @@ export interface SnapshotChunkMessage extends RaftMessageBase {
   /** Byte offset of this chunk in the snapshot data. */
   readonly offset: number;
   /**
+   * Size of the whole snapshot data in bytes (the same on every chunk). The follower refuses a
+   * transfer above its {@linkcode RaftConfig.maxSnapshotBytes}, reserves one buffer of this size and
+   * writes every chunk into it (the image is never held twice); a chunk that does not fit is dropped.
+   */
+  readonly total: number;
+  /**
+   * CRC-32C of the whole snapshot data, when the leader knows it (the same on every chunk). The
+   * follower checks the received bytes against it, and continues a transfer of the same snapshot
+   * (same index, term, size and digest) from its received offset after a leader change.
+   */
+  readonly digest?: number;
+  /**
    * This chunk's bytes, at most {@linkcode RaftConfig.snapshotChunkBytes} long; may be empty (an
    * empty snapshot is sent as one empty chunk with `done`). A view into the leader's snapshot: not
    * copied, never mutate it.
@@ -405,6 +423,11 @@ export interface RaftConfig {
   readonly maxInflightAppends?: number;
   /** Snapshot chunk size in bytes. Default 256 KiB. */
   readonly snapshotChunkBytes?: number;
+  /**
+   * Largest snapshot this node accepts from a leader, in bytes: a transfer announcing more is
+   * refused (and counted). Default 1 GiB.
+   */
+  readonly maxSnapshotBytes?: number;
   /** The leader promotes a learner to voter once its log matches the leader's commit. Default true. */
   readonly autoPromoteLearners?: boolean;
   /**

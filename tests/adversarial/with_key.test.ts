@@ -100,6 +100,7 @@ describe("adversarial, with a cluster key", () => {
           },
           offset: 0,
           data: encodeCbor({ states: [], applied: [] }),
+          total: encodeCbor({ states: [], applied: [] }).length,
           done: true,
         });
       }

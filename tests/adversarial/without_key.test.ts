@@ -86,6 +86,7 @@ describe("adversarial, without a cluster key", () => {
         },
         offset: 0,
         data: encodeCbor({ states: [], applied: [] }),
+        total: encodeCbor({ states: [], applied: [] }).length,
         done: true,
       });
       rogue.raft({
@@ -418,6 +419,7 @@ describe("adversarial, without a cluster key", () => {
       },
       offset: 0,
       data: encodeCbor({ states: [], applied: [] }),
+      total: encodeCbor({ states: [], applied: [] }).length,
       done: true,
     });
     await rogue.flush();
