@@ -238,6 +238,10 @@ export class HamokSubscriptionTable<M = unknown> implements ReplicatedState {
     for (const [event, peers] of next) {
       for (const [peerId, metadata] of peers) this.#add(event, peerId, metadata);
     }
+    // the content is the image's now; so is the order (a kept subscriber would otherwise stay where
+    // it was here, and this replica would list the subscribers unlike the ones that applied the log)
+    this.#table.clear();
+    for (const [event, peers] of next) this.#table.set(event, peers);
   }
 
   #add(event: string, peerId: string, metadata: M | null): boolean {
