@@ -39,8 +39,6 @@ const REGRESSIONS: readonly [seed: number, found: string, workload?: "map"][] = 
   [100334, "not a member after the heal: restarted late after an unconfirmed leave (simulator)", "map"],
   [108825, "the same, after a pause and a leave in a 5-peer cluster (simulator)", "map"],
   [115440, "the same, after partitions in a 5-peer cluster (simulator)", "map"],
-  [51, "a queue pop in flight when its peer crashed was not counted as unknown (simulator)"],
-  [74, "the subscribers of an event listed in another order on one replica (compared as a set; cause open)"],
 ];
 
 describe("whole-peer simulator sweep", () => {
