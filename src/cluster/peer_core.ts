@@ -10,7 +10,7 @@
 
 import type { EventEmitter } from "eventemitter3";
 import { decodeCbor, encodeCbor } from "../codec/cbor.ts";
-import { runSnapshotJob, SnapshotJob } from "./snapshot_job.ts";
+import { restoreInSlices, runSnapshotJob, SnapshotJob } from "./snapshot_job.ts";
 import { DEFAULT_MAX_ENVELOPE_BYTES, type HelloBody, type WireEnvelope } from "../codec/envelope.ts";
 import { PeerWire } from "./peer_wire.ts";
 import { newMemberId, peerIdOfMember } from "./member_id.ts";
@@ -23,7 +23,7 @@ import { JOIN_OP, LEAVE_OP, MembershipManager } from "./membership_manager.ts";
 import { MembershipView } from "./membership_view.ts";
 import { Proposals } from "./proposals.ts";
 import { RpcRouter } from "./rpc.ts";
-import { type Command, StateMachine, type StateMachineImage } from "./state_machine.ts";
+import { type Command, StateMachine } from "./state_machine.ts";
 import { ClusterSubjects } from "./subjects.ts";
 import { Waiters } from "./waiters.ts";
 import { PeerCounters } from "./peer_counters.ts";
@@ -400,9 +400,10 @@ export abstract class PeerCore {
     this.node = node;
     this.members.clear();
     const base = persisted.snapshot;
+    let restoring: Promise<void> | undefined;
     if (base !== undefined) {
       this.membership.set(base.meta.membership, false);
-      if (base.data.length > 0) this.#restoreState(base.data);
+      if (base.data.length > 0) restoring = this.#restoreState(base.data);
     }
     this.#lastCompacted = base?.meta.index ?? 0;
     this.#compactedBytes = this.#appliedBytes;
@@ -417,6 +418,8 @@ export abstract class PeerCore {
       hooks.appliedBatch = (count) => this.metrics.applyBatchSize.record(count, this.metrics.peerAttributes);
     }
     this.driver = new RaftDriver(node, this.storage, hooks, this.config.tickMs, scheduler);
+    // the state is restored in slices meanwhile: the driver applies nothing before it is complete
+    if (restoring !== undefined) this.driver.holdUntil(restoring, base!.meta.index);
     this.driver.start();
     this.#lastLeaderContact = scheduler.now();
     this.#lastMemberContact = this.#lastLeaderContact;
@@ -717,21 +720,32 @@ export abstract class PeerCore {
 
   // ------------------------------------------------------------------ snapshots and compaction
 
-  #onSnapshotRestored(snapshot: Snapshot): void {
-    this.#restoreState(snapshot.data);
+  #onSnapshotRestored(snapshot: Snapshot): Promise<void> {
     this.membership.set(snapshot.meta.membership, true);
     this.#lastCompacted = snapshot.meta.index;
     this.#compactedBytes = this.#appliedBytes;
-    this.waiters.check();
+    return this.#restoreState(snapshot.data).then(() => this.waiters.check());
   }
 
-  #restoreState(data: Uint8Array): void {
-    try {
-      this.stateMachine.restore(decodeCbor(data) as StateMachineImage);
-    } catch (error) {
+  /**
+   * Restores the state machine from snapshot bytes in slices of a few milliseconds (the peer goes on
+   * answering its leader meanwhile; the driver holds back applying until the promise settles). A newer
+   * restore abandons an older one. Bytes that are not an image leave the states as they were.
+   */
+  #restoreState(data: Uint8Array): Promise<void> {
+    const token = ++this.#restoreToken;
+    return restoreInSlices(
+      this.config.scheduler,
+      this.stateMachine,
+      data,
+      SNAPSHOT_SLICE_MS,
+      () => token === this.#restoreToken && !this.isClosed,
+    ).catch((error) => {
       this.reportError(new HamokError("cannot restore a snapshot", "HAMOK_CODEC", { cause: error }));
-    }
+    });
   }
+
+  #restoreToken = 0;
 
   #compactionDue(index: number): boolean {
     return index - this.#lastCompacted >= this.config.snapshotThreshold ||
@@ -762,9 +776,9 @@ export abstract class PeerCore {
           this.#compactScheduled = false;
           return false;
         },
-        done: (data) => {
+        done: (data, digest) => {
           this.#compactScheduled = false;
-          driver.run((node) => node.compact(index, data));
+          driver.run((node) => node.compact(index, data, digest));
           if (index > this.#lastCompacted) {
             this.#lastCompacted = index;
             this.#compactedBytes = bytes;

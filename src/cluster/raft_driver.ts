@@ -32,8 +32,12 @@ export interface RaftDriverHooks {
   send(message: RaftMessage): void;
   /** Applies one committed entry (any type) in log order. */
   apply(entry: Entry): void;
-  /** Restores the state machine from a snapshot received from the leader. */
-  restore(snapshot: Snapshot): void;
+  /**
+   * Restores the state machine from a snapshot received from the leader. A restore that takes a
+   * while returns a promise: the driver goes on (persisting, sending, answering the leader) but
+   * holds back applying committed entries until it settles; a newer snapshot supersedes it.
+   */
+  restore(snapshot: Snapshot): void | Promise<void>;
   /** The role, leader or term changed. */
   softStateChanged(state: SoftState): void;
   /** Optional: the membership (as of the latest config entry in the log) changed. */
@@ -79,6 +83,9 @@ export class RaftDriver {
   readonly #reads = new Map<string, PendingRead>();
   #appliedWaiters: AppliedWaiter[] = [];
   #applied = 0;
+  /** A restore is under way: committed entries wait in {@linkcode #held} (in log order). */
+  #restoring = 0;
+  #held: Entry[] = [];
   /** Drains run since the event loop last turned. */
   #microDrains = 0;
   /** Term and vote as last handed to the storage (a batch that changes them needs a sync). */
@@ -270,20 +277,18 @@ export class RaftDriver {
     if (ready.softState !== undefined) hooks.softStateChanged(ready.softState);
     if (ready.membership !== undefined) hooks.membershipChanged?.(ready.membership);
     if (ready.snapshot !== undefined && ready.restoreSnapshot) {
-      hooks.restore(ready.snapshot);
-      this.#applied = Math.max(this.#applied, ready.snapshot.meta.index);
-    }
-    for (const entry of ready.committed) {
-      try {
-        hooks.apply(entry);
-      } catch (error) {
-        hooks.error(error);
+      // entries held for an earlier restore are covered by this snapshot (it is beyond the commit index)
+      this.#held = [];
+      const restoring = hooks.restore(ready.snapshot);
+      if (restoring instanceof Promise) this.holdUntil(restoring, ready.snapshot.meta.index);
+      else {
+        this.#restoring = 0;
+        this.#applied = Math.max(this.#applied, ready.snapshot.meta.index);
       }
-      this.#applied = entry.index;
     }
-    if (ready.committed.length > 0 && hooks.appliedBatch !== undefined) {
-      hooks.appliedBatch(ready.committed.length);
-    }
+    if (this.#restoring !== 0) {
+      for (const entry of ready.committed) this.#held.push(entry);
+    } else this.#applyAll(ready.committed);
     for (const read of ready.readStates) this.#readDone(read);
     for (const dropped of ready.droppedReads) {
       const pending = this.#reads.get(dropped.ctx);
@@ -292,6 +297,51 @@ export class RaftDriver {
       pending.reject(dropped.reason);
     }
     if (this.#appliedWaiters.length > 0) this.#releaseApplied();
+  }
+
+  /**
+   * Holds back applying committed entries until `restore` settles (a state machine restore from a
+   * snapshot at `index`, running in slices); the applied index is at `index` afterwards. Until then
+   * the driver reports what it applied before (0 after a restart: nothing is applied yet).
+   */
+  holdUntil(restore: Promise<void>, index: number): void {
+    const generation = ++this.#generation;
+    this.#restoring = generation;
+    if (this.#applied >= index) this.#applied = 0;
+    const settled = () => {
+      if (this.#restoring !== generation || this.#stopped) return;
+      this.#restoring = 0;
+      this.#applied = Math.max(this.#applied, index);
+      const held = this.#held;
+      this.#held = [];
+      this.#applyAll(held);
+      if (this.#appliedWaiters.length > 0) this.#releaseApplied();
+      this.schedule();
+    };
+    restore.then(settled, (error) => {
+      this.#hooks.error(error);
+      settled();
+    });
+  }
+
+  /** True while a restore holds back applying. */
+  get isRestoring(): boolean {
+    return this.#restoring !== 0;
+  }
+
+  #generation = 0;
+
+  #applyAll(entries: readonly Entry[]): void {
+    const hooks = this.#hooks;
+    for (const entry of entries) {
+      try {
+        hooks.apply(entry);
+      } catch (error) {
+        hooks.error(error);
+      }
+      this.#applied = entry.index;
+    }
+    if (entries.length > 0 && hooks.appliedBatch !== undefined) hooks.appliedBatch(entries.length);
   }
 
   #readDone(read: ReadState): void {
