@@ -341,24 +341,26 @@ export abstract class CollectionBase<E extends CollectionEvents<E>, C> {
   }
 
   /** @internal {@linkcode propose} with proposal options already resolved. */
-  protected async proposeWith<O extends keyof C & string>(
+  protected proposeWith<O extends keyof C & string>(
     op: O,
     args: ArgsOf<C, O>,
     options: ProposeOptions,
   ): Promise<ResultOf<C, O>> {
-    try {
-      return await this.host.propose(this.#kind, this.id, op, args, options) as ResultOf<C, O>;
-    } catch (error) {
-      // the command could not be encoded: say which collection's
-      if (
-        error instanceof HamokError && error.code === "HAMOK_CODEC" && !(error instanceof HamokCodecError)
-      ) {
-        throw new HamokCodecError(`${this.#label} '${this.id}': ${error.message}`, {
-          cause: error.cause ?? error,
-        });
-      }
-      throw error;
+    return this.host.propose(this.#kind, this.id, op, args, options) as Promise<ResultOf<C, O>>;
+  }
+
+  /**
+   * @internal The error a proposal failed with, as the application should see it: a command that
+   * could not be encoded (items or metadata the CBOR encoder refuses) becomes a `HamokCodecError`
+   * naming this collection.
+   */
+  protected proposalError(error: unknown): unknown {
+    if (error instanceof HamokError && error.code === "HAMOK_CODEC" && !(error instanceof HamokCodecError)) {
+      return new HamokCodecError(`${this.#label} '${this.id}': ${error.message}`, {
+        cause: error.cause ?? error,
+      });
     }
+    return error;
   }
 
   /** @internal Validated write options to proposal options. */

@@ -9,9 +9,11 @@ import { decodeValue, encodeValue, type ValueCodec } from "../codec/value_codec.
 import { HamokConfigError } from "../errors.ts";
 import type { CollectionHost } from "./collection_host.ts";
 import { checkCodec, CollectionBase, collectionIdentity, type HamokWriteOptions } from "./collection_base.ts";
+import type { ArgsOf, ResultOf } from "./command_spec.ts";
 import {
   type HamokQueueSnapshot,
   type HamokQueueState,
+  type PopResult,
   QUEUE_KIND,
   type QueueCommands,
 } from "./queue_state.ts";
@@ -175,7 +177,7 @@ export class HamokQueue<T> extends CollectionBase<HamokQueueEvents<T>, QueueComm
       wire = encoded;
     }
     if (wire.length === 0) return;
-    await this.propose("push", wire, options);
+    await this.#propose("push", wire, options);
   }
 
   /**
@@ -192,17 +194,22 @@ export class HamokQueue<T> extends CollectionBase<HamokQueueEvents<T>, QueueComm
       await this.host.waitUntilCommitHead(timeoutMs);
       if (this.#state.size === 0) return undefined;
     }
-    const result = await this.proposeWith("pop", null, {
-      requestId,
-      timeoutMs: Math.max(1, deadline - this.host.scheduler.now()),
-    });
+    let result: PopResult;
+    try {
+      result = await this.proposeWith("pop", null, {
+        requestId,
+        timeoutMs: Math.max(1, deadline - this.host.scheduler.now()),
+      });
+    } catch (error) {
+      throw this.proposalError(error);
+    }
     return result === null ? undefined : this.#decode(result.item);
   }
 
   /** Removes every item, as one command (each fires `remove` on every peer, then `empty`). */
   async clear(options?: HamokQueueWriteOptions): Promise<void> {
     this.assertOpen();
-    await this.propose("clear", null, options);
+    await this.#propose("clear", null, options);
   }
 
   /** The content of this peer's copy, items in their replicated form (see {@linkcode HamokQueueSnapshot}). */
@@ -226,7 +233,7 @@ export class HamokQueue<T> extends CollectionBase<HamokQueueEvents<T>, QueueComm
     if (snapshot.items.some((item) => item === undefined)) {
       throw new HamokConfigError("a queue item cannot be undefined");
     }
-    await this.propose("import", snapshot.items, options);
+    await this.#propose("import", snapshot.items, options);
   }
 
   /** @internal Stops hearing the state (pending writes still settle). */
@@ -249,6 +256,19 @@ export class HamokQueue<T> extends CollectionBase<HamokQueueEvents<T>, QueueComm
     };
     this.#state.on(event, listener);
     this.#disposers.push(() => this.#state.off(event, listener));
+  }
+
+  /** Proposes `op`; an item that cannot be encoded rejects with a `HamokCodecError` naming the queue. */
+  async #propose<O extends keyof QueueCommands & string>(
+    op: O,
+    args: ArgsOf<QueueCommands, O>,
+    options: HamokQueueWriteOptions | undefined,
+  ): Promise<ResultOf<QueueCommands, O>> {
+    try {
+      return await this.propose(op, args, options);
+    } catch (error) {
+      throw this.proposalError(error);
+    }
   }
 
   #decode(item: unknown): T {

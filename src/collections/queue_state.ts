@@ -8,7 +8,7 @@
 
 import { EventEmitter } from "eventemitter3";
 import type { ApplyContext, ReplicatedState } from "../cluster/state_machine.ts";
-import { applyCommand, type CommandHandlers, type CommandSpec } from "./command_spec.ts";
+import { applyCommand, type CommandSpec, type CommandTable, commandTable } from "./command_spec.ts";
 
 /** The replicated-state kind of queues. */
 export const QUEUE_KIND = "queue";
@@ -124,7 +124,7 @@ export class HamokQueueState extends EventEmitter<HamokQueueStateEvents> impleme
   }
 
   /** The applying side of {@linkcode QueueCommands}. */
-  static readonly #commands: CommandHandlers<QueueCommands, HamokQueueState> = {
+  static readonly #commands: CommandTable<HamokQueueState> = commandTable<QueueCommands, HamokQueueState>({
     push: (s, args) => {
       s.#pushAll(args as unknown[]);
       return s.size;
@@ -136,7 +136,7 @@ export class HamokQueueState extends EventEmitter<HamokQueueStateEvents> impleme
       s.#pushAll(args as unknown[]);
       return removed;
     },
-  };
+  });
 
   /** @internal Applies a committed command (see {@linkcode QueueCommands}). */
   apply(op: string, args: unknown, ctx: ApplyContext): unknown {

@@ -489,7 +489,12 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
     const requestId = checked.requestId ?? `${this.host.localMemberId}:${this.id}:${++this.seq}`;
     const args = makeArgs() as ArgsOf<RemoteMapCommands, RemoteMapOp>;
     const deadline = this.host.scheduler.now() + timeoutMs;
-    const index = await this.proposeWith(op, args, { timeoutMs, requestId });
+    let index: number;
+    try {
+      index = await this.proposeWith(op, args, { timeoutMs, requestId });
+    } catch (error) {
+      throw this.proposalError(error);
+    }
     const result = await this.#whenExecuted(op, index, requestId, timeoutMs, deadline);
     return this.#decodeResult(op, result) as R;
   }

@@ -18,7 +18,7 @@
 import { EventEmitter } from "eventemitter3";
 import { decodeCbor } from "../codec/cbor.ts";
 import type { ApplyContext, ReplicatedState } from "../cluster/state_machine.ts";
-import { applyCommand, type CommandHandlers, type CommandSpec } from "./command_spec.ts";
+import { applyCommand, type CommandSpec, type CommandTable, commandTable } from "./command_spec.ts";
 import { HamokError } from "../errors.ts";
 
 /** The replicated-state kind of remote maps. */
@@ -167,7 +167,10 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
   }
 
   /** The applying side of {@linkcode RemoteMapCommands}. */
-  static readonly #commands: CommandHandlers<RemoteMapCommands, HamokRemoteMapState> = {
+  static readonly #commands: CommandTable<HamokRemoteMapState> = commandTable<
+    RemoteMapCommands,
+    HamokRemoteMapState
+  >({
     set: (s, args, ctx) => s.#enqueue("set", args, ctx),
     setAll: (s, args, ctx) => s.#enqueue("setAll", args, ctx),
     insert: (s, args, ctx) => s.#enqueue("insert", args, ctx),
@@ -180,7 +183,7 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
     removeIf: (s, args, ctx) => s.#enqueue("removeIf", args, ctx),
     clear: (s, args, ctx) => s.#enqueue("clear", args, ctx),
     executed: (s, args, ctx) => s.#applyExecuted(args as { upTo: number; data: Uint8Array }, ctx.index),
-  };
+  });
 
   /** @internal Applies a committed command (see {@linkcode RemoteMapCommands}). */
   apply(op: string, args: unknown, ctx: ApplyContext): unknown {

@@ -8,7 +8,7 @@
 
 import type { ApplyContext, ReplicatedState } from "../cluster/state_machine.ts";
 import { checkListener } from "./collection_base.ts";
-import { applyCommand, type CommandHandlers, type CommandSpec } from "./command_spec.ts";
+import { applyCommand, type CommandSpec, type CommandTable, commandTable } from "./command_spec.ts";
 import { LocalListeners } from "./local_listeners.ts";
 
 /**
@@ -184,7 +184,10 @@ export class HamokSubscriptionTable<M = unknown> implements ReplicatedState {
   }
 
   /** The applying side of {@linkcode EmitterCommands}. */
-  static readonly #commands: CommandHandlers<EmitterCommands, HamokSubscriptionTable> = {
+  static readonly #commands: CommandTable<HamokSubscriptionTable> = commandTable<
+    EmitterCommands,
+    HamokSubscriptionTable
+  >({
     subscribe: (s, args, ctx) => {
       const a = args as Record<string, unknown>;
       return s.#add(a.event as string, ctx.proposerPeerId, a.metadata ?? null);
@@ -201,7 +204,7 @@ export class HamokSubscriptionTable<M = unknown> implements ReplicatedState {
       }
       return changed;
     },
-  };
+  });
 
   /** @internal Applies a committed command (see {@linkcode EmitterCommands}). */
   apply(op: string, args: unknown, ctx: ApplyContext): unknown {
