@@ -227,7 +227,7 @@ export class Hamok extends EventEmitter<HamokEvents> {
    * Leaves the cluster: hands leadership over if this peer leads, is removed from the membership
    * through the log, and stops. The peer can `join()` again later (under a new member id).
    */
-  leave(timeoutMs: number = this.config.requestTimeoutMs): Promise<void> {
+  leave(timeoutMs: number = this.config.requestTimeoutInMs): Promise<void> {
     return this.#peer.leave(timeoutMs);
   }
 
@@ -237,7 +237,7 @@ export class Hamok extends EventEmitter<HamokEvents> {
   }
 
   /** Resolves once a leader is known; rejects with `HamokTimeoutError` after `timeoutMs`. */
-  waitUntilLeader(timeoutMs: number = this.config.requestTimeoutMs): Promise<void> {
+  waitUntilLeader(timeoutMs: number = this.config.requestTimeoutInMs): Promise<void> {
     return this.#peer.waitUntilLeader(timeoutMs);
   }
 
@@ -245,7 +245,7 @@ export class Hamok extends EventEmitter<HamokEvents> {
    * A read barrier: resolves once this peer has applied everything the cluster had committed when
    * it was called (ReadIndex through the leader). Rejects with `HamokTimeoutError` after `timeoutMs`.
    */
-  waitUntilCommitHead(timeoutMs: number = this.config.requestTimeoutMs): Promise<void> {
+  waitUntilCommitHead(timeoutMs: number = this.config.requestTimeoutInMs): Promise<void> {
     return this.#peer.waitUntilCommitHead(timeoutMs);
   }
 
@@ -501,7 +501,7 @@ export class Hamok extends EventEmitter<HamokEvents> {
    * so the event loop is free between them.
    */
   import(snapshot: HamokSnapshot): Promise<void> {
-    return importSnapshot(this.#peer, snapshot, this.config.requestTimeoutMs);
+    return importSnapshot(this.#peer, snapshot, this.config.requestTimeoutInMs);
   }
 
   /** A client's publish: through the live emitter, or a short-lived one that acknowledges, then goes. */

@@ -247,7 +247,7 @@ export class ClusterPeer extends PeerCore implements CollectionHost {
     if (this.isClosed) return Promise.reject(new HamokClosedError("the peer is closed"));
     if (this.isJoined) return Promise.resolve();
     if (this.joinPromise !== undefined) return this.joinPromise;
-    const timeoutMs = options.timeoutMs ?? 3 * this.config.requestTimeoutMs;
+    const timeoutMs = options.timeoutMs ?? 3 * this.config.requestTimeoutInMs;
     if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
       return Promise.reject(
         new HamokConfigError(`join timeoutMs must be a positive integer, got ${timeoutMs}`),
@@ -279,7 +279,7 @@ export class ClusterPeer extends PeerCore implements CollectionHost {
   }
 
   /** Leaves the cluster (see `Hamok.leave`). */
-  async leave(timeoutMs: number = this.config.requestTimeoutMs): Promise<void> {
+  async leave(timeoutMs: number = this.config.requestTimeoutInMs): Promise<void> {
     if (this.isClosed) throw new HamokClosedError("the peer is closed");
     if (this.joinPromise !== undefined) {
       this.joinAbort?.abort(new HamokAbortedError("join aborted by leave()"));
@@ -334,14 +334,14 @@ export class ClusterPeer extends PeerCore implements CollectionHost {
   }
 
   /** Resolves once a leader is known; rejects with `HamokTimeoutError` after `timeoutMs`. */
-  waitUntilLeader(timeoutMs: number = this.config.requestTimeoutMs): Promise<void> {
+  waitUntilLeader(timeoutMs: number = this.config.requestTimeoutInMs): Promise<void> {
     const invalid = invalidTimeout("waitUntilLeader", timeoutMs);
     if (invalid !== undefined) return Promise.reject(invalid);
     return this.waiters.waitFor(() => this.leaderMemberId !== undefined, timeoutMs, "a leader");
   }
 
   /** A read barrier through the leader (see `Hamok.waitUntilCommitHead`). */
-  async waitUntilCommitHead(timeoutMs: number = this.config.requestTimeoutMs): Promise<void> {
+  async waitUntilCommitHead(timeoutMs: number = this.config.requestTimeoutInMs): Promise<void> {
     const invalid = invalidTimeout("waitUntilCommitHead", timeoutMs);
     if (invalid !== undefined) throw invalid;
     const scheduler = this.config.scheduler;
@@ -643,7 +643,7 @@ export class ClusterPeer extends PeerCore implements CollectionHost {
         // when the leadership moved) or this member removed before it caught up: ask again then.
         const admitted = removed ? false : await this.waiters.waitFor(
           () => this.members.has(this.memberId) || this.identityLost,
-          Math.max(1, Math.min(deadline - scheduler.now(), 2 * this.config.requestTimeoutMs)),
+          Math.max(1, Math.min(deadline - scheduler.now(), 2 * this.config.requestTimeoutInMs)),
           "membership",
           signal,
         ).then(

@@ -41,7 +41,7 @@ export interface HamokEvents {
  * ```
  */
 export interface HamokJoinOptions {
-  /** Give up after this many ms with a `HamokTimeoutError`. Default: 3 x `requestTimeoutMs`. */
+  /** Give up after this many ms with a `HamokTimeoutError`. Default: 3 x `requestTimeoutInMs`. */
   timeoutMs?: number;
   /** Abort the join. */
   signal?: AbortSignal;
