@@ -472,6 +472,15 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
 
   // ------------------------------------------------------------------ internals
 
+  /**
+   * Closes the record object on this peer: listeners are dropped (after `close` fired), writes reject
+   * with {@linkcode HamokClosedError}, and a pending initialization stops. The replicated content
+   * stays in the cluster.
+   */
+  override close(): void {
+    super.close();
+  }
+
   /** @internal A pending initialization stops. */
   protected override onClose(): void {
     super.onClose();

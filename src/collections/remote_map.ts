@@ -461,6 +461,11 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
    * Closes this map object: pending operations reject with `HamokClosedError` (they stay committed
    * and another peer's leader executes them), and this peer stops executing.
    */
+  override close(): void {
+    super.close();
+  }
+
+  /** @internal Stops executing and rejects the waiting operations. */
   protected override onClose(): void {
     for (const dispose of this.disposers) dispose();
     this.disposers.length = 0;
