@@ -9,13 +9,14 @@
  */
 
 import type { EventEmitter } from "eventemitter3";
-import { decodeCbor, encodeCbor } from "../codec/cbor.ts";
+import { encodeCbor } from "../codec/cbor.ts";
 import { restoreInSlices, runSnapshotJob, SnapshotJob } from "./snapshot_job.ts";
 import { DEFAULT_MAX_ENVELOPE_BYTES, type HelloBody, type WireEnvelope } from "../codec/envelope.ts";
 import { PeerWire } from "./peer_wire.ts";
 import { newMemberId, peerIdOfMember } from "./member_id.ts";
 import type { TimerHandle } from "./scheduler.ts";
 import { RaftDriver, type RaftDriverHooks } from "./raft_driver.ts";
+import { openSharedRaft, RaftFanout } from "./raft_fanout.ts";
 import { AckBatcher } from "./ack_batcher.ts";
 import { asError } from "./async.ts";
 import { Discovery } from "./discovery.ts";
@@ -139,6 +140,7 @@ export abstract class PeerCore {
   /** Leader with metrics: when the oldest unanswered append went to each member. */
   protected readonly appendSentAt: Map<string, number> = new Map();
   #transportSubs: TransportSubscription[] = [];
+  #fanout: RaftFanout | undefined;
   #livenessTimer: TimerHandle | undefined;
   #lastCompacted = 0;
   #compactScheduled = false;
@@ -374,6 +376,7 @@ export abstract class PeerCore {
     this.#transportSubs.push(
       this.transport.subscribe(this.subjects.inbox(this.localPeerId), (message) => this.#onInbox(message)),
       this.transport.subscribe(this.subjects.broadcast, (message) => this.#onBroadcast(message)),
+      this.transport.subscribe(this.subjects.shared, (message) => this.#onShared(message)),
     );
   }
 
@@ -407,8 +410,24 @@ export abstract class PeerCore {
     }
     this.#lastCompacted = base?.meta.index ?? 0;
     this.#compactedBytes = this.#appliedBytes;
+    // a leader's alike appends and heartbeats to followers in sync with it go out once (shared subject)
+    const fanout = this.#fanout = new RaftFanout({
+      scheduler,
+      inSyncMs: 3 * this.config.heartbeatTicks * this.config.tickMs,
+      localPeerId: this.localPeerId,
+      wire: this.wire,
+      maxMessageBytes: () => this.maxMessageBytes,
+      unicast: (message) => this.#sendRaft(message),
+      publishShared: (data) => this.publishBytes(this.subjects.shared, data),
+      encodeFailed: (error) => {
+        this.counters.sendFailures++;
+        this.reportError(asError(error));
+      },
+      appendSent: this.metrics.enabled ? (memberId) => this.#appendSent(memberId) : undefined,
+    });
     const hooks: RaftDriverHooks = {
       send: (message) => this.#sendRaft(message),
+      sendAll: (messages) => fanout.send(messages, this.peerState === "leader"),
       apply: (entry) => this.#apply(entry),
       restore: (snapshot) => this.#onSnapshotRestored(snapshot),
       softStateChanged: (state) => this.softStateChanged(state),
@@ -518,10 +537,14 @@ export abstract class PeerCore {
   }
 
   #sendRaft(message: RaftMessage): void {
-    if (message.type === "append" && this.metrics.enabled && !this.appendSentAt.has(message.to)) {
-      this.appendSentAt.set(message.to, this.config.scheduler.monotonicNow());
-    }
+    if (message.type === "append" && this.metrics.enabled) this.#appendSent(message.to);
     this.send(peerIdOfMember(message.to), { type: "raft", from: this.localPeerId, body: message });
+  }
+
+  #appendSent(memberId: string): void {
+    if (!this.appendSentAt.has(memberId)) {
+      this.appendSentAt.set(memberId, this.config.scheduler.monotonicNow());
+    }
   }
 
   // ------------------------------------------------------------------ inbox
@@ -618,6 +641,10 @@ export abstract class PeerCore {
     }
     if (this.peerState === "leader") {
       this.membershipManager.heard(body.from, this.config.scheduler.now());
+      if (
+        (body.type === "append-response" || body.type === "heartbeat-response") &&
+        body.term === driver.node.term
+      ) this.#fanout?.answered(body.from, body.term);
       if (body.type === "append-response" && this.metrics.enabled) this.#appendAnswered(body.from);
     } else if (body.from === this.leaderMemberId) this.#lastLeaderContact = this.config.scheduler.now();
     driver.step(body);
@@ -653,6 +680,15 @@ export abstract class PeerCore {
       from: this.localPeerId,
       body: { requestId: `${this.memberId}:removed`, op: REMOVED_OP, payload: encodeCbor(memberId) },
     });
+  }
+
+  /** A shared append or heartbeat (a leader ignores the subject: its own publishes come back on it). */
+  #onShared(message: TransportMessage): void {
+    if (this.isClosed || this.peerState === "leader") return;
+    const envelope = this.wire.decode(message.data);
+    if (envelope === undefined) return;
+    const raft = openSharedRaft(envelope, this.memberId, this.driver?.node, this.wire, this.counters);
+    if (raft !== undefined) this.#onRaft(envelope.from, raft);
   }
 
   #onBroadcast(message: TransportMessage): void {

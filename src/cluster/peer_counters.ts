@@ -18,6 +18,8 @@
  * - `stale-sequence`: an event older than one already delivered from its publisher.
  * - `unexpected`: a well-formed message nobody waits for (an ack nobody awaits, a reply to no request).
  * - `rate-limited`: a sender (or everyone) sent more of this kind than this peer answers.
+ * - `not-leader`: a shared append or heartbeat (one publish for several followers) that is not from
+ *   the leader this peer follows in its current term (another term, another member, no leader known).
  */
 export type DropReason =
   | "oversized"
@@ -29,7 +31,8 @@ export type DropReason =
   | "bad-term"
   | "stale-sequence"
   | "unexpected"
-  | "rate-limited";
+  | "rate-limited"
+  | "not-leader";
 
 /** Every {@linkcode DropReason}, in a stable order. */
 export const DROP_REASONS: readonly DropReason[] = [
@@ -43,6 +46,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   "stale-sequence",
   "unexpected",
   "rate-limited",
+  "not-leader",
 ];
 
 /** A copy of a peer's counters at one moment. */
@@ -57,6 +61,11 @@ export interface PeerCounterValues {
   readonly leaderChanges: number;
   /** Outbound publishes the transport refused (too large, closed connection, ...). */
   readonly sendFailures: number;
+  /**
+   * Shared appends and heartbeats (a leader's one publish for several in-sync followers) that did not
+   * name this peer: ignored, not a drop.
+   */
+  readonly notForMe: number;
 }
 
 /**
@@ -81,6 +90,7 @@ export class PeerCounters {
     "stale-sequence": 0,
     unexpected: 0,
     "rate-limited": 0,
+    "not-leader": 0,
   };
   /** Messages that failed to decode. */
   codecFailures = 0;
@@ -90,6 +100,8 @@ export class PeerCounters {
   leaderChanges = 0;
   /** Outbound publishes that threw. */
   sendFailures = 0;
+  /** Shared appends and heartbeats that named other followers only. */
+  notForMe = 0;
   /** Called after every drop (for metrics); must not throw. */
   onDropped: ((reason: DropReason) => void) | undefined;
 
@@ -115,6 +127,7 @@ export class PeerCounters {
       elections: this.elections,
       leaderChanges: this.leaderChanges,
       sendFailures: this.sendFailures,
+      notForMe: this.notForMe,
     };
   }
 }

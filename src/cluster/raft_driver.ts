@@ -30,6 +30,11 @@ const MICROTASK_DRAINS = 256;
 export interface RaftDriverHooks {
   /** Sends a Raft message to `message.to`. */
   send(message: RaftMessage): void;
+  /**
+   * Optional: sends the messages of one batch (in order) at once, so that the peer may share what
+   * several followers get alike; without it each goes through {@linkcode RaftDriverHooks.send}.
+   */
+  sendAll?(messages: readonly RaftMessage[]): void;
   /** Applies one committed entry (any type) in log order. */
   apply(entry: Entry): void;
   /**
@@ -208,12 +213,11 @@ export class RaftDriver {
     this.#draining = true;
     try {
       const node = this.node;
-      const hooks = this.#hooks;
       while (!this.#stopped && node.hasReady()) {
         const ready = node.ready();
         // A leader's appends and heartbeats go out at once: the followers write while we sync.
         const early = ready.earlyMessages;
-        for (let i = 0; i < early.length; i++) hooks.send(early[i]!); // i < length
+        if (early.length > 0) this.#sendAll(early);
         const persisted = this.#persist(ready);
         // Inputs that arrive while the sync runs are batched into the next ready (group commit).
         if (persisted !== undefined) await persisted;
@@ -271,9 +275,15 @@ export class RaftDriver {
     return pending;
   }
 
+  #sendAll(messages: readonly RaftMessage[]): void {
+    const hooks = this.#hooks;
+    if (hooks.sendAll !== undefined) hooks.sendAll(messages);
+    else for (let i = 0; i < messages.length; i++) hooks.send(messages[i]!); // i < length
+  }
+
   #act(ready: RaftReady): void {
     const hooks = this.#hooks;
-    for (const message of ready.messages) hooks.send(message);
+    if (ready.messages.length > 0) this.#sendAll(ready.messages);
     if (ready.softState !== undefined) hooks.softStateChanged(ready.softState);
     if (ready.membership !== undefined) hooks.membershipChanged?.(ready.membership);
     if (ready.snapshot !== undefined && ready.restoreSnapshot) {

@@ -37,6 +37,7 @@ export function encodeSubjectToken(token: string): string {
  * const subjects = new ClusterSubjects("hamok.orders");
  * subjects.inbox("peer-1");              // "hamok.orders.peer.peer-1"
  * subjects.event("chat", "message");     // "hamok.orders.emit.chat.message"
+ * subjects.shared;                       // "hamok.orders.append"
  * ```
  */
 export class ClusterSubjects {
@@ -44,11 +45,17 @@ export class ClusterSubjects {
   readonly prefix: string;
   /** The broadcast subject used for discovery. */
   readonly broadcast: string;
+  /**
+   * The subject of a leader's shared appends and heartbeats: one publish for all its in-sync
+   * followers, each message naming its recipients. Every peer subscribes to it.
+   */
+  readonly shared: string;
 
   /** Creates the subject set for a prefix (which must itself be a valid subject). */
   constructor(prefix: string) {
     this.prefix = prefix;
     this.broadcast = `${prefix}.all`;
+    this.shared = `${prefix}.append`;
   }
 
   /** The default prefix for a cluster id: `hamok.<encoded clusterId>`. */

@@ -15,10 +15,20 @@
  */
 
 import { HamokCodecError, HamokConfigError } from "../errors.ts";
-import type { RaftMessage } from "../raft/types.ts";
+import type { AppendMessage, HeartbeatMessage, RaftMessage } from "../raft/types.ts";
 import { decodeCbor, describeType, encodeCbor, messageOf } from "./cbor.ts";
 import { packRaftMessage, unpackRaftMessage } from "./raft_body.ts";
-import { arrayAt, boolAt, bytesAt, errorAt, listAt, packError, stringAt, uintAt } from "./wire_shape.ts";
+import {
+  arrayAt,
+  boolAt,
+  bytesAt,
+  errorAt,
+  listAt,
+  packError,
+  stringAt,
+  stringListAt,
+  uintAt,
+} from "./wire_shape.ts";
 
 /**
  * The wire protocol version written into every envelope. A peer drops envelopes of any other version.
@@ -185,6 +195,40 @@ export interface AcksBody {
 }
 
 /**
+ * Most recipients one {@linkcode SharedRaftBody} names: the decoder refuses a longer list, and a
+ * leader with more in-sync followers publishes one shared message per group of this many.
+ *
+ * @example
+ * ```ts
+ * import { MAX_SHARED_RECIPIENTS } from "@hamok/core/internal";
+ * console.log(MAX_SHARED_RECIPIENTS); // 128
+ * ```
+ */
+export const MAX_SHARED_RECIPIENTS = 128;
+
+/**
+ * One append or heartbeat a leader publishes once, on the subject every member subscribes to, for
+ * several followers at once: the message is the same for each of them but for its recipient. On the
+ * wire the message's `to` is empty (a decoded one has `to: ""`); each named follower handles it as
+ * if it had been addressed to it alone, and everybody else ignores it.
+ *
+ * @example
+ * ```ts
+ * import type { SharedRaftBody } from "@hamok/core/internal";
+ * const shared: SharedRaftBody = {
+ *   recipients: ["b/1a2b3c4d", "c/5e6f7a8b"],
+ *   message: { type: "heartbeat", from: "a/0f1e2d3c", to: "", term: 3, commit: 41 },
+ * };
+ * ```
+ */
+export interface SharedRaftBody {
+  /** The member ids it is for: 1 to {@linkcode MAX_SHARED_RECIPIENTS}. */
+  readonly recipients: readonly string[];
+  /** The append or heartbeat (its `to` is not sent). */
+  readonly message: AppendMessage | HeartbeatMessage;
+}
+
+/**
  * The body type of each wire message type. Extend this interface (and `BODY_CODECS`) to add one.
  *
  * @example
@@ -208,6 +252,8 @@ export interface WireBodies {
   ack: AckBody;
   /** Coalesced successful acknowledgements. */
   acks: AcksBody;
+  /** A leader's append or heartbeat for several followers, published once. */
+  "raft-shared": SharedRaftBody;
 }
 
 /**
@@ -399,6 +445,30 @@ const BODY_CODECS: { readonly [K in WireMessageType]: BodyCodec<WireBodies[K]> }
         acks[i] = [stringAt(flat[2 * i], "acks.acks[]"), stringAt(flat[2 * i + 1], "acks.acks[]")];
       }
       return { peerId, acks };
+    },
+  },
+  // [[recipient, ...], raft message with an empty `to`]
+  "raft-shared": {
+    code: 7,
+    pack: (b) => {
+      const message = packRaftMessage(b.message);
+      message[2] = "";
+      return [b.recipients, message];
+    },
+    unpack: (v) => {
+      const a = arrayAt(v, "raft-shared", 2);
+      const list = listAt(a[0], "raft-shared.recipients");
+      if (list.length === 0 || list.length > MAX_SHARED_RECIPIENTS) {
+        throw new TypeError(
+          `raft-shared.recipients: expected 1..${MAX_SHARED_RECIPIENTS} member ids, got ${list.length}`,
+        );
+      }
+      const recipients = stringListAt(list, "raft-shared.recipients");
+      const message = unpackRaftMessage(a[1]);
+      if (message.type !== "append" && message.type !== "heartbeat") {
+        throw new TypeError(`raft-shared.message: expected an append or a heartbeat, got ${message.type}`);
+      }
+      return { recipients, message };
     },
   },
 };

@@ -74,6 +74,13 @@ export class Rogue {
       this.#learn(m.to);
       if (m.term > this.maxTerm) this.maxTerm = m.term;
       if (m.type === "heartbeat" || m.type === "append") this.leaderMemberId = m.from;
+    } else if (envelope.type === "raft-shared") {
+      // a leader's append or heartbeat for several followers at once
+      const m = envelope.body.message;
+      this.#learn(m.from);
+      for (const to of envelope.body.recipients) this.#learn(to);
+      if (m.term > this.maxTerm) this.maxTerm = m.term;
+      this.leaderMemberId = m.from;
     } else if (envelope.type === "event") {
       this.onEvent?.({ subject, from: envelope.from, body: envelope.body });
     }
@@ -94,6 +101,11 @@ export class Rogue {
   /** Subject of a peer's inbox. */
   inbox(peerId: string): string {
     return `${this.prefix}.peer.${peerId}`;
+  }
+
+  /** The subject of the leader's shared appends and heartbeats. */
+  get shared(): string {
+    return `${this.prefix}.append`;
   }
 
   /** The broadcast subject. */

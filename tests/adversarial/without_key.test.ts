@@ -107,6 +107,33 @@ describe("adversarial, without a cluster key", () => {
       // a non-member asks to remove a member; a member asks to remove another one
       rogue.request(leader.peerId, "ghost", "leave", F2);
       rogue.request(leader.peerId, f1.peerId, "leave", F2);
+      // shared appends (one publish for several followers) "from" a follower, and "from" the leader at a
+      // term it does not hold: the followers take them from the leader they follow in its term only
+      rogue.send(rogue.shared, {
+        type: "raft-shared",
+        from: f1.peerId,
+        body: {
+          recipients: [F2],
+          message: { type: "heartbeat", from: F1, to: "", term: start.term, commit: 0 },
+        },
+      });
+      rogue.send(rogue.shared, {
+        type: "raft-shared",
+        from: leader.peerId,
+        body: {
+          recipients: [F1, F2],
+          message: {
+            type: "append",
+            from: L,
+            to: "",
+            term: start.term + 1000,
+            prevIndex: 0,
+            prevTerm: 0,
+            commit: 0,
+            entries: [],
+          },
+        },
+      });
       // other cluster, unbound
       rogue.raft({ type: "heartbeat", from: F1, to: L, term: start.term, commit: 0 }, { cluster: "another" });
       rogue.raft({ type: "heartbeat", from: F1, to: L, term: start.term, commit: 0 }, { cluster: null });
@@ -123,6 +150,8 @@ describe("adversarial, without a cluster key", () => {
     await waitForDrops(leader, atLeader, "oversized", 1);
     await waitForDrops(f2, before.get(f2.peerId)!, "bad-term", ROUNDS);
     await waitForDrops(f2, before.get(f2.peerId)!, "non-member", ROUNDS);
+    await waitForDrops(f2, before.get(f2.peerId)!, "not-leader", 2 * ROUNDS);
+    await waitForDrops(f1, before.get(f1.peerId)!, "not-leader", ROUNDS);
 
     const f1Load = await f1.request<{ acked: [string, number][] }>("load.stop", { prefix: "f1-" });
     const ldLoad = await leader.request<{ acked: [string, number][] }>("load.stop", { prefix: "ld-" });

@@ -230,7 +230,7 @@ describe("envelope decode errors", () => {
   });
 
   it("rejects an unknown message type", () => {
-    for (const type of [7, 99, -1, 1.5, "raft", null]) {
+    for (const type of [8, 99, -1, 1.5, "raft", null]) {
       assertCodecError(() => decodeEnvelope(raw(type, [])), /unknown message type/);
     }
   });
