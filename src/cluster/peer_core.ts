@@ -141,6 +141,7 @@ export abstract class PeerCore {
   protected readonly appendSentAt: Map<string, number> = new Map();
   #transportSubs: TransportSubscription[] = [];
   #fanout: RaftFanout | undefined;
+  #sharedSub: TransportSubscription | undefined;
   #livenessTimer: TimerHandle | undefined;
   #lastCompacted = 0;
   #compactScheduled = false;
@@ -376,13 +377,36 @@ export abstract class PeerCore {
     this.#transportSubs.push(
       this.transport.subscribe(this.subjects.inbox(this.localPeerId), (message) => this.#onInbox(message)),
       this.transport.subscribe(this.subjects.broadcast, (message) => this.#onBroadcast(message)),
-      this.transport.subscribe(this.subjects.shared, (message) => this.#onShared(message)),
     );
+    this.#followShared();
   }
 
   protected closeTransport(): void {
     for (const sub of this.#transportSubs) sub.unsubscribe();
     this.#transportSubs = [];
+    this.#followShared();
+  }
+
+  /**
+   * Subscribed to the shared append subject while the transport is open and this peer is not the
+   * leader (a leader's own shared publishes would come back to it). A peer that steps down subscribes
+   * before it answers the new leader, so before that leader may name it.
+   */
+  #followShared(): void {
+    const want = this.#transportSubs.length > 0 && this.peerState !== "leader";
+    if (want && this.#sharedSub === undefined) {
+      try {
+        this.#sharedSub = this.transport.subscribe(
+          this.subjects.shared,
+          (message) => this.#onShared(message),
+        );
+      } catch {
+        // a transport closed under the peer: nothing arrives on any subject any more
+      }
+    } else if (!want && this.#sharedSub !== undefined) {
+      this.#sharedSub.unsubscribe();
+      this.#sharedSub = undefined;
+    }
   }
 
   protected startRaft(persisted: RaftPersistentState): void {
@@ -682,7 +706,7 @@ export abstract class PeerCore {
     });
   }
 
-  /** A shared append or heartbeat (a leader ignores the subject: its own publishes come back on it). */
+  /** A shared append or heartbeat (a leader is not subscribed; one that just became leader ignores it). */
   #onShared(message: TransportMessage): void {
     if (this.isClosed || this.peerState === "leader") return;
     const envelope = this.wire.decode(message.data);
@@ -716,6 +740,7 @@ export abstract class PeerCore {
     const previous = this.peerState;
     if (previous === next) return;
     this.peerState = next;
+    if (next === "leader" || previous === "leader") this.#followShared();
     this.events.emit("state-changed", next, previous);
   }
 
