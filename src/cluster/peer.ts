@@ -1,8 +1,9 @@
 /**
  * The cluster peer: what turns the pure Raft core into a running member behind the `Hamok` facade.
- * On the Raft plumbing of its base class ({@linkcode PeerCore}, `peer_core.ts`: wiring, driver,
- * inbox, apply, compaction, liveness) it builds the role and leader events, the propose path, the
- * read barrier, the join, leave and removal flows, and the table of live collections; it is the
+ * On the Raft plumbing of its base classes ({@linkcode PeerCore}, `peer_core.ts`: wiring, driver,
+ * role and leader, apply, compaction, liveness; {@linkcode PeerInbox}, `peer_inbox.ts`: the
+ * subscriptions and the inbox dispatch with its trust checks) it builds the propose path, the read
+ * barrier, the join, leave and removal flows, and the table of live collections; it is the
  * collections' private host (`CollectionHost`), so they never see `Hamok`.
  *
  * @module
@@ -20,8 +21,8 @@ import type { ReplicatedState } from "./state_machine.ts";
 import type { ClientServiceHost } from "./client_service.ts";
 import type { HamokMemberStatus, HamokStatus } from "./status.ts";
 import { encodeCommand } from "./command_codec.ts";
-import type { HamokEvents, HamokJoinOptions, HamokState } from "./peer_events.ts";
-import { PeerCore, REMOVED_OP } from "./peer_core.ts";
+import type { HamokEvents, HamokJoinOptions } from "./peer_events.ts";
+import { PeerInbox, REMOVED_OP } from "./peer_inbox.ts";
 import type { AckHandler, CollectionHost, ProposeOptions } from "../collections/collection_host.ts";
 import { invalidTimeout, type ResolvedHamokConfig } from "../config.ts";
 import {
@@ -34,7 +35,7 @@ import {
   HamokRemovedError,
   HamokTimeoutError,
 } from "../errors.ts";
-import type { RaftRole, Snapshot, SoftState } from "../raft/types.ts";
+import type { Snapshot } from "../raft/types.ts";
 import type { TransportHeaders } from "../transport/transport.ts";
 
 /** The replicated-state factory of one collection kind, as the peer registers it. */
@@ -67,7 +68,7 @@ interface HostedCollection {
  * await peer.join({});
  * ```
  */
-export class ClusterPeer extends PeerCore implements CollectionHost {
+export class ClusterPeer extends PeerInbox implements CollectionHost {
   /** The OpenTelemetry tracer of this peer. */
   readonly tracer: Tracer;
   /** The peer's timers and clocks (`config.scheduler`), for its collections. */
@@ -193,51 +194,6 @@ export class ClusterPeer extends PeerCore implements CollectionHost {
       events.once("close", onClose);
     }
     return this.#nextJoin;
-  }
-
-  // ------------------------------------------------------------------ role and leader
-
-  /** The role, leader or term changed: the events, the counters, and proposals resubmitted to a new leader. */
-  protected override softStateChanged(state: SoftState): void {
-    this.currentTerm = state.term;
-    const previousLeader = this.leaderMemberId;
-    this.leaderMemberId = state.leaderId;
-    const next = roleToState(state.role);
-    // an election this peer started (a lone voter goes from follower to leader in one step)
-    if (
-      next !== this.peerState &&
-      (next === "candidate" || (next === "leader" && this.peerState !== "candidate"))
-    ) {
-      this.counters.elections++;
-      if (this.metrics.enabled) this.metrics.elections.add(1, this.metrics.peerAttributes);
-      this.logger.info(`hamok ${this.localPeerId}: started an election (term ${state.term})`);
-    }
-    if (state.leaderId !== undefined && previousLeader !== state.leaderId) {
-      this.counters.leaderChanges++;
-      if (this.metrics.enabled) this.metrics.leaderChanges.add(1, this.metrics.peerAttributes);
-      this.logger.info(
-        `hamok ${this.localPeerId}: leader is now ${peerIdOfMember(state.leaderId)} (term ${state.term})`,
-      );
-    } else if (state.leaderId === undefined && previousLeader !== undefined) {
-      this.logger.info(
-        `hamok ${this.localPeerId}: lost the leader ${peerIdOfMember(previousLeader)} (term ${state.term})`,
-      );
-    }
-    if (next === "leader" && this.peerState !== "leader") {
-      this.appendSentAt.clear();
-      const now = this.config.scheduler.now();
-      for (const memberId of this.members.keys()) this.membershipManager.heard(memberId, now);
-    }
-    this.setState(next);
-    if (previousLeader !== state.leaderId) {
-      this.events.emit(
-        "leader-changed",
-        state.leaderId === undefined ? undefined : peerIdOfMember(state.leaderId),
-        previousLeader === undefined ? undefined : peerIdOfMember(previousLeader),
-      );
-      if (state.leaderId !== undefined) this.proposals.resubmitAll();
-    }
-    this.waiters.check();
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -774,16 +730,4 @@ function collectionKey(kind: string, id: unknown): string {
     throw new HamokConfigError(`${kind} id must be a non-empty string`);
   }
   return `${kind}\u0000${id}`;
-}
-
-function roleToState(role: RaftRole): HamokState {
-  switch (role) {
-    case "leader":
-      return "leader";
-    case "candidate":
-    case "pre-candidate":
-      return "candidate";
-    default:
-      return "follower";
-  }
 }

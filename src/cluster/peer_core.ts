@@ -1,9 +1,9 @@
 /**
  * The Raft plumbing of a cluster peer: the wiring of its jobs, the driver and its hooks, sending,
- * the inbox dispatch and its trust checks (telling removed members so), apply (commands and
- * membership changes), snapshots and compaction, and the liveness tick. {@linkcode ClusterPeer}
- * (`peer.ts`) builds on it the role and leader events, the propose path, the read barrier, the
- * join, leave and removal flows, and the collection host.
+ * the role and leader events, apply (commands and membership changes), snapshots and compaction,
+ * and the liveness tick. {@linkcode PeerInbox} (`peer_inbox.ts`) adds the receiving side, and
+ * {@linkcode ClusterPeer} (`peer.ts`) the propose path, the read barrier, the join, leave and
+ * removal flows, and the collection host.
  *
  * @module
  */
@@ -16,7 +16,7 @@ import { PeerWire } from "./peer_wire.ts";
 import { newMemberId, peerIdOfMember } from "./member_id.ts";
 import type { TimerHandle } from "./scheduler.ts";
 import { RaftDriver, type RaftDriverHooks } from "./raft_driver.ts";
-import { openSharedRaft, RaftFanout } from "./raft_fanout.ts";
+import { RaftFanout } from "./raft_fanout.ts";
 import { AckBatcher } from "./ack_batcher.ts";
 import { asError } from "./async.ts";
 import { Discovery } from "./discovery.ts";
@@ -28,7 +28,7 @@ import { type Command, StateMachine } from "./state_machine.ts";
 import { ClusterSubjects } from "./subjects.ts";
 import { Waiters } from "./waiters.ts";
 import { PeerCounters } from "./peer_counters.ts";
-import { CLIENT_LIMITS, CLIENT_OPS, CLIENT_STATUS_OP } from "./client_ops.ts";
+import { CLIENT_LIMITS, CLIENT_OPS } from "./client_ops.ts";
 import { ClientService, type ClientServiceHost } from "./client_service.ts";
 import type { HamokStatus } from "./status.ts";
 import { decodeCommand } from "./command_codec.ts";
@@ -44,24 +44,12 @@ import {
   HamokStorageError,
 } from "../errors.ts";
 import { RaftNode } from "../raft/raft_node.ts";
-import type { Entry, RaftMessage, Snapshot, SoftState } from "../raft/types.ts";
+import type { Entry, RaftMessage, RaftRole, Snapshot, SoftState } from "../raft/types.ts";
 import { MemoryRaftStorage } from "../storage/memory_storage.ts";
 import { FileRaftStorage } from "../storage/file_raft_storage.ts";
 import type { RaftPersistentState, RaftStorage } from "../storage/raft_storage.ts";
 import { MemoryTransport } from "../transport/memory_transport.ts";
-import type {
-  Transport,
-  TransportHeaders,
-  TransportMessage,
-  TransportSubscription,
-} from "../transport/transport.ts";
-
-/**
- * The highest Raft term a peer adopts from a message (2^48). A term above it could not be
- * incremented and encoded for long, so a forged huge term could halt the cluster; at one election
- * a millisecond it takes nine thousand years to reach.
- */
-const MAX_RAFT_TERM = 2 ** 48;
+import type { Transport, TransportHeaders } from "../transport/transport.ts";
 
 /** Longest stretch, in ms, a snapshot being written out holds the event loop. */
 const SNAPSHOT_SLICE_MS = 4;
@@ -69,11 +57,9 @@ const SNAPSHOT_SLICE_MS = 4;
 /** Bytes reserved beside one entry in an append message: envelope, Raft fields, tag slack, headers. */
 const ENTRY_FRAMING_BYTES = 1024;
 
-/** Request op of a member telling a removed member that it was removed (payload: CBOR member id). */
-export const REMOVED_OP = "removed";
-
 /**
- * The Raft plumbing of a peer (see the module doc); {@linkcode ClusterPeer} completes it.
+ * The Raft plumbing of a peer (see the module doc); {@linkcode PeerInbox} and
+ * {@linkcode ClusterPeer} complete it.
  *
  * @example
  * ```ts ignore
@@ -139,19 +125,18 @@ export abstract class PeerCore {
   readonly #client: ClientService;
   /** Leader with metrics: when the oldest unanswered append went to each member. */
   protected readonly appendSentAt: Map<string, number> = new Map();
-  #transportSubs: TransportSubscription[] = [];
-  #fanout: RaftFanout | undefined;
-  #sharedSub: TransportSubscription | undefined;
+  protected fanout: RaftFanout | undefined;
   #livenessTimer: TimerHandle | undefined;
   #lastCompacted = 0;
   #compactScheduled = false;
   /** Bytes of entry data applied since the peer started, and that many when the last snapshot was taken. */
   #appliedBytes = 0;
   #compactedBytes = 0;
-  /** When this peer last heard from its leader, and last announced itself for want of it. */
-  #lastLeaderContact = 0;
+  /** When this peer last heard from its leader (the inbox sets it; the liveness tick reads it). */
+  protected lastLeaderContact = 0;
   /** When this peer last accepted a Raft message from a member of its (latest known) membership. */
-  #lastMemberContact = 0;
+  protected lastMemberContact = 0;
+  /** When this peer last announced itself for want of a leader. */
   #lastProbe = 0;
 
   /** Wires the peer's jobs; nothing happens on the network until a join. */
@@ -327,8 +312,8 @@ export abstract class PeerCore {
   protected abstract hello(): HelloBody;
   /** Starts a new cluster with this member as its only voter. */
   protected abstract bootstrap(): void;
-  /** The role, leader or term changed (a driver hook). */
-  protected abstract softStateChanged(state: SoftState): void;
+  /** Follows the shared append subject while subscribed and not the leader (see `PeerInbox`). */
+  protected abstract followShared(): void;
   /** The config entry that removes this peer's own member was applied. */
   protected abstract selfRemoved(): void;
 
@@ -372,43 +357,6 @@ export abstract class PeerCore {
 
   // ------------------------------------------------------------------ raft plumbing
 
-  protected openTransport(): void {
-    if (this.#transportSubs.length > 0) return;
-    this.#transportSubs.push(
-      this.transport.subscribe(this.subjects.inbox(this.localPeerId), (message) => this.#onInbox(message)),
-      this.transport.subscribe(this.subjects.broadcast, (message) => this.#onBroadcast(message)),
-    );
-    this.#followShared();
-  }
-
-  protected closeTransport(): void {
-    for (const sub of this.#transportSubs) sub.unsubscribe();
-    this.#transportSubs = [];
-    this.#followShared();
-  }
-
-  /**
-   * Subscribed to the shared append subject while the transport is open and this peer is not the
-   * leader (a leader's own shared publishes would come back to it). A peer that steps down subscribes
-   * before it answers the new leader, so before that leader may name it.
-   */
-  #followShared(): void {
-    const want = this.#transportSubs.length > 0 && this.peerState !== "leader";
-    if (want && this.#sharedSub === undefined) {
-      try {
-        this.#sharedSub = this.transport.subscribe(
-          this.subjects.shared,
-          (message) => this.#onShared(message),
-        );
-      } catch {
-        // a transport closed under the peer: nothing arrives on any subject any more
-      }
-    } else if (!want && this.#sharedSub !== undefined) {
-      this.#sharedSub.unsubscribe();
-      this.#sharedSub = undefined;
-    }
-  }
-
   protected startRaft(persisted: RaftPersistentState): void {
     const scheduler = this.config.scheduler;
     const random = (): number => scheduler.random();
@@ -435,7 +383,7 @@ export abstract class PeerCore {
     this.#lastCompacted = base?.meta.index ?? 0;
     this.#compactedBytes = this.#appliedBytes;
     // a leader's alike appends and heartbeats to followers in sync with it go out once (shared subject)
-    const fanout = this.#fanout = new RaftFanout({
+    const fanout = this.fanout = new RaftFanout({
       scheduler,
       inSyncMs: 3 * this.config.heartbeatTicks * this.config.tickMs,
       localPeerId: this.localPeerId,
@@ -454,7 +402,7 @@ export abstract class PeerCore {
       sendAll: (messages) => fanout.send(messages, this.peerState === "leader"),
       apply: (entry) => this.#apply(entry),
       restore: (snapshot) => this.#onSnapshotRestored(snapshot),
-      softStateChanged: (state) => this.softStateChanged(state),
+      softStateChanged: (state) => this.#onSoftState(state),
       error: (error) => this.#onDriverError(error),
     };
     if (this.metrics.enabled) {
@@ -464,8 +412,8 @@ export abstract class PeerCore {
     // the state is restored in slices meanwhile: the driver applies nothing before it is complete
     if (restoring !== undefined) this.driver.holdUntil(restoring, base!.meta.index);
     this.driver.start();
-    this.#lastLeaderContact = scheduler.now();
-    this.#lastMemberContact = this.#lastLeaderContact;
+    this.lastLeaderContact = scheduler.now();
+    this.lastMemberContact = this.lastLeaderContact;
     const period = Math.max(this.config.tickMs, Math.floor(Math.min(this.config.peerTimeoutMs / 4, 500)));
     this.#livenessTimer = scheduler.setInterval(() => this.#livenessTick(), period);
   }
@@ -483,6 +431,7 @@ export abstract class PeerCore {
     }
   }
 
+  /** Stops and forgets the cluster (left or removed); an owned storage is replaced under a new member id. */
   protected becomeEmpty(): void {
     this.stopRaft();
     this.isJoined = false;
@@ -571,176 +520,57 @@ export abstract class PeerCore {
     }
   }
 
-  // ------------------------------------------------------------------ inbox
+  // ------------------------------------------------------------------ role and leader
 
-  #onInbox(message: TransportMessage): void {
-    if (this.isClosed) return;
-    const envelope = this.wire.decode(message.data);
-    if (envelope === undefined) return;
-    switch (envelope.type) {
-      case "raft":
-        this.#onRaft(envelope.from, envelope.body);
-        return;
-      case "ack": {
-        const body = envelope.body;
-        if (!this.#fromMemberPeer(envelope.from, body.peerId)) return;
-        const handler = this.ackHandlers.get(body.emitterId);
-        if (handler === undefined) this.wire.drop("unexpected");
-        else handler(body);
-        return;
-      }
-      case "acks": {
-        const peerId = envelope.body.peerId;
-        if (!this.#fromMemberPeer(envelope.from, peerId)) return;
-        for (const [emitterId, ackRequestId] of envelope.body.acks) {
-          this.ackHandlers.get(emitterId)?.({ ackRequestId, peerId, ok: true });
-        }
-        return;
-      }
-      case "request": {
-        const op = envelope.body.op;
-        // newcomers ask to join, outsiders may use the client ops; everything else is for members
-        if (op !== JOIN_OP && !CLIENT_OPS.has(op) && !this.isRemoteMember(envelope.from)) {
-          this.wire.drop("non-member");
-          return;
-        }
-        this.rpc.onRequest(envelope.from, envelope.body);
-        return;
-      }
-      case "response":
-        if (!this.rpc.onResponse(envelope.from, envelope.body)) this.wire.drop("unexpected");
-        return;
-      case "hello":
-        this.#onHello(envelope.body);
-        return;
-      default:
-        this.wire.drop("unexpected");
-        return;
-    }
-  }
-
-  /** Whether `peerId` is a current member of the cluster other than this peer. */
-  isRemoteMember(peerId: string): boolean {
-    if (peerId === this.localPeerId) return false;
-    for (const memberId of this.members.keys()) if (peerIdOfMember(memberId) === peerId) return true;
-    return false;
-  }
-
-  /**
-   * The trust checks of a Raft message: addressed to this member, sent by the peer it names, at a
-   * term this peer can store, from a member (or, while joining, from a member that answered this
-   * peer's hellos). A removed member is told so.
-   */
-  #onRaft(fromPeerId: string, body: RaftMessage): void {
-    const driver = this.driver;
-    if (driver === undefined || body.to !== this.memberId) {
-      this.wire.drop("unexpected");
-      return;
-    }
-    if (peerIdOfMember(body.from) !== fromPeerId) {
-      this.wire.drop("forged-sender");
-      return;
-    }
-    if (body.term > MAX_RAFT_TERM) {
-      this.wire.drop("bad-term");
-      return;
-    }
-    const membership = driver.node.membership;
-    const now = this.config.scheduler.now();
-    if (membership.voters.includes(body.from) || membership.learners.includes(body.from)) {
-      this.#lastMemberContact = now;
-    } else if (this.membership.removed.has(body.from)) {
-      this.#tellRemoved(body.from);
-      this.wire.drop("non-member");
-      return;
-    } else if (
-      // A member this peer does not know of yet: a peer catching up (a joiner, or one restored from an
-      // old snapshot) learns of newer members only from the leader it cannot yet place. It accepts
-      // members that answered its hellos, and anyone once no known member has reached it for a while.
-      !this.discovery.heardOf(body.from) &&
-      now - this.#lastMemberContact <= 4 * this.config.electionTicks * this.config.tickMs
+  /** The role, leader or term changed: the events, the counters, and proposals resubmitted to a new leader. */
+  #onSoftState(state: SoftState): void {
+    this.currentTerm = state.term;
+    const previousLeader = this.leaderMemberId;
+    this.leaderMemberId = state.leaderId;
+    const next = roleToState(state.role);
+    // an election this peer started (a lone voter goes from follower to leader in one step)
+    if (
+      next !== this.peerState &&
+      (next === "candidate" || (next === "leader" && this.peerState !== "candidate"))
     ) {
-      this.wire.drop("non-member");
-      return;
+      this.counters.elections++;
+      if (this.metrics.enabled) this.metrics.elections.add(1, this.metrics.peerAttributes);
+      this.logger.info(`hamok ${this.localPeerId}: started an election (term ${state.term})`);
     }
-    if (this.peerState === "leader") {
-      this.membershipManager.heard(body.from, this.config.scheduler.now());
-      if (
-        (body.type === "append-response" || body.type === "heartbeat-response") &&
-        body.term === driver.node.term
-      ) this.#fanout?.answered(body.from, body.term);
-      if (body.type === "append-response" && this.metrics.enabled) this.#appendAnswered(body.from);
-    } else if (body.from === this.leaderMemberId) this.#lastLeaderContact = this.config.scheduler.now();
-    driver.step(body);
-  }
-
-  /** True if `fromMemberId` is a current remote member whose peer is `peerId`; else drops. */
-  #fromMemberPeer(fromMemberId: string, peerId: string): boolean {
-    if (peerIdOfMember(fromMemberId) !== peerId) {
-      this.wire.drop("forged-sender");
-      return false;
+    if (state.leaderId !== undefined && previousLeader !== state.leaderId) {
+      this.counters.leaderChanges++;
+      if (this.metrics.enabled) this.metrics.leaderChanges.add(1, this.metrics.peerAttributes);
+      this.logger.info(
+        `hamok ${this.localPeerId}: leader is now ${peerIdOfMember(state.leaderId)} (term ${state.term})`,
+      );
+    } else if (state.leaderId === undefined && previousLeader !== undefined) {
+      this.logger.info(
+        `hamok ${this.localPeerId}: lost the leader ${peerIdOfMember(previousLeader)} (term ${state.term})`,
+      );
     }
-    if (!this.members.has(fromMemberId)) {
-      this.wire.drop("non-member");
-      return false;
+    if (next === "leader" && this.peerState !== "leader") {
+      this.appendSentAt.clear();
+      const now = this.config.scheduler.now();
+      for (const memberId of this.members.keys()) this.membershipManager.heard(memberId, now);
     }
-    return true;
-  }
-
-  #onHello(body: HelloBody): void {
-    if (this.membership.removed.has(body.memberId)) this.#tellRemoved(body.memberId);
-    this.discovery.onHello(body);
-  }
-
-  /**
-   * Tells a removed member (that still talks to the cluster: it was paused or cut off) that it was
-   * removed, at most once a second per member id, so it stops campaigning and joins anew.
-   */
-  #tellRemoved(memberId: string): void {
-    if (!this.isJoined) return;
-    if (!this.membership.noticeDue(memberId, this.config.scheduler.now())) return;
-    this.send(peerIdOfMember(memberId), {
-      type: "request",
-      from: this.localPeerId,
-      body: { requestId: `${this.memberId}:removed`, op: REMOVED_OP, payload: encodeCbor(memberId) },
-    });
-  }
-
-  /** A shared append or heartbeat (a leader is not subscribed; one that just became leader ignores it). */
-  #onShared(message: TransportMessage): void {
-    if (this.isClosed || this.peerState === "leader") return;
-    const envelope = this.wire.decode(message.data);
-    if (envelope === undefined) return;
-    const raft = openSharedRaft(envelope, this.memberId, this.driver?.node, this.wire, this.counters);
-    if (raft !== undefined) this.#onRaft(envelope.from, raft);
-  }
-
-  #onBroadcast(message: TransportMessage): void {
-    if (this.isClosed) return;
-    const envelope = this.wire.decode(message.data);
-    if (envelope === undefined) return;
-    if (envelope.type === "hello") this.#onHello(envelope.body);
-    // the one client op answered on the broadcast subject: a client that knows no member asks all
-    else if (envelope.type === "request" && envelope.body.op === CLIENT_STATUS_OP && this.isJoined) {
-      this.rpc.onRequest(envelope.from, envelope.body);
+    this.setState(next);
+    if (previousLeader !== state.leaderId) {
+      this.events.emit(
+        "leader-changed",
+        state.leaderId === undefined ? undefined : peerIdOfMember(state.leaderId),
+        previousLeader === undefined ? undefined : peerIdOfMember(previousLeader),
+      );
+      if (state.leaderId !== undefined) this.proposals.resubmitAll();
     }
+    this.waiters.check();
   }
 
-  #appendAnswered(memberId: string): void {
-    const sentAt = this.appendSentAt.get(memberId);
-    if (sentAt === undefined) return;
-    this.appendSentAt.delete(memberId);
-    this.metrics.appendRoundTrip.record(
-      (this.config.scheduler.monotonicNow() - sentAt) / 1000,
-      this.metrics.follower(peerIdOfMember(memberId)),
-    );
-  }
-
+  /** Moves to `next` and says so (`state-changed`). */
   protected setState(next: HamokState): void {
     const previous = this.peerState;
     if (previous === next) return;
     this.peerState = next;
-    if (next === "leader" || previous === "leader") this.#followShared();
+    if (next === "leader" || previous === "leader") this.followShared();
     this.events.emit("state-changed", next, previous);
   }
 
@@ -866,11 +696,23 @@ export abstract class PeerCore {
     const electionMs = this.config.electionTicks * this.config.tickMs;
     if (
       (this.isJoined || this.joinPromise !== undefined) && this.peerState !== "leader" &&
-      now - this.#lastLeaderContact > 4 * electionMs &&
+      now - this.lastLeaderContact > 4 * electionMs &&
       now - this.#lastProbe > electionMs
     ) {
       this.#lastProbe = now;
       this.discovery.sendHello(undefined);
     }
+  }
+}
+
+function roleToState(role: RaftRole): HamokState {
+  switch (role) {
+    case "leader":
+      return "leader";
+    case "candidate":
+    case "pre-candidate":
+      return "candidate";
+    default:
+      return "follower";
   }
 }
