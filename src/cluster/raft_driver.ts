@@ -23,6 +23,12 @@ import type { RaftStorage } from "../storage/raft_storage.ts";
 import { HamokNoLeaderError } from "../errors.ts";
 import { REAL_SCHEDULER, type Scheduler, type TimerHandle } from "./scheduler.ts";
 
+/** Longest stretch, in ms, that applying the entries held during a restore holds the event loop. */
+const HELD_SLICE_MS = 4;
+/** Held entries applied between two looks at the clock, and at most per slice (virtual clocks do not move). */
+const HELD_PER_CHECK = 8;
+const HELD_PER_SLICE = 256;
+
 /** Drains in a row on microtasks before the driver yields to the event loop. */
 const MICROTASK_DRAINS = 256;
 
@@ -320,18 +326,40 @@ export class RaftDriver {
     if (this.#applied >= index) this.#applied = 0;
     const settled = () => {
       if (this.#restoring !== generation || this.#stopped) return;
-      this.#restoring = 0;
       this.#applied = Math.max(this.#applied, index);
-      const held = this.#held;
-      this.#held = [];
-      this.#applyAll(held);
-      if (this.#appliedWaiters.length > 0) this.#releaseApplied();
-      this.schedule();
+      this.#applyHeld(generation);
     };
     restore.then(settled, (error) => {
       this.#hooks.error(error);
       settled();
     });
+  }
+
+  /**
+   * Applies the entries held during a restore, a slice of at most {@linkcode HELD_SLICE_MS} at a time
+   * (they may be many, and large), yielding between slices; entries committed meanwhile queue up
+   * behind them. The restore is over once none is left.
+   */
+  #applyHeld(generation: number): void {
+    if (this.#restoring !== generation || this.#stopped) return;
+    const scheduler = this.#scheduler;
+    const started = scheduler.monotonicNow();
+    const held = this.#held;
+    let at = 0;
+    while (at < held.length) {
+      const end = Math.min(held.length, at + HELD_PER_CHECK);
+      this.#applyAll(held.slice(at, end));
+      at = end;
+      if (scheduler.monotonicNow() - started >= HELD_SLICE_MS || at >= HELD_PER_SLICE) break;
+    }
+    this.#held = at >= held.length ? [] : held.slice(at);
+    if (this.#appliedWaiters.length > 0) this.#releaseApplied();
+    if (this.#held.length > 0) {
+      scheduler.yieldThen(() => this.#applyHeld(generation));
+      return;
+    }
+    this.#restoring = 0;
+    this.schedule();
   }
 
   /** True while a restore holds back applying. */

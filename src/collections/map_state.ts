@@ -969,6 +969,7 @@ class MapRestoreBuilder implements RestoreBuilder {
     this.#bytes += itemBytes(id, value, flags, revision);
     const old = this.#old;
     if (old === undefined || existing) return;
+    if (old.index.size === 0) return; // every slot is an insertion: told from the slots themselves
     const at = old.index.get(id);
     if (at === undefined) {
       this.#changed.push(slot);
@@ -991,7 +992,13 @@ class MapRestoreBuilder implements RestoreBuilder {
     this.#state.adoptTables(tables, this.#slots, this.#bytes, this.#revision);
     if (this.#old === undefined) return;
     this.#removals = this.#old.index.entries();
-    this.#order = Int32Array.from(this.#changed);
+    // from an empty state every slot is an insertion (none was collected one by one)
+    let order: Int32Array;
+    if (this.#old.index.size === 0) {
+      order = new Int32Array(this.#slots);
+      for (let slot = 0; slot < order.length; slot++) order[slot] = slot;
+    } else order = Int32Array.from(this.#changed);
+    this.#order = order;
     this.#changed = [];
     this.#sorter = new SliceSorter(this.#order, this.#revs);
   }

@@ -209,6 +209,31 @@ describe("restore in slices", () => {
     }
   });
 
+  it("from an empty state, every entry is told as inserted, in revision order", () => {
+    const source = new HamokMapState("m");
+    const next = prng(77);
+    for (let index = 1; index <= 3000; index++) {
+      source.apply("set", [randomKey(next), randomValue(next, index)], {
+        index,
+        requestId: undefined,
+        proposerPeerId: "p",
+      });
+    }
+    const target = new HamokMapState("m");
+    const heard = recorder();
+    target.observer = heard;
+    const builder = target.restoreBuilder();
+    const reader = new CborReader(encodeCbor(source.snapshot()));
+    while (!builder.readFrom(reader, 100)) { /* slices */ }
+    builder.commit();
+    while (!builder.notify(64)) { /* slices */ }
+    assert.equal(heard.log.length, source.size);
+    assert.ok(heard.log.every((l) => l.startsWith("+")));
+    const revisions = heard.log.map((l) => Number(l.split("@")[1]));
+    assert.deepEqual(revisions, [...revisions].sort((x, y) => x - y));
+    assert.deepEqual(plain(target.snapshot()), plain(source.snapshot()));
+  });
+
   it("bytes that are not an image fail the job and leave every state as it was", async () => {
     const target = machine();
     fill(target, prng(9), 300);
