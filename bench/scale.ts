@@ -9,18 +9,27 @@
  *   entries, across at least three log compactions on every peer (counted from each peer's
  *   `status().snapshotIndex`), with the default `snapshotThreshold` (10,000).
  *
- * Targets: max `map.set` latency during compaction <= 50 ms; <= 250 bytes of RSS per entry per peer.
- * Not part of CI (a 1,000,000-entry run takes about a minute here).
+ * - the time for a fourth peer to join and be `ready` over NATS (a private nats-server, default
+ *   settings: `max_payload` 1 MiB, `peerTimeoutMs` 5 s, `snapshotThreshold` 10,000) while the map holds
+ *   that many entries (it receives the leader's snapshot in chunks and restores it in slices), the
+ *   longest stall of the joiner's event loop meanwhile (the joiner runs in a process of its own,
+ *   bench/_join_peer.ts), and whether any member was removed as silent meanwhile.
  *
- * Deno: `deno run -A --v8-flags=--expose-gc bench/scale.ts [--sizes 100000,1000000] [--out file]`.
+ * Targets: max `map.set` latency during compaction <= 50 ms; <= 250 bytes of RSS per entry per peer;
+ * the fourth peer `ready` in <= 10 s with no member removed.
+ * Not part of CI (a 1,000,000-entry run takes a few minutes here).
+ *
+ * Deno: `deno run -A --v8-flags=--expose-gc bench/scale.ts [--sizes 100000,1000000]
+ * [--rows sets,snapshot,join] [--out file]`.
  * Bun: `bun bench/scale.ts`. Prints a markdown table (and writes it with `--out`).
  *
  * @module
  */
 
 import process from "node:process";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import { Hamok } from "../src/hamok.ts";
 import { MemoryBus } from "../src/transport/memory_bus.ts";
 import { MemoryTransport } from "../src/transport/memory_transport.ts";
@@ -31,6 +40,8 @@ import { SnapshotJob } from "../src/cluster/snapshot_job.ts";
 import { HamokMapState } from "../src/collections/map_state.ts";
 import { decodeCbor, encodeCbor } from "../src/codec/cbor.ts";
 import { setImmediate } from "node:timers";
+import { NatsTransport } from "../src/transport/nats_transport.ts";
+import { startNatsServer } from "../tests/_helpers/nats_server.ts";
 
 const args = process.argv.slice(2);
 const sizesAt = args.indexOf("--sizes");
@@ -39,6 +50,8 @@ const outAt = args.indexOf("--out");
 const OUT = outAt >= 0 ? args[outAt + 1] : undefined;
 const thresholdAt = args.indexOf("--threshold");
 const THRESHOLD = thresholdAt >= 0 ? Number(args[thresholdAt + 1]) : undefined;
+const rowsAt = args.indexOf("--rows");
+const ROWS = new Set((rowsAt >= 0 ? args[rowsAt + 1]! : "sets,snapshot,join").split(","));
 const COMPACTIONS = 3;
 const FILL_BATCH = 1000;
 const VALUE_PAD = "v".repeat(32);
@@ -177,6 +190,9 @@ interface SnapshotRow {
   totalMs: number;
   atOnceMs: number;
   restoreMs: number;
+  restoreSlices: number;
+  restoreLongestMs: number;
+  restoreTotalMs: number;
 }
 
 /**
@@ -220,47 +236,235 @@ async function snapshotRun(entries: number): Promise<SnapshotRow> {
   const t2 = performance.now();
   copy.restore(decodeCbor(data) as StateMachineImage);
   const restoreMs = performance.now() - t2;
-  return { entries, bytes: data.length, slices, longestSliceMs: longest, totalMs, atOnceMs, restoreMs };
+  // the restore a peer does now: in 4 ms slices, yielding between them (after a full GC: the garbage of
+  // the restore at once above is not this one's)
+  fullGc();
+  const sliced = new StateMachine();
+  sliced.registerKind("map", (id) => new HamokMapState(id));
+  const restore = sliced.restoreJob(data);
+  let restoreSlices = 0;
+  let restoreLongestMs = 0;
+  const t3 = performance.now();
+  for (let finished = false; !finished;) {
+    const t0 = performance.now();
+    do finished = restore.step(); while (!finished && performance.now() - t0 < 4);
+    restoreLongestMs = Math.max(restoreLongestMs, performance.now() - t0);
+    restoreSlices++;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const restoreTotalMs = performance.now() - t3;
+  const size = [...sliced.states()].reduce((n, [, , state]) => n + (state as HamokMapState).size, 0);
+  if (size !== entries) throw new Error(`the sliced restore holds ${size} entries, not ${entries}`);
+  return {
+    entries,
+    bytes: data.length,
+    slices,
+    longestSliceMs: longest,
+    totalMs,
+    atOnceMs,
+    restoreMs,
+    restoreSlices,
+    restoreLongestMs,
+    restoreTotalMs,
+  };
+}
+
+interface JoinResult {
+  joinMs?: number;
+  maxStallMs?: number;
+  maxStallCpuMs?: number;
+  maxCpuStallMs?: number;
+  size?: number;
+  snapshotIndex?: number;
+  error?: string;
+}
+
+/** Starts bench/_join_peer.ts in a process of its own (same runtime) and waits for its result line. */
+async function joinInAProcess(
+  natsUrl: string,
+  clusterId: string,
+  peerId: string,
+): Promise<{ result: JoinResult; stop(): void }> {
+  const deno = (globalThis as { Deno?: { execPath(): string } }).Deno;
+  const script = new URL("./_join_peer.ts", import.meta.url).pathname;
+  const argv = JSON.stringify({ natsUrl, clusterId, peerId });
+  // HAMOK_JOIN_PROFILE_DIR: a CPU profile of the joiner (Deno), to see what its longest stalls run
+  const profileDir = process.env.HAMOK_JOIN_PROFILE_DIR;
+  const profile = profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`];
+  const child = deno !== undefined
+    ? spawn(deno.execPath(), ["run", "-A", ...profile, script, argv], { stdio: ["pipe", "pipe", "inherit"] })
+    : spawn(process.execPath, [script, argv], { stdio: ["pipe", "pipe", "inherit"] });
+  const result = await new Promise<JoinResult>((resolve, reject) => {
+    let buffered = "";
+    child.stdout!.on("data", (data: Uint8Array) => {
+      buffered += new TextDecoder().decode(data);
+      const nl = buffered.indexOf("\n");
+      if (nl >= 0) resolve(JSON.parse(buffered.slice(0, nl)) as JoinResult);
+    });
+    child.on("exit", (code) => reject(new Error(`the joiner process exited (${code})`)));
+  });
+  return { result, stop: () => child.stdin!.end() };
+}
+
+interface JoinRow {
+  entries: number;
+  fillMs: number;
+  joinMs: number;
+  maxStallMs: number;
+  maxStallCpuMs: number;
+  maxCpuStallMs: number;
+  removed: number;
+}
+
+/**
+ * Three peers over a private nats-server (default settings) hold one map of `entries` entries; a
+ * fourth peer joins. Measured: from `join()` to `ready` (the join resolves once the peer has applied
+ * the commit head: snapshot received and restored, later entries applied), the longest gap between
+ * two turns of the event loop meanwhile, and members removed meanwhile (none is the target).
+ */
+async function joinRun(entries: number): Promise<JoinRow> {
+  const server = await startNatsServer();
+  const transports: NatsTransport[] = [];
+  const peers: Hamok[] = [];
+  const make = async (i: number) => {
+    const transport = await NatsTransport.connect({ servers: server.url });
+    transports.push(transport);
+    const peer = new Hamok({
+      peerId: `join-${entries}-${i}`,
+      clusterId: `join-${entries}`,
+      transport,
+      expectedPeers: 3,
+    });
+    peers.push(peer);
+    return peer;
+  };
+  try {
+    const first = await Promise.all([0, 1, 2].map(make));
+    await Promise.all(first.map((p) => p.join({ timeoutMs: 30_000 })));
+    const leader = first.find((p) => p.leader) ?? first[0]!;
+    const map = leader.createMap<string, string>({ mapId: "scale" });
+    await map.ready;
+    const fillStarted = performance.now();
+    // batches small enough that the fill is more log entries than snapshotThreshold: it gets compacted
+    const batchSize = Math.max(1, Math.min(FILL_BATCH, Math.floor(entries / 10_050)));
+    for (let i = 0; i < entries; i += batchSize) {
+      const batch: [string, string][] = [];
+      for (let j = i; j < Math.min(entries, i + batchSize); j++) batch.push([`k${j}`, valueOf(j)]);
+      await map.setAll(batch);
+    }
+    const target = leader.appliedIndex;
+    await until("every peer to apply the fill", () => first.every((p) => p.appliedIndex >= target), 300_000);
+    const fillMs = performance.now() - fillStarted;
+    // the leader's snapshot covers (nearly) all of the fill: the joiner gets it as a snapshot (small writes
+    // until the next compaction, if the fill ended between two)
+    for (let n = 0; leader.status().snapshotIndex < target - 500; n++) {
+      if (n > 20_000) throw new Error("no compaction covers the fill");
+      await map.set("filler", `${n}`);
+    }
+    const snapshotIndex = leader.status().snapshotIndex;
+    let removed = 0;
+    for (const p of first) p.on("remote-peer-left", () => removed++);
+    // the joiner in its own process: its stalls are its own (not the other three peers')
+    const joined = await joinInAProcess(server.url, `join-${entries}`, `join-${entries}-3`);
+    try {
+      if (joined.result.error !== undefined) throw new Error(`the joiner failed: ${joined.result.error}`);
+      const { joinMs, maxStallMs, maxStallCpuMs, maxCpuStallMs, size, snapshotIndex: installed } =
+        joined.result;
+      if (size! < entries) throw new Error(`the joiner has ${size} entries, not ${entries} and more`);
+      if (installed! < snapshotIndex) throw new Error("the joiner did not install the snapshot");
+      // a member removed as silent while it joined is removed by now (peerTimeoutMs after the fact)
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      if (leader.status().members.length !== 4) removed++;
+      return {
+        entries,
+        fillMs,
+        joinMs: joinMs!,
+        maxStallMs: maxStallMs!,
+        maxStallCpuMs: maxStallCpuMs!,
+        maxCpuStallMs: maxCpuStallMs!,
+        removed,
+      };
+    } finally {
+      joined.stop();
+    }
+  } finally {
+    for (const p of peers) p.close();
+    await Promise.all(transports.map((t) => t.close().catch(() => {})));
+    await server.stop();
+  }
 }
 
 const runtime = (globalThis as { Bun?: unknown }).Bun !== undefined
   ? `Bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`
   : `Deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}`;
-const lines = [
-  `Scale rows (bench/scale.ts), ${runtime}, 3 peers in one process, memory bus; per-entry figures are per peer.`,
-  "",
-  "| entries | RSS / entry / peer | heap / entry / peer | RSS right after the fill | fill | sets | compactions (each peer) | set p50 | set p99 | set max | targets met |",
-  "| ------: | -----------------: | ------------------: | -----------------------: | ---: | ---: | ----------------------: | ------: | ------: | ------: | ----------- |",
+const lines: string[] = [
+  `Scale rows (bench/scale.ts), ${runtime}; load average ${
+    loadavg().map((l) => l.toFixed(1)).join(" / ")
+  } (1 / 5 / 15 min) on ${cpus().length} CPUs when it started.`,
 ];
-for (const size of SIZES) {
-  const row = await run(size);
-  const met = row.maxUs <= 50_000 && row.rssPerEntry <= 250;
+if (ROWS.has("sets")) {
   lines.push(
-    `| ${row.entries.toLocaleString("en-US")} | ${row.rssPerEntry.toFixed(0)} B | ${
-      row.heapPerEntry.toFixed(0)
-    } B | ${row.rssAfterFill.toFixed(0)} B | ${
-      (row.fillMs / 1000).toFixed(1)
-    } s | ${row.sets} | ${row.compactions} | ${formatUs(row.p50Us)} | ${formatUs(row.p99Us)} | ${
-      formatUs(row.maxUs)
-    } | ${met ? "yes" : "**no**"} (max <= 50 ms, RSS <= 250 B) |`,
+    "",
+    "Three peers in one process, memory bus; per-entry figures are per peer.",
+    "",
+    "| entries | RSS / entry / peer | heap / entry / peer | RSS right after the fill | fill | sets | compactions (each peer) | set p50 | set p99 | set max | targets met |",
+    "| ------: | -----------------: | ------------------: | -----------------------: | ---: | ---: | ----------------------: | ------: | ------: | ------: | ----------- |",
   );
-  console.log(lines.at(-1));
+  for (const size of SIZES) {
+    const row = await run(size);
+    const met = row.maxUs <= 50_000 && row.rssPerEntry <= 250;
+    lines.push(
+      `| ${row.entries.toLocaleString("en-US")} | ${row.rssPerEntry.toFixed(0)} B | ${
+        row.heapPerEntry.toFixed(0)
+      } B | ${row.rssAfterFill.toFixed(0)} B | ${
+        (row.fillMs / 1000).toFixed(1)
+      } s | ${row.sets} | ${row.compactions} | ${formatUs(row.p50Us)} | ${formatUs(row.p99Us)} | ${
+        formatUs(row.maxUs)
+      } | ${met ? "yes" : "**no**"} (max <= 50 ms, RSS <= 250 B) |`,
+    );
+    console.log(lines.at(-1));
+  }
 }
-lines.push(
-  "",
-  "Snapshot of one map state alone (no cluster): written out in 4 ms slices by SnapshotJob, vs encoded at once, and restored (at once).",
-  "",
-  "| entries | image | slices | longest slice | written out in | at once (before) | restore (decode + apply) |",
-  "| ------: | ----: | -----: | ------------: | -------------: | ---------------: | -----------------------: |",
-);
-for (const size of SIZES) {
-  const r = await snapshotRun(size);
+if (ROWS.has("snapshot")) {
   lines.push(
-    `| ${r.entries.toLocaleString("en-US")} | ${(r.bytes / 1e6).toFixed(1)} MB | ${r.slices} | ${
-      r.longestSliceMs.toFixed(1)
-    } ms | ${r.totalMs.toFixed(0)} ms | ${r.atOnceMs.toFixed(0)} ms | ${r.restoreMs.toFixed(0)} ms |`,
+    "",
+    "Snapshot of one map state alone (no cluster): written out in 4 ms slices by SnapshotJob, vs encoded at once, and restored: at once (before), and in 4 ms slices by StateMachine.restoreJob (what a peer does now).",
+    "",
+    "| entries | image | slices | longest slice | written out in | at once (before) | restore at once (before) | restore slices | longest restore slice | restored in |",
+    "| ------: | ----: | -----: | ------------: | -------------: | ---------------: | -----------------------: | -------------: | --------------------: | ----------: |",
   );
-  console.log(lines.at(-1));
+  for (const size of SIZES) {
+    const r = await snapshotRun(size);
+    lines.push(
+      `| ${r.entries.toLocaleString("en-US")} | ${(r.bytes / 1e6).toFixed(1)} MB | ${r.slices} | ${
+        r.longestSliceMs.toFixed(1)
+      } ms | ${r.totalMs.toFixed(0)} ms | ${r.atOnceMs.toFixed(0)} ms | ${
+        r.restoreMs.toFixed(0)
+      } ms | ${r.restoreSlices} | ${r.restoreLongestMs.toFixed(1)} ms | ${r.restoreTotalMs.toFixed(0)} ms |`,
+    );
+    console.log(lines.at(-1));
+  }
+}
+if (ROWS.has("join")) {
+  lines.push(
+    "",
+    "A fourth peer joins three peers over NATS (a private nats-server, default settings; the three in this process, the joiner in a process of its own): from `join()` to `ready`, the longest stall of the joiner's event loop meanwhile, and members removed meanwhile.",
+    "",
+    "| entries | fill | join to ready | longest stall (CPU of the process in it) | longest stall in CPU time | members removed | target met |",
+    "| ------: | ---: | ------------: | ---------------------------------------: | ------------------------: | --------------: | ---------- |",
+  );
+  for (const size of SIZES) {
+    const r = await joinRun(size);
+    const met = r.joinMs <= 10_000 && r.removed === 0;
+    lines.push(
+      `| ${r.entries.toLocaleString("en-US")} | ${(r.fillMs / 1000).toFixed(1)} s | ${
+        (r.joinMs / 1000).toFixed(2)
+      } s | ${r.maxStallMs.toFixed(1)} ms (${r.maxStallCpuMs.toFixed(1)} ms) | ${
+        r.maxCpuStallMs.toFixed(1)
+      } ms | ${r.removed} | ${met ? "yes" : "**no**"} (<= 10 s, none removed) |`,
+    );
+    console.log(lines.at(-1));
+  }
 }
 const table = lines.join("\n");
 console.log(table);
