@@ -97,6 +97,8 @@ export class RaftDriver {
   /** A restore is under way: committed entries wait in {@linkcode #held} (in log order). */
   #restoring = 0;
   #held: Entry[] = [];
+  /** The first entry of {@linkcode #held} not applied yet. */
+  #heldAt = 0;
   /** Drains run since the event loop last turned. */
   #microDrains = 0;
   /** Term and vote as last handed to the storage (a batch that changes them needs a sync). */
@@ -295,6 +297,7 @@ export class RaftDriver {
     if (ready.snapshot !== undefined && ready.restoreSnapshot) {
       // entries held for an earlier restore are covered by this snapshot (it is beyond the commit index)
       this.#held = [];
+      this.#heldAt = 0;
       const restoring = hooks.restore(ready.snapshot);
       if (restoring instanceof Promise) this.holdUntil(restoring, ready.snapshot.meta.index);
       else {
@@ -345,14 +348,18 @@ export class RaftDriver {
     const scheduler = this.#scheduler;
     const started = scheduler.monotonicNow();
     const held = this.#held;
-    let at = 0;
+    // a cursor, not a copy of the rest per slice: a restart may hold a million entries
+    let at = this.#heldAt;
     while (at < held.length) {
       const end = Math.min(held.length, at + HELD_PER_CHECK);
-      this.#applyAll(held.slice(at, end));
+      this.#applyRange(held, at, end);
       at = end;
-      if (scheduler.monotonicNow() - started >= HELD_SLICE_MS || at >= HELD_PER_SLICE) break;
+      if (scheduler.monotonicNow() - started >= HELD_SLICE_MS || at - this.#heldAt >= HELD_PER_SLICE) break;
     }
-    this.#held = at >= held.length ? [] : held.slice(at);
+    if (at >= held.length) {
+      this.#held = [];
+      this.#heldAt = 0;
+    } else this.#heldAt = at;
     if (this.#appliedWaiters.length > 0) this.#releaseApplied();
     if (this.#held.length > 0) {
       scheduler.yieldThen(() => this.#applyHeld(generation));
@@ -370,8 +377,14 @@ export class RaftDriver {
   #generation = 0;
 
   #applyAll(entries: readonly Entry[]): void {
+    this.#applyRange(entries, 0, entries.length);
+  }
+
+  /** Applies `entries[from..to)` in order. */
+  #applyRange(entries: readonly Entry[], from: number, to: number): void {
     const hooks = this.#hooks;
-    for (const entry of entries) {
+    for (let i = from; i < to; i++) {
+      const entry = entries[i]!; // from <= i < to <= length
       try {
         hooks.apply(entry);
       } catch (error) {
@@ -379,7 +392,7 @@ export class RaftDriver {
       }
       this.#applied = entry.index;
     }
-    if (entries.length > 0 && hooks.appliedBatch !== undefined) hooks.appliedBatch(entries.length);
+    if (to > from && hooks.appliedBatch !== undefined) hooks.appliedBatch(to - from);
   }
 
   #readDone(read: ReadState): void {
