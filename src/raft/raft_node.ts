@@ -63,6 +63,9 @@ const EARLY_TYPES: ReadonlySet<RaftMessage["type"]> = new Set<RaftMessage["type"
 ]);
 
 /** A snapshot being received in chunks, written into one buffer reserved at its announced size. */
+/** One command of a forwarded proposal. */
+type ProposedEntry = { readonly data: Uint8Array; readonly requestId?: string };
+
 interface IncomingSnapshot {
   /** The leader that started (or last continued) the transfer, and its term. */
   from: string;
@@ -156,6 +159,10 @@ export class RaftNode {
   private messages: RaftMessage[] = [];
   /** Messages that may leave before their batch is persisted (asyncPersistence only). */
   private earlyMessages: RaftMessage[] = [];
+  /** The forwarded-proposal message not yet handed out by `ready()`, which later proposals join. */
+  private forwarding:
+    | { readonly to: string; readonly term: number; readonly entries: ProposedEntry[]; bytes: number }
+    | undefined = undefined;
   private readStates: ReadState[] = [];
   private droppedReads: DroppedRead[] = [];
   private snapshotToPersist: Snapshot | undefined = undefined;
@@ -345,7 +352,20 @@ export class RaftNode {
     }
     const leader = this.leader;
     if (leader === undefined) return { status: "dropped", reason: "no-leader" };
-    const entries = requestId === undefined ? [{ data }] : [{ data, requestId }];
+    const entry = requestId === undefined ? { data } : { data, requestId };
+    const bytes = data.byteLength + (requestId?.length ?? 0);
+    const batch = this.forwarding;
+    if (
+      batch !== undefined && batch.to === leader && batch.term === this.currentTerm &&
+      batch.entries.length < this.cfg.maxEntriesPerAppend && batch.bytes + bytes <= this.cfg.maxBytesPerAppend
+    ) {
+      // proposals forwarded before the next ready() travel in one message (they only move earlier)
+      batch.entries.push(entry);
+      batch.bytes += bytes;
+      return { status: "forwarded", leaderId: leader };
+    }
+    const entries = [entry];
+    this.forwarding = { to: leader, term: this.currentTerm, entries, bytes };
     this.send({ type: "propose", from: this.selfId, to: leader, term: this.currentTerm, entries });
     return { status: "forwarded", leaderId: leader };
   }
@@ -574,6 +594,7 @@ export class RaftNode {
     let earlyMessages = this.earlyMessages.length > 0 ? this.earlyMessages : NO_MESSAGES;
     const readStates = this.readStates.length > 0 ? this.readStates : NO_READS;
     const droppedReads = this.droppedReads.length > 0 ? this.droppedReads : NO_DROPPED;
+    this.forwarding = undefined;
     if (messages !== NO_MESSAGES) this.messages = [];
     if (earlyMessages !== NO_MESSAGES) {
       this.earlyMessages = [];

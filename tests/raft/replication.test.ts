@@ -1,6 +1,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import type { AppendMessage, AppendResponseMessage, RaftMessage } from "../../src/raft/types.ts";
+import type {
+  AppendMessage,
+  AppendResponseMessage,
+  ProposeMessage,
+  RaftMessage,
+} from "../../src/raft/types.ts";
 import { cmd, from, ofType, RaftHarness, stateWithLog, to } from "../_helpers/raft_harness.ts";
 
 const appendsTo = (ms: RaftMessage[], id: string) =>
@@ -56,6 +61,27 @@ describe("replication", () => {
     // A forwarded proposal that reaches a non-leader is dropped silently.
     lonely.node("y").step({ type: "propose", from: "x", to: "y", term: 0, entries: [{ data: cmd("q") }] });
     assert.equal(lonely.node("y").lastIndex, 0);
+  });
+
+  it("proposals a follower forwards before the next ready() share one message, bounded like appends", () => {
+    const h = steady({ maxEntriesPerAppend: 3 });
+    for (let i = 0; i < 5; i++) h.node("b").propose(cmd(`f${i}`), `r${i}`);
+    const batches = h.take(ofType("propose")) as ProposeMessage[];
+    assert.deepEqual(
+      batches.map((m) => m.entries.map((e) => e.requestId)),
+      [["r0", "r1", "r2"], ["r3", "r4"]],
+    );
+    for (const m of batches) h.deliver(m);
+    h.node("b").propose(cmd("f5"), "r5"); // after ready(): a message of its own
+    const [later] = h.take(ofType("propose")) as ProposeMessage[];
+    assert.deepEqual(later.entries.map((e) => e.requestId), ["r5"]);
+    h.deliver(later);
+    h.stabilize();
+    assert.deepEqual(h.record("c").state, ["f0", "f1", "f2", "f3", "f4", "f5"]);
+    const hb = steady({ maxBytesPerAppend: 25 });
+    for (const text of ["0123456789", "0123456789", "0123456789"]) hb.node("b").propose(cmd(text));
+    const bounded = hb.take(ofType("propose")) as ProposeMessage[];
+    assert.deepEqual(bounded.map((m) => m.entries.length), [2, 1]);
   });
 
   it("batches are bounded by maxEntriesPerAppend and maxBytesPerAppend (at least one entry)", () => {
