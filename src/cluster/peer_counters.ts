@@ -15,7 +15,8 @@
  * - `non-member`: the sender is not a member of this peer's cluster (or not the learner being added).
  * - `forged-sender`: the envelope's sender disagrees with the sender the body names.
  * - `bad-term`: a Raft term this peer could not encode or store safely.
- * - `stale-sequence`: an event older than one already delivered from its publisher.
+ * - `stale-sequence`: an event older than one already delivered from its publisher, or claiming a
+ *   sequence beyond this peer's clock.
  * - `unexpected`: a well-formed message nobody waits for (an ack nobody awaits, a reply to no request).
  * - `rate-limited`: a sender (or everyone) sent more of this kind than this peer answers.
  * - `not-leader`: a shared append or heartbeat (one publish for several followers) that is not from

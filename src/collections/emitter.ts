@@ -80,8 +80,15 @@ export interface HamokEmitterConnection {
 /** The replicated-state kind of emitters. */
 export const EMITTER_KIND = "emitter";
 
-/** Stale sequences in a row from one publisher after which its sequence is re-based. */
-const STALE_RUN_REBASE = 8;
+/**
+ * Event sequences per millisecond of the publisher's clock: an emitter starts its sequence at its
+ * clock's milliseconds times this, so a publisher restarted with the same member id (on its storage)
+ * continues above every sequence it sent before, as long as it sent fewer than this many events per
+ * millisecond on average.
+ */
+const SEQ_PER_MS = 1000;
+/** How far ahead of this peer's clock an event's sequence may claim to be (clock skew), in ms. */
+const MAX_SEQ_AHEAD_MS = 24 * 60 * 60 * 1000;
 
 interface PendingPublish {
   readonly event: string;
@@ -135,8 +142,8 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   readonly #subscribed = new Map<string, Set<AnyListener>>();
   readonly #transportSubs = new Map<string, TransportSubscription>();
   readonly #pending = new Map<string, PendingPublish>();
-  /** Per publishing member: the highest sequence delivered and the run of stale ones since. */
-  readonly #lastSeq = new Map<string, { max: number; staleRun: number }>();
+  /** Per publishing member: the highest sequence delivered. */
+  readonly #lastSeq = new Map<string, number>();
   readonly #eventQueues = new Map<string, Promise<void>>();
   readonly #disposers: (() => void)[] = [];
   #seq = 0;
@@ -149,6 +156,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     const maxKeys = nonNegativeInteger("maxOutboundMessageKeys", config.maxOutboundMessageKeys);
     const maxValues = nonNegativeInteger("maxOutboundMessageValues", config.maxOutboundMessageValues);
     super(host, identity);
+    this.#seq = Math.floor(host.scheduler.now()) * SEQ_PER_MS;
     this.#spans = new MessagingSpans(host.tracer, this.id, host.localPeerId);
     this.#metrics = host.metrics?.enabled ? host.metrics : undefined;
     this.#publishAttributes = this.#metrics === undefined
@@ -530,24 +538,16 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
 
   /**
    * Per-publisher order and de-duplication: an event is delivered if its sequence is above the
-   * highest delivered from that member. A run of {@linkcode STALE_RUN_REBASE} stale ones in a row
-   * re-bases the sequence: one forged event with a huge sequence costs at most that many events, it
-   * cannot silence a publisher for good.
+   * highest delivered from that member. A sequence starts at the publisher's clock (see
+   * {@linkcode SEQ_PER_MS}), so a restarted publisher is not mistaken for a stale one, and a claim
+   * beyond this peer's clock plus {@linkcode MAX_SEQ_AHEAD_MS} is refused: one forged event with a
+   * huge sequence cannot silence a publisher.
    */
   #inSequence(from: string, seq: number): boolean {
+    if (seq > (this.host.scheduler.now() + MAX_SEQ_AHEAD_MS) * SEQ_PER_MS) return false;
     const last = this.#lastSeq.get(from);
-    if (last === undefined) {
-      this.#lastSeq.set(from, { max: seq, staleRun: 0 });
-      return true;
-    }
-    if (seq > last.max) {
-      last.max = seq;
-      last.staleRun = 0;
-      return true;
-    }
-    if (++last.staleRun < STALE_RUN_REBASE) return false;
-    last.max = seq;
-    last.staleRun = 0;
+    if (last !== undefined && seq <= last) return false;
+    this.#lastSeq.set(from, seq);
     return true;
   }
 

@@ -39,6 +39,10 @@ const REGRESSIONS: readonly [seed: number, found: string, workload?: "map"][] = 
   [100334, "not a member after the heal: restarted late after an unconfirmed leave (simulator)", "map"],
   [108825, "the same, after a pause and a leave in a 5-peer cluster (simulator)", "map"],
   [115440, "the same, after partitions in a 5-peer cluster (simulator)", "map"],
+  // duplicated and reordered events made a run of stale sequences, which re-based the publisher's
+  // sequence and let an old event through after newer ones (emitter: sequences now start at the
+  // publisher's clock, so a restart needs no re-basing, and stale events are always dropped)
+  [216050, "emitter: an old event delivered after newer ones from the same publisher"],
 ];
 
 describe("whole-peer simulator sweep", () => {
