@@ -848,6 +848,9 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
             ) {
               violations.push(`a second peer with the live id ${victim.peerId} was admitted`);
             }
+            // admitted legitimately, it is a member now: an application stopping it leaves (killed as a
+            // member, it could leave a two-voter configuration without a quorum for good: seed 215714)
+            return hamok.leave().catch(() => {});
           },
           () => {},
         ).finally(() => {

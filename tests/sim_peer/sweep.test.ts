@@ -43,6 +43,10 @@ const REGRESSIONS: readonly [seed: number, found: string, workload?: "map"][] = 
   // sequence and let an old event through after newer ones (emitter: sequences now start at the
   // publisher's clock, so a restart needs no re-basing, and stale events are always dropped)
   [216050, "emitter: an old event delivered after newer ones from the same publisher"],
+  // a duplicate peer id admitted in place of a silent original was then killed as a member: with the
+  // other voter it left a two-voter configuration without a quorum (simulator: an admitted duplicate
+  // now leaves before it stops, as an application's instance would)
+  [215714, "no quorum after the heal: an admitted duplicate killed as a member (simulator)"],
 ];
 
 describe("whole-peer simulator sweep", () => {
