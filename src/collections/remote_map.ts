@@ -16,18 +16,12 @@ import type { ArgsOf } from "./command_spec.ts";
 import { checkCodec, CollectionBase, collectionIdentity } from "./collection_base.ts";
 import {
   type HamokRemoteMapState,
-  type PendingRemoteOp,
   REMOTE_MAP_KIND,
   type RemoteMapCommands,
   type RemoteMapOp,
-  type RemoteOpOutcome,
 } from "./remote_map_state.ts";
-import {
-  type HamokRemoteStore,
-  type HamokRemoteStoreBatch,
-  type HamokRemoteStoreMark,
-  identityOf,
-} from "./remote_store.ts";
+import { prepareRemoteBatch, type RemoteBatchIo, sameBytes } from "./remote_map_batch.ts";
+import type { HamokRemoteStore, HamokRemoteStoreMark } from "./remote_store.ts";
 
 /**
  * Options of `hamok.createRemoteMap(config)`.
@@ -165,11 +159,6 @@ interface Waiter {
   readonly reject: (error: Error) => void;
 }
 
-interface Slot {
-  readonly wireKey: unknown;
-  value: unknown;
-}
-
 const DEFAULT_MAX_BATCH = 256;
 const MIN_BACKOFF_MS = 20;
 
@@ -215,6 +204,14 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
   private failures = 0;
   private wake: (() => void) | undefined;
   private warnedBehind = -1;
+  /** The batch planner's access to the store and the codecs (made once). */
+  readonly #io: RemoteBatchIo<K, V> = {
+    getMany: (keys) => this.store.getMany(keys),
+    decodeKey: (wire) => this.#decodeKey(wire),
+    decodeValue: (wire) => this.#decodeValue(wire),
+    wireValue: (value) => this.#wireValue(value),
+    same: (current, expected) => this.#same(current, expected),
+  };
 
   /** @internal Use `hamok.createRemoteMap(config)`. */
   constructor(host: CollectionHost, config: HamokRemoteMapConfig<K, V>, leadership: RemoteMapLeadership) {
@@ -653,7 +650,7 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
         }
         const batch = this.state.pendingBatch(this.maxBatchSize);
         if (batch.length === 0) return;
-        const next = await this.#prepare(batch, markIndex);
+        const next = await prepareRemoteBatch(this.#io, batch, markIndex);
         if (!this.#shouldExecute()) return;
         const written = await this.store.write(next.write);
         if (written) {
@@ -683,105 +680,6 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
       timeoutMs: this.requestTimeoutInMs,
       requestId: `${REMOTE_MAP_KIND}:${this.id}:executed:${mark.index}`,
     });
-  }
-
-  /** Reads what the batch touches, runs it on an overlay, and builds the store write. */
-  async #prepare(
-    batch: PendingRemoteOp[],
-    markIndex: number,
-  ): Promise<{ write: HamokRemoteStoreBatch<K, V> }> {
-    const toRead = new Map<string, unknown>();
-    for (const p of batch) {
-      for (const wireKey of keysOf(p)) {
-        const id = identityOf(wireKey);
-        if (!toRead.has(id)) toRead.set(id, wireKey);
-      }
-    }
-    const readIds = [...toRead.keys()];
-    const values = readIds.length === 0
-      ? []
-      : await this.store.getMany(readIds.map((id) => this.#decodeKey(toRead.get(id))));
-    const base = new Map<string, unknown>();
-    for (let i = 0; i < readIds.length; i++) {
-      const value = values[i];
-      base.set(readIds[i]!, value === undefined ? undefined : this.#wireValue(value as V)); // i < length
-    }
-    let cleared = false;
-    const overlay = new Map<string, Slot>();
-    const read = (wireKey: unknown): unknown => {
-      const id = identityOf(wireKey);
-      const slot = overlay.get(id);
-      if (slot !== undefined) return slot.value;
-      return cleared ? undefined : base.get(id);
-    };
-    const put = (wireKey: unknown, value: unknown): void => {
-      overlay.set(identityOf(wireKey), { wireKey, value });
-    };
-    const outcomes: [number, RemoteOpOutcome][] = [];
-    for (const p of batch) {
-      const args = p.args as unknown[];
-      const olds: unknown[] = [];
-      let applied: boolean | undefined;
-      switch (p.op) {
-        case "set":
-        case "insert": {
-          const old = read(args[0]);
-          olds.push(old);
-          if (p.op === "set" || old === undefined) put(args[0], args[1]);
-          break;
-        }
-        case "setAll":
-        case "insertAll":
-          for (const [key, value] of args as [unknown, unknown][]) {
-            const old = read(key);
-            olds.push(old);
-            if (p.op === "setAll" || old === undefined) put(key, value);
-          }
-          break;
-        case "delete":
-        case "remove":
-        case "deleteAll":
-        case "removeAll":
-          for (const key of args) {
-            const old = read(key);
-            olds.push(old);
-            if (old !== undefined) put(key, undefined);
-          }
-          break;
-        case "updateIf":
-        case "removeIf": {
-          const old = read(args[0]);
-          olds.push(old);
-          const expected = p.op === "updateIf" ? args[2] : args[1];
-          applied = old !== undefined && this.#same(old, expected);
-          if (applied) put(args[0], p.op === "updateIf" ? args[1] : undefined);
-          break;
-        }
-        case "clear":
-          cleared = true;
-          overlay.clear();
-          break;
-      }
-      outcomes.push([p.index, applied === undefined ? [olds] : [olds, applied]]);
-    }
-    const deletes: K[] = [];
-    const sets: [K, V][] = [];
-    for (const slot of overlay.values()) {
-      const key = this.#decodeKey(slot.wireKey);
-      if (slot.value === undefined) deletes.push(key);
-      else sets.push([key, this.#decodeValue(slot.value)]);
-    }
-    const last = batch[batch.length - 1]!.index; // the caller never prepares an empty batch
-    return {
-      write: {
-        expectedIndex: markIndex,
-        mark: { index: last, data: encodeCbor(outcomes) },
-        clear: cleared,
-        deletes,
-        sets,
-        ops: batch.map((p) => ({ index: p.index, op: p.op })),
-      },
-    };
   }
 
   #same(current: unknown, expected: unknown): boolean {
@@ -898,35 +796,6 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
       ? wire as V
       : decodeValue(this.valueCodec, wire as string | Uint8Array);
   }
-}
-
-/** The wire keys an operation touches, in argument order. */
-function keysOf(p: PendingRemoteOp): unknown[] {
-  const args = p.args as unknown[];
-  switch (p.op) {
-    case "set":
-    case "insert":
-    case "delete":
-    case "remove":
-    case "updateIf":
-    case "removeIf":
-      return [args[0]];
-    case "setAll":
-    case "insertAll":
-      return (args as [unknown, unknown][]).map(([key]) => key);
-    case "deleteAll":
-    case "removeAll":
-      return args;
-    default:
-      return [];
-  }
-}
-
-function sameBytes(a: unknown, b: unknown): boolean {
-  if (typeof a === "string" || typeof b === "string") return a === b;
-  if (!(a instanceof Uint8Array) || !(b instanceof Uint8Array) || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 function storeError(mapId: string, what: string, error: unknown): HamokError {
