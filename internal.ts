@@ -90,7 +90,7 @@ export { EMITTER_KIND } from "./src/collections/emitter.ts";
 export { HamokSubscriptionTable } from "./src/collections/subscription_table.ts";
 export { MAP_KIND } from "./src/collections/map.ts";
 export { RECORD_KIND } from "./src/collections/record.ts";
-export { HamokQueueState, type HamokQueueStateEvents, QUEUE_KIND } from "./src/collections/queue_state.ts";
+export { HamokQueueState, type HamokQueueStateObserver, QUEUE_KIND } from "./src/collections/queue_state.ts";
 export {
   HamokRemoteMapState,
   type HamokRemoteMapStateEvents,

@@ -13,6 +13,7 @@ import type { ArgsOf, ResultOf } from "./command_spec.ts";
 import {
   type HamokQueueSnapshot,
   type HamokQueueState,
+  type HamokQueueStateObserver,
   type PopResult,
   QUEUE_KIND,
   type QueueCommands,
@@ -102,7 +103,7 @@ export interface HamokQueueEvents<T> {
 export class HamokQueue<T> extends CollectionBase<HamokQueueEvents<T>, QueueCommands> {
   readonly #state: HamokQueueState;
   readonly #codec: ValueCodec<T> | undefined;
-  readonly #disposers: (() => void)[] = [];
+  readonly #observer: HamokQueueStateObserver;
 
   /** @internal Use `hamok.createQueue(config)`. */
   constructor(host: CollectionHost, config: HamokQueueConfig<T>) {
@@ -111,16 +112,13 @@ export class HamokQueue<T> extends CollectionBase<HamokQueueEvents<T>, QueueComm
     super(host, identity);
     this.#codec = codec;
     this.#state = host.replicatedState<HamokQueueState>(QUEUE_KIND, this.id);
-    this.#forward("add");
-    this.#forward("remove");
-    const onEmpty = () => this.deliver("empty", []);
-    const onNotEmpty = () => this.deliver("not-empty", []);
-    this.#state.on("empty", onEmpty);
-    this.#state.on("not-empty", onNotEmpty);
-    this.#disposers.push(
-      () => this.#state.off("empty", onEmpty),
-      () => this.#state.off("not-empty", onNotEmpty),
-    );
+    this.#observer = {
+      added: (item) => this.#forward("add", item),
+      removed: (item) => this.#forward("remove", item),
+      emptied: () => this.deliver("empty", []),
+      filled: () => this.deliver("not-empty", []),
+    };
+    this.#state.observer = this.#observer;
   }
 
   /** Number of items in this peer's copy. */
@@ -238,24 +236,19 @@ export class HamokQueue<T> extends CollectionBase<HamokQueueEvents<T>, QueueComm
 
   /** @internal Stops hearing the state (pending writes still settle). */
   protected override onClose(): void {
-    for (const dispose of this.#disposers) dispose();
-    this.#disposers.length = 0;
+    if (this.#state.observer === this.#observer) this.#state.observer = undefined;
   }
 
-  #forward(event: "add" | "remove"): void {
-    const listener = (item: unknown) => {
-      if (!this.hasListeners(event)) return;
-      let decoded: T;
-      try {
-        decoded = this.#decode(item);
-      } catch (error) {
-        this.host.reportError(error as Error);
-        return;
-      }
-      this.deliver(event, [decoded]);
-    };
-    this.#state.on(event, listener);
-    this.#disposers.push(() => this.#state.off(event, listener));
+  #forward(event: "add" | "remove", item: unknown): void {
+    if (!this.hasListeners(event)) return;
+    let decoded: T;
+    try {
+      decoded = this.#decode(item);
+    } catch (error) {
+      this.host.reportError(error as Error);
+      return;
+    }
+    this.deliver(event, [decoded]);
   }
 
   /** Proposes `op`; an item that cannot be encoded rejects with a `HamokCodecError` naming the queue. */

@@ -6,23 +6,25 @@
  * @module
  */
 
-import { EventEmitter } from "eventemitter3";
 import type { ApplyContext, ReplicatedState } from "../cluster/state_machine.ts";
 import { applyCommand, type CommandSpec, type CommandTable, commandTable } from "./command_spec.ts";
 
 /** The replicated-state kind of queues. */
 export const QUEUE_KIND = "queue";
 
-/** Events of a {@linkcode HamokQueueState}, with items in their replicated form. */
-export interface HamokQueueStateEvents {
+/**
+ * Hears every change of a {@linkcode HamokQueueState} as it is applied (in log order), with items in
+ * their replicated form. The queue object on this peer sets one ({@linkcode HamokQueueState.observer}).
+ */
+export interface HamokQueueStateObserver {
   /** An item was appended at the tail. */
-  add: (item: unknown) => void;
+  added(item: unknown): void;
   /** An item left the queue (popped, cleared, or replaced by an import). */
-  remove: (item: unknown) => void;
+  removed(item: unknown): void;
   /** The queue became empty. */
-  empty: () => void;
+  emptied(): void;
   /** The queue became non-empty. */
-  "not-empty": () => void;
+  filled(): void;
 }
 
 /**
@@ -77,9 +79,11 @@ const COMPACT_MIN = 1024;
  * console.log(state.size, [...state]);
  * ```
  */
-export class HamokQueueState extends EventEmitter<HamokQueueStateEvents> implements ReplicatedState {
+export class HamokQueueState implements ReplicatedState {
   /** The queue id. */
   readonly queueId: string;
+  /** The observer of changes (the queue object on this peer), if any. */
+  observer: HamokQueueStateObserver | undefined = undefined;
   private items: unknown[] = [];
   /** Index in `items` of the head item. */
   private offset = 0;
@@ -88,7 +92,6 @@ export class HamokQueueState extends EventEmitter<HamokQueueStateEvents> impleme
 
   /** Creates an empty queue state. */
   constructor(queueId: string) {
-    super();
     this.queueId = queueId;
   }
 
@@ -153,8 +156,8 @@ export class HamokQueueState extends EventEmitter<HamokQueueStateEvents> impleme
   }
 
   /**
-   * @internal Replaces the content with a snapshot image. Items that are gone fire `remove` (head
-   * first), new items fire `add` (in order), then `empty` / `not-empty` if that changed.
+   * @internal Replaces the content with a snapshot image. The observer hears the items that are gone
+   * (head first), the new items (in order), then `emptied` / `filled` if that changed.
    */
   restore(image: unknown): void {
     const [nextHead, nextItems] = image as QueueImage;
@@ -167,31 +170,29 @@ export class HamokQueueState extends EventEmitter<HamokQueueStateEvents> impleme
     this.items = nextItems;
     this.offset = 0;
     this.headSeq = nextHead;
-    if (this.listenerCount("remove") > 0) {
-      // old items outside [nextHead, nextTail) are gone
-      for (let seq = oldHead; seq < oldTail; seq++) {
-        if (seq < nextHead || seq >= nextTail) this.emit("remove", old[oldOffset + seq - oldHead]);
-      }
+    const observer = this.observer;
+    if (observer === undefined) return;
+    // old items outside [nextHead, nextTail) are gone
+    for (let seq = oldHead; seq < oldTail; seq++) {
+      if (seq < nextHead || seq >= nextTail) observer.removed(old[oldOffset + seq - oldHead]);
     }
-    if (this.listenerCount("add") > 0) {
-      for (let seq = nextHead; seq < nextTail; seq++) {
-        if (seq < oldHead || seq >= oldTail) this.emit("add", nextItems[seq - nextHead]);
-      }
+    for (let seq = nextHead; seq < nextTail; seq++) {
+      if (seq < oldHead || seq >= oldTail) observer.added(nextItems[seq - nextHead]);
     }
     const isEmpty = nextItems.length === 0;
-    if (isEmpty && !wasEmpty) this.emit("empty");
-    else if (!isEmpty && wasEmpty) this.emit("not-empty");
+    if (isEmpty && !wasEmpty) observer.emptied();
+    else if (!isEmpty && wasEmpty) observer.filled();
   }
 
   #pushAll(items: unknown[]): void {
     if (items.length === 0) return;
     const wasEmpty = this.size === 0;
-    const listening = this.listenerCount("add") > 0;
+    const observer = this.observer;
     for (let i = 0; i < items.length; i++) {
       this.items.push(items[i]);
-      if (listening) this.emit("add", items[i]);
+      observer?.added(items[i]);
     }
-    if (wasEmpty) this.emit("not-empty");
+    if (wasEmpty) observer?.filled();
   }
 
   #popOne(): PopResult {
@@ -201,8 +202,11 @@ export class HamokQueueState extends EventEmitter<HamokQueueStateEvents> impleme
     this.offset++;
     this.headSeq++;
     this.#compact();
-    this.emit("remove", item);
-    if (this.offset === this.items.length) this.emit("empty");
+    const observer = this.observer;
+    if (observer !== undefined) {
+      observer.removed(item);
+      if (this.offset === this.items.length) observer.emptied();
+    }
     return { item };
   }
 
@@ -214,10 +218,11 @@ export class HamokQueueState extends EventEmitter<HamokQueueStateEvents> impleme
     this.items = [];
     this.offset = 0;
     this.headSeq += removed;
-    if (this.listenerCount("remove") > 0) {
-      for (let i = oldOffset; i < old.length; i++) this.emit("remove", old[i]);
+    const observer = this.observer;
+    if (observer !== undefined) {
+      for (let i = oldOffset; i < old.length; i++) observer.removed(old[i]);
+      observer.emptied();
     }
-    this.emit("empty");
     return removed;
   }
 

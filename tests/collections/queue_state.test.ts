@@ -9,10 +9,12 @@ const ctx = (): ApplyContext => ({ index: ++index, requestId: undefined, propose
 
 function recorder(state: HamokQueueState): string[] {
   const log: string[] = [];
-  state.on("add", (item) => log.push(`+${String(item)}`));
-  state.on("remove", (item) => log.push(`-${String(item)}`));
-  state.on("empty", () => log.push("empty"));
-  state.on("not-empty", () => log.push("not-empty"));
+  state.observer = {
+    added: (item) => log.push(`+${String(item)}`),
+    removed: (item) => log.push(`-${String(item)}`),
+    emptied: () => log.push("empty"),
+    filled: () => log.push("not-empty"),
+  };
   return log;
 }
 
