@@ -93,7 +93,7 @@ export { RECORD_KIND } from "./src/collections/record.ts";
 export { HamokQueueState, type HamokQueueStateObserver, QUEUE_KIND } from "./src/collections/queue_state.ts";
 export {
   HamokRemoteMapState,
-  type HamokRemoteMapStateEvents,
+  type HamokRemoteMapStateObserver,
   type PendingRemoteOp,
   REMOTE_MAP_KIND,
   type RemoteMapOp,

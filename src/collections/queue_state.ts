@@ -75,7 +75,12 @@ const COMPACT_MIN = 1024;
  * @example
  * ```ts
  * const state = new HamokQueueState("jobs");
- * state.on("add", (item) => console.log("added", item));
+ * state.observer = {
+ *   added: (item) => console.log("added", item),
+ *   removed: () => {},
+ *   emptied: () => {},
+ *   filled: () => {},
+ * };
  * console.log(state.size, [...state]);
  * ```
  */

@@ -16,6 +16,7 @@ import type { ArgsOf } from "./command_spec.ts";
 import { checkCodec, CollectionBase, collectionIdentity } from "./collection_base.ts";
 import {
   type HamokRemoteMapState,
+  type HamokRemoteMapStateObserver,
   REMOTE_MAP_KIND,
   type RemoteMapCommands,
   type RemoteMapOp,
@@ -204,6 +205,9 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
   private failures = 0;
   private wake: (() => void) | undefined;
   private warnedBehind = -1;
+  readonly #observer: HamokRemoteMapStateObserver;
+  /** Linearizable reads waiting for the executed index to reach theirs (checked as it moves). */
+  readonly #progress = new Set<() => void>();
   /** The batch planner's access to the store and the codecs (made once). */
   readonly #io: RemoteBatchIo<K, V> = {
     getMany: (keys) => this.store.getMany(keys),
@@ -242,37 +246,33 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
     this.leadership = leadership;
     this.state = host.replicatedState<HamokRemoteMapState>(REMOTE_MAP_KIND, this.id);
 
-    const onInsert = (key: unknown, value: unknown) => {
-      if (this.hasListeners("insert")) this.#emitDecoded("insert", [key], [value]);
+    this.#observer = {
+      inserted: (key, value) => {
+        if (this.hasListeners("insert")) this.#emitDecoded("insert", key, value, undefined);
+      },
+      updated: (key, oldValue, newValue) => {
+        if (this.hasListeners("update")) this.#emitDecoded("update", key, oldValue, newValue);
+      },
+      removed: (key, oldValue) => {
+        if (this.hasListeners("remove")) this.#emitDecoded("remove", key, oldValue, undefined);
+      },
+      cleared: () => this.deliver("clear", []),
+      enqueued: () => this.#kick(),
+      executed: (index, result) => {
+        this.#settleWaiters(index, result);
+        if (this.#progress.size > 0) { for (const check of this.#progress) check(); }
+      },
+      restored: () => {
+        this.#recheckWaiters();
+        if (this.#progress.size > 0) { for (const check of this.#progress) check(); }
+      },
+      failed: (error) => this.host.reportError(error),
     };
-    const onUpdate = (key: unknown, oldValue: unknown, newValue: unknown) => {
-      if (this.hasListeners("update")) this.#emitDecoded("update", [key], [oldValue, newValue]);
-    };
-    const onRemove = (key: unknown, oldValue: unknown) => {
-      if (this.hasListeners("remove")) this.#emitDecoded("remove", [key], [oldValue]);
-    };
-    const onClear = () => this.deliver("clear", []);
-    const onExecuted = (index: number, result: unknown) => this.#settleWaiters(index, result);
-    const onRestored = () => this.#recheckWaiters();
-    const onPending = () => this.#kick();
-    const onError = (error: Error) => this.host.reportError(error);
-    this.state.on("insert", onInsert);
-    this.state.on("update", onUpdate);
-    this.state.on("remove", onRemove);
-    this.state.on("clear", onClear);
-    this.state.on("executed", onExecuted);
-    this.state.on("restored", onRestored);
-    this.state.on("pending", onPending);
-    this.state.on("error", onError);
+    this.state.observer = this.#observer;
     this.disposers.push(
-      () => this.state.off("insert", onInsert),
-      () => this.state.off("update", onUpdate),
-      () => this.state.off("remove", onRemove),
-      () => this.state.off("clear", onClear),
-      () => this.state.off("executed", onExecuted),
-      () => this.state.off("restored", onRestored),
-      () => this.state.off("pending", onPending),
-      () => this.state.off("error", onError),
+      () => {
+        if (this.state.observer === this.#observer) this.state.observer = undefined;
+      },
       leadership.onLeaderChanged(() => {
         this.wake?.();
         this.#kick();
@@ -729,8 +729,7 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
       };
       const done = () => {
         this.host.scheduler.clearTimeout(timer);
-        this.state.off("executed", check);
-        this.state.off("restored", check);
+        this.#progress.delete(check);
         this.off("close", check);
       };
       const timer = this.host.scheduler.setTimeout(() => {
@@ -742,8 +741,7 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
           ),
         );
       }, Math.max(1, deadline - this.host.scheduler.now()));
-      this.state.on("executed", check);
-      this.state.on("restored", check);
+      this.#progress.add(check);
       this.on("close", check);
     });
   }
@@ -756,17 +754,26 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
     }
   }
 
-  #emitDecoded(event: "insert" | "update" | "remove", keys: [unknown], values: unknown[]): void {
+  /** Delivers a change decoded: `update` gets both values, `insert` and `remove` the first. */
+  #emitDecoded(
+    event: "insert" | "update" | "remove",
+    wireKey: unknown,
+    first: unknown,
+    second: unknown,
+  ): void {
     let key: K;
-    let decoded: V[];
+    let a: V;
+    let b: V | undefined;
     try {
-      key = this.#decodeKey(keys[0]);
-      decoded = values.map((v) => this.#decodeValue(v));
+      key = this.#decodeKey(wireKey);
+      a = this.#decodeValue(first);
+      if (event === "update") b = this.#decodeValue(second);
     } catch (error) {
       this.host.reportError(asError(error));
       return;
     }
-    this.deliver(event, [key, ...decoded] as HamokRemoteMapEvents<K, V>[typeof event]);
+    if (event === "update") this.deliver("update", [key, a, b as V]);
+    else this.deliver(event, [key, a]);
   }
 
   #wireKey(key: K): unknown {

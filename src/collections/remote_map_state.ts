@@ -15,7 +15,6 @@
  * @module
  */
 
-import { EventEmitter } from "eventemitter3";
 import { decodeCbor } from "../codec/cbor.ts";
 import type { ApplyContext, ReplicatedState } from "../cluster/state_machine.ts";
 import { applyCommand, type CommandSpec, type CommandTable, commandTable } from "./command_spec.ts";
@@ -85,24 +84,28 @@ export type RemoteMapArgs = unknown;
  */
 export type RemoteOpOutcome = [olds: unknown[], applied?: boolean];
 
-/** Events of a {@linkcode HamokRemoteMapState}. Keys and values are in replicated form. */
-export interface HamokRemoteMapStateEvents {
+/**
+ * Hears every change of a {@linkcode HamokRemoteMapState} as it is applied (in log order), with keys
+ * and values in replicated form. The remote map object on this peer sets one
+ * ({@linkcode HamokRemoteMapState.observer}).
+ */
+export interface HamokRemoteMapStateObserver {
   /** A key was added. */
-  insert: (key: unknown, value: unknown) => void;
+  inserted(key: unknown, value: unknown): void;
   /** A key's value was replaced. */
-  update: (key: unknown, oldValue: unknown, newValue: unknown) => void;
+  updated(key: unknown, oldValue: unknown, newValue: unknown): void;
   /** A key was removed. */
-  remove: (key: unknown, oldValue: unknown) => void;
+  removed(key: unknown, oldValue: unknown): void;
   /** Every entry was removed. */
-  clear: () => void;
-  /** An operation was committed and waits for execution. */
-  pending: (index: number) => void;
+  cleared(): void;
+  /** An operation was committed at `index` and waits for execution. */
+  enqueued(index: number): void;
   /** The operation at `index` was executed with `result`. */
-  executed: (index: number, result: unknown) => void;
+  executed(index: number, result: unknown): void;
   /** The state was replaced by a snapshot. */
-  restored: () => void;
+  restored(): void;
   /** A committed `executed` command could not be used. */
-  error: (error: Error) => void;
+  failed(error: Error): void;
 }
 
 type StateImage = [
@@ -119,13 +122,24 @@ const DEFAULT_RESULT_WINDOW = 4096;
  * @example
  * ```ts
  * const state = new HamokRemoteMapState("users");
- * state.on("insert", (key, value) => console.log("inserted", key, value));
+ * state.observer = {
+ *   inserted: (key, value) => console.log("inserted", key, value),
+ *   updated: () => {},
+ *   removed: () => {},
+ *   cleared: () => {},
+ *   enqueued: () => {},
+ *   executed: () => {},
+ *   restored: () => {},
+ *   failed: (error) => console.error(error),
+ * };
  * console.log(state.executedIndex, state.pendingCount);
  * ```
  */
-export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents> implements ReplicatedState {
+export class HamokRemoteMapState implements ReplicatedState {
   /** The map id. */
   readonly mapId: string;
+  /** The observer of changes (the remote map object on this peer), if any. */
+  observer: HamokRemoteMapStateObserver | undefined = undefined;
   private pending: PendingRemoteOp[] = [];
   private pendingHead = 0;
   private executed = 0;
@@ -134,7 +148,6 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
 
   /** Creates an empty state remembering the results of the last `resultWindow` operations. */
   constructor(mapId: string, resultWindow: number = DEFAULT_RESULT_WINDOW) {
-    super();
     this.mapId = mapId;
     this.resultWindow = resultWindow;
   }
@@ -192,7 +205,7 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
 
   #enqueue(op: RemoteMapOp, args: unknown, ctx: ApplyContext): number {
     this.pending.push({ index: ctx.index, op, args });
-    this.emit("pending", ctx.index);
+    this.observer?.enqueued(ctx.index);
     return ctx.index;
   }
 
@@ -218,7 +231,7 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
     this.pendingHead = 0;
     this.results.clear();
     for (const [index, result] of results) this.results.set(index, result);
-    this.emit("restored");
+    this.observer?.restored();
   }
 
   #applyExecuted(args: { upTo: number; data: Uint8Array }, index: number): boolean {
@@ -228,8 +241,7 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
       // A mark can only name operations logged before the command that reports it: this one comes
       // from another log (a store shared with another cluster, or one that outlived the cluster's
       // storage). Taking it would skip this log's own operations up to it for good.
-      this.emit(
-        "error",
+      this.observer?.failed(
         new HamokError(
           `remote map '${this.mapId}': the store's mark ${upTo} is not from this cluster's log (reported at ${index}); the store was written by another cluster`,
         ),
@@ -240,8 +252,7 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
     try {
       outcomes = new Map(decodeCbor(args.data) as [number, RemoteOpOutcome][]);
     } catch (error) {
-      this.emit(
-        "error",
+      this.observer?.failed(
         new HamokError(`remote map '${this.mapId}': unreadable execution outcomes`, "HAMOK_CODEC", {
           cause: error,
         }),
@@ -256,8 +267,7 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
       const outcome = outcomes.get(pending.index);
       let result: unknown;
       if (outcome === undefined) {
-        this.emit(
-          "error",
+        this.observer?.failed(
           new HamokError(
             `remote map '${this.mapId}': no outcome for operation ${pending.index}; its result is unknown`,
           ),
@@ -266,7 +276,7 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
         result = this.#settle(pending, outcome);
       }
       this.#remember(pending.index, result);
-      this.emit("executed", pending.index, result);
+      this.observer?.executed(pending.index, result);
     }
     if (this.pendingHead === this.pending.length) {
       this.pending = [];
@@ -300,7 +310,7 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
         return updated;
       }
       case "insert": {
-        if (olds[0] === undefined) this.emit("insert", args[0], args[1]);
+        if (olds[0] === undefined) this.observer?.inserted(args[0], args[1]);
         return olds[0];
       }
       case "insertAll": {
@@ -309,7 +319,7 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
         let i = 0;
         for (const [key, value] of entries) {
           const old = olds[i++];
-          if (old === undefined) this.emit("insert", key, value);
+          if (old === undefined) this.observer?.inserted(key, value);
           else existing.push([key, old]);
         }
         return existing;
@@ -317,14 +327,14 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
       case "delete":
       case "remove": {
         if (olds[0] === undefined) return false;
-        this.emit("remove", args[0], olds[0]);
+        this.observer?.removed(args[0], olds[0]);
         return true;
       }
       case "deleteAll": {
         const deleted: unknown[] = [];
         for (let i = 0; i < args.length; i++) {
           if (olds[i] === undefined) continue;
-          this.emit("remove", args[i], olds[i]);
+          this.observer?.removed(args[i], olds[i]);
           deleted.push(args[i]);
         }
         return deleted;
@@ -333,28 +343,28 @@ export class HamokRemoteMapState extends EventEmitter<HamokRemoteMapStateEvents>
         const removed: [unknown, unknown][] = [];
         for (let i = 0; i < args.length; i++) {
           if (olds[i] === undefined) continue;
-          this.emit("remove", args[i], olds[i]);
+          this.observer?.removed(args[i], olds[i]);
           removed.push([args[i], olds[i]]);
         }
         return removed;
       }
       case "updateIf": {
-        if (applied === true) this.emit("update", args[0], olds[0], args[1]);
+        if (applied === true) this.observer?.updated(args[0], olds[0], args[1]);
         return applied === true;
       }
       case "removeIf": {
-        if (applied === true) this.emit("remove", args[0], olds[0]);
+        if (applied === true) this.observer?.removed(args[0], olds[0]);
         return applied === true;
       }
       case "clear":
-        this.emit("clear");
+        this.observer?.cleared();
         return undefined;
     }
   }
 
   #changed(key: unknown, old: unknown, value: unknown): void {
-    if (old === undefined) this.emit("insert", key, value);
-    else this.emit("update", key, old, value);
+    if (old === undefined) this.observer?.inserted(key, value);
+    else this.observer?.updated(key, old, value);
   }
 
   #remember(index: number, result: unknown): void {

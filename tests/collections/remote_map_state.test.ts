@@ -2,19 +2,38 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { decodeCbor, encodeCbor } from "../../src/codec/cbor.ts";
 import type { ApplyContext } from "../../src/cluster/state_machine.ts";
-import { HamokRemoteMapState, type RemoteOpOutcome } from "../../src/collections/remote_map_state.ts";
+import {
+  HamokRemoteMapState,
+  type HamokRemoteMapStateObserver,
+  type RemoteOpOutcome,
+} from "../../src/collections/remote_map_state.ts";
 import { MemoryRemoteStore } from "../../src/collections/remote_store.ts";
 
 let index = 0;
 const ctx = (): ApplyContext => ({ index: ++index, requestId: undefined, proposerPeerId: "p" });
 
+/** Adds `hooks` to the state's observer (the parts not given do nothing). */
+function observe(state: HamokRemoteMapState, hooks: Partial<HamokRemoteMapStateObserver>): void {
+  const base: HamokRemoteMapStateObserver = state.observer ?? {
+    inserted() {},
+    updated() {},
+    removed() {},
+    cleared() {},
+    enqueued() {},
+    executed() {},
+    restored() {},
+    failed() {},
+  };
+  state.observer = { ...base, ...hooks };
+}
+
 function recorder(state: HamokRemoteMapState): string[] {
   const log: string[] = [];
   const s = (v: unknown) => JSON.stringify(v);
-  state.on("insert", (k, v) => log.push(`insert ${s(k)}=${s(v)}`));
-  state.on("update", (k, o, v) => log.push(`update ${s(k)} ${s(o)}->${s(v)}`));
-  state.on("remove", (k, o) => log.push(`remove ${s(k)} (${s(o)})`));
-  state.on("clear", () => log.push("clear"));
+  observe(state, { inserted: (k, v) => log.push(`insert ${s(k)}=${s(v)}`) });
+  observe(state, { updated: (k, o, v) => log.push(`update ${s(k)} ${s(o)}->${s(v)}`) });
+  observe(state, { removed: (k, o) => log.push(`remove ${s(k)} (${s(o)})`) });
+  observe(state, { cleared: () => log.push("clear") });
   return log;
 }
 
@@ -27,9 +46,9 @@ describe("HamokRemoteMapState", () => {
     const state = new HamokRemoteMapState("m");
     const log = recorder(state);
     const results = new Map<number, unknown>();
-    state.on("executed", (i, r) => results.set(i, r));
+    observe(state, { executed: (i, r) => results.set(i, r) });
     const pending: number[] = [];
-    state.on("pending", (i) => pending.push(i));
+    observe(state, { enqueued: (i) => pending.push(i) });
     const ops: [string, unknown][] = [
       ["set", ["a", 1]],
       ["set", ["a", 2]],
@@ -125,7 +144,7 @@ describe("HamokRemoteMapState", () => {
     source.apply("executed", executed(i1, [[i1, [[undefined]]]]), ctx());
     const target = new HamokRemoteMapState("m");
     let restored = 0;
-    target.on("restored", () => restored++);
+    observe(target, { restored: () => restored++ });
     target.restore(decodeCbor(encodeCbor(source.snapshot())));
     assert.equal(restored, 1);
     assert.equal(target.executedIndex, i1);
@@ -134,7 +153,7 @@ describe("HamokRemoteMapState", () => {
     assert.deepEqual(target.resultOf(i1), { known: true, result: undefined });
     // it continues like the source
     const results: unknown[] = [];
-    target.on("executed", (_i, r) => results.push(r));
+    observe(target, { executed: (_i, r) => results.push(r) });
     target.apply("executed", executed(i2, [[i2, [[{ deep: [1] }]]]]), ctx());
     assert.deepEqual(results, [{ deep: [1] }]);
   });
@@ -149,7 +168,7 @@ describe("HamokRemoteMapState", () => {
   it("an executed command without an outcome for a pending operation reports an error", () => {
     const state = new HamokRemoteMapState("m");
     const errors: Error[] = [];
-    state.on("error", (e) => errors.push(e));
+    observe(state, { failed: (e) => errors.push(e) });
     const i = state.apply("set", ["k", 1], ctx()) as number;
     state.apply("executed", executed(i, []), ctx());
     assert.equal(errors.length, 1);
@@ -167,7 +186,7 @@ describe("HamokRemoteMapState", () => {
     // then its own operations sat below the executed index and its leader rewrote them forever
     const state = new HamokRemoteMapState("m");
     const errors: Error[] = [];
-    state.on("error", (e) => errors.push(e));
+    observe(state, { failed: (e) => errors.push(e) });
     const i = state.apply("set", ["k", 1], ctx()) as number;
     const at = index + 1;
     assert.equal(state.apply("executed", executed(at + 40, [[i, [[undefined]]]]), ctx()), false);
