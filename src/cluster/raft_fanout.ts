@@ -160,7 +160,7 @@ export interface RaftFanoutOptions {
   /** A shared envelope could not be encoded (counted and reported by the peer). */
   encodeFailed(error: unknown): void;
   /** Optional (metrics): a shared append went to `memberId` (unicasts are the peer's own business). */
-  appendSent?(memberId: string): void;
+  readonly appendSent?: ((memberId: string) => void) | undefined;
 }
 
 /**
