@@ -87,8 +87,12 @@ export const EMITTER_KIND = "emitter";
  * millisecond on average.
  */
 const SEQ_PER_MS = 1000;
-/** How far ahead of this peer's clock an event's sequence may claim to be (clock skew), in ms. */
-const MAX_SEQ_AHEAD_MS = 24 * 60 * 60 * 1000;
+/**
+ * How far ahead of this peer's clock an event's sequence may claim to be, in ms: the clock skew
+ * tolerated between peers, and the longest a forged sequence (possible only without a cluster key)
+ * can hold back a publisher's events, since sequences move with the publisher's clock.
+ */
+const MAX_SEQ_AHEAD_MS = 10 * 60 * 1000;
 
 interface PendingPublish {
   readonly event: string;
@@ -263,7 +267,9 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
       this.assertOpen();
       checkEvent(event);
       const targets = this.#remoteTargets(event);
-      const ackRequestId = targets === undefined ? undefined : `${this.host.localMemberId}:${++this.#seq}`;
+      const ackRequestId = targets === undefined
+        ? undefined
+        : `${this.host.localMemberId}:${this.#nextSeq()}`;
       span = this.#spans.startSend("publish", event, targets?.size ?? 0, ackRequestId);
       const payload = encodePayload(this.#codecOf(event), args);
       this.#checkSize(event, payload);
@@ -315,7 +321,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
       const payload = encodePayload(this.#codecOf(event), args);
       this.#checkSize(event, payload);
       if (targets !== undefined) {
-        this.#send(event, payload, ++this.#seq, undefined, traceHeaders(span.spanContext()));
+        this.#send(event, payload, this.#nextSeq(), undefined, traceHeaders(span.spanContext()));
       }
       if (this.hasListeners(event)) this.#deliverLocal(event, args, span);
       span.end();
@@ -543,6 +549,13 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
    * beyond this peer's clock plus {@linkcode MAX_SEQ_AHEAD_MS} is refused: one forged event with a
    * huge sequence cannot silence a publisher.
    */
+  /** The next sequence: one more than the last, and never behind this peer's clock. */
+  #nextSeq(): number {
+    const clock = Math.floor(this.host.scheduler.now()) * SEQ_PER_MS;
+    this.#seq = this.#seq >= clock ? this.#seq + 1 : clock;
+    return this.#seq;
+  }
+
   #inSequence(from: string, seq: number): boolean {
     if (seq > (this.host.scheduler.now() + MAX_SEQ_AHEAD_MS) * SEQ_PER_MS) return false;
     const last = this.#lastSeq.get(from);
