@@ -243,20 +243,7 @@ export class StateMachine {
     return new RestoreJob(data, {
       known: (kind) => this.#factories.has(kind),
       state: (kind, id) => this.state(kind, id),
-      install: (present, applied, uid) => {
-        for (const [kind, byId] of this.#states) {
-          const empty = this.#factories.get(kind);
-          if (empty === undefined) continue;
-          for (const [id, state] of byId) {
-            if (!present.has(`${kind}\u0000${id}`)) state.restore(empty(id).snapshot());
-          }
-        }
-        this.#applied.clear();
-        this.#order.fill(undefined);
-        this.#next = 0;
-        for (const [requestId, result] of applied) this.#remember(requestId, result);
-        if (uid !== undefined) this.clusterUid = uid;
-      },
+      install: (present, applied, uid) => this.#install(present, applied, uid),
     });
   }
 
@@ -268,6 +255,18 @@ export class StateMachine {
       this.state(kind, id).restore(stateImage);
       present.add(`${kind}\u0000${id}`);
     }
+    this.#install(present, image.applied, typeof image.uid === "string" ? image.uid : undefined);
+  }
+
+  /**
+   * The last step of a restore: empties the states the image did not hold (`present` names those it
+   * did, as `kind\u0000id`) and takes its dedup window and cluster identity.
+   */
+  #install(
+    present: ReadonlySet<string>,
+    applied: Iterable<readonly [string, unknown]>,
+    uid: string | undefined,
+  ): void {
     for (const [kind, byId] of this.#states) {
       const empty = this.#factories.get(kind);
       if (empty === undefined) continue;
@@ -278,8 +277,8 @@ export class StateMachine {
     this.#applied.clear();
     this.#order.fill(undefined);
     this.#next = 0;
-    for (const [requestId, result] of image.applied) this.#remember(requestId, result);
-    if (typeof image.uid === "string") this.clusterUid = image.uid;
+    for (const [requestId, result] of applied) this.#remember(requestId, result);
+    if (uid !== undefined) this.clusterUid = uid;
   }
 
   #remember(requestId: string, result: unknown): void {
