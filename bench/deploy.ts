@@ -347,6 +347,8 @@ interface MessageCost {
   inPerWrite: number;
   outPerWrite: number;
   leaderPerWrite: number;
+  /** Messages delivered to the leader per write (its acknowledgements, forwarded proposals...). */
+  leaderReceivedPerWrite: number;
 }
 
 function messageCost(before: Counters, after: Counters, leaderId: string, writes: number): MessageCost {
@@ -356,6 +358,8 @@ function messageCost(before: Counters, after: Counters, leaderId: string, writes
     inPerWrite: (after.inMsgs - before.inMsgs) / writes,
     outPerWrite: (after.outMsgs - before.outMsgs) / writes,
     leaderPerWrite: (la - lb) / writes,
+    leaderReceivedPerWrite: ((after.byName.get(leaderId)?.outMsgs ?? NaN) -
+      (before.byName.get(leaderId)?.outMsgs ?? NaN)) / writes,
   };
 }
 
@@ -400,6 +404,8 @@ interface ScaleRow {
   seqMessages: MessageCost;
   loopMessages: MessageCost;
   idleInPerSec: number;
+  /** The leader's published and received messages per second while idle. */
+  idleLeaderPerSec: { out: number; in: number };
   /** CPU of every peer process per second without writes, summed, ms/s. */
   idleCpuMsPerSec: number;
   startSeconds: number;
@@ -604,6 +610,7 @@ async function scaleRow(peers: PeerChild[], startSeconds: number): Promise<void>
   const idleAfter = await counters();
   const idleCpuMsPerSec = idleCpuAfter.reduce((sum, v, i) => sum + v - idleCpuBefore[i], 0) / IDLE_MS;
   const idleInPerSec = (idleAfter.inMsgs - idleBefore.inMsgs) / (IDLE_MS / 1000);
+  const idleLeader = messageCost(idleBefore, idleAfter, leader.peerId, IDLE_MS / 1000);
 
   const seqBefore = await counters();
   const [seq] = await leader.request<LatencyStats[]>("sample", { ops: ["set"], ...SCALE_LATENCY });
@@ -629,6 +636,7 @@ async function scaleRow(peers: PeerChild[], startSeconds: number): Promise<void>
     seqMessages: messageCost(seqBefore, seqAfter, leader.peerId, seqWrites),
     loopMessages: messageCost(loopBefore, loopAfter, leader.peerId, loopWrites),
     idleInPerSec,
+    idleLeaderPerSec: { out: idleLeader.leaderPerWrite, in: idleLeader.leaderReceivedPerWrite },
     idleCpuMsPerSec,
     startSeconds,
     cpuAllUs: cpuDeltas.reduce((sum, v) => sum + v, 0) / loopWrites,
@@ -771,20 +779,22 @@ function renderScale(): { table: string; targets: string } {
   const base = scaleRows[0];
   const cores = cpus().length;
   const lines = [
-    "| peers | voters | set p50 | set p99 | 64 concurrent ops/s | vs 3 peers | msgs/write, sequential: all in / all out / leader's | msgs/write, 64 concurrent: all in / all out / leader's | idle: msgs/s in, CPU ms/s of all peers | CPU µs/write, 64 concurrent: all peers / leader / nats-server |",
+    "| peers | voters | set p50 | set p99 | 64 concurrent ops/s | vs 3 peers | msgs/write, sequential: all in / all out / leader's out / leader's in | msgs/write, 64 concurrent: all in / all out / leader's out / leader's in | idle: msgs/s in (leader's out / in), CPU ms/s of all peers | CPU µs/write, 64 concurrent: all peers / leader / nats-server |",
     "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   const m = (c: MessageCost) =>
-    `${c.inPerWrite.toFixed(2)} / ${c.outPerWrite.toFixed(2)} / ${c.leaderPerWrite.toFixed(2)}`;
+    `${c.inPerWrite.toFixed(2)} / ${c.outPerWrite.toFixed(2)} / ${c.leaderPerWrite.toFixed(2)} / ${
+      c.leaderReceivedPerWrite.toFixed(2)
+    }`;
   for (const r of scaleRows) {
     lines.push(
       `| ${r.peers} | ${r.voters} | ${formatUs(r.seq.p50Us)} | ${formatUs(r.seq.p99Us)} | ${
         formatRate(r.loop.opsPerSec)
       } | ${ratio(r.loop.opsPerSec, base.loop.opsPerSec)} | ${m(r.seqMessages)} | ${m(r.loopMessages)} | ${
         formatRate(r.idleInPerSec)
-      }, ${r.idleCpuMsPerSec.toFixed(0)} | ${r.cpuAllUs.toFixed(0)} / ${r.cpuLeaderUs.toFixed(0)} / ${
-        r.cpuServerUs.toFixed(0)
-      } |`,
+      } (${r.idleLeaderPerSec.out.toFixed(0)} / ${r.idleLeaderPerSec.in.toFixed(0)}), ${
+        r.idleCpuMsPerSec.toFixed(0)
+      } | ${r.cpuAllUs.toFixed(0)} / ${r.cpuLeaderUs.toFixed(0)} / ${r.cpuServerUs.toFixed(0)} |`,
     );
   }
   const largest = scaleRows[scaleRows.length - 1];
