@@ -5,6 +5,7 @@
  *   deno task sim:peer --from 1 --seeds 200    a range of seeds
  *   options: --nodes 3|5, --bug NAME (repeatable), --fault-ms N, --kinds drop,delay,... (default all),
  *            --workload all|map (default all; map: the map-only workload that older seeds were found with),
+ *            --storage memory|durable (default: the seed picks, half the seeds each),
  *            --progress N (print the running totals every N seeds)
  *
  * @module
@@ -30,12 +31,15 @@ const traceOn = args.includes("--trace");
 const kindsArg = value("--kinds");
 const kinds = kindsArg === undefined ? undefined : kindsArg.split(",") as PeerFaultKind[];
 const workload = value("--workload") as "all" | "map" | undefined;
+const storage = value("--storage") as "memory" | "durable" | undefined;
 const progress = Number(value("--progress") ?? 0);
 
 const totals = Object.fromEntries(PEER_FAULT_KINDS.map((k) => [k, 0])) as Record<PeerFaultKind, number>;
 let failed = 0;
 let ops = 0;
 let unknown = 0;
+let durableRuns = 0;
+let lostRecords = 0;
 const started = performance.now();
 for (let seed = from; seed < from + count; seed++) {
   const r = await runPeerSeed(seed, {
@@ -45,7 +49,10 @@ for (let seed = from; seed < from + count; seed++) {
     ...(faultMs ? { faultMs } : {}),
     ...(kinds ? { kinds } : {}),
     ...(workload ? { workload } : {}),
+    ...(storage ? { storage } : {}),
   });
+  if (r.durable) durableRuns++;
+  lostRecords += r.unsyncedLost;
   for (const k of PEER_FAULT_KINDS) totals[k] += r.faults[k];
   ops += r.opsCompleted;
   unknown += r.opsUnknown;
@@ -53,11 +60,15 @@ for (let seed = from; seed < from + count; seed++) {
   if (r.violations.length > 0) {
     failed++;
     const bugArgs = bugs.map((b) => ` --bug ${b}`).join("");
-    console.log(`seed ${seed} (${r.nodes} nodes): ${r.violations.join("\n  ")}`);
-    const more = `${nodes ? ` --nodes ${nodes}` : ""}${bugArgs}${workload ? ` --workload ${workload}` : ""}`;
+    console.log(`seed ${seed} (${r.nodes} nodes, ${mode(r.durable)}): ${r.violations.join("\n  ")}`);
+    const more = `${nodes ? ` --nodes ${nodes}` : ""}${bugArgs}${workload ? ` --workload ${workload}` : ""}${
+      storage ? ` --storage ${storage}` : ""
+    }`;
     console.log(`  replay: deno task sim:peer --seed ${seed}${more}`);
   } else if (single !== undefined) {
-    console.log(`seed ${seed} (${r.nodes} nodes): ok, ${r.opsCompleted} ops, trace ${r.traceHash}`);
+    console.log(
+      `seed ${seed} (${r.nodes} nodes, ${mode(r.durable)}): ok, ${r.opsCompleted} ops, trace ${r.traceHash}`,
+    );
   }
   if (progress > 0 && (seed - from + 1) % progress === 0 && seed - from + 1 < count) {
     summary(seed - from + 1);
@@ -69,8 +80,12 @@ process.exit(failed > 0 ? 1 : 0);
 function summary(done: number): void {
   const secs = (performance.now() - started) / 1000;
   console.log(
-    `${done} seeds, ${failed} failed, ${ops} ops completed, ${unknown} unknown, ${
+    `${done} seeds, ${failed} failed, ${durableRuns} durable (${lostRecords} unsynced records lost to crashes), ${ops} ops completed, ${unknown} unknown, ${
       secs.toFixed(1)
     } s; faults: ${PEER_FAULT_KINDS.map((k) => `${k} ${totals[k]}`).join(", ")}`,
   );
+}
+
+function mode(durable: boolean): string {
+  return durable ? "durable storage" : "memory storage";
 }

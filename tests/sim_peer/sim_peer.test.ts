@@ -93,6 +93,45 @@ describe("whole-peer simulator", () => {
     },
   );
 
+  it("runs half the seeds on durable storage, whose crashes lose unsynced writes", {
+    timeout: 120_000,
+  }, async () => {
+    let durable = 0, lost = 0, seeds = 0;
+    const kinds = new Set<string>();
+    // within a few seeds: the durable seeds, a crash that lost unsynced records, each new fault kind
+    for (let seed = 1; seed <= 40 && (seeds < 12 || lost === 0 || kinds.size < 2); seed++) {
+      const r = await runPeerSeed(seed, {});
+      seeds++;
+      assert.deepEqual(r.violations, [], `seed ${seed}`);
+      if (!r.durable) continue;
+      durable++;
+      lost += r.unsyncedLost;
+      for (const kind of ["restart", "crash-all"] as const) if (r.faults[kind] > 0) kinds.add(kind);
+    }
+    assert.ok(durable >= seeds / 4 && durable <= (seeds * 3) / 4, `${durable} of ${seeds} seeds durable`);
+    assert.ok(lost > 0, "no crash lost an unsynced write");
+    assert.deepEqual([...kinds].sort(), ["crash-all", "restart"]);
+    const memory = await runPeerSeed(3, { storage: "memory" });
+    assert.equal(memory.durable, false);
+    assert.equal(memory.faults["crash-all"] + memory.faults.restart, 0);
+  });
+
+  it("catches a disk whose sync makes nothing durable (acknowledged writes lost)", {
+    timeout: 60_000,
+  }, async () => {
+    let caught = 0;
+    for (let seed = 1; seed <= 4; seed++) {
+      const r = await runPeerSeed(seed, { diskBug: "sync-lies" });
+      if (
+        r.violations.some((v) =>
+          v.includes("not linearizable") || v.includes("acknowledged pushes neither popped") ||
+          v.includes("a restart of all on their storage changed")
+        )
+      ) caught++;
+    }
+    assert.equal(caught, 4);
+  });
+
   it("catches the bug 'resolve a write before it is applied'", { timeout: 60_000 }, async () => {
     let caught = 0;
     for (let seed = 1; seed <= 5; seed++) {

@@ -29,6 +29,7 @@ import type {
   TransportSubscription,
 } from "../../src/transport/transport.ts";
 import { MemoryRaftStorage } from "../../src/storage/memory_storage.ts";
+import type { RaftStorage } from "../../src/storage/raft_storage.ts";
 import { newMemberId } from "../../src/cluster/member_id.ts";
 import { sleep } from "../../src/cluster/scheduler.ts";
 import {
@@ -47,6 +48,7 @@ import { TraceHash } from "../sim/hash.ts";
 import { checkLinearizability, type Operation } from "../sim/linearizability.ts";
 import { type MapInput, mapModel, type MapOutput } from "./map_model.ts";
 import { type PeerClock, VirtualWorld } from "./virtual_scheduler.ts";
+import { SimDisk } from "./sim_disk.ts";
 import {
   type AttemptOptions,
   checkPublished,
@@ -79,7 +81,12 @@ export const PEER_FAULT_KINDS = [
   "publish-throws",
   "codec-throws",
   "listener-throws",
+  "restart",
+  "crash-all",
 ] as const;
+
+/** The fault kinds that need durable storage (`storage: "durable"`). */
+const DURABLE_FAULT_KINDS: readonly PeerFaultKind[] = ["restart", "crash-all"];
 
 /** The fault kinds of the map-only workload (`workload: "map"`). */
 const MAP_ONLY_FAULT_KINDS: readonly PeerFaultKind[] = PEER_FAULT_KINDS.slice(0, 12);
@@ -108,6 +115,19 @@ export interface PeerSimOptions {
    * other workloads existed.
    */
   readonly workload?: "all" | "map";
+  /**
+   * The peers' storage. `memory`: a `MemoryRaftStorage` (durable at once; a crash loses nothing).
+   * `durable`: a {@linkcode SimDisk} with `sync` (asynchronous persistence; a crash is a power loss
+   * that loses what was not synced; the fault kinds `restart` and `crash-all`; the run ends with a
+   * power loss of every peer and a restart of all, which must lose nothing acknowledged). Default:
+   * the seed picks, half the seeds each (`memory` for the map-only workload).
+   */
+  readonly storage?: "memory" | "durable";
+  /**
+   * A deliberate bug of the simulated disk, to test the simulator's checks: `sync-lies` (a sync
+   * returns at once and makes nothing durable). Implies `storage: "durable"`.
+   */
+  readonly diskBug?: "sync-lies";
   /** Keep a trace of the run (for replays). */
   readonly trace?: boolean;
   /** The fault kinds the nemesis may inject. Default: all of {@linkcode PEER_FAULT_KINDS}. */
@@ -118,6 +138,10 @@ export interface PeerSimOptions {
 export interface PeerSimResult {
   readonly seed: number;
   readonly nodes: number;
+  /** Whether the peers ran on durable storage ({@linkcode PeerSimOptions.storage}). */
+  readonly durable: boolean;
+  /** Durable storage: records written but lost to power losses (not yet synced when it struck). */
+  readonly unsyncedLost: number;
   /** Every violated property, with details; empty when the run passed. */
   readonly violations: string[];
   readonly faults: Record<PeerFaultKind, number>;
@@ -214,7 +238,9 @@ class SimTransport implements Transport {
 interface Slot {
   readonly peerId: string;
   inc: number;
-  storage: MemoryRaftStorage | undefined;
+  storage: RaftStorage | undefined;
+  /** Durable storage: the member's disk ({@linkcode storage} is the running incarnation's handle). */
+  disk: SimDisk | undefined;
   hamok: Hamok | undefined;
   clock: PeerClock | undefined;
   transport: SimTransport | undefined;
@@ -264,6 +290,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
   const history: MapOp[] = [];
   let clock = 0; // event order: strictly increasing timestamps of calls and returns
   let bootstraps = 0;
+  let unsyncedLost = 0;
   let opsUnknown = 0;
   /** Writes whose client is still waiting on them. */
   const pendingWrites = new Set<MapOp>();
@@ -284,7 +311,16 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
   // which messages and values the throwing listeners refuse (seeded)
   const throwSalt = root.fork().int(7);
   const mapOnly = options.workload === "map";
-  const allowedKinds = options.kinds ?? (mapOnly ? MAP_ONLY_FAULT_KINDS : PEER_FAULT_KINDS);
+  // the storage mode draws from a stream of its own: the memory-mode seeds replay as before
+  const diskRng = root.fork();
+  const durable = options.diskBug !== undefined
+    ? true
+    : options.storage !== undefined
+    ? options.storage === "durable"
+    : !mapOnly && diskRng.chance(0.5);
+  const allowedKinds = (options.kinds ?? (mapOnly ? MAP_ONLY_FAULT_KINDS : PEER_FAULT_KINDS)).filter((k) =>
+    durable || !DURABLE_FAULT_KINDS.includes(k)
+  );
   const liveKinds = mapOnly ? ["m"] : LIVE_KINDS;
   const codecFaults = allowedKinds.includes("codec-throws");
   const listenerFaults = allowedKinds.includes("listener-throws");
@@ -301,6 +337,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
       peerId: `p${i}`,
       inc: 0,
       storage: undefined,
+      disk: undefined,
       hamok: undefined,
       clock: undefined,
       transport: undefined,
@@ -314,7 +351,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     });
   }
 
-  const makePeer = (peerId: string, inc: number, storage: MemoryRaftStorage, peerClock: PeerClock) => {
+  const makePeer = (peerId: string, inc: number, storage: RaftStorage, peerClock: PeerClock) => {
     const transport = new SimTransport(
       new MemoryTransport({ bus, id: `${peerId}~${inc}`, maxPayload: MAX_PAYLOAD }),
       world,
@@ -352,7 +389,16 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
   const start = (slot: Slot, wipe: boolean) => {
     slot.inc++;
     const peerClock = world.clock(rng.fork());
-    if (wipe || slot.storage === undefined) {
+    if (durable) {
+      if (wipe || slot.disk === undefined) {
+        slot.disk = new SimDisk(
+          newMemberId(slot.peerId, peerClock),
+          diskRng.fork(),
+          options.diskBug === "sync-lies",
+        );
+      }
+      slot.storage = slot.disk.open(peerClock);
+    } else if (wipe || slot.storage === undefined) {
       slot.storage = new MemoryRaftStorage(newMemberId(slot.peerId, peerClock));
     }
     const { hamok, transport } = makePeer(slot.peerId, slot.inc, slot.storage, peerClock);
@@ -404,11 +450,23 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     void runClient(slot, hamok, peerClock, rng.fork());
   };
 
-  const crash = (slot: Slot) => {
+  /**
+   * Stops a peer's incarnation: on durable storage a power loss (what was not synced is lost) or,
+   * with `processOnly`, a process crash (the page cache survives).
+   */
+  const crash = (slot: Slot, processOnly = false) => {
     const hamok = slot.hamok;
     if (hamok === undefined) return;
     slot.clock!.kill();
     slot.transport!.kill();
+    if (slot.disk !== undefined) {
+      if (processOnly) slot.disk.restart();
+      else {
+        const lost = slot.disk.crash();
+        unsyncedLost += lost;
+        if (lost > 0) note(`power loss ${slot.peerId}~${slot.inc}: ${lost} unsynced records lost`);
+      }
+    }
     slot.hamok = undefined;
     slot.map = undefined;
     slot.record = undefined;
@@ -716,7 +774,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
 
   const allowed = allowedKinds;
   // oversized writes, refusing codecs and throwing listeners come from the workload, not from here
-  const weights = [3, 2, 1, 2, 2, 2, 2, 1, 2, 1, 1, 0, 1, 0, 0].map((
+  const weights = [3, 2, 1, 2, 2, 2, 2, 1, 2, 1, 1, 0, 1, 0, 0, 1.5, 1.5].map((
     w,
     i,
   ) => (allowed.includes(PEER_FAULT_KINDS[i]!) ? w : 0));
@@ -872,6 +930,35 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
         later(duration, () => (transport.throwing = false));
         break;
       }
+      case "restart": {
+        // the process dies and the application restarts it on its storage at once (the page cache
+        // survived: nothing is lost, but what was written may still be lost to a later power loss)
+        if (!allJoined) return schedule();
+        const slot = nemesisRng.pick(slots);
+        slot.disturbed = true;
+        crash(slot, true);
+        later(50 + nemesisRng.int(500), () => {
+          if (slot.hamok === undefined) start(slot, false);
+          later(4000, () => (slot.disturbed = false));
+        });
+        break;
+      }
+      case "crash-all": {
+        // every peer loses power at once (what was not synced is lost), then all restart on storage
+        if (!allJoined) return schedule();
+        note("crash-all");
+        for (const slot of slots) {
+          slot.disturbed = true;
+          crash(slot);
+        }
+        later(duration, () => {
+          for (const slot of slots) if (slot.hamok === undefined) start(slot, false);
+          later(4000, () => {
+            for (const slot of slots) slot.disturbed = false;
+          });
+        });
+        break;
+      }
       case "oversized":
       case "codec-throws":
       case "listener-throws":
@@ -951,50 +1038,99 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
       }
     }
   }
-  const digests = new Map<string, string[]>();
-  let finalQueue: string[] | undefined;
-  for (const slot of slots) {
-    const hamok = slot.hamok;
-    if (hamok === undefined || !hamok.joined) {
-      violations.push(
-        `${slot.peerId} is not a member after the heal (${
-          hamok === undefined
-            ? "down"
-            : `state ${hamok.state}, term ${hamok.term}, leader ${hamok.leaderId}, applied ${hamok.appliedIndex}, member ${hamok.localMemberId}`
-        })`,
-      );
-      continue;
+  /**
+   * Every member's replicated state (hamok.export(): map, record, queue, emitter table) and the
+   * membership, without what is each peer's own, once it caught up with its leader's commit; a
+   * violation for a peer that is not a member, and for replicas that differ.
+   */
+  const replicaDigests = async (when: string): Promise<Map<string, string[]>> => {
+    const digests = new Map<string, string[]>();
+    for (const slot of slots) {
+      const hamok = slot.hamok;
+      if (hamok === undefined || !hamok.joined) {
+        violations.push(
+          `${slot.peerId} is not a member ${when} (${
+            hamok === undefined
+              ? "down"
+              : `state ${hamok.state}, term ${hamok.term}, leader ${hamok.leaderId}, applied ${hamok.appliedIndex}, member ${hamok.localMemberId}`
+          })`,
+        );
+        continue;
+      }
+      let synced = false;
+      hamok.waitUntilCommitHead(5000).then(() => (synced = true), () => {});
+      await world.runUntil(world.time + 5000, () => synced);
+      const { peerId: _peer, appliedIndex: _applied, ...image } = hamok.export();
+      const members = hamok.status().members.map((m) => m.memberId).sort();
+      // the subscribers of an event are a set (a replica restored from a snapshot may list them in
+      // another order than one that applied the log)
+      const emitters = image.emitters.map((e) => ({
+        ...e,
+        subscriptions: e.subscriptions.map((s) => ({
+          ...s,
+          subscribers: [...s.subscribers].sort((a, b) => (a.peerId < b.peerId ? -1 : 1)),
+        })),
+      }));
+      const digest = canonical({ image: { ...image, emitters }, members });
+      digests.set(digest, [...(digests.get(digest) ?? []), slot.peerId]);
+      if (finalQueue === undefined) {
+        finalQueue = ((image.queues ?? []).find((q) => q.queueId === "q")?.items ?? []).map((i) =>
+          refusingCodec.decode(i as string)
+        );
+      }
     }
-    let synced = false;
-    hamok.waitUntilCommitHead(5000).then(() => (synced = true), () => {});
-    await world.runUntil(world.time + 5000, () => synced);
-    // every collection's replicated state (hamok.export(): map, record, queue, emitter table) and
-    // the membership, without what is this peer's own
-    const { peerId: _peer, appliedIndex: _applied, ...image } = hamok.export();
-    const members = hamok.status().members.map((m) => m.memberId).sort();
-    // the subscribers of an event are a set (a replica restored from a snapshot may list them in
-    // another order than one that applied the log)
-    const emitters = image.emitters.map((e) => ({
-      ...e,
-      subscriptions: e.subscriptions.map((s) => ({
-        ...s,
-        subscribers: [...s.subscribers].sort((a, b) => (a.peerId < b.peerId ? -1 : 1)),
-      })),
-    }));
-    const digest = canonical({ image: { ...image, emitters }, members });
-    digests.set(digest, [...(digests.get(digest) ?? []), slot.peerId]);
-    if (finalQueue === undefined) {
-      finalQueue = ((image.queues ?? []).find((q) => q.queueId === "q")?.items ?? []).map((i) =>
-        refusingCodec.decode(i as string)
+    if (digests.size > 1) {
+      violations.push(
+        `replicas differ ${when}: ${[...digests].map(([d, p]) => `${p}: ${d.slice(0, 2000)}`).join(" | ")}`,
+      );
+    }
+    return digests;
+  };
+  let finalQueue: string[] | undefined;
+  const healed = await replicaDigests("after the heal");
+  if (durable) {
+    // The end of a durable run: every peer loses power at once and all restart on their storage.
+    // Everything was acknowledged and settled, so each replica must come back to the same state.
+    note("final crash-all");
+    for (const slot of slots) crash(slot);
+    await world.runUntil(world.time + 100);
+    for (const slot of slots) start(slot, false);
+    stopped = true; // the restarted incarnations run no workload
+    await world.runUntil(world.time + rejoinBoundMs, () => slots.every((s) => s.hamok?.joined));
+    finalQueue = undefined;
+    const restarted = await replicaDigests("after a restart of all");
+    if (healed.size === 1 && restarted.size === 1 && [...healed.keys()][0] !== [...restarted.keys()][0]) {
+      violations.push(
+        `a restart of all on their storage changed the replicated state: before ${
+          [...healed.keys()][0]!.slice(0, 1500)
+        } | after ${[...restarted.keys()][0]!.slice(0, 1500)}`,
       );
     }
   }
-  if (digests.size > 1) {
-    violations.push(
-      `replicas differ after the heal: ${
-        [...digests].map(([d, p]) => `${p}: ${d.slice(0, 2000)}`).join(" | ")
-      }`,
-    );
+  // Final linearizable reads of every key: an acknowledged write lost (to a restart of all, say)
+  // makes the history non-linearizable.
+  const reader = slots.find((s) => s.hamok?.joined === true);
+  if (reader !== undefined) {
+    const targets = mapOnly
+      ? [mapTarget(reader.map!)]
+      : [mapTarget(reader.map!), recordTarget(reader.record!), remoteTarget(reader.remote!)];
+    for (const t of targets) {
+      for (const key of KEYS) {
+        let done = false;
+        for (let tries = 0; tries < 3 && !done; tries++) {
+          const call = ++clock;
+          let read: { value: string | undefined } | undefined;
+          let failed = false;
+          t.get(key, REQUEST_TIMEOUT_MS, true).then((value) => (read = { value }), () => (failed = true));
+          await world.runUntil(world.time + REQUEST_TIMEOUT_MS + 500, () => read !== undefined || failed);
+          if (read === undefined) continue;
+          done = true;
+          const input = { op: "get", key: `${t.name}.${key}` } as const;
+          record({ clientId: "final", input, output: read.value ?? null, call, ret: ++clock });
+        }
+        if (!done) violations.push(`liveness: the final read of ${t.name}.${key} failed 3 times`);
+      }
+    }
   }
   violations.push(...checkQueue(queueHistory, finalQueue ?? []));
   violations.push(...emitterHistory.violations);
@@ -1045,6 +1181,8 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
   return {
     seed,
     nodes,
+    durable,
+    unsyncedLost,
     violations,
     faults,
     opsCompleted: history.filter((op) => op.ret !== Infinity).length,

@@ -13,9 +13,15 @@ const count = Number(process.env.HAMOK_PEER_SIM_SEEDS ?? 500);
 
 /**
  * Seeds that failed before a fix, with what they found; the workload they failed under (seeds
- * found before the record, remote map, queue and emitter workloads existed replay with the map's).
+ * found before the record, remote map, queue and emitter workloads existed replay with the map's);
+ * the storage (seeds found before the durable-storage mode replay on memory storage).
  */
-const REGRESSIONS: readonly [seed: number, found: string, workload?: "map"][] = [
+const REGRESSIONS: readonly [
+  seed: number,
+  found: string,
+  workload?: "map",
+  storage?: "memory" | "durable",
+][] = [
   [10082, "a lost read request held the read barrier of a join until its deadline", "map"],
   [10102, "a write in flight at the end of the run was missing from the history (simulator)", "map"],
   [20707, "a replacement peer cut off at its start bootstrapped a second cluster (expectedPeers)", "map"],
@@ -42,18 +48,25 @@ const REGRESSIONS: readonly [seed: number, found: string, workload?: "map"][] = 
   // duplicated and reordered events made a run of stale sequences, which re-based the publisher's
   // sequence and let an old event through after newer ones (emitter: sequences now start at the
   // publisher's clock, so a restart needs no re-basing, and stale events are always dropped)
-  [216050, "emitter: an old event delivered after newer ones from the same publisher"],
+  [216050, "emitter: an old event delivered after newer ones from the same publisher", undefined, "memory"],
   // a duplicate peer id admitted in place of a silent original was then killed as a member: with the
   // other voter it left a two-voter configuration without a quorum (simulator: an admitted duplicate
   // now leaves before it stops, as an application's instance would)
-  [215714, "no quorum after the heal: an admitted duplicate killed as a member (simulator)"],
+  [
+    215714,
+    "no quorum after the heal: an admitted duplicate killed as a member (simulator)",
+    undefined,
+    "memory",
+  ],
 ];
 
 describe("whole-peer simulator sweep", () => {
-  for (const [seed, found, workload] of REGRESSIONS) {
+  for (const [seed, found, workload, storage] of REGRESSIONS) {
     it(`regression seed ${seed}: ${found}`, { timeout: 60_000 }, async () => {
-      const r = await runPeerSeed(seed, { workload });
-      const replay = `deno task sim:peer --seed ${seed}${workload ? ` --workload ${workload}` : ""}`;
+      const r = await runPeerSeed(seed, { workload, storage });
+      const replay = `deno task sim:peer --seed ${seed}${workload ? ` --workload ${workload}` : ""}${
+        storage ? ` --storage ${storage}` : ""
+      }`;
       assert.deepEqual(r.violations, [], `replay: ${replay}`);
     });
   }

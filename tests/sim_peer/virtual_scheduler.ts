@@ -117,7 +117,7 @@ export class VirtualWorld implements Scheduler {
   // The world is itself a Scheduler (for the bus and the harness): its timers never pause.
   /** See `Scheduler.now`. */
   now(): number {
-    return EPOCH_MS + this.time;
+    return EPOCH_MS + Math.floor(this.time);
   }
   /** See `Scheduler.monotonicNow`. */
   monotonicNow(): number {
@@ -204,8 +204,9 @@ export class PeerClock implements Scheduler {
     this.#held.push(timer);
   }
 
+  /** Whole milliseconds, as `Date.now()` (the `Scheduler` contract): virtual time may be fractional. */
   now(): number {
-    return EPOCH_MS + this.#world.time;
+    return EPOCH_MS + Math.floor(this.#world.time);
   }
   monotonicNow(): number {
     return this.#world.time;
