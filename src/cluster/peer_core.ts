@@ -396,6 +396,13 @@ export abstract class PeerCore {
         this.reportError(asError(error));
       },
       appendSent: this.metrics.enabled ? (memberId) => this.#appendSent(memberId) : undefined,
+      heartbeatMs: this.config.heartbeatTicks * this.config.tickMs,
+      // a learner with no voter seat free: the leader needs its acknowledgements for bookkeeping only
+      coalesceAcks: () => {
+        const membership = node.membership;
+        return this.peerState === "follower" && membership.learners.includes(this.memberId) &&
+          membership.voters.length >= this.config.voters;
+      },
     });
     const hooks: RaftDriverHooks = {
       send: (message) => this.#sendRaft(message),
@@ -419,6 +426,7 @@ export abstract class PeerCore {
   }
 
   protected stopRaft(): void {
+    this.fanout?.close();
     this.driver?.stop();
     this.driver = undefined;
     this.node = undefined;

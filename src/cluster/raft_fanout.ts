@@ -9,10 +9,11 @@
 
 import { MAX_SHARED_RECIPIENTS, type WireEnvelope } from "../codec/envelope.ts";
 import type { AppendMessage, HeartbeatMessage, RaftMessage } from "../raft/types.ts";
+import { DEFAULT_MAX_INFLIGHT_APPENDS } from "../raft/raft_config.ts";
 import { peerIdOfMember } from "./member_id.ts";
 import type { PeerCounters } from "./peer_counters.ts";
 import type { PeerWire } from "./peer_wire.ts";
-import type { Scheduler } from "./scheduler.ts";
+import type { Scheduler, TimerHandle } from "./scheduler.ts";
 
 /** Where {@linkcode sendRaftBatch} sends. */
 export interface RaftFanoutSink {
@@ -161,6 +162,14 @@ export interface RaftFanoutOptions {
   encodeFailed(error: unknown): void;
   /** Optional (metrics): a shared append went to `memberId` (unicasts are the peer's own business). */
   readonly appendSent?: ((memberId: string) => void) | undefined;
+  /**
+   * Optional: true while this peer is a follower whose acknowledgements the leader needs for nothing
+   * but its bookkeeping (a learner with no free voter seat); its acknowledgements are then coalesced
+   * (see {@linkcode AckCoalescer}). Without it none are held back (duplicates still are left out).
+   */
+  readonly coalesceAcks?: (() => boolean) | undefined;
+  /** The leader's heartbeat interval, in ms (what the acknowledgement coalescing is timed by). */
+  readonly heartbeatMs?: number | undefined;
 }
 
 /**
@@ -183,10 +192,20 @@ export class RaftFanout {
   readonly #answers = new Map<string, { term: number; at: number }>();
   #term = 0;
   readonly #sink: RaftFanoutSink;
+  /** A follower's acknowledgements on their way to its leader. */
+  readonly #acks: AckCoalescer;
 
   /** Creates the fan-out of one peer's Raft node. */
   constructor(options: RaftFanoutOptions) {
     this.#options = options;
+    const heartbeatMs = options.heartbeatMs ?? options.inSyncMs / 3;
+    this.#acks = new AckCoalescer({
+      scheduler: options.scheduler,
+      holdMs: Math.max(1, Math.floor(heartbeatMs / 4)),
+      holdAppends: DEFAULT_ACK_HOLD_APPENDS,
+      quietMs: Math.min(Math.floor(heartbeatMs * 1.2), Math.floor(options.inSyncMs / 2)),
+      send: (message) => options.unicast(message),
+    });
     this.#sink = {
       unicast: (message) => this.#unicast(message),
       shared: (recipients, message) => this.#shared(recipients, message),
@@ -213,9 +232,27 @@ export class RaftFanout {
       this.#options.scheduler.now() - answer.at <= this.#options.inSyncMs;
   }
 
-  /** Sends one batch; `leading`: this peer is the leader (else every message goes to its inbox). */
+  /** What the acknowledgement coalescing of this peer left out or held back so far. */
+  get ackStats(): AckCoalescerStats {
+    return this.#acks.stats;
+  }
+
+  /** Drops any acknowledgement held back and stops its timer (the peer stops or leaves). */
+  close(): void {
+    this.#acks.reset();
+  }
+
+  /**
+   * Sends one batch; `leading`: this peer is the leader (else every message goes to its inbox, a
+   * follower's acknowledgements through the {@linkcode AckCoalescer}).
+   */
   send(messages: readonly RaftMessage[], leading: boolean): void {
-    if (!leading || this.#answers.size < 2) {
+    if (!leading) {
+      this.#acks.send(messages, this.#options.coalesceAcks?.() ?? false);
+      return;
+    }
+    this.#acks.reset();
+    if (this.#answers.size < 2) {
       for (let i = 0; i < messages.length; i++) this.#unicast(messages[i]!); // i < length
       return;
     }
@@ -252,6 +289,216 @@ export class RaftFanout {
       for (const to of recipients) options.appendSent(to);
     }
     options.publishShared(data);
+  }
+}
+
+/**
+ * Successful acknowledgements of this many appends a learner holds back at most: below the leader's
+ * window of unacknowledged appends per follower ({@linkcode DEFAULT_MAX_INFLIGHT_APPENDS}), so that
+ * the leader does not pause a learner that is in sync, with room for the acknowledgement's flight.
+ */
+export const DEFAULT_ACK_HOLD_APPENDS: number = Math.max(1, DEFAULT_MAX_INFLIGHT_APPENDS - 4);
+
+/** What an {@linkcode AckCoalescer} needs. */
+export interface AckCoalescerOptions {
+  /** The peer's clock (the timer of a held acknowledgement). */
+  readonly scheduler: Scheduler;
+  /** How long a learner's successful acknowledgement may wait for a newer one, in ms. */
+  readonly holdMs: number;
+  /** A learner sends at once when its held acknowledgement covers this many appends. */
+  readonly holdAppends: number;
+  /**
+   * A learner answers a heartbeat (one without a read context) only if it sent its leader nothing
+   * for this long, in ms; the leader's in-sync window must be at least twice as long.
+   */
+  readonly quietMs: number;
+  /** Sends one message to its recipient. */
+  send(message: RaftMessage): void;
+}
+
+/** Counts of an {@linkcode AckCoalescer}. */
+export interface AckCoalescerStats {
+  /** Successful acknowledgements left out: one sent already said as much, or a newer one replaced it. */
+  superseded: number;
+  /** Heartbeat answers a learner left out (it had talked to its leader lately). */
+  quietHeartbeats: number;
+  /** Held acknowledgements sent (by the timer, the count, or ahead of another message). */
+  flushed: number;
+}
+
+/**
+ * A follower's acknowledgements to its leader, sent only when they tell it something:
+ *
+ * - a successful append response whose index is not above one already sent to the same leader in the
+ *   same term is left out, one in a row (the leader's match index only grows; liveness is what the
+ *   heartbeat answers are for): the answer to a leader's commit notice after a write, typically;
+ * - a learner (when `coalesce` says so) holds its latest successful response back for up to
+ *   `holdMs`, or until it covers `holdAppends` appends, a newer one replacing it;
+ * - a learner answers heartbeats without a read context at most once per `quietMs` of silence
+ *   towards its leader;
+ * - refusals, snapshot answers, read-index answers and anything else go at once, preceded by a
+ *   held acknowledgement to the same leader (so the leader learns in order and up to date).
+ *
+ * The leader then hears from a learner about once per `holdMs` under load (its match index is that
+ * much behind at most, which status, lag metrics and the promotion rule tolerate: a learner that may
+ * be promoted does not coalesce), and from any follower once per write and not twice.
+ *
+ * @example
+ * ```ts
+ * import { AckCoalescer } from "./raft_fanout.ts";
+ * import { REAL_SCHEDULER } from "./scheduler.ts";
+ * import type { RaftMessage } from "../raft/types.ts";
+ * const sent: RaftMessage[] = [];
+ * const acks = new AckCoalescer({
+ *   scheduler: REAL_SCHEDULER,
+ *   holdMs: 25,
+ *   holdAppends: 12,
+ *   quietMs: 150,
+ *   send: (m) => sent.push(m),
+ * });
+ * const ack = (index: number): RaftMessage => ({
+ *   type: "append-response", from: "f", to: "L", term: 1, index, reject: false, rejectHint: 0, hintTerm: 0,
+ * });
+ * acks.send([ack(3), ack(3)], false);
+ * console.log(sent.length); // 1: the second says nothing new
+ * ```
+ */
+export class AckCoalescer {
+  readonly #options: AckCoalescerOptions;
+  /** The leader and term acknowledged lately (what {@linkcode #acked} is about). */
+  #leader: string | undefined;
+  #term = 0;
+  /** The highest successful index sent to {@linkcode #leader} in {@linkcode #term}. */
+  #acked = 0;
+  /** The latest acknowledgement not above {@linkcode #acked} was left out (the next one goes). */
+  #repeatLeftOut = false;
+  /** When this peer last sent {@linkcode #leader} anything, by the scheduler's clock. */
+  #lastSentAt = Number.NEGATIVE_INFINITY;
+  /** A learner's latest successful acknowledgement, not sent yet. */
+  #held: RaftMessage | undefined;
+  /** Acknowledgements with a higher index the held one stands for. */
+  #heldAppends = 0;
+  #timer: TimerHandle | undefined;
+  /** Counts, for tests and status. */
+  readonly stats: AckCoalescerStats = { superseded: 0, quietHeartbeats: 0, flushed: 0 };
+
+  /** Creates the coalescing of one follower's acknowledgements. */
+  constructor(options: AckCoalescerOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * Sends the messages of one batch, in order, leaving out or holding back acknowledgements as the
+   * class describes; `coalesce`: this follower is a learner that may hold its acknowledgements.
+   */
+  send(messages: readonly RaftMessage[], coalesce: boolean): void {
+    if (!coalesce && this.#held !== undefined) this.flush();
+    for (let i = 0; i < messages.length; i++) this.#one(messages[i]!, coalesce); // i < length
+  }
+
+  /** Sends the held acknowledgement, if any, now. */
+  flush(): void {
+    const held = this.#held;
+    if (held === undefined) return;
+    this.#options.scheduler.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#held = undefined;
+    this.#heldAppends = 0;
+    this.stats.flushed++;
+    this.#deliver(held);
+  }
+
+  /** Forgets the leader and drops a held acknowledgement (this peer became leader, or left). */
+  reset(): void {
+    if (this.#held === undefined && this.#leader === undefined) return;
+    this.#options.scheduler.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#held = undefined;
+    this.#heldAppends = 0;
+    this.#leader = undefined;
+    this.#term = 0;
+    this.#acked = 0;
+    this.#repeatLeftOut = false;
+    this.#lastSentAt = Number.NEGATIVE_INFINITY;
+  }
+
+  #one(m: RaftMessage, coalesce: boolean): void {
+    if (m.type !== "append-response" && m.type !== "heartbeat-response" && m.type !== "snapshot-response") {
+      if (m.to === this.#leader) this.flush();
+      this.#options.send(m);
+      return;
+    }
+    if (m.to !== this.#leader || m.term !== this.#term) {
+      // another leader or term: nothing sent before tells it anything (an older held one is stale)
+      if (m.term < this.#term && m.to === this.#leader) {
+        this.#options.send(m);
+        return;
+      }
+      this.#options.scheduler.clearTimeout(this.#timer);
+      this.#timer = undefined;
+      if (this.#held !== undefined) this.stats.superseded++;
+      this.#held = undefined;
+      this.#heldAppends = 0;
+      this.#leader = m.to;
+      this.#term = m.term;
+      this.#acked = 0;
+      this.#repeatLeftOut = false;
+      this.#lastSentAt = Number.NEGATIVE_INFINITY;
+    }
+    if (m.type === "append-response" && !m.reject) {
+      const held = this.#held as typeof m | undefined;
+      if (held !== undefined && m.index <= held.index) {
+        this.stats.superseded++; // the held one says as much and goes out
+        return;
+      }
+      if (m.index <= this.#acked) {
+        // Said already. Only one in a row is left out, the next such goes: were the leader's record
+        // of this follower ever behind what it was told (its progress made anew), its probe must
+        // get an answer.
+        if (!this.#repeatLeftOut) {
+          this.#repeatLeftOut = true;
+          this.stats.superseded++;
+          return;
+        }
+        this.#repeatLeftOut = false;
+        this.#deliver(m);
+        return;
+      }
+      if (!coalesce) {
+        this.#deliver(m);
+        return;
+      }
+      if (held !== undefined) this.stats.superseded++;
+      this.#held = m;
+      if (++this.#heldAppends >= this.#options.holdAppends) {
+        this.flush();
+        return;
+      }
+      this.#timer ??= this.#options.scheduler.setTimeout(() => {
+        this.#timer = undefined;
+        this.flush();
+      }, this.#options.holdMs);
+      return;
+    }
+    this.flush();
+    if (
+      coalesce && m.type === "heartbeat-response" && m.ctx === undefined &&
+      this.#options.scheduler.now() - this.#lastSentAt < this.#options.quietMs
+    ) {
+      this.stats.quietHeartbeats++;
+      return;
+    }
+    this.#deliver(m);
+  }
+
+  /** Sends `m` to the tracked leader and remembers what it told it. */
+  #deliver(m: RaftMessage): void {
+    if (m.type === "append-response" && !m.reject && m.index > this.#acked) {
+      this.#acked = m.index;
+      this.#repeatLeftOut = false;
+    }
+    this.#lastSentAt = this.#options.scheduler.now();
+    this.#options.send(m);
   }
 }
 
