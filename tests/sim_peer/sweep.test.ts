@@ -1,5 +1,5 @@
 /**
- * The whole-peer simulator over a fixed range of seeds (500 by default; CI gives each runtime its own
+ * The whole-peer simulator over a fixed range of seeds (450 by default; CI gives each runtime its own
  * range with HAMOK_PEER_SIM_BASE), plus the seeds that found bugs, each a regression test.
  */
 
@@ -9,7 +9,9 @@ import process from "node:process";
 import { runPeerSeed } from "./simulation.ts";
 
 const base = Number(process.env.HAMOK_PEER_SIM_BASE ?? 1);
-const count = Number(process.env.HAMOK_PEER_SIM_SEEDS ?? 500);
+// 450, not 500, since half the seeds run on durable storage (about 11% more time per seed, measured
+// over seeds 1-300): the sweep keeps the duration it had
+const count = Number(process.env.HAMOK_PEER_SIM_SEEDS ?? 450);
 
 /**
  * Seeds that failed before a fix, with what they found; the workload they failed under (seeds
