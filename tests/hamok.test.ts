@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { Hamok } from "../src/hamok.ts";
 import { HamokClosedError, HamokConfigError, HamokNoLeaderError, HamokTimeoutError } from "../src/errors.ts";
 import { FAST, memoryTransports, startCluster } from "./_helpers/cluster.ts";
+import { REAL_SCHEDULER } from "../src/cluster/scheduler.ts";
 import { waitFor } from "./_helpers/wait.ts";
 
 describe("Hamok peer", () => {
@@ -47,6 +48,23 @@ describe("Hamok peer", () => {
       await Promise.all([a.join(), b.join()]);
       await waitFor(() => a.leaderId !== undefined && a.leaderId === b.leaderId, { timeoutMs: 3000 });
       assert.deepEqual([...a.remotePeerIds], ["b"]);
+      assert.deepEqual([...b.remotePeerIds], ["a"]);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it("join() and the read barriers take whole ms even from a scheduler whose now() has a fraction", async () => {
+    const clusterId = `fraction-${crypto.randomUUID()}`;
+    // a wall clock with sub-millisecond precision: the remaining times computed from it have fractions
+    const scheduler = { ...REAL_SCHEDULER, now: () => performance.timeOrigin + performance.now() };
+    const a = new Hamok({ ...FAST, clusterId, peerId: "a", scheduler });
+    const b = new Hamok({ ...FAST, clusterId, peerId: "b", scheduler });
+    try {
+      await a.join();
+      await b.join(); // joins through a's leader: its last step is a read barrier on the remaining time
+      await b.waitUntilCommitHead(1000);
       assert.deepEqual([...b.remotePeerIds], ["a"]);
     } finally {
       a.close();

@@ -308,7 +308,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
       if (remaining <= 0) {
         throw new HamokTimeoutError(`the commit head was not reached within ${timeoutMs} ms`, { timeoutMs });
       }
-      if (this.leaderMemberId === undefined) await this.waitUntilLeader(remaining);
+      if (this.leaderMemberId === undefined) await this.waitUntilLeader(Math.ceil(remaining));
       const ctx = `${this.memberId}:read:${this.requestSession}${++this.#proposalCounter}`;
       let index: number;
       // one round at most two election timeouts: a read request or answer lost on the way is asked
@@ -464,7 +464,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
   whenReady(timeoutMs: number): Promise<void> {
     const deadline = this.config.scheduler.now() + timeoutMs;
     return withTimeout(this.ready, timeoutMs, () => {}, this.config.scheduler).then(() =>
-      this.waitUntilCommitHead(Math.max(1, deadline - this.config.scheduler.now()))
+      this.waitUntilCommitHead(Math.max(1, Math.ceil(deadline - this.config.scheduler.now())))
     );
   }
 
@@ -632,7 +632,8 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
         `member ${this.memberId} was removed from the cluster; its storage belongs to the removed member: join again with a new storage`,
       );
     }
-    const remaining = deadline - scheduler.now();
+    // whole ms: a scheduler whose now() has a fraction must not make the read barrier refuse its timeout
+    const remaining = Math.ceil(deadline - scheduler.now());
     if (remaining <= 0) throw new HamokTimeoutError("join timed out", { timeoutMs: remaining });
     await new Promise<void>((resolve, reject) => {
       const onAbort = () => reject(asAbortError(signal.reason));
@@ -703,7 +704,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
           if (removed) return true;
           continue;
         }
-        await this.waitUntilLeader(Math.max(1, deadline - scheduler.now())).catch(() => {});
+        await this.waitUntilLeader(Math.max(1, Math.ceil(deadline - scheduler.now()))).catch(() => {});
         continue;
       }
       try {
