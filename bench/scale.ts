@@ -50,6 +50,8 @@ const outAt = args.indexOf("--out");
 const OUT = outAt >= 0 ? args[outAt + 1] : undefined;
 const thresholdAt = args.indexOf("--threshold");
 const THRESHOLD = thresholdAt >= 0 ? Number(args[thresholdAt + 1]) : undefined;
+const thresholdBytesAt = args.indexOf("--threshold-bytes");
+const THRESHOLD_BYTES = thresholdBytesAt >= 0 ? Number(args[thresholdBytesAt + 1]) : undefined;
 const rowsAt = args.indexOf("--rows");
 const ROWS = new Set((rowsAt >= 0 ? args[rowsAt + 1]! : "sets,snapshot,join").split(","));
 const COMPACTIONS = 3;
@@ -67,10 +69,47 @@ function fullGc(): void {
     );}
 }
 
-function memory(): { rss: number; heap: number } {
+type Memory = { rss: number; heap: number; heapTotal: number; external: number; arrayBuffers: number };
+
+function sample(): Memory {
   fullGc();
   const m = process.memoryUsage();
-  return { rss: m.rss, heap: m.heapUsed };
+  return {
+    rss: m.rss,
+    heap: m.heapUsed,
+    heapTotal: m.heapTotal,
+    external: m.external,
+    arrayBuffers: m.arrayBuffers,
+  };
+}
+
+/**
+ * Memory after a full GC, once the external memory has settled: V8 frees the backing stores of dead
+ * ArrayBuffers (a snapshot image is one of 47 MB at 1,000,000 entries) on a background thread after the
+ * GC, so a figure read right after `gc()` may still count an image that is already garbage. Collects
+ * again every 50 ms for at least 200 ms and then until external memory stops falling (at most 2 s).
+ */
+async function memory(): Promise<Memory> {
+  let m = sample();
+  for (let i = 0; i < 40; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const next = sample();
+    const settled = next.external >= m.external;
+    m = next;
+    if (settled && i >= 3) break; // at least 200 ms, then until it stops falling
+  }
+  return m;
+}
+
+/** One line of where the bytes are, per entry per peer, relative to `from` (stderr). */
+function account(label: string, from: Memory, to: Memory, n: number): void {
+  const f = (k: keyof Memory) => ((to[k] - from[k]) / n).toFixed(1);
+  console.error(
+    `${label}: per entry per peer rss ${f("rss")} B, heapUsed ${f("heap")} B, heapTotal ${
+      f("heapTotal")
+    } B, ` +
+      `external ${f("external")} B, arrayBuffers ${f("arrayBuffers")} B`,
+  );
 }
 
 function valueOf(i: number): string {
@@ -109,6 +148,7 @@ async function run(entries: number): Promise<ScaleRow> {
       peerTimeoutMs: 60_000,
       expectedPeers: 3,
       ...(THRESHOLD === undefined ? {} : { snapshotThreshold: THRESHOLD }),
+      ...(THRESHOLD_BYTES === undefined ? {} : { snapshotThresholdBytes: THRESHOLD_BYTES }),
     }));
   try {
     await Promise.all(peers.map((p) => p.join({ timeoutMs: 30_000 })));
@@ -117,7 +157,7 @@ async function run(entries: number): Promise<ScaleRow> {
     const leaderAt = peers.findIndex((p) => p.leader);
     if (leaderAt < 0) throw new Error("no leader");
     const map: HamokMap<string, string> = maps[leaderAt]!;
-    const before = memory();
+    const before = await memory();
     const fillStarted = performance.now();
     for (let i = 0; i < entries; i += FILL_BATCH) {
       const batch: [string, string][] = [];
@@ -130,7 +170,8 @@ async function run(entries: number): Promise<ScaleRow> {
     for (const m of maps) {
       if (m.size !== entries) throw new Error(`a peer has ${m.size} entries, not ${entries}`);
     }
-    const after = memory();
+    const after = await memory();
+    account(`${entries} after the fill`, before, after, entries * peers.length);
 
     // sequential sets (updates of existing keys) across COMPACTIONS compactions on every peer
     const seen = peers.map((p) => new Set<number>([p.status().snapshotIndex]));
@@ -163,7 +204,8 @@ async function run(entries: number): Promise<ScaleRow> {
         worst.map(([ms, i]) => `#${i} ${ms.toFixed(1)} ms`).join(", ")
       }; every peer had compacted once more by sets ${compactedAt.join(", ")}`,
     );
-    const steady = memory(); // the fill's log entries are compacted away by now
+    const steady = await memory(); // the fill's log entries are compacted away by now
+    account(`${entries} steady`, before, steady, entries * peers.length);
     const perPeer = (bytes: number) => bytes / entries / peers.length;
     return {
       entries,
