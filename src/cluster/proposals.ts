@@ -12,14 +12,15 @@ import { REAL_SCHEDULER, type Scheduler, type TimerHandle } from "./scheduler.ts
 interface PendingProposal {
   readonly data: Uint8Array;
   readonly requestId: string;
-  readonly timer: TimerHandle;
+  /** `scheduler.monotonicNow()` after which it times out. */
+  readonly deadline: number;
   readonly timeoutMs: number;
   /** True once a leader (this peer or a forward target) may have taken it. */
   submitted: boolean;
   /** True while this peer, as leader, holds it in its own log (lost only with the leadership). */
   appendedHere: boolean;
   lastSubmit: number;
-  /** `scheduler.monotonicNow()` when added, if latency is observed (else 0). */
+  /** `scheduler.monotonicNow()` when added. */
   readonly started: number;
   readonly resolve: (result: unknown) => void;
   readonly reject: (error: Error) => void;
@@ -36,6 +37,10 @@ export type ProposalSubmitter = Pick<RaftDriver, "run">;
  * when applied on this peer, or rejects on timeout: `HamokOutcomeUnknownError` if a leader may have
  * taken it, `HamokNoLeaderError` if none did.
  *
+ * Timeouts share one scheduler timer, armed for the earliest deadline and left to fire when the
+ * proposal it was armed for is applied first (it then re-arms for the next deadline, or stops when
+ * nothing is pending): a proposal costs no timer of its own, only a clock reading.
+ *
  * @example
  * ```ts ignore
  * const proposals = new Proposals(() => (leaderKnown ? driver : undefined), 500);
@@ -50,6 +55,13 @@ export class Proposals {
   readonly #pending = new Map<string, PendingProposal>();
   readonly #observe: ((elapsedMs: number) => void) | undefined;
   readonly #scheduler: Scheduler;
+  /** The one timeout timer, armed for `#timerAt` (undefined: not armed). */
+  #timer: TimerHandle | undefined;
+  #timerAt = 0;
+  /** The deadline of the proposal added last, and whether deadlines grew with every add since the
+   * table was last empty (then the pending proposals are in deadline order and a sweep stops early). */
+  #lastDeadline = -Infinity;
+  #ordered = true;
 
   /**
    * Creates the table. `submitter` returns the driver to propose through while a leader is known
@@ -84,20 +96,28 @@ export class Proposals {
    */
   add(requestId: string, data: Uint8Array, timeoutMs: number): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {
-      const timer = this.#scheduler.setTimeout(() => this.#timedOut(requestId), timeoutMs);
+      const started = this.#scheduler.monotonicNow();
+      const deadline = started + timeoutMs;
       const pending: PendingProposal = {
         data,
         requestId,
-        timer,
+        deadline,
         timeoutMs,
         submitted: false,
         appendedHere: false,
         lastSubmit: 0,
-        started: this.#observe === undefined ? 0 : this.#scheduler.monotonicNow(),
+        started,
         resolve,
         reject,
       };
+      if (this.#pending.size === 0) {
+        this.#ordered = true;
+        this.#lastDeadline = -Infinity;
+      }
+      if (deadline < this.#lastDeadline) this.#ordered = false;
+      this.#lastDeadline = deadline;
       this.#pending.set(requestId, pending);
+      if (this.#timer === undefined || deadline < this.#timerAt) this.#arm(deadline, started);
       this.#submit(pending);
     });
   }
@@ -107,7 +127,6 @@ export class Proposals {
     const pending = this.#pending.get(requestId);
     if (pending === undefined) return;
     this.#pending.delete(requestId);
-    this.#scheduler.clearTimeout(pending.timer);
     if (this.#observe !== undefined) this.#observe(this.#scheduler.monotonicNow() - pending.started);
     pending.resolve(result);
   }
@@ -143,11 +162,35 @@ export class Proposals {
   failAll(errorOf: (requestId: string) => Error): void {
     const pending = [...this.#pending.values()];
     this.#pending.clear();
-    for (const proposal of pending) {
-      this.#scheduler.clearTimeout(proposal.timer);
-      proposal.reject(errorOf(proposal.requestId));
-    }
+    this.#scheduler.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    for (const proposal of pending) proposal.reject(errorOf(proposal.requestId));
   }
+
+  /** (Re-)arms the one timer for `deadline`; `now` is the current monotonic time. */
+  #arm(deadline: number, now: number): void {
+    if (this.#timer !== undefined) this.#scheduler.clearTimeout(this.#timer);
+    this.#timerAt = deadline;
+    // A timer may fire a little before the monotonic clock reaches the deadline: the sweep re-arms.
+    this.#timer = this.#scheduler.setTimeout(this.#sweep, Math.max(1, Math.ceil(deadline - now)));
+  }
+
+  /** The timer fired: times out every proposal past its deadline and re-arms for the next one. */
+  readonly #sweep = (): void => {
+    this.#timer = undefined;
+    const now = this.#scheduler.monotonicNow();
+    let expired: PendingProposal[] | undefined;
+    let next = Infinity;
+    for (const pending of this.#pending.values()) {
+      if (pending.deadline <= now) (expired ??= []).push(pending);
+      else {
+        if (pending.deadline < next) next = pending.deadline;
+        if (this.#ordered) break;
+      }
+    }
+    if (expired !== undefined) { for (const pending of expired) this.#timedOut(pending); }
+    if (next !== Infinity && this.#timer === undefined) this.#arm(next, now);
+  };
 
   #submit(pending: PendingProposal): void {
     const driver = this.#submitter();
@@ -158,9 +201,9 @@ export class Proposals {
     pending.appendedHere = result.status === "appended";
   }
 
-  #timedOut(requestId: string): void {
-    const pending = this.#pending.get(requestId);
-    if (pending === undefined) return;
+  #timedOut(pending: PendingProposal): void {
+    const requestId = pending.requestId;
+    if (this.#pending.get(requestId) !== pending) return;
     this.#pending.delete(requestId);
     if (pending.submitted) {
       pending.reject(

@@ -4,6 +4,61 @@ import { Proposals, type ProposalSubmitter } from "../../src/cluster/proposals.t
 import { HamokClosedError, HamokNoLeaderError, HamokOutcomeUnknownError } from "../../src/errors.ts";
 import type { RaftNode } from "../../src/raft/raft_node.ts";
 import type { ProposeResult } from "../../src/raft/types.ts";
+import { REAL_SCHEDULER, type Scheduler, type TimerHandle } from "../../src/cluster/scheduler.ts";
+
+/** A scheduler whose clock moves only by `advance`, counting the timers it ever armed. */
+class ManualClock {
+  time = 0;
+  /** How far the monotonic clock reads behind the timers' own. */
+  skew = 0;
+  armed = 0;
+  readonly #timers = new Map<number, { at: number; fn: () => void }>();
+  #next = 1;
+  readonly scheduler: Scheduler = {
+    ...REAL_SCHEDULER,
+    now: () => this.time,
+    monotonicNow: () => this.time - this.skew,
+    setTimeout: (fn: () => void, ms: number): TimerHandle => {
+      this.armed++;
+      const id = this.#next++;
+      this.#timers.set(id, { at: this.time + ms, fn });
+      return id;
+    },
+    clearTimeout: (handle: TimerHandle | undefined): void => {
+      this.#timers.delete(handle as number);
+    },
+  };
+
+  /** Timers armed and not yet fired or cleared. */
+  get live(): number {
+    return this.#timers.size;
+  }
+
+  /** Moves the clock by `ms`, firing every timer due on the way, in time order. */
+  advance(ms: number): void {
+    const end = this.time + ms;
+    for (;;) {
+      let due: [number, { at: number; fn: () => void }] | undefined;
+      for (const entry of this.#timers) {
+        if (entry[1].at <= end && (due === undefined || entry[1].at < due[1].at)) due = entry;
+      }
+      if (due === undefined) break;
+      this.#timers.delete(due[0]);
+      this.time = Math.max(this.time, due[1].at);
+      due[1].fn();
+    }
+    this.time = end;
+  }
+}
+
+/** Settles every promise in `list` and says which ones rejected, by name. */
+async function rejected(list: Record<string, Promise<unknown>>): Promise<string[]> {
+  const out: string[] = [];
+  for (const [name, promise] of Object.entries(list)) {
+    await promise.then(() => undefined, () => out.push(name));
+  }
+  return out;
+}
 
 /** A driver whose node answers every proposal with `answer` and records the request ids. */
 function fakeDriver(answer: () => ProposeResult): { driver: ProposalSubmitter; proposed: string[] } {
@@ -100,5 +155,75 @@ describe("Proposals", () => {
       return true;
     });
     assert.equal(proposals.size, 0);
+  });
+
+  it("shares one timer among many proposals and still times each one out at its own deadline", async () => {
+    const clock = new ManualClock();
+    const { driver } = fakeDriver(forwarded);
+    const proposals = new Proposals(() => driver, 100, undefined, clock.scheduler);
+    const all: Record<string, Promise<unknown>> = {};
+    for (let i = 0; i < 50; i++) {
+      all[`r${i}`] = proposals.add(`r${i}`, data, 1000);
+      clock.advance(10); // r0 at 0, r1 at 10, ... r49 at 490
+    }
+    assert.equal(clock.armed, 1, "one timer for fifty proposals with the same timeout");
+    for (let i = 0; i < 50; i += 2) proposals.applied(`r${i}`, i); // the even ones, r0 included
+    clock.advance(1000 - 500 + 5); // t = 1005: r1 (deadline 1010) is not due yet
+    assert.equal(proposals.size, 25);
+    clock.advance(10); // t = 1015: r1 is due
+    assert.equal(proposals.has("r1"), false);
+    assert.equal(proposals.has("r3"), true);
+    clock.advance(500);
+    assert.equal(proposals.size, 0);
+    const failed = await rejected(all);
+    assert.deepEqual(failed, Array.from({ length: 25 }, (_, k) => `r${2 * k + 1}`));
+    assert.equal(clock.live, 0, "nothing pending: the timer is not re-armed");
+  });
+
+  it("times out a shorter timeout added after a longer one first", async () => {
+    const clock = new ManualClock();
+    const { driver } = fakeDriver(appended);
+    const proposals = new Proposals(() => driver, 100, undefined, clock.scheduler);
+    const long = proposals.add("long", data, 5000);
+    const mid = proposals.add("mid", data, 3000);
+    const short = proposals.add("short", data, 100);
+    clock.advance(150);
+    assert.deepEqual([proposals.has("long"), proposals.has("mid"), proposals.has("short")], [
+      true,
+      true,
+      false,
+    ]);
+    await assert.rejects(short, HamokOutcomeUnknownError);
+    clock.advance(2900); // t = 3050
+    assert.deepEqual([proposals.has("long"), proposals.has("mid")], [true, false]);
+    await assert.rejects(mid, HamokOutcomeUnknownError);
+    proposals.applied("long", "done");
+    assert.equal(await long, "done");
+    clock.advance(5000);
+    assert.equal(clock.live, 0);
+  });
+
+  it("re-arms when its timer fires early by the monotonic clock", async () => {
+    const clock = new ManualClock();
+    const { driver } = fakeDriver(dropped);
+    const proposals = new Proposals(() => driver, 100, undefined, clock.scheduler);
+    const late = proposals.add("late", data, 100);
+    clock.skew = 0.5; // the monotonic clock reads a little behind the timers' own
+    clock.advance(100); // the timer fires at 99.5 by the monotonic clock
+    assert.equal(proposals.has("late"), true);
+    assert.equal(clock.armed, 2, "re-armed for the rest");
+    clock.advance(1);
+    assert.equal(proposals.has("late"), false);
+    await assert.rejects(late, HamokNoLeaderError);
+  });
+
+  it("close stops the shared timer", async () => {
+    const clock = new ManualClock();
+    const proposals = new Proposals(() => undefined, 100, undefined, clock.scheduler);
+    const pending = proposals.add("a", data, 1000).catch(() => "closed");
+    assert.equal(clock.live, 1);
+    proposals.close();
+    assert.equal(clock.live, 0);
+    assert.equal(await pending, "closed");
   });
 });
