@@ -41,9 +41,148 @@ export function plainBytes(bytes: Uint8Array): Uint8Array {
     : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** Encodes `value` as CBOR; the result is a plain `Uint8Array` view (no copy of the encoder output). */
+/**
+ * Encodes `value` as CBOR; the result is a plain `Uint8Array` view (no copy of the encoder output).
+ * The small values of the hot paths (a command, a string key) take {@linkcode encodeSimpleCbor};
+ * everything else is cbor-x's.
+ */
 export function encodeCbor(value: unknown): Uint8Array {
-  return plainBytes(cborEncoder.encode(value));
+  return encodeSimpleCbor(value) ?? plainBytes(cborEncoder.encode(value));
+}
+
+// ------------------------------------------------------------------ the simple-value encoder
+
+/** Longest string the simple encoder writes (char by char); longer ones go to cbor-x. */
+const SIMPLE_MAX_STRING = 512;
+/** Deepest array nesting the simple encoder writes. */
+const SIMPLE_MAX_DEPTH = 8;
+/** Bytes of each slab the simple encoder writes into (results are views of it, like cbor-x's). */
+const SIMPLE_SLAB_BYTES = 8192;
+
+let slab = new Uint8Array(SIMPLE_SLAB_BYTES);
+let slabAt = 0;
+
+/** Bytes of a CBOR head carrying `n` (0 <= n < 2^32). */
+function headBytes(n: number): number {
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+}
+
+/** Bytes `value` takes, or -1 if it is not a simple value. */
+function simpleSize(value: unknown, depth: number): number {
+  switch (typeof value) {
+    case "string": {
+      const n = value.length;
+      if (n > SIMPLE_MAX_STRING) return -1;
+      for (let i = 0; i < n; i++) if (value.charCodeAt(i) > 0x7f) return -1;
+      return headBytes(n) + n;
+    }
+    case "number":
+      if (value >>> 0 === value) return headBytes(value);
+      if (value >> 0 === value) return headBytes(-1 - value);
+      return -1;
+    case "boolean":
+      return 1;
+    case "object": {
+      if (value === null) return 1;
+      const constructor = value.constructor;
+      if (constructor === Uint8Array) {
+        const n = (value as Uint8Array).length;
+        return headBytes(n) + n;
+      }
+      if (constructor !== Array || depth >= SIMPLE_MAX_DEPTH) return -1;
+      const items = value as unknown[];
+      let size = headBytes(items.length);
+      for (let i = 0; i < items.length; i++) {
+        const item = simpleSize(items[i], depth + 1);
+        if (item < 0) return -1;
+        size += item;
+      }
+      return size;
+    }
+    default:
+      return -1;
+  }
+}
+
+function writeHead(out: Uint8Array, at: number, major: number, n: number): number {
+  if (n < 24) out[at++] = major | n;
+  else if (n < 0x100) {
+    out[at++] = major | 24;
+    out[at++] = n;
+  } else if (n < 0x10000) {
+    out[at++] = major | 25;
+    out[at++] = n >>> 8;
+    out[at++] = n & 0xff;
+  } else {
+    out[at++] = major | 26;
+    out[at++] = n >>> 24;
+    out[at++] = (n >>> 16) & 0xff;
+    out[at++] = (n >>> 8) & 0xff;
+    out[at++] = n & 0xff;
+  }
+  return at;
+}
+
+/** Writes a value {@linkcode simpleSize} accepted at `at`; returns the position after it. */
+function writeSimple(out: Uint8Array, at: number, value: unknown): number {
+  switch (typeof value) {
+    case "string": {
+      const n = value.length;
+      at = writeHead(out, at, 0x60, n);
+      for (let i = 0; i < n; i++) out[at++] = value.charCodeAt(i);
+      return at;
+    }
+    case "number":
+      return value >>> 0 === value ? writeHead(out, at, 0x00, value) : writeHead(out, at, 0x20, -1 - value);
+    case "boolean":
+      out[at] = value ? 0xf5 : 0xf4;
+      return at + 1;
+    default: {
+      if (value === null) {
+        out[at] = 0xf6;
+        return at + 1;
+      }
+      if ((value as object).constructor === Uint8Array) {
+        const bytes = value as Uint8Array;
+        at = writeHead(out, at, 0x40, bytes.length);
+        out.set(bytes, at);
+        return at + bytes.length;
+      }
+      const items = value as unknown[];
+      at = writeHead(out, at, 0x80, items.length);
+      for (let i = 0; i < items.length; i++) at = writeSimple(out, at, items[i]);
+      return at;
+    }
+  }
+}
+
+/**
+ * Encodes a simple value — ASCII strings of up to 512 characters, 32-bit integers, booleans,
+ * `null`, plain `Uint8Array`s and arrays of simple values (8 levels deep at most) — into the very
+ * bytes cbor-x writes for it (keys are compared by their encoding, so this must never differ), as a
+ * view of a shared slab; `undefined` for any other value (the caller falls back to cbor-x).
+ *
+ * @example
+ * ```ts ignore
+ * encodeSimpleCbor(["map", "m", "set", [key, value], "peer-a"]); // a command's bytes
+ * encodeSimpleCbor({ a: 1 }); // undefined: not a simple value
+ * ```
+ */
+export function encodeSimpleCbor(value: unknown): Uint8Array | undefined {
+  const size = simpleSize(value, 0);
+  if (size < 0) return undefined;
+  let out: Uint8Array;
+  if (size > SIMPLE_SLAB_BYTES / 4) out = new Uint8Array(size);
+  else {
+    if (slabAt + size > SIMPLE_SLAB_BYTES) {
+      slab = new Uint8Array(SIMPLE_SLAB_BYTES);
+      slabAt = 0;
+    }
+    out = slab.subarray(slabAt, slabAt + size);
+    slabAt += size;
+  }
+  writeSimple(out, 0, value);
+  return out;
 }
 
 /** Decodes one CBOR value that must span all of `bytes`; byte strings in it are plain views of `bytes`. */
