@@ -18,41 +18,15 @@ import {
 import { WireAuthenticator } from "../../src/codec/wire_auth.ts";
 import { sendRaftBatch } from "../../src/cluster/raft_fanout.ts";
 import type { AppendMessage, Entry, HeartbeatMessage, RaftMessage } from "../../src/raft/types.ts";
-import { MemoryBus } from "../../src/transport/memory_bus.ts";
 import { MemoryTransport } from "../../src/transport/memory_transport.ts";
-import type { TransportHeaders } from "../../src/transport/transport.ts";
-import { startCluster, type TransportFactory } from "../_helpers/cluster.ts";
+import { startCluster } from "../_helpers/cluster.ts";
 import { waitFor } from "../_helpers/wait.ts";
+import { type CountingTransport, countingTransports } from "../_helpers/counting_transport.ts";
 
 const KEY = "a cluster key of at least thirty-two bytes, for tests";
 /** Slower heartbeats than FAST: a follower stays "in sync" (it answered within three heartbeats) through a busy machine's stalls. */
 const CALM = { tickMs: 10, heartbeatTicks: 5, electionTicks: 30 };
 const SHARED = "hamok.test.append";
-
-/** A memory transport that records what its peer publishes. */
-class CountingTransport extends MemoryTransport {
-  readonly published: { subject: string; data: Uint8Array }[] = [];
-  override publish(subject: string, data: Uint8Array, headers?: TransportHeaders): void {
-    this.published.push({ subject, data });
-    super.publish(subject, data, headers);
-  }
-}
-
-function countingTransports(): TransportFactory & { bus: MemoryBus; of: Map<string, CountingTransport> } {
-  const bus = new MemoryBus();
-  const of = new Map<string, CountingTransport>();
-  return {
-    name: "counting memory",
-    bus,
-    of,
-    create(peerId: string) {
-      const transport = new CountingTransport({ bus, id: peerId });
-      of.set(peerId, transport);
-      return Promise.resolve(transport);
-    },
-    close: () => Promise.resolve(),
-  };
-}
 
 /** The appends carrying entries among `published` (no key): shared ones and unicast ones, by recipient. */
 function appendsIn(published: readonly { subject: string; data: Uint8Array }[], auth?: WireAuthenticator) {

@@ -13,11 +13,9 @@ import { decodeEnvelope } from "../../src/codec/envelope.ts";
 import { AckCoalescer } from "../../src/cluster/raft_fanout.ts";
 import type { Scheduler, TimerHandle } from "../../src/cluster/scheduler.ts";
 import type { RaftMessage } from "../../src/raft/types.ts";
-import { MemoryBus } from "../../src/transport/memory_bus.ts";
-import { MemoryTransport } from "../../src/transport/memory_transport.ts";
-import type { TransportHeaders } from "../../src/transport/transport.ts";
-import { startCluster, type TransportFactory } from "../_helpers/cluster.ts";
+import { startCluster } from "../_helpers/cluster.ts";
 import { waitFor } from "../_helpers/wait.ts";
+import { type CountingTransport, countingTransports } from "../_helpers/counting_transport.ts";
 
 /** A clock that moves only when told; timers fire as it passes them. */
 class ManualScheduler implements Scheduler {
@@ -161,31 +159,6 @@ describe("AckCoalescer", () => {
   });
 });
 
-/** A memory transport that records what its peer publishes. */
-class CountingTransport extends MemoryTransport {
-  readonly published: Uint8Array[] = [];
-  override publish(subject: string, data: Uint8Array, headers?: TransportHeaders): void {
-    this.published.push(data);
-    super.publish(subject, data, headers);
-  }
-}
-
-function countingTransports(): TransportFactory & { bus: MemoryBus; of: Map<string, CountingTransport> } {
-  const bus = new MemoryBus();
-  const of = new Map<string, CountingTransport>();
-  return {
-    name: "counting memory",
-    bus,
-    of,
-    create(peerId: string) {
-      const transport = new CountingTransport({ bus, id: peerId });
-      of.set(peerId, transport);
-      return Promise.resolve(transport);
-    },
-    close: () => Promise.resolve(),
-  };
-}
-
 /** The Raft messages to `memberId` each peer published from `marks` on, by type. */
 function raftTo(
   factory: { of: Map<string, CountingTransport> },
@@ -195,7 +168,7 @@ function raftTo(
   const byPeer = new Map<string, Map<string, number>>();
   for (const [peerId, transport] of factory.of) {
     const counts = new Map<string, number>();
-    for (const data of transport.published.slice(marks.get(peerId) ?? 0)) {
+    for (const { data } of transport.published.slice(marks.get(peerId) ?? 0)) {
       const envelope = decodeEnvelope(data);
       if (envelope.type === "raft" && envelope.body.to === memberId) {
         counts.set(envelope.body.type, (counts.get(envelope.body.type) ?? 0) + 1);
