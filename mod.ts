@@ -94,6 +94,7 @@ export type { ClusterKey } from "./src/codec/wire_auth.ts";
 export type { Scheduler, TimerHandle } from "./src/cluster/scheduler.ts";
 export type { HamokMemberStatus, HamokStatus } from "./src/cluster/status.ts";
 export type { DropReason, PeerCounterValues } from "./src/cluster/peer_counters.ts";
+export type { SnapshotReceiveStats } from "./src/raft/raft_node.ts";
 export type { PayloadCodec } from "./src/codec/payload_codec.ts";
 export type { ValueCodec } from "./src/codec/value_codec.ts";
 export {

@@ -6,6 +6,7 @@
 
 import type { MeterProvider, TracerProvider } from "@opentelemetry/api";
 import { HamokConfigError } from "./errors.ts";
+import { DEFAULT_MAX_SNAPSHOT_BYTES } from "./raft/raft_config.ts";
 import { type ClusterKey, clusterKeysOf } from "./codec/wire_auth.ts";
 import { ClusterSubjects } from "./cluster/subjects.ts";
 import type { RaftStorage } from "./storage/raft_storage.ts";
@@ -97,6 +98,13 @@ export interface HamokConfig {
    * snapshot, whichever of this and {@linkcode snapshotThreshold} comes first. Default 64 MiB.
    */
   snapshotThresholdBytes?: number;
+  /**
+   * Largest snapshot this peer takes from a leader, in bytes. A leader's InstallSnapshot announces the
+   * image's size in every chunk; a larger one is refused before any buffer is reserved and counted in
+   * `status().counters.snapshotReceive.oversize`, and this peer cannot catch up from that leader until its
+   * snapshots fit (set it above the largest state you expect). Default 1 GiB.
+   */
+  maxSnapshotBytes?: number;
   /** Optional logger; nothing is logged without one. */
   logger?: HamokLogger;
   /** Tracer provider for OpenTelemetry spans. Default: the global provider of `@opentelemetry/api`. */
@@ -197,6 +205,8 @@ export interface ResolvedHamokConfig {
   readonly snapshotThreshold: number;
   /** See {@linkcode HamokConfig.snapshotThresholdBytes}. */
   readonly snapshotThresholdBytes: number;
+  /** See {@linkcode HamokConfig.maxSnapshotBytes}. */
+  readonly maxSnapshotBytes: number;
   /** See {@linkcode HamokConfig.logger}; a silent logger when none was given. */
   readonly logger: HamokLogger;
   /** See {@linkcode HamokConfig.tracerProvider}. */
@@ -420,6 +430,11 @@ export function resolveHamokConfig(config: HamokConfig = {}): ResolvedHamokConfi
       "snapshotThresholdBytes",
       config.snapshotThresholdBytes,
       d.snapshotThresholdBytes,
+    ),
+    maxSnapshotBytes: positiveInteger(
+      "maxSnapshotBytes",
+      config.maxSnapshotBytes,
+      DEFAULT_MAX_SNAPSHOT_BYTES,
     ),
     logger: config.logger ?? SILENT_LOGGER,
     tracerProvider: config.tracerProvider,

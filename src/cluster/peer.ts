@@ -160,7 +160,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
       logBytes: node?.logBytes ?? 0,
       pendingProposals: this.proposals.size,
       members,
-      counters: this.counters.values(),
+      counters: this.counters.values(node?.snapshotReceiveStats),
       time: now,
     };
   }

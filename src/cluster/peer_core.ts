@@ -368,6 +368,7 @@ export abstract class PeerCore {
       maxBytesPerAppend: Math.max(1, Math.min(1024 * 1024, this.maxMessageBytes - ENTRY_FRAMING_BYTES)),
       snapshotChunkBytes: Math.max(1, Math.min(256 * 1024, this.maxMessageBytes - ENTRY_FRAMING_BYTES)),
       maxVoters: this.config.voters,
+      maxSnapshotBytes: this.config.maxSnapshotBytes,
       // a storage that syncs (a file): the leader writes its own log while it replicates it
       asyncPersistence: this.storage.sync !== undefined,
       random,

@@ -5,6 +5,15 @@
  * @module
  */
 
+import type { SnapshotReceiveStats } from "../raft/raft_node.ts";
+
+const NO_SNAPSHOTS: SnapshotReceiveStats = Object.freeze({
+  oversize: 0,
+  mismatched: 0,
+  digestMismatches: 0,
+  resumed: 0,
+});
+
 /**
  * Why an inbound message was dropped. Every message that is not acted on is counted under one.
  *
@@ -67,6 +76,12 @@ export interface PeerCounterValues {
    * name this peer: ignored, not a drop.
    */
   readonly notForMe: number;
+  /**
+   * Snapshots received from leaders (InstallSnapshot) by this member: transfers refused because the
+   * announced size is above `maxSnapshotBytes` (`oversize`), chunks dropped for a size or offset that does
+   * not hold (`mismatched`), images dropped for a digest mismatch, and transfers resumed under a new leader.
+   */
+  readonly snapshotReceive: SnapshotReceiveStats;
 }
 
 /**
@@ -120,8 +135,8 @@ export class PeerCounters {
     return total;
   }
 
-  /** A copy of the counters. */
-  values(): PeerCounterValues {
+  /** A copy of the counters, with the Raft node's snapshot receive counts (none: zeros). */
+  values(snapshotReceive: SnapshotReceiveStats = NO_SNAPSHOTS): PeerCounterValues {
     return {
       dropped: { ...this.#dropped },
       codecFailures: this.codecFailures,
@@ -129,6 +144,7 @@ export class PeerCounters {
       leaderChanges: this.leaderChanges,
       sendFailures: this.sendFailures,
       notForMe: this.notForMe,
+      snapshotReceive: { ...snapshotReceive },
     };
   }
 }
