@@ -398,12 +398,8 @@ export class AckCoalescer {
 
   /** Sends the held acknowledgement, if any, now. */
   flush(): void {
-    const held = this.#held;
+    const held = this.#takeHeld();
     if (held === undefined) return;
-    this.#options.scheduler.clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#held = undefined;
-    this.#heldAppends = 0;
     this.stats.flushed++;
     this.#deliver(held);
   }
@@ -411,10 +407,7 @@ export class AckCoalescer {
   /** Forgets the leader and drops a held acknowledgement (this peer became leader, or left). */
   reset(): void {
     if (this.#held === undefined && this.#leader === undefined) return;
-    this.#options.scheduler.clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#held = undefined;
-    this.#heldAppends = 0;
+    this.#takeHeld();
     this.#leader = undefined;
     this.#term = 0;
     this.#acked = 0;
@@ -434,11 +427,7 @@ export class AckCoalescer {
         this.#options.send(m);
         return;
       }
-      this.#options.scheduler.clearTimeout(this.#timer);
-      this.#timer = undefined;
-      if (this.#held !== undefined) this.stats.superseded++;
-      this.#held = undefined;
-      this.#heldAppends = 0;
+      if (this.#takeHeld() !== undefined) this.stats.superseded++;
       this.#leader = m.to;
       this.#term = m.term;
       this.#acked = 0;
@@ -489,6 +478,16 @@ export class AckCoalescer {
       return;
     }
     this.#deliver(m);
+  }
+
+  /** Takes the held acknowledgement (if any) out, and stops its timer. */
+  #takeHeld(): RaftMessage | undefined {
+    const held = this.#held;
+    if (this.#timer !== undefined) this.#options.scheduler.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#held = undefined;
+    this.#heldAppends = 0;
+    return held;
   }
 
   /** Sends `m` to the tracked leader and remembers what it told it. */

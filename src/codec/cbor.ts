@@ -25,6 +25,7 @@
 // the pure-JS decoder is as fast or faster for Hamok's small messages (docs/decisions.md).
 import { Decoder } from "cbor-x/decode";
 import { Encoder } from "cbor-x/encode";
+import { cborHeadBytes, writeCborHead } from "./cbor_writer.ts";
 
 const OPTIONS = { useRecords: false, mapsAsObjects: true, tagUint8Array: false } as const;
 
@@ -62,11 +63,6 @@ const SIMPLE_SLAB_BYTES = 8192;
 let slab = new Uint8Array(SIMPLE_SLAB_BYTES);
 let slabAt = 0;
 
-/** Bytes of a CBOR head carrying `n` (0 <= n < 2^32). */
-function headBytes(n: number): number {
-  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
-}
-
 /** Bytes `value` takes, or -1 if it is not a simple value. */
 function simpleSize(value: unknown, depth: number): number {
   switch (typeof value) {
@@ -74,11 +70,11 @@ function simpleSize(value: unknown, depth: number): number {
       const n = value.length;
       if (n > SIMPLE_MAX_STRING) return -1;
       for (let i = 0; i < n; i++) if (value.charCodeAt(i) > 0x7f) return -1;
-      return headBytes(n) + n;
+      return cborHeadBytes(n) + n;
     }
     case "number":
-      if (value >>> 0 === value) return headBytes(value);
-      if (value >> 0 === value) return headBytes(-1 - value);
+      if (value >>> 0 === value) return cborHeadBytes(value);
+      if (value >> 0 === value) return cborHeadBytes(-1 - value);
       return -1;
     case "boolean":
       return 1;
@@ -87,11 +83,11 @@ function simpleSize(value: unknown, depth: number): number {
       const constructor = value.constructor;
       if (constructor === Uint8Array) {
         const n = (value as Uint8Array).length;
-        return headBytes(n) + n;
+        return cborHeadBytes(n) + n;
       }
       if (constructor !== Array || depth >= SIMPLE_MAX_DEPTH) return -1;
       const items = value as unknown[];
-      let size = headBytes(items.length);
+      let size = cborHeadBytes(items.length);
       for (let i = 0; i < items.length; i++) {
         const item = simpleSize(items[i], depth + 1);
         if (item < 0) return -1;
@@ -104,36 +100,19 @@ function simpleSize(value: unknown, depth: number): number {
   }
 }
 
-function writeHead(out: Uint8Array, at: number, major: number, n: number): number {
-  if (n < 24) out[at++] = major | n;
-  else if (n < 0x100) {
-    out[at++] = major | 24;
-    out[at++] = n;
-  } else if (n < 0x10000) {
-    out[at++] = major | 25;
-    out[at++] = n >>> 8;
-    out[at++] = n & 0xff;
-  } else {
-    out[at++] = major | 26;
-    out[at++] = n >>> 24;
-    out[at++] = (n >>> 16) & 0xff;
-    out[at++] = (n >>> 8) & 0xff;
-    out[at++] = n & 0xff;
-  }
-  return at;
-}
-
 /** Writes a value {@linkcode simpleSize} accepted at `at`; returns the position after it. */
 function writeSimple(out: Uint8Array, at: number, value: unknown): number {
   switch (typeof value) {
     case "string": {
       const n = value.length;
-      at = writeHead(out, at, 0x60, n);
+      at = writeCborHead(out, at, 0x60, n);
       for (let i = 0; i < n; i++) out[at++] = value.charCodeAt(i);
       return at;
     }
     case "number":
-      return value >>> 0 === value ? writeHead(out, at, 0x00, value) : writeHead(out, at, 0x20, -1 - value);
+      return value >>> 0 === value
+        ? writeCborHead(out, at, 0x00, value)
+        : writeCborHead(out, at, 0x20, -1 - value);
     case "boolean":
       out[at] = value ? 0xf5 : 0xf4;
       return at + 1;
@@ -144,12 +123,12 @@ function writeSimple(out: Uint8Array, at: number, value: unknown): number {
       }
       if ((value as object).constructor === Uint8Array) {
         const bytes = value as Uint8Array;
-        at = writeHead(out, at, 0x40, bytes.length);
+        at = writeCborHead(out, at, 0x40, bytes.length);
         out.set(bytes, at);
         return at + bytes.length;
       }
       const items = value as unknown[];
-      at = writeHead(out, at, 0x80, items.length);
+      at = writeCborHead(out, at, 0x80, items.length);
       for (let i = 0; i < items.length; i++) at = writeSimple(out, at, items[i]);
       return at;
     }

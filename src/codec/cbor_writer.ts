@@ -8,6 +8,37 @@
  * @module
  */
 
+/**
+ * Bytes of the CBOR head (major type and argument) for a length or value `n`, 0 <= n < 2^32: what
+ * {@linkcode writeCborHead} writes.
+ */
+export function cborHeadBytes(n: number): number {
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+}
+
+/**
+ * Writes the shortest CBOR head of `major` (the type's high bits, e.g. 0x60 for text) with argument
+ * `n` (0 <= n < 2^32) into `out` at `at`; returns the position after it. The caller makes room.
+ */
+export function writeCborHead(out: Uint8Array, at: number, major: number, n: number): number {
+  if (n < 24) out[at++] = major | n;
+  else if (n < 0x100) {
+    out[at++] = major | 24;
+    out[at++] = n;
+  } else if (n < 0x10000) {
+    out[at++] = major | 25;
+    out[at++] = n >>> 8;
+    out[at++] = n & 0xff;
+  } else {
+    out[at++] = major | 26;
+    out[at++] = n >>> 24;
+    out[at++] = (n >>> 16) & 0xff;
+    out[at++] = (n >>> 8) & 0xff;
+    out[at++] = n & 0xff;
+  }
+  return at;
+}
+
 const CHUNK_BYTES = 1024 * 1024;
 const UTF8 = new TextEncoder();
 
@@ -110,24 +141,7 @@ export class CborChunkWriter {
 
   #head(major: number, n: number): void {
     this.#room(5);
-    const buf = this.#buf;
-    let p = this.#pos;
-    if (n < 24) buf[p++] = major | n;
-    else if (n < 0x100) {
-      buf[p++] = major | 24;
-      buf[p++] = n;
-    } else if (n < 0x10000) {
-      buf[p++] = major | 25;
-      buf[p++] = n >>> 8;
-      buf[p++] = n & 0xff;
-    } else {
-      buf[p++] = major | 26;
-      buf[p++] = n >>> 24;
-      buf[p++] = (n >>> 16) & 0xff;
-      buf[p++] = (n >>> 8) & 0xff;
-      buf[p++] = n & 0xff;
-    }
-    this.#pos = p;
+    this.#pos = writeCborHead(this.#buf, this.#pos, major, n);
   }
 
   #latin1(s: string, offset: number): void {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { CborChunkWriter } from "../codec/cbor_writer.ts";
+import { type CborChunkWriter, cborHeadBytes } from "../codec/cbor_writer.ts";
 
 /** A key or a value as its codec produced it. */
 export type Encoded = string | Uint8Array;
@@ -74,14 +74,9 @@ export class MapStateEntry {
   }
 }
 
-/** Bytes of a CBOR head for length or value `n`. */
-export function headBytes(n: number): number {
-  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
-}
-
 /** Bytes of a CBOR non-negative integer as {@linkcode CborChunkWriter.uint} writes it. */
 export function uintBytes(n: number): number {
-  return n <= 0xffffffff ? headBytes(n) : 9;
+  return n <= 0xffffffff ? cborHeadBytes(n) : 9;
 }
 
 /** UTF-8 bytes of `s` from `from` on (a lone surrogate counts as the 3 bytes of U+FFFD). */
@@ -103,7 +98,7 @@ export function utf8Bytes(s: string, from: number): number {
 export function itemBytes(id: string, value: Stored, flags: number, revision: number): number {
   const k = id.charCodeAt(0) === 0x62 ? id.length - 1 : utf8Bytes(id, 1);
   const v = typeof value !== "string" || (flags & VALUE_BYTES) !== 0 ? value.length : utf8Bytes(value, 0);
-  return headBytes(k) + k + headBytes(v) + v + uintBytes(revision);
+  return cborHeadBytes(k) + k + cborHeadBytes(v) + v + uintBytes(revision);
 }
 
 export function writeEntry(

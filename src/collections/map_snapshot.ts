@@ -7,13 +7,12 @@
  */
 
 import type { RestoreBuilder, SnapshotView } from "../cluster/state_machine.ts";
-import type { CborChunkWriter } from "../codec/cbor_writer.ts";
+import { type CborChunkWriter, cborHeadBytes } from "../codec/cbor_writer.ts";
 import type { CborReader } from "../codec/cbor_reader.ts";
 import type { HamokMapState } from "./map_state.ts";
 import {
   type Encoded,
   encodedOf,
-  headBytes,
   INLINE_BYTES,
   itemBytes,
   MapStateEntry,
@@ -58,7 +57,7 @@ export class MapSnapshotView implements SnapshotView {
     revision: number,
     entryBytes: number,
   ) {
-    this.byteLength = headBytes(1 + 3 * count) + uintBytes(revision) + entryBytes;
+    this.byteLength = cborHeadBytes(1 + 3 * count) + uintBytes(revision) + entryBytes;
     this.#state = state;
     this.#keys = keys;
     this.#values = values;
