@@ -92,6 +92,11 @@ export interface HelloBody {
   readonly joined: boolean;
   /** The identity of the sender's cluster, made when it was bootstrapped (members only). */
   readonly clusterUid?: string | undefined;
+  /**
+   * True if the sender is the only member of its cluster, which has no application writes: it
+   * would dissolve that cluster to join another one with the same name (sent with `clusterUid` only).
+   */
+  readonly lone?: boolean | undefined;
 }
 
 /**
@@ -320,17 +325,20 @@ interface BodyCodec<B> {
 /** One codec per message type: the only place that knows the wire layout of the bodies. */
 const BODY_CODECS: { readonly [K in WireMessageType]: BodyCodec<WireBodies[K]> } = {
   raft: { code: 0, pack: packRaftMessage, unpack: unpackRaftMessage },
-  // [clusterId, peerId, memberId, term, joined, leaderId?] or [..., joined, leaderId | null, clusterUid]
+  // [clusterId, peerId, memberId, term, joined, leaderId?] or [..., joined, leaderId | null, clusterUid,
+  // lone?] (lone only when true)
   hello: {
     code: 1,
     pack: (b) =>
       b.clusterUid !== undefined
-        ? [b.clusterId, b.peerId, b.memberId, b.term, b.joined, b.leaderId ?? null, b.clusterUid]
+        ? b.lone === true
+          ? [b.clusterId, b.peerId, b.memberId, b.term, b.joined, b.leaderId ?? null, b.clusterUid, true]
+          : [b.clusterId, b.peerId, b.memberId, b.term, b.joined, b.leaderId ?? null, b.clusterUid]
         : b.leaderId !== undefined
         ? [b.clusterId, b.peerId, b.memberId, b.term, b.joined, b.leaderId]
         : [b.clusterId, b.peerId, b.memberId, b.term, b.joined],
     unpack: (v) => {
-      const a = arrayAt(v, "hello", 5, 7);
+      const a = arrayAt(v, "hello", 5, 8);
       const clusterId = stringAt(a[0], "hello.clusterId");
       const peerId = stringAt(a[1], "hello.peerId");
       const memberId = stringAt(a[2], "hello.memberId");
@@ -341,7 +349,7 @@ const BODY_CODECS: { readonly [K in WireMessageType]: BodyCodec<WireBodies[K]> }
         return { clusterId, peerId, memberId, term, joined, leaderId: stringAt(a[5], "hello.leaderId") };
       }
       const clusterUid = stringAt(a[6], "hello.clusterUid");
-      return a[5] === null ? { clusterId, peerId, memberId, term, joined, clusterUid } : {
+      const base = a[5] === null ? { clusterId, peerId, memberId, term, joined, clusterUid } : {
         clusterId,
         peerId,
         memberId,
@@ -350,6 +358,7 @@ const BODY_CODECS: { readonly [K in WireMessageType]: BodyCodec<WireBodies[K]> }
         leaderId: stringAt(a[5], "hello.leaderId"),
         clusterUid,
       };
+      return a.length === 8 ? { ...base, lone: boolAt(a[7], "hello.lone") } : base;
     },
   },
   // [requestId, op, payload]

@@ -326,6 +326,8 @@ describe("envelope decode errors", () => {
     ["hello joined 1", 1, ["c", "p", "m", 0, 1], /hello\.joined/],
     ["hello term NaN", 1, ["c", "p", "m", NaN, true], /hello\.term/],
     ["hello leaderId number", 1, ["c", "p", "m", 0, true, 1], /hello\.leaderId/],
+    ["hello lone 1", 1, ["c", "p", "m", 0, true, null, "u", 1], /hello\.lone/],
+    ["hello 9 elements", 1, ["c", "p", "m", 0, true, null, "u", true, 1], /hello: expected 5\.\.8/],
     ["request payload string", 2, ["r", "join", "x"], /request\.payload/],
     ["request 2 elements", 2, ["r", "join"], /request: expected 3 elements/],
     ["response payload null", 3, ["r", true, null], /response\.payload/],
@@ -349,6 +351,29 @@ describe("envelope decode errors", () => {
       assert.ok(err.cause instanceof TypeError);
     });
   }
+
+  it("round-trips a lone member's hello, and writes the flag only when set", () => {
+    const lone: WireEnvelope = {
+      type: "hello",
+      from: "p",
+      body: {
+        clusterId: "c",
+        peerId: "p",
+        memberId: "m",
+        term: 2,
+        joined: true,
+        leaderId: "m",
+        clusterUid: "u",
+        lone: true,
+      },
+    };
+    assert.deepStrictEqual(decodeEnvelope(encodeEnvelope(lone)), lone);
+    const body = (decodeCbor(encodeEnvelope(lone)) as unknown[])[3] as unknown[];
+    assert.equal(body.length, 8);
+    const plain = { ...lone, body: { ...lone.body, lone: false } } as WireEnvelope;
+    const plainBody = (decodeCbor(encodeEnvelope(plain)) as unknown[])[3] as unknown[];
+    assert.equal(plainBody.length, 7);
+  });
 
   it("accepts read-index-response index -1 (dropped read)", () => {
     const env = decodeEnvelope(raw(0, [13, "a", "b", 1, "c", -1]));
