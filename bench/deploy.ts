@@ -14,7 +14,10 @@
  * `bench/DEPLOY.md` for Deno peers, `bench/DEPLOY.bun.md` for Bun peers; `-` for stdout only),
  * `--quick` (fewer samples, about a minute), `--peers 3,9,25` (the cluster sizes of the scale rows),
  * `--profile` (also run a fresh three-peer cluster with `--cpu-prof` and report the leader's top
- * self-time items during the CPU-per-write loop).
+ * self-time items during the CPU-per-write loop), `--cpu-only <rounds>` (only the CPU-per-write loop from
+ * the leader of three peers, that many rounds after a warm-up, each round's per-process figures and the
+ * median on stdout; no report file; with `--profile` every peer runs under `--cpu-prof` and the profiles
+ * are kept: the directory is logged).
  *
  * Every child is stopped by PID at the end (SIGTERM, then SIGKILL), also when a step fails; the
  * nats-server too.
@@ -52,6 +55,7 @@ const CHILD_SCRIPT = join(HERE, "_peer_process.ts");
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
 const profile = args.includes("--profile");
+const cpuOnly = flag("--cpu-only");
 const thisRuntime: Runtime = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined" ? "bun" : "deno";
 const runtime = parseRuntime(flag("--runtime") ?? thisRuntime);
 const outFlag = flag("--out");
@@ -857,6 +861,34 @@ function formatMarkdown(path: string): void {
 
 // ------------------------------------------------------------------ main
 
+/** `--cpu-only <rounds>`: only the CPU per write from the leader of three peers, round by round. */
+async function cpuOnlyRun(url: string, rounds: number): Promise<void> {
+  const dir = profile ? mkdtempSync(join(tmpdir(), "hamok-deploy-prof-")) : undefined;
+  const peers = await startPeers(url, `deploy-cpu-${Date.now()}`, 0, 3, () => [], dir);
+  const { leader } = await settle(peers, 3);
+  for (let i = 0; i < 5; i++) await leader.request("loop", loopArgs("set", CPU_OPS)); // warm-up (JIT, heap)
+  const sums: number[] = [];
+  if (dir !== undefined) await Promise.all(peers.map((p) => p.request("mark")));
+  for (let round = 0; round < rounds; round++) {
+    const run = await setLoopWithCpu(leader, peers, CPU_OPS);
+    sums.push(run.cpuPerWriteUs);
+    const each = run.perPeerUs.map((us, i) =>
+      `${peers[i].peerId}${peers[i] === leader ? "*" : ""} ${us.toFixed(1)}`
+    );
+    log(
+      `round ${round + 1}: ${run.cpuPerWriteUs.toFixed(1)} µs/write (${each.join(", ")}), ` +
+        `${run.stats.opsPerSec.toFixed(0)} ops/s, nats-server ${run.serverUs.toFixed(1)} µs, load ${
+          loadavg()[0].toFixed(2)
+        }`,
+    );
+  }
+  if (dir !== undefined) await Promise.all(peers.map((p) => p.request("mark")));
+  for (const p of peers) await p.stop();
+  const sorted = sums.slice().sort((a, b) => a - b);
+  log(`median ${sorted[Math.floor(sorted.length / 2)].toFixed(1)} µs/write over ${rounds} rounds`);
+  if (dir !== undefined) log(`profiles in ${dir} (leader pid ${leader.pid})`);
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
   const bin = findNatsServerBinary();
@@ -867,6 +899,7 @@ async function main(): Promise<void> {
   log(`nats-server pid ${natsServer.pid} at ${natsServer.url}, monitoring on 127.0.0.1:${monitorPort}`);
   const url = natsServer.url;
   const clusterId = `deploy-${Math.random().toString(36).slice(2, 8)}`;
+  if (cpuOnly !== undefined) return await cpuOnlyRun(url, Math.max(1, Number(cpuOnly) || 1));
 
   log(`starting 3 ${runtime} peer processes`);
   let t0 = performance.now();

@@ -55,15 +55,23 @@ export function encodeCbor(value: unknown): Uint8Array {
 
 /** Longest string the simple encoder writes (char by char); longer ones go to cbor-x. */
 const SIMPLE_MAX_STRING = 512;
-/** Deepest array nesting the simple encoder writes. */
+/** Deepest nesting of arrays and objects the simple encoder writes. */
 const SIMPLE_MAX_DEPTH = 8;
+/** Most keys of an object the simple encoder writes. */
+const SIMPLE_MAX_KEYS = 64;
 /** Bytes of each slab the simple encoder writes into (results are views of it, like cbor-x's). */
 const SIMPLE_SLAB_BYTES = 8192;
+/** A slab with less room than this left is replaced before a value is written. */
+const SIMPLE_MIN_ROOM = 512;
+/** {@linkcode writeSimple}: the value is not a simple value. */
+const NOT_SIMPLE = -1;
+/** {@linkcode writeSimple}: the value did not fit in the room given. */
+const NO_ROOM = -2;
 
 let slab = new Uint8Array(SIMPLE_SLAB_BYTES);
 let slabAt = 0;
 
-/** Bytes `value` takes, or -1 if it is not a simple value. */
+/** Bytes `value` takes, or -1 if it is not a simple value (sizes a value too large for a slab). */
 function simpleSize(value: unknown, depth: number): number {
   switch (typeof value) {
     case "string": {
@@ -77,6 +85,7 @@ function simpleSize(value: unknown, depth: number): number {
       if (value >> 0 === value) return cborHeadBytes(-1 - value);
       return -1;
     case "boolean":
+    case "undefined":
       return 1;
     case "object": {
       if (value === null) return 1;
@@ -85,7 +94,20 @@ function simpleSize(value: unknown, depth: number): number {
         const n = (value as Uint8Array).length;
         return cborHeadBytes(n) + n;
       }
-      if (constructor !== Array || depth >= SIMPLE_MAX_DEPTH) return -1;
+      if (depth >= SIMPLE_MAX_DEPTH) return -1;
+      if (constructor === Object) {
+        const object = value as Record<string, unknown>;
+        let size = 3;
+        let keys = 0;
+        for (const key in object) {
+          if (++keys > SIMPLE_MAX_KEYS || !simpleKey(object, key)) return -1;
+          const item = simpleSize(object[key], depth + 1);
+          if (item < 0) return -1;
+          size += key.length + cborHeadBytes(key.length) + item;
+        }
+        return size;
+      }
+      if (constructor !== Array) return -1;
       const items = value as unknown[];
       let size = cborHeadBytes(items.length);
       for (let i = 0; i < items.length; i++) {
@@ -100,73 +122,264 @@ function simpleSize(value: unknown, depth: number): number {
   }
 }
 
-/** Writes a value {@linkcode simpleSize} accepted at `at`; returns the position after it. */
-function writeSimple(out: Uint8Array, at: number, value: unknown): number {
+/**
+ * Whether the key `for…in` gave is one cbor-x writes as the simple encoder does: an own property
+ * (cbor-x skips inherited ones by asking `object.hasOwnProperty`, so an object with its own
+ * `hasOwnProperty` is left to it) named by an ASCII string.
+ */
+function simpleKey(object: object, key: string): boolean {
+  if (key.length > SIMPLE_MAX_STRING || key === "hasOwnProperty" || !Object.hasOwn(object, key)) return false;
+  for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/**
+ * Writes `value` into `out` from `at` to at most `out.length` in one pass; returns the position after
+ * it, {@linkcode NOT_SIMPLE} at the first item that is not a simple value, or {@linkcode NO_ROOM}.
+ */
+function writeSimple(out: Uint8Array, at: number, value: unknown, depth: number): number {
   switch (typeof value) {
     case "string": {
       const n = value.length;
+      if (n > SIMPLE_MAX_STRING) return NOT_SIMPLE;
+      if (at + cborHeadBytes(n) + n > out.length) return NO_ROOM;
       at = writeCborHead(out, at, 0x60, n);
-      for (let i = 0; i < n; i++) out[at++] = value.charCodeAt(i);
+      for (let i = 0; i < n; i++) {
+        const c = value.charCodeAt(i);
+        if (c > 0x7f) return NOT_SIMPLE;
+        out[at++] = c;
+      }
       return at;
     }
     case "number":
-      return value >>> 0 === value
-        ? writeCborHead(out, at, 0x00, value)
-        : writeCborHead(out, at, 0x20, -1 - value);
+      if (value >>> 0 === value) {
+        return at + cborHeadBytes(value) > out.length ? NO_ROOM : writeCborHead(out, at, 0x00, value);
+      }
+      if (value >> 0 === value) {
+        return at + cborHeadBytes(-1 - value) > out.length
+          ? NO_ROOM
+          : writeCborHead(out, at, 0x20, -1 - value);
+      }
+      return NOT_SIMPLE;
     case "boolean":
+      if (at >= out.length) return NO_ROOM;
       out[at] = value ? 0xf5 : 0xf4;
       return at + 1;
-    default: {
+    case "undefined":
+      if (at >= out.length) return NO_ROOM;
+      out[at] = 0xf7;
+      return at + 1;
+    case "object": {
       if (value === null) {
+        if (at >= out.length) return NO_ROOM;
         out[at] = 0xf6;
         return at + 1;
       }
-      if ((value as object).constructor === Uint8Array) {
+      const constructor = value.constructor;
+      if (constructor === Uint8Array) {
         const bytes = value as Uint8Array;
+        if (at + cborHeadBytes(bytes.length) + bytes.length > out.length) return NO_ROOM;
         at = writeCborHead(out, at, 0x40, bytes.length);
         out.set(bytes, at);
         return at + bytes.length;
       }
+      if (depth >= SIMPLE_MAX_DEPTH) return NOT_SIMPLE;
+      if (constructor === Object) {
+        // cbor-x (useRecords: false) always writes a map with a 16-bit count, then the own keys in
+        // for…in order, each followed by its value
+        if (at + 3 > out.length) return NO_ROOM;
+        const head = at;
+        at += 3;
+        let keys = 0;
+        const object = value as Record<string, unknown>;
+        for (const key in object) {
+          if (++keys > SIMPLE_MAX_KEYS || !simpleKey(object, key)) return NOT_SIMPLE;
+          at = writeSimple(out, at, key, depth + 1);
+          if (at < 0) return at;
+          at = writeSimple(out, at, object[key], depth + 1);
+          if (at < 0) return at;
+        }
+        out[head] = 0xb9;
+        out[head + 1] = 0;
+        out[head + 2] = keys;
+        return at;
+      }
+      if (constructor !== Array) return NOT_SIMPLE;
       const items = value as unknown[];
-      at = writeCborHead(out, at, 0x80, items.length);
-      for (let i = 0; i < items.length; i++) at = writeSimple(out, at, items[i]);
+      const n = items.length;
+      if (at + cborHeadBytes(n) > out.length) return NO_ROOM;
+      at = writeCborHead(out, at, 0x80, n);
+      for (let i = 0; i < n && at >= 0; i++) at = writeSimple(out, at, items[i], depth + 1);
       return at;
     }
+    default:
+      return NOT_SIMPLE;
   }
 }
 
 /**
  * Encodes a simple value — ASCII strings of up to 512 characters, 32-bit integers, booleans,
- * `null`, plain `Uint8Array`s and arrays of simple values (8 levels deep at most) — into the very
- * bytes cbor-x writes for it (keys are compared by their encoding, so this must never differ), as a
- * view of a shared slab; `undefined` for any other value (the caller falls back to cbor-x).
+ * `null`, `undefined`, plain `Uint8Array`s, and arrays and plain objects (up to 64 own ASCII keys) of
+ * simple values, 8 levels deep at most — into the very bytes cbor-x writes for it (keys are compared
+ * by their encoding, so this must never differ), as a view of a shared slab; `undefined` for any
+ * other value (the caller falls back to cbor-x).
  *
  * @example
  * ```ts ignore
  * encodeSimpleCbor(["map", "m", "set", [key, value], "peer-a"]); // a command's bytes
- * encodeSimpleCbor({ a: 1 }); // undefined: not a simple value
+ * encodeSimpleCbor({ conflict: false, previous: null }); // a result: a map of two keys
+ * encodeSimpleCbor(new Map()); // undefined: not a simple value
  * ```
  */
 export function encodeSimpleCbor(value: unknown): Uint8Array | undefined {
+  if (SIMPLE_SLAB_BYTES - slabAt < SIMPLE_MIN_ROOM) {
+    slab = new Uint8Array(SIMPLE_SLAB_BYTES);
+    slabAt = 0;
+  }
+  const start = slabAt;
+  const end = writeSimple(slab, start, value, 0);
+  if (end >= 0) {
+    slabAt = end;
+    return slab.subarray(start, end);
+  }
+  if (end === NOT_SIMPLE) return undefined;
+  // Too large for the room left: a buffer of its own, of the size the value takes. A value whose
+  // getters answer differently the second time may not fit it: cbor-x then writes what it reads.
   const size = simpleSize(value, 0);
   if (size < 0) return undefined;
-  let out: Uint8Array;
-  if (size > SIMPLE_SLAB_BYTES / 4) out = new Uint8Array(size);
-  else {
-    if (slabAt + size > SIMPLE_SLAB_BYTES) {
-      slab = new Uint8Array(SIMPLE_SLAB_BYTES);
-      slabAt = 0;
-    }
-    out = slab.subarray(slabAt, slabAt + size);
-    slabAt += size;
-  }
-  writeSimple(out, 0, value);
-  return out;
+  const out = new Uint8Array(size);
+  return writeSimple(out, 0, value, 0) === size ? out : undefined;
 }
 
 /** Decodes one CBOR value that must span all of `bytes`; byte strings in it are plain views of `bytes`. */
 export function decodeCbor(bytes: Uint8Array): unknown {
-  return cborDecoder.decode(plainBytes(bytes));
+  const plain = plainBytes(bytes);
+  const value = decodeSimpleCbor(plain);
+  return value === NOT_READ ? cborDecoder.decode(plain) : value;
+}
+
+// ------------------------------------------------------------------ the simple-value decoder
+
+/** What {@linkcode decodeSimpleCbor} returns for bytes it leaves to cbor-x. */
+export const NOT_READ: unique symbol = Symbol("not a simple CBOR value");
+
+let src: Uint8Array = slab;
+let srcAt = 0;
+let srcEnd = 0;
+
+/**
+ * Decodes the bytes of a simple value (see {@linkcode encodeSimpleCbor}: the shapes it writes, with
+ * heads of any length up to 32 bits, maps of up to 64 text keys as plain objects, byte strings as
+ * views of `bytes`) into exactly what cbor-x decodes for them; {@linkcode NOT_READ} for anything else
+ * — another type or tag, a float, a non-ASCII or long string, an indefinite length, a `__proto__`
+ * key, truncated input or trailing bytes — which the caller hands to cbor-x whole (which then
+ * decodes it or throws as it always did).
+ *
+ * @example
+ * ```ts ignore
+ * decodeSimpleCbor(encodeSimpleCbor(["map", "m", "set", [key, value], "peer-a"])!); // the command
+ * decodeSimpleCbor(Uint8Array.of(0xfb, 0, 0, 0, 0, 0, 0, 0, 0)); // NOT_READ: a float
+ * ```
+ */
+export function decodeSimpleCbor(bytes: Uint8Array): unknown {
+  src = bytes;
+  srcAt = 0;
+  srcEnd = bytes.length;
+  const value = readSimple(0);
+  const whole = srcAt === srcEnd;
+  src = slab; // holds no reference to the input
+  return whole ? value : NOT_READ;
+}
+
+/** Reads one simple value at `srcAt`; {@linkcode NOT_READ} at the first thing it does not read. */
+function readSimple(depth: number): unknown {
+  if (srcAt >= srcEnd) return NOT_READ;
+  const initial = src[srcAt++]!;
+  const major = initial >> 5;
+  if (major === 7) {
+    switch (initial) {
+      case 0xf4:
+        return false;
+      case 0xf5:
+        return true;
+      case 0xf6:
+        return null;
+      case 0xf7:
+        return undefined;
+      default:
+        return NOT_READ; // floats, other simple values, breaks
+    }
+  }
+  let n = initial & 0x1f;
+  if (n >= 24) {
+    if (n === 24) {
+      if (srcAt + 1 > srcEnd) return NOT_READ;
+      n = src[srcAt++]!;
+    } else if (n === 25) {
+      if (srcAt + 2 > srcEnd) return NOT_READ;
+      n = (src[srcAt]! << 8) | src[srcAt + 1]!;
+      srcAt += 2;
+    } else if (n === 26) {
+      if (srcAt + 4 > srcEnd) return NOT_READ;
+      n = src[srcAt]! * 0x1000000 + ((src[srcAt + 1]! << 16) | (src[srcAt + 2]! << 8) | src[srcAt + 3]!);
+      srcAt += 4;
+    } else return NOT_READ; // 64-bit heads, indefinite lengths, reserved values
+  }
+  switch (major) {
+    case 0:
+      return n;
+    case 1:
+      return -1 - n;
+    case 2: {
+      if (n > srcEnd - srcAt) return NOT_READ;
+      const start = srcAt;
+      srcAt += n;
+      return src.subarray(start, srcAt);
+    }
+    case 3:
+      return readAscii(n);
+    case 4: {
+      if (depth >= SIMPLE_MAX_DEPTH || n > srcEnd - srcAt) return NOT_READ;
+      const items = new Array(n);
+      for (let i = 0; i < n; i++) {
+        const item = readSimple(depth + 1);
+        if (item === NOT_READ) return NOT_READ;
+        items[i] = item;
+      }
+      return items;
+    }
+    case 5: {
+      if (depth >= SIMPLE_MAX_DEPTH || n > SIMPLE_MAX_KEYS) return NOT_READ;
+      const object: Record<string, unknown> = {};
+      for (let i = 0; i < n; i++) {
+        if (srcAt >= srcEnd || src[srcAt]! >> 5 !== 3) return NOT_READ;
+        const key = readSimple(depth + 1);
+        if (key === NOT_READ || key === "__proto__") return NOT_READ; // cbor-x renames that key
+        const item = readSimple(depth + 1);
+        if (item === NOT_READ) return NOT_READ;
+        object[key as string] = item;
+      }
+      return object;
+    }
+    default:
+      return NOT_READ; // tags
+  }
+}
+
+/** Reads a text string of `n` bytes at `srcAt` if it is ASCII and at most 512 bytes long. */
+function readAscii(n: number): string | typeof NOT_READ {
+  if (n > SIMPLE_MAX_STRING || n > srcEnd - srcAt) return NOT_READ;
+  const start = srcAt;
+  const end = start + n;
+  for (let i = start; i < end; i++) if (src[i]! > 0x7f) return NOT_READ;
+  srcAt = end;
+  if (n < 13) {
+    // short concatenations give flat strings (V8 makes cons strings from 13 characters on)
+    let s = "";
+    for (let i = start; i < end; i++) s += String.fromCharCode(src[i]!);
+    return s;
+  }
+  return String.fromCharCode.apply(null, src.subarray(start, end) as unknown as number[]);
 }
 
 /** A short, safe description of a value's type for error messages (never prints the value). */
