@@ -17,7 +17,15 @@
  */
 
 import { HamokCodecError } from "../errors.ts";
-import { assertRoundTrips, decodeCbor, describeType, encodeCbor, messageOf } from "./cbor.ts";
+import {
+  assertRoundTrips,
+  cborEncoder,
+  decodeCbor,
+  describeType,
+  encodeSimpleCbor,
+  messageOf,
+  plainBytes,
+} from "./cbor.ts";
 
 /**
  * Turns the arguments of an event into a string or bytes and back. Compatible with a codec of the
@@ -55,14 +63,20 @@ export interface PayloadCodec {
 export class CborPayloadCodec implements PayloadCodec {
   /** Encodes the arguments as a CBOR array. */
   encode(...args: unknown[]): Uint8Array {
-    assertRoundTrips(args, "args");
-    return encodeCbor(args);
+    return this.encodeArgs(args);
   }
 
-  /** Encodes an argument list that is already an array (no spread, no copy of the list). */
+  /**
+   * Encodes an argument list that is already an array (no spread, no copy of the list). Simple
+   * arguments (what the direct encoder writes: ASCII strings, 32-bit integers, bytes, arrays...) need
+   * no round-trip check: they hold nothing CBOR cannot carry; anything else is checked, then given to
+   * cbor-x.
+   */
   encodeArgs(args: readonly unknown[]): Uint8Array {
+    const simple = encodeSimpleCbor(args);
+    if (simple !== undefined) return simple;
     assertRoundTrips(args, "args");
-    return encodeCbor(args);
+    return plainBytes(cborEncoder.encode(args));
   }
 
   /** Decodes a CBOR array. Throws `TypeError` for a string or a CBOR value that is not an array. */

@@ -100,9 +100,8 @@ interface PendingPublish {
   readonly acked: string[];
   readonly failures: HamokDeliveryFailure[];
   readonly local: boolean;
-  readonly timer: TimerHandle;
   readonly span: Span;
-  /** `scheduler.monotonicNow()` at publish when metrics are enabled, else 0. */
+  /** `scheduler.monotonicNow()` at publish. */
   readonly started: number;
   readonly resolve: (peerIds: string[]) => void;
   readonly reject: (error: Error) => void;
@@ -145,7 +144,10 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   readonly #publishAttributes: PublishAttributes | undefined;
   readonly #subscribed = new Map<string, Set<AnyListener>>();
   readonly #transportSubs = new Map<string, TransportSubscription>();
+  /** Publishes awaiting acknowledgements, in the order published (so in the order they time out). */
   readonly #pending = new Map<string, PendingPublish>();
+  /** The one timeout timer of {@linkcode #pending}, armed for its oldest publish (undefined: off). */
+  #timer: TimerHandle | undefined;
   /** Per publishing member: the highest sequence delivered. */
   readonly #lastSeq = new Map<string, number>();
   readonly #eventQueues = new Map<string, Promise<void>>();
@@ -281,22 +283,19 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
         return Promise.resolve(local ? [self] : []);
       }
       const promise = new Promise<string[]>((resolve, reject) => {
-        const timer = this.host.scheduler.setTimeout(
-          () => this.#timeout(ackRequestId),
-          this.requestTimeoutInMs,
-        );
+        const started = this.host.scheduler.monotonicNow();
         this.#pending.set(ackRequestId, {
           event,
           awaiting: targets!,
           acked: [],
           failures: [],
           local,
-          timer,
           span: span!,
-          started: this.#metrics === undefined ? 0 : this.host.scheduler.monotonicNow(),
+          started,
           resolve,
           reject,
         });
+        if (this.#timer === undefined) this.#armTimeout(started + this.requestTimeoutInMs, started);
       });
       this.#send(event, payload, this.#seq, ackRequestId, traceHeaders(span.spanContext()));
       if (local) this.#deliverLocal(event, args, span);
@@ -402,8 +401,9 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     for (const sub of this.#transportSubs.values()) sub.unsubscribe();
     this.#transportSubs.clear();
     for (const dispose of this.#disposers) dispose();
+    this.host.scheduler.clearTimeout(this.#timer);
+    this.#timer = undefined;
     for (const [id, pending] of this.#pending) {
-      this.host.scheduler.clearTimeout(pending.timer);
       pending.reject(
         new HamokClosedError(`emitter '${this.id}' was closed while publishing '${pending.event}'`),
       );
@@ -524,7 +524,8 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
       this.host.dropMessage("stale-sequence");
       return;
     }
-    const span = this.#spans.startProcess(body.event, peerIdOfMember(from), message.headers);
+    const fromPeerId = peerIdOfMember(from);
+    const span = this.#spans.startProcess(body.event, fromPeerId, message.headers);
     let args: unknown[];
     try {
       args = decodePayload(this.#codecOf(body.event), body.payload);
@@ -533,12 +534,12 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
         ? error
         : new HamokError(String(error), "HAMOK_CODEC", { cause: error });
       this.host.reportError(err);
-      this.#ack(from, body.ackRequestId, { code: err.code, message: err.message });
+      this.#ack(fromPeerId, body.ackRequestId, { code: err.code, message: err.message });
       failSpan(span, err);
       return;
     }
     this.#deliverLocal(body.event, args, span);
-    this.#ack(from, body.ackRequestId, undefined);
+    this.#ack(fromPeerId, body.ackRequestId, undefined);
     span.end();
   }
 
@@ -565,12 +566,12 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   }
 
   #ack(
-    toMember: string,
+    toPeerId: string,
     ackRequestId: string | undefined,
     error: { code: string; message: string } | undefined,
   ): void {
     if (ackRequestId === undefined) return;
-    this.host.acknowledge(peerIdOfMember(toMember), this.id, ackRequestId, error);
+    this.host.acknowledge(toPeerId, this.id, ackRequestId, error);
   }
 
   #deliverLocal(event: string, args: readonly unknown[], span: Span): void {
@@ -615,7 +616,6 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
 
   #settle(ackRequestId: string, pending: PendingPublish): void {
     this.#pending.delete(ackRequestId);
-    this.host.scheduler.clearTimeout(pending.timer);
     const peerIds = pending.local ? [...pending.acked, this.host.localPeerId] : pending.acked;
     if (this.#metrics !== undefined) {
       this.#metrics.publishDuration.record(
@@ -642,9 +642,32 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     pending.reject(error);
   }
 
-  #timeout(ackRequestId: string): void {
-    const pending = this.#pending.get(ackRequestId);
-    if (pending === undefined) return;
+  /** (Re-)arms the one timeout timer for `deadline`; `now` is the current monotonic time. */
+  #armTimeout(deadline: number, now: number): void {
+    // A timer may fire a little before the monotonic clock reaches the deadline: the sweep re-arms.
+    this.#timer = this.host.scheduler.setTimeout(this.#sweep, Math.max(1, Math.ceil(deadline - now)));
+  }
+
+  /**
+   * The timeout timer fired: every publish older than `requestTimeoutInMs` times out, and the timer
+   * is armed for the oldest one left, or stays off. Publishes time out in the order they were made
+   * (they all wait the same time), so the sweep stops at the first one still in time. A publish that
+   * settles first cancels nothing: the timer finds it gone.
+   */
+  readonly #sweep = (): void => {
+    this.#timer = undefined;
+    const now = this.host.scheduler.monotonicNow();
+    for (const [ackRequestId, pending] of this.#pending) {
+      const deadline = pending.started + this.requestTimeoutInMs;
+      if (deadline > now) {
+        this.#armTimeout(deadline, now);
+        return;
+      }
+      this.#timeout(ackRequestId, pending);
+    }
+  };
+
+  #timeout(ackRequestId: string, pending: PendingPublish): void {
     this.#pending.delete(ackRequestId);
     const responded = pending.local ? [...pending.acked, this.host.localPeerId] : pending.acked;
     const missing = [...pending.awaiting];

@@ -42,6 +42,9 @@ export const HAMOK_SPAN_ATTRIBUTES: {
 };
 
 const A = HAMOK_SPAN_ATTRIBUTES;
+/** Span options, shared by every span of their kind (a publish allocates none). */
+const SEND_OPTIONS = { kind: SpanKind.PRODUCER };
+const PROCESS_OPTIONS = { kind: SpanKind.CONSUMER };
 
 /**
  * Starts and finishes the spans of one emitter.
@@ -74,7 +77,7 @@ export class MessagingSpans {
    * Attributes are only built when the span records, so tracing without an SDK costs next to nothing.
    */
   startSend(operation: "publish" | "notify", event: string, targetPeers: number, messageId?: string): Span {
-    const span = this.#tracer.startSpan(this.#sendName, { kind: SpanKind.PRODUCER });
+    const span = this.#tracer.startSpan(this.#sendName, SEND_OPTIONS);
     if (span.isRecording()) {
       const attributes: Attributes = {
         [A.system]: "hamok",
@@ -95,7 +98,7 @@ export class MessagingSpans {
   startProcess(event: string, sourcePeerId: string, headers: TransportHeaders | undefined): Span {
     const remote = spanContextFromHeaders(headers);
     const parent = remote === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, remote);
-    const span = this.#tracer.startSpan(this.#processName, { kind: SpanKind.CONSUMER }, parent);
+    const span = this.#tracer.startSpan(this.#processName, PROCESS_OPTIONS, parent);
     if (span.isRecording()) {
       span.setAttributes({
         [A.system]: "hamok",

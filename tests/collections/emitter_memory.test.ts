@@ -84,4 +84,43 @@ describe("emitter on the memory transport", () => {
       await cluster.close();
     }
   });
+
+  it("publishes share one timeout timer: each times out on its own deadline, one acknowledged meanwhile resolves", async () => {
+    const factory = memoryTransports();
+    const cluster = await startCluster(factory, ["a", "b", "c"], { peerTimeoutMs: 60_000 });
+    try {
+      const [a, b, c] = cluster.peers;
+      const timeoutMs = 300;
+      const ea = a.createEmitter<{ e: [number] }>({ emitterId: "deadlines", requestTimeoutInMs: timeoutMs });
+      await b.createEmitter<{ e: [number] }>({ emitterId: "deadlines" }).subscribe("e", () => {});
+      await a.waitUntilCommitHead();
+      // b's acknowledgements are lost while the fault is in place
+      const fault = factory.bus.drop({ from: "b", to: "a", subject: a.subjects.inbox("a") });
+      const settled = (p: Promise<unknown>, started: number) =>
+        p.then(
+          () => ({ ok: true, ms: performance.now() - started }),
+          () => ({ ok: false, ms: performance.now() - started }),
+        );
+      const t1 = performance.now();
+      const first = settled(ea.publish("e", 1), t1);
+      await new Promise((resolve) => setTimeout(resolve, timeoutMs / 2));
+      const t2 = performance.now();
+      const second = settled(ea.publish("e", 2), t2);
+      const one = await first;
+      fault.remove();
+      // made after the first timed out and the fault was lifted: acknowledged, in time
+      const t3 = performance.now();
+      const third = settled(ea.publish("e", 3), t3);
+      const [two, three] = await Promise.all([second, third]);
+      assert.equal(one.ok, false);
+      assert.equal(two.ok, false);
+      assert.equal(three.ok, true);
+      // not before its own deadline, whatever the first one's was (monotonic clock, 1 ms of rounding)
+      assert.ok(one.ms >= timeoutMs - 1, `first timed out after ${one.ms} ms`);
+      assert.ok(two.ms >= timeoutMs - 1, `second timed out after ${two.ms} ms`);
+      await c.waitUntilCommitHead();
+    } finally {
+      await cluster.close();
+    }
+  });
 });
