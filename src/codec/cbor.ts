@@ -334,7 +334,7 @@ function readSimple(depth: number): unknown {
       if (n > srcEnd - srcAt) return NOT_READ;
       const start = srcAt;
       srcAt += n;
-      return src.subarray(start, srcAt);
+      return new Uint8Array(src.buffer, src.byteOffset + start, n); // a view, as cbor-x's subarray
     }
     case 3:
       return readAscii(n);
@@ -366,20 +366,38 @@ function readSimple(depth: number): unknown {
   }
 }
 
-/** Reads a text string of `n` bytes at `srcAt` if it is ASCII and at most 512 bytes long. */
+/** Longest string {@linkcode readAscii} keeps in {@linkcode ASCII_CACHE}. */
+const CACHED_MAX = 24;
+/** Recently read short strings by a hash of their bytes: kinds, ops, ids, member ids, keys of results. */
+const ASCII_CACHE: (string | undefined)[] = new Array(1024);
+
+/**
+ * Reads a text string of `n` bytes at `srcAt` if it is ASCII and at most 512 bytes long. A short
+ * one is the very string read last time for the same bytes, if it is still in the cache: no
+ * allocation, and its hash (for the maps it is looked up in) is already computed.
+ */
 function readAscii(n: number): string | typeof NOT_READ {
   if (n > SIMPLE_MAX_STRING || n > srcEnd - srcAt) return NOT_READ;
   const start = srcAt;
   const end = start + n;
-  for (let i = start; i < end; i++) if (src[i]! > 0x7f) return NOT_READ;
-  srcAt = end;
-  if (n < 13) {
-    // short concatenations give flat strings (V8 makes cons strings from 13 characters on)
-    let s = "";
-    for (let i = start; i < end; i++) s += String.fromCharCode(src[i]!);
-    return s;
+  let hash = n;
+  for (let i = start; i < end; i++) {
+    const c = src[i]!;
+    if (c > 0x7f) return NOT_READ;
+    hash = (Math.imul(hash, 31) + c) | 0;
   }
-  return String.fromCharCode.apply(null, src.subarray(start, end) as unknown as number[]);
+  srcAt = end;
+  if (n > CACHED_MAX) return String.fromCharCode.apply(null, src.subarray(start, end) as unknown as number[]);
+  const at = (hash ^ (hash >>> 10)) & 1023;
+  const cached = ASCII_CACHE[at];
+  if (cached !== undefined && cached.length === n) {
+    let same = true;
+    for (let i = 0; i < n && same; i++) same = cached.charCodeAt(i) === src[start + i];
+    if (same) return cached;
+  }
+  const s = String.fromCharCode.apply(null, src.subarray(start, end) as unknown as number[]);
+  ASCII_CACHE[at] = s;
+  return s;
 }
 
 /** A short, safe description of a value's type for error messages (never prints the value). */
