@@ -131,6 +131,10 @@ export class StateMachine {
   clusterUid: string | undefined;
   readonly #factories = new Map<string, ReplicatedStateFactory>();
   readonly #states = new Map<string, Map<string, ReplicatedState>>();
+  /** The state the last command went to (states are never replaced): most commands go to the same. */
+  #lastKind = "";
+  #lastId = "";
+  #lastState: ReplicatedState | undefined = undefined;
   readonly #applied = new Map<string, unknown>();
   readonly #dedupWindow: number;
   /** Request ids in the order they were applied: a ring buffer of `dedupWindow` slots. */
@@ -181,9 +185,16 @@ export class StateMachine {
       return { result: this.#applied.get(requestId), duplicate: true };
     }
     let result: unknown;
-    if (this.#factories.has(command.kind)) {
-      result = this.state(command.kind, command.id).apply(command.op, command.args, ctx);
+    let state = this.#lastState;
+    if (command.id !== this.#lastId || command.kind !== this.#lastKind || state === undefined) {
+      state = this.#factories.has(command.kind) ? this.state(command.kind, command.id) : undefined;
+      if (state !== undefined) {
+        this.#lastKind = command.kind;
+        this.#lastId = command.id;
+        this.#lastState = state;
+      }
     }
+    if (state !== undefined) result = state.apply(command.op, command.args, ctx);
     if (requestId !== undefined) this.#remember(requestId, result);
     return { result, duplicate: false };
   }
