@@ -88,6 +88,27 @@ function fromMsgHdrs(hdrs: MsgHdrs): TransportHeaders | undefined {
   return out;
 }
 
+/**
+ * A received message as handlers see it. The subject is decoded from the wire bytes only when a
+ * handler reads it (the peer's own handlers never do; nats.js decodes it anew for each message).
+ */
+class NatsTransportMessage implements TransportMessage {
+  readonly data: Uint8Array;
+  readonly headers: TransportHeaders | undefined;
+  readonly #msg: Msg;
+
+  constructor(msg: Msg) {
+    this.#msg = msg;
+    this.data = msg.data;
+    const hdrs = msg.headers;
+    this.headers = hdrs === undefined ? undefined : fromMsgHdrs(hdrs);
+  }
+
+  get subject(): string {
+    return this.#msg.subject;
+  }
+}
+
 class NatsTransportSubscription implements TransportSubscription {
   readonly subject: string;
   #closed = false;
@@ -271,12 +292,7 @@ export class NatsTransport implements Transport {
         this.#emitError(new HamokTransportError(`subscription '${subject}' failed`, { cause: error }));
         return;
       }
-      const hdrs = msg.headers;
-      const message: TransportMessage = {
-        subject: msg.subject,
-        data: msg.data,
-        headers: hdrs === undefined ? undefined : fromMsgHdrs(hdrs),
-      };
+      const message = new NatsTransportMessage(msg);
       try {
         handler(message);
       } catch (thrown) {
