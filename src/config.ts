@@ -138,6 +138,14 @@ export interface HamokConfig {
    */
   autoRejoin?: boolean;
   /**
+   * With `autoMerge` (default true), a peer that is the only member of its cluster, which has no
+   * application writes (a lone bootstrap, e.g. of a newcomer that did not hear the cluster in time),
+   * dissolves it and joins another cluster it hears with the same `clusterId`: once that cluster's
+   * leader has added it. Between two such lone clusters the one with the smaller identity stays. A
+   * cluster with data never dissolves; it keeps reporting `HamokClusterConflictError`.
+   */
+  autoMerge?: boolean;
+  /**
    * The most voters the cluster keeps. Further members stay learners: they replicate, serve local and
    * linearizable reads and forward writes, but a commit never waits for them; one is promoted when a
    * voter leaves or is removed. Default 5 (a commit waits for 3 acknowledgements at most).
@@ -221,6 +229,8 @@ export interface ResolvedHamokConfig {
   readonly expectedPeers: number;
   /** See {@linkcode HamokConfig.autoRejoin}. */
   readonly autoRejoin: boolean;
+  /** See {@linkcode HamokConfig.autoMerge}. */
+  readonly autoMerge: boolean;
   /** See {@linkcode HamokConfig.voters}. */
   readonly voters: number;
   /** See {@linkcode HamokConfig.scheduler}; `REAL_SCHEDULER` when none was given. */
@@ -443,6 +453,7 @@ export function resolveHamokConfig(config: HamokConfig = {}): ResolvedHamokConfi
     bootstrap: bootstrapOf(config.bootstrap),
     expectedPeers: positiveInteger("expectedPeers", config.expectedPeers, 1),
     autoRejoin: booleanOf("autoRejoin", config.autoRejoin, true),
+    autoMerge: booleanOf("autoMerge", config.autoMerge, true),
     voters: positiveInteger("voters", config.voters, 5),
     scheduler,
     testingBugs: config.testingBugs ?? [],

@@ -32,6 +32,17 @@ export interface DiscoveryHost {
   bootstrap(): void;
   /** Reports a problem the application should know of (a second cluster on the prefix). */
   reportError(error: Error): void;
+  /**
+   * True if this peer is the only member of its cluster, which has no application writes, and may
+   * dissolve it (its hellos then say `lone`). Absent: never.
+   */
+  lone?(): boolean;
+  /**
+   * Moves this lone peer into the cluster `clusterUid` led by `leaderMemberId`: resolves true once
+   * that leader added it (under a new member id) and this peer dissolved its own cluster, false if it
+   * kept its own. Absent: never merges.
+   */
+  merge?(leaderMemberId: string, clusterUid: string): Promise<boolean>;
 }
 
 /** Settings of {@linkcode Discovery} (a subset of the peer's resolved configuration). */
@@ -60,12 +71,26 @@ export interface DiscoveryOptions {
   readonly logger: { debug(message: string, ...details: unknown[]): void };
   /** Timers and clock. Default `REAL_SCHEDULER`. */
   readonly scheduler?: Scheduler;
+  /**
+   * A lone peer tries to merge into another cluster at most once per this many ms. Default
+   * `max(memberWindowMs, requestTimeoutMs)`.
+   */
+  readonly mergeEveryMs?: number;
+  /** A lone peer announces itself on the broadcast subject at most once per this many ms. Default 1000. */
+  readonly announceEveryMs?: number;
   /** Testing only: `"bootstrap-on-failed-join"` switches on the old split brain. */
   readonly testingBugs?: readonly string[];
 }
 
+/** A member tells a lone member of another cluster about its own at most once per this many ms. */
+export const FOREIGN_ANSWER_EVERY_MS = 1000;
 /** At most this many newcomers and members are remembered (remote ids are hostile input). */
 export const DISCOVERY_TABLE_LIMIT = 256;
+/**
+ * A newcomer bootstraps only after this many hello rounds in a row (each `discoveryMs / 4` plus
+ * jitter) that it sent, waited out on time and heard no member in.
+ */
+export const DISCOVERY_ROUNDS = 4;
 /** A member answers at most this many newcomer hellos per second (a flood of hellos is cheap). */
 export const HELLO_ANSWERS_PER_SECOND = 20;
 
@@ -76,17 +101,26 @@ interface HeardMember {
 }
 
 /**
- * Finds the cluster of a peer that has none. It broadcasts a hello every `discoveryMs / 4`;
- * members answer with the leader they know, and the peer asks that leader to add it. A failed join
- * request only forgets that leader: the peer asks again once a member names a leader.
+ * Finds the cluster of a peer that has none. It says hello on the broadcast subject in rounds of
+ * `discoveryMs / 4` plus up to half of that (jitter); members answer with the leader they know, and
+ * the peer asks that leader to add it. A failed join request only forgets that leader: the peer asks
+ * again once a member names a leader.
  *
  * A peer never bootstraps once it heard any member of its cluster (leader or not) during this
  * `discover()`, with `bootstrap: "never"`, or before `expectedPeers` newcomers were heard;
  * otherwise the newcomer with the smallest peer id among those heard within `2 x discoveryMs`
- * bootstraps once `discoveryMs` passed, and the others join it.
+ * bootstraps after {@linkcode DISCOVERY_ROUNDS} silent rounds in a row, and the others join it. A
+ * round counts as silent only if its hello was sent, its wait ended on time on the scheduler's clock
+ * and one more turn of the event loop brought no member's answer: a peer whose loop stalled (its
+ * timers fire late, all at once, before the messages that waited) does not take the stall for
+ * silence.
  *
  * Hellos carry the cluster's identity (made at bootstrap): a peer that hears two identities on its
- * prefix reports a `HamokClusterConflictError`.
+ * prefix reports a `HamokClusterConflictError`. A peer that is the only member of a cluster without
+ * application writes (`host.lone()`, its hellos say `lone`) moves into the other cluster
+ * (`host.merge()`) if that one is not lone or has the smaller identity, at most once per
+ * `mergeEveryMs`; members answer a lone member of another cluster directly (once a second each),
+ * so that it hears them.
  *
  * @example
  * ```ts ignore
@@ -117,6 +151,14 @@ export class Discovery {
   readonly #answered = new Map<string, number>();
   readonly #wake = new Set<() => void>();
   readonly #scheduler: Scheduler;
+  #stalledRounds = 0;
+  /** Per lone member of another cluster: when this member last told it of its own cluster. */
+  readonly #answeredForeign = new Map<string, number>();
+  readonly #mergeEveryMs: number;
+  #merging = false;
+  #lastMergeAt: number | undefined;
+  #lastAnnounceAt: number | undefined;
+  #merges = 0;
 
   /** Creates the discovery of a peer. */
   constructor(options: DiscoveryOptions, host: DiscoveryHost) {
@@ -124,6 +166,7 @@ export class Discovery {
     this.#scheduler = options.scheduler ?? REAL_SCHEDULER;
     this.#host = host;
     this.#memberWindowMs = options.memberWindowMs ?? 4 * options.discoveryMs;
+    this.#mergeEveryMs = options.mergeEveryMs ?? Math.max(this.#memberWindowMs, options.requestTimeoutMs);
   }
 
   /**
@@ -136,10 +179,11 @@ export class Discovery {
     const { discoveryMs, requestTimeoutMs, logger, peerId } = this.#options;
     const started = this.#scheduler.now();
     const helloEvery = Math.max(10, Math.floor(discoveryMs / 4));
-    let lastHello = 0;
     let duplicate: Error | undefined;
-    /** Since when this peer has been saying hello without a member answering (undefined: not quiet). */
-    let quietSince: number | undefined;
+    /** Hello rounds in a row that were sent, waited out on time, and drew no member's answer. */
+    let silentRounds = 0;
+    /** Rounds in a row whose timer fired late (a stalled event loop): the next may be later still. */
+    let lateRounds = 0;
     for (;;) {
       throwIfAborted(signal);
       const now = this.#scheduler.now();
@@ -186,26 +230,69 @@ export class Discovery {
             return;
           }
         }
-        quietSince = undefined; // a fresh round of hellos before any bootstrap decision
+        silentRounds = 0; // a fresh series of hello rounds before any bootstrap decision
         await this.#sleep(helloEvery, signal);
         continue;
       }
-      if (now - lastHello >= helloEvery) {
-        lastHello = now;
-        this.sendHello(undefined);
+      // One round: a hello, then a wait of helloEvery plus up to half of it (jitter keeps newcomers
+      // started together from saying hello in lockstep), then one turn of the event loop so that
+      // answers queued behind a late timer are taken in before the round is judged.
+      const sentAt = now;
+      this.sendHello(undefined);
+      const roundMs = helloEvery + Math.floor(this.#scheduler.random() * (helloEvery / 2));
+      await this.#sleep(roundMs, signal);
+      await this.#yield();
+      const end = this.#scheduler.now();
+      if (this.#heardMemberSince(Math.min(sentAt, end - this.#memberWindowMs) - 1)) {
+        silentRounds = 0;
+        continue;
       }
-      if (this.#heardMemberSince(now - this.#memberWindowMs)) quietSince = undefined;
-      else quietSince ??= now;
+      const elapsed = end - sentAt;
+      if (elapsed < roundMs) continue; // woken early (news, or closing): not a whole round
+      // A timer far later than asked for means the event loop was stalled: whatever was answered
+      // meanwhile may still be queued, so the round proves no silence. The allowance doubles with
+      // each late round in a row, so that a peer whose loop is always this slow still gets there.
+      if (elapsed - roundMs > roundMs * 2 ** lateRounds) {
+        lateRounds++;
+        this.#stalledRounds++;
+        logger.debug(
+          `hamok ${peerId}: a discovery round took ${elapsed} ms instead of ${roundMs} ms; not counted`,
+        );
+        continue;
+      }
+      lateRounds = 0;
+      silentRounds++;
       if (
-        now - started >= discoveryMs && now - quietSince! >= discoveryMs &&
+        silentRounds >= DISCOVERY_ROUNDS && end - started >= discoveryMs &&
         // a member heard since this join began proves a cluster exists: never start another one
-        allowBootstrap && !this.#heardMemberSince(started - 1) && this.#mayBootstrap(now)
+        allowBootstrap && !this.#heardMemberSince(started - 1) && this.#mayBootstrap(end)
       ) {
         this.#host.bootstrap();
         return;
       }
-      await this.#sleep(helloEvery, signal);
     }
+  }
+
+  /** Discovery rounds not counted as silence because their timer fired late (a stalled event loop). */
+  get stalledRounds(): number {
+    return this.#stalledRounds;
+  }
+
+  /** Times this peer dissolved a lone cluster of its own and moved into another one. */
+  get merges(): number {
+    return this.#merges;
+  }
+
+  /**
+   * Called periodically (the peer's liveness tick): a lone member announces itself on the
+   * broadcast subject, so that members of another cluster with its name hear it and answer.
+   */
+  tick(now: number): void {
+    const every = this.#options.announceEveryMs ?? 1000;
+    if (this.#lastAnnounceAt !== undefined && now - this.#lastAnnounceAt < every) return;
+    if (!(this.#host.lone?.() ?? false)) return;
+    this.#lastAnnounceAt = now;
+    this.sendHello(undefined);
   }
 
   /** Sends this peer's hello on the broadcast subject (`toPeerId` undefined) or to one peer. */
@@ -217,7 +304,10 @@ export class Discovery {
   onHello(body: HelloBody): void {
     if (body.peerId === this.#options.peerId || body.clusterId !== this.#options.clusterId) return;
     const now = this.#scheduler.now();
-    if (body.clusterUid !== undefined) this.#heardIdentity(body.clusterUid);
+    if (body.clusterUid !== undefined) {
+      this.#heardIdentity(body.clusterUid);
+      if (body.joined) this.#heardForeignMember(body, body.clusterUid, now);
+    }
     if (body.joined) {
       this.#remember(this.#members, body.peerId, {
         at: now,
@@ -259,6 +349,7 @@ export class Discovery {
     this.#members.clear();
     this.#identities.clear();
     this.#answered.clear();
+    this.#answeredForeign.clear();
     this.#discoveredLeader = undefined;
   }
 
@@ -281,6 +372,46 @@ export class Discovery {
         { identities },
       ),
     );
+  }
+
+  /**
+   * A member of a cluster named like this one but with identity `uid` said hello. A lone member of
+   * another cluster is told of this one (it may be the one to move). This peer moves into the other
+   * cluster if it is lone itself, and either the other one is not lone or has the smaller identity:
+   * of two clusters at most one side ever tries, so they never swap into each other.
+   */
+  #heardForeignMember(body: HelloBody, uid: string, now: number): void {
+    const own = this.#host.hello().clusterUid;
+    if (own === undefined || uid === own) return;
+    if (body.lone === true && this.#host.isMember() && this.#mayAnswerForeign(body.peerId, now)) {
+      this.sendHello(body.peerId);
+    }
+    const leader = body.leaderId;
+    if (leader === undefined || (body.lone === true && !(uid < own))) return;
+    if (this.#merging || this.#host.merge === undefined || !(this.#host.lone?.() ?? false)) return;
+    if (this.#lastMergeAt !== undefined && now - this.#lastMergeAt < this.#mergeEveryMs) return;
+    this.#merging = true;
+    this.#lastMergeAt = now;
+    const { logger, peerId } = this.#options;
+    logger.debug(`hamok ${peerId}: lone in cluster ${own}, asking ${leader} of cluster ${uid} to add it`);
+    this.#host.merge(leader, uid).then(
+      (merged) => {
+        if (!merged) return;
+        this.#merges++;
+        this.#identities.delete(own); // dissolved: no conflict with it to report any more
+      },
+      (error) => logger.debug(`hamok ${peerId}: merging into cluster ${uid} failed`, error),
+    ).finally(() => {
+      this.#merging = false;
+    });
+  }
+
+  #mayAnswerForeign(peer: string, now: number): boolean {
+    const last = this.#answeredForeign.get(peer);
+    if (last !== undefined && now - last < FOREIGN_ANSWER_EVERY_MS) return false;
+    if (!this.#takeAnswer(now)) return false;
+    this.#remember(this.#answeredForeign, peer, now);
+    return true;
   }
 
   /** True if a member was heard after `since`. */
@@ -311,17 +442,23 @@ export class Discovery {
   }
 
   #mayAnswer(newcomer: string, now: number): boolean {
+    const last = this.#answered.get(newcomer);
+    const every = Math.max(10, Math.floor(this.#options.discoveryMs / 8));
+    if (last !== undefined && now - last < every) return false;
+    if (!this.#takeAnswer(now)) return false;
+    this.#remember(this.#answered, newcomer, now);
+    return true;
+  }
+
+  /** Takes one of the `HELLO_ANSWERS_PER_SECOND` answers of the current second, if one is left. */
+  #takeAnswer(now: number): boolean {
     const second = Math.floor(now / 1000);
     if (second !== this.#answersSecond) {
       this.#answersSecond = second;
       this.#answers = 0;
     }
-    const last = this.#answered.get(newcomer);
-    const every = Math.max(10, Math.floor(this.#options.discoveryMs / 8));
-    if (last !== undefined && now - last < every) return false;
     if (this.#answers >= HELLO_ANSWERS_PER_SECOND) return false;
     this.#answers++;
-    this.#remember(this.#answered, newcomer, now);
     return true;
   }
 
@@ -357,6 +494,11 @@ export class Discovery {
         },
       );
     });
+  }
+
+  /** Resolves in a later turn of the event loop, after the I/O that was waiting (see `yieldThen`). */
+  #yield(): Promise<void> {
+    return new Promise((resolve) => this.#scheduler.yieldThen(resolve));
   }
 
   #sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -16,7 +16,7 @@ import type { HelloBody, WireEnvelope } from "../codec/envelope.ts";
 import { newMemberId, peerIdOfMember } from "./member_id.ts";
 import { randomUuid, type Scheduler } from "./scheduler.ts";
 import { asAbortError, asError, delay, throwIfAborted, withTimeout } from "./async.ts";
-import { LEAVE_OP } from "./membership_manager.ts";
+import { JOIN_OP, LEAVE_OP } from "./membership_manager.ts";
 import type { ReplicatedState } from "./state_machine.ts";
 import type { ClientServiceHost } from "./client_service.ts";
 import type { HamokMemberStatus, HamokStatus } from "./status.ts";
@@ -36,6 +36,7 @@ import {
   HamokTimeoutError,
 } from "../errors.ts";
 import type { Snapshot } from "../raft/types.ts";
+import { FileRaftStorage } from "../storage/file_raft_storage.ts";
 import type { TransportHeaders } from "../transport/transport.ts";
 
 /** The replicated-state factory of one collection kind, as the peer registers it. */
@@ -655,7 +656,97 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
       term: this.term,
       joined,
       clusterUid: joined ? this.stateMachine.clusterUid : undefined,
+      lone: joined && this.lone() ? true : undefined,
     };
+  }
+
+  /**
+   * True if this peer is the only member of a cluster without application writes and may dissolve
+   * it (`autoMerge`): one voter (itself), no learners, nobody ever removed, nothing compacted, no
+   * command applied, nothing pending, its storage its own (the application's is never replaced), and
+   * not joining, leaving or closed.
+   */
+  protected override lone(): boolean {
+    const node = this.node;
+    if (
+      !this.config.autoMerge || node === undefined || !this.isJoined || this.joinPromise !== undefined ||
+      this.leaving || this.isClosed || !this.ownsStorage || this.stateMachine.clusterUid === undefined
+    ) return false;
+    const { voters, learners, removed } = node.membership;
+    if (voters.length !== 1 || voters[0] !== this.memberId || learners.length > 0 || removed.length > 0) {
+      return false;
+    }
+    return node.snapshotIndex === 0 && this.commandsApplied === 0 && this.proposals.size === 0 &&
+      node.commitIndex === node.lastIndex && this.appliedIndex === node.lastIndex;
+  }
+
+  /**
+   * Moves this lone peer into the cluster `clusterUid` led by `leaderMemberId` (`autoMerge`). First
+   * that leader must add a new member id of this peer (so the other cluster is really there and
+   * answers); only then, if this peer is still lone, it dissolves its own cluster: a new storage, and
+   * the join of a newcomer that never bootstraps. Should that join fail, it joins afresh (and may
+   * bootstrap again). Resolves true once dissolved.
+   */
+  protected override async mergeInto(leaderMemberId: string, clusterUid: string): Promise<boolean> {
+    const leaderPeerId = peerIdOfMember(leaderMemberId);
+    if (!this.lone() || leaderPeerId === this.localPeerId) return false;
+    const scheduler = this.config.scheduler;
+    const own = this.stateMachine.clusterUid;
+    const next = newMemberId(this.localPeerId, scheduler);
+    const timeoutMs = this.config.requestTimeoutMs;
+    try {
+      await this.rpc.request(leaderPeerId, JOIN_OP, encodeCbor(next), timeoutMs);
+    } catch (error) {
+      this.logger.debug(`hamok ${this.localPeerId}: ${leaderMemberId} did not add ${next}`, error);
+      return false;
+    }
+    if (!this.lone()) {
+      // a write or a newcomer meanwhile: this cluster stays, and the member added there goes
+      this.rpc.request(leaderPeerId, LEAVE_OP, encodeCbor(next), timeoutMs).catch(() => {});
+      return false;
+    }
+    this.logger.warn(
+      `hamok ${this.localPeerId}: the only member of cluster ${own}, which has no writes, dissolves it and joins cluster ${clusterUid} (leader ${leaderMemberId})`,
+    );
+    const abort = new AbortController();
+    this.joinAbort = abort;
+    // the old cluster ends here: its storage goes, the peer starts afresh under the id just added
+    this.stopRaft();
+    this.membership.clear();
+    this.stateMachine.clusterUid = undefined;
+    if (this.storage instanceof FileRaftStorage) this.storage.discard(); // its directory is reused
+    else void Promise.resolve(this.storage.close()).catch(() => {});
+    this.memberId = next;
+    this.storage = this.newOwnedStorage();
+    if (this.memberId !== next) {
+      // a file storage names its member itself: the one added there is taken back out
+      this.rpc.request(leaderPeerId, LEAVE_OP, encodeCbor(next), timeoutMs).catch(() => {});
+    }
+    this.rejoining = true; // a cluster exists: this join never bootstraps
+    const switched = this.#runJoin(scheduler.now() + 3 * timeoutMs, abort.signal);
+    this.joinPromise = switched.then(
+      () => {
+        this.joinPromise = undefined;
+        this.logger.info(`hamok ${this.localPeerId}: joined cluster ${clusterUid}, leader ${this.leaderId}`);
+      },
+      (error) => {
+        this.joinPromise = undefined;
+        if (this.isClosed || abort.signal.aborted) throw error;
+        this.logger.warn(
+          `hamok ${this.localPeerId}: joining cluster ${clusterUid} failed; joining afresh`,
+          error,
+        );
+        this.becomeEmpty();
+        this.events.emit("left");
+        this.join().catch((joinError) => {
+          if (!this.isClosed) this.reportError(asError(joinError));
+        });
+      },
+    ).finally(() => {
+      if (this.joinAbort === abort) this.joinAbort = undefined;
+    });
+    this.joinPromise.catch(() => {});
+    return true;
   }
 
   /** Starts a new cluster with this member as its only voter. */

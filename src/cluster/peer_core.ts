@@ -126,6 +126,8 @@ export abstract class PeerCore {
   /** Leader with metrics: when the oldest unanswered append went to each member. */
   protected readonly appendSentAt: Map<string, number> = new Map();
   protected fanout: RaftFanout | undefined;
+  /** Commands (application writes) this Raft node applied since it started from its storage or image. */
+  protected commandsApplied = 0;
   #livenessTimer: TimerHandle | undefined;
   #lastCompacted = 0;
   #compactScheduled = false;
@@ -279,6 +281,8 @@ export abstract class PeerCore {
       requestJoin: (leaderMemberId, timeoutMs) =>
         this.rpc.request(peerIdOfMember(leaderMemberId), JOIN_OP, encodeCbor(this.memberId), timeoutMs),
       bootstrap: () => this.bootstrap(),
+      lone: () => this.lone(),
+      merge: (leaderMemberId, clusterUid) => this.mergeInto(leaderMemberId, clusterUid),
     });
     this.rpc.handle(
       JOIN_OP,
@@ -312,6 +316,10 @@ export abstract class PeerCore {
   protected abstract hello(): HelloBody;
   /** Starts a new cluster with this member as its only voter. */
   protected abstract bootstrap(): void;
+  /** True if this peer is the only member of a cluster without application writes (see `autoMerge`). */
+  protected abstract lone(): boolean;
+  /** Dissolves this lone peer's cluster into another one (see `Discovery`'s host `merge`). */
+  protected abstract mergeInto(leaderMemberId: string, clusterUid: string): Promise<boolean>;
   /** Follows the shared append subject while subscribed and not the leader (see `PeerInbox`). */
   protected abstract followShared(): void;
   /** The config entry that removes this peer's own member was applied. */
@@ -374,6 +382,7 @@ export abstract class PeerCore {
       random,
     }, persisted);
     this.node = node;
+    this.commandsApplied = 0;
     this.members.clear();
     const base = persisted.snapshot;
     let restoring: Promise<void> | undefined;
@@ -586,8 +595,10 @@ export abstract class PeerCore {
   // ------------------------------------------------------------------ apply
 
   #apply(entry: Entry): void {
-    if (entry.type === "normal") this.#applyCommand(entry);
-    else if (entry.type === "config" && entry.change !== undefined) {
+    if (entry.type === "normal") {
+      this.commandsApplied++;
+      this.#applyCommand(entry);
+    } else if (entry.type === "config" && entry.change !== undefined) {
       this.membership.applyChange(entry.change, entry.index);
     }
     if (this.events.listenerCount("commit") > 0) this.events.emit("commit", entry.index);
@@ -700,6 +711,8 @@ export abstract class PeerCore {
     this.proposals.retryLost(now);
     // members silent for too long: remove (leader only)
     this.membershipManager.removeSilent(now);
+    // a lone member announces itself, so that another cluster with its name can be heard (autoMerge)
+    if (this.isJoined) this.discovery.tick(now);
     // a member that has not heard its leader for a while (paused, cut off, or removed meanwhile)
     // announces itself: members tell it if it was removed, even a learner that never campaigns
     const electionMs = this.config.electionTicks * this.config.tickMs;

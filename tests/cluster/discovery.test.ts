@@ -1,8 +1,9 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Discovery, type DiscoveryHost } from "../../src/cluster/discovery.ts";
+import { Discovery, DISCOVERY_ROUNDS, type DiscoveryHost } from "../../src/cluster/discovery.ts";
 import type { HelloBody } from "../../src/codec/envelope.ts";
 import { HamokAbortedError, HamokTimeoutError } from "../../src/errors.ts";
+import { REAL_SCHEDULER } from "../../src/cluster/scheduler.ts";
 
 const silent = { debug() {} };
 
@@ -74,7 +75,8 @@ describe("Discovery", () => {
     const host = fakeHost();
     await new Discovery(options, host).discover(Date.now() + 5000, new AbortController().signal);
     assert.equal(host.bootstrapped, 1);
-    assert.ok(host.sent.length >= 1);
+    // one hello per round, and a bootstrap only after DISCOVERY_ROUNDS silent ones
+    assert.ok(host.sent.length >= DISCOVERY_ROUNDS, `${host.sent.length} hellos`);
     assert.deepEqual(host.sent[0], [undefined, {
       clusterId: "c",
       peerId: "b",
@@ -198,5 +200,78 @@ describe("Discovery", () => {
     const discovery = new Discovery({ ...options, discoveryMs: 60_000 }, host);
     await discovery.discover(Date.now() + 120_000, new AbortController().signal);
     assert.deepEqual(host.joinRequests, ["a-1"]);
+  });
+
+  describe("merging a lone cluster (autoMerge)", () => {
+    /** A member of cluster `uid` whose hellos say `lone` as given; merges are recorded, not run. */
+    const setup = (uid: string, lone: boolean) => {
+      let now = 1_000_000;
+      const merges: [string, string][] = [];
+      const host = fakeHost();
+      host.member = true;
+      const own = host.hello;
+      Object.assign(host, {
+        hello: () => ({ ...own(), clusterUid: uid }),
+        lone: () => lone,
+        merge: (leader: string, other: string) => {
+          merges.push([leader, other]);
+          return Promise.resolve(false);
+        },
+      });
+      const scheduler = { ...REAL_SCHEDULER, now: () => now };
+      const discovery = new Discovery({ ...options, scheduler, mergeEveryMs: 5000 }, host);
+      return { host, discovery, merges, advance: (ms: number) => now += ms };
+    };
+    const foreign = (peerId: string, uid: string, lone?: boolean): HelloBody => ({
+      ...member(peerId, `${peerId}-1`),
+      clusterUid: uid,
+      ...(lone === undefined ? {} : { lone }),
+    });
+
+    it("a lone peer moves into a cluster that is not lone, whatever the identities", () => {
+      const { discovery, merges } = setup("0-small", true);
+      discovery.onHello(foreign("x", "9-large"));
+      assert.deepEqual(merges, [["x-1", "9-large"]]);
+    });
+
+    it("of two lone clusters only the one with the larger identity moves", () => {
+      const large = setup("9-large", true);
+      large.discovery.onHello(foreign("x", "0-small", true));
+      assert.deepEqual(large.merges, [["x-1", "0-small"]]);
+      const small = setup("0-small", true);
+      small.discovery.onHello(foreign("x", "9-large", true));
+      assert.deepEqual(small.merges, []);
+    });
+
+    it("a peer that is not lone never moves, and tells a lone member of another cluster about its own", () => {
+      const { host, discovery, merges } = setup("9-large", false);
+      discovery.onHello(foreign("x", "0-small", true));
+      discovery.onHello(foreign("y", "0-small"));
+      assert.deepEqual(merges, []);
+      // it answered the lone one directly (so that one learns of this cluster), not the other
+      assert.deepEqual(host.sent.map(([to, body]) => [to, body.clusterUid]), [["x", "9-large"]]);
+      assert.equal(host.errors.length, 1, "the conflict is reported once");
+    });
+
+    it("answers a lone member of another cluster at most once a second", () => {
+      const { host, discovery, advance } = setup("9-large", false);
+      for (let i = 0; i < 10; i++) {
+        discovery.onHello(foreign("x", "0-small", true));
+        advance(150);
+      }
+      assert.equal(host.sent.length, 2);
+    });
+
+    it("tries at most once per mergeEveryMs, and never for a hello that names no leader", async () => {
+      const { discovery, merges, advance } = setup("9-large", true);
+      discovery.onHello({ ...foreign("x", "0-small"), leaderId: undefined });
+      assert.deepEqual(merges, []);
+      for (let i = 0; i < 20; i++) {
+        discovery.onHello(foreign("x", "0-small"));
+        advance(1000);
+        await new Promise((resolve) => setTimeout(resolve, 0)); // the attempt before settles
+      }
+      assert.equal(merges.length, 4, "20 s of hellos: attempts at 0, 5, 10 and 15 s");
+    });
   });
 });

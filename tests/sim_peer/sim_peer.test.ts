@@ -119,8 +119,10 @@ describe("whole-peer simulator", () => {
   it("catches a disk whose sync makes nothing durable (acknowledged writes lost)", {
     timeout: 60_000,
   }, async () => {
+    // four seeds that catch it within seeds 1-8 (which seeds do depends on the histories: since
+    // discovery counts hello rounds, seed 3 happens to lose nothing acknowledged)
     let caught = 0;
-    for (let seed = 1; seed <= 4; seed++) {
+    for (let seed = 1; seed <= 8 && caught < 4; seed++) {
       const r = await runPeerSeed(seed, { diskBug: "sync-lies" });
       if (
         r.violations.some((v) =>

@@ -163,7 +163,7 @@ const MAX_PAYLOAD = 16 * 1024;
 const REQUEST_TIMEOUT_MS = 2000;
 
 /** A transport over a memory endpoint that a crash makes deaf and mute and a pause makes deaf. */
-class SimTransport implements Transport {
+export class SimTransport implements Transport {
   readonly #inner: MemoryTransport;
   readonly #world: VirtualWorld;
   #dead = false;
