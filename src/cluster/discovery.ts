@@ -144,6 +144,8 @@ export class Discovery {
   readonly #reportedConflicts = new Set<string>();
   /** The leader's member id as named by members, and since when. */
   #discoveredLeader: string | undefined;
+  /** The discovered leader was named by a lone cluster's member (see `HelloBody.lone`). */
+  #discoveredFromLone = false;
   /** Newcomer hellos answered in the current second. */
   #answers = 0;
   #answersSecond = 0;
@@ -184,6 +186,9 @@ export class Discovery {
     let silentRounds = 0;
     /** Rounds in a row whose timer fired late (a stalled event loop): the next may be later still. */
     let lateRounds = 0;
+    /** Since when the only leader known was named by a lone cluster. */
+    let loneSince: number | undefined;
+    let loneHelloAt = Number.NEGATIVE_INFINITY;
     for (;;) {
       throwIfAborted(signal);
       const now = this.#scheduler.now();
@@ -193,6 +198,19 @@ export class Discovery {
       }
       if (this.#host.inCluster()) return;
       const leader = this.#discoveredLeader;
+      if (leader !== undefined && this.#discoveredFromLone) {
+        // Only a lone cluster answered so far. It may be the stray of a split whose real cluster
+        // answers a moment later: give that one two hello rounds before joining the lone one.
+        loneSince ??= now;
+        if (now - loneSince < 2 * helloEvery) {
+          if (now - loneHelloAt >= helloEvery) {
+            loneHelloAt = now;
+            this.sendHello(undefined);
+          }
+          await this.#sleep(loneSince + 2 * helloEvery - now, signal);
+          continue;
+        }
+      } else loneSince = undefined;
       if (leader !== undefined) {
         try {
           await this.#raceLeaderChange(
@@ -314,7 +332,14 @@ export class Discovery {
         memberId: body.memberId,
         leaderId: body.leaderId,
       });
-      if (body.leaderId !== undefined) this.#discoveredLeader = body.leaderId;
+      // a leader named by a cluster that is not lone wins over one named by a lone cluster
+      if (
+        body.leaderId !== undefined &&
+        (body.lone !== true || this.#discoveredLeader === undefined || this.#discoveredFromLone)
+      ) {
+        this.#discoveredLeader = body.leaderId;
+        this.#discoveredFromLone = body.lone === true;
+      }
       this.#candidates.delete(body.peerId);
       this.wake();
       return;
@@ -351,6 +376,7 @@ export class Discovery {
     this.#answered.clear();
     this.#answeredForeign.clear();
     this.#discoveredLeader = undefined;
+    this.#discoveredFromLone = false;
   }
 
   #heardIdentity(uid: string): void {

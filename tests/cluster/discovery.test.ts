@@ -262,6 +262,32 @@ describe("Discovery", () => {
       assert.equal(host.sent.length, 2);
     });
 
+    it("a newcomer joins through the leader a cluster that is not lone names, over a lone one's", async () => {
+      let round = 0;
+      const host = fakeHost({
+        onPublish: () => {
+          round++;
+          // the lone stray answers first; the real cluster's follower answers the second hello
+          if (round === 1) discovery.onHello({ ...foreign("l", "0-small", true), leaderId: "l-1" });
+          if (round === 2) discovery.onHello(foreign("x", "9-large"));
+          if (round === 3) discovery.onHello({ ...foreign("l", "0-small", true), leaderId: "l-1" });
+        },
+      });
+      const discovery = new Discovery({ ...options, discoveryMs: 80 }, host);
+      await discovery.discover(Date.now() + 5000, new AbortController().signal);
+      assert.deepEqual(host.joinRequests, ["x-1"]);
+    });
+
+    it("a newcomer joins a lone cluster when nothing else answers", async () => {
+      const host = fakeHost({
+        onPublish: () => discovery.onHello({ ...foreign("l", "0-small", true), leaderId: "l-1" }),
+      });
+      const discovery = new Discovery(options, host);
+      await discovery.discover(Date.now() + 5000, new AbortController().signal);
+      assert.deepEqual(host.joinRequests, ["l-1"]);
+      assert.equal(host.bootstrapped, 0);
+    });
+
     it("tries at most once per mergeEveryMs, and never for a hello that names no leader", async () => {
       const { discovery, merges, advance } = setup("9-large", true);
       discovery.onHello({ ...foreign("x", "0-small"), leaderId: undefined });
