@@ -13,13 +13,19 @@ import type { Encoded, MapStateEntry } from "./map_state.ts";
  * Decodes stored data. A codec may return byte arrays that are views into its input (the CBOR
  * codec does), and the application may mutate what it gets, so the codec is given a copy of the
  * stored bytes unless the result cannot contain a view: a string, or a CBOR item whose major type
- * is a number, a text string or a simple value. Failures are `HamokCodecError`s.
+ * is a number, a text string or a simple value. A CBOR byte string is decoded first and only its
+ * bytes are copied. Failures are `HamokCodecError`s.
  */
 export function decodeStored<T>(codec: ValueCodec<T>, data: Encoded): T {
   if (typeof data === "string") return decodeValue(codec, data);
   if (codec instanceof CborValueCodec) {
     const major = (data[0] ?? 0) >> 5;
     if (major === 0 || major === 1 || major === 3 || major === 7) return decodeValue(codec, data);
+    if (major === 2) {
+      // a byte string decodes to a view into `data`: copy just its bytes (one allocation, not two)
+      const bytes = decodeValue(codec, data) as unknown;
+      return (bytes instanceof Uint8Array ? bytes.slice() : bytes) as T;
+    }
   }
   return decodeValue(codec, data.slice());
 }
