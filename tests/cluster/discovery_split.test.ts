@@ -16,7 +16,7 @@ import { MemoryTransport } from "../../src/transport/memory_transport.ts";
 import { ClusterSubjects } from "../../src/cluster/subjects.ts";
 import { PeerWire } from "../../src/cluster/peer_wire.ts";
 import { PeerCounters } from "../../src/cluster/peer_counters.ts";
-import { HamokClusterConflictError } from "../../src/errors.ts";
+import { HamokClusterConflictError, HamokConfigError } from "../../src/errors.ts";
 import { DISCOVERY_ROUNDS } from "../../src/cluster/discovery.ts";
 import { Prng } from "../sim/prng.ts";
 import { type PeerClock, VirtualWorld } from "../sim_peer/virtual_scheduler.ts";
@@ -166,6 +166,23 @@ describe("discovery under load: no split", () => {
       for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
     });
   }
+
+  it("with autoMerge: false two lone bootstraps stay apart (nor do they announce themselves); a non-boolean is refused", async () => {
+    assert.throws(() => new Hamok({ autoMerge: "yes" as unknown as boolean }), HamokConfigError);
+    const { bus, peer, runUntil } = world(13);
+    const cut = bus.partition(["a"], ["b"]);
+    const a = peer("a", { autoMerge: false });
+    const b = peer("b", { autoMerge: false });
+    void a.hamok.join();
+    void b.hamok.join();
+    assert.ok(await runUntil(() => a.hamok.leader && b.hamok.leader, 5000));
+    cut.remove();
+    await runUntil(() => false, 10_000);
+    assert.equal(dissolved(a) + dissolved(b), 0);
+    assert.deepEqual([memberIds(a), memberIds(b)], [["a"], ["b"]]);
+    a.hamok.close();
+    b.hamok.close();
+  });
 
   it("a lone fresh peer joins a cluster with data whatever the identities; the cluster with data stays", async () => {
     const orders = new Set<string>();
