@@ -71,6 +71,20 @@ const NO_ROOM = -2;
 let slab = new Uint8Array(SIMPLE_SLAB_BYTES);
 let slabAt = 0;
 
+/** Scratch for float64s, read and written big-endian byte by byte. */
+const F64 = new Float64Array(1);
+const F64_BYTES = new Uint8Array(F64.buffer);
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+/** Writes `n` (0 <= n < 2^32) as 4 big-endian bytes at `at`; returns the position after them. */
+function writeUint32(out: Uint8Array, at: number, n: number): number {
+  out[at] = n >>> 24;
+  out[at + 1] = (n >>> 16) & 0xff;
+  out[at + 2] = (n >>> 8) & 0xff;
+  out[at + 3] = n & 0xff;
+  return at + 4;
+}
+
 /** Bytes `value` takes, or -1 if it is not a simple value (sizes a value too large for a slab). */
 function simpleSize(value: unknown, depth: number): number {
   switch (typeof value) {
@@ -83,7 +97,8 @@ function simpleSize(value: unknown, depth: number): number {
     case "number":
       if (value >>> 0 === value) return cborHeadBytes(value);
       if (value >> 0 === value) return cborHeadBytes(-1 - value);
-      return -1;
+      if (value !== value) return -1; // NaN: its bits are cbor-x's to write
+      return value < 0 && value >= -0x100000000 && Math.floor(value) === value ? 5 : 9;
     case "boolean":
     case "undefined":
       return 1;
@@ -160,7 +175,19 @@ function writeSimple(out: Uint8Array, at: number, value: unknown, depth: number)
           ? NO_ROOM
           : writeCborHead(out, at, 0x20, -1 - value);
       }
-      return NOT_SIMPLE;
+      if (value !== value) return NOT_SIMPLE; // NaN: its bits are cbor-x's to write
+      if (value < 0 && value >= -0x100000000 && Math.floor(value) === value) {
+        // cbor-x: a negative integer of 32 bits that is not an int32
+        if (at + 5 > out.length) return NO_ROOM;
+        out[at] = 0x3a;
+        return writeUint32(out, at + 1, -1 - value);
+      }
+      // cbor-x (no useFloat32): every other number, integers of more than 32 bits too, is a float64
+      if (at + 9 > out.length) return NO_ROOM;
+      out[at] = 0xfb;
+      F64[0] = value;
+      for (let i = 0; i < 8; i++) out[at + 1 + i] = F64_BYTES[LITTLE_ENDIAN ? 7 - i : i]!;
+      return at + 9;
     case "boolean":
       if (at >= out.length) return NO_ROOM;
       out[at] = value ? 0xf5 : 0xf4;
@@ -218,7 +245,8 @@ function writeSimple(out: Uint8Array, at: number, value: unknown, depth: number)
 }
 
 /**
- * Encodes a simple value — ASCII strings of up to 512 characters, 32-bit integers, booleans,
+ * Encodes a simple value — ASCII strings of up to 512 characters, numbers other than `NaN` (as
+ * cbor-x writes them: integers of 32 bits as integers, everything else as a float64), booleans,
  * `null`, `undefined`, plain `Uint8Array`s, and arrays and plain objects (up to 64 own ASCII keys) of
  * simple values, 8 levels deep at most — into the very bytes cbor-x writes for it (keys are compared
  * by their encoding, so this must never differ), as a view of a shared slab; `undefined` for any
@@ -269,16 +297,16 @@ let srcEnd = 0;
 
 /**
  * Decodes the bytes of a simple value (see {@linkcode encodeSimpleCbor}: the shapes it writes, with
- * heads of any length up to 32 bits, maps of up to 64 text keys as plain objects, byte strings as
- * views of `bytes`) into exactly what cbor-x decodes for them; {@linkcode NOT_READ} for anything else
- * — another type or tag, a float, a non-ASCII or long string, an indefinite length, a `__proto__`
+ * heads of any length up to 32 bits, float64s, maps of up to 64 text keys as plain objects, byte
+ * strings as views of `bytes`) into exactly what cbor-x decodes for them; {@linkcode NOT_READ} for
+ * anything else — another type or tag, a float16 or float32, a 64-bit integer, a non-ASCII or long string, an indefinite length, a `__proto__`
  * key, truncated input or trailing bytes — which the caller hands to cbor-x whole (which then
  * decodes it or throws as it always did).
  *
  * @example
  * ```ts ignore
  * decodeSimpleCbor(encodeSimpleCbor(["map", "m", "set", [key, value], "peer-a"])!); // the command
- * decodeSimpleCbor(Uint8Array.of(0xfb, 0, 0, 0, 0, 0, 0, 0, 0)); // NOT_READ: a float
+ * decodeSimpleCbor(Uint8Array.of(0xfa, 0, 0, 0, 0)); // NOT_READ: a float32
  * ```
  */
 export function decodeSimpleCbor(bytes: Uint8Array): unknown {
@@ -306,8 +334,14 @@ function readSimple(depth: number): unknown {
         return null;
       case 0xf7:
         return undefined;
+      case 0xfb: {
+        if (srcAt + 8 > srcEnd) return NOT_READ;
+        for (let i = 0; i < 8; i++) F64_BYTES[LITTLE_ENDIAN ? 7 - i : i] = src[srcAt + i]!;
+        srcAt += 8;
+        return F64[0];
+      }
       default:
-        return NOT_READ; // floats, other simple values, breaks
+        return NOT_READ; // float16 and float32 (cbor-x may round these), other simple values, breaks
     }
   }
   let n = initial & 0x1f;
