@@ -248,7 +248,8 @@ export class RaftDriver {
   }
 
   /**
-   * Persists a ready batch in order (snapshot, then entries, then hard state, then one `sync`). Synchronous storages
+   * Persists a ready batch in order (snapshot, then entries, then hard state, then one `sync`); a
+   * local compaction's snapshot save is not waited for (see {@linkcode RaftStorage.saveSnapshot}). Synchronous storages
    * (the memory one) finish without a promise; an asynchronous step makes the rest wait for it. A
    * failure rejects: the batch's acknowledgements never leave and the driver stops. The sync runs
    * for a batch with entries, a snapshot, or a new term or vote.
@@ -257,7 +258,14 @@ export class RaftDriver {
     const storage = this.#storage;
     const { snapshot, entries, hardState } = ready;
     let pending: Promise<void> | undefined;
-    if (snapshot !== undefined) pending = asPromise(storage.saveSnapshot(snapshot));
+    if (snapshot !== undefined) {
+      const saving = asPromise(storage.saveSnapshot(snapshot));
+      // A local compaction's entries are already stored: the batches after it need not wait for
+      // its file (the storage keeps what is appended meanwhile). A snapshot from the leader is
+      // durable before anything of this batch is acknowledged.
+      if (!ready.restoreSnapshot && saving !== undefined) this.#compacting(saving);
+      else pending = saving;
+    }
     if (entries.length > 0) {
       pending = pending === undefined
         ? asPromise(storage.append(entries))
@@ -281,6 +289,15 @@ export class RaftDriver {
       pending = pending === undefined ? asPromise(storage.sync()) : pending.then(() => storage.sync!());
     }
     return pending;
+  }
+
+  /** A local compaction's save runs on in the background; its failure stops the driver like any storage failure. */
+  #compacting(saving: Promise<void>): void {
+    saving.then(undefined, (error) => {
+      if (this.#failed || this.#stopped) return;
+      this.#failed = true;
+      this.#hooks.error(error);
+    });
   }
 
   #sendAll(messages: readonly RaftMessage[]): void {

@@ -27,7 +27,7 @@ import {
 import type { Entry, HardState, Snapshot } from "../raft/types.ts";
 import type { RaftPersistentState, RaftStorage } from "./raft_storage.ts";
 import { type DirLock, lockDir } from "./dir_lock.ts";
-import { listSnapshots, readSnapshotFile, snapshotPath, writeSnapshotFile } from "./snapshot_file.ts";
+import { listSnapshots, readSnapshotFile, snapshotPath, writeSnapshotFileAsync } from "./snapshot_file.ts";
 import { NODE_FS, type StorageFs, syncDir, writeAll, writeFileAtomic } from "./storage_fs.ts";
 import { frameRecord, RecordType, scanRecords } from "./wal_record.ts";
 
@@ -131,6 +131,8 @@ export class FileRaftStorage implements RaftStorage {
   #segmentSize = 0;
   #dirty = false;
   #syncing: Promise<void> | undefined;
+  /** The snapshot saves under way, chained in call order. */
+  #saving: Promise<void> | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
 
   /** Opens (or creates) the directory; see the class documentation. */
@@ -275,20 +277,58 @@ export class FileRaftStorage implements RaftStorage {
   }
 
   /**
-   * Persists a snapshot (file synced and renamed into place), restarts the log after it in a new
-   * segment (keeping the entries after it if the stored entry at its index has its term, see
-   * {@linkcode RaftStorage.saveSnapshot}) and deletes the segments and snapshots it covers.
+   * Persists a snapshot without holding the event loop: the file is written with asynchronous
+   * writes, synced and renamed into place (see `writeSnapshotFileAsync`); only then is the log
+   * restarted after it in a new segment (keeping the entries after it if the stored entry at its
+   * index has its term, see {@linkcode RaftStorage.saveSnapshot}) and are the segments and
+   * snapshots it covers deleted. Resolves once all that is durable. Appends and hard states may be
+   * written while it runs (a local compaction does not hold up the log): they go to the current
+   * segment and the entries after the snapshot's index are carried into the new one. Snapshots are
+   * saved one after the other in call order; one not newer than the stored one is ignored.
    */
-  saveSnapshot(snapshot: Snapshot): void {
+  saveSnapshot(snapshot: Snapshot): Promise<void> {
+    try {
+      this.#checkWritable();
+      if (!this.#loaded) this.#replay();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const previous = this.#saving ?? Promise.resolve();
+    const run = previous.then(() => this.#saveSnapshotNow(snapshot));
+    this.#saving = run;
+    void run.then(() => {
+      if (this.#saving === run) this.#saving = undefined;
+    }, () => {
+      if (this.#saving === run) this.#saving = undefined;
+    });
+    return run;
+  }
+
+  async #saveSnapshotNow(snapshot: Snapshot): Promise<void> {
     this.#checkWritable();
-    if (!this.#loaded) this.#replay();
-    const { index, term } = snapshot.meta;
+    const { index } = snapshot.meta;
     if (this.#snapshot !== undefined && index <= this.snapshotIndex) return;
+    const fs = this.#fs;
+    let written: boolean;
+    try {
+      written = await writeSnapshotFileAsync(fs, this.#snapDir, snapshot, () => this.#closed);
+    } catch (error) {
+      throw this.#failure ?? this.#fail(this.#snapDir, error);
+    }
+    if (!written || this.#closed) return;
+    this.#checkWritable();
+    // the segment is not rolled under a running fdatasync of it
+    while (this.#syncing !== undefined) await this.#syncing.catch(() => {});
+    if (this.#closed) return;
+    this.#checkWritable();
+    // from here on synchronous: no write comes in between
+    const { term } = snapshot.meta;
     const position = index - this.#base - 1;
     const stored = position >= 0 && position < this.#entries.length ? this.#entries[position] : undefined;
-    const kept = stored !== undefined && stored.term === term ? this.#entries.slice(position + 1) : [];
-    const fs = this.#fs;
-    this.#io(this.#snapDir, () => writeSnapshotFile(fs, this.#snapDir, snapshot));
+    const same = stored !== undefined
+      ? stored.term === term
+      : position === -1 && index === this.#base && term === this.#baseTerm;
+    const kept = same ? this.#entries.slice(position + 1) : [];
     this.#snapshot = snapshot;
     this.#base = index;
     this.#baseTerm = term;
@@ -301,7 +341,8 @@ export class FileRaftStorage implements RaftStorage {
       ...(kept.length > 0 ? [frameRecord(RecordType.entries, encodeCbor(packLogEntries(kept)))] : []),
     ], true);
     this.#io(this.#walDir, () => {
-      for (const seq of old) fs.unlinkSync(join(this.#walDir, segmentName(seq)));
+      // newest first: a crash half-way leaves a prefix of the old log, which replays up to the reset
+      for (let i = old.length - 1; i >= 0; i--) fs.unlinkSync(join(this.#walDir, segmentName(old[i]!))); // i < length
       for (const i of listSnapshots(fs, this.#snapDir)) {
         if (i < index) fs.unlinkSync(snapshotPath(this.#snapDir, i));
       }

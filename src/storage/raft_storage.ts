@@ -71,6 +71,12 @@ export interface RaftStorage {
    * after it are kept only if the stored entry at the snapshot's index has the snapshot's term
    * (a local compaction); otherwise (a snapshot installed from the leader) the whole log is
    * discarded. A snapshot older than the stored one is ignored.
+   *
+   * A promise resolves once the snapshot is durable. For a local compaction (a snapshot the node
+   * made itself, whose entries are already stored) the driver does not wait for it: appends, hard
+   * states and syncs of later batches may be called while it runs, and the storage must keep them
+   * (the entries after the snapshot's index stay). A rejection stops the driver. A snapshot
+   * received from the leader is waited for before anything of its batch is acknowledged.
    */
   saveSnapshot(snapshot: Snapshot): Promise<void> | void;
   /**

@@ -1,6 +1,6 @@
 /**
  * Snapshot files of the file storage: `snap/<index, 16 hex digits>.snap`, written to a temporary
- * file, synced, renamed into place, with the directory synced.
+ * file with asynchronous writes, synced, renamed into place, with the directory synced.
  *
  * ```
  * "HMKSNAP1" | u32 meta length | u32 CRC-32C(meta) | u32 data length | u32 CRC-32C(data) | meta | data
@@ -16,7 +16,7 @@ import { decodeCbor, encodeCbor } from "../codec/cbor.ts";
 import { HamokStorageCorruptError } from "../errors.ts";
 import type { Snapshot } from "../raft/types.ts";
 import { crc32c } from "./crc32c.ts";
-import { type StorageFs, writeFileAtomic } from "./storage_fs.ts";
+import { fsAsync, type StorageFs, syncDirAsync } from "./storage_fs.ts";
 
 const MAGIC = new TextEncoder().encode("HMKSNAP1");
 const HEADER_BYTES = MAGIC.length + 16;
@@ -33,20 +33,72 @@ export function parseSnapshotFileName(name: string): number | undefined {
   return hex === undefined ? undefined : parseInt(hex, 16);
 }
 
-/** Writes `snapshot` atomically into `dir`. */
-export function writeSnapshotFile(fs: StorageFs, dir: string, snapshot: Snapshot): void {
+/** Bytes of the data written per asynchronous write, and checksummed per slice when the digest is unknown. */
+const SLICE_BYTES = 1024 * 1024;
+
+/** A turn of the event loop. */
+function yieldLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** CRC-32C of `data`, a slice per event-loop turn (the same value as `crc32c(data)`). */
+export async function crc32cSliced(data: Uint8Array): Promise<number> {
+  let crc = 0;
+  for (let at = 0; at < data.length; at += SLICE_BYTES) {
+    if (at > 0) await yieldLoop();
+    crc = crc32c(data, at, Math.min(data.length, at + SLICE_BYTES), crc);
+  }
+  return crc;
+}
+
+/**
+ * Writes `snapshot` atomically into `dir` without holding the event loop: `<name>.tmp` is written
+ * with asynchronous writes (the header and meta, then the data in slices, from the snapshot's own
+ * buffer), synced, renamed into place, and the directory synced. The data's checksum is the
+ * snapshot's `digest` when it has one (the snapshot job's CRC-32C of the same bytes), else computed
+ * a slice per event-loop turn. `abandoned` is asked before the rename: if it returns true (the
+ * storage closed meanwhile) the file is not renamed (a `.tmp` file is removed at the next load).
+ */
+export async function writeSnapshotFileAsync(
+  fs: StorageFs,
+  dir: string,
+  snapshot: Snapshot,
+  abandoned: () => boolean,
+): Promise<boolean> {
   const { index, term, membership } = snapshot.meta;
+  const data = snapshot.data;
   const meta = encodeCbor([index, term, membership.voters, membership.learners, membership.removed]);
-  const out = new Uint8Array(HEADER_BYTES + meta.length + snapshot.data.length);
-  const view = new DataView(out.buffer);
-  out.set(MAGIC, 0);
+  const dataCrc = snapshot.digest ?? await crc32cSliced(data);
+  const head = new Uint8Array(HEADER_BYTES + meta.length);
+  const view = new DataView(head.buffer);
+  head.set(MAGIC, 0);
   view.setUint32(8, meta.length, true);
   view.setUint32(12, crc32c(meta), true);
-  view.setUint32(16, snapshot.data.length, true);
-  view.setUint32(20, crc32c(snapshot.data), true);
-  out.set(meta, HEADER_BYTES);
-  out.set(snapshot.data, HEADER_BYTES + meta.length);
-  writeFileAtomic(fs, dir, snapshotFileName(index), out);
+  view.setUint32(16, data.length, true);
+  view.setUint32(20, dataCrc, true);
+  head.set(meta, HEADER_BYTES);
+  const name = snapshotFileName(index);
+  const tmp = join(dir, `${name}.tmp`);
+  const fd = await fsAsync.open(fs, tmp, "w");
+  try {
+    await fsAsync.writeAt(fs, fd, head, 0);
+    for (let at = 0; at < data.length; at += SLICE_BYTES) {
+      if (abandoned()) return false;
+      await fsAsync.writeAt(
+        fs,
+        fd,
+        data.subarray(at, Math.min(data.length, at + SLICE_BYTES)),
+        head.length + at,
+      );
+    }
+    await fsAsync.fsync(fs, fd);
+  } finally {
+    await fsAsync.close(fs, fd);
+  }
+  if (abandoned()) return false;
+  fs.renameSync(tmp, join(dir, name));
+  await syncDirAsync(fs, dir);
+  return true;
 }
 
 /** Reads and checks a snapshot file; throws {@linkcode HamokStorageCorruptError} on any damage. */

@@ -49,6 +49,24 @@ export interface StorageFs {
   mkdirSync(path: string, options: { recursive: true }): unknown;
   /** `fs.existsSync`. */
   existsSync(path: string): boolean;
+  /** `fs.open` (callback form: runs off the event loop). */
+  open(path: string, flags: string, callback: (error: Error | null, fd: number) => void): void;
+  /**
+   * `fs.write` of `buffer[offset, offset + length)` at `position` (callback form: runs off the event
+   * loop; the callback gets the bytes written).
+   */
+  write(
+    fd: number,
+    buffer: Uint8Array,
+    offset: number,
+    length: number,
+    position: number,
+    callback: (error: Error | null, written: number) => void,
+  ): void;
+  /** `fs.fsync` (callback form). */
+  fsync(fd: number, callback: (error: Error | null) => void): void;
+  /** `fs.close` (callback form). */
+  close(fd: number, callback: (error: Error | null) => void): void;
 }
 
 /**
@@ -73,6 +91,11 @@ export const NODE_FS: StorageFs = {
   readdirSync: (path) => nodeFs.readdirSync(path),
   mkdirSync: (path, options) => nodeFs.mkdirSync(path, options),
   existsSync: (path) => nodeFs.existsSync(path),
+  open: (path, flags, callback) => nodeFs.open(path, flags, callback),
+  write: (fd, buffer, offset, length, position, callback) =>
+    nodeFs.write(fd, buffer, offset, length, position, callback),
+  fsync: (fd, callback) => nodeFs.fsync(fd, callback),
+  close: (fd, callback) => nodeFs.close(fd, callback),
 };
 
 /** Writes all of `buffer` (a short write is retried from where it stopped). */
@@ -115,4 +138,62 @@ export function writeFileAtomic(fs: StorageFs, dir: string, name: string, data: 
   }
   fs.renameSync(tmp, join(dir, name));
   syncDir(fs, dir);
+}
+
+/** Promise forms of the callback functions of a {@linkcode StorageFs} (all run off the event loop). */
+export const fsAsync = {
+  /** Opens `path`. */
+  open(fs: StorageFs, path: string, flags: string): Promise<number> {
+    return new Promise((resolve, reject) =>
+      fs.open(path, flags, (error, fd) => error === null || error === undefined ? resolve(fd) : reject(error))
+    );
+  },
+  /** Writes all of `buffer[offset, offset + length)` at `position` (short writes continue). */
+  async writeAt(fs: StorageFs, fd: number, buffer: Uint8Array, position: number): Promise<void> {
+    let done = 0;
+    while (done < buffer.length) {
+      const written = await new Promise<number>((resolve, reject) =>
+        fs.write(
+          fd,
+          buffer,
+          done,
+          buffer.length - done,
+          position + done,
+          (error, n) => error === null || error === undefined ? resolve(n) : reject(error),
+        )
+      );
+      if (written <= 0) throw new Error("write returned 0 bytes");
+      done += written;
+    }
+  },
+  /** `fsync` of `fd`. */
+  fsync(fs: StorageFs, fd: number): Promise<void> {
+    return new Promise((resolve, reject) =>
+      fs.fsync(fd, (error) => error === null || error === undefined ? resolve() : reject(error))
+    );
+  },
+  /** Closes `fd`. */
+  close(fs: StorageFs, fd: number): Promise<void> {
+    return new Promise((resolve, reject) =>
+      fs.close(fd, (error) => error === null || error === undefined ? resolve() : reject(error))
+    );
+  },
+};
+
+/** {@linkcode syncDir} with the directory's fsync off the event loop. */
+export async function syncDirAsync(fs: StorageFs, dir: string): Promise<void> {
+  let fd: number;
+  try {
+    fd = fs.openSync(dir, "r");
+  } catch {
+    return;
+  }
+  try {
+    await fsAsync.fsync(fs, fd);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code !== "EISDIR" && code !== "EINVAL" && code !== "EBADF" && code !== "EPERM") throw error;
+  } finally {
+    fs.closeSync(fd);
+  }
 }

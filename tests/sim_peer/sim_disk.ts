@@ -4,8 +4,9 @@
  * `sync`, so its node runs with `RaftConfig.asyncPersistence`, as on a file storage). A write lands
  * in the page cache at once and becomes durable only when a later `sync` completes, a seeded delay
  * later on the peer's own virtual clock (paused with the peer, gone with a crash). A snapshot is
- * durable at once with everything written before it, as the file storage's (synced and renamed
- * into place, with a new log segment holding the hard state and the entries it keeps).
+ * written in the background and lands a seeded delay later with everything written before it, as
+ * the file storage's (synced and renamed into place, then a new log segment holding the hard
+ * state and the entries it keeps); writes go on meanwhile.
  *
  * Two ways to go down: a process crash ({@linkcode SimDisk.restart}: the page cache survives, the
  * next incarnation reads every write) and a power loss ({@linkcode SimDisk.crash}: the writes not
@@ -54,6 +55,8 @@ export class SimDisk {
   #written = 0;
   /** When the last sync in flight completes (syncs complete in call order). */
   #lastSyncDue = 0;
+  /** When the last snapshot save in flight completes. */
+  #lastSnapshotDue = 0;
   readonly #rng: Prng;
   readonly #syncLies: boolean;
   #handle: SimDiskStorage | undefined;
@@ -80,6 +83,7 @@ export class SimDisk {
   open(clock: Scheduler): SimDiskStorage {
     this.#handle?.kill();
     this.#lastSyncDue = 0;
+    this.#lastSnapshotDue = 0;
     const handle = new SimDiskStorage(this, clock);
     this.#handle = handle;
     return handle;
@@ -119,11 +123,33 @@ export class SimDisk {
     this.#pending.push(r);
   }
 
-  /** @internal A snapshot is durable at once, with everything written before it. */
-  saveSnapshot(snapshot: Snapshot): void {
-    this.#working.saveSnapshot(snapshot);
-    this.#pending = [];
-    this.#durable = copyOf(this.#working);
+  /**
+   * @internal A snapshot is written in the background, as the file storage's: it lands, with
+   * everything written before it completes, a seeded delay later on the peer's clock (in call
+   * order); until then the log is as before it (a crash loses the snapshot, never an entry). The
+   * bootstrap snapshot at index 0 is durable at once.
+   */
+  saveSnapshot(snapshot: Snapshot, clock: Scheduler, alive: () => boolean): Promise<void> | undefined {
+    const land = () => {
+      this.#working.saveSnapshot(snapshot);
+      this.#pending = [];
+      this.#durable = copyOf(this.#working);
+    };
+    if (snapshot.meta.index === 0) {
+      land();
+      return undefined;
+    }
+    const now = clock.monotonicNow();
+    const delay = this.#rng.chance(0.2) ? 10 + this.#rng.int(60) : 0.5 + this.#rng.next() * 5;
+    const due = Math.max(this.#lastSnapshotDue, now + delay);
+    this.#lastSnapshotDue = due;
+    return new Promise<void>((resolve) => {
+      clock.setTimeout(() => {
+        if (!alive()) return; // the process is gone: its save never completes
+        land();
+        resolve();
+      }, due - now);
+    });
   }
 
   /** @internal */
@@ -185,8 +211,10 @@ export class SimDiskStorage implements RaftStorage {
   append(entries: readonly Entry[]): void {
     if (!this.#dead && entries.length > 0) this.#disk.write({ entries: entries.slice() });
   }
-  saveSnapshot(snapshot: Snapshot): void {
-    if (!this.#dead) this.#disk.saveSnapshot(snapshot);
+  saveSnapshot(snapshot: Snapshot): Promise<void> | void {
+    // a dead process's save never completes
+    if (this.#dead) return new Promise<void>(() => {});
+    return this.#disk.saveSnapshot(snapshot, this.#clock, () => !this.#dead);
   }
   sync(): Promise<void> | void {
     // a dead process's sync never returns

@@ -105,7 +105,7 @@ describe("FileRaftStorage", () => {
     await s1.load();
     for (let i = 1; i <= 20; i++) s1.append([e(i, 1, 40)]);
     assert.ok(segments(dir).length > 3, `several segments (${segments(dir).length})`);
-    s1.saveSnapshot(snap(15, 1)); // local compaction: entries 16..20 stay
+    await s1.saveSnapshot(snap(15, 1)); // local compaction: entries 16..20 stay
     assert.equal(segments(dir).length, 1);
     assert.equal(s1.snapshotIndex, 15);
     s1.close();
@@ -115,8 +115,8 @@ describe("FileRaftStorage", () => {
     assert.deepEqual(state.snapshot?.meta.membership, snap(15, 1).meta.membership);
     assert.deepEqual([...state.snapshot!.data], [1, 2, 3, 15]);
     assert.deepEqual(indexTerms(state.entries), [[16, 1], [17, 1], [18, 1], [19, 1], [20, 1]]);
-    s2.saveSnapshot(snap(30, 4)); // installed from a leader: the whole log goes
-    s2.saveSnapshot(snap(25, 4)); // older: ignored
+    await s2.saveSnapshot(snap(30, 4)); // installed from a leader: the whole log goes
+    await s2.saveSnapshot(snap(25, 4)); // older: ignored
     s2.append([e(31, 4)]);
     s2.close();
     const state3 = await open(dir).load();
@@ -196,7 +196,7 @@ describe("FileRaftStorage", () => {
     const s1 = open(dir);
     await s1.load();
     s1.append([e(1, 1)]);
-    s1.saveSnapshot(snap(1, 1));
+    await s1.saveSnapshot(snap(1, 1));
     s1.close();
     const path = join(dir, "snap", "0000000000000001.snap");
     const bytes = fs.readFileSync(path);
