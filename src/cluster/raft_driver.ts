@@ -17,6 +17,7 @@ import type {
   RaftReady,
   ReadState,
   Snapshot,
+  SnapshotChunkMessage,
   SoftState,
 } from "../raft/types.ts";
 import type { RaftStorage } from "../storage/raft_storage.ts";
@@ -121,6 +122,11 @@ export class RaftDriver {
     this.#applied = node.appliedIndex;
     this.#term = node.term;
     this.#vote = node.vote;
+    // a snapshot loaded from such a storage is on its disk: the node need not hold its bytes (the
+    // restore got them from the loaded state)
+    if (storage.readSnapshot !== undefined && node.snapshotIndex > 0) {
+      node.detachSnapshotData(node.snapshotIndex);
+    }
   }
 
   /** Index of the last entry applied through this driver. */
@@ -230,6 +236,12 @@ export class RaftDriver {
         // Inputs that arrive while the sync runs are batched into the next ready (group commit).
         if (persisted !== undefined) await persisted;
         if (this.#stopped) break;
+        // a snapshot from the leader is durable now: the node's copy of its bytes can go
+        if (
+          ready.snapshot !== undefined && ready.restoreSnapshot && this.#storage.readSnapshot !== undefined
+        ) {
+          node.detachSnapshotData(ready.snapshot.meta.index);
+        }
         // Only now, synced: the leader may count these entries as its own toward a commit.
         const entries = ready.entries;
         const last = entries.length > 0 ? entries[entries.length - 1] : undefined;
@@ -263,7 +275,7 @@ export class RaftDriver {
       // A local compaction's entries are already stored: the batches after it need not wait for
       // its file (the storage keeps what is appended meanwhile). A snapshot from the leader is
       // durable before anything of this batch is acknowledged.
-      if (!ready.restoreSnapshot && saving !== undefined) this.#compacting(saving);
+      if (!ready.restoreSnapshot && saving !== undefined) this.#compacting(saving, snapshot.meta.index);
       else pending = saving;
     }
     if (entries.length > 0) {
@@ -292,8 +304,11 @@ export class RaftDriver {
   }
 
   /** A local compaction's save runs on in the background; its failure stops the driver like any storage failure. */
-  #compacting(saving: Promise<void>): void {
-    saving.then(undefined, (error) => {
+  #compacting(saving: Promise<void>, index: number): void {
+    saving.then(() => {
+      // durable: a storage that reads snapshots back serves the chunks from its file
+      if (this.#storage.readSnapshot !== undefined && !this.#stopped) this.node.detachSnapshotData(index);
+    }, (error) => {
       if (this.#failed || this.#stopped) return;
       this.#failed = true;
       this.#hooks.error(error);
@@ -302,8 +317,39 @@ export class RaftDriver {
 
   #sendAll(messages: readonly RaftMessage[]): void {
     const hooks = this.#hooks;
-    if (hooks.sendAll !== undefined) hooks.sendAll(messages);
-    else for (let i = 0; i < messages.length; i++) hooks.send(messages[i]!); // i < length
+    // chunks of a snapshot on disk are read first; the other messages go at once
+    let rest: RaftMessage[] | undefined;
+    for (let i = 0; i < messages.length; i++) { // i < length
+      const m = messages[i]!;
+      if (m.type === "snapshot" && m.fill !== undefined) {
+        rest ??= messages.slice(0, i);
+        this.#readChunk(m);
+      } else rest?.push(m);
+    }
+    const out = rest ?? messages;
+    if (out.length === 0) return;
+    if (hooks.sendAll !== undefined) hooks.sendAll(out);
+    else for (let i = 0; i < out.length; i++) hooks.send(out[i]!); // i < length
+  }
+
+  /**
+   * Reads a chunk's bytes from the storage and sends it; chunks to one follower leave in the order
+   * they were made. A chunk that cannot be read (its snapshot was replaced) is dropped: the
+   * transfer sends it again, or restarts with the newer snapshot.
+   */
+  #readChunk(m: SnapshotChunkMessage): void {
+    const storage = this.#storage;
+    const { fill, ...chunk } = m;
+    const read = storage.readSnapshot!(m.meta.index, m.offset, fill!);
+    const previous = this.#chunkReads.get(m.to);
+    const run = (previous === undefined ? read : previous.then(() => read)).then((data) => {
+      if (data === undefined || this.#stopped) return;
+      this.#hooks.send({ ...chunk, data });
+    }, () => {});
+    this.#chunkReads.set(m.to, run);
+    void run.then(() => {
+      if (this.#chunkReads.get(m.to) === run) this.#chunkReads.delete(m.to);
+    });
   }
 
   #act(ready: RaftReady): void {
@@ -392,6 +438,8 @@ export class RaftDriver {
   }
 
   #generation = 0;
+  /** The last chunk read under way per follower (chunks to one follower leave in order). */
+  readonly #chunkReads = new Map<string, Promise<void>>();
 
   #applyAll(entries: readonly Entry[]): void {
     this.#applyRange(entries, 0, entries.length);

@@ -140,6 +140,8 @@ export class RaftNode {
   private readonly log: RaftLog;
   private readonly members: MembershipTracker;
   private latestSnapshot: Snapshot | undefined;
+  /** Sizes of snapshots whose bytes were detached (their `data` is empty; the storage holds them). */
+  private readonly detachedSizes = new WeakMap<Snapshot, number>();
   private readonly progresses = new Map<string, Progress>();
   private readonly votes = new Map<string, boolean>();
   private electionElapsed = 0;
@@ -443,6 +445,31 @@ export class RaftNode {
     this.members.compact(index);
     this.latestSnapshot = snapshot;
     this.snapshotToPersist = snapshot;
+  }
+
+  /**
+   * Drops this node's reference to the bytes of its latest snapshot if it is the one at `index`,
+   * keeping its meta, digest and size: the driver calls it once the storage holds the snapshot
+   * durably and can read it back (`RaftStorage.readSnapshot`). Chunks of transfers started later
+   * carry `fill` instead of bytes, and the driver reads them from the storage; a transfer already
+   * running keeps the bytes it started with. Returns true if the bytes were dropped.
+   */
+  detachSnapshotData(index: number): boolean {
+    const snapshot = this.latestSnapshot;
+    if (snapshot === undefined || snapshot.meta.index !== index || this.detachedSizes.has(snapshot)) {
+      return false;
+    }
+    const detached: Snapshot = snapshot.digest === undefined
+      ? { meta: snapshot.meta, data: EMPTY_DATA }
+      : { meta: snapshot.meta, data: EMPTY_DATA, digest: snapshot.digest };
+    this.detachedSizes.set(detached, snapshot.data.byteLength);
+    this.latestSnapshot = detached;
+    return true;
+  }
+
+  /** Size of a snapshot's data (also of one whose bytes were detached). */
+  private snapshotSize(snapshot: Snapshot): number {
+    return this.detachedSizes.get(snapshot) ?? snapshot.data.byteLength;
   }
 
   /**
@@ -1323,7 +1350,7 @@ export class RaftNode {
       return;
     }
     if (m.index !== transfer.snapshot.meta.index) return;
-    const total = transfer.snapshot.data.byteLength;
+    const total = this.snapshotSize(transfer.snapshot);
     if (m.offset > total) return; // a claim beyond the snapshot: dropped
     if (m.reject) {
       // the follower holds exactly `offset` bytes: go back there
@@ -1414,10 +1441,11 @@ export class RaftNode {
   /** Sends the chunk at `transfer.sent` and moves past it. */
   private sendSnapshotChunk(to: string, transfer: SnapshotTransfer): void {
     const { snapshot } = transfer;
-    const total = snapshot.data.byteLength;
+    const total = this.snapshotSize(transfer.snapshot);
     const offset = transfer.sent;
     const end = Math.min(total, offset + this.cfg.snapshotChunkBytes);
     const done = end === total;
+    const detached = this.detachedSizes.has(snapshot);
     const base = {
       type: "snapshot",
       from: this.selfId,
@@ -1426,12 +1454,15 @@ export class RaftNode {
       meta: snapshot.meta,
       offset,
       total,
-      data: snapshot.data.subarray(offset, end),
+      data: detached ? EMPTY_DATA : snapshot.data.subarray(offset, end),
       done,
     } as const;
-    const m: SnapshotChunkMessage = snapshot.digest === undefined
+    const withDigest: SnapshotChunkMessage = snapshot.digest === undefined
       ? base
       : { ...base, digest: snapshot.digest };
+    const m: SnapshotChunkMessage = detached && end > offset
+      ? { ...withDigest, fill: end - offset }
+      : withDigest;
     this.send(m);
     transfer.sent = end;
     if (done) transfer.doneSent = true;

@@ -269,6 +269,13 @@ export interface SnapshotChunkMessage extends RaftMessageBase {
    * copied, never mutate it.
    */
   readonly data: Uint8Array;
+  /**
+   * Set (never on the wire) when the leader's snapshot image is on disk only (see
+   * `RaftNode.detachSnapshotData`): `data` is empty and the driver reads these bytes of the
+   * snapshot at `meta.index`, from `offset`, from its storage into `data` before the chunk leaves
+   * (a chunk it cannot read is dropped; the transfer resends it).
+   */
+  readonly fill?: number;
   /** True on the last chunk. */
   readonly done: boolean;
 }

@@ -27,8 +27,22 @@ import {
 import type { Entry, HardState, Snapshot } from "../raft/types.ts";
 import type { RaftPersistentState, RaftStorage } from "./raft_storage.ts";
 import { type DirLock, lockDir } from "./dir_lock.ts";
-import { listSnapshots, readSnapshotFile, snapshotPath, writeSnapshotFileAsync } from "./snapshot_file.ts";
-import { NODE_FS, type StorageFs, syncDir, writeAll, writeFileAtomic } from "./storage_fs.ts";
+import {
+  listSnapshots,
+  readSnapshotFile,
+  snapshotDataOffset,
+  snapshotPath,
+  writeSnapshotFileAsync,
+} from "./snapshot_file.ts";
+import {
+  fsAsync,
+  NODE_FS,
+  type StorageFs,
+  syncDir,
+  syncDirAsync,
+  writeAll,
+  writeFileAtomic,
+} from "./storage_fs.ts";
 import { frameRecord, RecordType, scanRecords } from "./wal_record.ts";
 
 /**
@@ -61,6 +75,7 @@ export interface FileRaftStorageOptions {
 }
 
 const FORMAT = 1;
+const NO_DATA = new Uint8Array(0);
 const INITIAL_HARD_STATE: HardState = Object.freeze({ term: 0, vote: undefined, commit: 0 });
 
 interface DirMeta {
@@ -121,7 +136,12 @@ export class FileRaftStorage implements RaftStorage {
   #closed = false;
   #failure: HamokStorageError | undefined;
   #hardState: HardState = INITIAL_HARD_STATE;
+  /** The stored snapshot; its `data` is empty unless {@linkcode #imageHeld} (between replay and load). */
   #snapshot: Snapshot | undefined;
+  #imageHeld = false;
+  /** Size of the stored snapshot's data, and where it starts in its file. */
+  #snapshotSize = 0;
+  #snapshotDataAt = 0;
   /** Index of the entry before `#entries[0]` (the snapshot's index, or a reset's). */
   #base = 0;
   #baseTerm = 0;
@@ -133,6 +153,8 @@ export class FileRaftStorage implements RaftStorage {
   #syncing: Promise<void> | undefined;
   /** The snapshot saves under way, chained in call order. */
   #saving: Promise<void> | undefined;
+  /** The segment number a snapshot save created ahead of restarting the log in it. */
+  #reservedSeq: number | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
 
   /** Opens (or creates) the directory; see the class documentation. */
@@ -234,9 +256,50 @@ export class FileRaftStorage implements RaftStorage {
   loadSync(): RaftPersistentState {
     this.#checkOpen();
     if (!this.#loaded) this.#replay();
-    return this.#snapshot === undefined
-      ? { hardState: this.#hardState, entries: this.#entries.slice() }
-      : { hardState: this.#hardState, snapshot: this.#snapshot, entries: this.#entries.slice() };
+    const stored = this.#snapshot;
+    if (stored === undefined) return { hardState: this.#hardState, entries: this.#entries.slice() };
+    // the image goes to the caller and is not kept here (it is read from the file again if asked for)
+    const snapshot = this.#imageHeld
+      ? stored
+      : readSnapshotFile(this.#fs, snapshotPath(this.#snapDir, stored.meta.index));
+    this.#keepMetaOnly(snapshot);
+    return { hardState: this.#hardState, snapshot, entries: this.#entries.slice() };
+  }
+
+  /**
+   * Reads `length` bytes of the data of the stored snapshot at `index` from `offset` (off the event
+   * loop); `undefined` if it is not the stored snapshot any more, the range is outside its data, or
+   * the read fails (see {@linkcode RaftStorage.readSnapshot}).
+   */
+  async readSnapshot(index: number, offset: number, length: number): Promise<Uint8Array | undefined> {
+    const stored = this.#snapshot;
+    if (this.#closed || stored === undefined || stored.meta.index !== index) return undefined;
+    if (offset < 0 || length < 0 || offset + length > this.#snapshotSize) return undefined;
+    const fs = this.#fs;
+    let fd: number;
+    try {
+      fd = await fsAsync.open(fs, snapshotPath(this.#snapDir, index), "r");
+    } catch {
+      return undefined; // replaced by a newer snapshot meanwhile
+    }
+    try {
+      const bytes = await fsAsync.readAt(fs, fd, length, this.#snapshotDataAt + offset);
+      return bytes.length === length ? bytes : undefined;
+    } catch {
+      return undefined;
+    } finally {
+      fs.close(fd, () => {});
+    }
+  }
+
+  /** Keeps the meta, digest and size of the stored snapshot `snapshot`, not its bytes. */
+  #keepMetaOnly(snapshot: Snapshot): void {
+    this.#snapshotSize = snapshot.data.byteLength;
+    this.#snapshotDataAt = snapshotDataOffset(snapshot.meta);
+    this.#snapshot = snapshot.digest === undefined
+      ? { meta: snapshot.meta, data: NO_DATA }
+      : { meta: snapshot.meta, data: NO_DATA, digest: snapshot.digest };
+    this.#imageHeld = false;
   }
 
   /** Persists term, vote and commit (written at once; durable after {@linkcode sync}). */
@@ -316,39 +379,107 @@ export class FileRaftStorage implements RaftStorage {
       throw this.#failure ?? this.#fail(this.#snapDir, error);
     }
     if (!written || this.#closed) return;
+    try {
+      await this.#restartLog(snapshot);
+    } catch (error) {
+      if (error instanceof HamokStorageError || error instanceof HamokClosedError) throw error;
+      throw this.#failure ?? this.#fail(this.#walDir, error);
+    }
+  }
+
+  /**
+   * Restarts the log after a durable snapshot file, holding the event loop only to write the new
+   * segment's few records: (1) the new segment file is created and the directory synced, (2) the
+   * current segment is synced until nothing written to it is left unsynced, (3) synchronously: the
+   * reset, hard state and kept entries go into the new segment, which takes the later writes, (4)
+   * the new segment is synced (chained with the driver's syncs), (5) the old segments are deleted,
+   * newest first (a crash half-way leaves a prefix of the old log, which replays up to the reset),
+   * then the older snapshots, each directory synced. A crash anywhere leaves a directory that loads
+   * (the replay takes a snapshot file that is newer than the log's last reset).
+   */
+  async #restartLog(snapshot: Snapshot): Promise<void> {
+    const fs = this.#fs;
+    const { index, term } = snapshot.meta;
     this.#checkWritable();
-    // the segment is not rolled under a running fdatasync of it
-    while (this.#syncing !== undefined) await this.#syncing.catch(() => {});
-    if (this.#closed) return;
+    // the next segment number is reserved (a segment that fills up meanwhile rolls past it)
+    const seq = this.#seq + 1;
+    this.#reservedSeq = seq;
+    const reserved = join(this.#walDir, segmentName(seq));
+    const fd = await fsAsync.open(fs, reserved, "a");
+    const giveUp = () => {
+      this.#reservedSeq = undefined;
+      fs.close(fd, () => {});
+    };
+    try {
+      await syncDirAsync(fs, this.#walDir);
+      // nothing of the current segment is left unsynced once the new one takes over
+      for (;;) {
+        while (this.#syncing !== undefined) await this.#syncing.catch(() => {});
+        if (this.#closed) return giveUp();
+        if (!this.#dirty || this.syncPolicy === "never" || this.#fd === undefined) break;
+        await this.#flush();
+      }
+    } catch (error) {
+      giveUp();
+      throw error;
+    }
+    if (this.#seq !== seq - 1) {
+      // the log rolled past the reserved number: it is not the newest segment any more; again
+      giveUp();
+      fs.unlinkSync(reserved);
+      return this.#restartLog(snapshot);
+    }
+    this.#reservedSeq = undefined;
     this.#checkWritable();
-    // from here on synchronous: no write comes in between
-    const { term } = snapshot.meta;
+    // from here to the switch synchronous: no write comes in between
     const position = index - this.#base - 1;
     const stored = position >= 0 && position < this.#entries.length ? this.#entries[position] : undefined;
     const same = stored !== undefined
       ? stored.term === term
       : position === -1 && index === this.#base && term === this.#baseTerm;
     const kept = same ? this.#entries.slice(position + 1) : [];
-    this.#snapshot = snapshot;
-    this.#base = index;
-    this.#baseTerm = term;
-    this.#entries = kept;
-    // the new segment alone describes the log after the snapshot
-    const old = this.#segments();
-    this.#roll([
+    const old = this.#segments().filter((s) => s < seq);
+    const records = [
       frameRecord(RecordType.reset, encodeCbor([index, term])),
       frameRecord(RecordType.hardState, encodeHardState(this.#hardState)),
       ...(kept.length > 0 ? [frameRecord(RecordType.entries, encodeCbor(packLogEntries(kept)))] : []),
-    ], true);
-    this.#io(this.#walDir, () => {
-      // newest first: a crash half-way leaves a prefix of the old log, which replays up to the reset
-      for (let i = old.length - 1; i >= 0; i--) fs.unlinkSync(join(this.#walDir, segmentName(old[i]!))); // i < length
-      for (const i of listSnapshots(fs, this.#snapDir)) {
-        if (i < index) fs.unlinkSync(snapshotPath(this.#snapDir, i));
-      }
-      syncDir(fs, this.#walDir);
-      syncDir(fs, this.#snapDir);
-    });
+    ];
+    let size = 0;
+    for (const r of records) size += r.length;
+    const all = new Uint8Array(size);
+    let at = 0;
+    for (const r of records) {
+      all.set(r, at);
+      at += r.length;
+    }
+    const path = join(this.#walDir, segmentName(seq));
+    this.#io(path, () => writeAll(fs, fd, all));
+    const previousFd = this.#fd;
+    this.#fd = fd;
+    this.#seq = seq;
+    this.#segmentSize = size;
+    this.#dirty = true;
+    this.#keepMetaOnly(snapshot);
+    this.#base = index;
+    this.#baseTerm = term;
+    this.#entries = kept;
+    if (previousFd !== undefined) this.#io(path, () => fs.closeSync(previousFd));
+    // the new segment durable (a driver's sync may have done it already), then the old log goes
+    if (this.syncPolicy !== "never") await this.#flushAll();
+    else await fsAsync.fsync(fs, fd);
+    if (this.#closed) return;
+    for (let i = old.length - 1; i >= 0; i--) fs.unlinkSync(join(this.#walDir, segmentName(old[i]!))); // i < length
+    await syncDirAsync(fs, this.#walDir);
+    for (const i of listSnapshots(fs, this.#snapDir)) {
+      if (i < index) fs.unlinkSync(snapshotPath(this.#snapDir, i));
+    }
+    await syncDirAsync(fs, this.#snapDir);
+  }
+
+  /** Resolves once everything written so far is synced (a running sync, then one more if needed). */
+  async #flushAll(): Promise<void> {
+    while (this.#syncing !== undefined) await this.#syncing;
+    if (this.#dirty) await this.#flush();
   }
 
   /**
@@ -546,6 +677,7 @@ export class FileRaftStorage implements RaftStorage {
       });
     }
     this.#snapshot = snapshot;
+    this.#imageHeld = snapshot !== undefined;
     this.#hardState = hardState;
     this.#base = base;
     this.#baseTerm = baseTerm;
@@ -562,7 +694,7 @@ export class FileRaftStorage implements RaftStorage {
   /** Starts segment `seq + 1` with `records`; syncs the previous one first (unless "never"). */
   #roll(records: Uint8Array[], syncNew: boolean): void {
     const fs = this.#fs;
-    const seq = this.#seq + 1;
+    const seq = this.#seq + 1 === this.#reservedSeq ? this.#seq + 2 : this.#seq + 1;
     const path = join(this.#walDir, segmentName(seq));
     this.#io(path, () => {
       if (this.#fd !== undefined) {

@@ -80,6 +80,14 @@ export interface RaftStorage {
    */
   saveSnapshot(snapshot: Snapshot): Promise<void> | void;
   /**
+   * Optional: reads `length` bytes of the data of the stored snapshot at `index`, from `offset`;
+   * `undefined` if that snapshot is no longer the stored one (replaced by a newer one) or cannot be
+   * read. A storage with it keeps snapshot images on disk only: once a save resolved (and after a
+   * restart's restore) the node drops its copy of the bytes, and the chunks a leader sends are read
+   * through this method (a chunk it cannot read is dropped; the transfer sends it again).
+   */
+  readSnapshot?(index: number, offset: number, length: number): Promise<Uint8Array | undefined>;
+  /**
    * Optional: makes everything written so far durable (a file storage's fsync). The driver calls it
    * once per ready batch that carries entries, a snapshot or a new term or vote, after that batch's
    * writes and before its acknowledgements go out, so one sync covers all of them (group commit);

@@ -33,6 +33,13 @@ export function parseSnapshotFileName(name: string): number | undefined {
   return hex === undefined ? undefined : parseInt(hex, 16);
 }
 
+/** Where the data of the snapshot file of `meta` starts (its header and meta come first). */
+export function snapshotDataOffset(meta: Snapshot["meta"]): number {
+  const { index, term, membership } = meta;
+  return HEADER_BYTES +
+    encodeCbor([index, term, membership.voters, membership.learners, membership.removed]).length;
+}
+
 /** Bytes of the data written per asynchronous write, and checksummed per slice when the digest is unknown. */
 const SLICE_BYTES = 1024 * 1024;
 

@@ -63,6 +63,15 @@ export interface StorageFs {
     position: number,
     callback: (error: Error | null, written: number) => void,
   ): void;
+  /** `fs.read` into `buffer[offset, offset + length)` from `position` (callback form; gets the bytes read). */
+  read(
+    fd: number,
+    buffer: Uint8Array,
+    offset: number,
+    length: number,
+    position: number,
+    callback: (error: Error | null, bytesRead: number) => void,
+  ): void;
   /** `fs.fsync` (callback form). */
   fsync(fd: number, callback: (error: Error | null) => void): void;
   /** `fs.close` (callback form). */
@@ -94,6 +103,8 @@ export const NODE_FS: StorageFs = {
   open: (path, flags, callback) => nodeFs.open(path, flags, callback),
   write: (fd, buffer, offset, length, position, callback) =>
     nodeFs.write(fd, buffer, offset, length, position, callback),
+  read: (fd, buffer, offset, length, position, callback) =>
+    nodeFs.read(fd, buffer, offset, length, position, callback),
   fsync: (fd, callback) => nodeFs.fsync(fd, callback),
   close: (fd, callback) => nodeFs.close(fd, callback),
 };
@@ -165,6 +176,26 @@ export const fsAsync = {
       if (written <= 0) throw new Error("write returned 0 bytes");
       done += written;
     }
+  },
+  /** Reads `length` bytes from `position` (fewer only at the end of the file). */
+  async readAt(fs: StorageFs, fd: number, length: number, position: number): Promise<Uint8Array> {
+    const buffer = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const n = await new Promise<number>((resolve, reject) =>
+        fs.read(
+          fd,
+          buffer,
+          done,
+          length - done,
+          position + done,
+          (error, bytesRead) => error === null || error === undefined ? resolve(bytesRead) : reject(error),
+        )
+      );
+      if (n <= 0) return buffer.subarray(0, done);
+      done += n;
+    }
+    return buffer;
   },
   /** `fsync` of `fd`. */
   fsync(fs: StorageFs, fd: number): Promise<void> {

@@ -6,7 +6,8 @@
  * later on the peer's own virtual clock (paused with the peer, gone with a crash). A snapshot is
  * written in the background and lands a seeded delay later with everything written before it, as
  * the file storage's (synced and renamed into place, then a new log segment holding the hard
- * state and the entries it keeps); writes go on meanwhile.
+ * state and the entries it keeps); writes go on meanwhile. Snapshot chunks are read back from the
+ * disk (`readSnapshot`) after a seeded delay, some reads failing, so the leader's node holds no image.
  *
  * Two ways to go down: a process crash ({@linkcode SimDisk.restart}: the page cache survives, the
  * next incarnation reads every write) and a power loss ({@linkcode SimDisk.crash}: the writes not
@@ -152,6 +153,32 @@ export class SimDisk {
     });
   }
 
+  /**
+   * @internal Reads snapshot bytes as the file storage does: a seeded delay later (reads may
+   * complete out of order), `undefined` if the stored snapshot is another one by then, and now and
+   * then a failed read (the chunk is dropped).
+   */
+  readSnapshot(
+    index: number,
+    offset: number,
+    length: number,
+    clock: Scheduler,
+    alive: () => boolean,
+  ): Promise<Uint8Array | undefined> {
+    const delay = this.#rng.chance(0.1) ? 2 + this.#rng.int(20) : this.#rng.next() * 2;
+    const fails = this.#rng.chance(0.05);
+    return new Promise((resolve) => {
+      clock.setTimeout(() => {
+        const snapshot = this.#working.loadSync().snapshot;
+        if (!alive() || fails || snapshot === undefined || snapshot.meta.index !== index) {
+          return resolve(undefined);
+        }
+        if (offset + length > snapshot.data.length) return resolve(undefined);
+        resolve(snapshot.data.slice(offset, offset + length));
+      }, delay);
+    });
+  }
+
   /** @internal */
   sync(clock: Scheduler, alive: () => boolean): Promise<void> | undefined {
     if (this.#pending.length === 0 || this.#syncLies) return undefined;
@@ -215,6 +242,10 @@ export class SimDiskStorage implements RaftStorage {
     // a dead process's save never completes
     if (this.#dead) return new Promise<void>(() => {});
     return this.#disk.saveSnapshot(snapshot, this.#clock, () => !this.#dead);
+  }
+  readSnapshot(index: number, offset: number, length: number): Promise<Uint8Array | undefined> {
+    if (this.#dead) return Promise.resolve(undefined);
+    return this.#disk.readSnapshot(index, offset, length, this.#clock, () => !this.#dead);
   }
   sync(): Promise<void> | void {
     // a dead process's sync never returns
