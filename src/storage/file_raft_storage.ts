@@ -468,10 +468,12 @@ export class FileRaftStorage implements RaftStorage {
     if (this.syncPolicy !== "never") await this.#flushAll();
     else await fsAsync.fsync(fs, fd);
     if (this.#closed) return;
-    for (let i = old.length - 1; i >= 0; i--) fs.unlinkSync(join(this.#walDir, segmentName(old[i]!))); // i < length
+    for (let i = old.length - 1; i >= 0; i--) {
+      await fsAsync.unlink(fs, join(this.#walDir, segmentName(old[i]!))); // i < length
+    }
     await syncDirAsync(fs, this.#walDir);
     for (const i of listSnapshots(fs, this.#snapDir)) {
-      if (i < index) fs.unlinkSync(snapshotPath(this.#snapDir, i));
+      if (i < index) await fsAsync.unlink(fs, snapshotPath(this.#snapDir, i));
     }
     await syncDirAsync(fs, this.#snapDir);
   }

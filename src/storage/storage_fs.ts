@@ -72,6 +72,8 @@ export interface StorageFs {
     position: number,
     callback: (error: Error | null, bytesRead: number) => void,
   ): void;
+  /** `fs.unlink` (callback form: freeing a large file's blocks can take tens of ms). */
+  unlink(path: string, callback: (error: Error | null) => void): void;
   /** `fs.fsync` (callback form). */
   fsync(fd: number, callback: (error: Error | null) => void): void;
   /** `fs.close` (callback form). */
@@ -105,6 +107,7 @@ export const NODE_FS: StorageFs = {
     nodeFs.write(fd, buffer, offset, length, position, callback),
   read: (fd, buffer, offset, length, position, callback) =>
     nodeFs.read(fd, buffer, offset, length, position, callback),
+  unlink: (path, callback) => nodeFs.unlink(path, callback),
   fsync: (fd, callback) => nodeFs.fsync(fd, callback),
   close: (fd, callback) => nodeFs.close(fd, callback),
 };
@@ -196,6 +199,12 @@ export const fsAsync = {
       done += n;
     }
     return buffer;
+  },
+  /** Deletes `path`. */
+  unlink(fs: StorageFs, path: string): Promise<void> {
+    return new Promise((resolve, reject) =>
+      fs.unlink(path, (error) => error === null || error === undefined ? resolve() : reject(error))
+    );
   },
   /** `fsync` of `fd`. */
   fsync(fs: StorageFs, fd: number): Promise<void> {
