@@ -693,8 +693,11 @@ export class FileRaftStorage implements RaftStorage {
     this.#loaded = true;
   }
 
-  /** Starts segment `seq + 1` with `records`; syncs the previous one first (unless "never"). */
-  #roll(records: Uint8Array[], syncNew: boolean): void {
+  /**
+   * Starts the next segment (past a number a snapshot save reserved) with `record`; syncs the
+   * previous one first (unless "never").
+   */
+  #roll(record: Uint8Array): void {
     const fs = this.#fs;
     const seq = this.#seq + 1 === this.#reservedSeq ? this.#seq + 2 : this.#seq + 1;
     const path = join(this.#walDir, segmentName(seq));
@@ -707,30 +710,16 @@ export class FileRaftStorage implements RaftStorage {
       const fd = fs.openSync(path, "a");
       this.#fd = fd;
       this.#seq = seq;
-      let size = 0;
-      for (const r of records) size += r.length;
-      const all = new Uint8Array(size);
-      let at = 0;
-      for (const r of records) {
-        all.set(r, at);
-        at += r.length;
-      }
-      writeAll(fs, fd, all);
-      this.#segmentSize = size;
-      if (syncNew && this.syncPolicy !== "never") {
-        fs.fsyncSync(fd);
-        syncDir(fs, this.#walDir);
-        this.#dirty = false;
-      } else {
-        this.#dirty = true;
-      }
+      writeAll(fs, fd, record);
+      this.#segmentSize = record.length;
+      this.#dirty = true;
     });
   }
 
   #write(record: Uint8Array): void {
     if (!this.#loaded) this.#replay();
     if (this.#fd === undefined || this.#segmentSize >= this.#segmentBytes) {
-      this.#roll([frameRecord(RecordType.hardState, encodeHardState(this.#hardState))], false);
+      this.#roll(frameRecord(RecordType.hardState, encodeHardState(this.#hardState)));
     }
     const fd = this.#fd!;
     this.#io(join(this.#walDir, segmentName(this.#seq)), () => writeAll(this.#fs, fd, record));

@@ -182,6 +182,35 @@ describe("FileRaftStorage snapshot save", () => {
     assert.deepEqual(snapFiles(dir), []);
   });
 
+  it("readSnapshot reads ranges of the stored snapshot's data from its file, and nothing of a replaced one", async () => {
+    const dir = tempDir();
+    const s = open(dir);
+    await s.load();
+    for (let i = 1; i <= 12; i++) s.append([e(i, 1)]);
+    const data = image(100_000);
+    await s.saveSnapshot(snap(5, 1, data));
+    assert.ok(same(await s.readSnapshot(5, 0, 10), data.subarray(0, 10)));
+    assert.ok(same(await s.readSnapshot(5, 99_990, 10), data.subarray(99_990)));
+    assert.equal(await s.readSnapshot(5, 99_995, 10), undefined, "beyond the data");
+    assert.equal(await s.readSnapshot(4, 0, 10), undefined, "not the stored snapshot");
+    const reading = s.readSnapshot(5, 50_000, 1000);
+    await s.saveSnapshot(snap(10, 1, image(10)));
+    const raced = await reading;
+    assert.ok(
+      raced === undefined || same(raced, data.subarray(50_000, 51_000)),
+      "a read racing a newer save",
+    );
+    assert.equal(await s.readSnapshot(5, 0, 10), undefined, "replaced");
+    assert.ok(same(await s.readSnapshot(10, 0, 10), image(10)));
+    // load hands the image out once and keeps only its meta; a second load reads the file again
+    s.close();
+    const t = open(dir);
+    const first = await t.load();
+    assert.ok(same(first.snapshot?.data, image(10)));
+    const second = await t.load();
+    assert.ok(same(second.snapshot?.data, image(10)));
+  });
+
   it("a crash at any file-system call of a save leaves a directory that loads with every entry", async () => {
     // count the calls of one save, then fail each in turn (the files stay as a crash there leaves them)
     const run = async (failAt: number) => {
