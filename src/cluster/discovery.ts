@@ -78,9 +78,18 @@ export interface DiscoveryOptions {
   readonly mergeEveryMs?: number;
   /** A lone peer announces itself on the broadcast subject at most once per this many ms. Default 1000. */
   readonly announceEveryMs?: number;
+  /**
+   * A leader of a cluster that is not lone announces it on the broadcast subject at most once per
+   * this many ms, so that a second cluster of its name (two clusters formed apart during a partition)
+   * is heard and reported, not silent. Default 5000.
+   */
+  readonly leaderAnnounceEveryMs?: number;
   /** Testing only: `"bootstrap-on-failed-join"` switches on the old split brain. */
   readonly testingBugs?: readonly string[];
 }
+
+/** The leader of a cluster that is not lone announces it at most once per this many ms (default). */
+const LEADER_ANNOUNCE_EVERY_MS = 5000;
 
 /** A member tells a lone member of another cluster about its own at most once per this many ms. */
 export const FOREIGN_ANSWER_EVERY_MS = 1000;
@@ -98,6 +107,8 @@ interface HeardMember {
   at: number;
   readonly memberId: string;
   readonly leaderId: string | undefined;
+  /** The identity of the cluster the member said it is in. */
+  readonly clusterUid: string | undefined;
 }
 
 /**
@@ -303,12 +314,20 @@ export class Discovery {
 
   /**
    * Called periodically (the peer's liveness tick): a lone member announces itself on the
-   * broadcast subject, so that members of another cluster with its name hear it and answer.
+   * broadcast subject once a second, so that members of another cluster with its name hear it and
+   * answer; the leader of any other cluster every `leaderAnnounceEveryMs`, so that two clusters of
+   * one name hear each other and report the conflict.
    */
   tick(now: number): void {
-    const every = this.#options.announceEveryMs ?? 1000;
+    const lone = this.#host.lone?.() ?? false;
+    if (!lone) {
+      const { memberId, leaderId } = this.#host.hello();
+      if (leaderId !== memberId || !this.#host.isMember()) return;
+    }
+    const every = lone
+      ? this.#options.announceEveryMs ?? 1000
+      : this.#options.leaderAnnounceEveryMs ?? LEADER_ANNOUNCE_EVERY_MS;
     if (this.#lastAnnounceAt !== undefined && now - this.#lastAnnounceAt < every) return;
-    if (!(this.#host.lone?.() ?? false)) return;
     this.#lastAnnounceAt = now;
     this.sendHello(undefined);
   }
@@ -331,6 +350,7 @@ export class Discovery {
         at: now,
         memberId: body.memberId,
         leaderId: body.leaderId,
+        clusterUid: body.clusterUid,
       });
       // a leader named by a cluster that is not lone wins over one named by a lone cluster
       if (
@@ -356,8 +376,12 @@ export class Discovery {
   heardOf(memberId: string): boolean {
     const now = this.#scheduler.now();
     const window = Math.max(this.#memberWindowMs, this.#options.trustWindowMs ?? 0);
+    // A member of a cluster: members heard in another cluster of its name do not count (a stale join
+    // request of this member answered there must not make it follow two leaders)
+    const own = this.#host.hello().clusterUid;
     for (const heard of this.#members.values()) {
       if (now - heard.at > window) continue;
+      if (own !== undefined && heard.clusterUid !== undefined && heard.clusterUid !== own) continue;
       if (heard.memberId === memberId || heard.leaderId === memberId) return true;
     }
     return false;

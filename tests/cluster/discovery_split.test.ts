@@ -212,6 +212,25 @@ describe("discovery under load: no split", () => {
     assert.equal(orders.size, 2, `both orders of identities seen: ${[...orders]}`);
   });
 
+  it("two clusters of two formed apart during a partition at start hear each other's leader and report the conflict", async () => {
+    const { bus, peer, runUntil } = world(41);
+    const cut = bus.partition(["a1", "a2"], ["b1", "b2"]);
+    const peers = ["a1", "a2", "b1", "b2"].map((id) => peer(id));
+    const [a1, a2, b1, b2] = peers as [TestPeer, TestPeer, TestPeer, TestPeer];
+    for (const p of peers) void p.hamok.join();
+    assert.ok(await runUntil(() => oneCluster([a1, a2]) && oneCluster([b1, b2]), 10_000), "two clusters");
+    cut.remove();
+    // neither is lone, so neither merges: without the leaders' announcements the split was silent
+    const reported = (p: TestPeer) => p.errors.some((e) => e instanceof HamokClusterConflictError);
+    assert.ok(
+      await runUntil(() => reported(a1) && reported(a2) && reported(b1) && reported(b2), 15_000),
+      `every peer reports the conflict: ${peers.map(reported)}`,
+    );
+    assert.equal(peers.reduce((n, p) => n + dissolved(p), 0), 0);
+    assert.ok(oneCluster([a1, a2]) && oneCluster([b1, b2]), "both clusters keep running");
+    for (const p of peers) p.hamok.close();
+  });
+
   it("two clusters with data never dissolve: both keep running and report the conflict", async () => {
     const { bus, peer, runUntil } = world(31);
     const cut = bus.partition(["a"], ["b1", "b2"]);

@@ -6,6 +6,7 @@
  *   options: --nodes 3|5, --bug NAME (repeatable), --fault-ms N, --kinds drop,delay,... (default all),
  *            --workload all|map (default all; map: the map-only workload that older seeds were found with),
  *            --storage memory|durable (default: the seed picks, half the seeds each),
+ *            --discovery defaults (the discovery mode: default discovery, staggered starts, merges),
  *            --progress N (print the running totals every N seeds)
  *
  * @module
@@ -32,6 +33,7 @@ const kindsArg = value("--kinds");
 const kinds = kindsArg === undefined ? undefined : kindsArg.split(",") as PeerFaultKind[];
 const workload = value("--workload") as "all" | "map" | undefined;
 const storage = value("--storage") as "memory" | "durable" | undefined;
+const discovery = value("--discovery") as "expected" | "defaults" | undefined;
 const progress = Number(value("--progress") ?? 0);
 
 const totals = Object.fromEntries(PEER_FAULT_KINDS.map((k) => [k, 0])) as Record<PeerFaultKind, number>;
@@ -40,6 +42,11 @@ let ops = 0;
 let unknown = 0;
 let durableRuns = 0;
 let lostRecords = 0;
+let bootstraps = 0;
+let merges = 0;
+let conflicts = 0;
+let splits = 0;
+let delayed = 0;
 const started = performance.now();
 for (let seed = from; seed < from + count; seed++) {
   const r = await runPeerSeed(seed, {
@@ -50,7 +57,13 @@ for (let seed = from; seed < from + count; seed++) {
     ...(kinds ? { kinds } : {}),
     ...(workload ? { workload } : {}),
     ...(storage ? { storage } : {}),
+    ...(discovery ? { discovery } : {}),
   });
+  bootstraps += r.bootstraps;
+  merges += r.merges;
+  conflicts += r.conflicts;
+  if (r.clusters > 1) splits++;
+  if (r.delayedWrites) delayed++;
   if (r.durable) durableRuns++;
   lostRecords += r.unsyncedLost;
   for (const k of PEER_FAULT_KINDS) totals[k] += r.faults[k];
@@ -63,7 +76,7 @@ for (let seed = from; seed < from + count; seed++) {
     console.log(`seed ${seed} (${r.nodes} nodes, ${mode(r.durable)}): ${r.violations.join("\n  ")}`);
     const more = `${nodes ? ` --nodes ${nodes}` : ""}${bugArgs}${workload ? ` --workload ${workload}` : ""}${
       storage ? ` --storage ${storage}` : ""
-    }`;
+    }${discovery ? ` --discovery ${discovery}` : ""}`;
     console.log(`  replay: deno task sim:peer --seed ${seed}${more}`);
   } else if (single !== undefined) {
     console.log(
@@ -84,6 +97,11 @@ function summary(done: number): void {
       secs.toFixed(1)
     } s; faults: ${PEER_FAULT_KINDS.map((k) => `${k} ${totals[k]}`).join(", ")}`,
   );
+  if (discovery === "defaults") {
+    console.log(
+      `discovery: ${bootstraps} bootstraps, ${merges} merges, ${conflicts} peers reported a conflict, ${splits} runs ended split (conflict reported), ${delayed} runs with writes delayed until one cluster`,
+    );
+  }
 }
 
 function mode(durable: boolean): string {

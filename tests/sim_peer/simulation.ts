@@ -34,6 +34,7 @@ import { newMemberId } from "../../src/cluster/member_id.ts";
 import { sleep } from "../../src/cluster/scheduler.ts";
 import {
   HamokClosedError,
+  HamokClusterConflictError,
   HamokCodecError,
   HamokListenerError,
   HamokNoLeaderError,
@@ -132,6 +133,18 @@ export interface PeerSimOptions {
   readonly trace?: boolean;
   /** The fault kinds the nemesis may inject. Default: all of {@linkcode PEER_FAULT_KINDS}. */
   readonly kinds?: readonly PeerFaultKind[];
+  /**
+   * `expected` (default): every peer starts at once with `expectedPeers` set to the cluster size,
+   * so exactly one bootstraps. `defaults`: the discovery mode. Peers start with the library's
+   * discovery defaults (no `expectedPeers`, `autoMerge` on, their own storage) at seeded, staggered
+   * times, with seeded pauses of single peers (the first one included) and a partition at the
+   * start, so lone bootstraps, merges and conflicts happen; the map-only workload without the
+   * nemesis; in some seeds the clients wait until the peers form one cluster (a split that remains
+   * is then a violation). The run must end in one cluster, or in clusters of which some peer
+   * reported a `HamokClusterConflictError`, each consistent on its own. Its randomness comes from a
+   * PRNG stream of its own.
+   */
+  readonly discovery?: "expected" | "defaults";
 }
 
 /** What one run found. */
@@ -150,6 +163,14 @@ export interface PeerSimResult {
   /** Writes whose outcome stayed unknown. */
   readonly opsUnknown: number;
   readonly bootstraps: number;
+  /** Discovery mode: lone peers that dissolved their cluster and joined another one. */
+  readonly merges: number;
+  /** Discovery mode: peers that reported a `HamokClusterConflictError`. */
+  readonly conflicts: number;
+  /** Discovery mode: clusters at the end (1 when the peers converged). */
+  readonly clusters: number;
+  /** Discovery mode: whether the clients waited for one cluster before their first operation. */
+  readonly delayedWrites: boolean;
   readonly virtualMs: number;
   readonly steps: number;
   /** Digest of the run's history and faults: the same for the same seed and options. */
@@ -279,7 +300,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
   const nemesisRng = root.fork();
   const busRng = root.fork();
   const nodes = options.nodes ?? (rng.chance(0.5) ? 3 : 5);
-  const faultMs = options.faultMs ?? 12_000;
+  const faultMs = options.faultMs ?? (options.discovery === "defaults" ? 6000 : 12_000);
   const livenessBoundMs = options.livenessBoundMs ?? 10_000;
   const rejoinBoundMs = options.rejoinBoundMs ?? 15_000;
   const bugs = options.bugs ?? [];
@@ -310,7 +331,8 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
   const remoteStore = new MemoryRemoteStore<string, string>();
   // which messages and values the throwing listeners refuse (seeded)
   const throwSalt = root.fork().int(7);
-  const mapOnly = options.workload === "map";
+  const discovery = options.discovery === "defaults";
+  const mapOnly = options.workload === "map" || discovery;
   // the storage mode draws from a stream of its own: the memory-mode seeds replay as before
   const diskRng = root.fork();
   const durable = options.diskBug !== undefined
@@ -318,9 +340,19 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     : options.storage !== undefined
     ? options.storage === "durable"
     : !mapOnly && diskRng.chance(0.5);
-  const allowedKinds = (options.kinds ?? (mapOnly ? MAP_ONLY_FAULT_KINDS : PEER_FAULT_KINDS)).filter((k) =>
-    durable || !DURABLE_FAULT_KINDS.includes(k)
-  );
+  // the discovery mode draws from a stream of its own (forked only in that mode)
+  const discRng = discovery ? root.fork() : undefined;
+  const delayedWrites = discRng?.chance(0.4) ?? false;
+  let merges = 0;
+  /** Peers (by id) that reported a cluster conflict. */
+  const conflicted = new Set<string>();
+  /** Discovery mode: the member id each recorded operation was called on. */
+  const opMember = new Map<MapOp, string | undefined>();
+  const allowedKinds = discovery
+    ? []
+    : (options.kinds ?? (mapOnly ? MAP_ONLY_FAULT_KINDS : PEER_FAULT_KINDS)).filter((k) =>
+      durable || !DURABLE_FAULT_KINDS.includes(k)
+    );
   const liveKinds = mapOnly ? ["m"] : LIVE_KINDS;
   const codecFaults = allowedKinds.includes("codec-throws");
   const listenerFaults = allowedKinds.includes("listener-throws");
@@ -362,24 +394,38 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
         note(`bootstrap ${peerId}~${inc}`);
       }
     };
+    const warn = (message: string) => {
+      if (message.includes("dissolves it")) {
+        merges++;
+        note(`merge ${peerId}~${inc}`);
+      }
+    };
     const hamok = new Hamok({
       peerId,
       clusterId: "sim",
       transport,
-      storage,
+      // the discovery mode: the library's discovery defaults, and a storage of the peer's own (an
+      // application's storage is never dissolved by a merge)
+      ...(discovery ? {} : {
+        storage,
+        discoveryMs: 300,
+        // the deployment setting that makes a second cluster impossible (a replacement peer cut off
+        // from the cluster at its start would otherwise bootstrap one, as documented)
+        expectedPeers: nodes,
+      }),
       scheduler: peerClock,
       tickMs: TICK_MS,
-      discoveryMs: 300,
-      // the deployment setting that makes a second cluster impossible (a replacement peer cut off
-      // from the cluster at its start would otherwise bootstrap one, as documented)
-      expectedPeers: nodes,
       peerTimeoutMs: 3000,
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
       snapshotThreshold: 40 + rng.int(200),
       testingBugs: bugs,
-      logger: { debug() {}, info, warn() {}, error() {} },
+      logger: { debug() {}, info, warn, error() {} },
     });
     hamok.on("error", (error) => {
+      if (error instanceof HamokClusterConflictError && !conflicted.has(peerId)) {
+        conflicted.add(peerId);
+        note(`conflict reported by ${peerId}~${inc}`);
+      }
       // a listener that threw is reported here, with what it threw as the cause
       if (error instanceof HamokListenerError) unreported.delete(error.cause);
     });
@@ -595,6 +641,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
       await sleep(c, 10 + r.int(90));
       if (!alive()) return;
       if (!hamok.joined) continue;
+      if (delayedWrites && !converged && !writesOpen) continue;
       if (!subscribed && !mapOnly) {
         subscribed = true;
         void subscribe();
@@ -649,7 +696,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
         continue;
       }
       const t = targets[kind]!;
-      await kvOp(t, clientId, tag, requestId, r, c, alive, localRead, callAt);
+      await kvOp(t, clientId, tag, requestId, r, c, alive, localRead, callAt, hamok.localMemberId);
     }
   }
 
@@ -663,6 +710,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     alive: () => boolean,
     localRead: (t: KvTarget, key: string, what: string) => { value: string | undefined; revision: number },
     callAt: number,
+    member: string,
   ): Promise<void> {
     const key = r.pick(KEYS);
     const name = `${t.name}.${key}`;
@@ -673,7 +721,10 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
       const call = ++clock;
       try {
         const value = await t.get(key, REQUEST_TIMEOUT_MS, !t.local && r.chance(0.5));
-        record({ clientId, input: { op: "get", key: name }, output: value ?? null, call, ret: ++clock });
+        record(
+          { clientId, input: { op: "get", key: name }, output: value ?? null, call, ret: ++clock },
+          member,
+        );
         if (alive() && t.local) localRead(t, key, "after linearizable get");
       } catch { /* a failed read has no effect */ }
       return;
@@ -711,7 +762,10 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
       const call = ++clock;
       try {
         const value = await t.get(key, REQUEST_TIMEOUT_MS, false);
-        record({ clientId, input: { op: "get", key: name }, output: value ?? null, call, ret: ++clock });
+        record(
+          { clientId, input: { op: "get", key: name }, output: value ?? null, call, ret: ++clock },
+          member,
+        );
         before = { value, revision: 0 };
       } catch {
         return;
@@ -738,12 +792,13 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     const call = ++clock;
     // still in flight when the run ends: it may yet apply, so the history gets it as unknown
     const inFlight: MapOp = { clientId, input, call, ret: Infinity };
+    if (discovery) opMember.set(inFlight, member);
     pendingWrites.add(inFlight);
     const out = await retrying(clientId, requestId, `${input.op}(${name})`, attempt, alive, c);
     pendingWrites.delete(inFlight);
     if (out.ok) {
       const output = out.value;
-      record({ clientId, input, output, call, ret: out.ret });
+      record({ clientId, input, output, call, ret: out.ret }, member);
       if (t.name === "m" && firstWriteAfterHeal === Infinity && callAt >= healedAt) {
         firstWriteAfterHeal = world.time;
       }
@@ -759,12 +814,13 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
       }
     } else if (out.unknown) {
       opsUnknown++;
-      record({ clientId, input, call, ret: Infinity });
+      record({ clientId, input, call, ret: Infinity }, member);
     }
   }
 
-  function record(op: MapOp): void {
+  function record(op: MapOp, member?: string): void {
     history.push(op);
+    if (discovery && member !== undefined) opMember.set(op, member);
     hash.addString(`${op.clientId}|${JSON.stringify(op.input)}|${JSON.stringify(op.output)}|${op.ret}`);
   }
 
@@ -988,14 +1044,82 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     later(200 + nemesisRng.int(1200), nemesisStep);
   };
 
+  /** Discovery mode: every peer a member of one cluster of all of them (one membership, one leader). */
+  const oneCluster = (): boolean => {
+    let members: string | undefined;
+    let leader: string | undefined;
+    for (const slot of slots) {
+      const hamok = slot.hamok;
+      if (hamok === undefined || !hamok.joined || hamok.leaderId === undefined) return false;
+      const ids = hamok.status().members.map((m) => m.memberId).sort();
+      if (ids.length !== nodes) return false;
+      const key = ids.join(" ");
+      if ((members ??= key) !== key || (leader ??= hamok.leaderId) !== hamok.leaderId) return false;
+    }
+    return slots.every((slot) => members!.includes(slot.hamok!.localMemberId));
+  };
+  let converged = false;
+  /** Discovery mode: the clients that wait for one cluster begin anyway (a split that stays). */
+  let writesOpen = false;
+
   // ------------------------------------------------------------------ the run
-  for (const slot of slots) start(slot, false);
-  await world.runUntil(8000, () => slots.every((s) => s.hamok?.joined));
-  if (!slots.every((s) => s.hamok?.joined)) {
-    violations.push(`the initial peers did not all join within 8 s (${slots.map((s) => s.hamok?.joined)})`);
+  if (discovery) {
+    const d = discRng!;
+    hash.addString(`discovery ${delayedWrites}`);
+    // staggered starts: the first peer at 0, the others within 2.5 s
+    slots.forEach((slot, i) => later(i === 0 ? 0 : d.int(2500), () => start(slot, false)));
+    if (d.chance(0.5)) {
+      // a partition at the start, before most peers run (their first endpoints are known)
+      const ids = slots.map((slot) => `${slot.peerId}~1`);
+      for (let i = ids.length - 1; i > 0; i--) {
+        const j = d.int(i + 1);
+        [ids[i], ids[j]] = [ids[j]!, ids[i]!];
+      }
+      const cut = 1 + d.int(ids.length - 1);
+      const ms = 500 + d.int(4000);
+      const f = bus.partition(ids.slice(0, cut), ids.slice(cut));
+      faults.partition++;
+      note(`fault partition ${ids.slice(0, cut)} | ${ids.slice(cut)} for ${ms} ms`);
+      later(ms, () => f.remove());
+    }
+    // pauses of single peers (the first one in 40% of them) during the others' discovery
+    for (let k = d.int(3); k > 0; k--) {
+      const at = d.int(3000);
+      const slot = d.chance(0.4) ? slots[0]! : d.pick(slots);
+      const ms = 300 + d.int(2500);
+      later(at, () => {
+        const clockOf = slot.clock, transportOf = slot.transport;
+        if (slot.hamok === undefined || clockOf === undefined || transportOf === undefined) return;
+        if (clockOf.paused) return;
+        clockOf.pause();
+        transportOf.pause();
+        faults.pause++;
+        note(`fault pause ${slot.peerId}~${slot.inc} for ${ms} ms`);
+        later(ms, () => {
+          clockOf.resume();
+          transportOf.resume();
+          note(`resume ${slot.peerId}`);
+        });
+      });
+    }
+    const watch = () => {
+      if (!converged && oneCluster()) {
+        converged = true;
+        note("one cluster");
+      }
+      if (!converged && !stopped) later(50, watch);
+    };
+    watch();
+    await world.runUntil(faultMs);
+  } else {
+    for (const slot of slots) start(slot, false);
+    await world.runUntil(8000, () => slots.every((s) => s.hamok?.joined));
+    if (!slots.every((s) => s.hamok?.joined)) {
+      violations.push(`the initial peers did not all join within 8 s (${slots.map((s) => s.hamok?.joined)})`);
+    }
+    schedule();
+    await world.runUntil(world.time + faultMs);
   }
-  schedule();
-  await world.runUntil(world.time + faultMs);
 
   // heal: no new faults, every fault removed, every peer back
   bus.heal();
@@ -1010,6 +1134,11 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
   }
   healedAt = world.time;
   note("healed");
+  if (discovery) {
+    // a bounded wait for the peers to converge (merges), or for good with a conflict reported
+    await world.runUntil(world.time + 10_000, () => converged);
+    writesOpen = true;
+  }
   await world.runUntil(
     world.time + livenessBoundMs,
     () => firstWriteAfterHeal < Infinity && liveKinds.every((k) => liveAt[k]! < Infinity),
@@ -1073,13 +1202,20 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
       }));
       const digest = canonical({ image: { ...image, emitters }, members });
       digests.set(digest, [...(digests.get(digest) ?? []), slot.peerId]);
+      if (discovery) {
+        // a cluster of its own per leader: its replicas must agree
+        const group = hamok.leaderId ?? `no leader at ${slot.peerId}`;
+        if (!clusterOf.has(group)) clusterOf.set(group, { digests: new Set(), members, reader: slot });
+        clusterOf.get(group)!.digests.add(digest);
+      }
       if (finalQueue === undefined) {
         finalQueue = ((image.queues ?? []).find((q) => q.queueId === "q")?.items ?? []).map((i) =>
           refusingCodec.decode(i as string)
         );
       }
     }
-    if (digests.size > 1) {
+    const differ = discovery ? [...clusterOf.values()].some((c) => c.digests.size > 1) : digests.size > 1;
+    if (differ) {
       violations.push(
         `replicas differ ${when}: ${[...digests].map(([d, p]) => `${p}: ${d.slice(0, 2000)}`).join(" | ")}`,
       );
@@ -1087,7 +1223,26 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     return digests;
   };
   let finalQueue: string[] | undefined;
+  /** Discovery mode: the clusters at the end, by leader. */
+  const clusterOf = new Map<string, { digests: Set<string>; members: string[]; reader: Slot }>();
   const healed = await replicaDigests("after the heal");
+  if (discovery) {
+    if (clusterOf.size > 1 || !oneCluster()) {
+      // a split: never a silent one, and never one the clients waited out (those merges must happen)
+      if (conflicted.size === 0) {
+        violations.push(`a silent split: ${clusterOf.size} clusters and no peer reported a conflict`);
+      }
+      // A cluster of one without writes must move into the other (autoMerge); clusters of several
+      // members formed apart (a partition at the start) never merge by design, and report it.
+      if (delayedWrites && [...clusterOf.values()].some((c) => c.members.length === 1)) {
+        violations.push(
+          `no writes before one cluster, yet a lone cluster stayed apart: ${
+            [...clusterOf].map(([leader, c]) => `${leader}: ${c.members.join(" ")}`).join(" | ")
+          }`,
+        );
+      }
+    }
+  }
   if (durable) {
     // The end of a durable run: every peer loses power at once and all restart on their storage.
     // Everything was acknowledged and settled, so each replica must come back to the same state.
@@ -1109,8 +1264,11 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
   }
   // Final linearizable reads of every key: an acknowledged write lost (to a restart of all, say)
   // makes the history non-linearizable.
-  const reader = slots.find((s) => s.hamok?.joined === true);
-  if (reader !== undefined) {
+  const readers = discovery
+    ? [...clusterOf.values()].map((c) => c.reader).filter((s) => s.hamok?.joined === true)
+    : [slots.find((s) => s.hamok?.joined === true)].filter((s) => s !== undefined);
+  for (const reader of readers) {
+    const member = reader.hamok!.localMemberId;
     const targets = mapOnly
       ? [mapTarget(reader.map!)]
       : [mapTarget(reader.map!), recordTarget(reader.record!), remoteTarget(reader.remote!)];
@@ -1126,7 +1284,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
           if (read === undefined) continue;
           done = true;
           const input = { op: "get", key: `${t.name}.${key}` } as const;
-          record({ clientId: "final", input, output: read.value ?? null, call, ret: ++clock });
+          record({ clientId: "final", input, output: read.value ?? null, call, ret: ++clock }, member);
         }
         if (!done) violations.push(`liveness: the final read of ${t.name}.${key} failed 3 times`);
       }
@@ -1145,7 +1303,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
   if (unreported.size > 0) {
     violations.push(`${unreported.size} listener errors were never reported on the peer's error event`);
   }
-  if (bootstraps !== 1) violations.push(`${bootstraps} bootstraps in one cluster (expected 1)`);
+  if (!discovery && bootstraps !== 1) violations.push(`${bootstraps} bootstraps in one cluster (expected 1)`);
   for (const error of world.thrown) violations.push(`a timer callback threw: ${nameOf(error)}`);
 
   for (const op of pendingWrites) {
@@ -1153,21 +1311,45 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     record(op);
   }
   pendingWrites.clear();
-  const check = checkLinearizability(mapModel, history);
-  if (check.verdict === "illegal") {
-    // the end of the longest linearizable prefix, then the earliest-called operations left out of it
-    const prefix = check.longestPrefix ?? [];
-    const placed = new Set(prefix);
-    const left = (check.failedPartition ?? []).filter((op) => !placed.has(op)).sort((x, y) =>
-      x.call - y.call
-    );
-    violations.push(
-      `not linearizable: ...${
-        prefix.slice(-6).map((op) => mapModel.describe!(op)).join("; ")
-      } || cannot place: ${left.slice(0, 4).map((op) => mapModel.describe!(op)).join("; ")}`,
-    );
-  } else if (check.verdict === "unknown") {
-    violations.push("linearizability undecided (history too large)");
+  // The discovery mode: one history per cluster, by the member each operation was called on (the
+  // member ids of a cluster that dissolved into another belong to none at the end: its own history)
+  const histories = new Map<string, MapOp[]>();
+  if (discovery) {
+    const groupOf = new Map<string, string>();
+    for (const [leader, c] of clusterOf) {
+      for (const m of c.members) {
+        const other = groupOf.get(m);
+        // one member id voting in two clusters: each counts it towards its majority
+        if (other !== undefined) {
+          violations.push(`member ${m} is in two clusters (led by ${other} and ${leader})`);
+        }
+        groupOf.set(m, leader);
+      }
+    }
+    for (const op of history) {
+      const member = opMember.get(op);
+      const group = member === undefined ? "?" : groupOf.get(member) ?? `dissolved ${member}`;
+      histories.set(group, [...(histories.get(group) ?? []), op]);
+    }
+  } else histories.set("", history);
+  for (const part of histories.values()) checkHistory(part);
+  function checkHistory(history: MapOp[]): void {
+    const check = checkLinearizability(mapModel, history);
+    if (check.verdict === "illegal") {
+      // the end of the longest linearizable prefix, then the earliest-called operations left out of it
+      const prefix = check.longestPrefix ?? [];
+      const placed = new Set(prefix);
+      const left = (check.failedPartition ?? []).filter((op) => !placed.has(op)).sort((x, y) =>
+        x.call - y.call
+      );
+      violations.push(
+        `not linearizable: ...${
+          prefix.slice(-6).map((op) => mapModel.describe!(op)).join("; ")
+        } || cannot place: ${left.slice(0, 4).map((op) => mapModel.describe!(op)).join("; ")}`,
+      );
+    } else if (check.verdict === "unknown") {
+      violations.push("linearizability undecided (history too large)");
+    }
   }
 
   for (const slot of slots) {
@@ -1188,6 +1370,10 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     opsCompleted: history.filter((op) => op.ret !== Infinity).length,
     opsUnknown,
     bootstraps,
+    merges,
+    conflicts: conflicted.size,
+    clusters: discovery ? clusterOf.size : 1,
+    delayedWrites,
     virtualMs: world.time,
     steps: world.steps,
     traceHash: hash.hex(),

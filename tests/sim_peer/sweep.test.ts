@@ -12,6 +12,8 @@ const base = Number(process.env.HAMOK_PEER_SIM_BASE ?? 1);
 // 450, not 500, since half the seeds run on durable storage (about 11% more time per seed, measured
 // over seeds 1-300): the sweep keeps the duration it had
 const count = Number(process.env.HAMOK_PEER_SIM_SEEDS ?? 450);
+// the discovery mode (default discovery, staggered starts, merges): about 75 ms a seed
+const discoveryCount = Number(process.env.HAMOK_PEER_SIM_DISCOVERY_SEEDS ?? 100);
 
 /**
  * Seeds that failed before a fix, with what they found; the workload they failed under (seeds
@@ -23,6 +25,7 @@ const REGRESSIONS: readonly [
   found: string,
   workload?: "map",
   storage?: "memory" | "durable",
+  discovery?: "defaults",
 ][] = [
   [10082, "a lost read request held the read barrier of a join until its deadline", "map"],
   [10102, "a write in flight at the end of the run was missing from the history (simulator)", "map"],
@@ -60,15 +63,33 @@ const REGRESSIONS: readonly [
     undefined,
     "memory",
   ],
+  // the discovery mode: a newcomer whose join request to a paused leader went unanswered joined
+  // another cluster; the paused leader then added the same member id, and the newcomer followed
+  // both leaders (it trusted the members that had answered its hellos, whatever their cluster)
+  [
+    153,
+    "discovery: one member id in two clusters (a stale join request answered)",
+    undefined,
+    undefined,
+    "defaults",
+  ],
+  [
+    228,
+    "discovery: the same, the member followed the other cluster's leader",
+    undefined,
+    undefined,
+    "defaults",
+  ],
+  [284, "discovery: the same, after pauses of two peers", undefined, undefined, "defaults"],
 ];
 
 describe("whole-peer simulator sweep", () => {
-  for (const [seed, found, workload, storage] of REGRESSIONS) {
+  for (const [seed, found, workload, storage, discovery] of REGRESSIONS) {
     it(`regression seed ${seed}: ${found}`, { timeout: 60_000 }, async () => {
-      const r = await runPeerSeed(seed, { workload, storage });
+      const r = await runPeerSeed(seed, { workload, storage, discovery });
       const replay = `deno task sim:peer --seed ${seed}${workload ? ` --workload ${workload}` : ""}${
         storage ? ` --storage ${storage}` : ""
-      }`;
+      }${discovery ? ` --discovery ${discovery}` : ""}`;
       assert.deepEqual(r.violations, [], `replay: ${replay}`);
     });
   }
@@ -87,6 +108,27 @@ describe("whole-peer simulator sweep", () => {
         }
       }
       assert.deepEqual(failed, []);
+    });
+  }
+
+  for (let from = base; from < base + discoveryCount; from += 100) {
+    const to = Math.min(base + discoveryCount, from + 100) - 1;
+    it(`discovery mode: seeds ${from}-${to} pass every check`, { timeout: 300_000 }, async () => {
+      const failed: string[] = [];
+      let merges = 0;
+      for (let seed = from; seed <= to; seed++) {
+        const r = await runPeerSeed(seed, { discovery: "defaults" });
+        merges += r.merges;
+        if (r.violations.length > 0) {
+          failed.push(
+            `seed ${seed}: ${
+              r.violations[0]!.slice(0, 300)
+            } (replay: deno task sim:peer --seed ${seed} --discovery defaults)`,
+          );
+        }
+      }
+      assert.deepEqual(failed, []);
+      assert.ok(merges > 0, "some lone bootstrap merged");
     });
   }
 });
