@@ -157,6 +157,13 @@ export class Discovery {
   #discoveredLeader: string | undefined;
   /** The discovered leader was named by a lone cluster's member (see `HelloBody.lone`). */
   #discoveredFromLone = false;
+  /** The identity of the cluster whose member named the discovered leader. */
+  #discoveredUid: string | undefined;
+  /**
+   * The identity of the cluster this peer last asked to join: until it is a member with an identity
+   * of its own, it trusts only members of that cluster (see `heardOf`, `heardElsewhere`).
+   */
+  #joiningUid: string | undefined;
   /** Newcomer hellos answered in the current second. */
   #answers = 0;
   #answersSecond = 0;
@@ -223,9 +230,12 @@ export class Discovery {
         }
       } else loneSince = undefined;
       if (leader !== undefined) {
+        const uid = this.#discoveredUid;
+        if (uid !== undefined) this.#joiningUid = uid;
         try {
           await this.#raceLeaderChange(
             leader,
+            uid,
             this.#host.requestJoin(
               leader,
               Math.max(1, Math.min(requestTimeoutMs, deadline - this.#scheduler.now())),
@@ -359,6 +369,7 @@ export class Discovery {
       ) {
         this.#discoveredLeader = body.leaderId;
         this.#discoveredFromLone = body.lone === true;
+        this.#discoveredUid = body.clusterUid;
       }
       this.#candidates.delete(body.peerId);
       this.wake();
@@ -376,15 +387,37 @@ export class Discovery {
   heardOf(memberId: string): boolean {
     const now = this.#scheduler.now();
     const window = Math.max(this.#memberWindowMs, this.#options.trustWindowMs ?? 0);
-    // A member of a cluster: members heard in another cluster of its name do not count (a stale join
-    // request of this member answered there must not make it follow two leaders)
-    const own = this.#host.hello().clusterUid;
+    // A member of a cluster, or a peer joining one: members heard in another cluster of its name do
+    // not count (a stale join request of this member answered there must not make it follow two
+    // leaders)
+    const own = this.#trustedUid();
     for (const heard of this.#members.values()) {
       if (now - heard.at > window) continue;
       if (own !== undefined && heard.clusterUid !== undefined && heard.clusterUid !== own) continue;
       if (heard.memberId === memberId || heard.leaderId === memberId) return true;
     }
     return false;
+  }
+
+  /**
+   * True if `memberId` was last heard of (as a member, or named as a leader) in a cluster with this
+   * name but another identity than the one this peer is in or is joining. Its Raft messages are
+   * another cluster's: a join request it answered late (after this peer asked elsewhere) must not
+   * make this peer a member of two clusters (whole-peer simulator, discovery mode, seed 424).
+   */
+  heardElsewhere(memberId: string): boolean {
+    const own = this.#trustedUid();
+    if (own === undefined) return false;
+    for (const heard of this.#members.values()) {
+      if (heard.memberId !== memberId && heard.leaderId !== memberId) continue;
+      if (heard.clusterUid !== undefined && heard.clusterUid !== own) return true;
+    }
+    return false;
+  }
+
+  /** The identity this peer trusts: its cluster's, else the one of the cluster it asked to join. */
+  #trustedUid(): string | undefined {
+    return this.#host.hello().clusterUid ?? this.#joiningUid;
   }
 
   /** Cuts short the current wait between two discovery rounds (news arrived, or the peer closed). */
@@ -401,6 +434,8 @@ export class Discovery {
     this.#answeredForeign.clear();
     this.#discoveredLeader = undefined;
     this.#discoveredFromLone = false;
+    this.#discoveredUid = undefined;
+    this.#joiningUid = undefined;
   }
 
   #heardIdentity(uid: string): void {
@@ -522,11 +557,19 @@ export class Discovery {
     table.set(key, value);
   }
 
-  /** Settles with `request`, or resolves early once members name a leader other than `leader`. */
-  #raceLeaderChange(leader: string, request: Promise<unknown>): Promise<unknown> {
+  /**
+   * Settles with `request`, or resolves early once members of the same cluster (`uid`) name a leader
+   * other than `leader` (a new leader there: asking it again is idempotent). A leader named in
+   * another cluster of this name does not cut the request short: that cluster could add this peer
+   * while the first one still does.
+   */
+  #raceLeaderChange(leader: string, uid: string | undefined, request: Promise<unknown>): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const check = () => {
-        if (this.#discoveredLeader !== undefined && this.#discoveredLeader !== leader) finish();
+        const named = this.#discoveredLeader;
+        if (named === undefined || named === leader) return;
+        const namedUid = this.#discoveredUid;
+        if (uid === undefined || namedUid === undefined || namedUid === uid) finish();
       };
       const finish = () => {
         this.#wake.delete(check);

@@ -158,6 +158,10 @@ export abstract class PeerInbox extends PeerCore {
       this.tellRemoved(body.from);
       this.wire.drop("non-member");
       return;
+    } else if (this.discovery.heardElsewhere(body.from)) {
+      // a member of another cluster with this name (it answered a join request of this peer late)
+      this.wire.drop("other-cluster");
+      return;
     } else if (
       // A member this peer does not know of yet: a peer catching up (a joiner, or one restored from an
       // old snapshot) learns of newer members only from the leader it cannot yet place. It accepts

@@ -300,4 +300,54 @@ describe("Discovery", () => {
       assert.equal(merges.length, 4, "20 s of hellos: attempts at 0, 5, 10 and 15 s");
     });
   });
+
+  describe("joining one cluster of two with the same name (whole-peer simulator, seed 424)", () => {
+    const inCluster = (peerId: string, uid: string, leaderId = `${peerId}-1`): HelloBody => ({
+      ...member(peerId, leaderId),
+      clusterUid: uid,
+    });
+
+    it("a join request in flight is cut short by a new leader of its cluster, never by another cluster's", async () => {
+      const answers: ((value: unknown) => void)[] = [];
+      const host = fakeHost({
+        join: () => new Promise((resolve) => answers.push(resolve)),
+      });
+      const discovery = new Discovery(options, host);
+      discovery.onHello(inCluster("a", "uid-a"));
+      const done = discovery.discover(Date.now() + 5000, new AbortController().signal);
+      await new Promise((resolve) => setTimeout(resolve, 0)); // one turn: the loop reacts on microtasks
+      assert.deepEqual(host.joinRequests, ["a-1"]);
+      // the other cluster of the name answers: the request to a stays the one in flight
+      discovery.onHello(inCluster("x", "uid-x"));
+      await new Promise((resolve) => setTimeout(resolve, 0)); // one turn: the loop reacts on microtasks
+      assert.deepEqual(host.joinRequests, ["a-1"]);
+      // a's cluster names a new leader: asking it instead is the same join
+      discovery.onHello(inCluster("c", "uid-a", "c-1"));
+      await new Promise((resolve) => setTimeout(resolve, 0)); // one turn: the loop reacts on microtasks
+      assert.deepEqual(host.joinRequests, ["a-1", "c-1"]);
+      host.member = true;
+      answers.at(-1)!(undefined);
+      await done;
+    });
+
+    it("until it is a member, a joiner trusts only members of the cluster it asked", async () => {
+      const host = fakeHost();
+      const discovery = new Discovery(options, host);
+      discovery.onHello(inCluster("x", "uid-x"));
+      discovery.onHello(inCluster("a", "uid-a"));
+      // before any request both are plausible (nothing is known about which cluster it joins)
+      assert.equal(discovery.heardElsewhere("x-1"), false);
+      assert.equal(discovery.heardOf("x-1"), true);
+      await discovery.discover(Date.now() + 5000, new AbortController().signal);
+      assert.deepEqual(host.joinRequests, ["a-1"]);
+      assert.equal(discovery.heardOf("a-1"), true);
+      assert.equal(discovery.heardElsewhere("a-1"), false);
+      // x answered a request of this peer late: its Raft messages are another cluster's
+      assert.equal(discovery.heardOf("x-1"), false);
+      assert.equal(discovery.heardElsewhere("x-1"), true);
+      assert.equal(discovery.heardElsewhere("never-heard-1"), false);
+      discovery.reset();
+      assert.equal(discovery.heardElsewhere("x-1"), false);
+    });
+  });
 });
