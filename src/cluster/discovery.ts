@@ -43,6 +43,11 @@ export interface DiscoveryHost {
    * kept its own. Absent: never merges.
    */
   merge?(leaderMemberId: string, clusterUid: string): Promise<boolean>;
+  /**
+   * The other member ids of this peer's Raft configuration (a joiner catching up holds one before it
+   * is a member). Absent: none.
+   */
+  knownMembers?(): readonly string[];
 }
 
 /** Settings of {@linkcode Discovery} (a subset of the peer's resolved configuration). */
@@ -229,6 +234,17 @@ export class Discovery {
           continue;
         }
       } else loneSince = undefined;
+      const held = this.#heldUid();
+      if (
+        leader !== undefined && held !== undefined && this.#discoveredUid !== undefined &&
+        this.#discoveredUid !== held
+      ) {
+        // this peer already holds a configuration of the other cluster (it was added there and is
+        // catching up): asking this one too would make it a member of two (seed 2077)
+        this.#discoveredLeader = undefined;
+        await this.#sleep(helloEvery, signal);
+        continue;
+      }
       if (leader !== undefined) {
         const uid = this.#discoveredUid;
         if (uid !== undefined) this.#joiningUid = uid;
@@ -362,9 +378,12 @@ export class Discovery {
         leaderId: body.leaderId,
         clusterUid: body.clusterUid,
       });
-      // a leader named by a cluster that is not lone wins over one named by a lone cluster
+      // a leader named by a cluster that is not lone wins over one named by a lone cluster; one of
+      // another cluster than the one whose configuration this peer holds is never taken
+      const held = this.#heldUid();
       if (
         body.leaderId !== undefined &&
+        (held === undefined || body.clusterUid === undefined || body.clusterUid === held) &&
         (body.lone !== true || this.#discoveredLeader === undefined || this.#discoveredFromLone)
       ) {
         this.#discoveredLeader = body.leaderId;
@@ -415,9 +434,27 @@ export class Discovery {
     return false;
   }
 
-  /** The identity this peer trusts: its cluster's, else the one of the cluster it asked to join. */
+  /**
+   * The identity this peer trusts: its cluster's, else the one of the cluster whose configuration it
+   * holds, else the one of the cluster it asked to join.
+   */
   #trustedUid(): string | undefined {
-    return this.#host.hello().clusterUid ?? this.#joiningUid;
+    return this.#heldUid() ?? this.#joiningUid;
+  }
+
+  /**
+   * The identity of the cluster this peer is a member of, or else whose configuration it holds (a
+   * joiner catching up): the one its configuration's members were heard with.
+   */
+  #heldUid(): string | undefined {
+    const own = this.#host.hello().clusterUid;
+    if (own !== undefined) return own;
+    const known = this.#host.knownMembers?.();
+    if (known === undefined || known.length === 0) return undefined;
+    for (const heard of this.#members.values()) {
+      if (heard.clusterUid !== undefined && known.includes(heard.memberId)) return heard.clusterUid;
+    }
+    return undefined;
   }
 
   /** Cuts short the current wait between two discovery rounds (news arrived, or the peer closed). */

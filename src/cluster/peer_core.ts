@@ -283,6 +283,11 @@ export abstract class PeerCore {
       bootstrap: () => this.bootstrap(),
       lone: () => this.lone(),
       merge: (leaderMemberId, clusterUid) => this.mergeInto(leaderMemberId, clusterUid),
+      knownMembers: () => {
+        const membership = this.node?.membership;
+        if (membership === undefined) return [];
+        return [...membership.voters, ...membership.learners].filter((id) => id !== this.memberId);
+      },
     });
     this.rpc.handle(
       JOIN_OP,

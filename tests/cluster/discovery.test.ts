@@ -349,5 +349,26 @@ describe("Discovery", () => {
       discovery.reset();
       assert.equal(discovery.heardElsewhere("x-1"), false);
     });
+
+    it("a joiner holding one cluster's configuration never asks the other cluster's leader (seed 2077)", async () => {
+      let rounds = 0;
+      const host = fakeHost({
+        onPublish: () => {
+          rounds++;
+          // the other cluster answers every hello; a's cluster only the fourth
+          discovery.onHello(inCluster("x", "uid-x"));
+          if (rounds === 4) discovery.onHello(inCluster("a", "uid-a"));
+        },
+      });
+      // added to a's cluster, catching up: its configuration names a-1 (heard with uid-a before)
+      Object.assign(host, { knownMembers: () => ["a-1"] });
+      const discovery = new Discovery(options, host);
+      discovery.onHello({ ...inCluster("a", "uid-a"), leaderId: undefined });
+      discovery.onHello(inCluster("x", "uid-x"));
+      await discovery.discover(Date.now() + 5000, new AbortController().signal);
+      assert.deepEqual(host.joinRequests, ["a-1"]);
+      assert.equal(discovery.heardElsewhere("x-1"), true);
+      assert.equal(host.bootstrapped, 0);
+    });
   });
 });
