@@ -42,6 +42,12 @@ export function snapshotDataOffset(meta: Snapshot["meta"]): number {
 
 /** Bytes of the data written per asynchronous write, and checksummed per slice when the digest is unknown. */
 const SLICE_BYTES = 1024 * 1024;
+/**
+ * The snapshot file is synced after every this many bytes of data: its dirty pages never pile up in
+ * the page cache, so a WAL `fdatasync` meanwhile (which on ext4 may wait for the journal, and with it
+ * for other files' dirty data) waits behind at most this much of it.
+ */
+const SYNC_EVERY_BYTES = 2 * SLICE_BYTES;
 
 /** A turn of the event loop. */
 function yieldLoop(): Promise<void> {
@@ -97,6 +103,8 @@ export async function writeSnapshotFileAsync(
         data.subarray(at, Math.min(data.length, at + SLICE_BYTES)),
         head.length + at,
       );
+      const written = at + SLICE_BYTES;
+      if (written % SYNC_EVERY_BYTES === 0 && written < data.length) await fsAsync.fsync(fs, fd);
     }
     await fsAsync.fsync(fs, fd);
   } finally {
