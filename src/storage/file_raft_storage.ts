@@ -151,6 +151,10 @@ export class FileRaftStorage implements RaftStorage {
   #segmentSize = 0;
   #dirty = false;
   #syncing: Promise<void> | undefined;
+  /** Per WAL descriptor: fdatasyncs queued or running on it. */
+  readonly #syncsOn = new Map<number, number>();
+  /** WAL descriptors closed while a sync on them was pending: closed once the last one calls back. */
+  readonly #closeWhenSynced = new Set<number>();
   /** The snapshot saves under way, chained in call order. */
   #saving: Promise<void> | undefined;
   /** The segment number a snapshot save created ahead of restarting the log in it. */
@@ -463,7 +467,7 @@ export class FileRaftStorage implements RaftStorage {
     this.#base = index;
     this.#baseTerm = term;
     this.#entries = kept;
-    if (previousFd !== undefined) this.#io(path, () => fs.closeSync(previousFd));
+    if (previousFd !== undefined) this.#io(path, () => this.#closeFd(previousFd));
     // the new segment durable (a driver's sync may have done it already), then the old log goes
     if (this.syncPolicy !== "never") await this.#flushAll();
     else await fsAsync.fsync(fs, fd);
@@ -504,7 +508,7 @@ export class FileRaftStorage implements RaftStorage {
     } finally {
       if (this.#fd !== undefined) {
         try {
-          this.#fs.closeSync(this.#fd);
+          this.#closeFd(this.#fd);
         } catch {
           // best effort
         }
@@ -527,7 +531,7 @@ export class FileRaftStorage implements RaftStorage {
       this.#closed = true;
       if (this.#fd !== undefined) {
         try {
-          fs.closeSync(this.#fd);
+          this.#closeFd(this.#fd);
         } catch {
           // best effort
         }
@@ -704,7 +708,7 @@ export class FileRaftStorage implements RaftStorage {
     this.#io(path, () => {
       if (this.#fd !== undefined) {
         if (this.syncPolicy !== "never") fs.fsyncSync(this.#fd);
-        fs.closeSync(this.#fd);
+        this.#closeFd(this.#fd);
         this.#fd = undefined;
       }
       const fd = fs.openSync(path, "a");
@@ -735,6 +739,7 @@ export class FileRaftStorage implements RaftStorage {
     const previous = this.#syncing ?? Promise.resolve();
     this.#dirty = false;
     const path = join(this.#walDir, segmentName(this.#seq));
+    this.#syncsOn.set(fd, (this.#syncsOn.get(fd) ?? 0) + 1);
     const run = previous.then(() =>
       new Promise<void>((resolve, reject) => {
         this.#fs.fdatasync(fd, (error) => {
@@ -744,10 +749,40 @@ export class FileRaftStorage implements RaftStorage {
       })
     );
     this.#syncing = run;
-    void run.then(() => {
+    const settled = () => {
       if (this.#syncing === run) this.#syncing = undefined;
-    }, () => {});
+      this.#syncSettled(fd);
+    };
+    void run.then(settled, settled);
     return run;
+  }
+
+  /**
+   * Closes a WAL descriptor, or, while an fdatasync on it is queued or running, once the last one
+   * calls back: closed under a running sync, its number could be reused by the next open (the sync
+   * would then hit another file) or the sync could fail with EBADF and stop the storage.
+   */
+  #closeFd(fd: number): void {
+    if ((this.#syncsOn.get(fd) ?? 0) > 0) {
+      this.#closeWhenSynced.add(fd);
+      return;
+    }
+    this.#fs.closeSync(fd);
+  }
+
+  #syncSettled(fd: number): void {
+    const left = (this.#syncsOn.get(fd) ?? 1) - 1;
+    if (left > 0) {
+      this.#syncsOn.set(fd, left);
+      return;
+    }
+    this.#syncsOn.delete(fd);
+    if (!this.#closeWhenSynced.delete(fd)) return;
+    try {
+      this.#fs.closeSync(fd);
+    } catch {
+      // best effort: the segment was synced or abandoned already
+    }
   }
 
   #io<T>(path: string, fn: () => T): T {

@@ -271,6 +271,47 @@ describe("FileRaftStorage", () => {
     assert.throws(() => s1.append([e(2, 1)]), HamokStorageFullError);
   });
 
+  it("a segment rolled while its fdatasync runs is closed only after the sync calls back", async () => {
+    const held: (() => void)[] = [];
+    const closed: number[] = [];
+    /** A sync is issued on a microtask after sync() returns. */
+    const issued = async () => {
+      for (let turn = 0; turn < 10 && held.length === 0; turn++) await Promise.resolve();
+    };
+    const seam: StorageFs = {
+      ...NODE_FS,
+      fdatasync: (fd, callback) => {
+        // the sync "runs" until released; it must find its descriptor still open then
+        held.push(() => NODE_FS.fdatasync(fd, callback));
+      },
+      closeSync: (fd) => {
+        closed.push(fd);
+        NODE_FS.closeSync(fd);
+      },
+    };
+    const dir = tempDir();
+    const s1 = open(dir, { fs: seam, segmentBytes: 100 });
+    await s1.load();
+    s1.append([e(1, 1, 16)]);
+    const first = Promise.resolve(s1.sync());
+    await issued();
+    assert.equal(held.length, 1);
+    const before = closed.length;
+    s1.append([e(2, 1, 200)]); // past segmentBytes: the next append rolls to a new segment
+    s1.append([e(3, 1, 16)]);
+    assert.equal(closed.length, before, "the descriptor under the running sync is still open");
+    held.shift()!();
+    await first;
+    assert.equal(closed.length, before + 1, "closed once its sync called back");
+    const second = Promise.resolve(s1.sync());
+    await issued();
+    assert.equal(held.length, 1, "the new segment's sync");
+    held.shift()!();
+    await second;
+    s1.close();
+    assert.deepEqual(indexTerms((await open(dir).load()).entries), [[1, 1], [2, 1], [3, 1]]);
+  });
+
   it("sync policies: always syncs once per call, never and interval return at once", async () => {
     let syncs = 0;
     const counting: StorageFs = {
