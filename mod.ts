@@ -183,7 +183,7 @@ export type {
   Snapshot,
   SnapshotMeta,
 } from "./src/raft/types.ts";
-export { MemoryRaftStorage } from "./src/storage/memory_storage.ts";
+export { MemoryRaftStorage, type MemoryRaftStorageOptions } from "./src/storage/memory_storage.ts";
 export {
   FileRaftStorage,
   type FileRaftStorageOptions,

@@ -53,6 +53,8 @@ import type { Transport, TransportHeaders } from "../transport/transport.ts";
 
 /** Longest stretch, in ms, a snapshot being written out holds the event loop. */
 const SNAPSHOT_SLICE_MS = 4;
+/** Entries applied before a compaction held back by a snapshot transfer is looked at again. */
+const COMPACTION_RECHECK_ENTRIES = 256;
 
 /** Bytes reserved beside one entry in an append message: envelope, Raft fields, tag slack, headers. */
 const ENTRY_FRAMING_BYTES = 1024;
@@ -426,6 +428,7 @@ export abstract class PeerCore {
       restore: (snapshot) => this.#onSnapshotRestored(snapshot),
       softStateChanged: (state) => this.#onSoftState(state),
       error: (error) => this.#onDriverError(error),
+      snapshotWanted: () => this.#scheduleCompaction(true),
     };
     if (this.metrics.enabled) {
       hooks.appliedBatch = (count) => this.metrics.applyBatchSize.record(count, this.metrics.peerAttributes);
@@ -473,7 +476,10 @@ export abstract class PeerCore {
   /** The storage this peer makes itself: a file storage in `dataDir` (whose member id it takes), else memory. */
   protected newOwnedStorage(): RaftStorage {
     const dataDir = this.config.dataDir;
-    if (dataDir === undefined) return new MemoryRaftStorage(this.memberId);
+    // its own storage lives and dies with one node: snapshot bytes are dropped when not needed
+    if (dataDir === undefined) {
+      return new MemoryRaftStorage(this.memberId, undefined, { releaseSnapshotData: true });
+    }
     const storage = new FileRaftStorage({
       dataDir,
       peerId: this.localPeerId,
@@ -609,8 +615,13 @@ export abstract class PeerCore {
     if (this.events.listenerCount("commit") > 0) this.events.emit("commit", entry.index);
     this.waiters.check();
     this.#appliedBytes += entry.data.length;
-    if (this.#compactionDue(entry.index)) this.#scheduleCompaction();
+    if (entry.index >= this.#nextCompactionCheck && this.#compactionDue(entry.index)) {
+      this.#scheduleCompaction();
+    }
   }
+
+  /** Applied index before which a compaction held back by a snapshot transfer is not looked at again. */
+  #nextCompactionCheck = 0;
 
   #applyCommand(entry: Entry): void {
     let command: Command;
@@ -663,6 +674,12 @@ export abstract class PeerCore {
 
   #restoreToken = 0;
 
+  /** Four times {@linkcode #compactionDue}'s thresholds: compacted even while a snapshot is sent. */
+  #compactionOverdue(index: number): boolean {
+    return index - this.#lastCompacted >= 4 * this.config.snapshotThreshold ||
+      this.#appliedBytes - this.#compactedBytes >= 4 * this.config.snapshotThresholdBytes;
+  }
+
   #compactionDue(index: number): boolean {
     return index - this.#lastCompacted >= this.config.snapshotThreshold ||
       (index > this.#lastCompacted &&
@@ -674,16 +691,28 @@ export abstract class PeerCore {
    * slices of a few milliseconds (src/cluster/snapshot_job.ts) while the peer goes on; the core then
    * gets the bytes of the state at that index. One snapshot at a time.
    */
-  #scheduleCompaction(): void {
+  #scheduleCompaction(wanted = false): void {
     if (this.#compactScheduled) return;
     this.#compactScheduled = true;
     this.config.scheduler.defer(() => {
       const driver = this.driver;
-      if (driver === undefined || !this.#compactionDue(driver.appliedIndex)) {
+      const applied = driver?.appliedIndex ?? 0;
+      if (
+        driver === undefined ||
+        (wanted ? applied <= driver.node.snapshotIndex : !this.#compactionDue(applied))
+      ) {
         this.#compactScheduled = false;
         return;
       }
-      const index = driver.appliedIndex;
+      if (!wanted && driver.node.snapshotTransfers > 0 && !this.#compactionOverdue(applied)) {
+        // A follower is being sent the latest snapshot: a newer one would make the storage drop its
+        // bytes and the transfer start over (etcd holds compaction back while a snapshot is in
+        // flight too). The log may grow to four thresholds meanwhile.
+        this.#compactScheduled = false;
+        this.#nextCompactionCheck = applied + COMPACTION_RECHECK_ENTRIES;
+        return;
+      }
+      const index = applied;
       const bytes = this.#appliedBytes;
       const job = new SnapshotJob(this.stateMachine.snapshotParts());
       runSnapshotJob(this.config.scheduler, job, SNAPSHOT_SLICE_MS, {
@@ -694,6 +723,10 @@ export abstract class PeerCore {
         },
         done: (data, digest) => {
           this.#compactScheduled = false;
+          if (index > driver.node.snapshotIndex) {
+            this.counters.snapshotsTaken++;
+            if (wanted) this.counters.snapshotsForFollowers++;
+          }
           driver.run((node) => node.compact(index, data, digest));
           if (index > this.#lastCompacted) {
             this.#lastCompacted = index;

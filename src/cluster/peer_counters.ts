@@ -82,6 +82,13 @@ export interface PeerCounterValues {
    * not hold (`mismatched`), images dropped for a digest mismatch, and transfers resumed under a new leader.
    */
   readonly snapshotReceive: SnapshotReceiveStats;
+  /** Snapshots this peer took of its state (log compactions, those below included). */
+  readonly snapshotsTaken: number;
+  /**
+   * Snapshots taken because a follower needed one and the bytes of the latest had been dropped
+   * (a peer on its own memory storage keeps no snapshot image while nobody needs it).
+   */
+  readonly snapshotsForFollowers: number;
 }
 
 /**
@@ -118,6 +125,10 @@ export class PeerCounters {
   sendFailures = 0;
   /** Shared appends and heartbeats that named other followers only. */
   notForMe = 0;
+  /** Snapshots taken. */
+  snapshotsTaken = 0;
+  /** Snapshots taken because a follower needed one. */
+  snapshotsForFollowers = 0;
   /** Called after every drop (for metrics); must not throw. */
   onDropped: ((reason: DropReason) => void) | undefined;
 
@@ -145,6 +156,8 @@ export class PeerCounters {
       sendFailures: this.sendFailures,
       notForMe: this.notForMe,
       snapshotReceive: { ...snapshotReceive },
+      snapshotsTaken: this.snapshotsTaken,
+      snapshotsForFollowers: this.snapshotsForFollowers,
     };
   }
 }

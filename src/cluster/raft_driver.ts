@@ -58,6 +58,12 @@ export interface RaftDriverHooks {
   error(error: unknown): void;
   /** Optional (metrics): `count` committed entries were applied in one batch. */
   appliedBatch?(count: number): void;
+  /**
+   * Optional: a follower needs the latest snapshot, whose bytes the storage released
+   * ({@linkcode RaftStorage.releaseSnapshotData}): make a new one (a compaction at the applied
+   * index, which is beyond it); the transfer moves to it.
+   */
+  snapshotWanted?(): void;
 }
 
 interface PendingRead {
@@ -105,6 +111,8 @@ export class RaftDriver {
   /** Term and vote as last handed to the storage (a batch that changes them needs a sync). */
   #term: number;
   #vote: string | undefined;
+  /** Index of the snapshot whose bytes the storage released (0: none). */
+  #released = 0;
 
   /** Creates a driver; nothing runs until {@linkcode start}. Timers come from `scheduler`. */
   constructor(
@@ -139,6 +147,7 @@ export class RaftDriver {
     if (this.#timer !== undefined || this.#stopped) return;
     this.#timer = this.#scheduler.setInterval(() => {
       this.node.tick();
+      this.#maybeReleaseImage();
       this.schedule();
     }, this.#tickMs);
     this.schedule();
@@ -276,7 +285,10 @@ export class RaftDriver {
       // its file (the storage keeps what is appended meanwhile). A snapshot from the leader is
       // durable before anything of this batch is acknowledged.
       if (!ready.restoreSnapshot && saving !== undefined) this.#compacting(saving, snapshot.meta.index);
-      else pending = saving;
+      else if (!ready.restoreSnapshot && storage.readSnapshot !== undefined) {
+        // saved at once (a memory storage): the storage serves the chunks
+        this.node.detachSnapshotData(snapshot.meta.index);
+      } else pending = saving;
     }
     if (entries.length > 0) {
       pending = pending === undefined
@@ -315,6 +327,24 @@ export class RaftDriver {
     });
   }
 
+  /**
+   * Lets a storage that can ({@linkcode RaftStorage.releaseSnapshotData}) drop the bytes of its
+   * snapshot once nothing needs them: no transfer is sending it, no chunk read or restore is
+   * running, and something was applied beyond it, so that a new snapshot can be made in its place
+   * when a follower needs one.
+   */
+  #maybeReleaseImage(): void {
+    const storage = this.#storage;
+    if (storage.releaseSnapshotData === undefined) return;
+    const node = this.node;
+    const index = node.snapshotIndex;
+    if (
+      index === 0 || index === this.#released || this.#applied <= index || this.#restoring !== 0 ||
+      this.#chunkReads.size > 0 || node.snapshotTransfers > 0
+    ) return;
+    if (storage.releaseSnapshotData(index)) this.#released = index;
+  }
+
   #sendAll(messages: readonly RaftMessage[]): void {
     const hooks = this.#hooks;
     // chunks of a snapshot on disk are read first; the other messages go at once
@@ -343,7 +373,14 @@ export class RaftDriver {
     const read = storage.readSnapshot!(m.meta.index, m.offset, fill!);
     const previous = this.#chunkReads.get(m.to);
     const run = (previous === undefined ? read : previous.then(() => read)).then((data) => {
-      if (data === undefined || this.#stopped) return;
+      if (this.#stopped) return;
+      if (data === undefined) {
+        // the latest snapshot's bytes were released: a new snapshot takes its place
+        if (m.meta.index === this.#released && m.meta.index === this.node.snapshotIndex) {
+          this.#hooks.snapshotWanted?.();
+        }
+        return;
+      }
       this.#hooks.send({ ...chunk, data });
     }, () => {});
     this.#chunkReads.set(m.to, run);

@@ -273,6 +273,14 @@ export class RaftNode {
     return this.log.snapshotIndex;
   }
 
+  /** Followers this leader is sending a snapshot to (0 on a follower or candidate). */
+  get snapshotTransfers(): number {
+    if (this.currentRole !== "leader") return 0;
+    let count = 0;
+    for (const pr of this.progresses.values()) if (pr.state === "snapshot") count++;
+    return count;
+  }
+
   /** What this node refused of the snapshot transfers it received (a copy). */
   get snapshotReceiveStats(): SnapshotReceiveStats {
     return { ...this.receiveStats };
@@ -1320,7 +1328,15 @@ export class RaftNode {
     if (pr.state === "snapshot") {
       const transfer = pr.transfer;
       if (transfer !== undefined) {
-        if (transfer.acked === transfer.ackedAtLastHeartbeat) {
+        const latest = this.latestSnapshot;
+        if (
+          transfer.acked === transfer.ackedAtLastHeartbeat && latest !== undefined &&
+          latest !== transfer.snapshot && this.detachedSizes.has(transfer.snapshot)
+        ) {
+          // Stalled on a snapshot the storage replaced since (its chunks can no longer be read):
+          // start over with the latest one.
+          this.sendSnapshot(m.from, pr);
+        } else if (transfer.acked === transfer.ackedAtLastHeartbeat) {
           // No progress for a heartbeat round: something was lost (or the follower refuses the
           // snapshot); resend one chunk from the acknowledged offset, its answer reopens the window.
           transfer.sent = transfer.acked;

@@ -10,6 +10,29 @@ import type { Entry, HardState, Snapshot } from "../raft/types.ts";
 import type { RaftPersistentState, RaftStorage } from "./raft_storage.ts";
 
 const INITIAL_HARD_STATE: HardState = Object.freeze({ term: 0, vote: undefined, commit: 0 });
+const NO_DATA = new Uint8Array(0);
+
+/**
+ * Options of a {@linkcode MemoryRaftStorage}.
+ *
+ * @example
+ * ```ts
+ * import { MemoryRaftStorage, type MemoryRaftStorageOptions } from "./memory_storage.ts";
+ * const options: MemoryRaftStorageOptions = { releaseSnapshotData: true };
+ * const storage = new MemoryRaftStorage("a/1", undefined, options);
+ * console.log(storage.holdsSnapshotData); // false: no snapshot yet
+ * ```
+ */
+export interface MemoryRaftStorageOptions {
+  /**
+   * Lets the driver drop the bytes of the stored snapshot once nothing reads them
+   * ({@linkcode MemoryRaftStorage.releaseSnapshotData}); a leader makes a new snapshot when a
+   * follower needs one. Such a storage cannot be loaded again after a release, so it suits a storage
+   * that lives and dies with one Raft node (what `Hamok` makes when no `storage` is given).
+   * Default false: the image is kept, and the storage can be handed to a new node.
+   */
+  readonly releaseSnapshotData?: boolean;
+}
 
 /**
  * Keeps the hard state, the log and the latest snapshot of one member in memory. All methods
@@ -33,15 +56,19 @@ export class MemoryRaftStorage implements RaftStorage {
   private snapshot: Snapshot | undefined;
   private entries: Entry[];
   private closed = false;
+  readonly #mayRelease: boolean;
+  /** Index of the snapshot whose bytes were released (0: none). */
+  #released = 0;
 
   /**
    * Creates a storage for `memberId`, empty or seeded with `initial` (e.g. the bootstrap snapshot
    * of a new cluster).
    */
-  constructor(memberId: string, initial?: RaftPersistentState) {
+  constructor(memberId: string, initial?: RaftPersistentState, options?: MemoryRaftStorageOptions) {
     if (typeof memberId !== "string" || memberId.length === 0) {
       throw new HamokError("MemoryRaftStorage needs a non-empty member id", "HAMOK_CONFIG");
     }
+    this.#mayRelease = options?.releaseSnapshotData === true;
     this.memberId = memberId;
     this.hardState = initial?.hardState ?? INITIAL_HARD_STATE;
     this.snapshot = initial?.snapshot;
@@ -61,6 +88,11 @@ export class MemoryRaftStorage implements RaftStorage {
     return this.snapshot?.meta.index ?? 0;
   }
 
+  /** Whether the bytes of the stored snapshot are held (false without a snapshot or after a release). */
+  get holdsSnapshotData(): boolean {
+    return this.snapshot !== undefined && this.#released === 0;
+  }
+
   /** Index of the last stored entry (the snapshot index if there are none). */
   get lastIndex(): number {
     return this.snapshotIndex + this.entries.length;
@@ -78,6 +110,12 @@ export class MemoryRaftStorage implements RaftStorage {
   /** Loads everything persisted so far, synchronously. The entries array is a copy. */
   loadSync(): RaftPersistentState {
     this.#checkOpen();
+    if (this.#released !== 0) {
+      throw new HamokError(
+        `the bytes of snapshot ${this.#released} were released: this storage cannot be loaded again`,
+        "HAMOK_STORAGE",
+      );
+    }
     return this.snapshot === undefined
       ? { hardState: this.hardState, entries: this.entries.slice() }
       : { hardState: this.hardState, snapshot: this.snapshot, entries: this.entries.slice() };
@@ -117,6 +155,40 @@ export class MemoryRaftStorage implements RaftStorage {
     const stored = position >= 0 && position < this.entries.length ? this.entries[position] : undefined;
     this.entries = stored !== undefined && stored.term === term ? this.entries.slice(position + 1) : [];
     this.snapshot = snapshot;
+    this.#released = 0;
+  }
+
+  /**
+   * Reads `length` bytes of the stored snapshot's data from `offset`; `undefined` if the snapshot
+   * at `index` is not the stored one or its bytes were released (see
+   * {@linkcode RaftStorage.readSnapshot}). The bytes are a view, not a copy.
+   */
+  readSnapshot(index: number, offset: number, length: number): Promise<Uint8Array | undefined> {
+    const snapshot = this.snapshot;
+    if (
+      this.closed || snapshot === undefined || snapshot.meta.index !== index || this.#released === index ||
+      offset < 0 || length < 0 || offset + length > snapshot.data.byteLength
+    ) return Promise.resolve(undefined);
+    return Promise.resolve(snapshot.data.subarray(offset, offset + length));
+  }
+
+  /**
+   * Drops the bytes of the stored snapshot if it is the one at `index` and the storage was made
+   * with {@linkcode MemoryRaftStorageOptions.releaseSnapshotData} (its meta stays); returns true if
+   * they were dropped. Reads of it find nothing afterwards, and {@linkcode loadSync} throws.
+   */
+  releaseSnapshotData(index: number): boolean {
+    const snapshot = this.snapshot;
+    if (
+      !this.#mayRelease || snapshot === undefined || snapshot.meta.index !== index || this.#released === index
+    ) {
+      return false;
+    }
+    this.snapshot = snapshot.digest === undefined
+      ? { meta: snapshot.meta, data: NO_DATA }
+      : { meta: snapshot.meta, data: NO_DATA, digest: snapshot.digest };
+    this.#released = index;
+    return true;
   }
 
   /** Closes the storage; later calls throw {@linkcode HamokClosedError}. */

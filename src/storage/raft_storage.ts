@@ -88,6 +88,13 @@ export interface RaftStorage {
    */
   readSnapshot?(index: number, offset: number, length: number): Promise<Uint8Array | undefined>;
   /**
+   * Optional, with `readSnapshot`: drops the bytes of the stored snapshot at `index` (its meta
+   * stays) and returns true, or returns false and keeps them. The driver calls it when nothing reads
+   * them and entries were applied beyond it; a leader whose follower then needs a snapshot makes a
+   * new one. For a storage whose images cost memory (the memory storage of a `Hamok` peer).
+   */
+  releaseSnapshotData?(index: number): boolean;
+  /**
    * Optional: makes everything written so far durable (a file storage's fsync). The driver calls it
    * once per ready batch that carries entries, a snapshot or a new term or vote, after that batch's
    * writes and before its acknowledgements go out, so one sync covers all of them (group commit);

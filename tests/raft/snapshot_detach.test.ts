@@ -75,3 +75,68 @@ describe("RaftNode.detachSnapshotData", () => {
     assert.deepEqual(h.record("c").state, h.record("a").state);
   });
 });
+
+describe("a transfer of a detached snapshot that was replaced", () => {
+  it("restarts with the newer snapshot once it stalls (the storage cannot read the old one)", () => {
+    const h = RaftHarness.bootstrap(["a", "b", "c"], { snapshotChunkBytes: 8, maxInflightAppends: 2 });
+    h.elect("a");
+    h.tickAll(1);
+    h.isolate("c");
+    for (let i = 0; i < 10; i++) h.propose("a", `v${i}`);
+    h.stabilize();
+    h.tick("a");
+    h.stabilize();
+    const a = h.node("a");
+    const images = new Map<number, Uint8Array>();
+    const compact = () => {
+      const data = encodeState(h.record("a").state);
+      a.compact(a.appliedIndex, data, crc32c(data));
+      h.drain("a");
+      images.clear(); // the storage holds the latest snapshot only
+      images.set(a.snapshotIndex, data);
+      assert.ok(a.detachSnapshotData(a.snapshotIndex));
+    };
+    compact();
+    const first = a.snapshotIndex;
+    let firstChunks = 0;
+    h.heal();
+    // the driver's part: fill in what the storage can read, drop the rest
+    const toC = () => {
+      for (const m of h.take(to("c"))) {
+        if (m.type !== "snapshot" || m.fill === undefined) {
+          h.deliver(m);
+          continue;
+        }
+        const image = images.get(m.meta.index);
+        if (m.meta.index === first) firstChunks++;
+        if (image === undefined) continue;
+        const { fill, ...chunk } = m;
+        h.deliver({ ...chunk, data: image.subarray(m.offset, m.offset + fill) });
+      }
+    };
+    for (let round = 0; round < 20 && firstChunks < 2; round++) {
+      h.tick("a");
+      toC();
+      h.deliverAll(from("c"));
+    }
+    assert.ok(firstChunks >= 2 && h.node("c").snapshotIndex === 0, "the first transfer is under way");
+    // more writes (c is in snapshot state: it gets no appends) and a newer snapshot replaces the first
+    for (let i = 10; i < 15; i++) h.propose("a", `v${i}`);
+    for (let round = 0; round < 6; round++) {
+      h.deliverAll(to("b"));
+      h.deliverAll(from("b"));
+    }
+    compact();
+    assert.ok(a.snapshotIndex > first);
+    for (let round = 0; round < 60 && h.node("c").snapshotIndex !== a.snapshotIndex; round++) {
+      toC();
+      h.deliverAll(from("c"));
+      h.deliverAll(to("b"));
+      h.deliverAll(from("b"));
+      h.tick("a");
+    }
+    assert.equal(h.node("c").snapshotIndex, a.snapshotIndex);
+    h.stabilize();
+    assert.deepEqual(h.record("c").state, h.record("a").state);
+  });
+});

@@ -44,6 +44,7 @@ let durableRuns = 0;
 let lostRecords = 0;
 let bootstraps = 0;
 let merges = 0;
+let snapshotsForFollowers = 0;
 let conflicts = 0;
 let splits = 0;
 let delayed = 0;
@@ -61,6 +62,7 @@ for (let seed = from; seed < from + count; seed++) {
   });
   bootstraps += r.bootstraps;
   merges += r.merges;
+  snapshotsForFollowers += r.snapshotsForFollowers;
   conflicts += r.conflicts;
   if (r.clusters > 1) splits++;
   if (r.delayedWrites) delayed++;
@@ -99,7 +101,7 @@ function summary(done: number): void {
   );
   if (discovery === "defaults") {
     console.log(
-      `discovery: ${bootstraps} bootstraps, ${merges} merges, ${conflicts} peers reported a conflict, ${splits} runs ended split (conflict reported), ${delayed} runs with writes delayed until one cluster`,
+      `discovery: ${bootstraps} bootstraps, ${merges} merges, ${conflicts} peers reported a conflict, ${splits} runs ended split (conflict reported), ${delayed} runs with writes delayed until one cluster, ${snapshotsForFollowers} snapshots taken for a follower`,
     );
   }
 }

@@ -171,6 +171,11 @@ export interface PeerSimResult {
   readonly clusters: number;
   /** Discovery mode: whether the clients waited for one cluster before their first operation. */
   readonly delayedWrites: boolean;
+  /**
+   * Snapshots the peers open at the end took because a follower needed one whose bytes were
+   * released (peers on their own memory storage, the discovery mode); a coverage count.
+   */
+  readonly snapshotsForFollowers: number;
   readonly virtualMs: number;
   readonly steps: number;
   /** Digest of the run's history and faults: the same for the same seed and options. */
@@ -1352,6 +1357,12 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     }
   }
 
+  let snapshotsForFollowers = 0;
+  for (const slot of slots) {
+    if (slot.hamok !== undefined && !slot.hamok.closed) {
+      snapshotsForFollowers += slot.hamok.status().counters.snapshotsForFollowers;
+    }
+  }
   for (const slot of slots) {
     slot.clock?.kill();
     slot.transport?.kill();
@@ -1374,6 +1385,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     conflicts: conflicted.size,
     clusters: discovery ? clusterOf.size : 1,
     delayedWrites,
+    snapshotsForFollowers,
     virtualMs: world.time,
     steps: world.steps,
     traceHash: hash.hex(),

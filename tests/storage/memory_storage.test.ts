@@ -110,4 +110,39 @@ describe("MemoryRaftStorage", () => {
     assert.throws(() => s.saveSnapshot(snap(1, 1)), HamokClosedError);
     await assert.rejects(s.load(), HamokClosedError);
   });
+  it("reads ranges of the stored snapshot's bytes, and nothing of another index", async () => {
+    const s = new MemoryRaftStorage("a");
+    const data = new Uint8Array(32).map((_, i) => i);
+    s.saveSnapshot({ meta: snap(5, 2).meta, data });
+    assert.deepEqual(await s.readSnapshot(5, 4, 3), new Uint8Array([4, 5, 6]));
+    assert.equal(await s.readSnapshot(4, 0, 3), undefined, "another index");
+    assert.equal(await s.readSnapshot(5, 30, 3), undefined, "beyond the end");
+    assert.equal(await s.readSnapshot(5, -1, 3), undefined, "a negative offset");
+  });
+
+  it("keeps the snapshot's bytes unless made to release them", async () => {
+    const kept = new MemoryRaftStorage("a");
+    kept.saveSnapshot({ meta: snap(5, 2).meta, data: new Uint8Array(8) });
+    assert.equal(kept.releaseSnapshotData(5), false);
+    assert.equal((await kept.readSnapshot(5, 0, 8))?.byteLength, 8);
+    assert.equal(kept.loadSync().snapshot?.data.byteLength, 8);
+
+    const s = new MemoryRaftStorage("b", undefined, { releaseSnapshotData: true });
+    s.saveSnapshot({ meta: snap(5, 2).meta, data: new Uint8Array(8), digest: 7 });
+    s.append([e(6, 2)]);
+    assert.equal(s.releaseSnapshotData(4), false, "not the stored snapshot");
+    assert.equal(s.releaseSnapshotData(5), true);
+    assert.equal(s.releaseSnapshotData(5), false, "already released");
+    assert.equal(await s.readSnapshot(5, 0, 8), undefined, "released");
+    assert.throws(
+      () => s.loadSync(),
+      (error: unknown) => error instanceof HamokError && error.code === "HAMOK_STORAGE",
+    );
+    // a newer snapshot is held again (and the storage can be loaded)
+    s.saveSnapshot({ meta: snap(6, 2).meta, data: new Uint8Array(4) });
+    assert.equal((await s.readSnapshot(6, 0, 4))?.byteLength, 4);
+    const state = s.loadSync();
+    assert.equal(state.snapshot?.meta.index, 6);
+    assert.equal(state.snapshot?.data.byteLength, 4);
+  });
 });

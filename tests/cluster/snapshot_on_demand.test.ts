@@ -1,0 +1,74 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { FAST, memoryTransports } from "../_helpers/cluster.ts";
+import { waitFor } from "../_helpers/wait.ts";
+import { Hamok } from "../../mod.ts";
+import { MemoryRaftStorage } from "../../src/storage/memory_storage.ts";
+
+describe("a memory storage that releases snapshot bytes (what a Hamok peer makes itself)", () => {
+  it("holds no snapshot image while nobody needs one; the leader makes a new one for a joiner", async () => {
+    const factory = memoryTransports();
+    const storages = new Map<string, MemoryRaftStorage>();
+    const peers: Hamok[] = [];
+    const add = async (peerId: string) => {
+      const storage = new MemoryRaftStorage(`${peerId}/m1`, undefined, { releaseSnapshotData: true });
+      storages.set(peerId, storage);
+      const transport = await factory.create(peerId);
+      const peer = new Hamok({
+        ...FAST,
+        clusterId: "test",
+        snapshotThreshold: 40,
+        peerId,
+        transport,
+        storage,
+      });
+      peers.push(peer);
+      return peer;
+    };
+    try {
+      for (const id of ["a", "b", "c"]) await add(id);
+      await Promise.all(peers.map((p) => p.join({ timeoutMs: 10_000 })));
+      await waitFor(() => peers.some((p) => p.leader), { timeoutMs: 5000, message: "a leader" });
+      const leader = peers.find((p) => p.leader)!;
+      const map = leader.createMap<string, string>({ mapId: "m" });
+      await map.ready;
+      for (let i = 0; i < 200; i++) await map.set(`k${i}`, `v${i}`);
+      await waitFor(() => leader.status().snapshotIndex > 0, { timeoutMs: 5000, message: "a compaction" });
+      assert.ok(leader.status().counters.snapshotsTaken >= 1);
+      // entries beyond the snapshot: its bytes can go, a newer snapshot can be made in its place
+      for (let i = 0; i < 5; i++) await map.set(`w${i}`, `${i}`);
+      const leaderStorage = storages.get(leader.localPeerId)!;
+      await waitFor(() => !leaderStorage.holdsSnapshotData, {
+        timeoutMs: 5000,
+        message: "the leader's storage drops the snapshot's bytes",
+      });
+      await waitFor(() => [...storages.values()].every((s) => !s.holdsSnapshotData), {
+        timeoutMs: 5000,
+        message: "the followers' storages drop theirs",
+      });
+      const before = leader.status();
+      assert.equal(before.counters.snapshotsForFollowers, 0);
+
+      const joiner = await add("d");
+      await joiner.join({ timeoutMs: 20_000 });
+      const joinerMap = joiner.createMap<string, string>({ mapId: "m" });
+      await joiner.waitUntilCommitHead(10_000);
+      await waitFor(() => joinerMap.size === map.size, { timeoutMs: 5000, message: "the joiner's map" });
+      for (let i = 0; i < 200; i++) assert.equal(joinerMap.get(`k${i}`), `v${i}`);
+      const after = leader.status();
+      assert.ok(
+        after.counters.snapshotsForFollowers >= 1,
+        `the leader made a snapshot for the joiner (${after.counters.snapshotsForFollowers})`,
+      );
+      assert.ok(joiner.status().snapshotIndex > before.snapshotIndex, "the joiner got the newer snapshot");
+      await map.set("final", "x");
+      await waitFor(() => joinerMap.get("final") === "x", { timeoutMs: 5000, message: "a later write" });
+      // and the newer snapshot's bytes go once the joiner has it and more is applied
+      await map.set("final2", "y");
+      await waitFor(() => !leaderStorage.holdsSnapshotData, { timeoutMs: 5000, message: "released again" });
+    } finally {
+      for (const peer of peers) peer.close();
+      await factory.close();
+    }
+  });
+});
