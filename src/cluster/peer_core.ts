@@ -53,7 +53,10 @@ import type { Transport, TransportHeaders } from "../transport/transport.ts";
 
 /** Longest stretch, in ms, a snapshot being written out holds the event loop. */
 const SNAPSHOT_SLICE_MS = 4;
-/** Entries applied before a compaction held back by a snapshot transfer is looked at again. */
+/**
+ * Entries applied before a compaction held back by a snapshot transfer is looked at again (at most;
+ * a sixteenth of `snapshotThreshold` if that is less).
+ */
 const COMPACTION_RECHECK_ENTRIES = 256;
 
 /** Bytes reserved beside one entry in an append message: envelope, Raft fields, tag slack, headers. */
@@ -620,6 +623,9 @@ export abstract class PeerCore {
     }
   }
 
+  /** Index of a released snapshot whose image, made again, did not match it (0: none). */
+  #unattachable = 0;
+
   /** Applied index before which a compaction held back by a snapshot transfer is not looked at again. */
   #nextCompactionCheck = 0;
 
@@ -699,7 +705,10 @@ export abstract class PeerCore {
       const applied = driver?.appliedIndex ?? 0;
       if (
         driver === undefined ||
-        (wanted ? applied <= driver.node.snapshotIndex : !this.#compactionDue(applied))
+        (wanted
+          ? applied < driver.node.snapshotIndex ||
+            (applied === driver.node.snapshotIndex && applied === this.#unattachable)
+          : !this.#compactionDue(applied))
       ) {
         this.#compactScheduled = false;
         return;
@@ -709,7 +718,8 @@ export abstract class PeerCore {
         // bytes and the transfer start over (etcd holds compaction back while a snapshot is in
         // flight too). The log may grow to four thresholds meanwhile.
         this.#compactScheduled = false;
-        this.#nextCompactionCheck = applied + COMPACTION_RECHECK_ENTRIES;
+        this.#nextCompactionCheck = applied +
+          Math.max(1, Math.min(COMPACTION_RECHECK_ENTRIES, Math.ceil(this.config.snapshotThreshold / 16)));
         return;
       }
       const index = applied;
@@ -723,6 +733,18 @@ export abstract class PeerCore {
         },
         done: (data, digest) => {
           this.#compactScheduled = false;
+          if (wanted && index === driver.node.snapshotIndex) {
+            // nothing applied since the released snapshot: the same image again
+            if (driver.attachSnapshotData(index, data, digest)) this.counters.snapshotsForFollowers++;
+            else {
+              // not again at this index: the next snapshot is made once something is applied
+              this.#unattachable = index;
+              this.logger.warn(
+                `hamok ${this.localPeerId}: the image of snapshot ${index} made again differs; not sent`,
+              );
+            }
+            return;
+          }
           if (index > driver.node.snapshotIndex) {
             this.counters.snapshotsTaken++;
             if (wanted) this.counters.snapshotsForFollowers++;
@@ -732,6 +754,8 @@ export abstract class PeerCore {
             this.#lastCompacted = index;
             this.#compactedBytes = bytes;
           }
+          // entries applied while the image was written may be due already (nothing else looks again)
+          if (this.driver === driver && this.#compactionDue(driver.appliedIndex)) this.#scheduleCompaction();
         },
         failed: (error) => {
           this.#compactScheduled = false;

@@ -330,8 +330,8 @@ export class RaftDriver {
   /**
    * Lets a storage that can ({@linkcode RaftStorage.releaseSnapshotData}) drop the bytes of its
    * snapshot once nothing needs them: no transfer is sending it, no chunk read or restore is
-   * running, and something was applied beyond it, so that a new snapshot can be made in its place
-   * when a follower needs one.
+   * running. When a follower needs one, a new snapshot is made in its place, or the same image again
+   * ({@linkcode attachSnapshotData}).
    */
   #maybeReleaseImage(): void {
     const storage = this.#storage;
@@ -339,10 +339,22 @@ export class RaftDriver {
     const node = this.node;
     const index = node.snapshotIndex;
     if (
-      index === 0 || index === this.#released || this.#applied <= index || this.#restoring !== 0 ||
+      index === 0 || index === this.#released || this.#applied < index || this.#restoring !== 0 ||
       this.#chunkReads.size > 0 || node.snapshotTransfers > 0
     ) return;
     if (storage.releaseSnapshotData(index)) this.#released = index;
+  }
+
+  /**
+   * Hands the storage the bytes of its released latest snapshot again, made anew from the state at
+   * its index (nothing was applied since); true if it took them (they match the snapshot).
+   */
+  attachSnapshotData(index: number, data: Uint8Array, digest: number | undefined): boolean {
+    const storage = this.#storage;
+    if (this.#stopped || index !== this.#released || index !== this.node.snapshotIndex) return false;
+    if (storage.attachSnapshotData?.(index, data, digest) !== true) return false;
+    this.#released = 0;
+    return true;
   }
 
   #sendAll(messages: readonly RaftMessage[]): void {

@@ -59,6 +59,8 @@ export class MemoryRaftStorage implements RaftStorage {
   readonly #mayRelease: boolean;
   /** Index of the snapshot whose bytes were released (0: none). */
   #released = 0;
+  /** Size of the released bytes. */
+  #releasedSize = 0;
 
   /**
    * Creates a storage for `memberId`, empty or seeded with `initial` (e.g. the bootstrap snapshot
@@ -188,6 +190,25 @@ export class MemoryRaftStorage implements RaftStorage {
       ? { meta: snapshot.meta, data: NO_DATA }
       : { meta: snapshot.meta, data: NO_DATA, digest: snapshot.digest };
     this.#released = index;
+    this.#releasedSize = snapshot.data.byteLength;
+    return true;
+  }
+
+  /**
+   * Holds the bytes of the stored snapshot again after a release: `data` must be an image of the
+   * same state (the same size, and the same CRC-32C if the snapshot has one). Returns true if they
+   * were taken.
+   */
+  attachSnapshotData(index: number, data: Uint8Array, digest?: number): boolean {
+    const snapshot = this.snapshot;
+    if (
+      this.closed || snapshot === undefined || snapshot.meta.index !== index || this.#released !== index ||
+      data.byteLength !== this.#releasedSize || (snapshot.digest !== undefined && digest !== snapshot.digest)
+    ) return false;
+    this.snapshot = snapshot.digest === undefined
+      ? { meta: snapshot.meta, data }
+      : { meta: snapshot.meta, data, digest: snapshot.digest };
+    this.#released = 0;
     return true;
   }
 

@@ -90,10 +90,17 @@ export interface RaftStorage {
   /**
    * Optional, with `readSnapshot`: drops the bytes of the stored snapshot at `index` (its meta
    * stays) and returns true, or returns false and keeps them. The driver calls it when nothing reads
-   * them and entries were applied beyond it; a leader whose follower then needs a snapshot makes a
-   * new one. For a storage whose images cost memory (the memory storage of a `Hamok` peer).
+   * them; a leader whose follower then needs a snapshot makes a new one at its applied index, or,
+   * if nothing was applied since, the same image again (`attachSnapshotData`). For a storage whose
+   * images cost memory (the memory storage of a `Hamok` peer).
    */
   releaseSnapshotData?(index: number): boolean;
+  /**
+   * Optional, with `releaseSnapshotData`: holds the released bytes of the stored snapshot at
+   * `index` again, made anew from the same state; returns false (and takes nothing) unless they
+   * match it (size, and CRC-32C `digest` where the snapshot has one).
+   */
+  attachSnapshotData?(index: number, data: Uint8Array, digest?: number): boolean;
   /**
    * Optional: makes everything written so far durable (a file storage's fsync). The driver calls it
    * once per ready batch that carries entries, a snapshot or a new term or vote, after that batch's

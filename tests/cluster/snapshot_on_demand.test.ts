@@ -10,7 +10,7 @@ describe("a memory storage that releases snapshot bytes (what a Hamok peer makes
     const factory = memoryTransports();
     const storages = new Map<string, MemoryRaftStorage>();
     const peers: Hamok[] = [];
-    const add = async (peerId: string) => {
+    const add = async (peerId: string, snapshotThreshold = 40) => {
       const storage = new MemoryRaftStorage(`${peerId}/m1`, undefined, { releaseSnapshotData: true });
       storages.set(peerId, storage);
       const transport = await factory.create(peerId);
@@ -66,6 +66,71 @@ describe("a memory storage that releases snapshot bytes (what a Hamok peer makes
       // and the newer snapshot's bytes go once the joiner has it and more is applied
       await map.set("final2", "y");
       await waitFor(() => !leaderStorage.holdsSnapshotData, { timeoutMs: 5000, message: "released again" });
+    } finally {
+      for (const peer of peers) peer.close();
+      await factory.close();
+    }
+  });
+
+  it("makes the same image again for a follower that fell behind while nothing was applied since", async () => {
+    const factory = memoryTransports();
+    const peers: Hamok[] = [];
+    const storages: MemoryRaftStorage[] = [];
+    for (const peerId of ["a", "b", "c"]) {
+      const storage = new MemoryRaftStorage(`${peerId}/m1`, undefined, { releaseSnapshotData: true });
+      storages.push(storage);
+      const transport = await factory.create(peerId);
+      // a compaction at every entry; a member cut off for a while is not removed
+      peers.push(
+        new Hamok({
+          ...FAST,
+          clusterId: "test",
+          snapshotThreshold: 1,
+          peerTimeoutMs: 60_000,
+          peerId,
+          transport,
+          storage,
+        }),
+      );
+    }
+    try {
+      await Promise.all(peers.map((p) => p.join({ timeoutMs: 10_000 })));
+      await waitFor(() => peers.some((p) => p.leader), { timeoutMs: 5000, message: "a leader" });
+      const leader = peers.find((p) => p.leader)!;
+      const behind = peers.find((p) => !p.leader)!;
+      const map = leader.createMap<string, string>({ mapId: "m" });
+      await map.ready;
+      await waitFor(() => behind.status().appliedIndex === leader.status().appliedIndex, {
+        timeoutMs: 5000,
+        message: "in sync",
+      });
+      // cut off: the leader's window of appends to it fills (16), then it sends it nothing more
+      const cut = factory.bus.partition(
+        [behind.localPeerId],
+        peers.filter((p) => p !== behind).map((p) => p.localPeerId),
+      );
+      for (let i = 0; i < 30; i++) await map.set(`k${i}`, `v${i}`);
+      const others = peers.filter((p) => p !== behind);
+      await waitFor(
+        () => others.every((p) => p.status().snapshotIndex === p.status().appliedIndex),
+        { timeoutMs: 5000, message: "compacted up to the applied index" },
+      );
+      await waitFor(() => others.every((p) => !storages[peers.indexOf(p)]!.holdsSnapshotData), {
+        timeoutMs: 5000,
+        message: "the images are dropped",
+      });
+      const snapshotIndex = leader.status().snapshotIndex;
+      cut.remove();
+      const behindMap = behind.createMap<string, string>({ mapId: "m" });
+      await waitFor(() => behind.status().appliedIndex >= snapshotIndex, {
+        timeoutMs: 10_000,
+        message: "the follower catches up through a snapshot",
+      });
+      await waitFor(() => behindMap.size === 30, { timeoutMs: 5000, message: "its map" });
+      for (let i = 0; i < 30; i++) assert.equal(behindMap.get(`k${i}`), `v${i}`);
+      const status = leader.status();
+      assert.equal(status.snapshotIndex, snapshotIndex, "no newer snapshot: the same image was made again");
+      assert.ok(status.counters.snapshotsForFollowers >= 1, `${status.counters.snapshotsForFollowers}`);
     } finally {
       for (const peer of peers) peer.close();
       await factory.close();

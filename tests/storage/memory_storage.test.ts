@@ -145,4 +145,19 @@ describe("MemoryRaftStorage", () => {
     assert.equal(state.snapshot?.meta.index, 6);
     assert.equal(state.snapshot?.data.byteLength, 4);
   });
+  it("takes released bytes back only if they match the snapshot (size and digest)", async () => {
+    const s = new MemoryRaftStorage("b", undefined, { releaseSnapshotData: true });
+    const data = new Uint8Array([1, 2, 3, 4]);
+    s.saveSnapshot({ meta: snap(5, 2).meta, data, digest: 99 });
+    assert.equal(s.attachSnapshotData(5, data, 99), false, "nothing was released");
+    assert.ok(s.releaseSnapshotData(5));
+    assert.equal(s.attachSnapshotData(4, data, 99), false, "another index");
+    assert.equal(s.attachSnapshotData(5, new Uint8Array(3), 99), false, "another size");
+    assert.equal(s.attachSnapshotData(5, data, 98), false, "another digest");
+    assert.equal(s.holdsSnapshotData, false);
+    assert.equal(s.attachSnapshotData(5, data.slice(), 99), true);
+    assert.equal(s.holdsSnapshotData, true);
+    assert.deepEqual(await s.readSnapshot(5, 1, 2), new Uint8Array([2, 3]));
+    assert.equal(s.loadSync().snapshot?.digest, 99, "loadable again");
+  });
 });
