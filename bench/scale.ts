@@ -94,17 +94,21 @@ function sample(): Memory {
 /**
  * Memory after a full GC, once the external memory has settled: V8 frees the backing stores of dead
  * ArrayBuffers (a snapshot image is one of 47 MB at 1,000,000 entries) on a background thread after the
- * GC, so a figure read right after `gc()` may still count an image that is already garbage. Collects
- * again every 50 ms for at least 200 ms and then until external memory stops falling (at most 2 s).
+ * GC, so a figure read right after `gc()` may still count an image that is already garbage; and a
+ * compaction that is still being written out (each peer holds its image for about a second at
+ * 1,000,000 entries, then drops it) is not the steady state. Collects again every 50 ms for at least
+ * 200 ms and then until external memory is the same (within 1 MB) in three samples in a row, at
+ * most 6 s.
  */
 async function memory(): Promise<Memory> {
   let m = sample();
-  for (let i = 0; i < 40; i++) {
+  let still = 0;
+  for (let i = 0; i < 120; i++) {
     await new Promise((resolve) => setTimeout(resolve, 50));
     const next = sample();
-    const settled = next.external >= m.external;
+    still = Math.abs(next.external - m.external) < 1 << 20 ? still + 1 : 0;
     m = next;
-    if (settled && i >= 3) break; // at least 200 ms, then until it stops falling
+    if (still >= 2 && i >= 3) break;
   }
   return m;
 }
@@ -234,6 +238,20 @@ async function run(entries: number): Promise<ScaleRow> {
         maxStallMs.toFixed(1)
       } ms`,
     );
+    // Under these sets every compaction is due again when it ends (10,000 entries in well under the
+    // second one takes at 1,000,000), so one may be in flight on any peer, holding its image; the
+    // steady state is read once no snapshot index has moved for two seconds (at most 30 s).
+    const idleFrom = performance.now();
+    let indexes = peers.map((p) => p.status().snapshotIndex).join();
+    let stillSince = performance.now();
+    while (performance.now() - stillSince < 2000 && performance.now() - idleFrom < 30_000) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const now = peers.map((p) => p.status().snapshotIndex).join();
+      if (now !== indexes) {
+        indexes = now;
+        stillSince = performance.now();
+      }
+    }
     const steady = await memory(); // the fill's log entries are compacted away by now
     account(`${entries} steady`, before, steady, entries * peers.length);
     const perPeer = (bytes: number) => bytes / entries / peers.length;
