@@ -481,7 +481,7 @@ export abstract class PeerCore {
     const dataDir = this.config.dataDir;
     // its own storage lives and dies with one node: snapshot bytes are dropped when not needed
     if (dataDir === undefined) {
-      return new MemoryRaftStorage(this.memberId, undefined, { releaseSnapshotData: true });
+      return new MemoryRaftStorage(this.memberId, undefined, { snapshotsOnDemand: true });
     }
     const storage = new FileRaftStorage({
       dataDir,
@@ -623,9 +623,6 @@ export abstract class PeerCore {
     }
   }
 
-  /** Index of a released snapshot whose image, made again, did not match it (0: none). */
-  #unattachable = 0;
-
   /** Applied index before which a compaction held back by a snapshot transfer is not looked at again. */
   #nextCompactionCheck = 0;
 
@@ -680,10 +677,10 @@ export abstract class PeerCore {
 
   #restoreToken = 0;
 
-  /** Four times {@linkcode #compactionDue}'s thresholds: compacted even while a snapshot is sent. */
-  #compactionOverdue(index: number): boolean {
-    return index - this.#lastCompacted >= 4 * this.config.snapshotThreshold ||
-      this.#appliedBytes - this.#compactedBytes >= 4 * this.config.snapshotThresholdBytes;
+  /** `times` times {@linkcode #compactionDue}'s thresholds: compacted even while a snapshot is sent. */
+  #compactionOverdue(index: number, times: number): boolean {
+    return index - this.#lastCompacted >= times * this.config.snapshotThreshold ||
+      this.#appliedBytes - this.#compactedBytes >= times * this.config.snapshotThresholdBytes;
   }
 
   #compactionDue(index: number): boolean {
@@ -707,16 +704,23 @@ export abstract class PeerCore {
         driver === undefined ||
         (wanted
           ? applied < driver.node.snapshotIndex ||
-            (applied === driver.node.snapshotIndex && applied === this.#unattachable)
+            (applied === driver.node.snapshotIndex && !driver.node.snapshotImageless)
           : !this.#compactionDue(applied))
       ) {
         this.#compactScheduled = false;
         return;
       }
-      if (!wanted && driver.node.snapshotTransfers > 0 && !this.#compactionOverdue(applied)) {
-        // A follower is being sent the latest snapshot: a newer one would make the storage drop its
-        // bytes and the transfer start over (etcd holds compaction back while a snapshot is in
-        // flight too). The log may grow to four thresholds meanwhile.
+      const node = driver.node;
+      if (
+        !wanted && node.snapshotTransfers > 0 &&
+        (node.progressingSnapshotTransfers > 0
+          ? !this.#compactionOverdue(applied, 16)
+          : !this.#compactionOverdue(applied, 4))
+      ) {
+        // A follower is being sent the latest snapshot (or installs it): a compaction now would make
+        // it need a newer one, and a file storage would delete the file under the transfer (etcd
+        // holds compaction back while a snapshot is in flight too). A moving transfer holds it back
+        // up to sixteen thresholds, a stalled one (a follower refusing the snapshot) up to four.
         this.#compactScheduled = false;
         this.#nextCompactionCheck = applied +
           Math.max(1, Math.min(COMPACTION_RECHECK_ENTRIES, Math.ceil(this.config.snapshotThreshold / 16)));
@@ -724,6 +728,34 @@ export abstract class PeerCore {
       }
       const index = applied;
       const bytes = this.#appliedBytes;
+      if (!wanted && this.storage.snapshotsOnDemand === true) {
+        // Nothing keeps an image: the log is compacted at once, and an image made when a follower
+        // needs one. Free as it is, it stops at what the followers have (a follower that lags a
+        // little catches up from the log, as it would behind a compaction that takes its time),
+        // but keeps at most four thresholds of entries for them.
+        this.#compactScheduled = false;
+        const upTo = Math.max(
+          applied - 4 * this.config.snapshotThreshold,
+          Math.min(applied, node.followersMatchFloor),
+        );
+        if (upTo <= node.snapshotIndex) {
+          this.#nextCompactionCheck = applied +
+            Math.max(1, Math.min(COMPACTION_RECHECK_ENTRIES, Math.ceil(this.config.snapshotThreshold / 16)));
+          return;
+        }
+        this.counters.snapshotsTaken++;
+        driver.run((n) => n.compactWithoutImage(upTo));
+        if (upTo > this.#lastCompacted) {
+          this.#lastCompacted = upTo;
+          this.#compactedBytes = bytes;
+        }
+        if (upTo < applied) {
+          // held short by a follower: looked at again after a few more entries, not at every one
+          this.#nextCompactionCheck = applied +
+            Math.max(1, Math.min(COMPACTION_RECHECK_ENTRIES, Math.ceil(this.config.snapshotThreshold / 16)));
+        }
+        return;
+      }
       const job = new SnapshotJob(this.stateMachine.snapshotParts());
       runSnapshotJob(this.config.scheduler, job, SNAPSHOT_SLICE_MS, {
         alive: () => {
@@ -734,14 +766,9 @@ export abstract class PeerCore {
         done: (data, digest) => {
           this.#compactScheduled = false;
           if (wanted && index === driver.node.snapshotIndex) {
-            // nothing applied since the released snapshot: the same image again
-            if (driver.attachSnapshotData(index, data, digest)) this.counters.snapshotsForFollowers++;
-            else {
-              // not again at this index: the next snapshot is made once something is applied
-              this.#unattachable = index;
-              this.logger.warn(
-                `hamok ${this.localPeerId}: the image of snapshot ${index} made again differs; not sent`,
-              );
+            // nothing applied since the snapshot was taken without an image: its image
+            if (driver.run((node) => node.provideImage(index, data, digest))) {
+              this.counters.snapshotsForFollowers++;
             }
             return;
           }

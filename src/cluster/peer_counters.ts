@@ -82,11 +82,14 @@ export interface PeerCounterValues {
    * not hold (`mismatched`), images dropped for a digest mismatch, and transfers resumed under a new leader.
    */
   readonly snapshotReceive: SnapshotReceiveStats;
-  /** Snapshots this peer took of its state (log compactions, those below included). */
+  /**
+   * Log compactions this peer made (those below included). A peer on its own memory storage
+   * compacts without making an image of its state; it makes one only when a follower needs it.
+   */
   readonly snapshotsTaken: number;
   /**
-   * Snapshots taken because a follower needed one and the bytes of the latest had been dropped
-   * (a peer on its own memory storage keeps no snapshot image while nobody needs it).
+   * Snapshot images made because a follower needed one and the latest snapshot had none (a peer on
+   * its own memory storage keeps no snapshot image while nobody needs it).
    */
   readonly snapshotsForFollowers: number;
 }

@@ -59,9 +59,10 @@ export interface RaftDriverHooks {
   /** Optional (metrics): `count` committed entries were applied in one batch. */
   appliedBatch?(count: number): void;
   /**
-   * Optional: a follower needs the latest snapshot, whose bytes the storage released
-   * ({@linkcode RaftStorage.releaseSnapshotData}): make a new one (a compaction at the applied
-   * index, which is beyond it); the transfer moves to it.
+   * Optional: a follower needs the latest snapshot, which was taken without an image
+   * (`RaftNode.compactWithoutImage`, {@linkcode RaftStorage.snapshotsOnDemand}): make a new one at
+   * the applied index, or the image of this one if nothing was applied since
+   * (`RaftNode.provideImage`); the transfer moves to it.
    */
   snapshotWanted?(): void;
 }
@@ -111,8 +112,6 @@ export class RaftDriver {
   /** Term and vote as last handed to the storage (a batch that changes them needs a sync). */
   #term: number;
   #vote: string | undefined;
-  /** Index of the snapshot whose bytes the storage released (0: none). */
-  #released = 0;
 
   /** Creates a driver; nothing runs until {@linkcode start}. Timers come from `scheduler`. */
   constructor(
@@ -147,7 +146,7 @@ export class RaftDriver {
     if (this.#timer !== undefined || this.#stopped) return;
     this.#timer = this.#scheduler.setInterval(() => {
       this.node.tick();
-      this.#maybeReleaseImage();
+      this.#maybeDropImage();
       this.schedule();
     }, this.#tickMs);
     this.schedule();
@@ -260,6 +259,8 @@ export class RaftDriver {
         }
         this.#act(ready);
       }
+      // a transfer waits for the image of a snapshot taken without one
+      if (!this.#stopped && node.takeImageRequest() !== 0) this.#hooks.snapshotWanted?.();
     } catch (error) {
       this.#failed = true;
       this.#hooks.error(error);
@@ -285,10 +286,7 @@ export class RaftDriver {
       // its file (the storage keeps what is appended meanwhile). A snapshot from the leader is
       // durable before anything of this batch is acknowledged.
       if (!ready.restoreSnapshot && saving !== undefined) this.#compacting(saving, snapshot.meta.index);
-      else if (!ready.restoreSnapshot && storage.readSnapshot !== undefined) {
-        // saved at once (a memory storage): the storage serves the chunks
-        this.node.detachSnapshotData(snapshot.meta.index);
-      } else pending = saving;
+      else pending = saving;
     }
     if (entries.length > 0) {
       pending = pending === undefined
@@ -328,33 +326,16 @@ export class RaftDriver {
   }
 
   /**
-   * Lets a storage that can ({@linkcode RaftStorage.releaseSnapshotData}) drop the bytes of its
-   * snapshot once nothing needs them: no transfer is sending it, no chunk read or restore is
-   * running. When a follower needs one, a new snapshot is made in its place, or the same image again
-   * ({@linkcode attachSnapshotData}).
+   * With a storage that keeps no images ({@linkcode RaftStorage.snapshotsOnDemand}), lets the node
+   * drop the image it holds (one made for a follower) once no transfer or restore needs it; when a
+   * follower needs one again, the node asks for it (`snapshotWanted`).
    */
-  #maybeReleaseImage(): void {
-    const storage = this.#storage;
-    if (storage.releaseSnapshotData === undefined) return;
+  #maybeDropImage(): void {
+    if (this.#storage.snapshotsOnDemand !== true) return;
     const node = this.node;
     const index = node.snapshotIndex;
-    if (
-      index === 0 || index === this.#released || this.#applied < index || this.#restoring !== 0 ||
-      this.#chunkReads.size > 0 || node.snapshotTransfers > 0
-    ) return;
-    if (storage.releaseSnapshotData(index)) this.#released = index;
-  }
-
-  /**
-   * Hands the storage the bytes of its released latest snapshot again, made anew from the state at
-   * its index (nothing was applied since); true if it took them (they match the snapshot).
-   */
-  attachSnapshotData(index: number, data: Uint8Array, digest: number | undefined): boolean {
-    const storage = this.#storage;
-    if (this.#stopped || index !== this.#released || index !== this.node.snapshotIndex) return false;
-    if (storage.attachSnapshotData?.(index, data, digest) !== true) return false;
-    this.#released = 0;
-    return true;
+    if (index === 0 || this.#restoring !== 0 || node.snapshotTransfers > 0 || node.snapshotImageless) return;
+    node.dropImage(index);
   }
 
   #sendAll(messages: readonly RaftMessage[]): void {
@@ -385,14 +366,7 @@ export class RaftDriver {
     const read = storage.readSnapshot!(m.meta.index, m.offset, fill!);
     const previous = this.#chunkReads.get(m.to);
     const run = (previous === undefined ? read : previous.then(() => read)).then((data) => {
-      if (this.#stopped) return;
-      if (data === undefined) {
-        // the latest snapshot's bytes were released: a new snapshot takes its place
-        if (m.meta.index === this.#released && m.meta.index === this.node.snapshotIndex) {
-          this.#hooks.snapshotWanted?.();
-        }
-        return;
-      }
+      if (data === undefined || this.#stopped) return;
       this.#hooks.send({ ...chunk, data });
     }, () => {});
     this.#chunkReads.set(m.to, run);

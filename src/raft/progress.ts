@@ -62,6 +62,8 @@ export interface SnapshotTransfer {
   doneSent: boolean;
   /** `acked` as of the previous heartbeat response, to detect a stalled transfer. */
   ackedAtLastHeartbeat: number;
+  /** Heartbeat rounds in a row without progress (0: it moved in the last one, or just started). */
+  stalledRounds: number;
 }
 
 /**
@@ -141,7 +143,14 @@ export class Progress {
     this.state = "snapshot";
     this.probeSent = false;
     this.inflights.reset();
-    this.transfer = { snapshot, sent: 0, acked: 0, doneSent: false, ackedAtLastHeartbeat: -1 };
+    this.transfer = {
+      snapshot,
+      sent: 0,
+      acked: 0,
+      doneSent: false,
+      ackedAtLastHeartbeat: -1,
+      stalledRounds: 0,
+    };
   }
 
   /** Records that an append ending at `lastIndex` with `count` entries went out. */

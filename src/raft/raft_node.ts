@@ -142,6 +142,10 @@ export class RaftNode {
   private latestSnapshot: Snapshot | undefined;
   /** Sizes of snapshots whose bytes were detached (their `data` is empty; the storage holds them). */
   private readonly detachedSizes = new WeakMap<Snapshot, number>();
+  /** Snapshots made by `compactWithoutImage`: meta only, never sent until an image is given. */
+  private readonly imageless = new WeakSet<Snapshot>();
+  /** Index of an imageless snapshot a transfer waits for an image of (0: none asked). */
+  private imageRequest = 0;
   private readonly progresses = new Map<string, Progress>();
   private readonly votes = new Map<string, boolean>();
   private electionElapsed = 0;
@@ -278,6 +282,38 @@ export class RaftNode {
     if (this.currentRole !== "leader") return 0;
     let count = 0;
     for (const pr of this.progresses.values()) if (pr.state === "snapshot") count++;
+    return count;
+  }
+
+  /**
+   * On a leader, the lowest match index of the followers it replicates to (in probe or replicate
+   * state; not those being sent a snapshot): compacting beyond it would make them need one. On
+   * others, the applied index.
+   */
+  get followersMatchFloor(): number {
+    let floor = this.log.applied;
+    if (this.currentRole !== "leader") return floor;
+    for (const [id, pr] of this.progresses) {
+      if (id !== this.selfId && pr.state !== "snapshot" && pr.match < floor) floor = pr.match;
+    }
+    return floor;
+  }
+
+  /**
+   * Of {@linkcode snapshotTransfers}, those that moved in their last heartbeat rounds (or just
+   * started), or whose every chunk is out (the follower is installing it): a compaction now would
+   * only make them start over.
+   */
+  get progressingSnapshotTransfers(): number {
+    if (this.currentRole !== "leader") return 0;
+    let count = 0;
+    for (const pr of this.progresses.values()) {
+      const transfer = pr.transfer;
+      if (
+        pr.state === "snapshot" && transfer !== undefined &&
+        (transfer.stalledRounds < 2 || transfer.doneSent) && !this.imageless.has(transfer.snapshot)
+      ) count++;
+    }
     return count;
   }
 
@@ -453,6 +489,80 @@ export class RaftNode {
     this.members.compact(index);
     this.latestSnapshot = snapshot;
     this.snapshotToPersist = snapshot;
+    // transfers waiting for the image of an older snapshot take this one at once
+    this.restartImagelessTransfers();
+  }
+
+  /**
+   * Drops the log entries up to applied index `index` like {@linkcode compact}, without an image of
+   * the state: for a storage that never needs one (it is not loaded again) and a leader that can
+   * make one when a follower needs it. A transfer of such a snapshot sends nothing and asks for an
+   * image ({@linkcode takeImageRequest}); it goes on once {@linkcode provideImage} gives one or a
+   * newer snapshot is taken. A no-op if `index` is not beyond the current snapshot.
+   */
+  compactWithoutImage(index: number): void {
+    if (index <= this.log.snapshotIndex) return;
+    if (index > this.log.applied) {
+      throw new RaftError(`compactWithoutImage(${index}): beyond the applied index ${this.log.applied}`);
+    }
+    const term = this.log.term(index) as number;
+    const snapshot: Snapshot = {
+      meta: { index, term, membership: this.members.at(index) },
+      data: EMPTY_DATA,
+    };
+    this.log.compact(index);
+    this.members.compact(index);
+    this.imageless.add(snapshot);
+    this.latestSnapshot = snapshot;
+    this.snapshotToPersist = snapshot;
+  }
+
+  /** Whether the latest snapshot was taken without an image (and none was given since). */
+  get snapshotImageless(): boolean {
+    return this.latestSnapshot !== undefined && this.imageless.has(this.latestSnapshot);
+  }
+
+  /**
+   * Gives the image of the latest snapshot, if it is the imageless one at `index`: `data` is the
+   * state as of `index` (`digest` its CRC-32C). The node holds it (it is not persisted: the storage
+   * has the snapshot's meta already) until {@linkcode dropImage}, and transfers waiting for it send
+   * it. Returns false (and takes nothing) otherwise.
+   */
+  provideImage(index: number, data: Uint8Array, digest?: number): boolean {
+    const latest = this.latestSnapshot;
+    if (latest === undefined || latest.meta.index !== index || !this.imageless.has(latest)) return false;
+    const snapshot: Snapshot = digest === undefined
+      ? { meta: latest.meta, data }
+      : { meta: latest.meta, data, digest };
+    this.latestSnapshot = snapshot;
+    // transfers waiting for it start at once
+    this.restartImagelessTransfers();
+    return true;
+  }
+
+  /**
+   * Makes the latest snapshot imageless if it is the one at `index` and has an image (held or
+   * detached): for a storage that keeps none, once no transfer needs it. Transfers already running
+   * keep what they started with. Returns true if it did.
+   */
+  dropImage(index: number): boolean {
+    const latest = this.latestSnapshot;
+    if (latest === undefined || latest.meta.index !== index || this.imageless.has(latest)) return false;
+    const snapshot: Snapshot = { meta: latest.meta, data: EMPTY_DATA };
+    this.imageless.add(snapshot);
+    this.latestSnapshot = snapshot;
+    return true;
+  }
+
+  /**
+   * The index of the imageless snapshot a transfer asked an image of since the last call (0: none);
+   * the driver passes it on, and the application answers with {@linkcode provideImage} or a newer
+   * {@linkcode compact}.
+   */
+  takeImageRequest(): number {
+    const index = this.imageRequest;
+    this.imageRequest = 0;
+    return index;
   }
 
   /**
@@ -464,7 +574,10 @@ export class RaftNode {
    */
   detachSnapshotData(index: number): boolean {
     const snapshot = this.latestSnapshot;
-    if (snapshot === undefined || snapshot.meta.index !== index || this.detachedSizes.has(snapshot)) {
+    if (
+      snapshot === undefined || snapshot.meta.index !== index || this.detachedSizes.has(snapshot) ||
+      this.imageless.has(snapshot)
+    ) {
       return false;
     }
     const detached: Snapshot = snapshot.digest === undefined
@@ -792,6 +905,33 @@ export class RaftNode {
       this.heartbeatElapsed = 0;
       this.bcastHeartbeat(this.readOnly.lastCtx);
       this.readBcastPending = false;
+      this.askImageForWaitingTransfers();
+    }
+  }
+
+  /**
+   * A transfer waiting for the image of the latest (imageless) snapshot asks again every heartbeat
+   * interval, so a lost request or an answer that was dropped never leaves it waiting for good (its
+   * follower's heartbeat responses need not arrive for that).
+   */
+  private askImageForWaitingTransfers(): void {
+    const latest = this.latestSnapshot;
+    if (latest === undefined) return;
+    for (const [id, pr] of this.progresses) {
+      const waiting = pr.transfer?.snapshot;
+      if (pr.state !== "snapshot" || waiting === undefined || !this.imageless.has(waiting)) continue;
+      if (waiting === latest) this.imageRequest = latest.meta.index;
+      else this.sendSnapshot(id, pr); // replaced since: the latest (sent, or asked for)
+    }
+  }
+
+  /** Starts over the transfers waiting for an image with the latest snapshot (it has one now). */
+  private restartImagelessTransfers(): void {
+    if (this.currentRole !== "leader") return;
+    for (const [id, pr] of this.progresses) {
+      if (pr.state === "snapshot" && pr.transfer !== undefined && this.imageless.has(pr.transfer.snapshot)) {
+        this.sendSnapshot(id, pr);
+      }
     }
   }
 
@@ -1331,11 +1471,15 @@ export class RaftNode {
         const latest = this.latestSnapshot;
         if (
           transfer.acked === transfer.ackedAtLastHeartbeat && latest !== undefined &&
-          latest !== transfer.snapshot && this.detachedSizes.has(transfer.snapshot)
+          latest !== transfer.snapshot &&
+          (this.detachedSizes.has(transfer.snapshot) || this.imageless.has(transfer.snapshot))
         ) {
-          // Stalled on a snapshot the storage replaced since (its chunks can no longer be read):
-          // start over with the latest one.
+          // Stalled on a snapshot the storage replaced since (its chunks can no longer be read), or
+          // waiting for the image of one a newer snapshot replaced: start over with the latest one.
           this.sendSnapshot(m.from, pr);
+        } else if (this.imageless.has(transfer.snapshot)) {
+          // still waiting for its image: ask again
+          this.imageRequest = transfer.snapshot.meta.index;
         } else if (transfer.acked === transfer.ackedAtLastHeartbeat) {
           // No progress for a heartbeat round: something was lost (or the follower refuses the
           // snapshot); resend one chunk from the acknowledged offset, its answer reopens the window.
@@ -1343,6 +1487,9 @@ export class RaftNode {
           transfer.doneSent = false;
           this.sendSnapshotChunk(m.from, transfer);
         }
+        transfer.stalledRounds = transfer.acked === transfer.ackedAtLastHeartbeat
+          ? transfer.stalledRounds + 1
+          : 0;
         transfer.ackedAtLastHeartbeat = transfer.acked;
       }
     } else if (pr.match < this.log.lastIndex) {
@@ -1448,6 +1595,11 @@ export class RaftNode {
   private sendSnapshotChunks(to: string, pr: Progress): void {
     const transfer = pr.transfer;
     if (transfer === undefined) return;
+    if (this.imageless.has(transfer.snapshot)) {
+      // nothing to send until an image is given (provideImage) or a newer snapshot is taken
+      this.imageRequest = transfer.snapshot.meta.index;
+      return;
+    }
     const window = this.cfg.snapshotChunkBytes * this.cfg.maxInflightAppends;
     while (!transfer.doneSent && transfer.sent - transfer.acked < window) {
       this.sendSnapshotChunk(to, transfer);

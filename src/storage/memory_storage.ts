@@ -18,20 +18,20 @@ const NO_DATA = new Uint8Array(0);
  * @example
  * ```ts
  * import { MemoryRaftStorage, type MemoryRaftStorageOptions } from "./memory_storage.ts";
- * const options: MemoryRaftStorageOptions = { releaseSnapshotData: true };
+ * const options: MemoryRaftStorageOptions = { snapshotsOnDemand: true };
  * const storage = new MemoryRaftStorage("a/1", undefined, options);
- * console.log(storage.holdsSnapshotData); // false: no snapshot yet
+ * console.log(storage.snapshotsOnDemand); // true
  * ```
  */
 export interface MemoryRaftStorageOptions {
   /**
-   * Lets the driver drop the bytes of the stored snapshot once nothing reads them
-   * ({@linkcode MemoryRaftStorage.releaseSnapshotData}); a leader makes a new snapshot when a
-   * follower needs one. Such a storage cannot be loaded again after a release, so it suits a storage
-   * that lives and dies with one Raft node (what `Hamok` makes when no `storage` is given).
-   * Default false: the image is kept, and the storage can be handed to a new node.
+   * Keep no snapshot images ({@linkcode RaftStorage.snapshotsOnDemand}): a snapshot is stored as its
+   * meta only, a peer on this storage compacts its log without making an image and makes one only
+   * when a follower needs a snapshot. Such a storage cannot be loaded again once it holds a
+   * snapshot, so it suits a storage that lives and dies with one Raft node (what `Hamok` makes when no
+   * `storage` is given). Default false: images are kept, and the storage can be handed to a new node.
    */
-  readonly releaseSnapshotData?: boolean;
+  readonly snapshotsOnDemand?: boolean;
 }
 
 /**
@@ -56,11 +56,7 @@ export class MemoryRaftStorage implements RaftStorage {
   private snapshot: Snapshot | undefined;
   private entries: Entry[];
   private closed = false;
-  readonly #mayRelease: boolean;
-  /** Index of the snapshot whose bytes were released (0: none). */
-  #released = 0;
-  /** Size of the released bytes. */
-  #releasedSize = 0;
+  readonly #onDemand: boolean;
 
   /**
    * Creates a storage for `memberId`, empty or seeded with `initial` (e.g. the bootstrap snapshot
@@ -70,7 +66,7 @@ export class MemoryRaftStorage implements RaftStorage {
     if (typeof memberId !== "string" || memberId.length === 0) {
       throw new HamokError("MemoryRaftStorage needs a non-empty member id", "HAMOK_CONFIG");
     }
-    this.#mayRelease = options?.releaseSnapshotData === true;
+    this.#onDemand = options?.snapshotsOnDemand === true;
     this.memberId = memberId;
     this.hardState = initial?.hardState ?? INITIAL_HARD_STATE;
     this.snapshot = initial?.snapshot;
@@ -90,9 +86,17 @@ export class MemoryRaftStorage implements RaftStorage {
     return this.snapshot?.meta.index ?? 0;
   }
 
-  /** Whether the bytes of the stored snapshot are held (false without a snapshot or after a release). */
+  /**
+   * Whether this storage keeps no snapshot images ({@linkcode MemoryRaftStorageOptions.snapshotsOnDemand},
+   * {@linkcode RaftStorage.snapshotsOnDemand}).
+   */
+  get snapshotsOnDemand(): boolean {
+    return this.#onDemand;
+  }
+
+  /** Whether the bytes of a stored snapshot are held (false without a snapshot, or on demand). */
   get holdsSnapshotData(): boolean {
-    return this.snapshot !== undefined && this.#released === 0;
+    return this.snapshot !== undefined && this.snapshot.data.byteLength > 0;
   }
 
   /** Index of the last stored entry (the snapshot index if there are none). */
@@ -112,9 +116,9 @@ export class MemoryRaftStorage implements RaftStorage {
   /** Loads everything persisted so far, synchronously. The entries array is a copy. */
   loadSync(): RaftPersistentState {
     this.#checkOpen();
-    if (this.#released !== 0) {
+    if (this.#onDemand && this.snapshotIndex > 0) {
       throw new HamokError(
-        `the bytes of snapshot ${this.#released} were released: this storage cannot be loaded again`,
+        `this storage keeps no snapshot images (snapshot ${this.snapshotIndex}): it cannot be loaded again`,
         "HAMOK_STORAGE",
       );
     }
@@ -156,60 +160,8 @@ export class MemoryRaftStorage implements RaftStorage {
     const position = index - base - 1;
     const stored = position >= 0 && position < this.entries.length ? this.entries[position] : undefined;
     this.entries = stored !== undefined && stored.term === term ? this.entries.slice(position + 1) : [];
-    this.snapshot = snapshot;
-    this.#released = 0;
-  }
-
-  /**
-   * Reads `length` bytes of the stored snapshot's data from `offset`; `undefined` if the snapshot
-   * at `index` is not the stored one or its bytes were released (see
-   * {@linkcode RaftStorage.readSnapshot}). The bytes are a view, not a copy.
-   */
-  readSnapshot(index: number, offset: number, length: number): Promise<Uint8Array | undefined> {
-    const snapshot = this.snapshot;
-    if (
-      this.closed || snapshot === undefined || snapshot.meta.index !== index || this.#released === index ||
-      offset < 0 || length < 0 || offset + length > snapshot.data.byteLength
-    ) return Promise.resolve(undefined);
-    return Promise.resolve(snapshot.data.subarray(offset, offset + length));
-  }
-
-  /**
-   * Drops the bytes of the stored snapshot if it is the one at `index` and the storage was made
-   * with {@linkcode MemoryRaftStorageOptions.releaseSnapshotData} (its meta stays); returns true if
-   * they were dropped. Reads of it find nothing afterwards, and {@linkcode loadSync} throws.
-   */
-  releaseSnapshotData(index: number): boolean {
-    const snapshot = this.snapshot;
-    if (
-      !this.#mayRelease || snapshot === undefined || snapshot.meta.index !== index || this.#released === index
-    ) {
-      return false;
-    }
-    this.snapshot = snapshot.digest === undefined
-      ? { meta: snapshot.meta, data: NO_DATA }
-      : { meta: snapshot.meta, data: NO_DATA, digest: snapshot.digest };
-    this.#released = index;
-    this.#releasedSize = snapshot.data.byteLength;
-    return true;
-  }
-
-  /**
-   * Holds the bytes of the stored snapshot again after a release: `data` must be an image of the
-   * same state (the same size, and the same CRC-32C if the snapshot has one). Returns true if they
-   * were taken.
-   */
-  attachSnapshotData(index: number, data: Uint8Array, digest?: number): boolean {
-    const snapshot = this.snapshot;
-    if (
-      this.closed || snapshot === undefined || snapshot.meta.index !== index || this.#released !== index ||
-      data.byteLength !== this.#releasedSize || (snapshot.digest !== undefined && digest !== snapshot.digest)
-    ) return false;
-    this.snapshot = snapshot.digest === undefined
-      ? { meta: snapshot.meta, data }
-      : { meta: snapshot.meta, data, digest: snapshot.digest };
-    this.#released = 0;
-    return true;
+    // on demand: the meta only, whatever bytes came with it (the node holds an image while it sends it)
+    this.snapshot = this.#onDemand && index > 0 ? { meta: snapshot.meta, data: NO_DATA } : snapshot;
   }
 
   /** Closes the storage; later calls throw {@linkcode HamokClosedError}. */

@@ -88,19 +88,12 @@ export interface RaftStorage {
    */
   readSnapshot?(index: number, offset: number, length: number): Promise<Uint8Array | undefined>;
   /**
-   * Optional, with `readSnapshot`: drops the bytes of the stored snapshot at `index` (its meta
-   * stays) and returns true, or returns false and keeps them. The driver calls it when nothing reads
-   * them; a leader whose follower then needs a snapshot makes a new one at its applied index, or,
-   * if nothing was applied since, the same image again (`attachSnapshotData`). For a storage whose
-   * images cost memory (the memory storage of a `Hamok` peer).
+   * Optional: true for a storage that keeps no snapshot images and is never loaded again (the
+   * memory storage a `Hamok` peer makes itself): it stores a snapshot's meta only, its peer compacts
+   * the log without making an image (`RaftNode.compactWithoutImage`) and makes one only when a
+   * follower needs a snapshot; the node holds that image while it is sent.
    */
-  releaseSnapshotData?(index: number): boolean;
-  /**
-   * Optional, with `releaseSnapshotData`: holds the released bytes of the stored snapshot at
-   * `index` again, made anew from the same state; returns false (and takes nothing) unless they
-   * match it (size, and CRC-32C `digest` where the snapshot has one).
-   */
-  attachSnapshotData?(index: number, data: Uint8Array, digest?: number): boolean;
+  readonly snapshotsOnDemand?: boolean;
   /**
    * Optional: makes everything written so far durable (a file storage's fsync). The driver calls it
    * once per ready batch that carries entries, a snapshot or a new term or vote, after that batch's

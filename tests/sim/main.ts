@@ -10,6 +10,7 @@
  *          --time-budget SECONDS (default 120), --no-liveness, --bug NAME (repeatable),
  *          --profile mixed|elections|leader-isolation|figure8, --trace N (trace lines kept),
  *          --persistence seed|sync|async (how nodes persist, default: the seed chooses),
+ *          --imageless (every other compaction without an image, given when a transfer asks),
  *          --stop-on-failure, --quiet
  * ```
  *
@@ -40,6 +41,7 @@ function usage(message: string): never {
   console.error(
     "usage: deno task sim [--seeds N | --seed S] [--from S] [--nodes 3|5] [--steps N] [--time-budget SECONDS]\n" +
       "                     [--no-liveness] [--bug NAME]... [--profile NAME] [--persistence seed|sync|async]\n" +
+      "                     [--imageless]\n" +
       "                     [--trace N] [--verbose] [--quiet]\n" +
       "                     [--stop-on-failure]",
   );
@@ -62,6 +64,7 @@ function parse(argv: string[]): Cli {
   let liveness: boolean | undefined;
   let profile: SimProfile | undefined;
   let persistence: "seed" | "sync" | "async" | undefined;
+  let imageless = false;
   let budgetGiven = false;
   const num = (i: number): number => {
     const v = Number(argv[i]);
@@ -106,6 +109,9 @@ function parse(argv: string[]): Cli {
         persistence = v;
         break;
       }
+      case "--imageless":
+        imageless = true;
+        break;
       case "--trace":
         cli.trace = num(++i);
         break;
@@ -130,6 +136,7 @@ function parse(argv: string[]): Cli {
     ...(bugs.length > 0 ? { bugs } : {}),
     ...(profile !== undefined ? { profile } : {}),
     ...(persistence !== undefined ? { persistence } : {}),
+    ...(imageless ? { imageless } : {}),
   };
   return cli;
 }

@@ -77,6 +77,7 @@ export function replayCommand(seed: number, opts: BatchOptions): string {
   if (opts.persistence !== undefined && opts.persistence !== "seed") {
     parts.push(`--persistence ${opts.persistence}`);
   }
+  if (opts.imageless === true) parts.push("--imageless");
   return parts.join(" ");
 }
 

@@ -56,6 +56,12 @@ export interface SimRaftNode {
   readIndex(ctx: string): void;
   transferLeadership(to: string): unknown;
   compact(index: number, data: Uint8Array, digest?: number): void;
+  /** Compaction without an image (`RaftNode.compactWithoutImage`); absent in some variants. */
+  compactWithoutImage?(index: number): void;
+  /** Gives the image of an imageless latest snapshot (`RaftNode.provideImage`). */
+  provideImage?(index: number, data: Uint8Array, digest?: number): boolean;
+  /** An imageless snapshot a transfer asked an image of (`RaftNode.takeImageRequest`). */
+  takeImageRequest?(): number;
   hasReady(): boolean;
   ready(): RaftReady;
 }
@@ -80,7 +86,9 @@ export type FaultKind =
   | "member-remove"
   | "leadership-transfer"
   | "compaction"
-  | "snapshot-install";
+  | "snapshot-install"
+  | "compaction-without-image"
+  | "image-given";
 
 /** Every fault kind, in report order. */
 export const FAULT_KINDS: readonly FaultKind[] = [
@@ -100,6 +108,8 @@ export const FAULT_KINDS: readonly FaultKind[] = [
   "leadership-transfer",
   "compaction",
   "snapshot-install",
+  "compaction-without-image",
+  "image-given",
 ];
 
 /** Relative weights of the nemesis actions (0 disables one). */
@@ -262,6 +272,13 @@ export interface SimOptions {
    * `"sync"` runs exactly as before asynchronous persistence existed.
    */
   readonly persistence?: "seed" | "sync" | "async";
+  /**
+   * Compact every other time without an image (`RaftNode.compactWithoutImage`): the node serves
+   * transfers of such a snapshot only once the harness gives it the image it asks for (its state at
+   * that index, if nothing was applied since) or a newer snapshot. The storage still gets the image
+   * for restarts. Default false.
+   */
+  readonly imageless?: boolean;
   /** Delay of an asynchronous sync, virtual ms, uniform in [lo, hi]. Default: chosen by the seed. */
   readonly syncDelayMs?: readonly [number, number];
 }
@@ -335,6 +352,8 @@ interface SimNode {
   readonly num: number;
   raft: SimRaftNode | undefined;
   storage: SimStorage;
+  /** Images of snapshots taken without one, by index, until the storage got them. */
+  readonly images: Map<number, Uint8Array>;
   kv: KvStateMachine;
   status: "up" | "down" | "gone";
   /** Bumped on every crash/restart, so that stale timer events are ignored. */
@@ -433,6 +452,9 @@ export class Simulation {
   #livenessDone = false;
   #stormActive = false;
   #compactEvery: number;
+  readonly #imageless: boolean;
+  /** Compactions so far (imageless runs alternate the two kinds). */
+  #compactions = 0;
   readonly #midReadyCrash: number;
   readonly #downMs: readonly [number, number];
   readonly #crashOnOldTermCommit: boolean;
@@ -507,6 +529,7 @@ export class Simulation {
     const seedInterval = rng.pick([[30, 300], [100, 800], [300, 2000]] as const);
     this.#nemesisInterval = options.nemesisIntervalMs ?? profile.interval ?? seedInterval;
     this.#compactEvery = rng.pick([8, 25, 60, 200]);
+    this.#imageless = options.imageless === true;
     this.#midReadyCrash = profile.midReadyCrash ?? 0.25;
     this.#downMs = profile.downMs ?? [20, 2000];
     this.#crashOnOldTermCommit = profile.crashOnOldTermCommit ?? false;
@@ -730,6 +753,7 @@ export class Simulation {
       num,
       raft: undefined,
       storage: new SimStorage(id, this.#safety),
+      images: new Map(),
       kv: new KvStateMachine(),
       status: "down",
       incarnation: 0,
@@ -778,7 +802,7 @@ export class Simulation {
       this.#faults["unsynced-loss"]++;
       const records = SimStorage.recordsOf(rd);
       kept = records > 1 && this.#storageRng.chance(0.5) ? this.#storageRng.int(records) : 0;
-      node.storage.persistTorn(rd, kept);
+      node.storage.persistTorn(this.#stored(node, rd), kept);
       this.#log(() => `${node.id} loses a batch that was not synced (${kept} of ${records} records kept)`);
     }
     const unsynced = node.unsyncedHardState;
@@ -832,6 +856,7 @@ export class Simulation {
       if (!this.#completeBatch(node, rd)) return;
       raft = node.raft;
     }
+    this.#serveImage(node);
     raft = node.raft;
     if (raft !== undefined) this.#observe(node, raft);
   }
@@ -864,7 +889,7 @@ export class Simulation {
         this.#rng.chance(0.5)
       ) {
         const keep = this.#rng.int(records);
-        node.storage.persistTorn(rd, keep);
+        node.storage.persistTorn(this.#stored(node, rd), keep);
         this.#log(() =>
           `${node.id} crashes during the sync of a ready batch (${keep} of ${records} records kept)`
         );
@@ -874,7 +899,7 @@ export class Simulation {
       }
       const synced = !this.#async || this.#mustSync(node, rd);
       const before = node.storage.hardState;
-      node.storage.persist(rd);
+      node.storage.persist(this.#stored(node, rd));
       if (synced) node.unsyncedHardState = undefined;
       else if (rd.hardState !== undefined) node.unsyncedHardState ??= before;
       const last = rd.entries.length > 0 ? rd.entries[rd.entries.length - 1] : undefined;
@@ -1070,10 +1095,45 @@ export class Simulation {
     // The snapshot can only cover what is persisted and applied.
     if (applied > st.lastIndex) return;
     this.#faults.compaction++;
-    this.#log(() => `${node.id} compacts at ${applied}`);
     const data = node.kv.snapshot();
+    if (
+      !force && this.#imageless && raft.compactWithoutImage !== undefined && this.#compactions++ % 2 === 0
+    ) {
+      this.#log(() => `${node.id} compacts at ${applied} without an image`);
+      this.#faults["compaction-without-image"]++;
+      node.images.set(applied, data); // what the storage is given in its place (restarts need it)
+      raft.compactWithoutImage(applied);
+      return;
+    }
+    this.#log(() => `${node.id} compacts at ${applied}`);
     // half the snapshots carry a digest (chunks can then be checked, and resumed under a new leader)
     raft.compact(applied, data, applied % 2 === 0 ? crc32c(data) : undefined);
+  }
+
+  /**
+   * Answers a transfer waiting for the image of an imageless snapshot: its image if nothing was
+   * applied since, else a newer snapshot (a compaction with an image at the applied index).
+   */
+  #serveImage(node: SimNode): void {
+    const raft = node.raft;
+    const index = raft?.takeImageRequest?.() ?? 0;
+    if (raft === undefined || index === 0) return;
+    if (node.kv.appliedIndex === index) {
+      const data = node.kv.snapshot();
+      const given = raft.provideImage!(index, data, index % 2 === 0 ? crc32c(data) : undefined);
+      if (given) this.#faults["image-given"]++;
+      this.#log(() => `${node.id} gives the image of ${index} (${given})`);
+    } else this.#maybeCompact(node, true);
+  }
+
+  /** A ready batch as the storage takes it: an imageless snapshot with the image kept aside. */
+  #stored(node: SimNode, rd: RaftReady): RaftReady {
+    const snapshot = rd.snapshot;
+    if (snapshot === undefined || snapshot.data.byteLength > 0 || snapshot.meta.index === 0) return rd;
+    const image = node.images.get(snapshot.meta.index);
+    if (image === undefined) return rd;
+    node.images.clear();
+    return { ...rd, snapshot: { meta: snapshot.meta, data: image } };
   }
 
   #scheduleStop(memberId: string): void {

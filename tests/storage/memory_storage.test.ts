@@ -110,54 +110,23 @@ describe("MemoryRaftStorage", () => {
     assert.throws(() => s.saveSnapshot(snap(1, 1)), HamokClosedError);
     await assert.rejects(s.load(), HamokClosedError);
   });
-  it("reads ranges of the stored snapshot's bytes, and nothing of another index", async () => {
-    const s = new MemoryRaftStorage("a");
-    const data = new Uint8Array(32).map((_, i) => i);
-    s.saveSnapshot({ meta: snap(5, 2).meta, data });
-    assert.deepEqual(await s.readSnapshot(5, 4, 3), new Uint8Array([4, 5, 6]));
-    assert.equal(await s.readSnapshot(4, 0, 3), undefined, "another index");
-    assert.equal(await s.readSnapshot(5, 30, 3), undefined, "beyond the end");
-    assert.equal(await s.readSnapshot(5, -1, 3), undefined, "a negative offset");
-  });
-
-  it("keeps the snapshot's bytes unless made to release them", async () => {
-    const kept = new MemoryRaftStorage("a");
-    kept.saveSnapshot({ meta: snap(5, 2).meta, data: new Uint8Array(8) });
-    assert.equal(kept.releaseSnapshotData(5), false);
-    assert.equal((await kept.readSnapshot(5, 0, 8))?.byteLength, 8);
-    assert.equal(kept.loadSync().snapshot?.data.byteLength, 8);
-
-    const s = new MemoryRaftStorage("b", undefined, { releaseSnapshotData: true });
-    s.saveSnapshot({ meta: snap(5, 2).meta, data: new Uint8Array(8), digest: 7 });
-    s.append([e(6, 2)]);
-    assert.equal(s.releaseSnapshotData(4), false, "not the stored snapshot");
-    assert.equal(s.releaseSnapshotData(5), true);
-    assert.equal(s.releaseSnapshotData(5), false, "already released");
-    assert.equal(await s.readSnapshot(5, 0, 8), undefined, "released");
+  it("on demand: stores a snapshot's meta only, keeps the entries after it, and cannot be loaded again", () => {
+    const s = new MemoryRaftStorage("b", undefined, { snapshotsOnDemand: true });
+    assert.equal(s.snapshotsOnDemand, true);
+    assert.equal(new MemoryRaftStorage("c").snapshotsOnDemand, false);
+    s.append([e(1, 1), e(2, 1), e(3, 1)]);
+    assert.equal(s.loadSync().entries.length, 3, "loadable before any snapshot");
+    s.saveSnapshot({ meta: snap(2, 1).meta, data: new Uint8Array(16), digest: 5 });
+    assert.equal(s.snapshotIndex, 2);
+    assert.equal(s.holdsSnapshotData, false, "the bytes are not kept");
+    assert.equal(s.lastIndex, 3, "the entries after it stay");
     assert.throws(
       () => s.loadSync(),
       (error: unknown) => error instanceof HamokError && error.code === "HAMOK_STORAGE",
     );
-    // a newer snapshot is held again (and the storage can be loaded)
-    s.saveSnapshot({ meta: snap(6, 2).meta, data: new Uint8Array(4) });
-    assert.equal((await s.readSnapshot(6, 0, 4))?.byteLength, 4);
-    const state = s.loadSync();
-    assert.equal(state.snapshot?.meta.index, 6);
-    assert.equal(state.snapshot?.data.byteLength, 4);
-  });
-  it("takes released bytes back only if they match the snapshot (size and digest)", async () => {
-    const s = new MemoryRaftStorage("b", undefined, { releaseSnapshotData: true });
-    const data = new Uint8Array([1, 2, 3, 4]);
-    s.saveSnapshot({ meta: snap(5, 2).meta, data, digest: 99 });
-    assert.equal(s.attachSnapshotData(5, data, 99), false, "nothing was released");
-    assert.ok(s.releaseSnapshotData(5));
-    assert.equal(s.attachSnapshotData(4, data, 99), false, "another index");
-    assert.equal(s.attachSnapshotData(5, new Uint8Array(3), 99), false, "another size");
-    assert.equal(s.attachSnapshotData(5, data, 98), false, "another digest");
-    assert.equal(s.holdsSnapshotData, false);
-    assert.equal(s.attachSnapshotData(5, data.slice(), 99), true);
-    assert.equal(s.holdsSnapshotData, true);
-    assert.deepEqual(await s.readSnapshot(5, 1, 2), new Uint8Array([2, 3]));
-    assert.equal(s.loadSync().snapshot?.digest, 99, "loadable again");
+    const kept = new MemoryRaftStorage("d");
+    kept.saveSnapshot({ meta: snap(2, 1).meta, data: new Uint8Array(16) });
+    assert.equal(kept.holdsSnapshotData, true);
+    assert.equal(kept.loadSync().snapshot?.data.byteLength, 16);
   });
 });
