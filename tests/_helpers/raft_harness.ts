@@ -354,3 +354,19 @@ export const from = (id: string) => (m: RaftMessage): boolean => m.from === id;
 /** Messages of one of `types`. */
 export const ofType = (...types: RaftMessage["type"][]) => (m: RaftMessage): boolean =>
   types.includes(m.type);
+
+/**
+ * Three members a, b, c with a leading; ten entries written and committed while c was cut off (c is
+ * still cut off), chunks of 8 bytes, `inflight` chunks at a time: a compaction on a leaves c behind it.
+ */
+export function leaderWithFollowerBehind(inflight: number): { h: RaftHarness; a: RaftNode } {
+  const h = RaftHarness.bootstrap(["a", "b", "c"], { snapshotChunkBytes: 8, maxInflightAppends: inflight });
+  h.elect("a");
+  h.tickAll(1);
+  h.isolate("c");
+  for (let i = 0; i < 10; i++) h.propose("a", `v${i}`);
+  h.stabilize();
+  h.tick("a");
+  h.stabilize();
+  return { h, a: h.node("a") };
+}

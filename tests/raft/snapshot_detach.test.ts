@@ -1,22 +1,14 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { RaftMessage, SnapshotChunkMessage } from "../../src/raft/types.ts";
-import { encodeState, from, RaftHarness, to } from "../_helpers/raft_harness.ts";
+import { encodeState, from, leaderWithFollowerBehind, to } from "../_helpers/raft_harness.ts";
 import { crc32c } from "../../src/storage/crc32c.ts";
 
 const chunks = (ms: RaftMessage[]) => ms.filter((m): m is SnapshotChunkMessage => m.type === "snapshot");
 
 describe("RaftNode.detachSnapshotData", () => {
   it("chunks of a detached snapshot carry fill instead of bytes; filled in, they install it", () => {
-    const h = RaftHarness.bootstrap(["a", "b", "c"], { snapshotChunkBytes: 8, maxInflightAppends: 3 });
-    h.elect("a");
-    h.tickAll(1);
-    h.isolate("c");
-    for (let i = 0; i < 10; i++) h.propose("a", `v${i}`);
-    h.stabilize();
-    h.tick("a");
-    h.stabilize();
-    const a = h.node("a");
+    const { h, a } = leaderWithFollowerBehind(3);
     const data = encodeState(h.record("a").state);
     a.compact(a.appliedIndex, data, crc32c(data));
     h.drain("a");
@@ -51,15 +43,7 @@ describe("RaftNode.detachSnapshotData", () => {
   });
 
   it("a transfer that started before the detach keeps sending the bytes it started with", () => {
-    const h = RaftHarness.bootstrap(["a", "b", "c"], { snapshotChunkBytes: 8, maxInflightAppends: 2 });
-    h.elect("a");
-    h.tickAll(1);
-    h.isolate("c");
-    for (let i = 0; i < 10; i++) h.propose("a", `v${i}`);
-    h.stabilize();
-    h.tick("a");
-    h.stabilize();
-    const a = h.node("a");
+    const { h, a } = leaderWithFollowerBehind(2);
     a.compact(a.appliedIndex, encodeState(h.record("a").state));
     h.drain("a");
     h.heal();
@@ -78,15 +62,7 @@ describe("RaftNode.detachSnapshotData", () => {
 
 describe("a transfer of a detached snapshot that was replaced", () => {
   it("restarts with the newer snapshot once it stalls (the storage cannot read the old one)", () => {
-    const h = RaftHarness.bootstrap(["a", "b", "c"], { snapshotChunkBytes: 8, maxInflightAppends: 2 });
-    h.elect("a");
-    h.tickAll(1);
-    h.isolate("c");
-    for (let i = 0; i < 10; i++) h.propose("a", `v${i}`);
-    h.stabilize();
-    h.tick("a");
-    h.stabilize();
-    const a = h.node("a");
+    const { h, a } = leaderWithFollowerBehind(2);
     const images = new Map<number, Uint8Array>();
     const compact = () => {
       const data = encodeState(h.record("a").state);

@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { RaftMessage } from "../../src/raft/types.ts";
 import { RaftError } from "../../src/raft/raft_error.ts";
-import { encodeState, from, RaftHarness, to } from "../_helpers/raft_harness.ts";
+import { encodeState, from, leaderWithFollowerBehind, to } from "../_helpers/raft_harness.ts";
 import { crc32c } from "../../src/storage/crc32c.ts";
 
 const chunksTo = (ms: readonly RaftMessage[], id: string) =>
@@ -10,15 +10,7 @@ const chunksTo = (ms: readonly RaftMessage[], id: string) =>
 
 /** a leads a, b, c; c was cut off while ten entries were written and compacted without an image. */
 function behindAnImagelessSnapshot() {
-  const h = RaftHarness.bootstrap(["a", "b", "c"], { snapshotChunkBytes: 8, maxInflightAppends: 2 });
-  h.elect("a");
-  h.tickAll(1);
-  h.isolate("c");
-  for (let i = 0; i < 10; i++) h.propose("a", `v${i}`);
-  h.stabilize();
-  h.tick("a");
-  h.stabilize();
-  const a = h.node("a");
+  const { h, a } = leaderWithFollowerBehind(2);
   a.compactWithoutImage(a.appliedIndex);
   h.drain("a");
   return { h, a, index: a.snapshotIndex };
