@@ -17,7 +17,7 @@
  * self-time items during the CPU-per-write loop), `--cpu-only <rounds>` (only the CPU-per-write loop from
  * the leader of three peers, that many rounds after a warm-up, each round's per-process figures and the
  * median on stdout; no report file; with `--profile` every peer runs under `--cpu-prof` and the profiles
- * are kept: the directory is logged).
+ * are kept: the directory is logged; `--cpu-from follower` writes from a follower instead).
  *
  * Every child is stopped by PID at the end (SIGTERM, then SIGKILL), also when a step fails; the
  * nats-server too.
@@ -865,7 +865,9 @@ function formatMarkdown(path: string): void {
 async function cpuOnlyRun(url: string, rounds: number): Promise<void> {
   const dir = profile ? mkdtempSync(join(tmpdir(), "hamok-deploy-prof-")) : undefined;
   const peers = await startPeers(url, `deploy-cpu-${Date.now()}`, 0, 3, () => [], dir);
-  const { leader } = await settle(peers, 3);
+  const { leader: theLeader } = await settle(peers, 3);
+  // --cpu-from follower: the writes come from a follower (they are forwarded to the leader)
+  const leader = flag("--cpu-from") === "follower" ? peers.find((p) => p !== theLeader)! : theLeader;
   for (let i = 0; i < 5; i++) await leader.request("loop", loopArgs("set", CPU_OPS)); // warm-up (JIT, heap)
   const sums: number[] = [];
   if (dir !== undefined) await Promise.all(peers.map((p) => p.request("mark")));
@@ -873,7 +875,7 @@ async function cpuOnlyRun(url: string, rounds: number): Promise<void> {
     const run = await setLoopWithCpu(leader, peers, CPU_OPS);
     sums.push(run.cpuPerWriteUs);
     const each = run.perPeerUs.map((us, i) =>
-      `${peers[i].peerId}${peers[i] === leader ? "*" : ""} ${us.toFixed(1)}`
+      `${peers[i].peerId}${peers[i] === theLeader ? "*" : ""}${peers[i] === leader ? "w" : ""} ${us.toFixed(1)}`
     );
     log(
       `round ${round + 1}: ${run.cpuPerWriteUs.toFixed(1)} µs/write (${each.join(", ")}), ` +
@@ -886,7 +888,7 @@ async function cpuOnlyRun(url: string, rounds: number): Promise<void> {
   for (const p of peers) await p.stop();
   const sorted = sums.slice().sort((a, b) => a - b);
   log(`median ${sorted[Math.floor(sorted.length / 2)].toFixed(1)} µs/write over ${rounds} rounds`);
-  if (dir !== undefined) log(`profiles in ${dir} (leader pid ${leader.pid})`);
+  if (dir !== undefined) log(`profiles in ${dir} (leader pid ${theLeader.pid}, writer pid ${leader.pid})`);
 }
 
 async function main(): Promise<void> {

@@ -711,8 +711,9 @@ export abstract class PeerCore {
         return;
       }
       const node = driver.node;
+      const onDemand = this.storage.snapshotsOnDemand === true;
       if (
-        !wanted && node.snapshotTransfers > 0 &&
+        !wanted && !onDemand && node.snapshotTransfers > 0 &&
         (node.progressingSnapshotTransfers > 0
           ? !this.#compactionOverdue(applied, 16)
           : !this.#compactionOverdue(applied, 4))
@@ -728,16 +729,13 @@ export abstract class PeerCore {
       }
       const index = applied;
       const bytes = this.#appliedBytes;
-      if (!wanted && this.storage.snapshotsOnDemand === true) {
+      if (!wanted && onDemand) {
         // Nothing keeps an image: the log is compacted at once, and an image made when a follower
-        // needs one. Free as it is, it stops at what the followers have (a follower that lags a
-        // little catches up from the log, as it would behind a compaction that takes its time),
-        // but keeps at most four thresholds of entries for them.
+        // needs one. Free as it is, it stops at what the followers have: a follower that lags by up
+        // to four thresholds catches up from the log, and one being sent a snapshot (or waiting for
+        // its image) finds the entries after it when it has installed it.
         this.#compactScheduled = false;
-        const upTo = Math.max(
-          applied - 4 * this.config.snapshotThreshold,
-          Math.min(applied, node.followersMatchFloor),
-        );
+        const upTo = node.followersMatchFloor(4 * this.config.snapshotThreshold);
         if (upTo <= node.snapshotIndex) {
           this.#nextCompactionCheck = applied +
             Math.max(1, Math.min(COMPACTION_RECHECK_ENTRIES, Math.ceil(this.config.snapshotThreshold / 16)));

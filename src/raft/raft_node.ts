@@ -63,6 +63,12 @@ const EARLY_TYPES: ReadonlySet<RaftMessage["type"]> = new Set<RaftMessage["type"
 ]);
 
 /** A snapshot being received in chunks, written into one buffer reserved at its announced size. */
+/**
+ * Heartbeat rounds without progress after which a snapshot transfer no longer holds back an imageless
+ * compaction ({@linkcode RaftNode.followersMatchFloor}): its follower refuses it or is gone.
+ */
+export const STALLED_TRANSFER_ROUNDS = 20;
+
 /** One command of a forwarded proposal. */
 type ProposedEntry = { readonly data: Uint8Array; readonly requestId?: string };
 
@@ -286,15 +292,24 @@ export class RaftNode {
   }
 
   /**
-   * On a leader, the lowest match index of the followers it replicates to (in probe or replicate
-   * state; not those being sent a snapshot): compacting beyond it would make them need one. On
-   * others, the applied index.
+   * On a leader, how far the log can be compacted without making a follower that keeps up need a
+   * snapshot: the lowest match index of the followers in probe or replicate state that are at most
+   * `lagLimit` entries behind the applied index, and the index of the snapshot being sent to each
+   * follower in snapshot state (or of the one it waits an image of) unless that transfer has not
+   * moved for {@linkcode STALLED_TRANSFER_ROUNDS} heartbeat rounds. On others, the applied index.
    */
-  get followersMatchFloor(): number {
-    let floor = this.log.applied;
+  followersMatchFloor(lagLimit: number): number {
+    const applied = this.log.applied;
+    let floor = applied;
     if (this.currentRole !== "leader") return floor;
     for (const [id, pr] of this.progresses) {
-      if (id !== this.selfId && pr.state !== "snapshot" && pr.match < floor) floor = pr.match;
+      if (id === this.selfId) continue;
+      const transfer = pr.transfer;
+      if (pr.state === "snapshot") {
+        if (transfer !== undefined && transfer.stalledRounds < STALLED_TRANSFER_ROUNDS) {
+          floor = Math.min(floor, transfer.snapshot.meta.index);
+        }
+      } else if (pr.match >= applied - lagLimit) floor = Math.min(floor, pr.match);
     }
     return floor;
   }
@@ -1487,9 +1502,11 @@ export class RaftNode {
           transfer.doneSent = false;
           this.sendSnapshotChunk(m.from, transfer);
         }
-        transfer.stalledRounds = transfer.acked === transfer.ackedAtLastHeartbeat
-          ? transfer.stalledRounds + 1
-          : 0;
+        // waiting for an image is this leader's wait, not the follower's stall
+        transfer.stalledRounds = this.imageless.has(transfer.snapshot) ||
+            transfer.acked !== transfer.ackedAtLastHeartbeat
+          ? 0
+          : transfer.stalledRounds + 1;
         transfer.ackedAtLastHeartbeat = transfer.acked;
       }
     } else if (pr.match < this.log.lastIndex) {

@@ -82,4 +82,27 @@ describe("RaftNode.compactWithoutImage", () => {
     a.compactWithoutImage(index - 1);
     assert.equal(a.snapshotIndex, index);
   });
+
+  it("followersMatchFloor: what a follower keeping up has, or the snapshot being sent to one", () => {
+    const { h, a, index } = behindAnImagelessSnapshot();
+    const applied = a.appliedIndex;
+    // c (cut off, its window full) lags: within the lag limit it holds the floor, beyond it not
+    const lag = applied - h.node("c").appliedIndex;
+    assert.ok(lag > 0);
+    assert.equal(a.followersMatchFloor(lag), applied - lag);
+    assert.equal(a.followersMatchFloor(lag - 1), applied, "a laggard beyond the limit is left to a snapshot");
+    h.heal();
+    for (let round = 0; round < 4; round++) {
+      h.tick("a");
+      h.deliverAll(to("c"));
+      h.deliverAll(from("c"));
+    }
+    // c waits for the image of the snapshot at `index`: the log is kept from there
+    assert.equal(a.followersMatchFloor(0), index);
+    assert.equal(
+      h.node("b").followersMatchFloor(0),
+      h.node("b").appliedIndex,
+      "a follower: its applied index",
+    );
+  });
 });
