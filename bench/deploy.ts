@@ -875,7 +875,9 @@ async function cpuOnlyRun(url: string, rounds: number): Promise<void> {
     const run = await setLoopWithCpu(leader, peers, CPU_OPS);
     sums.push(run.cpuPerWriteUs);
     const each = run.perPeerUs.map((us, i) =>
-      `${peers[i].peerId}${peers[i] === theLeader ? "*" : ""}${peers[i] === leader ? "w" : ""} ${us.toFixed(1)}`
+      `${peers[i].peerId}${peers[i] === theLeader ? "*" : ""}${peers[i] === leader ? "w" : ""} ${
+        us.toFixed(1)
+      }`
     );
     log(
       `round ${round + 1}: ${run.cpuPerWriteUs.toFixed(1)} µs/write (${each.join(", ")}), ` +
