@@ -479,7 +479,7 @@ export abstract class PeerCore {
   /** The storage this peer makes itself: a file storage in `dataDir` (whose member id it takes), else memory. */
   protected newOwnedStorage(): RaftStorage {
     const dataDir = this.config.dataDir;
-    // its own storage lives and dies with one node: snapshot bytes are dropped when not needed
+    // its own storage lives and dies with one node: it keeps no snapshot images
     if (dataDir === undefined) {
       return new MemoryRaftStorage(this.memberId, undefined, { snapshotsOnDemand: true });
     }
@@ -626,6 +626,12 @@ export abstract class PeerCore {
   /** Applied index before which a compaction held back by a snapshot transfer is not looked at again. */
   #nextCompactionCheck = 0;
 
+  /** A compaction held back at `applied` is looked at again after a few more entries, not at every one. */
+  #recheckCompactionAfter(applied: number): void {
+    this.#nextCompactionCheck = applied +
+      Math.max(1, Math.min(COMPACTION_RECHECK_ENTRIES, Math.ceil(this.config.snapshotThreshold / 16)));
+  }
+
   #applyCommand(entry: Entry): void {
     let command: Command;
     try {
@@ -723,8 +729,7 @@ export abstract class PeerCore {
         // holds compaction back while a snapshot is in flight too). A moving transfer holds it back
         // up to sixteen thresholds, a stalled one (a follower refusing the snapshot) up to four.
         this.#compactScheduled = false;
-        this.#nextCompactionCheck = applied +
-          Math.max(1, Math.min(COMPACTION_RECHECK_ENTRIES, Math.ceil(this.config.snapshotThreshold / 16)));
+        this.#recheckCompactionAfter(applied);
         return;
       }
       const index = applied;
@@ -737,8 +742,7 @@ export abstract class PeerCore {
         this.#compactScheduled = false;
         const upTo = node.followersMatchFloor(4 * this.config.snapshotThreshold);
         if (upTo <= node.snapshotIndex) {
-          this.#nextCompactionCheck = applied +
-            Math.max(1, Math.min(COMPACTION_RECHECK_ENTRIES, Math.ceil(this.config.snapshotThreshold / 16)));
+          this.#recheckCompactionAfter(applied);
           return;
         }
         this.counters.snapshotsTaken++;
@@ -747,11 +751,7 @@ export abstract class PeerCore {
           this.#lastCompacted = upTo;
           this.#compactedBytes = bytes;
         }
-        if (upTo < applied) {
-          // held short by a follower: looked at again after a few more entries, not at every one
-          this.#nextCompactionCheck = applied +
-            Math.max(1, Math.min(COMPACTION_RECHECK_ENTRIES, Math.ceil(this.config.snapshotThreshold / 16)));
-        }
+        if (upTo < applied) this.#recheckCompactionAfter(applied); // held short by a follower
         return;
       }
       const job = new SnapshotJob(this.stateMachine.snapshotParts());
