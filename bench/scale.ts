@@ -22,7 +22,10 @@
  *
  * Deno: `deno run -A --v8-flags=--expose-gc bench/scale.ts [--sizes 100000,1000000]
  * [--rows sets,snapshot,join] [--storage memory|file] [--out file]`. `--storage file` gives each
- * peer of the sets rows a `FileRaftStorage` in a temporary directory (removed at the end).
+ * peer of the sets rows a `FileRaftStorage` in a temporary directory (removed at the end);
+ * `--trace-io` (with `--storage file`) also prints, at the end of the sets, every file-system call
+ * of a peer's storage that took over 15 ms and every set over 30 ms, with its start time, to tell
+ * a slow set that waited for the disk from one that waited for the event loop.
  * Bun: `bun bench/scale.ts`. Prints a markdown table (and writes it with `--out`).
  *
  * @module
@@ -34,6 +37,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FileRaftStorage } from "../src/storage/file_raft_storage.ts";
+import { NODE_FS, type StorageFs } from "../src/storage/storage_fs.ts";
 import { cpus, loadavg } from "node:os";
 import { Hamok } from "../src/hamok.ts";
 import { MemoryBus } from "../src/transport/memory_bus.ts";
@@ -62,6 +66,7 @@ const ROWS = new Set((rowsAt >= 0 ? args[rowsAt + 1]! : "sets,snapshot,join").sp
 const storageAt = args.indexOf("--storage");
 const STORAGE = storageAt >= 0 ? args[storageAt + 1]! : "memory";
 if (STORAGE !== "memory" && STORAGE !== "file") throw new Error(`--storage memory|file, got ${STORAGE}`);
+const TRACE_IO = args.includes("--trace-io");
 const COMPACTIONS = 3;
 const FILL_BATCH = 1000;
 const VALUE_PAD = "v".repeat(32);
@@ -152,6 +157,33 @@ interface ScaleRow {
   maxStallMs: number;
 }
 
+/** `--trace-io`: slow file-system calls and sets, as `[ms since start, line]`. */
+const TRACE_START = performance.now();
+const slowEvents: [number, string][] = [];
+function traced(peer: number): StorageFs {
+  type Callback = (...results: unknown[]) => void;
+  const timed = <F extends (...args: never[]) => void>(name: string, call: F): F =>
+    ((...args: unknown[]) => {
+      const done = args[args.length - 1] as Callback;
+      const t0 = performance.now();
+      args[args.length - 1] = (...results: unknown[]) => {
+        const ms = performance.now() - t0;
+        if (ms > 15) slowEvents.push([t0 - TRACE_START, `p${peer} ${name} took ${ms.toFixed(1)} ms`]);
+        done(...results);
+      };
+      (call as unknown as (...a: unknown[]) => void)(...args);
+    }) as unknown as F;
+  return {
+    ...NODE_FS,
+    fdatasync: timed("fdatasync", NODE_FS.fdatasync),
+    fsync: timed("fsync", NODE_FS.fsync),
+    write: timed("write", NODE_FS.write),
+    open: timed("open", NODE_FS.open),
+    unlink: timed("unlink", NODE_FS.unlink),
+    ftruncate: timed("ftruncate", NODE_FS.ftruncate!),
+  };
+}
+
 async function run(entries: number): Promise<ScaleRow> {
   const bus = new MemoryBus();
   // --storage file: a data directory per peer under a temporary directory (removed at the end)
@@ -162,6 +194,7 @@ async function run(entries: number): Promise<ScaleRow> {
       clusterId: `scale-${entries}`,
       ...(dataRoot === undefined ? {} : {
         storage: new FileRaftStorage({
+          ...(TRACE_IO ? { fs: traced(i) } : {}),
           dataDir: join(dataRoot, `p${i}`),
           peerId: `scale-${entries}-${i}`,
           clusterId: `scale-${entries}`,
@@ -218,7 +251,9 @@ async function run(entries: number): Promise<ScaleRow> {
       const key = `k${(n * 7919) % entries}`;
       const t0 = performance.now();
       await map.set(key, valueOf(n));
-      samples.push(performance.now() - t0);
+      const ms = performance.now() - t0;
+      samples.push(ms);
+      if (TRACE_IO && ms > 30) slowEvents.push([t0 - TRACE_START, `set #${n} took ${ms.toFixed(1)} ms`]);
       n++;
       if (n % 100 === 0) {
         const before = done;
@@ -229,6 +264,11 @@ async function run(entries: number): Promise<ScaleRow> {
       if (n > 20 * 10_000 * COMPACTIONS) throw new Error("no compactions seen");
     }
     clearInterval(ticker);
+    if (TRACE_IO) {
+      for (const [at, line] of slowEvents.splice(0)) {
+        console.error(`[io] at ${(at / 1000).toFixed(3)} s: ${line}`);
+      }
+    }
     const stats = summarize(Float64Array.from(samples));
     const worst = samples.map((ms, i) => [ms, i] as const).sort((x, y) => y[0] - x[0]).slice(0, 5);
     console.error(

@@ -43,6 +43,7 @@ import {
   writeAll,
   writeFileAtomic,
 } from "./storage_fs.ts";
+import { FileRemover, REMOVED_SUFFIX } from "./file_remover.ts";
 import { frameRecord, RecordType, scanRecords } from "./wal_record.ts";
 
 /**
@@ -160,6 +161,8 @@ export class FileRaftStorage implements RaftStorage {
   /** The segment number a snapshot save created ahead of restarting the log in it. */
   #reservedSeq: number | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** Deletes the old segments and snapshots in steps, in the background. */
+  readonly #remover: FileRemover;
 
   /** Opens (or creates) the directory; see the class documentation. */
   constructor(options: FileRaftStorageOptions) {
@@ -181,6 +184,7 @@ export class FileRaftStorage implements RaftStorage {
     this.dataDir = dataDir;
     this.syncPolicy = policy;
     this.#fs = options.fs ?? NODE_FS;
+    this.#remover = new FileRemover(this.#fs);
     this.#segmentBytes = options.segmentBytes ?? 64 * 1024 * 1024;
     this.#walDir = join(dataDir, "wal");
     this.#snapDir = join(dataDir, "snap");
@@ -226,6 +230,15 @@ export class FileRaftStorage implements RaftStorage {
       this.#timer = setInterval(() => void this.#flush().catch(() => {}), intervalMs);
       (this.#timer as { unref?: () => void }).unref?.();
     }
+  }
+
+  /**
+   * Old segment and snapshot files still being deleted. A file the storage no longer needs is
+   * renamed out of the log's view at once and then shrunk in 4 MiB steps before it is unlinked, so
+   * that freeing its blocks does not hold up the log's syncs (see the README on durability).
+   */
+  get removalsPending(): number {
+    return this.#remover.pending;
   }
 
   /** Index of the latest snapshot (0 without one). */
@@ -472,14 +485,20 @@ export class FileRaftStorage implements RaftStorage {
     if (this.syncPolicy !== "never") await this.#flushAll();
     else await fsAsync.fsync(fs, fd);
     if (this.#closed) return;
-    for (let i = old.length - 1; i >= 0; i--) {
-      await fsAsync.unlink(fs, join(this.#walDir, segmentName(old[i]!))); // i < length
-    }
+    // out of the log's view at once (a rename frees nothing); the blocks are freed in steps later
+    for (let i = old.length - 1; i >= 0; i--) this.#remove(join(this.#walDir, segmentName(old[i]!))); // i < length
     await syncDirAsync(fs, this.#walDir);
     for (const i of listSnapshots(fs, this.#snapDir)) {
-      if (i < index) await fsAsync.unlink(fs, snapshotPath(this.#snapDir, i));
+      if (i < index) this.#remove(snapshotPath(this.#snapDir, i));
     }
     await syncDirAsync(fs, this.#snapDir);
+  }
+
+  /** Renames `path` to `<path>.del` and hands it to the remover. */
+  #remove(path: string): void {
+    const trash = path + REMOVED_SUFFIX;
+    this.#fs.renameSync(path, trash);
+    this.#remover.enqueue(trash);
   }
 
   /** Resolves once everything written so far is synced (a running sync, then one more if needed). */
@@ -497,6 +516,7 @@ export class FileRaftStorage implements RaftStorage {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
     this.#closed = true;
+    this.#remover.close();
     try {
       if (
         this.#fd !== undefined && this.#failure === undefined && this.syncPolicy !== "never" && this.#dirty
@@ -529,6 +549,7 @@ export class FileRaftStorage implements RaftStorage {
       if (this.#timer !== undefined) clearInterval(this.#timer);
       this.#timer = undefined;
       this.#closed = true;
+      this.#remover.close();
       if (this.#fd !== undefined) {
         try {
           this.#closeFd(this.#fd);
@@ -590,6 +611,10 @@ export class FileRaftStorage implements RaftStorage {
     fs.mkdirSync(this.#snapDir, { recursive: true });
     for (const name of fs.readdirSync(this.#snapDir)) {
       if (name.endsWith(".tmp")) fs.unlinkSync(join(this.#snapDir, name)); // an unfinished snapshot
+      else if (name.endsWith(REMOVED_SUFFIX)) this.#remover.enqueue(join(this.#snapDir, name)); // left by a crash
+    }
+    for (const name of fs.readdirSync(this.#walDir)) {
+      if (name.endsWith(REMOVED_SUFFIX)) this.#remover.enqueue(join(this.#walDir, name));
     }
     const snapshots = listSnapshots(fs, this.#snapDir);
     const snapshot = snapshots.length > 0

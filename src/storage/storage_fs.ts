@@ -78,6 +78,14 @@ export interface StorageFs {
   fsync(fd: number, callback: (error: Error | null) => void): void;
   /** `fs.close` (callback form). */
   close(fd: number, callback: (error: Error | null) => void): void;
+  /**
+   * `fs.ftruncate` (callback form). Optional: with it and {@linkcode StorageFs.fstat}, a large file
+   * the storage deletes is shrunk step by step first (see `FileRaftStorage`); without them it is
+   * deleted at once.
+   */
+  ftruncate?(fd: number, length: number, callback: (error: Error | null) => void): void;
+  /** `fs.fstat` (callback form; only `size` is read). Optional, see {@linkcode StorageFs.ftruncate}. */
+  fstat?(fd: number, callback: (error: Error | null, stats: { size: number }) => void): void;
 }
 
 /**
@@ -110,6 +118,8 @@ export const NODE_FS: StorageFs = {
   unlink: (path, callback) => nodeFs.unlink(path, callback),
   fsync: (fd, callback) => nodeFs.fsync(fd, callback),
   close: (fd, callback) => nodeFs.close(fd, callback),
+  ftruncate: (fd, length, callback) => nodeFs.ftruncate(fd, length, callback),
+  fstat: (fd, callback) => nodeFs.fstat(fd, callback),
 };
 
 /** Writes all of `buffer` (a short write is retried from where it stopped). */

@@ -118,6 +118,7 @@ describe("FileRaftStorage", () => {
     await s2.saveSnapshot(snap(30, 4)); // installed from a leader: the whole log goes
     await s2.saveSnapshot(snap(25, 4)); // older: ignored
     s2.append([e(31, 4)]);
+    await waitFor(() => s2.removalsPending === 0, { timeoutMs: 10_000, message: "old files removed" });
     s2.close();
     const state3 = await open(dir).load();
     assert.equal(state3.snapshot?.meta.index, 30);
