@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { StorageFs } from "./storage_fs.ts";
+import { fsAsync, type StorageFs } from "./storage_fs.ts";
 
 /** What a large file is shrunk by per step before it is deleted. */
 export const REMOVE_STEP_BYTES: number = 4 * 1024 * 1024;
@@ -92,16 +92,19 @@ export class FileRemover {
 
   async #remove(path: string): Promise<void> {
     const fs = this.#fs;
-    const ftruncate = fs.ftruncate;
-    const fstat = fs.fstat;
+    const { ftruncate, fstat } = fs;
     if (ftruncate !== undefined && fstat !== undefined) {
-      const fd = await callback<number>((done) => fs.open(path, "r+", done));
+      const fd = await fsAsync.open(fs, path, "r+");
       try {
-        let size = (await callback<{ size: number }>((done) => fstat.call(fs, fd, done))).size;
+        let size = await new Promise<number>((resolve, reject) =>
+          fstat.call(fs, fd, (error, stats) => error ? reject(error) : resolve(stats.size))
+        );
         while (size > REMOVE_STEP_BYTES && !this.#closed) {
           size -= REMOVE_STEP_BYTES;
-          await callback<void>((done) => ftruncate.call(fs, fd, size, (error) => done(error, undefined)));
-          await callback<void>((done) => fs.fsync(fd, (error) => done(error, undefined)));
+          await new Promise<void>((resolve, reject) =>
+            ftruncate.call(fs, fd, size, (error) => error ? reject(error) : resolve())
+          );
+          await fsAsync.fsync(fs, fd);
           await new Promise<void>((resolve) => setTimeout(resolve, REMOVE_PAUSE_MS));
         }
       } finally {
@@ -109,12 +112,6 @@ export class FileRemover {
       }
       if (this.#closed) return;
     }
-    await callback<void>((done) => fs.unlink(path, (error) => done(error, undefined)));
+    await fsAsync.unlink(fs, path);
   }
-}
-
-function callback<T>(call: (done: (error: Error | null, value: T) => void) => void): Promise<T> {
-  return new Promise<T>((resolve, reject) =>
-    call((error, value) => error === null || error === undefined ? resolve(value) : reject(error))
-  );
 }
