@@ -8,6 +8,7 @@ import type { Entry, Snapshot } from "../../src/raft/types.ts";
 import { FileRaftStorage, type FileRaftStorageOptions } from "../../src/storage/file_raft_storage.ts";
 import { NODE_FS, type StorageFs } from "../../src/storage/storage_fs.ts";
 import { crc32c } from "../../src/storage/crc32c.ts";
+import { waitFor } from "../_helpers/wait.ts";
 
 const e = (index: number, term: number, size = 8): Entry => ({
   index,
@@ -144,6 +145,8 @@ describe("FileRaftStorage snapshot save", () => {
     const c = s.saveSnapshot(snap(8, 1));
     await Promise.all([a, b, c]);
     assert.equal(s.snapshotIndex, 10);
+    // the replaced snapshot leaves through the remover (renamed, then deleted in the background)
+    await waitFor(() => s.removalsPending === 0, { timeoutMs: 10_000, message: "old snapshot removed" });
     assert.deepEqual(snapFiles(dir), ["000000000000000a.snap"]);
     s.close();
     const state = await open(dir).load();
