@@ -25,7 +25,10 @@
  * peer of the sets rows a `FileRaftStorage` in a temporary directory (removed at the end);
  * `--trace-io` (with `--storage file`) also prints, at the end of the sets, every file-system call
  * of a peer's storage that took over 15 ms and every set over 30 ms, with its start time, to tell
- * a slow set that waited for the disk from one that waited for the event loop.
+ * a slow set that waited for the disk from one that waited for the event loop; also the synchronous
+ * calls over 15 ms, every rename and every open of a snapshot file (when snapshots are written and
+ * replaced), sorted by time, with the epoch of the times so that they can be lined up with a
+ * sampler of `/proc/diskstats` or `strace -tt`.
  * Bun: `bun bench/scale.ts`. Prints a markdown table (and writes it with `--out`).
  *
  * @module
@@ -173,12 +176,39 @@ function traced(peer: number): StorageFs {
       };
       (call as unknown as (...a: unknown[]) => void)(...args);
     }) as unknown as F;
+  /** A synchronous call, timed; `always` also records calls that are quick (to mark when they happen). */
+  const timedSync =
+    <A extends unknown[], R>(name: string, call: (...a: A) => R, always?: (...a: A) => boolean) =>
+    (...args: A): R => {
+      const t0 = performance.now();
+      const result = call(...args);
+      const ms = performance.now() - t0;
+      if (ms > 15 || always?.(...args) === true) {
+        slowEvents.push([
+          t0 - TRACE_START,
+          `p${peer} ${name}(${String(args[0]).split("/").pop()}) took ${ms.toFixed(1)} ms`,
+        ]);
+      }
+      return result;
+    };
+  const snapFile = (path: unknown) => String(path).includes(".snap");
+  const openTimed = timed("open", NODE_FS.open);
   return {
     ...NODE_FS,
+    openSync: timedSync("openSync", NODE_FS.openSync),
+    writeSync: timedSync("writeSync", NODE_FS.writeSync),
+    fsyncSync: timedSync("fsyncSync", NODE_FS.fsyncSync),
+    renameSync: timedSync("renameSync", NODE_FS.renameSync, () => true),
+    unlinkSync: timedSync("unlinkSync", NODE_FS.unlinkSync),
     fdatasync: timed("fdatasync", NODE_FS.fdatasync),
     fsync: timed("fsync", NODE_FS.fsync),
     write: timed("write", NODE_FS.write),
-    open: timed("open", NODE_FS.open),
+    open: ((path, flags, done) => {
+      if (snapFile(path)) {
+        slowEvents.push([performance.now() - TRACE_START, `p${peer} open(${path.split("/").pop()})`]);
+      }
+      openTimed(path, flags, done);
+    }) as StorageFs["open"],
     unlink: timed("unlink", NODE_FS.unlink),
     ftruncate: timed("ftruncate", NODE_FS.ftruncate!),
   };
@@ -265,7 +295,10 @@ async function run(entries: number): Promise<ScaleRow> {
     }
     clearInterval(ticker);
     if (TRACE_IO) {
-      for (const [at, line] of slowEvents.splice(0)) {
+      console.error(
+        `[io] times are from epoch ${((performance.timeOrigin + TRACE_START) / 1000).toFixed(3)} s`,
+      );
+      for (const [at, line] of slowEvents.splice(0).sort((a, b) => a[0] - b[0])) {
         console.error(`[io] at ${(at / 1000).toFixed(3)} s: ${line}`);
       }
     }
