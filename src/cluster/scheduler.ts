@@ -46,7 +46,8 @@ export interface Scheduler {
    * Runs `callback` in a later turn of the event loop, after pending I/O and timers had their chance:
    * the way a long job (a snapshot, a restore, an export) yields without starving the rest of the
    * process. The real scheduler uses a 0 ms timer rather than `setImmediate`, which on Deno 2.9 held
-   * back file-system callbacks for up to 280 ms while chains of immediates ran (docs/decisions.md).
+   * back file-system callbacks for up to 280 ms while chains of immediates ran; a yield then costs
+   * about 1 ms on Node and Bun and 2 ms on Deno (docs/decisions.md).
    */
   yieldThen(callback: () => void): void;
   /** A uniformly distributed number in [0, 1) (election jitter, incarnation ids). */
@@ -74,7 +75,6 @@ export const REAL_SCHEDULER: Scheduler = Object.freeze({
     if (handle !== undefined) clearInterval(handle as ReturnType<typeof setInterval>);
   },
   defer: (callback: () => void): void => queueMicrotask(callback),
-  // a timer turn, not an immediate: see Scheduler.yieldThen (about 1 ms a yield on Node and Bun, 2 on Deno)
   yieldThen: (callback: () => void): void => {
     setTimeout(callback, 0);
   },
