@@ -113,6 +113,20 @@ export interface ApplyOutcome {
 const DEFAULT_DEDUP_WINDOW = 16384;
 
 /**
+ * @internal The key of the method by which a result that is not a plain value (one whose parts are
+ * made when first read, say) gives the plain, CBOR-encodable value it stands for. The dedup window
+ * is written into snapshots through it; a result without it is written as it is.
+ */
+export const RESULT_IMAGE: unique symbol = Symbol("hamok.resultImage");
+
+/** A result as it is written into a snapshot (see {@linkcode RESULT_IMAGE}). */
+function imageOfResult(result: unknown): unknown {
+  if (typeof result !== "object" || result === null) return result;
+  const image = (result as { [RESULT_IMAGE]?: () => unknown })[RESULT_IMAGE];
+  return typeof image === "function" ? image.call(result) : result;
+}
+
+/**
  * Holds every collection state and applies committed commands to them.
  *
  * @example
@@ -216,7 +230,7 @@ export class StateMachine {
     const n = this.#dedupWindow;
     for (let i = 0; i < n; i++) {
       const requestId = this.#order[(this.#next + i) % n];
-      if (requestId !== undefined) applied.push([requestId, this.#applied.get(requestId)]);
+      if (requestId !== undefined) applied.push([requestId, imageOfResult(this.#applied.get(requestId))]);
     }
     return this.clusterUid === undefined ? { states, applied } : { states, applied, uid: this.clusterUid };
   }

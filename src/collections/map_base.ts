@@ -60,6 +60,7 @@ export abstract class MapStateView<E extends CollectionEvents<E> & MapStateViewE
     super(host, identity);
     this.state = host.replicatedState<HamokMapState>(identity.kind, identity.id);
     this.#observer = {
+      listens: (change) => this.hasListeners(change),
       inserted: (entry, revision) => {
         if (this.hasListeners("insert")) this.guarded("insert", () => this.onInserted(entry, revision));
       },

@@ -17,11 +17,12 @@
  * @module
  */
 
-import type {
-  ApplyContext,
-  ReplicatedState,
-  RestoreBuilder,
-  SnapshotView,
+import {
+  type ApplyContext,
+  type ReplicatedState,
+  type RestoreBuilder,
+  RESULT_IMAGE,
+  type SnapshotView,
 } from "../cluster/state_machine.ts";
 import { applyCommand, type CommandSpec, type CommandTable, commandTable } from "./command_spec.ts";
 import {
@@ -52,6 +53,11 @@ const MIN_HOLES_TO_COMPACT = 4096;
  * object on this peer installs one to turn changes into its events.
  */
 export interface MapStateObserver {
+  /**
+   * Whether the observer does anything with changes of this kind now (false: the state skips
+   * making what it would be told: an entry object, the old value). Absent: it always does.
+   */
+  listens?(change: "insert" | "update"): boolean;
   /** A key was added. */
   inserted(entry: MapStateEntry, revision: number): void;
   /** A key got a new value; the previous value (and its decode slot) is given. */
@@ -75,6 +81,41 @@ export interface MapStateObserver {
 export type MapWriteResult =
   | { readonly conflict: false; readonly previous: Encoded | null }
   | { readonly conflict: true; readonly revision: number };
+
+/** The result of a write that found no previous value (shared: results are never changed). */
+const WRITTEN_NEW: MapWriteResult = Object.freeze({ conflict: false, previous: null });
+
+/**
+ * The result of a `set` that replaced a value. Every peer applies the write and keeps the result
+ * in its dedup window, but only the proposer reads the previous value, so it is made (decoded out
+ * of the stored form it had) when first read; the stored form itself is never changed, only
+ * replaced, so it can be held.
+ */
+class Replaced {
+  readonly conflict = false as const;
+  #stored: Stored | undefined;
+  #flags: number;
+  #previous: Encoded | undefined = undefined;
+
+  constructor(stored: Stored, flags: number) {
+    this.#stored = stored;
+    this.#flags = flags;
+  }
+
+  /** The value the write replaced. */
+  get previous(): Encoded {
+    if (this.#previous === undefined) {
+      this.#previous = encodedOf(this.#stored!, this.#flags);
+      this.#stored = undefined;
+    }
+    return this.#previous;
+  }
+
+  /** The plain form, for the dedup window of a snapshot. */
+  [RESULT_IMAGE](): MapWriteResult {
+    return { conflict: false, previous: this.previous };
+  }
+}
 
 /** `[key, value]` pairs in commands and results; `null` as a value means absent / delete. */
 export type EncodedPair = readonly [Encoded, Encoded | null];
@@ -463,13 +504,16 @@ export class HamokMapState implements ReplicatedState {
     if (slot === undefined) {
       const created = this.#newSlot(id);
       this.#storeAt(created, value, index);
-      observer?.inserted(this.#entryAt(created, id), index);
+      if (observer !== undefined && observer.listens?.("insert") !== false) {
+        observer.inserted(this.#entryAt(created, id), index);
+      }
       return;
     }
     this.#touch(slot);
-    const old = observer === undefined ? undefined : previous ?? this.#valueAt(slot);
+    const heard = observer !== undefined && observer.listens?.("update") !== false;
+    const old = heard ? previous ?? this.#valueAt(slot) : undefined;
     this.#storeAt(slot, value, index);
-    if (observer !== undefined) observer.updated(this.#entryAt(slot, id), old!, undefined, undefined, index);
+    if (heard) observer.updated(this.#entryAt(slot, id), old!, undefined, undefined, index);
   }
 
   #remove(id: string, slot: number, index: number): Encoded {
@@ -496,9 +540,13 @@ export class HamokMapState implements ReplicatedState {
       const actual = slot === undefined ? 0 : this.#revs[slot]!;
       if (actual !== ifRevision) return { conflict: true, revision: actual };
     }
-    const previous = slot === undefined ? null : this.#valueAt(slot);
-    this.#write(id, slot, previous ?? undefined, value, index);
-    return { conflict: false, previous };
+    if (slot === undefined) {
+      this.#write(id, undefined, undefined, value, index);
+      return WRITTEN_NEW;
+    }
+    const written = new Replaced(this.#values[slot]!, this.#flags[slot]!);
+    this.#write(id, slot, undefined, value, index);
+    return written;
   }
 
   #insert(key: unknown, value: unknown, index: number): Encoded | null | undefined {
@@ -518,7 +566,7 @@ export class HamokMapState implements ReplicatedState {
       const actual = slot === undefined ? 0 : this.#revs[slot]!;
       if (actual !== ifRevision) return { conflict: true, revision: actual };
     }
-    if (slot === undefined) return { conflict: false, previous: null };
+    if (slot === undefined) return WRITTEN_NEW;
     return { conflict: false, previous: this.#remove(id, slot, index) };
   }
 

@@ -6,14 +6,23 @@ import {
   keyIdOf,
   type MapStateEntry,
   type MapStateObserver,
+  type MapWriteResult,
   sameEncoded,
 } from "../../src/collections/map_state.ts";
+import { StateMachine, type StateMachineImage } from "../../src/cluster/state_machine.ts";
+import { decodeCbor, encodeCbor } from "../../src/codec/cbor.ts";
 
 let index = 0;
 const ctx = () => ({ index: ++index, requestId: `r${index}`, proposerPeerId: "a" });
 const bytes = (...b: number[]) => new Uint8Array(b);
 const text = (e: Encoded | undefined) =>
   typeof e === "string" ? e : e === undefined ? undefined : [...e].join(",");
+
+/** A write result as a plain object (a `set` that replaced a value gives its previous value lazily). */
+const plain = (r: unknown) => {
+  const w = r as MapWriteResult;
+  return w.conflict ? { conflict: true, revision: w.revision } : { conflict: false, previous: w.previous };
+};
 
 function recorder(): { log: string[]; observer: MapStateObserver } {
   const log: string[] = [];
@@ -32,33 +41,83 @@ describe("HamokMapState", () => {
   it("set, insert and delete give the documented results and revisions", () => {
     const s = new HamokMapState("m");
     const c1 = ctx();
-    assert.deepEqual(s.apply("set", ["k", "v1"], c1), { conflict: false, previous: null });
+    assert.deepEqual(plain(s.apply("set", ["k", "v1"], c1)), { conflict: false, previous: null });
     assert.equal(s.lookup("k")?.revision, c1.index);
     assert.equal(s.revision, c1.index);
-    assert.deepEqual(s.apply("set", ["k", "v2"], ctx()), { conflict: false, previous: "v1" });
+    assert.deepEqual(plain(s.apply("set", ["k", "v2"], ctx())), { conflict: false, previous: "v1" });
     assert.equal(s.apply("insert", ["k", "v3"], ctx()), "v2");
     assert.equal(s.lookup("k")?.value, "v2");
     const c4 = ctx();
     assert.equal(s.apply("insert", ["j", "w"], c4), null);
     assert.equal(s.lookup("j")?.revision, c4.index);
-    assert.deepEqual(s.apply("delete", ["k"], ctx()), { conflict: false, previous: "v2" });
-    assert.deepEqual(s.apply("delete", ["k"], ctx()), { conflict: false, previous: null });
+    assert.deepEqual(plain(s.apply("delete", ["k"], ctx())), { conflict: false, previous: "v2" });
+    assert.deepEqual(plain(s.apply("delete", ["k"], ctx())), { conflict: false, previous: null });
     assert.equal(s.size, 1);
   });
 
   it("ifRevision: a mismatch writes nothing and reports the actual revision; 0 means absent", () => {
     const s = new HamokMapState("m");
-    assert.deepEqual(s.apply("set", ["k", "a", 5], ctx()), { conflict: true, revision: 0 });
+    assert.deepEqual(plain(s.apply("set", ["k", "a", 5], ctx())), { conflict: true, revision: 0 });
     assert.equal(s.size, 0);
     const c = ctx();
-    assert.deepEqual(s.apply("set", ["k", "a", 0], c), { conflict: false, previous: null });
-    assert.deepEqual(s.apply("set", ["k", "b", 0], ctx()), { conflict: true, revision: c.index });
-    assert.deepEqual(s.apply("delete", ["k", c.index + 100], ctx()), { conflict: true, revision: c.index });
+    assert.deepEqual(plain(s.apply("set", ["k", "a", 0], c)), { conflict: false, previous: null });
+    assert.deepEqual(plain(s.apply("set", ["k", "b", 0], ctx())), { conflict: true, revision: c.index });
+    assert.deepEqual(plain(s.apply("delete", ["k", c.index + 100], ctx())), {
+      conflict: true,
+      revision: c.index,
+    });
     assert.equal(s.lookup("k")?.value, "a");
     const c2 = ctx();
-    assert.deepEqual(s.apply("set", ["k", "b", c.index], c2), { conflict: false, previous: "a" });
-    assert.deepEqual(s.apply("delete", ["k", c2.index], ctx()), { conflict: false, previous: "b" });
-    assert.deepEqual(s.apply("delete", ["k", 0], ctx()), { conflict: false, previous: null });
+    assert.deepEqual(plain(s.apply("set", ["k", "b", c.index], c2)), { conflict: false, previous: "a" });
+    assert.deepEqual(plain(s.apply("delete", ["k", c2.index], ctx())), { conflict: false, previous: "b" });
+    assert.deepEqual(plain(s.apply("delete", ["k", 0], ctx())), { conflict: false, previous: null });
+  });
+
+  it("a set's previous value is the one it replaced, even read after later writes and through a snapshot", () => {
+    const sm = new StateMachine(4);
+    sm.registerKind("map", (id) => new HamokMapState(id));
+    const command = (value: Encoded) => ({
+      kind: "map",
+      id: "m",
+      op: "set",
+      args: ["k", value],
+      peerId: "a",
+    });
+    sm.apply(command(bytes(1, 2, 3)), ctx());
+    const replaced = sm.apply(command(bytes(4, 5)), ctx()).result as MapWriteResult;
+    const again = sm.apply(command("text"), ctx()).result as MapWriteResult;
+    sm.apply(command(bytes(6)), ctx());
+    assert.equal(replaced.conflict, false);
+    if (replaced.conflict || again.conflict) return;
+    assert.deepEqual(replaced.previous, bytes(1, 2, 3));
+    assert.equal(replaced.previous, replaced.previous); // made once
+    assert.deepEqual(again.previous, bytes(4, 5));
+    const image = decodeCbor(encodeCbor(sm.snapshot(false))) as StateMachineImage;
+    assert.deepEqual(
+      image.applied.map(([, result]) => result),
+      [
+        { conflict: false, previous: null },
+        { conflict: false, previous: bytes(1, 2, 3) },
+        { conflict: false, previous: bytes(4, 5) },
+        { conflict: false, previous: "text" },
+      ],
+    );
+  });
+
+  it("an observer that does not listen is not told of inserts and updates (nor sent the old value)", () => {
+    const s = new HamokMapState("m");
+    const { log, observer } = recorder();
+    let listening = false;
+    s.observer = { ...observer, listens: () => listening };
+    s.apply("set", ["k", "a"], ctx());
+    s.apply("set", ["k", "b"], ctx());
+    assert.deepEqual(log, []);
+    listening = true;
+    const c = ctx();
+    s.apply("set", ["k", "c"], c);
+    const c2 = ctx();
+    s.apply("set", ["j", "x"], c2);
+    assert.deepEqual(log, [`~k=b>c@${c.index}`, `+j=x@${c2.index}`]);
   });
 
   it("bulk operations report the keys that existed", () => {
