@@ -8,6 +8,7 @@
 
 import { CborValueCodec, decodeValue, type ValueCodec } from "../codec/value_codec.ts";
 import type { Encoded, MapStateEntry } from "./map_state.ts";
+import { bytesOfLatin1, encodedOf, type Stored, VALUE_BYTES } from "./map_slots.ts";
 
 /**
  * Decodes stored data. A codec may return byte arrays that are views into its input (the CBOR
@@ -30,6 +31,52 @@ export function decodeStored<T>(codec: ValueCodec<T>, data: Encoded): T {
   return decodeValue(codec, data.slice());
 }
 
+/**
+ * Decodes a value as a slot keeps it ({@linkcode Stored} with its flags). Bytes kept as a string of
+ * one char per byte that hold a CBOR byte string or an ASCII text string are read straight from
+ * that string by the CBOR codec's rules (the bytes of a byte string go into one new array; a text
+ * string is a slice), without first making the encoded bytes; everything else is
+ * {@linkcode decodeStored} of the encoded value.
+ */
+export function decodeKept<T>(codec: ValueCodec<T>, stored: Stored, flags: number): T {
+  if ((flags & VALUE_BYTES) === 0 || !(codec instanceof CborValueCodec)) {
+    return decodeStored(codec, encodedOf(stored, flags));
+  }
+  const s = stored as string;
+  const first = s.charCodeAt(0);
+  const major = first >> 5;
+  if (major === 2 || major === 3) {
+    const info = first & 0x1f;
+    let head = 1;
+    let length = info;
+    if (info === 24) {
+      head = 2;
+      length = s.charCodeAt(1);
+    } else if (info === 25) {
+      head = 3;
+      length = (s.charCodeAt(1) << 8) | s.charCodeAt(2);
+    } else if (info > 25) {
+      length = -1; // longer than a slot keeps inline, or indefinite: not this path
+    }
+    if (length >= 0 && head + length === s.length) {
+      if (major === 2) {
+        const out = new Uint8Array(length);
+        for (let i = 0; i < length; i++) out[i] = s.charCodeAt(head + i);
+        return out as T;
+      }
+      let ascii = true;
+      for (let i = head; i < s.length; i++) {
+        if (s.charCodeAt(i) > 0x7f) {
+          ascii = false;
+          break;
+        }
+      }
+      if (ascii) return s.slice(head) as T;
+    }
+  }
+  return decodeValue(codec, bytesOfLatin1(s, 0)); // fresh bytes: nobody else holds them
+}
+
 /** Whether a decoded value is immutable (safe to cache and to hand out more than once). */
 export function isImmutable(value: unknown): boolean {
   return value === null || (typeof value !== "object" && typeof value !== "function");
@@ -38,7 +85,10 @@ export function isImmutable(value: unknown): boolean {
 /** The decoded value of `entry`, cached in the entry for `owner` when immutable. */
 export function entryValue<T>(entry: MapStateEntry, codec: ValueCodec<T>, owner: object): T {
   if (entry.valueOwner === owner) return entry.valueCache as T;
-  const value = decodeStored(codec, entry.value);
+  const kept = entry.keptValue;
+  const value = kept === undefined
+    ? decodeStored(codec, entry.value)
+    : decodeKept(codec, kept, entry.keptFlags);
   if (isImmutable(value)) {
     entry.valueOwner = owner;
     entry.valueCache = value;

@@ -283,7 +283,7 @@ export class HamokMap<K = unknown, V = unknown> extends MapStateView<HamokMapEve
     const k = encodeValue(this.keyCodec, key);
     const v = encodeValue(this.valueCodec, value);
     const result = await this.propose("set", ifRevision === undefined ? [k, v] : [k, v, ifRevision], options);
-    return this.#decodeValue(this.written(result, ifRevision, key));
+    return this.writtenValue(result, ifRevision, key, this.valueCodec);
   }
 
   /** Sets every given entry in one command. Resolves with the previous values of the keys that had one. */

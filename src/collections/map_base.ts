@@ -15,15 +15,18 @@ import {
   type CollectionIdentity,
   type HamokWriteOptions,
 } from "./collection_base.ts";
-import type {
-  Encoded,
-  EncodedEntry,
-  HamokMapState,
-  MapCommands,
-  MapStateEntry,
-  MapStateObserver,
-  MapWriteResult,
+import {
+  type Encoded,
+  type EncodedEntry,
+  type HamokMapState,
+  type MapCommands,
+  type MapStateEntry,
+  type MapStateObserver,
+  type MapWriteResult,
+  Replaced,
 } from "./map_state.ts";
+import type { ValueCodec } from "../codec/value_codec.ts";
+import { decodeKept, decodeStored } from "./entry_codec.ts";
 
 /** Entries per command when a snapshot is imported. */
 const IMPORT_CHUNK_ENTRIES = 1000;
@@ -111,6 +114,21 @@ export abstract class MapStateView<E extends CollectionEvents<E> & MapStateViewE
   protected abstract onCleared(revision: number): void;
   /** @internal How a conflict message names `key` ("key \"k\"", "field 'f'"). */
   protected abstract describeKey(key: unknown): string;
+
+  /**
+   * @internal The decoded previous value a write result carries (undefined: there was none), or a
+   * {@linkcode HamokConflictError} if the write's `ifRevision` did not hold.
+   */
+  protected writtenValue<T>(
+    result: MapWriteResult,
+    ifRevision: number | undefined,
+    key: unknown,
+    codec: ValueCodec<T>,
+  ): T | undefined {
+    if (result instanceof Replaced) return decodeKept(codec, result.keptValue, result.keptFlags);
+    const previous = this.written(result, ifRevision, key);
+    return previous === null ? undefined : decodeStored(codec, previous);
+  }
 
   /**
    * @internal The previous value a write result carries, or a {@linkcode HamokConflictError} if the

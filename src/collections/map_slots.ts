@@ -72,6 +72,19 @@ export class MapStateEntry {
   get value(): Encoded {
     return this.#value ??= encodedOf(this.#stored as Stored, this.#flags);
   }
+
+  /**
+   * @internal The value as its slot keeps it (undefined: not kept, or already made into
+   * {@linkcode value}), for a decode that does not make the encoded bytes first.
+   */
+  get keptValue(): Stored | undefined {
+    return this.#value === undefined ? this.#stored : undefined;
+  }
+
+  /** @internal The flags of {@linkcode keptValue}. */
+  get keptFlags(): number {
+    return this.#flags;
+  }
 }
 
 /** Bytes of a CBOR non-negative integer as {@linkcode CborChunkWriter.uint} writes it. */

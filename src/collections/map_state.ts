@@ -91,24 +91,24 @@ const WRITTEN_NEW: MapWriteResult = Object.freeze({ conflict: false, previous: n
  * of the stored form it had) when first read; the stored form itself is never changed, only
  * replaced, so it can be held.
  */
-class Replaced {
+export class Replaced {
+  /** Not a conflict: the value was written. */
   readonly conflict = false as const;
-  #stored: Stored | undefined;
-  #flags: number;
+  /** @internal The replaced value as its slot kept it. */
+  readonly keptValue: Stored;
+  /** @internal The flags of {@linkcode keptValue}. */
+  readonly keptFlags: number;
   #previous: Encoded | undefined = undefined;
 
+  /** @internal */
   constructor(stored: Stored, flags: number) {
-    this.#stored = stored;
-    this.#flags = flags;
+    this.keptValue = stored;
+    this.keptFlags = flags;
   }
 
   /** The value the write replaced. */
   get previous(): Encoded {
-    if (this.#previous === undefined) {
-      this.#previous = encodedOf(this.#stored!, this.#flags);
-      this.#stored = undefined;
-    }
-    return this.#previous;
+    return this.#previous ??= encodedOf(this.keptValue, this.keptFlags);
   }
 
   /** The plain form, for the dedup window of a snapshot. */

@@ -350,8 +350,7 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
         options,
       );
     }
-    const previous = this.written(result, ifRevision, field);
-    return previous === null ? undefined : decodeStored(this.#codecOf(field), previous) as T[F];
+    return this.writtenValue(result, ifRevision, field, this.#codecOf(field)) as T[F] | undefined;
   }
 
   /**
