@@ -124,6 +124,7 @@ export class Proposals {
 
   /** The command of `requestId` was applied here with `result`: resolves its proposal, if pending. */
   applied(requestId: string, result: unknown): void {
+    if (this.#pending.size === 0) return; // most entries, on most peers: no lookup (no hash of the id)
     const pending = this.#pending.get(requestId);
     if (pending === undefined) return;
     this.#pending.delete(requestId);

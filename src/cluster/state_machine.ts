@@ -10,6 +10,7 @@ import { HamokConfigError } from "../errors.ts";
 import type { CborChunkWriter } from "../codec/cbor_writer.ts";
 import { encodeCbor } from "../codec/cbor.ts";
 import { CborReader } from "../codec/cbor_reader.ts";
+import { DedupWindow } from "./dedup_window.ts";
 
 /** Where a command stands in the log when it is applied. */
 export interface ApplyContext {
@@ -149,16 +150,12 @@ export class StateMachine {
   #lastKind = "";
   #lastId = "";
   #lastState: ReplicatedState | undefined = undefined;
-  readonly #applied = new Map<string, unknown>();
-  readonly #dedupWindow: number;
-  /** Request ids in the order they were applied: a ring buffer of `dedupWindow` slots. */
-  readonly #order: (string | undefined)[];
-  #next = 0;
+  /** The request ids last applied, with their results. */
+  readonly #applied: DedupWindow;
 
   /** Creates an empty state machine remembering the last `dedupWindow` request ids. */
   constructor(dedupWindow: number = DEFAULT_DEDUP_WINDOW) {
-    this.#dedupWindow = dedupWindow;
-    this.#order = new Array(dedupWindow);
+    this.#applied = new DedupWindow(dedupWindow);
   }
 
   /** Registers the factory of a collection kind. */
@@ -195,8 +192,9 @@ export class StateMachine {
   /** Applies a committed command; a request id seen before is skipped and its first result returned. */
   apply(command: Command, ctx: ApplyContext): ApplyOutcome {
     const requestId = ctx.requestId;
-    if (requestId !== undefined && this.#applied.has(requestId)) {
-      return { result: this.#applied.get(requestId), duplicate: true };
+    if (requestId !== undefined) {
+      const seen = this.#applied.find(requestId);
+      if (seen >= 0) return { result: this.#applied.resultAt(seen), duplicate: true };
     }
     let result: unknown;
     let state = this.#lastState;
@@ -209,7 +207,7 @@ export class StateMachine {
       }
     }
     if (state !== undefined) result = state.apply(command.op, command.args, ctx);
-    if (requestId !== undefined) this.#remember(requestId, result);
+    if (requestId !== undefined) this.#applied.remember(requestId, result);
     return { result, duplicate: false };
   }
 
@@ -227,10 +225,8 @@ export class StateMachine {
       for (const [id, state] of byId) states.push([kind, id, state.snapshot()]);
     }
     const applied: [string, unknown][] = [];
-    const n = this.#dedupWindow;
-    for (let i = 0; i < n; i++) {
-      const requestId = this.#order[(this.#next + i) % n];
-      if (requestId !== undefined) applied.push([requestId, imageOfResult(this.#applied.get(requestId))]);
+    for (const [requestId, result] of this.#applied.entries()) {
+      applied.push([requestId, imageOfResult(result)]);
     }
     return this.clusterUid === undefined ? { states, applied } : { states, applied, uid: this.clusterUid };
   }
@@ -300,19 +296,10 @@ export class StateMachine {
       }
     }
     this.#applied.clear();
-    this.#order.fill(undefined);
-    this.#next = 0;
-    for (const [requestId, result] of applied) this.#remember(requestId, result);
+    for (const [requestId, result] of applied) {
+      if (this.#applied.find(requestId) < 0) this.#applied.remember(requestId, result);
+    }
     if (uid !== undefined) this.clusterUid = uid;
-  }
-
-  #remember(requestId: string, result: unknown): void {
-    const slot = this.#next;
-    const evicted = this.#order[slot];
-    if (evicted !== undefined) this.#applied.delete(evicted);
-    this.#order[slot] = requestId;
-    this.#next = (slot + 1) % this.#dedupWindow;
-    this.#applied.set(requestId, result);
   }
 }
 
