@@ -7,9 +7,10 @@
  * string just decoded from the wire. Keyed by the string itself, each lookup would make the runtime
  * hash a fresh string (on Deno 2.9 that costs about 0.3 µs even for a short one, several times a
  * `Map` lookup by a small integer). So the window hashes the id's characters itself (FNV-1a, in
- * 30 bits so that the hash is a small integer) and keys its index by that number; ids whose hashes
- * collide are chained through the ring and told apart by comparing the strings. The chains are
- * bounded by the window's size, whatever ids the (authenticated) proposers choose.
+ * 30 bits) and finds the id through an open-addressing table of ring slots in an `Int32Array`
+ * (linear probing, at most half full, removals by backward shift): a lookup reads a few adjacent
+ * integers and compares one string. Probe runs are bounded by the window's size, whatever ids the
+ * (authenticated) proposers choose.
  *
  * @module
  */
@@ -42,10 +43,9 @@ export class DedupWindow {
   readonly #results: unknown[];
   /** Per slot: the hash of its id. */
   readonly #hashes: Int32Array;
-  /** Per slot: the next (older) slot whose id has the same hash, or -1. */
-  readonly #chain: Int32Array;
-  /** Hash -> the newest slot with an id of that hash. */
-  readonly #heads = new Map<number, number>();
+  /** The index: ring slot + 1 at the position its hash probes to (0: free). */
+  readonly #table: Int32Array;
+  readonly #mask: number;
   /** The slot the next id goes into (the oldest one, once the ring is full). */
   #next = 0;
 
@@ -55,17 +55,23 @@ export class DedupWindow {
     this.#ids = new Array(size).fill(undefined);
     this.#results = new Array(size).fill(undefined);
     this.#hashes = new Int32Array(size);
-    this.#chain = new Int32Array(size).fill(-1);
+    let capacity = 8;
+    while (capacity < size * 2) capacity *= 2;
+    this.#table = new Int32Array(capacity);
+    this.#mask = capacity - 1;
   }
 
   /** The slot of `requestId`, or -1 if it is not in the window. */
   find(requestId: string): number {
-    let slot = this.#heads.get(requestIdHash(requestId));
-    if (slot === undefined) return -1;
-    const ids = this.#ids;
-    const chain = this.#chain;
-    while (slot >= 0 && ids[slot] !== requestId) slot = chain[slot]!;
-    return slot;
+    const hash = requestIdHash(requestId);
+    const table = this.#table;
+    const mask = this.#mask;
+    for (let at = hash & mask;; at = (at + 1) & mask) {
+      const entry = table[at]!;
+      if (entry === 0) return -1;
+      const slot = entry - 1;
+      if (this.#hashes[slot] === hash && this.#ids[slot] === requestId) return slot;
+    }
   }
 
   /** The result kept in a slot {@linkcode find} gave. */
@@ -76,13 +82,16 @@ export class DedupWindow {
   /** Adds `requestId` (not in the window) with its result; the oldest id leaves a full window. */
   remember(requestId: string, result: unknown): void {
     const slot = this.#next;
-    if (this.#ids[slot] !== undefined) this.#unlink(slot);
+    if (this.#ids[slot] !== undefined) this.#unindex(slot);
     const hash = requestIdHash(requestId);
     this.#ids[slot] = requestId;
     this.#results[slot] = result;
     this.#hashes[slot] = hash;
-    this.#chain[slot] = this.#heads.get(hash) ?? -1;
-    this.#heads.set(hash, slot);
+    const table = this.#table;
+    const mask = this.#mask;
+    let at = hash & mask;
+    while (table[at] !== 0) at = (at + 1) & mask;
+    table[at] = slot + 1;
     this.#next = slot + 1 === this.size ? 0 : slot + 1;
   }
 
@@ -90,8 +99,7 @@ export class DedupWindow {
   clear(): void {
     this.#ids.fill(undefined);
     this.#results.fill(undefined);
-    this.#chain.fill(-1);
-    this.#heads.clear();
+    this.#table.fill(0);
     this.#next = 0;
   }
 
@@ -105,19 +113,25 @@ export class DedupWindow {
     }
   }
 
-  /** Takes the oldest slot out of its hash chain (where it is the last link). */
-  #unlink(slot: number): void {
-    const hash = this.#hashes[slot]!;
-    const chain = this.#chain;
-    const head = this.#heads.get(hash)!;
-    if (head === slot) {
-      this.#heads.delete(hash);
-    } else {
-      let at = head;
-      while (chain[at] !== slot) at = chain[at]!;
-      chain[at] = chain[slot]!;
+  /** Takes a slot out of the index, shifting back the entries probed past it. */
+  #unindex(slot: number): void {
+    const table = this.#table;
+    const mask = this.#mask;
+    const hashes = this.#hashes;
+    let hole = hashes[slot]! & mask;
+    while (table[hole] !== slot + 1) hole = (hole + 1) & mask;
+    for (let at = (hole + 1) & mask;; at = (at + 1) & mask) {
+      const entry = table[at]!;
+      if (entry === 0) break;
+      const home = hashes[entry - 1]! & mask;
+      // the entry may fill the hole unless its home lies cyclically in (hole, at]
+      const stays = hole <= at ? hole < home && home <= at : hole < home || home <= at;
+      if (!stays) {
+        table[hole] = entry;
+        hole = at;
+      }
     }
-    chain[slot] = -1;
+    table[hole] = 0;
     this.#ids[slot] = undefined;
     this.#results[slot] = undefined;
   }

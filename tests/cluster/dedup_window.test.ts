@@ -45,7 +45,7 @@ describe("DedupWindow", () => {
     w.remember(y!, "y");
     assert.equal(w.resultAt(w.find(x!)), "x");
     assert.equal(w.resultAt(w.find(y!)), "y");
-    w.remember(q!, "q"); // x leaves: it is the last link of its chain, y stays
+    w.remember(q!, "q"); // x leaves; y, probed past it, is still found
     assert.equal(w.find(x!), -1);
     assert.equal(w.resultAt(w.find(y!)), "y");
     w.remember("other", 0); // p leaves, q stays
