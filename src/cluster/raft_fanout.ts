@@ -48,6 +48,7 @@ function sameButRecipient(a: AppendMessage | HeartbeatMessage, b: RaftMessage): 
   if (a.type === "heartbeat") return a.ctx === (b as HeartbeatMessage).ctx;
   const other = b as AppendMessage;
   return a.prevIndex === other.prevIndex && a.prevTerm === other.prevTerm &&
+    a.leaderMatch === other.leaderMatch &&
     (a.entries === other.entries || (a.entries.length === 0 && other.entries.length === 0));
 }
 

@@ -4,7 +4,7 @@
  *
  * | variant | array |
  * | --- | --- |
- * | append | `[0, from, to, term, prevIndex, prevTerm, commit, entries]` |
+ * | append | `[0, from, to, term, prevIndex, prevTerm, commit, entries, leaderMatch?]` |
  * | append-response | `[1, from, to, term, index, reject, rejectHint, hintTerm]` (`rejectHint` may be -1) |
  * | heartbeat | `[2, from, to, term, commit, ctx?]` |
  * | heartbeat-response | `[3, from, to, term, ctx?]` |
@@ -105,7 +105,9 @@ function packProposals(entries: ProposeMessage["entries"]): unknown[] {
 export function packRaftMessage(m: RaftMessage): unknown[] {
   switch (m.type) {
     case "append":
-      return [0, m.from, m.to, m.term, m.prevIndex, m.prevTerm, m.commit, packEntries(m.entries)];
+      return m.leaderMatch !== undefined
+        ? [0, m.from, m.to, m.term, m.prevIndex, m.prevTerm, m.commit, packEntries(m.entries), m.leaderMatch]
+        : [0, m.from, m.to, m.term, m.prevIndex, m.prevTerm, m.commit, packEntries(m.entries)];
     case "append-response":
       return [1, m.from, m.to, m.term, m.index, m.reject, m.rejectHint, m.hintTerm];
     case "heartbeat":
@@ -215,18 +217,19 @@ export function unpackRaftMessage(value: unknown): RaftMessage {
   const a = listAt(value, "raft");
   const type = enumAt(a[0], "raft.type", RAFT_MESSAGE_TYPES);
   switch (type) {
-    case "append":
-      arrayAt(a, "raft.append", 8);
-      return {
-        type,
-        from: stringAt(a[1], "raft.from"),
-        to: stringAt(a[2], "raft.to"),
-        term: uintAt(a[3], "raft.term"),
-        prevIndex: uintAt(a[4], "raft.append.prevIndex"),
-        prevTerm: uintAt(a[5], "raft.append.prevTerm"),
-        commit: uintAt(a[6], "raft.append.commit"),
-        entries: unpackList(a[7], "raft.append.entries", unpackEntry),
-      };
+    case "append": {
+      arrayAt(a, "raft.append", 8, 9);
+      const from = stringAt(a[1], "raft.from");
+      const to = stringAt(a[2], "raft.to");
+      const term = uintAt(a[3], "raft.term");
+      const prevIndex = uintAt(a[4], "raft.append.prevIndex");
+      const prevTerm = uintAt(a[5], "raft.append.prevTerm");
+      const commit = uintAt(a[6], "raft.append.commit");
+      const entries = unpackList(a[7], "raft.append.entries", unpackEntry);
+      if (a.length === 8) return { type, from, to, term, prevIndex, prevTerm, commit, entries };
+      const leaderMatch = uintAt(a[8], "raft.append.leaderMatch");
+      return { type, from, to, term, prevIndex, prevTerm, commit, entries, leaderMatch };
+    }
     case "append-response":
       arrayAt(a, "raft.append-response", 8);
       return {

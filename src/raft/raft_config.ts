@@ -48,6 +48,11 @@ export interface ResolvedRaftConfig {
   readonly asyncPersistence: boolean;
   /** Testing bug: with `asyncPersistence`, the leader still counts its own entries on append. */
   readonly bugSelfAckOnAppend: boolean;
+  /**
+   * Testing bug: a ReadIndex is the commit index alone, though a follower may have committed (and
+   * answered a proposal) up to the `leaderMatch` it was sent.
+   */
+  readonly bugReadIgnoresFollowerCommit: boolean;
 }
 
 /** Default base election timeout, in ticks. */
@@ -142,5 +147,6 @@ export function resolveRaftConfig(config: RaftConfig): ResolvedRaftConfig {
     bugIgnoreCheckQuorum: bugs.includes("ignore-check-quorum"),
     asyncPersistence: config.asyncPersistence ?? false,
     bugSelfAckOnAppend: bugs.includes("self-ack-on-append"),
+    bugReadIgnoresFollowerCommit: bugs.includes("read-ignores-follower-commit"),
   };
 }

@@ -158,6 +158,11 @@ export class RaftNode {
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
   private transferee: string | undefined = undefined;
+  /**
+   * Leader: the highest `leaderMatch` sent in this term. A follower may have committed up to it,
+   * and answered a proposal, before this leader knows: a ReadIndex is never below it.
+   */
+  private leaderMatchSent = 0;
   private readonly readOnly = new ReadOnly();
   private waitingReads: WaitingRead[] = [];
   private incoming: IncomingSnapshot | undefined = undefined;
@@ -878,6 +883,7 @@ export class RaftNode {
       : last;
     self.becomeReplicate();
     self.recentActive = true;
+    this.leaderMatchSent = 0;
     this.appendEntry("noop", EMPTY_DATA, undefined, undefined);
   }
 
@@ -1129,9 +1135,29 @@ export class RaftNode {
         if (entry.type === "config") this.members.append(entry);
       }
     }
-    const commit = Math.min(m.commit, lastNew);
+    let commit = Math.min(m.commit, lastNew);
+    const leaderMatch = m.leaderMatch;
+    if (leaderMatch !== undefined && leaderMatch > commit) {
+      // With at most three voters, this follower and the leader are a majority: what both hold of
+      // the current term is committed. It is applied only after this batch is durable here.
+      const q = Math.min(leaderMatch, lastNew);
+      if (q > commit && log.term(q) === this.currentTerm && this.mayCommitWithLeader(m.from)) commit = q;
+    }
     if (commit > log.committed && commit <= log.lastIndex) log.commitTo(commit);
     this.sendAppendResponse(m.from, lastNew, false, 0, 0);
+  }
+
+  /**
+   * True when this node and `leader` are a majority of the voters of this node's configuration (at
+   * most three voters, both among them). Any configuration a later leader can be elected in is at
+   * most one change (one voter added or removed) from this one, and with single changes a
+   * majority of one configuration meets every majority of the next: a later leader got a vote
+   * from one of the two, so it holds what they hold.
+   */
+  private mayCommitWithLeader(leader: string): boolean {
+    const voters = this.members.current.voters;
+    if (voters.length > 3) return false;
+    return voters.includes(this.selfId) && voters.includes(leader);
   }
 
   private anyTestingBug(): boolean {
@@ -1580,22 +1606,66 @@ export class RaftNode {
         this.batch = entries;
       }
       const commit = log.committed;
-      const m: AppendMessage = {
-        type: "append",
-        from: this.selfId,
-        to,
-        term: this.currentTerm,
-        prevIndex,
-        prevTerm,
-        entries,
-        commit,
-      };
+      const leaderMatch = entries.length > 0 ? this.leaderMatchFor(commit) : undefined;
+      const m: AppendMessage = leaderMatch === undefined
+        ? {
+          type: "append",
+          from: this.selfId,
+          to,
+          term: this.currentTerm,
+          prevIndex,
+          prevTerm,
+          entries,
+          commit,
+        }
+        : {
+          type: "append",
+          from: this.selfId,
+          to,
+          term: this.currentTerm,
+          prevIndex,
+          prevTerm,
+          entries,
+          commit,
+          leaderMatch,
+        };
       this.send(m);
-      pr.sentCommit = commit;
-      pr.sentEntries(prevIndex + entries.length, entries.length);
+      const lastNew = prevIndex + entries.length;
+      pr.sentCommit = leaderMatch === undefined
+        ? commit
+        : this.commitOnAppend(to, commit, leaderMatch, lastNew);
+      pr.sentEntries(lastNew, entries.length);
       if (entries.length === 0) return;
       sendIfEmpty = false;
     }
+  }
+
+  /**
+   * The `leaderMatch` an append carries: this leader's durable match index, when its configuration
+   * has at most three voters, itself among them, and it says more than the commit index does
+   * (undefined otherwise). Remembered: a ReadIndex is never below what was sent.
+   */
+  private leaderMatchFor(commit: number): number | undefined {
+    const voters = this.members.current.voters;
+    if (voters.length > 3 || !voters.includes(this.selfId)) return undefined;
+    const match = this.progresses.get(this.selfId)?.match ?? 0;
+    if (match <= commit) return undefined;
+    if (match > this.leaderMatchSent) this.leaderMatchSent = match;
+    return match;
+  }
+
+  /**
+   * What follower `to` commits when it takes an append carrying `commit` and `leaderMatch` up to
+   * `lastNew`: also what it and this leader hold, when its configuration is this leader's (no
+   * configuration entry after `lastNew`) and it votes there. Commit news for no more than that is
+   * not sent (a lost append is made good by the next one or a heartbeat).
+   */
+  private commitOnAppend(to: string, commit: number, leaderMatch: number, lastNew: number): number {
+    const q = Math.min(leaderMatch, lastNew);
+    if (q <= commit || this.members.lastConfigIndex > lastNew || !isVoter(this.members.current, to)) {
+      return commit;
+    }
+    return this.log.term(q) === this.currentTerm ? q : commit;
   }
 
   private sendSnapshot(to: string, pr: Progress): void {
@@ -1699,7 +1769,11 @@ export class RaftNode {
       this.waitingReads.push({ ctx, from });
       return;
     }
-    const index = this.log.committed;
+    // A follower may have committed (and answered a proposal) up to a leaderMatch it was sent.
+    const committed = this.log.committed;
+    const index = this.cfg.bugReadIgnoresFollowerCommit
+      ? committed
+      : Math.max(committed, this.leaderMatchSent);
     const voters = this.members.current.voters;
     if (voters.length === 1 && voters[0] === this.selfId) {
       this.readDone(ctx, index, from);

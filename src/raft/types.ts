@@ -159,6 +159,16 @@ export interface AppendMessage extends RaftMessageBase {
    * `min(commit, prevIndex + entries.length)`, never beyond what this message proved it holds.
    */
   readonly commit: number;
+  /**
+   * How far the leader's own log is durable (its own match index), sent only while its
+   * configuration has at most three voters, itself among them. A voting follower whose own
+   * configuration also has at most three voters, the leader among them, then commits up to
+   * `min(leaderMatch, prevIndex + entries.length)` when that entry is of the current term: it and
+   * the leader are a majority holding it, so it is committed (it applies it only once its own copy
+   * is durable). A follower's proposal is then done one round trip sooner, without waiting for the
+   * leader's next commit index.
+   */
+  readonly leaderMatch?: number;
 }
 
 /** Follower -> leader: outcome of an append. */
@@ -406,7 +416,8 @@ export type RaftTestingBug =
   | "double-vote"
   | "commit-old-term"
   | "ignore-check-quorum"
-  | "self-ack-on-append";
+  | "self-ack-on-append"
+  | "read-ignores-follower-commit";
 
 /** Configuration of a {@linkcode RaftNode}. Times are counted in ticks. */
 export interface RaftConfig {

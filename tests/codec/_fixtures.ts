@@ -42,6 +42,15 @@ export function raftMessages(): RaftMessage[] {
   const base = { from: "member-a", to: "member-b", term: 7 };
   return [
     { ...base, type: "append", prevIndex: 99, prevTerm: 7, commit: 98, entries: fiveEntries() },
+    {
+      ...base,
+      type: "append",
+      prevIndex: 99,
+      prevTerm: 7,
+      commit: 98,
+      entries: fiveEntries(),
+      leaderMatch: 104,
+    },
     { ...base, type: "append", prevIndex: 0, prevTerm: 0, commit: 0, entries: [] },
     {
       ...base,

@@ -246,8 +246,15 @@ describe("envelope decode errors", () => {
     ["append term string", 0, [0, "a", "b", "7", 0, 0, 0, []], /raft\.term.*string/],
     ["append term 2^53", 0, [0, "a", "b", 2 ** 53, 0, 0, 0, []], /raft\.term/],
     ["append from number", 0, [0, 1, "b", 1, 0, 0, 0, []], /raft\.from/],
-    ["append missing field", 0, [0, "a", "b", 1, 0, 0, []], /raft\.append: expected 8 elements, got 7/],
-    ["append extra field", 0, [0, "a", "b", 1, 0, 0, 0, [], 1], /raft\.append: expected 8 elements, got 9/],
+    ["append missing field", 0, [0, "a", "b", 1, 0, 0, []], /raft\.append: expected 8\.\.9 elements, got 7/],
+    [
+      "append extra field",
+      0,
+      [0, "a", "b", 1, 0, 0, 0, [], 1, 2],
+      /raft\.append: expected 8\.\.9 elements, got 10/,
+    ],
+    ["append leaderMatch negative", 0, [0, "a", "b", 1, 0, 0, 0, [], -1], /raft\.append\.leaderMatch/],
+    ["append leaderMatch string", 0, [0, "a", "b", 1, 0, 0, 0, [], "5"], /raft\.append\.leaderMatch/],
     [
       "append entries not an array",
       0,

@@ -96,6 +96,27 @@ describe("asynchronous persistence in the core", () => {
     assert.equal(a.persistedIndex, res.index - 1);
   });
 
+  it("an append sent before the leader's write is durable tells followers only what is durable", () => {
+    const nodes = cluster();
+    const a = nodes.get("a")!;
+    const first = a.propose(cmd("p")) as { index: number };
+    const rd = a.ready();
+    const early = rd.earlyMessages.filter((m) => m.to === "b");
+    assert.ok(
+      early.every((m) => m.type === "append" && m.leaderMatch === undefined),
+      "nothing durable beyond the commit index",
+    );
+    const b = nodes.get("b")!;
+    responsesTo(b, early);
+    assert.equal(b.commitIndex, first.index - 1, "b alone does not make a majority");
+    a.persisted(first.index, a.term);
+    a.propose(cmd("q"));
+    const next = a.ready().earlyMessages.filter((m) => m.to === "b");
+    assert.deepEqual(next.map((m) => m.type === "append" && m.leaderMatch), [first.index]);
+    responsesTo(b, next);
+    assert.equal(b.commitIndex, first.index, "p is durable on a and b; q only on b so far");
+  });
+
   it("a lone voter commits its entry only after persisted()", () => {
     const a = node("a", ["a"]);
     a.campaign();

@@ -56,6 +56,14 @@ const VARIANTS: readonly Variant[] = [
     opts: { steps: 3000, liveness: false, persistence: "async" },
     expected: ["durable-quorum", "leader-completeness", "state-machine-safety", "linearizability"],
   },
+  {
+    // A follower of a three-voter cluster commits what it and the leader hold (`leaderMatch`) and
+    // answers its client before the leader knows the entry committed. A ReadIndex that is only the
+    // leader's commit index then misses that acknowledged write: a stale read.
+    bug: "read-ignores-follower-commit",
+    opts: { steps: 3000, liveness: false, persistence: "sync" },
+    expected: ["linearizability"],
+  },
 ];
 
 const MAX_SEEDS = 300;

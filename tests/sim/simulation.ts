@@ -375,6 +375,11 @@ interface SimNode {
   unsyncedHardState: HardState | undefined;
   /** Highest commit index checked for a durable quorum while this node led. */
   quorumChecked: number;
+  /**
+   * A follower: its commit index and voters the last time the commit index moved. Its commits are
+   * checked once its sync is done, by when a newer configuration may have arrived.
+   */
+  commitMoved: { readonly ci: number; readonly voters: readonly string[] } | undefined;
   stopScheduled: boolean;
 }
 
@@ -432,6 +437,8 @@ export class Simulation {
   readonly #net: VirtualNetwork;
   readonly #safety: SafetyChecker;
   readonly #nodes = new Map<string, SimNode>();
+  /** The highest commit index checked on the leader of each term. */
+  readonly #leaderChecked = new Map<number, number>();
   readonly #clients: Client[] = [];
   readonly #history: KvOperation[] = [];
   readonly #trace = new TraceHash();
@@ -767,6 +774,7 @@ export class Simulation {
       syncing: undefined,
       unsyncedHardState: undefined,
       quorumChecked: 0,
+      commitMoved: undefined,
       stopScheduled: false,
     };
     this.#nodes.set(id, node);
@@ -788,6 +796,8 @@ export class Simulation {
     node.lastCommitSeen = 0;
     node.leaderTerm = -1;
     node.quorumChecked = 0;
+    // what it committed before the restart was checked then (it is not known durable anywhere now)
+    node.commitMoved = { ci: node.raft.commitIndex, voters: [] };
     this.#queue.push(this.#now + firstTickIn, { k: 0, node, inc: node.incarnation });
     this.#drive(node);
   }
@@ -975,7 +985,11 @@ export class Simulation {
     const ci = raft.commitIndex;
     if (raft.role === "leader" && ci > node.quorumChecked) {
       node.quorumChecked = ci;
-      this.#checkDurableQuorum(node, raft, ci);
+      if (ci > (this.#leaderChecked.get(raft.term) ?? 0)) this.#leaderChecked.set(raft.term, ci);
+      this.#checkDurableQuorum(node, raft, ci, raft.membership.voters);
+    }
+    if (raft.role !== "leader" && ci > (node.commitMoved?.ci ?? 0)) {
+      node.commitMoved = { ci, voters: raft.membership.voters };
     }
     // While a batch is being synced the node's log runs ahead of its storage (a follower may even
     // have replaced a suffix there): its commits are taken from storage once the sync is done.
@@ -988,6 +1002,15 @@ export class Simulation {
         for (let i = Math.max(node.lastCommitSeen, st.snapshotIndex) + 1; i <= ci; i++) {
           this.#safety.onCommitted(node.id, st.entryAt(i)!);
         }
+        // A follower's commit beyond any its leader made: it counted itself and the leader
+        // (`leaderMatch`), and both must hold the entry durably now that its own sync is done.
+        const moved = node.commitMoved;
+        if (
+          raft.role !== "leader" && moved !== undefined && moved.voters.length > 0 &&
+          ci > (this.#leaderChecked.get(raft.term) ?? 0)
+        ) {
+          this.#checkDurableQuorum(node, raft, ci, moved.voters);
+        }
       }
       node.lastCommitSeen = ci;
     }
@@ -995,16 +1018,16 @@ export class Simulation {
   }
 
   /**
-   * A leader moved its commit index to `ci`: a majority of the voters it counts must hold that
-   * entry on stable storage right now (the leader itself only once its write is durable), since a
-   * crash of every node can lose nothing else.
+   * A leader moved its commit index to `ci` (or a follower did, past any commit index of its
+   * term's leader): a majority of the voters it counts must hold that entry on stable storage
+   * right now (the leader itself only once its write is durable), since a crash of every node can
+   * lose nothing else.
    */
-  #checkDurableQuorum(node: SimNode, raft: SimRaftNode, ci: number): void {
+  #checkDurableQuorum(node: SimNode, raft: SimRaftNode, ci: number, voters: readonly string[]): void {
     const term = raft.termAt(ci);
     // A leader commits entries of its own term (an earlier term's commit index it inherited as a
     // follower was decided by an earlier leader); a compacted entry was checked when committed.
     if (term !== raft.term) return;
-    const voters = raft.membership.voters;
     const holders: string[] = [];
     for (const id of voters) {
       const st = this.#nodes.get(id)?.storage;
@@ -1014,7 +1037,7 @@ export class Simulation {
     if (holders.length < Math.floor(voters.length / 2) + 1) {
       this.#safety.report(
         "durable-quorum",
-        `leader ${node.id} (term ${raft.term}) committed ${ci} (term ${term}) while only [${
+        `${raft.role} ${node.id} (term ${raft.term}) committed ${ci} (term ${term}) while only [${
           holders.join(",")
         }] ` +
           `of voters [${voters.join(",")}] hold it on stable storage`,
