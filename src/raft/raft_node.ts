@@ -165,6 +165,12 @@ export class RaftNode {
   private leaderMatchSent = 0;
   private readonly readOnly = new ReadOnly();
   private waitingReads: WaitingRead[] = [];
+  /**
+   * Leader: reads confirmed by a quorum whose index (a `leaderMatch` sent) is not committed yet.
+   * Answered once it is, dropped with the leadership: a reader never waits for an index that may
+   * never be committed (entries sent but held by no follower are lost with this leader).
+   */
+  private readsAwaitingCommit: { readonly ctx: string; readonly index: number; readonly from: string }[] = [];
   private incoming: IncomingSnapshot | undefined = undefined;
   private readonly receiveStats = { oversize: 0, mismatched: 0, digestMismatches: 0, resumed: 0 };
   // The last batch of entries built for an append, shared by followers at the same position.
@@ -832,6 +838,9 @@ export class RaftNode {
     const waiting = this.waitingReads;
     this.waitingReads = [];
     for (const read of waiting) this.dropRead(read.ctx, read.from);
+    const confirmed = this.readsAwaitingCommit;
+    this.readsAwaitingCommit = [];
+    for (const read of confirmed) this.dropRead(read.ctx, read.from);
   }
 
   /** Fails a read: locally (leadership lost), or by answering a follower's forwarded read with -1. */
@@ -1423,6 +1432,7 @@ export class RaftNode {
       this.waitingReads = [];
       for (const read of waiting) this.leaderReadIndex(read.ctx, read.from);
     }
+    if (this.readsAwaitingCommit.length > 0) this.releaseCommittedReads();
     const membership = this.members.current;
     if (!isMember(membership, this.selfId) && this.members.lastConfigIndex <= this.log.committed) {
       this.stepDownRemoved();
@@ -1776,7 +1786,7 @@ export class RaftNode {
       : Math.max(committed, this.leaderMatchSent);
     const voters = this.members.current.voters;
     if (voters.length === 1 && voters[0] === this.selfId) {
-      this.readDone(ctx, index, from);
+      this.readConfirmed(ctx, index, from);
       return;
     }
     if (!this.readOnly.add(ctx, index, from)) return;
@@ -1791,7 +1801,24 @@ export class RaftNode {
     let acks = 0;
     for (const id of voters) if (request.acks.has(id)) acks++;
     if (acks < majority(voters.length)) return;
-    for (const done of this.readOnly.advance(ctx)) this.readDone(done.ctx, done.index, done.from);
+    for (const done of this.readOnly.advance(ctx)) this.readConfirmed(done.ctx, done.index, done.from);
+  }
+
+  /** A quorum confirmed this leadership for a read at `index`: answered now if `index` is committed. */
+  private readConfirmed(ctx: string, index: number, from: string): void {
+    if (index <= this.log.committed) this.readDone(ctx, index, from);
+    else this.readsAwaitingCommit.push({ ctx, index, from });
+  }
+
+  /** Answers the confirmed reads whose index is committed now, in the order they were confirmed. */
+  private releaseCommittedReads(): void {
+    const committed = this.log.committed;
+    const waiting: { readonly ctx: string; readonly index: number; readonly from: string }[] = [];
+    for (const read of this.readsAwaitingCommit) {
+      if (read.index <= committed) this.readDone(read.ctx, read.index, read.from);
+      else waiting.push(read);
+    }
+    this.readsAwaitingCommit = waiting;
   }
 
   private readDone(ctx: string, index: number, from: string): void {

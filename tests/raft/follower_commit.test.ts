@@ -132,19 +132,45 @@ describe("a follower's commit with the leader (at most three voters)", () => {
       h.tickAll(1);
       const a = h.node("a");
       const index = (a.propose(cmd("x")) as { index: number }).index;
-      const appends = appendsTo(h, "b");
-      h.deliver(appends[0]);
+      const appends = h.take(ofType("append")) as AppendMessage[];
+      h.deliver(appends.find((m) => m.to === "b")!);
       assert.equal(h.node("b").commitIndex, index, "b committed x and may have answered its client");
       h.take(); // b's acknowledgement is lost
       a.readIndex("r");
       const beats = h.take(ofType("heartbeat")) as HeartbeatMessage[];
-      const toC = beats.find((m) => m.to === "c")!;
-      h.deliver(toC);
+      h.deliver(beats.find((m) => m.to === "c")!);
       h.deliverAll(ofType("heartbeat-response"));
-      const [read] = h.record("a").readStates;
-      assert.equal(read?.ctx, "r", "a and c confirm the leadership");
-      if (bug) assert.equal(read.index, index - 1, "the broken variant reads below x");
-      else assert.equal(read.index, index, "the read waits for x");
+      if (bug) {
+        assert.deepEqual(h.record("a").readStates, [{ ctx: "r", index: index - 1 }], "below x: stale");
+        continue;
+      }
+      assert.deepEqual(
+        h.record("a").readStates,
+        [],
+        "a and c confirm the leadership, but x is not committed here",
+      );
+      h.deliver(appends.find((m) => m.to === "c")!);
+      h.deliverAll(ofType("append-response"));
+      assert.equal(a.commitIndex, index);
+      assert.deepEqual(h.record("a").readStates, [{ ctx: "r", index }], "answered once x is committed");
     }
+  });
+
+  it("a confirmed read waiting for its index is dropped with the leadership", () => {
+    // no leader lease, so that b can win while a still leads
+    const h = RaftHarness.bootstrap(["a", "b", "c"], { preVote: false, checkQuorum: false });
+    h.elect("a");
+    h.tickAll(1);
+    const a = h.node("a");
+    a.propose(cmd("x"));
+    h.take(ofType("append")); // nobody gets x
+    a.readIndex("r");
+    h.deliverAll(ofType("heartbeat"));
+    h.deliverAll(ofType("heartbeat-response"));
+    assert.deepEqual(h.record("a").readStates, []);
+    h.elect("b");
+    assert.notEqual(a.role, "leader");
+    assert.deepEqual(h.record("a").droppedReads.map((d) => d.ctx), ["r"], "x may never be committed");
+    assert.deepEqual(h.record("a").readStates, []);
   });
 });
