@@ -1617,28 +1617,17 @@ export class RaftNode {
       }
       const commit = log.committed;
       const leaderMatch = entries.length > 0 ? this.leaderMatchFor(commit) : undefined;
-      const m: AppendMessage = leaderMatch === undefined
-        ? {
-          type: "append",
-          from: this.selfId,
-          to,
-          term: this.currentTerm,
-          prevIndex,
-          prevTerm,
-          entries,
-          commit,
-        }
-        : {
-          type: "append",
-          from: this.selfId,
-          to,
-          term: this.currentTerm,
-          prevIndex,
-          prevTerm,
-          entries,
-          commit,
-          leaderMatch,
-        };
+      const m: AppendMessage = {
+        type: "append",
+        from: this.selfId,
+        to,
+        term: this.currentTerm,
+        prevIndex,
+        prevTerm,
+        entries,
+        commit,
+        leaderMatch,
+      };
       this.send(m);
       const lastNew = prevIndex + entries.length;
       pr.sentCommit = leaderMatch === undefined

@@ -166,9 +166,9 @@ export interface AppendMessage extends RaftMessageBase {
    * `min(leaderMatch, prevIndex + entries.length)` when that entry is of the current term: it and
    * the leader are a majority holding it, so it is committed (it applies it only once its own copy
    * is durable). A follower's proposal is then done one round trip sooner, without waiting for the
-   * leader's next commit index.
+   * leader's next commit index. Undefined (or absent) when not sent.
    */
-  readonly leaderMatch?: number;
+  readonly leaderMatch?: number | undefined;
 }
 
 /** Follower -> leader: outcome of an append. */
