@@ -106,6 +106,20 @@ interface WaitingRead {
   readonly from: string;
 }
 
+/** A read confirmed by a quorum, waiting for its index to be committed. */
+interface ConfirmedRead extends WaitingRead {
+  readonly index: number;
+}
+
+/**
+ * True when `a` and `b` are two voters of `membership` that together are a majority of its voters
+ * (at most three): what both hold of the current term is committed.
+ */
+function pairIsMajority(membership: Membership, a: string, b: string): boolean {
+  const voters = membership.voters;
+  return majority(voters.length) <= 2 && voters.includes(a) && voters.includes(b);
+}
+
 /**
  * One Raft member.
  *
@@ -170,7 +184,7 @@ export class RaftNode {
    * Answered once it is, dropped with the leadership: a reader never waits for an index that may
    * never be committed (entries sent but held by no follower are lost with this leader).
    */
-  private readsAwaitingCommit: { readonly ctx: string; readonly index: number; readonly from: string }[] = [];
+  private readsAwaitingCommit: ConfirmedRead[] = [];
   private incoming: IncomingSnapshot | undefined = undefined;
   private readonly receiveStats = { oversize: 0, mismatched: 0, digestMismatches: 0, resumed: 0 };
   // The last batch of entries built for an append, shared by followers at the same position.
@@ -1145,28 +1159,20 @@ export class RaftNode {
       }
     }
     let commit = Math.min(m.commit, lastNew);
-    const leaderMatch = m.leaderMatch;
-    if (leaderMatch !== undefined && leaderMatch > commit) {
+    if (m.leaderMatch !== undefined) {
       // With at most three voters, this follower and the leader are a majority: what both hold of
-      // the current term is committed. It is applied only after this batch is durable here.
-      const q = Math.min(leaderMatch, lastNew);
-      if (q > commit && log.term(q) === this.currentTerm && this.mayCommitWithLeader(m.from)) commit = q;
+      // the current term is committed. It is applied only after this batch is durable here. Any
+      // configuration a later leader can be elected in is at most one change (one voter added or
+      // removed) from this node's, and with single changes a majority of one configuration meets
+      // every majority of the next: a later leader got a vote from one of the two.
+      const q = Math.min(m.leaderMatch, lastNew);
+      if (
+        q > commit && log.term(q) === this.currentTerm &&
+        pairIsMajority(this.members.current, this.selfId, m.from)
+      ) commit = q;
     }
     if (commit > log.committed && commit <= log.lastIndex) log.commitTo(commit);
     this.sendAppendResponse(m.from, lastNew, false, 0, 0);
-  }
-
-  /**
-   * True when this node and `leader` are a majority of the voters of this node's configuration (at
-   * most three voters, both among them). Any configuration a later leader can be elected in is at
-   * most one change (one voter added or removed) from this one, and with single changes a
-   * majority of one configuration meets every majority of the next: a later leader got a vote
-   * from one of the two, so it holds what they hold.
-   */
-  private mayCommitWithLeader(leader: string): boolean {
-    const voters = this.members.current.voters;
-    if (voters.length > 3) return false;
-    return voters.includes(this.selfId) && voters.includes(leader);
   }
 
   private anyTestingBug(): boolean {
@@ -1645,8 +1651,8 @@ export class RaftNode {
    * (undefined otherwise). Remembered: a ReadIndex is never below what was sent.
    */
   private leaderMatchFor(commit: number): number | undefined {
-    const voters = this.members.current.voters;
-    if (voters.length > 3 || !voters.includes(this.selfId)) return undefined;
+    // (the pair of itself with itself: at most three voters, this leader among them)
+    if (!pairIsMajority(this.members.current, this.selfId, this.selfId)) return undefined;
     const match = this.progresses.get(this.selfId)?.match ?? 0;
     if (match <= commit) return undefined;
     if (match > this.leaderMatchSent) this.leaderMatchSent = match;
@@ -1661,7 +1667,10 @@ export class RaftNode {
    */
   private commitOnAppend(to: string, commit: number, leaderMatch: number, lastNew: number): number {
     const q = Math.min(leaderMatch, lastNew);
-    if (q <= commit || this.members.lastConfigIndex > lastNew || !isVoter(this.members.current, to)) {
+    if (
+      q <= commit || this.members.lastConfigIndex > lastNew ||
+      !pairIsMajority(this.members.current, this.selfId, to)
+    ) {
       return commit;
     }
     return this.log.term(q) === this.currentTerm ? q : commit;
@@ -1802,7 +1811,7 @@ export class RaftNode {
   /** Answers the confirmed reads whose index is committed now, in the order they were confirmed. */
   private releaseCommittedReads(): void {
     const committed = this.log.committed;
-    const waiting: { readonly ctx: string; readonly index: number; readonly from: string }[] = [];
+    const waiting: ConfirmedRead[] = [];
     for (const read of this.readsAwaitingCommit) {
       if (read.index <= committed) this.readDone(read.ctx, read.index, read.from);
       else waiting.push(read);

@@ -376,10 +376,11 @@ interface SimNode {
   /** Highest commit index checked for a durable quorum while this node led. */
   quorumChecked: number;
   /**
-   * A follower: its commit index and voters the last time the commit index moved. Its commits are
-   * checked once its sync is done, by when a newer configuration may have arrived.
+   * A follower: its commit index and voters the last time the commit index moved (no voters: the
+   * commit index it restarted with, checked in its earlier life). Its commits are checked once its
+   * sync is done, by when a newer configuration may have arrived.
    */
-  commitMoved: { readonly ci: number; readonly voters: readonly string[] } | undefined;
+  commitMoved: { readonly ci: number; readonly voters: readonly string[] | undefined } | undefined;
   stopScheduled: boolean;
 }
 
@@ -797,7 +798,7 @@ export class Simulation {
     node.leaderTerm = -1;
     node.quorumChecked = 0;
     // what it committed before the restart was checked then (it is not known durable anywhere now)
-    node.commitMoved = { ci: node.raft.commitIndex, voters: [] };
+    node.commitMoved = { ci: node.raft.commitIndex, voters: undefined };
     this.#queue.push(this.#now + firstTickIn, { k: 0, node, inc: node.incarnation });
     this.#drive(node);
   }
@@ -1004,12 +1005,11 @@ export class Simulation {
         }
         // A follower's commit beyond any its leader made: it counted itself and the leader
         // (`leaderMatch`), and both must hold the entry durably now that its own sync is done.
-        const moved = node.commitMoved;
+        const voters = node.commitMoved?.voters;
         if (
-          raft.role !== "leader" && moved !== undefined && moved.voters.length > 0 &&
-          ci > (this.#leaderChecked.get(raft.term) ?? 0)
+          raft.role !== "leader" && voters !== undefined && ci > (this.#leaderChecked.get(raft.term) ?? 0)
         ) {
-          this.#checkDurableQuorum(node, raft, ci, moved.voters);
+          this.#checkDurableQuorum(node, raft, ci, voters);
         }
       }
       node.lastCommitSeen = ci;
