@@ -26,6 +26,7 @@
 import { Decoder } from "cbor-x/decode";
 import { Encoder } from "cbor-x/encode";
 import { cborHeadBytes, writeCborHead } from "./cbor_writer.ts";
+import { latin1String } from "./latin1.ts";
 
 const OPTIONS = { useRecords: false, mapsAsObjects: true, tagUint8Array: false } as const;
 
@@ -421,7 +422,7 @@ function readAscii(n: number): string | typeof NOT_READ {
     hash = (Math.imul(hash, 31) + c) | 0;
   }
   srcAt = end;
-  if (n > CACHED_MAX) return String.fromCharCode.apply(null, src.subarray(start, end) as unknown as number[]);
+  if (n > CACHED_MAX) return latin1String(src, start, n);
   const at = (hash ^ (hash >>> 10)) & 1023;
   const cached = ASCII_CACHE[at];
   if (cached !== undefined && cached.length === n) {
@@ -429,7 +430,7 @@ function readAscii(n: number): string | typeof NOT_READ {
     for (let i = 0; i < n && same; i++) same = cached.charCodeAt(i) === src[start + i];
     if (same) return cached;
   }
-  const s = String.fromCharCode.apply(null, src.subarray(start, end) as unknown as number[]);
+  const s = latin1String(src, start, n);
   ASCII_CACHE[at] = s;
   return s;
 }

@@ -10,6 +10,7 @@
  */
 
 import { decodeCbor } from "./cbor.ts";
+import { latin1String } from "./latin1.ts";
 
 const UTF8 = new TextDecoder("utf-8", { fatal: false });
 
@@ -263,22 +264,7 @@ export class CborReader {
 
 /** A string of one char per byte of `bytes[start, end)`. */
 function latin1(bytes: Uint8Array, start: number, end: number): string {
-  const n = end - start;
-  if (n <= 16) {
-    let s = "";
-    for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i]!);
-    return s;
-  }
-  if (n <= 4096) {
-    return String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as number[]);
-  }
-  const parts: string[] = [];
-  for (let i = start; i < end; i += 4096) {
-    parts.push(
-      String.fromCharCode.apply(null, bytes.subarray(i, Math.min(end, i + 4096)) as unknown as number[]),
-    );
-  }
-  return parts.join("");
+  return latin1String(bytes, start, end - start);
 }
 
 /** An IEEE 754 half-precision float. */

@@ -7,6 +7,7 @@
  */
 
 import { type CborChunkWriter, cborHeadBytes } from "../codec/cbor_writer.ts";
+import { latin1String } from "../codec/latin1.ts";
 
 /** A key or a value as its codec produced it. */
 export type Encoded = string | Uint8Array;
@@ -129,10 +130,6 @@ export function writeEntry(
   out.uint(revision);
 }
 
-export const CHUNK = 4096;
-/** Scratch space of {@linkcode keyIdOf}: the tag byte and up to CHUNK - 1 key bytes. */
-export const SCRATCH = new Uint8Array(CHUNK);
-
 /**
  * The identity of an encoded key: `s` + the string, or `b` + one UTF-16 unit per byte, as one flat
  * string (it is what the state's index keeps). Two keys are the same key exactly when their encodings
@@ -140,13 +137,7 @@ export const SCRATCH = new Uint8Array(CHUNK);
  */
 export function keyIdOf(key: Encoded): string {
   if (typeof key === "string") return key.length < 12 ? "s" + key : ["s", key].join("");
-  const n = key.length;
-  if (n < CHUNK) {
-    SCRATCH[0] = 0x62; // "b"
-    SCRATCH.set(key, 1);
-    return String.fromCharCode.apply(null, SCRATCH.subarray(0, n + 1) as unknown as number[]);
-  }
-  return ["b", latin1Of(key, 0)].join("");
+  return latin1String(key, 0, key.length, 0x62); // "b"
 }
 
 /** The encoded key a key id stands for (a new `Uint8Array` for a byte key). */
@@ -161,15 +152,7 @@ export function encodedOf(stored: Stored, flags: number): Encoded {
 
 /** `bytes` as a string of one char per byte. */
 export function latin1Of(bytes: Uint8Array, from: number): string {
-  const n = bytes.length;
-  if (n - from <= CHUNK) {
-    return String.fromCharCode.apply(null, bytes.subarray(from) as unknown as number[]);
-  }
-  const parts: string[] = [];
-  for (let i = from; i < n; i += CHUNK) {
-    parts.push(String.fromCharCode.apply(null, bytes.subarray(i, i + CHUNK) as unknown as number[]));
-  }
-  return parts.join("");
+  return latin1String(bytes, from, bytes.length - from);
 }
 
 /** The bytes of a one-char-per-byte string, from `from` on. */
