@@ -103,6 +103,22 @@ export class DedupWindow {
     this.#next = 0;
   }
 
+  /**
+   * `[requestId, result]` of every id in the window, oldest first, as a new array (one plain loop:
+   * a snapshot takes it while the peer waits, so it is kept to copying references).
+   */
+  pairs(): [requestId: string, result: unknown][] {
+    const n = this.size;
+    const ids = this.#ids;
+    const results = this.#results;
+    const out: [string, unknown][] = [];
+    for (let i = 0, slot = this.#next; i < n; i++, slot = slot + 1 === n ? 0 : slot + 1) {
+      const id = ids[slot];
+      if (id !== undefined) out.push([id, results[slot]]);
+    }
+    return out;
+  }
+
   /** `[requestId, result]` of every id in the window, oldest first. */
   *entries(): IterableIterator<[requestId: string, result: unknown]> {
     const n = this.size;

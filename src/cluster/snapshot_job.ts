@@ -12,7 +12,12 @@
 import { encodeCbor } from "../codec/cbor.ts";
 import { CborChunkWriter, type CborJoiner } from "../codec/cbor_writer.ts";
 import type { Scheduler } from "./scheduler.ts";
-import type { RestoreJob, StateMachine, StateMachineImageParts } from "./state_machine.ts";
+import {
+  imageOfResult,
+  type RestoreJob,
+  type StateMachine,
+  type StateMachineImageParts,
+} from "./state_machine.ts";
 import { crc32c } from "../storage/crc32c.ts";
 
 /** Entries one `writeTo` call may write before the time budget is looked at again. */
@@ -64,7 +69,10 @@ export class SnapshotJob {
       w.arrayHeader(applied.length);
     }
     const stop = Math.min(applied.length, this.#appliedAt + APPLIED_PER_STEP);
-    for (; this.#appliedAt < stop; this.#appliedAt++) w.raw(encodeCbor(applied[this.#appliedAt]));
+    for (; this.#appliedAt < stop; this.#appliedAt++) {
+      const [requestId, result] = applied[this.#appliedAt]!;
+      w.raw(encodeCbor([requestId, imageOfResult(result)]));
+    }
     if (this.#appliedAt < applied.length) return false;
     const joiner = w.joiner();
     while (!joiner.step(Number.MAX_SAFE_INTEGER)) { /* one step copies everything */ }

@@ -111,9 +111,9 @@ export class Replaced {
     return this.#previous ??= encodedOf(this.keptValue, this.keptFlags);
   }
 
-  /** The plain form, for the dedup window of a snapshot. */
+  /** The plain form, for the dedup window of a snapshot (made afresh: a snapshot does not make the result keep its bytes). */
   [RESULT_IMAGE](): MapWriteResult {
-    return { conflict: false, previous: this.previous };
+    return { conflict: false, previous: this.#previous ?? encodedOf(this.keptValue, this.keptFlags) };
   }
 }
 

@@ -2,6 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
   type ReplicatedState,
+  RESULT_IMAGE,
   StateMachine,
   type StateMachineImage,
 } from "../../src/cluster/state_machine.ts";
@@ -170,6 +171,57 @@ describe("map state snapshot views", () => {
     copy.registerKind("counter", () => new Counter());
     copy.restore(image);
     assert.equal(copy.clusterUid, "uid-1");
+  });
+
+  it("taking the parts makes no image of a result: the job makes each one as it encodes it", () => {
+    let images = 0;
+    class Imaged {
+      constructor(readonly n: number) {}
+      [RESULT_IMAGE](): unknown {
+        images++;
+        return { n: this.n };
+      }
+    }
+    const sm = new StateMachine(1000);
+    sm.registerKind("imaged", () => ({
+      apply: (_op: string, args: unknown) => new Imaged(args as number),
+      memberRemoved() {},
+      snapshot: () => 0,
+      restore() {},
+    }));
+    for (let i = 1; i <= 1500; i++) {
+      sm.apply({ kind: "imaged", id: "x", op: "make", args: i, peerId: "p" }, {
+        index: i,
+        requestId: `r${i}`,
+        proposerPeerId: "p",
+      });
+    }
+    const job = new SnapshotJob(sm.snapshotParts());
+    assert.equal(images, 0, "the parts hold the results, not their images");
+    job.step(); // the first slice encodes a part of the window only
+    assert.ok(images > 0 && images < 1000, `${images} images after one step`);
+    while (!job.step()) { /* until done */ }
+    assert.equal(images, 1000, "one image per result in the window");
+    const applied = (decodeCbor(job.result()) as StateMachineImage).applied;
+    assert.deepEqual(applied[0], ["r501", { n: 501 }]); // the oldest still in the window first
+    assert.deepEqual(applied.at(-1), ["r1500", { n: 1500 }]);
+  });
+
+  it("a replaced value's image does not stay in the result after a snapshot", () => {
+    const sm = new StateMachine(8);
+    sm.registerKind("map", (id) => new HamokMapState(id));
+    const set = (i: number, value: Encoded) =>
+      sm.apply({ kind: "map", id: "m", op: "set", args: [Uint8Array.of(1), value], peerId: "p" }, {
+        index: i,
+        requestId: `r${i}`,
+        proposerPeerId: "p",
+      });
+    set(1, Uint8Array.of(0x41, 1, 2, 3));
+    const { result } = set(2, Uint8Array.of(0x41, 4, 5, 6));
+    const first = (result as { [RESULT_IMAGE](): { previous: Uint8Array } })[RESULT_IMAGE]().previous;
+    const second = (result as { [RESULT_IMAGE](): { previous: Uint8Array } })[RESULT_IMAGE]().previous;
+    assert.deepEqual([...first], [0x41, 1, 2, 3]);
+    assert.notEqual(first, second, "made afresh each time, not kept");
   });
 
   it("a cancelled job gives no result; a later job writes the state as it is then", () => {
