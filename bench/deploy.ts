@@ -893,11 +893,13 @@ async function cpuOnlyRun(url: string, rounds: number): Promise<void> {
     );
     log(
       `round ${round + 1}: ${run.cpuPerWriteUs.toFixed(1)} µs/write (${each.join(", ")}), ` +
-        `${run.stats.opsPerSec.toFixed(0)} ops/s, nats-server ${run.serverUs.toFixed(1)} µs, NATS messages per write ` +
-        `${run.msgs.inPerWrite.toFixed(2)} published (${run.msgs.leaderPerWrite.toFixed(2)} by the writer), ` +
-        `${run.msgs.outPerWrite.toFixed(2)} delivered, load ${
-          loadavg()[0].toFixed(2)
-        }`,
+        `${run.stats.opsPerSec.toFixed(0)} ops/s, nats-server ${
+          run.serverUs.toFixed(1)
+        } µs, NATS messages per write ` +
+        `${run.msgs.inPerWrite.toFixed(2)} published (${
+          run.msgs.leaderPerWrite.toFixed(2)
+        } by the writer), ` +
+        `${run.msgs.outPerWrite.toFixed(2)} delivered, load ${loadavg()[0].toFixed(2)}`,
     );
   }
   if (dir !== undefined) await Promise.all(peers.map((p) => p.request("mark")));
