@@ -57,7 +57,7 @@ export interface Scheduler {
 }
 
 /** Callbacks yielded through {@linkcode REAL_SCHEDULER}, waiting for their turn, oldest first. */
-const yielded: (() => void)[] = [];
+const yielded: ((() => void) | undefined)[] = [];
 /** Index of the oldest callback in {@linkcode yielded}. */
 let yieldedHead = 0;
 /** True while a timer for the next yielded callback is armed. */
@@ -73,7 +73,7 @@ let yieldArmed = false;
 function runYielded(): void {
   yieldArmed = false;
   const callback = yielded[yieldedHead]!;
-  yielded[yieldedHead++] = undefined as unknown as () => void;
+  yielded[yieldedHead++] = undefined; // let it go
   if (yieldedHead === yielded.length) {
     yielded.length = 0;
     yieldedHead = 0;
