@@ -235,7 +235,7 @@ function startPeer(
   const prof = cpuProfDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`];
   const argv = runtime === "deno"
     ? ["run", "-A", "--quiet", ...prof, CHILD_SCRIPT, JSON.stringify(start)]
-    : [...prof, CHILD_SCRIPT, JSON.stringify(start)];
+    : [...prof, ...(prof.length > 0 ? ["--cpu-prof-interval=250"] : []), CHILD_SCRIPT, JSON.stringify(start)];
   const child = spawn(runtimeBinary(runtime), argv, {
     cwd: REPO,
     stdio: ["pipe", "pipe", "pipe"],

@@ -21,11 +21,19 @@ function bytesOf(n: number, seed: number): Uint8Array {
 
 describe("latin1String", () => {
   it("every length around the reused lists and the apply limit, with and without a prefix", () => {
-    for (const n of [0, 1, 2, 21, 64, 65, 100, 126, 127, 128, 129, 4095, 4096, 4097, 9000]) {
+    for (const n of [0, 1, 2, 21, 47, 48, 49, 64, 65, 100, 126, 127, 128, 129, 4095, 4096, 4097, 9000]) {
       const bytes = bytesOf(n + 7, n + 1);
       for (const prefix of [-1, 0x62, 0]) {
         assert.equal(latin1String(bytes, 3, n, prefix), slow(bytes, 3, n, prefix), `n ${n} prefix ${prefix}`);
       }
+    }
+  });
+
+  it("reads a view into a larger buffer at the view's own offsets", () => {
+    const whole = bytesOf(300, 99);
+    const view = whole.subarray(17, 250);
+    for (const n of [5, 23, 47, 48, 66, 200]) {
+      assert.equal(latin1String(view, 9, n), slow(whole, 26, n), `n ${n}`);
     }
   });
 
