@@ -415,6 +415,14 @@ function readAscii(n: number): string | typeof NOT_READ {
   if (n > SIMPLE_MAX_STRING || n > srcEnd - srcAt) return NOT_READ;
   const start = srcAt;
   const end = start + n;
+  if (n > CACHED_MAX) {
+    // not cached (a request id, a long key): only the ASCII check, no hash
+    let bits = 0;
+    for (let i = start; i < end; i++) bits |= src[i]!;
+    if (bits > 0x7f) return NOT_READ;
+    srcAt = end;
+    return latin1String(src, start, n);
+  }
   let hash = n;
   for (let i = start; i < end; i++) {
     const c = src[i]!;
@@ -422,7 +430,6 @@ function readAscii(n: number): string | typeof NOT_READ {
     hash = (Math.imul(hash, 31) + c) | 0;
   }
   srcAt = end;
-  if (n > CACHED_MAX) return latin1String(src, start, n);
   const at = (hash ^ (hash >>> 10)) & 1023;
   const cached = ASCII_CACHE[at];
   if (cached !== undefined && cached.length === n) {

@@ -251,6 +251,8 @@ describe("decodeSimpleCbor", () => {
       Uint8Array.of(0xf9, 0x3c, 0x00), // a float16
       cborX(2n ** 60n), // a 64-bit integer
       cborX("é"),
+      cborX(`${"x".repeat(29)}é`), // longer than the short-string cache: the other ASCII check
+      cborX(`é${"x".repeat(40)}`),
       cborX("x".repeat(513)),
       cborX(new Map([[1, 2]])),
       cborX(new Date(0)),
