@@ -16,7 +16,7 @@ const latin1Slice: ((this: Uint8Array, start: number, end: number) => string) | 
       .latin1Slice
     : undefined;
 /** Shortest run {@linkcode latin1String} gives to {@linkcode latin1Slice}. */
-const SLICE_MIN = 48;
+const SLICE_MIN = 24;
 /** Longest run {@linkcode latin1String} copies into a reused argument list. */
 const ARGS_MAX = 128;
 /** Longest run one `String.fromCharCode.apply` call is given (the rest are joined). */
@@ -25,13 +25,15 @@ const APPLY_MAX = 4096;
 const CHAR_ARGS: number[][] = [];
 
 /**
- * The string of `bytes[start, start + n)`, one char per byte. From 48 bytes on (without a prefix)
+ * The string of `bytes[start, start + n)`, one char per byte. From 24 bytes on (without a prefix)
  * it is `Buffer.prototype.latin1Slice`, one native call: for 66 bytes 60 ns on Bun 1.4, 118 ns on
- * Deno 2.9 and 123 ns on Node, against 374, 207 and 307 ns for the reused list below. For 27 bytes
- * (a request id) the slice is still faster on Bun (58 against 206 ns) but slower on Deno (115
- * against 81 ns), hence 48. Shorter runs, and runs of at most 128 bytes after a prefix, are copied
- * into a reused plain array: `String.fromCharCode.apply` on a fresh `subarray` costs 120-150 ns
- * more for 21 bytes on Deno, Bun and Node alike (the view's allocation and the typed-array spread).
+ * Deno 2.9 and 123 ns on Node, against 374, 207 and 307 ns for the reused list below; for a 27-byte
+ * request id 58 ns on Bun against 206, but 115 ns on Deno against 81. Decoding a forwarded
+ * proposal of 14 entries took 264 against 445 ns per entry on Bun with the slice for request ids,
+ * and 278 against 262 ns on Deno, so request ids take the slice too. Shorter runs, and runs of at
+ * most 128 bytes after a prefix, are copied into a reused plain array: `String.fromCharCode.apply`
+ * on a fresh `subarray` costs 120-150 ns more for 21 bytes on Deno, Bun and Node alike (the view's
+ * allocation and the typed-array spread).
  * `prefix`, if given, is one more char code put before the bytes (a key id's tag).
  *
  * @example

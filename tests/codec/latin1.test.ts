@@ -21,7 +21,31 @@ function bytesOf(n: number, seed: number): Uint8Array {
 
 describe("latin1String", () => {
   it("every length around the reused lists and the apply limit, with and without a prefix", () => {
-    for (const n of [0, 1, 2, 21, 47, 48, 49, 64, 65, 100, 126, 127, 128, 129, 4095, 4096, 4097, 9000]) {
+    for (
+      const n of [
+        0,
+        1,
+        2,
+        21,
+        23,
+        24,
+        25,
+        47,
+        48,
+        49,
+        64,
+        65,
+        100,
+        126,
+        127,
+        128,
+        129,
+        4095,
+        4096,
+        4097,
+        9000,
+      ]
+    ) {
       const bytes = bytesOf(n + 7, n + 1);
       for (const prefix of [-1, 0x62, 0]) {
         assert.equal(latin1String(bytes, 3, n, prefix), slow(bytes, 3, n, prefix), `n ${n} prefix ${prefix}`);
