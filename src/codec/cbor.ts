@@ -73,7 +73,8 @@ let slab = new Uint8Array(SIMPLE_SLAB_BYTES);
 /**
  * Bytes of each slab of values too large for the room left in {@linkcode slab} (an append or a
  * forwarded proposal of many entries): measuring such a value and giving it a buffer of its own
- * cost two more passes and an allocation (on Deno 2.9 a fresh `ArrayBuffer` is 0.3-1.3 µs).
+ * cost two more passes and an allocation (on Deno 2.9 a fresh `ArrayBuffer` is 0.3-1.3 µs). A value
+ * larger than {@linkcode SIMPLE_SLAB_BYTES} is written there and copied out.
  */
 const BIG_SLAB_BYTES = 64 * 1024;
 let bigSlab = new Uint8Array(0);
@@ -290,6 +291,9 @@ export function encodeSimpleCbor(value: unknown): Uint8Array | undefined {
   const from = bigAt;
   const bigEnd = writeSimple(bigSlab, from, value, 0);
   if (bigEnd >= 0) {
+    // a value larger than a small slab leaves as a copy of its own and its room is used again:
+    // a long-lived view (an entry's data in a log) then never holds a large slab
+    if (bigEnd - from > SIMPLE_SLAB_BYTES) return bigSlab.slice(from, bigEnd);
     bigAt = bigEnd;
     return bigSlab.subarray(from, bigEnd);
   }

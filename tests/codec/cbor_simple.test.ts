@@ -175,19 +175,30 @@ describe("encodeSimpleCbor", () => {
       results.push([bytes, cborX(value)]);
     }
     for (const [simple, expected] of results) assert.deepStrictEqual(simple, expected);
-    const large = encodeSimpleCbor(new Uint8Array(9000).fill(5))!;
-    assert.equal(large.buffer.byteLength, 64 * 1024, "a value larger than a slab goes to a large slab");
-    assert.deepStrictEqual(large, cborX(new Uint8Array(9000).fill(5)));
-    const next = encodeSimpleCbor(new Uint8Array(9000).fill(6))!;
-    assert.equal(next.buffer.byteLength, 64 * 1024);
-    if (next.buffer === large.buffer) assert.equal(next.byteOffset, large.byteOffset + large.length);
-    assert.ok(large[3] === 5 && large[9002] === 5, "the first is intact");
+    // a value that starts a small slab, then 3,000 bytes: 5,189 bytes of room are left in it
+    let first: Uint8Array;
+    do first = encodeSimpleCbor(new Uint8Array(1000))!; while (first.byteOffset !== 0);
+    encodeSimpleCbor(new Uint8Array(2000));
+    const large = encodeSimpleCbor(new Uint8Array(6000).fill(5))!;
+    const more = encodeSimpleCbor(new Uint8Array(6000).fill(6))!;
+    assert.equal(
+      large.buffer.byteLength,
+      64 * 1024,
+      "a value the room left cannot take goes to a large slab",
+    );
+    assert.equal(more.buffer.byteLength, 64 * 1024);
+    if (more.buffer === large.buffer) assert.equal(more.byteOffset, large.byteOffset + large.length);
+    assert.ok(large[3] === 5 && large[6002] === 5 && more[3] === 6, "both intact");
+    const big = encodeSimpleCbor(new Uint8Array(9000).fill(7))!;
+    assert.equal(big.byteOffset, 0, "a value larger than a small slab gets a buffer of its own");
+    assert.equal(big.buffer.byteLength, 9003);
+    assert.deepStrictEqual(big, cborX(new Uint8Array(9000).fill(7)));
     const huge = encodeSimpleCbor(new Uint8Array(70_000))!;
     assert.equal(huge.byteOffset, 0, "a value larger than a large slab gets a buffer of its own");
     assert.equal(huge.buffer.byteLength, 70_005);
     const filling: [Uint8Array, number][] = [];
-    for (let i = 0; i < 20; i++) filling.push([encodeSimpleCbor(new Uint8Array(9000).fill(i))!, i]);
-    for (const [bytes, i] of filling) assert.deepStrictEqual(bytes, cborX(new Uint8Array(9000).fill(i)));
+    for (let i = 0; i < 30; i++) filling.push([encodeSimpleCbor(new Uint8Array(5000).fill(i))!, i]);
+    for (const [bytes, i] of filling) assert.deepStrictEqual(bytes, cborX(new Uint8Array(5000).fill(i)));
     const nested = [new Uint8Array(6000), { a: new Uint8Array(3000) }];
     assert.deepStrictEqual(encodeSimpleCbor(nested), cborX(nested));
   });
