@@ -70,6 +70,7 @@ const NOT_SIMPLE = -1;
 const NO_ROOM = -2;
 
 let slab = new Uint8Array(SIMPLE_SLAB_BYTES);
+let slabAt = 0;
 /**
  * Bytes of each slab of values too large for the room left in {@linkcode slab} (an append or a
  * forwarded proposal of many entries): measuring such a value and giving it a buffer of its own
@@ -80,7 +81,6 @@ const BIG_SLAB_BYTES = 64 * 1024;
 let bigSlab = new Uint8Array(0);
 /** Where the next large value goes in {@linkcode bigSlab} (its size while there is none yet). */
 let bigAt = BIG_SLAB_BYTES;
-let slabAt = 0;
 
 /** Scratch for float64s, read and written big-endian byte by byte. */
 const F64 = new Float64Array(1);

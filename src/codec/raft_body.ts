@@ -104,10 +104,11 @@ function packProposals(entries: ProposeMessage["entries"]): unknown[] {
 /** Packs a Raft message into its positional wire array. Throws `TypeError` on an unknown variant. */
 export function packRaftMessage(m: RaftMessage): unknown[] {
   switch (m.type) {
-    case "append":
-      return m.leaderMatch !== undefined
-        ? [0, m.from, m.to, m.term, m.prevIndex, m.prevTerm, m.commit, packEntries(m.entries), m.leaderMatch]
-        : [0, m.from, m.to, m.term, m.prevIndex, m.prevTerm, m.commit, packEntries(m.entries)];
+    case "append": {
+      const packed = [0, m.from, m.to, m.term, m.prevIndex, m.prevTerm, m.commit, packEntries(m.entries)];
+      if (m.leaderMatch !== undefined) packed.push(m.leaderMatch);
+      return packed;
+    }
     case "append-response":
       return [1, m.from, m.to, m.term, m.index, m.reject, m.rejectHint, m.hintTerm];
     case "heartbeat":

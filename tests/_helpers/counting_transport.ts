@@ -18,22 +18,33 @@ export class CountingTransport extends MemoryTransport {
   }
 }
 
-/** A transport factory of {@linkcode CountingTransport}s on one bus; `of` maps each peer id to its own. */
-export function countingTransports(): TransportFactory & {
-  bus: MemoryBus;
-  of: Map<string, CountingTransport>;
-} {
+/**
+ * A transport factory of memory transports made by `make` on one bus; `of` maps each peer id to its
+ * own (for tests that watch or steer what one peer publishes).
+ */
+export function memoryTransports<T extends MemoryTransport>(
+  name: string,
+  make: (options: { bus: MemoryBus; id: string }) => T,
+): TransportFactory & { bus: MemoryBus; of: Map<string, T> } {
   const bus = new MemoryBus();
-  const of = new Map<string, CountingTransport>();
+  const of = new Map<string, T>();
   return {
-    name: "counting memory",
+    name,
     bus,
     of,
     create(peerId: string) {
-      const transport = new CountingTransport({ bus, id: peerId });
+      const transport = make({ bus, id: peerId });
       of.set(peerId, transport);
       return Promise.resolve(transport);
     },
     close: () => Promise.resolve(),
   };
+}
+
+/** A transport factory of {@linkcode CountingTransport}s on one bus; `of` maps each peer id to its own. */
+export function countingTransports(): TransportFactory & {
+  bus: MemoryBus;
+  of: Map<string, CountingTransport>;
+} {
+  return memoryTransports("counting memory", (options) => new CountingTransport(options));
 }

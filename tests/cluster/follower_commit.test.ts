@@ -8,11 +8,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { decodeEnvelope } from "../../src/codec/envelope.ts";
-import { MemoryBus } from "../../src/transport/memory_bus.ts";
 import { MemoryTransport } from "../../src/transport/memory_transport.ts";
 import type { TransportHeaders } from "../../src/transport/transport.ts";
 import { startCluster, type TransportFactory } from "../_helpers/cluster.ts";
 import { waitFor } from "../_helpers/wait.ts";
+import { memoryTransports } from "../_helpers/counting_transport.ts";
 
 /** A memory transport that drops the append acknowledgements its peer publishes while `holdAcks`. */
 class AckHoldingTransport extends MemoryTransport {
@@ -31,18 +31,7 @@ class AckHoldingTransport extends MemoryTransport {
 }
 
 function ackHolding(): TransportFactory & { of: Map<string, AckHoldingTransport> } {
-  const bus = new MemoryBus();
-  const of = new Map<string, AckHoldingTransport>();
-  return {
-    name: "ack-holding memory",
-    of,
-    create(peerId: string) {
-      const transport = new AckHoldingTransport({ bus, id: peerId });
-      of.set(peerId, transport);
-      return Promise.resolve(transport);
-    },
-    close: () => Promise.resolve(),
-  };
+  return memoryTransports("ack-holding memory", (options) => new AckHoldingTransport(options));
 }
 
 describe("a follower's write and the leader's acknowledgements", () => {
