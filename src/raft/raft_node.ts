@@ -670,7 +670,10 @@ export class RaftNode {
         return;
     }
     const isVoteRequest = m.type === "vote" || m.type === "pre-vote";
-    if (isVoteRequest && this.members.current.removed.includes(m.from)) return;
+    // A member removed by a committed entry gets no answer. A removal still uncommitted here may
+    // never commit (its leader lost the term): the member it names may be the only candidate a
+    // majority can elect, so its requests are weighed as anyone's (found by the peer simulator).
+    if (isVoteRequest && this.members.at(this.log.committed).removed.includes(m.from)) return;
 
     if (m.term > this.currentTerm) {
       if (isVoteRequest) {

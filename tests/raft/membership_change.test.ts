@@ -193,4 +193,37 @@ describe("membership changes", () => {
     assert.deepEqual(h.node("a").membership.learners, []);
     assert.deepEqual(h.record("a").memberships.at(-1)?.learners, []);
   });
+  it("a voter's uncommitted removal does not stop the others from electing it (peer sim seed 890768)", () => {
+    // b, leader in term 2, appends the removal of a, which never commits; a and c go on in a later
+    // term without it. Once a is no longer leader and c is gone, a needs b's vote, and b's own
+    // configuration (its uncommitted entry) lists a as removed and c as the only other voter.
+    const h = RaftHarness.bootstrap(["a", "b", "c"]);
+    h.elect("b");
+    h.isolate("b");
+    assert.equal(h.node("b").proposeMembership({ type: "remove", memberId: "a" }).status, "appended");
+    h.drain("b");
+    for (let i = 0; i < 40 && h.node("b").role === "leader"; i++) h.tick("b");
+    assert.equal(h.node("b").role, "follower", "check quorum: b steps down alone");
+    assert.deepEqual(h.node("b").membership.removed, ["a"], "effective on b when appended");
+    // a and c wait out b's lease; a campaigns first (c's timer is behind) and wins with c's vote
+    for (let i = 0; i < 100 && h.node("a").role !== "leader"; i++) {
+      h.tick("a");
+      if (i % 2 === 0) h.tick("c");
+      h.stabilize();
+    }
+    assert.equal(h.node("a").role, "leader");
+    h.propose("a", "after");
+    h.stabilize();
+    assert.equal(h.node("a").commitIndex, h.node("a").lastIndex);
+    h.crash("c");
+    h.isolate("a");
+    for (let i = 0; i < 40 && h.node("a").role === "leader"; i++) h.tick("a");
+    assert.notEqual(h.node("a").role, "leader", "check quorum: a steps down without a majority");
+    h.heal();
+    for (let i = 0; i < 100 && h.leaders().length === 0; i++) h.tickAll(1);
+    assert.deepEqual(h.leaders(), ["a"], "b votes for a: its removal of a was never committed");
+    h.tickAll(2);
+    assert.deepEqual(h.node("b").membership.removed, [], "b's uncommitted removal is overwritten");
+    assert.equal(h.node("b").commitIndex, h.node("a").commitIndex);
+  });
 });
