@@ -120,9 +120,12 @@ function installExitHook(): void {
 /** The command line that runs `script` with the current runtime. */
 export function runtimeCommand(script: string): { command: string; args: string[] } {
   const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
-  return isDeno
-    ? { command: process.execPath, args: ["run", "-A", "--quiet", "--v8-flags=--expose-gc", script] }
-    : { command: process.execPath, args: [script] };
+  if (isDeno) {
+    return { command: process.execPath, args: ["run", "-A", "--quiet", "--v8-flags=--expose-gc", script] };
+  }
+  // Node needs --expose-gc for the heap command's full collections (Bun has Bun.gc)
+  const isBun = process.versions.bun !== undefined;
+  return { command: process.execPath, args: isBun ? [script] : ["--expose-gc", script] };
 }
 
 interface Pending {

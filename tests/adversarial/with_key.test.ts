@@ -18,6 +18,7 @@ import {
   entriesAfterSync,
   garbage,
   GARBAGE_FLOOD,
+  HEAP_GROWTH_BOUND,
   heapOf,
   HELLO_FLOOD,
   leaderThroughout,
@@ -274,7 +275,7 @@ describe("adversarial, with a cluster key", () => {
           (delta / 1048576).toFixed(2)
         } MB`,
       );
-      assert.ok(delta < 8 * 1024 * 1024, `${p.peerId}: heap grew ${(delta / 1048576).toFixed(1)} MB`);
+      assert.ok(delta < HEAP_GROWTH_BOUND, `${p.peerId}: heap grew ${(delta / 1048576).toFixed(2)} MB`);
     }
     assert.deepEqual(leaderThroughout(samples, start, await leader.status()), [], "a leader throughout");
     assert.deepEqual(await memberIdsOf(leader), members, "membership unchanged");

@@ -17,6 +17,7 @@ import {
   entriesAfterSync,
   garbage,
   GARBAGE_FLOOD,
+  HEAP_GROWTH_BOUND,
   heapOf,
   HELLO_FLOOD,
   leaderThroughout,
@@ -287,7 +288,7 @@ describe("adversarial, without a cluster key", () => {
           (delta / 1048576).toFixed(2)
         } MB`,
       );
-      assert.ok(delta < 8 * 1024 * 1024, `${p.peerId}: heap grew ${(delta / 1048576).toFixed(1)} MB`);
+      assert.ok(delta < HEAP_GROWTH_BOUND, `${p.peerId}: heap grew ${(delta / 1048576).toFixed(2)} MB`);
     }
     const received = await f2.request<string[]>("emitter.received", { emitterId: "adv", event: "ev" });
     assert.equal(
