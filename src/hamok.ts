@@ -98,6 +98,7 @@ export class Hamok extends EventEmitter<HamokEvents> {
       stateKinds: COLLECTION_KINDS.map((kind) => [kind.kind, kind.state]),
       client: {
         findMapState: (mapId) => peer.existingState(MAP_KIND, mapId) as HamokMapState | undefined,
+        readBarrier: (timeoutMs) => peer.waitUntilCommitHead(timeoutMs),
         proposeMap: (mapId, op, args, timeoutMs) => peer.propose(MAP_KIND, mapId, op, args, { timeoutMs }),
         publish: (emitterId, event, args, timeoutMs) =>
           this.#publishForClient(emitterId, event, args, timeoutMs),
@@ -244,6 +245,8 @@ export class Hamok extends EventEmitter<HamokEvents> {
   /**
    * A read barrier: resolves once this peer has applied everything the cluster had committed when
    * it was called (ReadIndex through the leader). Rejects with `HamokTimeoutError` after `timeoutMs`.
+   * A ReadIndex round not answered within two election timeouts is asked again; the earlier rounds
+   * stay open, and the first answer of any of them ends the wait.
    */
   waitUntilCommitHead(timeoutMs: number = this.config.requestTimeoutInMs): Promise<void> {
     return this.#peer.waitUntilCommitHead(timeoutMs);

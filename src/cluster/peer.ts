@@ -23,6 +23,7 @@ import type { HamokMemberStatus, HamokStatus } from "./status.ts";
 import { encodeCommand } from "./command_codec.ts";
 import type { HamokEvents, HamokJoinOptions } from "./peer_events.ts";
 import { PeerInbox, REMOVED_OP } from "./peer_inbox.ts";
+import type { RaftDriver } from "./raft_driver.ts";
 import type { AckHandler, CollectionHost, ProposeOptions } from "../collections/collection_host.ts";
 import { invalidTimeout, type ResolvedHamokConfig } from "../config.ts";
 import {
@@ -39,6 +40,12 @@ import type { Snapshot } from "../raft/types.ts";
 import { FileRaftStorage } from "../storage/file_raft_storage.ts";
 import type { TransportHeaders } from "../transport/transport.ts";
 
+/**
+ * ReadIndex rounds one read barrier keeps open at once: a round unanswered after two election
+ * timeouts is asked again, and the oldest open one is given up beyond this many.
+ */
+const MAX_OPEN_READ_ROUNDS = 8;
+
 /** The replicated-state factory of one collection kind, as the peer registers it. */
 export type PeerStateKind = readonly [
   kind: string,
@@ -52,7 +59,7 @@ export interface ClusterPeerOptions {
   /** The collection kinds' state factories, registered before any entry is applied. */
   readonly stateKinds: readonly PeerStateKind[];
   /** What the client service needs of the collections. */
-  readonly client: Pick<ClientServiceHost, "findMapState" | "proposeMap" | "publish">;
+  readonly client: Pick<ClientServiceHost, "findMapState" | "readBarrier" | "proposeMap" | "publish">;
 }
 
 interface HostedCollection {
@@ -297,47 +304,79 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
     return this.waiters.waitFor(() => this.leaderMemberId !== undefined, timeoutMs, "a leader");
   }
 
-  /** A read barrier through the leader (see `Hamok.waitUntilCommitHead`). */
+  /**
+   * A read barrier through the leader (see `Hamok.waitUntilCommitHead`). One ReadIndex round is
+   * given two election timeouts; a round not answered by then is asked again, but stays open: on a
+   * link slower than that (the answer is late, not lost) the first answer of any round ends the
+   * wait. Every round was asked after the call, so any of their read indexes is a valid barrier.
+   */
   async waitUntilCommitHead(timeoutMs: number = this.config.requestTimeoutInMs): Promise<void> {
     const invalid = invalidTimeout("waitUntilCommitHead", timeoutMs);
     if (invalid !== undefined) throw invalid;
     const scheduler = this.config.scheduler;
     const deadline = scheduler.now() + timeoutMs;
-    for (;;) {
-      const driver = this.requireDriver();
-      const remaining = deadline - scheduler.now();
-      if (remaining <= 0) {
-        throw new HamokTimeoutError(`the commit head was not reached within ${timeoutMs} ms`, { timeoutMs });
-      }
-      if (this.leaderMemberId === undefined) await this.waitUntilLeader(Math.ceil(remaining));
-      const ctx = `${this.memberId}:read:${this.requestSession}${++this.#proposalCounter}`;
-      let index: number;
-      // one round at most two election timeouts: a read request or answer lost on the way is asked
-      // again rather than waited for until the deadline
-      const attemptMs = Math.min(
-        deadline - scheduler.now(),
-        2 * this.config.electionTicks * this.config.tickMs,
-      );
-      try {
-        index = await withTimeout(
-          driver.readIndex(ctx),
-          Math.max(1, attemptMs),
-          () => driver.cancelRead(ctx),
-          scheduler,
-        );
-      } catch (error) {
-        if (error instanceof HamokTimeoutError) {
-          if (deadline - scheduler.now() > 0) continue;
-          throw new HamokTimeoutError(`the commit head was not reached within ${timeoutMs} ms`, {
-            timeoutMs,
+    const timedOut = (): HamokTimeoutError =>
+      new HamokTimeoutError(`the commit head was not reached within ${timeoutMs} ms`, { timeoutMs });
+    const open: [RaftDriver, string][] = [];
+    // the first answer of any round (a holder: the rounds' callbacks set it)
+    const got: { answer?: { readonly driver: RaftDriver; readonly index: number } } = {};
+    let wake: ((outcome: "answered" | "dropped" | "late") => void) | undefined;
+    try {
+      for (;;) {
+        const remaining = deadline - scheduler.now();
+        if (remaining <= 0) throw timedOut();
+        if (this.leaderMemberId === undefined) await this.waitUntilLeader(Math.ceil(remaining));
+        if (got.answer === undefined) {
+          const driver = this.requireDriver();
+          const ctx = `${this.memberId}:read:${this.requestSession}${++this.#proposalCounter}`;
+          if (open.length >= MAX_OPEN_READ_ROUNDS) {
+            const [oldDriver, oldCtx] = open.shift()!;
+            oldDriver.cancelRead(oldCtx);
+          }
+          open.push([driver, ctx]);
+          const attemptMs = Math.max(
+            1,
+            Math.min(deadline - scheduler.now(), 2 * this.config.electionTicks * this.config.tickMs),
+          );
+          const outcome = await new Promise<"answered" | "dropped" | "late">((resolve) => {
+            const timer = scheduler.setTimeout(() => resolve("late"), attemptMs);
+            wake = (outcome) => {
+              scheduler.clearTimeout(timer);
+              resolve(outcome);
+            };
+            driver.readIndex(ctx).then(
+              (index) => {
+                got.answer ??= { driver, index };
+                wake?.("answered");
+              },
+              // only the newest round's drop ends the wait: an older round's is superseded anyway
+              () => open.at(-1)?.[1] === ctx && wake?.("dropped"),
+            );
           });
+          wake = undefined;
+          if (outcome === "late") continue;
+          if (outcome === "dropped") {
+            // no leader / leadership lost: wait for a leader and ask again
+            await delay(Math.min(this.config.tickMs, Math.max(0, deadline - scheduler.now())), scheduler);
+            continue;
+          }
         }
-        // dropped (no leader / leadership lost): wait for a leader and try again
-        await delay(Math.min(this.config.tickMs, Math.max(0, deadline - scheduler.now())), scheduler);
-        continue;
+        const answer = got.answer;
+        if (answer === undefined) continue;
+        const { driver, index } = answer;
+        await withTimeout(
+          driver.waitApplied(index),
+          deadline - scheduler.now(),
+          () => {},
+          scheduler,
+        ).catch((error) => {
+          throw error instanceof HamokTimeoutError ? timedOut() : error;
+        });
+        return;
       }
-      await withTimeout(driver.waitApplied(index), deadline - scheduler.now(), () => {}, scheduler);
-      return;
+    } finally {
+      wake = undefined;
+      for (const [driver, ctx] of open) driver.cancelRead(ctx);
     }
   }
 

@@ -482,6 +482,30 @@ describe("hardening: floods stay bounded", () => {
   });
 });
 
+describe("hardening: a slow link still serves linearizable reads", () => {
+  it("a follower hearing the leader later than two election timeouts completes its read barrier", async () => {
+    const factory = memoryTransports();
+    const cluster = await startCluster(factory, ["a", "b", "c"]);
+    try {
+      const leader = await cluster.settled();
+      const follower = cluster.peers.find((p) => !p.leader)!;
+      const writes = leader.createMap<string, number>({ mapId: "m" });
+      const reads = follower.createMap<string, number>({ mapId: "m" });
+      await writes.set("k", 1);
+      await follower.waitUntilCommitHead();
+      // FAST: one ReadIndex round is given 200 ms; every answer to this follower comes 350 ms late
+      // (late, not lost: a barrier that gave up each round for the next never finished)
+      factory.bus.delay({ from: leader.localPeerId, to: follower.localPeerId, ms: 350 });
+      await writes.set("k", 2);
+      assert.equal(reads.get("k"), 1, "the follower's replica lags");
+      assert.equal(await reads.get("k", { consistency: "linearizable", timeoutMs: 3000 }), 2);
+      assert.equal(follower.leaderId, leader.localPeerId, "no election meanwhile");
+    } finally {
+      await cluster.close();
+    }
+  });
+});
+
 describe("hardening: inputs are checked", () => {
   it("timeouts out of range are configuration errors, not instant timeouts", async () => {
     const cluster = await startCluster(memoryTransports(), ["a"]);
