@@ -213,11 +213,16 @@ export class HamokClient {
     return leader;
   }
 
-  /** Reads entries of a map through `peerId` (all of them up to `limit`, or the given encoded keys). */
+  /**
+   * Reads entries of a map through `peerId` (all of them up to `limit`, or the given encoded keys).
+   * The member answers from its own replica (`consistency: "local"`, the default: it may lag the
+   * leader) or, with `consistency: "linearizable"`, after a read barrier through the leader (every
+   * write acknowledged before the call is in the answer; bounded by the member's request timeout).
+   */
   async mapRead(
     peerId: string,
     mapId: string,
-    options: { keys?: Encoded[]; limit?: number } = {},
+    options: { keys?: Encoded[]; limit?: number; consistency?: "local" | "linearizable" } = {},
   ): Promise<{ size: number; revision: number; entries: HamokClientMapEntry[] }> {
     const answer = decodeCbor((await this.request(peerId, CLIENT_MAP_READ_OP, { mapId, ...options }))!) as {
       size: number;

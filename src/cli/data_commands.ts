@@ -21,8 +21,12 @@ export const MAP_HELP: string = `usage: hamok map <get|set|delete|list> --map ID
   hamok map delete --map stock apples     removes it
   hamok map list --map stock [--limit N]  prints every entry (key, value, revision)
 
+Reads come from the member's replica, which may lag the leader by a few writes; --linearizable
+reads after a barrier through the leader, so every write acknowledged before the read is in it.
+
 options:
   --json            print JSON
+  --linearizable    read after a barrier through the leader (get, list)
 ${TARGET_HELP}
 ${CONNECTION_HELP}`;
 
@@ -58,6 +62,11 @@ options:
 ${TARGET_HELP}
 ${CONNECTION_HELP}`;
 
+/** `--linearizable`: the member reads after a barrier through the leader instead of from its replica. */
+function consistency(ctx: CliContext): { consistency?: "linearizable" } {
+  return ctx.flag("linearizable") ? { consistency: "linearizable" } : {};
+}
+
 /** Runs `hamok map ...`. */
 export async function mapCommand(ctx: CliContext): Promise<number> {
   const [, action, key, value] = ctx.args.positionals;
@@ -67,7 +76,7 @@ export async function mapCommand(ctx: CliContext): Promise<number> {
     case "get": {
       if (key === undefined) throw new HamokCliError("usage: hamok map get --map ID KEY", 2);
       const peer = await ctx.target();
-      const { entries } = await client.mapRead(peer, mapId, { keys: [ctx.encode(key)] });
+      const { entries } = await client.mapRead(peer, mapId, { keys: [ctx.encode(key)], ...consistency(ctx) });
       const entry = entries[0];
       if (entry === undefined) {
         ctx.io.err(`hamok: '${key}' is not in map '${mapId}'\n`);
@@ -106,7 +115,10 @@ export async function mapCommand(ctx: CliContext): Promise<number> {
       return previous === null ? 1 : 0;
     }
     case "list": {
-      const answer = await client.mapRead(await ctx.target(), mapId, { limit: ctx.integer("limit", 1000) });
+      const answer = await client.mapRead(await ctx.target(), mapId, {
+        limit: ctx.integer("limit", 1000),
+        ...consistency(ctx),
+      });
       if (ctx.flag("json")) {
         const entries = answer.entries.map((e) => ({
           key: JSON.parse(asJson(ctx.show(e.key))),

@@ -29,6 +29,8 @@ export interface ClientServiceHost {
   status(): HamokStatus;
   /** The replicated state of map `mapId`, if the log ever mentioned it. */
   findMapState(mapId: string): HamokMapState | undefined;
+  /** A read barrier: resolves once this peer applied everything committed when it was called. */
+  readBarrier(timeoutMs: number): Promise<void>;
   /** Proposes a map command and resolves with its result once applied here. */
   proposeMap(mapId: string, op: string, args: unknown, timeoutMs: number): Promise<unknown>;
   /** Publishes an event on an emitter; resolves with the peers that acknowledged. */
@@ -98,8 +100,20 @@ export class ClientService {
       switch (op) {
         case CLIENT_STATUS_OP:
           return Promise.resolve(encodeCbor(this.#host.status()));
-        case CLIENT_MAP_READ_OP:
-          return Promise.resolve(this.#read(decodeArgs(payload)));
+        case CLIENT_MAP_READ_OP: {
+          const args = decodeArgs(payload);
+          if (args.consistency === undefined || args.consistency === "local") {
+            return Promise.resolve(this.#read(args));
+          }
+          if (args.consistency !== "linearizable") {
+            throw new HamokConfigError(
+              `a map read's consistency is "local" or "linearizable", got ${
+                JSON.stringify(args.consistency)
+              }`,
+            );
+          }
+          return this.#host.readBarrier(this.#timeoutMs).then(() => this.#read(args));
+        }
         case CLIENT_MAP_WRITE_OP:
           return this.#write(decodeArgs(payload));
         case CLIENT_PUBLISH_OP:

@@ -150,7 +150,7 @@ export abstract class PeerCore {
   constructor(
     config: ResolvedHamokConfig,
     events: EventEmitter<HamokEvents>,
-    client: Pick<ClientServiceHost, "findMapState" | "proposeMap" | "publish">,
+    client: Pick<ClientServiceHost, "findMapState" | "readBarrier" | "proposeMap" | "publish">,
   ) {
     this.config = config;
     this.events = events;
@@ -306,6 +306,7 @@ export abstract class PeerCore {
       {
         status: () => this.status(),
         findMapState: client.findMapState,
+        readBarrier: client.readBarrier,
         proposeMap: client.proposeMap,
         publish: client.publish,
         sendEvent: (toPeerId, body) => this.send(toPeerId, { type: "event", from: this.memberId, body }),

@@ -150,6 +150,35 @@ describe("client requests from outside the cluster", () => {
     }
   });
 
+  it("a client's linearizable map read through a lagging member sees the last acknowledged write; a local read does not", async () => {
+    const factory = memoryTransports();
+    const cluster = await startCluster(factory, ["a", "b", "c"]);
+    const client = new HamokClient(await factory.create("cli"), { clusterId: "test", timeoutMs: 3000 });
+    try {
+      const leader = await cluster.settled();
+      const follower = cluster.peers.find((p) => !p.leader)!;
+      const appMap = leader.createMap<string, number>({ mapId: "stock" });
+      await appMap.set("apples", 3);
+      await follower.waitUntilCommitHead();
+      const keys = [encodeCbor("apples")];
+      const valueOf = (read: { entries: { value: unknown }[] }): unknown =>
+        decodeCbor(read.entries[0]!.value as Uint8Array);
+      // the follower hears the leader 300 ms late from now on: its replica lags the acknowledged write
+      factory.bus.delay({ from: leader.localPeerId, to: follower.localPeerId, ms: 300 });
+      await appMap.set("apples", 4);
+      assert.equal(valueOf(await client.mapRead(follower.localPeerId, "stock", { keys })), 3);
+      const read = await client.mapRead(follower.localPeerId, "stock", { keys, consistency: "linearizable" });
+      assert.equal(valueOf(read), 4);
+      await assert.rejects(
+        client.mapRead(follower.localPeerId, "stock", { keys, consistency: "sometimes" as "local" }),
+        (error: Error) => /consistency/.test(error.message),
+      );
+    } finally {
+      client.close();
+      await cluster.close();
+    }
+  });
+
   it("oversized and flooding client requests are refused and counted", async () => {
     const factory = memoryTransports();
     // the peer's wall clock stands still during the burst: no token comes back however slowly the
