@@ -90,12 +90,18 @@ const COMMANDS: Record<string, Command> = {
   /** `{mapId, key, value, timeoutMs?}` -> the previous value (null when absent). */
   "map.set": async (args) =>
     (await map(args.mapId).set(args.key, args.value, { timeoutMs: args.timeoutMs })) ?? null,
+  /** `{mapId, key, value, timeoutMs?}` -> the existing value (null when absent, and then it wrote). */
+  "map.insert": async (args) =>
+    (await map(args.mapId).insert(args.key, args.value, { timeoutMs: args.timeoutMs })) ?? null,
+  /** `{mapId, key, value, expected, timeoutMs?}` -> whether it replaced `expected` by `value`. */
+  "map.updateIf": (args) =>
+    map(args.mapId).updateIf(args.key, args.value, args.expected, { timeoutMs: args.timeoutMs }),
   /** `{mapId, key, linearizable?}` -> the value (null when absent). */
   "map.get": async (args) => {
     const m = map(args.mapId);
     await m.ready;
     const value = args.linearizable
-      ? await m.get(args.key, { consistency: "linearizable" })
+      ? await m.get(args.key, { consistency: "linearizable", timeoutMs: args.timeoutMs })
       : m.get(args.key);
     return value ?? null;
   },

@@ -265,10 +265,11 @@ export class PeerProcess {
     key: string,
     options: { linearizable?: boolean; timeoutMs?: number } = {},
   ): Promise<unknown> {
+    const bound = options.timeoutMs ?? this.#timeoutMs;
     return this.request(
       "map.get",
-      { mapId, key, linearizable: options.linearizable ?? false },
-      options.timeoutMs,
+      { mapId, key, linearizable: options.linearizable ?? false, timeoutMs: bound },
+      bound + 2000,
     );
   }
 
