@@ -514,9 +514,10 @@ export interface FollowedLeader {
  * The checks of an envelope that came on the shared subject (after the trust boundary's): it must be
  * a shared append or heartbeat (else dropped as `unexpected`); one that does not name `memberId` is
  * counted as not for this peer and ignored; then the sender the body names must be the envelope's
- * (`forged-sender`), and it must be the leader `followed` names in its term (`not-leader`: another
- * term, another member, or no leader known, as after a restart; the leader soon sends such a
- * follower its own messages). Returns the message addressed to `memberId`, to be checked further as
+ * (`forged-sender`), and it must be of the term `followed` is in and from the leader it names there
+ * (`not-leader`: another term, or another member than that leader; the leader soon sends such a
+ * follower its own messages); a follower that knows no leader in its term (it started a pre-vote
+ * and the leader was alive, or it restarted) takes it, as it would the same message unicast. Returns the message addressed to `memberId`, to be checked further as
  * any Raft message, or `undefined` if it was dropped or ignored.
  *
  * @example
@@ -545,7 +546,13 @@ export function openSharedRaft(
     wire.drop("forged-sender");
     return undefined;
   }
-  if (followed === undefined || message.term !== followed.term || message.from !== followed.leaderId) {
+  // the leader of our term, or, when we lost track of it in that term (a pre-vote that found the
+  // leader alive, a restart), a member speaking in our term: there is one leader per term, and the
+  // core checks the message as any other
+  if (
+    followed === undefined || message.term !== followed.term ||
+    (followed.leaderId !== undefined && message.from !== followed.leaderId)
+  ) {
     wire.drop("not-leader");
     return undefined;
   }

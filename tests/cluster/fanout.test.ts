@@ -142,6 +142,36 @@ describe("shared appends", () => {
   });
 });
 
+describe("shared appends: a follower that lost track of the leader", () => {
+  it("takes the shared appends of its term's leader after a pre-vote the leader outlived", async () => {
+    const factory = countingTransports();
+    const cluster = await startCluster(factory, ["a", "b", "c"]);
+    try {
+      const leader = await cluster.settled();
+      await untilShared(leader, factory.of.get(leader.localPeerId)!, 2);
+      const follower = cluster.peers.find((p) => p !== leader)!;
+      const dropped = (): number => follower.status().counters.dropped["not-leader"] ?? 0;
+      const before = dropped();
+      const term = leader.term;
+      // from now on the leader's messages reach the follower 400 ms late: its election timer
+      // (100-200 ms) fires in the gap, its pre-vote fails (the other follower hears the leader) and it
+      // knows no leader in its term when the late messages, shared ones among them, arrive
+      factory.bus.delay({ from: leader.localPeerId, to: follower.localPeerId, ms: 400 });
+      const map = mapOf(leader, "m");
+      for (let i = 0; i < 5; i++) await map.set(`k${i}`, i);
+      await waitFor(() => mapOf(follower, "m").get("k4") === 4, {
+        timeoutMs: 5000,
+        message: "the follower applied the writes",
+      });
+      assert.equal(leader.term, term, "no election");
+      assert.equal(follower.leaderId, leader.localPeerId);
+      assert.equal(dropped(), before, "no shared message of the leader was dropped as not-leader");
+    } finally {
+      await cluster.close();
+    }
+  });
+});
+
 describe("shared appends: hostile input", () => {
   it("one not naming the peer is ignored; a forged one (term, sender, shape) is dropped and counted", async () => {
     const factory = countingTransports();
