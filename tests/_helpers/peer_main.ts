@@ -96,6 +96,8 @@ const COMMANDS: Record<string, Command> = {
   /** `{mapId, key, value, expected, timeoutMs?}` -> whether it replaced `expected` by `value`. */
   "map.updateIf": (args) =>
     map(args.mapId).updateIf(args.key, args.value, args.expected, { timeoutMs: args.timeoutMs }),
+  /** `{mapId, key, timeoutMs?}` -> whether the key was there. */
+  "map.delete": (args) => map(args.mapId).delete(args.key, { timeoutMs: args.timeoutMs }),
   /** `{mapId, key, linearizable?}` -> the value (null when absent). */
   "map.get": async (args) => {
     const m = map(args.mapId);

@@ -1,6 +1,6 @@
 /**
  * A Jepsen-shaped run on the real thing: three peer processes on a real `nats-server`, each on a
- * data directory of its own, with two clients apiece issuing `set`, `insert`, `updateIf` and
+ * data directory of its own, with two clients apiece issuing `set`, `insert`, `delete`, `updateIf` and
  * linearizable `get` on three contended keys of one map, while a nemesis pauses (SIGSTOP) the
  * leader or a follower past the election timeout, partitions one (each peer reaches NATS through a
  * proxy of its own, which the nemesis cuts), kills (SIGKILL) a peer and starts it again on its
@@ -130,13 +130,16 @@ describe("linearizability over NATS, peers in separate processes, under pauses, 
         const roll = pick();
         let input: MapInput;
         let run: () => Promise<unknown>;
-        if (roll < 0.35) {
+        if (roll < 0.33) {
           input = { op: "set", key, value };
           run = () => peer.mapSet(MAP, key, value, OP_TIMEOUT_MS);
-        } else if (roll < 0.45) {
+        } else if (roll < 0.43) {
           input = { op: "insert", key, value };
           run = () => peer.request("map.insert", { mapId: MAP, key, value, timeoutMs: OP_TIMEOUT_MS }, 4000);
-        } else if (roll < 0.65 && seen.has(key)) {
+        } else if (roll < 0.5) {
+          input = { op: "delete", key };
+          run = () => peer.request("map.delete", { mapId: MAP, key, timeoutMs: OP_TIMEOUT_MS }, 4000);
+        } else if (roll < 0.68 && seen.has(key)) {
           const expected = seen.get(key)!;
           input = { op: "updateIf", key, value, expected };
           run = () =>
@@ -154,7 +157,10 @@ describe("linearizability over NATS, peers in separate processes, under pauses, 
           const output = (await run()) as MapOutput;
           history.push({ clientId, input, output, call, ret: now() });
           if (typeof output === "string") seen.set(key, output);
-          if (input.op === "set" || (input.op === "updateIf" && output === true)) seen.set(key, value);
+          if (
+            input.op === "set" || (input.op === "insert" && output === null) ||
+            (input.op === "updateIf" && output === true)
+          ) seen.set(key, value);
         } catch (error) {
           const code = (error as { code?: string }).code ?? "process";
           failures.set(code, (failures.get(code) ?? 0) + 1);

@@ -26,7 +26,9 @@ export type MapInput =
     readonly expected: string | null;
   }
   /** A linearizable `get(key)`: answers the value. */
-  | { readonly op: "get"; readonly key: string };
+  | { readonly op: "get"; readonly key: string }
+  /** `delete(key)`: answers whether the key was there. */
+  | { readonly op: "delete"; readonly key: string };
 
 /** A value (`null`: none) or a success flag. */
 export type MapOutput = string | null | boolean;
@@ -60,6 +62,8 @@ export const mapModel: Model<string | null, MapInput, MapOutput> = {
           : { ok: output === undefined || output === state, state };
       case "get":
         return { ok: output === undefined || output === state, state };
+      case "delete":
+        return { ok: output === undefined || output === (state !== null), state: null };
       case "updateIf":
       case "casRevision": {
         const wrote = state === input.expected;
@@ -70,7 +74,7 @@ export const mapModel: Model<string | null, MapInput, MapOutput> = {
   key: (state) => (state === null ? "\u0000" : state),
   describe(op) {
     const i = op.input;
-    const args = i.op === "get"
+    const args = i.op === "get" || i.op === "delete"
       ? i.key
       : i.op === "set" || i.op === "insert"
       ? `${i.key}, ${i.value}`
