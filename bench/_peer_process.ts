@@ -156,6 +156,8 @@ const COMMANDS: Record<string, (args: Args) => unknown> = {
       members: s.members.length,
       voters: s.members.filter((m) => m.role === "voter").length,
       appliedIndex: s.appliedIndex,
+      term: s.term,
+      dropped: Object.values(s.counters.dropped).reduce((sum: number, n) => sum + (n ?? 0), 0),
     };
   },
   /** -> CPU time of this process so far (user + system), µs, and its RSS in bytes. */

@@ -305,6 +305,10 @@ interface PeerStatusReply {
   members: number;
   voters: number;
   appliedIndex: number;
+  /** The peer's term. */
+  term: number;
+  /** Messages it dropped, all reasons. */
+  dropped: number;
 }
 
 /** Waits until exactly one peer leads and every peer sees `size` members; returns the leader. */
@@ -903,6 +907,12 @@ async function cpuOnlyRun(url: string, rounds: number): Promise<void> {
     );
   }
   if (dir !== undefined) await Promise.all(peers.map((p) => p.request("mark")));
+  const after = await Promise.all(peers.map((p) => p.request<PeerStatusReply>("status")));
+  log(
+    `terms ${after.map((s) => s.term).join(", ")}; messages dropped ${
+      after.map((s) => s.dropped).join(", ")
+    }`,
+  );
   for (const p of peers) await p.stop();
   const sorted = sums.slice().sort((a, b) => a - b);
   log(`median ${sorted[Math.floor(sorted.length / 2)].toFixed(1)} µs/write over ${rounds} rounds`);
