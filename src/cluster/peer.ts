@@ -364,6 +364,11 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
         const answer = got.answer;
         if (answer === undefined) continue;
         const { driver, index } = answer;
+        if (driver !== this.requireDriver()) {
+          // answered by the node this peer had before it rejoined: that log is not this state's
+          got.answer = undefined;
+          continue;
+        }
         await withTimeout(
           driver.waitApplied(index),
           deadline - scheduler.now(),
