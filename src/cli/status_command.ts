@@ -57,7 +57,9 @@ export interface ClusterStatus {
   readonly leader: string | null;
   /** The highest term any member reported. */
   readonly term: number;
-  /** True with a leader and every voter current. */
+  /** The cluster identities the members answered with (more than one: a split under one id). */
+  readonly clusterUids: readonly string[];
+  /** True with a leader, every voter current and one cluster identity. */
   readonly healthy: boolean;
   /** The members (by the leader's membership, else the union of the answers). */
   readonly members: readonly ClusterStatusMember[];
@@ -79,6 +81,13 @@ export function clusterStatus(
     [...new Map(views.flatMap((v) => v.members).map((m) => [m.memberId, m])).values()];
   const problems: string[] = [];
   if (leaderView === undefined) problems.push("no leader");
+  const clusterUids = [...new Set(views.flatMap((v) => (v.clusterUid === undefined ? [] : [v.clusterUid])))];
+  if (clusterUids.length > 1) {
+    const apart = clusterUids.map((uid) =>
+      `${uid.slice(0, 8)}: ${views.filter((v) => v.clusterUid === uid).map((v) => v.peerId).join(" ")}`
+    );
+    problems.push(`SPLIT: ${clusterUids.length} clusters answer under this id (${apart.join("; ")})`);
+  }
   const members: ClusterStatusMember[] = source.map((m) => {
     const own = byPeer.get(m.peerId);
     const problem = own === undefined
@@ -109,6 +118,7 @@ export function clusterStatus(
     clusterId,
     leader: leaderView?.peerId ?? null,
     term,
+    clusterUids,
     healthy: problems.length === 0,
     members,
     problems,

@@ -153,10 +153,12 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
       members.push(member);
     }
     const snapshotIndex = node?.snapshotIndex ?? 0;
+    const clusterUid = this.isJoined ? this.stateMachine.clusterUid : undefined;
     return {
       clusterId: this.config.clusterId,
       peerId: this.localPeerId,
       memberId: this.memberId,
+      ...(clusterUid === undefined ? {} : { clusterUid }),
       role: this.peerState,
       term: this.term,
       leaderId: this.leaderId,

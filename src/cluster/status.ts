@@ -54,6 +54,12 @@ export interface HamokStatus {
   readonly peerId: string;
   /** This peer's member id. */
   readonly memberId: string;
+  /**
+   * The identity of the cluster this peer is a member of (made when the cluster was bootstrapped,
+   * the same on every member; absent until this peer has joined). Two identities under one cluster
+   * id are two clusters: see `HamokClusterConflictError`.
+   */
+  readonly clusterUid?: string;
   /** `empty` (not joined), `follower`, `candidate` or `leader`. */
   readonly role: "empty" | "follower" | "candidate" | "leader";
   /** The current term. */

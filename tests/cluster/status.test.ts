@@ -81,6 +81,27 @@ describe("hamok.status()", () => {
   });
 });
 
+describe("hamok.status().clusterUid", () => {
+  it("is absent before the join, then one identity shared by every member; another bootstrap makes another", async () => {
+    const factory = memoryTransports();
+    const cluster = await startCluster(factory, ["a", "b", "c"]);
+    const other = new Hamok({ ...FAST, clusterId: `other-${crypto.randomUUID()}` });
+    try {
+      await cluster.settled();
+      const uids = cluster.peers.map((p) => p.status().clusterUid);
+      assert.equal(typeof uids[0], "string");
+      assert.deepEqual(uids, [uids[0], uids[0], uids[0]]);
+      assert.equal(other.status().clusterUid, undefined);
+      await other.join();
+      assert.equal(typeof other.status().clusterUid, "string");
+      assert.notEqual(other.status().clusterUid, uids[0]);
+    } finally {
+      other.close();
+      await cluster.close();
+    }
+  });
+});
+
 describe("client requests from outside the cluster", () => {
   it("every member answers a broadcast status request; the client never becomes a member", async () => {
     const factory = memoryTransports();
