@@ -353,6 +353,8 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
   const conflicted = new Set<string>();
   /** Discovery mode: the member id each recorded operation was called on. */
   const opMember = new Map<MapOp, string | undefined>();
+  /** Discovery mode: the identity of the cluster its peer was a member of when it was called. */
+  const opUid = new Map<MapOp, string>();
   const allowedKinds = discovery
     ? []
     : (options.kinds ?? (mapOnly ? MAP_ONLY_FAULT_KINDS : PEER_FAULT_KINDS)).filter((k) =>
@@ -701,7 +703,8 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
         continue;
       }
       const t = targets[kind]!;
-      await kvOp(t, clientId, tag, requestId, r, c, alive, localRead, callAt, hamok.localMemberId);
+      const uid = discovery ? hamok.status().clusterUid : undefined;
+      await kvOp(t, clientId, tag, requestId, r, c, alive, localRead, callAt, hamok.localMemberId, uid);
     }
   }
 
@@ -716,6 +719,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     localRead: (t: KvTarget, key: string, what: string) => { value: string | undefined; revision: number },
     callAt: number,
     member: string,
+    uid: string | undefined,
   ): Promise<void> {
     const key = r.pick(KEYS);
     const name = `${t.name}.${key}`;
@@ -798,12 +802,13 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     // still in flight when the run ends: it may yet apply, so the history gets it as unknown
     const inFlight: MapOp = { clientId, input, call, ret: Infinity };
     if (discovery) opMember.set(inFlight, member);
+    if (uid !== undefined) opUid.set(inFlight, uid);
     pendingWrites.add(inFlight);
     const out = await retrying(clientId, requestId, `${input.op}(${name})`, attempt, alive, c);
     pendingWrites.delete(inFlight);
     if (out.ok) {
       const output = out.value;
-      record({ clientId, input, output, call, ret: out.ret }, member);
+      record({ clientId, input, output, call, ret: out.ret }, member, uid);
       if (t.name === "m" && firstWriteAfterHeal === Infinity && callAt >= healedAt) {
         firstWriteAfterHeal = world.time;
       }
@@ -819,13 +824,14 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
       }
     } else if (out.unknown) {
       opsUnknown++;
-      record({ clientId, input, call, ret: Infinity }, member);
+      record({ clientId, input, call, ret: Infinity }, member, uid);
     }
   }
 
-  function record(op: MapOp, member?: string): void {
+  function record(op: MapOp, member?: string, uid?: string): void {
     history.push(op);
     if (discovery && member !== undefined) opMember.set(op, member);
+    if (discovery && uid !== undefined) opUid.set(op, uid);
     hash.addString(`${op.clientId}|${JSON.stringify(op.input)}|${JSON.stringify(op.output)}|${op.ret}`);
   }
 
@@ -1274,6 +1280,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     : [slots.find((s) => s.hamok?.joined === true)].filter((s) => s !== undefined);
   for (const reader of readers) {
     const member = reader.hamok!.localMemberId;
+    const uid = discovery ? reader.hamok!.status().clusterUid : undefined;
     const targets = mapOnly
       ? [mapTarget(reader.map!)]
       : [mapTarget(reader.map!), recordTarget(reader.record!), remoteTarget(reader.remote!)];
@@ -1289,7 +1296,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
           if (read === undefined) continue;
           done = true;
           const input = { op: "get", key: `${t.name}.${key}` } as const;
-          record({ clientId: "final", input, output: read.value ?? null, call, ret: ++clock }, member);
+          record({ clientId: "final", input, output: read.value ?? null, call, ret: ++clock }, member, uid);
         }
         if (!done) violations.push(`liveness: the final read of ${t.name}.${key} failed 3 times`);
       }
@@ -1316,24 +1323,30 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
     record(op);
   }
   pendingWrites.clear();
-  // The discovery mode: one history per cluster, by the member each operation was called on (the
-  // member ids of a cluster that dissolved into another belong to none at the end: its own history)
+  // The discovery mode: one history per cluster (one Raft log: one cluster identity), by the
+  // identity the operation's peer was a member of when it was called; an operation called before
+  // its peer had joined goes by its member id to the cluster that member ends in (the member ids
+  // of a cluster that dissolved into another, or of a member removed and gone, are in none: their
+  // own history). Grouping by the final memberships alone split the history of a cluster one of
+  // whose members was removed before the end (seed 32865 of the discovery mode).
   const histories = new Map<string, MapOp[]>();
   if (discovery) {
     const groupOf = new Map<string, string>();
     for (const [leader, c] of clusterOf) {
+      const uid = c.reader.hamok?.status().clusterUid ?? `led by ${leader}`;
       for (const m of c.members) {
         const other = groupOf.get(m);
         // one member id voting in two clusters: each counts it towards its majority
         if (other !== undefined) {
-          violations.push(`member ${m} is in two clusters (led by ${other} and ${leader})`);
+          violations.push(`member ${m} is in two clusters (${other} and ${uid})`);
         }
-        groupOf.set(m, leader);
+        groupOf.set(m, uid);
       }
     }
     for (const op of history) {
       const member = opMember.get(op);
-      const group = member === undefined ? "?" : groupOf.get(member) ?? `dissolved ${member}`;
+      const group = opUid.get(op) ??
+        (member === undefined ? "?" : groupOf.get(member) ?? `dissolved ${member}`);
       histories.set(group, [...(histories.get(group) ?? []), op]);
     }
   } else histories.set("", history);
