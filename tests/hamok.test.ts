@@ -55,10 +55,14 @@ describe("Hamok peer", () => {
     }
   });
 
-  it("join() and the read barriers take whole ms even from a scheduler whose now() has a fraction", async () => {
+  it("join() and the read barriers take whole ms even from a scheduler whose clocks have fractions", async () => {
     const clusterId = `fraction-${crypto.randomUUID()}`;
-    // a wall clock with sub-millisecond precision: the remaining times computed from it have fractions
-    const scheduler = { ...REAL_SCHEDULER, now: () => performance.timeOrigin + performance.now() };
+    // clocks with sub-millisecond precision: the remaining times computed from them have fractions
+    const scheduler = {
+      ...REAL_SCHEDULER,
+      now: () => performance.timeOrigin + performance.now(),
+      monotonicNow: () => performance.now() + 0.25,
+    };
     const a = new Hamok({ ...FAST, clusterId, peerId: "a", scheduler });
     const b = new Hamok({ ...FAST, clusterId, peerId: "b", scheduler });
     try {

@@ -136,7 +136,7 @@ export class ClientService {
   /** A command on `kind`/`id` was applied at `index`: streams it to the watches of that map. */
   applied(kind: string, id: string, op: string, args: unknown, index: number): void {
     if (kind !== "map") return;
-    const now = this.#scheduler.now();
+    const now = this.#scheduler.monotonicNow();
     let payload: Uint8Array | undefined;
     for (const [watchId, watch] of this.#watches) {
       if (watch.expires < now) {
@@ -156,7 +156,7 @@ export class ClientService {
         `a client request carries at most ${this.#limits.maxPayloadBytes} bytes, got ${payload.byteLength}`,
       );
     }
-    const now = this.#scheduler.now();
+    const now = this.#scheduler.monotonicNow();
     const rate = this.#limits.requestsPerSecond;
     let bucket = this.#buckets.get(fromPeerId);
     if (bucket === undefined) {
@@ -226,7 +226,7 @@ export class ClientService {
   #watch(args: Record<string, unknown>, fromPeerId: string): Uint8Array {
     const mapId = stringField(args, "mapId");
     const watchId = stringField(args, "watchId");
-    const now = this.#scheduler.now();
+    const now = this.#scheduler.monotonicNow();
     for (const [id, watch] of this.#watches) if (watch.expires < now) this.#watches.delete(id);
     const existing = this.#watches.get(watchId);
     const expires = now + this.#limits.watchLeaseMs;

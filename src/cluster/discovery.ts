@@ -144,7 +144,7 @@ interface HeardMember {
  * // every hello received on the broadcast subject or in the inbox:
  * discovery.onHello(body);
  * // joining: resolves once a leader accepted this peer, or after host.bootstrap()
- * await discovery.discover(Date.now() + 10_000, abort.signal);
+ * await discovery.discover(scheduler.monotonicNow() + 10_000, abort.signal);
  * ```
  */
 export class Discovery {
@@ -202,7 +202,7 @@ export class Discovery {
    */
   async discover(deadline: number, signal: AbortSignal, allowBootstrap = true): Promise<void> {
     const { discoveryMs, requestTimeoutMs, logger, peerId } = this.#options;
-    const started = this.#scheduler.now();
+    const started = this.#scheduler.monotonicNow();
     const helloEvery = Math.max(10, Math.floor(discoveryMs / 4));
     let duplicate: Error | undefined;
     /** Hello rounds in a row that were sent, waited out on time, and drew no member's answer. */
@@ -214,7 +214,7 @@ export class Discovery {
     let loneHelloAt = Number.NEGATIVE_INFINITY;
     for (;;) {
       throwIfAborted(signal);
-      const now = this.#scheduler.now();
+      const now = this.#scheduler.monotonicNow();
       if (now >= deadline) {
         if (duplicate !== undefined) throw duplicate;
         throw new HamokTimeoutError("no cluster could be joined in time", { timeoutMs: now - started });
@@ -254,7 +254,7 @@ export class Discovery {
             uid,
             this.#host.requestJoin(
               leader,
-              Math.max(1, Math.min(requestTimeoutMs, deadline - this.#scheduler.now())),
+              Math.max(1, Math.ceil(Math.min(requestTimeoutMs, deadline - this.#scheduler.monotonicNow()))),
             ),
           );
           if (this.#discoveredLeader === leader || this.#host.inCluster()) return;
@@ -297,7 +297,7 @@ export class Discovery {
       const roundMs = helloEvery + Math.floor(this.#scheduler.random() * (helloEvery / 2));
       await this.#sleep(roundMs, signal);
       await this.#yield();
-      const end = this.#scheduler.now();
+      const end = this.#scheduler.monotonicNow();
       if (this.#heardMemberSince(Math.min(sentAt, end - this.#memberWindowMs) - 1)) {
         silentRounds = 0;
         continue;
@@ -366,7 +366,7 @@ export class Discovery {
   /** Takes in a hello from another peer (own hellos and other clusters' are ignored). */
   onHello(body: HelloBody): void {
     if (body.peerId === this.#options.peerId || body.clusterId !== this.#options.clusterId) return;
-    const now = this.#scheduler.now();
+    const now = this.#scheduler.monotonicNow();
     if (body.clusterUid !== undefined) {
       this.#heardIdentity(body.clusterUid);
       if (body.joined) this.#heardForeignMember(body, body.clusterUid, now);
@@ -404,7 +404,7 @@ export class Discovery {
    * its leader): a joining peer takes its first snapshot and entries only from such members.
    */
   heardOf(memberId: string): boolean {
-    const now = this.#scheduler.now();
+    const now = this.#scheduler.monotonicNow();
     const window = Math.max(this.#memberWindowMs, this.#options.trustWindowMs ?? 0);
     // A member of a cluster, or a peer joining one: members heard in another cluster of its name do
     // not count (a stale join request of this member answered there must not make it follow two

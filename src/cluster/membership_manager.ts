@@ -82,8 +82,8 @@ export interface MembershipManagerOptions {
  * const manager = new MembershipManager(config, host);
  * rpc.handle(JOIN_OP, (payload) => manager.onJoinRequest(payload));
  * rpc.handle(LEAVE_OP, (payload) => manager.onLeaveRequest(payload));
- * // on the leader, for every Raft message received: manager.heard(message.from, Date.now());
- * setInterval(() => manager.removeSilent(Date.now()), 500);
+ * // on the leader, for every Raft message received: manager.heard(message.from, scheduler.monotonicNow());
+ * setInterval(() => manager.removeSilent(scheduler.monotonicNow()), 500);
  * ```
  */
 export class MembershipManager {
@@ -144,7 +144,7 @@ export class MembershipManager {
         membership = this.#host.membership()!;
         if (membership.voters.includes(memberId) || membership.learners.includes(memberId)) return;
       }
-      const now = this.#scheduler.now();
+      const now = this.#scheduler.monotonicNow();
       const self = this.#host.localMemberId();
       for (const old of [...membership.voters, ...membership.learners]) {
         if (old === memberId || peerIdOfMember(old) !== peerId) continue;
@@ -162,7 +162,7 @@ export class MembershipManager {
         }
       }
       await this.#change({ type: "add-learner", memberId });
-      this.#lastHeard.set(memberId, this.#scheduler.now());
+      this.#lastHeard.set(memberId, this.#scheduler.monotonicNow());
     });
     return undefined;
   }
@@ -266,7 +266,7 @@ export class MembershipManager {
   /** Proposes one membership change on the leader and waits until it is applied here. */
   async #change(change: MembershipChange): Promise<void> {
     const { peerId, requestTimeoutMs, tickMs } = this.#options;
-    const deadline = this.#scheduler.now() + requestTimeoutMs;
+    const deadline = this.#scheduler.monotonicNow() + requestTimeoutMs;
     for (;;) {
       const driver = this.#host.requireDriver();
       if (!this.#host.isLeader()) throw new HamokNotLeaderError(`${peerId} lost the leadership`);
@@ -274,7 +274,7 @@ export class MembershipManager {
       if (result.status === "appended") {
         await withTimeout(
           driver.waitApplied(result.index),
-          deadline - this.#scheduler.now(),
+          deadline - this.#scheduler.monotonicNow(),
           () => {},
           this.#scheduler,
         );
@@ -300,7 +300,7 @@ export class MembershipManager {
         default:
           break; // config-pending, not-ready, transferring: retry shortly
       }
-      if (this.#scheduler.now() >= deadline) {
+      if (this.#scheduler.monotonicNow() >= deadline) {
         throw new HamokTimeoutError(`membership change ${change.type} ${change.memberId} timed out`, {
           timeoutMs: requestTimeoutMs,
         });
@@ -308,7 +308,7 @@ export class MembershipManager {
       // another change is pending: wait for the next apply and retry
       await withTimeout(
         driver.waitApplied(driver.appliedIndex + 1),
-        Math.max(1, Math.min(deadline - this.#scheduler.now(), 4 * tickMs)),
+        Math.max(1, Math.min(deadline - this.#scheduler.monotonicNow(), 4 * tickMs)),
         () => {},
         this.#scheduler,
       ).catch(() => {});

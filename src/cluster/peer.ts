@@ -129,7 +129,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
   /** This peer's status (see `Hamok.status`). */
   status(): HamokStatus {
     const node = this.node;
-    const now = this.config.scheduler.now();
+    const now = this.config.scheduler.monotonicNow();
     const isLeader = this.peerState === "leader" && node !== undefined;
     const progress = isLeader ? node.progress : undefined;
     const lastIndex = node?.lastIndex ?? 0;
@@ -171,7 +171,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
       pendingProposals: this.proposals.size,
       members,
       counters: this.counters.values(node?.snapshotReceiveStats),
-      time: now,
+      time: this.config.scheduler.now(),
     };
   }
 
@@ -224,7 +224,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
     const onAbort = () => abort.abort(options.signal?.reason);
     options.signal?.addEventListener("abort", onAbort, { once: true });
     if (options.signal?.aborted) abort.abort(options.signal.reason);
-    const promise = this.#runJoin(this.config.scheduler.now() + timeoutMs, abort.signal).then(
+    const promise = this.#runJoin(this.config.scheduler.monotonicNow() + timeoutMs, abort.signal).then(
       () => {
         this.isJoined = true;
         this.joinPromise = undefined;
@@ -255,7 +255,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
     this.leaving = true;
     let confirmed = true;
     try {
-      const deadline = this.config.scheduler.now() + timeoutMs;
+      const deadline = this.config.scheduler.monotonicNow() + timeoutMs;
       const others = [...this.members.keys()].filter((m) => m !== this.memberId);
       if (others.length > 0) {
         if (this.leader) await this.#handOverLeadership(deadline);
@@ -316,7 +316,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
     const invalid = invalidTimeout("waitUntilCommitHead", timeoutMs);
     if (invalid !== undefined) throw invalid;
     const scheduler = this.config.scheduler;
-    const deadline = scheduler.now() + timeoutMs;
+    const deadline = scheduler.monotonicNow() + timeoutMs;
     const timedOut = (): HamokTimeoutError =>
       new HamokTimeoutError(`the commit head was not reached within ${timeoutMs} ms`, { timeoutMs });
     const open: [RaftDriver, string][] = [];
@@ -325,7 +325,8 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
     let wake: ((outcome: "answered" | "dropped" | "late") => void) | undefined;
     try {
       for (;;) {
-        const remaining = deadline - scheduler.now();
+        this.requireDriver(); // not joined (or closed): a typed error at once, not a wait
+        const remaining = deadline - scheduler.monotonicNow();
         if (remaining <= 0) throw timedOut();
         if (this.leaderMemberId === undefined) await this.waitUntilLeader(Math.ceil(remaining));
         if (got.answer === undefined) {
@@ -338,7 +339,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
           open.push([driver, ctx]);
           const attemptMs = Math.max(
             1,
-            Math.min(deadline - scheduler.now(), 2 * this.config.electionTicks * this.config.tickMs),
+            Math.min(deadline - scheduler.monotonicNow(), 2 * this.config.electionTicks * this.config.tickMs),
           );
           const outcome = await new Promise<"answered" | "dropped" | "late">((resolve) => {
             const timer = scheduler.setTimeout(() => resolve("late"), attemptMs);
@@ -359,7 +360,10 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
           if (outcome === "late") continue;
           if (outcome === "dropped") {
             // no leader / leadership lost: wait for a leader and ask again
-            await delay(Math.min(this.config.tickMs, Math.max(0, deadline - scheduler.now())), scheduler);
+            await delay(
+              Math.min(this.config.tickMs, Math.max(0, deadline - scheduler.monotonicNow())),
+              scheduler,
+            );
             continue;
           }
         }
@@ -373,7 +377,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
         }
         await withTimeout(
           driver.waitApplied(index),
-          deadline - scheduler.now(),
+          deadline - scheduler.monotonicNow(),
           () => {},
           scheduler,
         ).catch((error) => {
@@ -509,9 +513,9 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
 
   /** Resolves once this peer has joined and applied everything committed when it was called. */
   whenReady(timeoutMs: number): Promise<void> {
-    const deadline = this.config.scheduler.now() + timeoutMs;
+    const deadline = this.config.scheduler.monotonicNow() + timeoutMs;
     return withTimeout(this.ready, timeoutMs, () => {}, this.config.scheduler).then(() =>
-      this.waitUntilCommitHead(Math.max(1, Math.ceil(deadline - this.config.scheduler.now())))
+      this.waitUntilCommitHead(Math.max(1, Math.ceil(deadline - this.config.scheduler.monotonicNow())))
     );
   }
 
@@ -646,13 +650,13 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
         // when the leadership moved) or this member removed before it caught up: ask again then.
         const admitted = removed ? false : await this.waiters.waitFor(
           () => this.members.has(this.memberId) || this.identityLost,
-          Math.max(1, Math.min(deadline - scheduler.now(), 2 * this.config.requestTimeoutInMs)),
+          Math.max(1, Math.min(deadline - scheduler.monotonicNow(), 2 * this.config.requestTimeoutInMs)),
           "membership",
           signal,
         ).then(
           () => !this.identityLost,
           (error) => {
-            if (error instanceof HamokTimeoutError && deadline - scheduler.now() > 0) return false;
+            if (error instanceof HamokTimeoutError && deadline - scheduler.monotonicNow() > 0) return false;
             throw error;
           },
         );
@@ -668,7 +672,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
     }
     await this.waiters.waitFor(
       () => this.members.has(this.memberId) || this.membership.removed.has(this.memberId),
-      deadline - scheduler.now(),
+      deadline - scheduler.monotonicNow(),
       "membership",
       signal,
     );
@@ -680,7 +684,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
       );
     }
     // whole ms: a scheduler whose now() has a fraction must not make the read barrier refuse its timeout
-    const remaining = Math.ceil(deadline - scheduler.now());
+    const remaining = Math.ceil(deadline - scheduler.monotonicNow());
     if (remaining <= 0) throw new HamokTimeoutError("join timed out", { timeoutMs: remaining });
     await new Promise<void>((resolve, reject) => {
       const onAbort = () => reject(asAbortError(signal.reason));
@@ -770,7 +774,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
       this.rpc.request(leaderPeerId, LEAVE_OP, encodeCbor(next), timeoutMs).catch(() => {});
     }
     this.rejoining = true; // a cluster exists: this join never bootstraps
-    const switched = this.#runJoin(scheduler.now() + 3 * timeoutMs, abort.signal);
+    const switched = this.#runJoin(scheduler.monotonicNow() + 3 * timeoutMs, abort.signal);
     this.joinPromise = switched.then(
       () => {
         this.joinPromise = undefined;
@@ -823,7 +827,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
     this.driver!.run((n) => n.transferLeadership(target));
     await this.waiters.waitFor(
       () => this.leaderMemberId !== undefined && this.leaderMemberId !== this.memberId,
-      Math.max(1, deadline - this.config.scheduler.now()),
+      Math.max(1, deadline - this.config.scheduler.monotonicNow()),
       "the leadership hand-over",
     ).catch((error) => this.logger.warn(`hamok ${this.localPeerId}: leadership transfer failed`, error));
   }
@@ -831,7 +835,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
   /** Asks to be removed until `deadline`; true once the removal is confirmed (or applied here). */
   async #requestRemoval(deadline: number): Promise<boolean> {
     const scheduler = this.config.scheduler;
-    while (scheduler.now() < deadline && this.members.has(this.memberId)) {
+    while (scheduler.monotonicNow() < deadline && this.members.has(this.memberId)) {
       const leader = this.leaderMemberId;
       if (leader === undefined || leader === this.memberId) {
         if (leader === this.memberId) {
@@ -842,7 +846,9 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
           if (removed) return true;
           continue;
         }
-        await this.waitUntilLeader(Math.max(1, Math.ceil(deadline - scheduler.now()))).catch(() => {});
+        await this.waitUntilLeader(Math.max(1, Math.ceil(deadline - scheduler.monotonicNow()))).catch(
+          () => {},
+        );
         continue;
       }
       try {
@@ -850,7 +856,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
           peerIdOfMember(leader),
           LEAVE_OP,
           encodeCbor(this.memberId),
-          Math.max(1, deadline - scheduler.now()),
+          Math.max(1, Math.ceil(deadline - scheduler.monotonicNow())),
         );
         // The leader answers once it applied the removal; this peer may never learn that commit
         // itself (the leader stops replicating to removed members), so the answer is the proof.

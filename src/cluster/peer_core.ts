@@ -214,7 +214,9 @@ export abstract class PeerCore {
         this.events.emit("remote-peer-joined", peerId);
       },
       learnerAdded: (memberId) => {
-        if (this.peerState === "leader") this.membershipManager.heard(memberId, this.config.scheduler.now());
+        if (this.peerState === "leader") {
+          this.membershipManager.heard(memberId, this.config.scheduler.monotonicNow());
+        }
       },
       memberForgotten: (memberId) => this.membershipManager.forget(memberId),
       peerRemoved: (peerId, index) =>
@@ -441,7 +443,7 @@ export abstract class PeerCore {
     // the state is restored in slices meanwhile: the driver applies nothing before it is complete
     if (restoring !== undefined) this.driver.holdUntil(restoring, base!.meta.index);
     this.driver.start();
-    this.lastLeaderContact = scheduler.now();
+    this.lastLeaderContact = scheduler.monotonicNow();
     this.lastMemberContact = this.lastLeaderContact;
     const period = Math.max(this.config.tickMs, Math.floor(Math.min(this.config.peerTimeoutMs / 4, 500)));
     this.#livenessTimer = scheduler.setInterval(() => this.#livenessTick(), period);
@@ -583,7 +585,7 @@ export abstract class PeerCore {
     }
     if (next === "leader" && this.peerState !== "leader") {
       this.appendSentAt.clear();
-      const now = this.config.scheduler.now();
+      const now = this.config.scheduler.monotonicNow();
       for (const memberId of this.members.keys()) this.membershipManager.heard(memberId, now);
     }
     this.setState(next);
@@ -794,7 +796,7 @@ export abstract class PeerCore {
   // ------------------------------------------------------------------ liveness
 
   #livenessTick(): void {
-    const now = this.config.scheduler.now();
+    const now = this.config.scheduler.monotonicNow();
     // proposals a lost message may have dropped: resubmit (idempotent by request id)
     this.proposals.retryLost(now);
     // members silent for too long: remove (leader only)

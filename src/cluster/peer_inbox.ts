@@ -151,7 +151,7 @@ export abstract class PeerInbox extends PeerCore {
       return;
     }
     const membership = driver.node.membership;
-    const now = this.config.scheduler.now();
+    const now = this.config.scheduler.monotonicNow();
     if (membership.voters.includes(body.from) || membership.learners.includes(body.from)) {
       this.lastMemberContact = now;
     } else if (this.membership.removed.has(body.from)) {
@@ -173,13 +173,15 @@ export abstract class PeerInbox extends PeerCore {
       return;
     }
     if (this.peerState === "leader") {
-      this.membershipManager.heard(body.from, this.config.scheduler.now());
+      this.membershipManager.heard(body.from, this.config.scheduler.monotonicNow());
       if (
         (body.type === "append-response" || body.type === "heartbeat-response") &&
         body.term === driver.node.term
       ) this.fanout?.answered(body.from, body.term);
       if (body.type === "append-response" && this.metrics.enabled) this.#appendAnswered(body.from);
-    } else if (body.from === this.leaderMemberId) this.lastLeaderContact = this.config.scheduler.now();
+    } else if (body.from === this.leaderMemberId) {
+      this.lastLeaderContact = this.config.scheduler.monotonicNow();
+    }
     driver.step(body);
   }
 
@@ -207,7 +209,7 @@ export abstract class PeerInbox extends PeerCore {
    */
   protected tellRemoved(memberId: string): void {
     if (!this.isJoined) return;
-    if (!this.membership.noticeDue(memberId, this.config.scheduler.now())) return;
+    if (!this.membership.noticeDue(memberId, this.config.scheduler.monotonicNow())) return;
     this.send(peerIdOfMember(memberId), {
       type: "request",
       from: this.localPeerId,

@@ -117,7 +117,7 @@ export class PeerWire {
   /** Counts a dropped message and logs the reason at most once per period. */
   drop(reason: DropReason, detail?: unknown): void {
     this.#counters.dropped(reason);
-    const now = this.#scheduler.now();
+    const now = this.#scheduler.monotonicNow();
     const last = this.#lastWarned.get(reason);
     if (last !== undefined && now - last.at < WARN_EVERY_MS) {
       last.suppressed++;

@@ -196,7 +196,7 @@ export class Proposals {
   #submit(pending: PendingProposal): void {
     const driver = this.#submitter();
     if (driver === undefined) return; // resubmitted when a leader becomes known
-    pending.lastSubmit = this.#scheduler.now();
+    pending.lastSubmit = this.#scheduler.monotonicNow();
     const result = driver.run((node) => node.propose(pending.data, pending.requestId));
     if (result.status !== "dropped") pending.submitted = true;
     pending.appendedHere = result.status === "appended";

@@ -220,7 +220,7 @@ export class RaftFanout {
       this.#answers.clear();
       this.#term = term;
     }
-    const now = this.#options.scheduler.now();
+    const now = this.#options.scheduler.monotonicNow();
     const answer = this.#answers.get(memberId);
     if (answer === undefined) this.#answers.set(memberId, { term, at: now });
     else answer.at = now;
@@ -230,7 +230,7 @@ export class RaftFanout {
   inSync(memberId: string, term: number): boolean {
     const answer = this.#answers.get(memberId);
     return answer !== undefined && answer.term === term &&
-      this.#options.scheduler.now() - answer.at <= this.#options.inSyncMs;
+      this.#options.scheduler.monotonicNow() - answer.at <= this.#options.inSyncMs;
   }
 
   /** What the acknowledgement coalescing of this peer left out or held back so far. */
@@ -257,7 +257,7 @@ export class RaftFanout {
       for (let i = 0; i < messages.length; i++) this.#unicast(messages[i]!); // i < length
       return;
     }
-    const since = this.#options.scheduler.now() - this.#options.inSyncMs;
+    const since = this.#options.scheduler.monotonicNow() - this.#options.inSyncMs;
     sendRaftBatch(messages, (memberId, term) => {
       const answer = this.#answers.get(memberId);
       return answer !== undefined && answer.term === term && answer.at >= since;
@@ -473,7 +473,7 @@ export class AckCoalescer {
     this.flush();
     if (
       coalesce && m.type === "heartbeat-response" && m.ctx === undefined &&
-      this.#options.scheduler.now() - this.#lastSentAt < this.#options.quietMs
+      this.#options.scheduler.monotonicNow() - this.#lastSentAt < this.#options.quietMs
     ) {
       this.stats.quietHeartbeats++;
       return;
@@ -497,7 +497,7 @@ export class AckCoalescer {
       this.#acked = m.index;
       this.#repeatLeftOut = false;
     }
-    this.#lastSentAt = this.#options.scheduler.now();
+    this.#lastSentAt = this.#options.scheduler.monotonicNow();
     this.#options.send(m);
   }
 }

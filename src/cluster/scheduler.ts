@@ -28,9 +28,17 @@ export type TimerHandle = number | object;
  * ```
  */
 export interface Scheduler {
-  /** Wall-clock time in milliseconds since the epoch (what `Date.now()` answers). */
+  /**
+   * Wall-clock time in milliseconds since the epoch (what `Date.now()` answers). Hamok reads it
+   * only where a time is compared across processes or shown: an emitter's event sequences and
+   * `status().time`. It may jump (an NTP step, a resumed VM).
+   */
   now(): number;
-  /** A monotonic clock in milliseconds, possibly fractional (what `performance.now()` answers). */
+  /**
+   * A monotonic clock in milliseconds, possibly fractional (what `performance.now()` answers): every
+   * timeout, deadline, silence and rate Hamok measures, so that a step of the wall clock neither
+   * expires them early nor holds them open.
+   */
   monotonicNow(): number;
   /** Runs `callback` once after `ms` milliseconds. */
   setTimeout(callback: () => void, ms: number): TimerHandle;

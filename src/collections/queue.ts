@@ -187,7 +187,7 @@ export class HamokQueue<T> extends CollectionBase<HamokQueueEvents<T>, QueueComm
   async pop(options?: HamokQueueWriteOptions): Promise<T | undefined> {
     this.assertOpen();
     const { timeoutMs, requestId } = this.writeOptions(options);
-    const deadline = this.host.scheduler.now() + timeoutMs;
+    const deadline = this.host.scheduler.monotonicNow() + timeoutMs;
     if (this.#state.size === 0 && requestId === undefined) {
       await this.host.waitUntilCommitHead(timeoutMs);
       if (this.#state.size === 0) return undefined;
@@ -196,7 +196,7 @@ export class HamokQueue<T> extends CollectionBase<HamokQueueEvents<T>, QueueComm
     try {
       result = await this.proposeWith("pop", null, {
         requestId,
-        timeoutMs: Math.max(1, deadline - this.host.scheduler.now()),
+        timeoutMs: Math.max(1, Math.ceil(deadline - this.host.scheduler.monotonicNow())),
       });
     } catch (error) {
       throw this.proposalError(error);

@@ -490,7 +490,7 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
     const timeoutMs = checked.timeoutMs;
     const requestId = checked.requestId ?? `${this.host.localMemberId}:${this.id}:${++this.seq}`;
     const args = makeArgs() as ArgsOf<RemoteMapCommands, RemoteMapOp>;
-    const deadline = this.host.scheduler.now() + timeoutMs;
+    const deadline = this.host.scheduler.monotonicNow() + timeoutMs;
     let index: number;
     try {
       index = await this.proposeWith(op, args, { timeoutMs, requestId });
@@ -530,7 +530,7 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
             { requestId },
           ),
         );
-      }, Math.max(1, deadline - this.host.scheduler.now()));
+      }, Math.max(1, deadline - this.host.scheduler.monotonicNow()));
       const waiter: Waiter = { op, requestId, timeoutMs, timer, resolve, reject };
       const list = this.waiters.get(index);
       if (list === undefined) this.waiters.set(index, [waiter]);
@@ -716,7 +716,7 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
       );
     }
     const timeoutMs = positiveInteger("timeoutMs", options!.timeoutMs, this.requestTimeoutInMs);
-    const deadline = this.host.scheduler.now() + timeoutMs;
+    const deadline = this.host.scheduler.monotonicNow() + timeoutMs;
     await this.host.waitUntilCommitHead(timeoutMs);
     const target = this.state.lastPendingIndex;
     if (this.state.executedIndex >= target) return;
@@ -740,7 +740,7 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
             { timeoutMs },
           ),
         );
-      }, Math.max(1, deadline - this.host.scheduler.now()));
+      }, Math.max(1, deadline - this.host.scheduler.monotonicNow()));
       this.#progress.add(check);
       this.on("close", check);
     });

@@ -73,7 +73,7 @@ const member = (peerId: string, leaderId?: string): HelloBody => ({
 describe("Discovery", () => {
   it("bootstraps after discoveryMs when nobody answers, having broadcast its hello", async () => {
     const host = fakeHost();
-    await new Discovery(options, host).discover(Date.now() + 5000, new AbortController().signal);
+    await new Discovery(options, host).discover(performance.now() + 5000, new AbortController().signal);
     assert.equal(host.bootstrapped, 1);
     // one hello per round, and a bootstrap only after DISCOVERY_ROUNDS silent ones
     assert.ok(host.sent.length >= DISCOVERY_ROUNDS, `${host.sent.length} hellos`);
@@ -90,7 +90,7 @@ describe("Discovery", () => {
   it("bootstraps when the only other newcomer has a larger peer id", async () => {
     const host = fakeHost({ onPublish: () => discovery.onHello(newcomer("c")) });
     const discovery = new Discovery(options, host);
-    await discovery.discover(Date.now() + 5000, new AbortController().signal);
+    await discovery.discover(performance.now() + 5000, new AbortController().signal);
     assert.equal(host.bootstrapped, 1);
   });
 
@@ -98,7 +98,7 @@ describe("Discovery", () => {
     const host = fakeHost({ onPublish: () => discovery.onHello(newcomer("a")) });
     const discovery = new Discovery(options, host);
     await assert.rejects(
-      discovery.discover(Date.now() + 150, new AbortController().signal),
+      discovery.discover(performance.now() + 150, new AbortController().signal),
       (error: unknown) => {
         assert.ok(error instanceof HamokTimeoutError);
         assert.match(error.message, /no cluster could be joined in time/);
@@ -111,7 +111,7 @@ describe("Discovery", () => {
   it("joins through the leader a member's hello names, without bootstrapping", async () => {
     const host = fakeHost({ onPublish: () => discovery.onHello(member("a", "a-1")) });
     const discovery = new Discovery(options, host);
-    await discovery.discover(Date.now() + 5000, new AbortController().signal);
+    await discovery.discover(performance.now() + 5000, new AbortController().signal);
     assert.deepEqual(host.joinRequests, ["a-1"]);
     assert.equal(host.bootstrapped, 0);
   });
@@ -120,7 +120,7 @@ describe("Discovery", () => {
     const host = fakeHost({ onPublish: () => discovery.onHello(member("z")) });
     const discovery = new Discovery(options, host);
     await assert.rejects(
-      discovery.discover(Date.now() + 150, new AbortController().signal),
+      discovery.discover(performance.now() + 150, new AbortController().signal),
       HamokTimeoutError,
     );
     assert.equal(host.bootstrapped, 0);
@@ -141,7 +141,7 @@ describe("Discovery", () => {
     const discovery = new Discovery(options, host);
     // the first hello is published before discover() runs, so the leader is known at once
     discovery.onHello(member("a", "a-1"));
-    await discovery.discover(Date.now() + 5000, new AbortController().signal);
+    await discovery.discover(performance.now() + 5000, new AbortController().signal);
     assert.deepEqual(host.joinRequests, ["a-1", "d-1"]);
     assert.equal(host.bootstrapped, 0);
   });
@@ -149,7 +149,7 @@ describe("Discovery", () => {
   it("returns at once when the peer is already in the cluster", async () => {
     const host = fakeHost();
     host.member = true;
-    await new Discovery(options, host).discover(Date.now() + 5000, new AbortController().signal);
+    await new Discovery(options, host).discover(performance.now() + 5000, new AbortController().signal);
     assert.deepEqual(host.sent, []);
     assert.equal(host.bootstrapped, 0);
   });
@@ -175,7 +175,7 @@ describe("Discovery", () => {
     discovery.onHello({ ...member("a", "a-1"), clusterId: "other" });
     assert.deepEqual(host.sent, []);
     host.member = false;
-    await discovery.discover(Date.now() + 5000, new AbortController().signal);
+    await discovery.discover(performance.now() + 5000, new AbortController().signal);
     assert.deepEqual(host.joinRequests, []);
     assert.equal(host.bootstrapped, 1);
   });
@@ -184,7 +184,7 @@ describe("Discovery", () => {
     const abort = new AbortController();
     const host = fakeHost({ onPublish: () => queueMicrotask(() => abort.abort("stop")) });
     const discovery = new Discovery({ ...options, discoveryMs: 60_000 }, host);
-    await assert.rejects(discovery.discover(Date.now() + 120_000, abort.signal), (error: unknown) => {
+    await assert.rejects(discovery.discover(performance.now() + 120_000, abort.signal), (error: unknown) => {
       assert.ok(error instanceof HamokAbortedError);
       assert.equal(error.cause, "stop");
       return true;
@@ -198,7 +198,7 @@ describe("Discovery", () => {
     });
     // a long hello period: without the wake-up the join would wait for the timeout below
     const discovery = new Discovery({ ...options, discoveryMs: 60_000 }, host);
-    await discovery.discover(Date.now() + 120_000, new AbortController().signal);
+    await discovery.discover(performance.now() + 120_000, new AbortController().signal);
     assert.deepEqual(host.joinRequests, ["a-1"]);
   });
 
@@ -218,7 +218,7 @@ describe("Discovery", () => {
           return Promise.resolve(false);
         },
       });
-      const scheduler = { ...REAL_SCHEDULER, now: () => now };
+      const scheduler = { ...REAL_SCHEDULER, now: () => now, monotonicNow: () => now };
       const discovery = new Discovery({ ...options, scheduler, mergeEveryMs: 5000 }, host);
       return { host, discovery, merges, advance: (ms: number) => now += ms };
     };
@@ -274,7 +274,7 @@ describe("Discovery", () => {
         },
       });
       const discovery = new Discovery({ ...options, discoveryMs: 80 }, host);
-      await discovery.discover(Date.now() + 5000, new AbortController().signal);
+      await discovery.discover(performance.now() + 5000, new AbortController().signal);
       assert.deepEqual(host.joinRequests, ["x-1"]);
     });
 
@@ -283,7 +283,7 @@ describe("Discovery", () => {
         onPublish: () => discovery.onHello({ ...foreign("l", "0-small", true), leaderId: "l-1" }),
       });
       const discovery = new Discovery(options, host);
-      await discovery.discover(Date.now() + 5000, new AbortController().signal);
+      await discovery.discover(performance.now() + 5000, new AbortController().signal);
       assert.deepEqual(host.joinRequests, ["l-1"]);
       assert.equal(host.bootstrapped, 0);
     });
@@ -314,7 +314,7 @@ describe("Discovery", () => {
       });
       const discovery = new Discovery(options, host);
       discovery.onHello(inCluster("a", "uid-a"));
-      const done = discovery.discover(Date.now() + 5000, new AbortController().signal);
+      const done = discovery.discover(performance.now() + 5000, new AbortController().signal);
       await new Promise((resolve) => setTimeout(resolve, 0)); // one turn: the loop reacts on microtasks
       assert.deepEqual(host.joinRequests, ["a-1"]);
       // the other cluster of the name answers: the request to a stays the one in flight
@@ -338,7 +338,7 @@ describe("Discovery", () => {
       // before any request both are plausible (nothing is known about which cluster it joins)
       assert.equal(discovery.heardElsewhere("x-1"), false);
       assert.equal(discovery.heardOf("x-1"), true);
-      await discovery.discover(Date.now() + 5000, new AbortController().signal);
+      await discovery.discover(performance.now() + 5000, new AbortController().signal);
       assert.deepEqual(host.joinRequests, ["a-1"]);
       assert.equal(discovery.heardOf("a-1"), true);
       assert.equal(discovery.heardElsewhere("a-1"), false);
@@ -365,7 +365,7 @@ describe("Discovery", () => {
       const discovery = new Discovery(options, host);
       discovery.onHello({ ...inCluster("a", "uid-a"), leaderId: undefined });
       discovery.onHello(inCluster("x", "uid-x"));
-      await discovery.discover(Date.now() + 5000, new AbortController().signal);
+      await discovery.discover(performance.now() + 5000, new AbortController().signal);
       assert.deepEqual(host.joinRequests, ["a-1"]);
       assert.equal(discovery.heardElsewhere("x-1"), true);
       assert.equal(host.bootstrapped, 0);

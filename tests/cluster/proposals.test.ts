@@ -134,7 +134,7 @@ describe("Proposals", () => {
     answer = appended;
     const ownOne = proposals.add("own", data, 5000);
     assert.deepEqual(proposed, ["fwd", "own"]);
-    const now = Date.now();
+    const now = performance.now();
     proposals.retryLost(now); // too early
     assert.deepEqual(proposed, ["fwd", "own"]);
     proposals.retryLost(now + 1000);

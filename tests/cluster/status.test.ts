@@ -202,10 +202,13 @@ describe("client requests from outside the cluster", () => {
 
   it("oversized and flooding client requests are refused and counted", async () => {
     const factory = memoryTransports();
-    // the peer's wall clock stands still during the burst: no token comes back however slowly the
-    // machine serves it (the rate limit refills by elapsed wall-clock time)
+    // the peer's monotonic clock stands still during the burst: no token comes back however slowly
+    // the machine serves it (the rate limit refills by elapsed time)
     let frozenAt: number | undefined;
-    const scheduler: Scheduler = { ...REAL_SCHEDULER, now: () => frozenAt ?? REAL_SCHEDULER.now() };
+    const scheduler: Scheduler = {
+      ...REAL_SCHEDULER,
+      monotonicNow: () => frozenAt ?? REAL_SCHEDULER.monotonicNow(),
+    };
     const cluster = await startCluster(factory, ["a"], { scheduler });
     const client = new HamokClient(await factory.create("cli"), { clusterId: "test", timeoutMs: 2000 });
     try {
@@ -216,7 +219,7 @@ describe("client requests from outside the cluster", () => {
       );
       assert.equal(peer.status().counters.dropped.oversized, 1);
       const burst = 2 * CLIENT_LIMITS.requestsPerSecond;
-      frozenAt = REAL_SCHEDULER.now();
+      frozenAt = REAL_SCHEDULER.monotonicNow();
       const results = await Promise.allSettled(
         Array.from({ length: burst }, () => client.request("a", CLIENT_STATUS_OP, {})),
       );
