@@ -196,7 +196,7 @@ export class MembershipManager {
     this.#lastHeard.set(memberId, now);
   }
 
-  /** Leader only: when `memberId` was last heard from (ms since the epoch), if known. */
+  /** Leader only: when `memberId` was last heard from (`Scheduler.monotonicNow` ms), if known. */
   lastHeard(memberId: string): number | undefined {
     return this.#lastHeard.get(memberId);
   }

@@ -445,6 +445,7 @@ export abstract class PeerCore {
     this.driver.start();
     this.lastLeaderContact = scheduler.monotonicNow();
     this.lastMemberContact = this.lastLeaderContact;
+    this.#lastLivenessTick = this.lastLeaderContact;
     const period = Math.max(this.config.tickMs, Math.floor(Math.min(this.config.peerTimeoutMs / 4, 500)));
     this.#livenessTimer = scheduler.setInterval(() => this.#livenessTick(), period);
   }
@@ -795,8 +796,20 @@ export abstract class PeerCore {
 
   // ------------------------------------------------------------------ liveness
 
+  /** When the liveness timer last ran (monotonic ms): a long gap means this process was stalled. */
+  #lastLivenessTick = 0;
+
   #livenessTick(): void {
     const now = this.config.scheduler.monotonicNow();
+    const stalled = now - this.#lastLivenessTick > this.config.peerTimeoutMs / 2;
+    this.#lastLivenessTick = now;
+    if (stalled && this.peerState === "leader") {
+      // this process did not run for half a peer timeout or more (paused, stopped, starved): what it
+      // last heard from the others is that old through no fault of theirs, so each gets a whole
+      // timeout again before it counts as silent (else a leader resumed after a long pause removed
+      // every member it had not heard meanwhile: in a cluster of two, the other one for good)
+      for (const memberId of this.members.keys()) this.membershipManager.heard(memberId, now);
+    }
     // proposals a lost message may have dropped: resubmit (idempotent by request id)
     this.proposals.retryLost(now);
     // members silent for too long: remove (leader only)

@@ -10,6 +10,17 @@ import {
 } from "./workload.ts";
 
 describe("whole-peer simulator", () => {
+  it("a leader resumed after a pause past peerTimeoutMs removes no member it could not hear meanwhile (discovery seed 34106)", async () => {
+    // p1 leads p2; p2 is paused 404 ms from 1,542, p1 for 2,776 ms from 1,851 (the peer timeout is
+    // 3,000 ms). On its resume p1 had last heard p2 3,085 ms before and removed it (a cluster of two:
+    // at once), though p2 had been up since 1,946; a stalled leader now gives every member a fresh
+    // timeout
+    const run = await runPeerSeed(34106, { discovery: "defaults", trace: true });
+    assert.deepEqual(run.violations, []);
+    assert.ok(run.trace.some((line) => /resume p1/.test(line)), "the seed still pauses p1");
+    assert.deepEqual(run.trace.filter((line) => / removed /.test(line)), []);
+  });
+
   it("replays a seed: same seed, same history", { timeout: 60_000 }, async () => {
     const a = await runPeerSeed(4242, {});
     const b = await runPeerSeed(4242, {});

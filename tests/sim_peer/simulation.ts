@@ -733,6 +733,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
         record(
           { clientId, input: { op: "get", key: name }, output: value ?? null, call, ret: ++clock },
           member,
+          uid,
         );
         if (alive() && t.local) localRead(t, key, "after linearizable get");
       } catch { /* a failed read has no effect */ }
@@ -774,6 +775,7 @@ export async function runPeerSeed(seed: number, options: PeerSimOptions = {}): P
         record(
           { clientId, input: { op: "get", key: name }, output: value ?? null, call, ret: ++clock },
           member,
+          uid,
         );
         before = { value, revision: 0 };
       } catch {
