@@ -372,7 +372,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
         const { driver, index } = answer;
         if (driver !== this.requireDriver()) {
           // answered by the node this peer had before it rejoined: that log is not this state's
-          got.answer = undefined;
+          delete got.answer;
           continue;
         }
         await withTimeout(

@@ -7,6 +7,7 @@
 
 import { Hamok } from "../../src/hamok.ts";
 import type { HamokConfig } from "../../src/config.ts";
+import type { HamokMap } from "../../src/collections/map.ts";
 import { MemoryBus } from "../../src/transport/memory_bus.ts";
 import { MemoryTransport } from "../../src/transport/memory_transport.ts";
 import { NatsTransport } from "../../src/transport/nats_transport.ts";
@@ -124,4 +125,39 @@ export async function startCluster(
     throw error;
   }
   return cluster;
+}
+
+/** What {@linkcode laggingFollower} sets up. */
+export interface LaggingFollower {
+  readonly factory: ReturnType<typeof memoryTransports>;
+  readonly cluster: TestCluster;
+  readonly leader: Hamok;
+  readonly follower: Hamok;
+  /** Map `m` on the leader, where `k` is 1 (applied on the follower too before the lag began). */
+  readonly writes: HamokMap<string, number>;
+  /** Map `m` on the follower. */
+  readonly reads: HamokMap<string, number>;
+}
+
+/**
+ * Three peers on a memory bus of their own; `m.k = 1` written through the leader and applied on a
+ * follower; from then on every message from the leader to that follower arrives `lagMs` late.
+ * Close with `cluster.close()`.
+ */
+export async function laggingFollower(lagMs: number, config: HamokConfig = {}): Promise<LaggingFollower> {
+  const factory = memoryTransports();
+  const cluster = await startCluster(factory, ["a", "b", "c"], config);
+  try {
+    const leader = await cluster.settled();
+    const follower = cluster.peers.find((p) => !p.leader)!;
+    const writes = leader.createMap<string, number>({ mapId: "m" });
+    const reads = follower.createMap<string, number>({ mapId: "m" });
+    await writes.set("k", 1);
+    await follower.waitUntilCommitHead();
+    factory.bus.delay({ from: leader.localPeerId, to: follower.localPeerId, ms: lagMs });
+    return { factory, cluster, leader, follower, writes, reads };
+  } catch (error) {
+    await cluster.close();
+    throw error;
+  }
 }

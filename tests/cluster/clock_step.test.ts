@@ -9,7 +9,13 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { Hamok } from "../../src/hamok.ts";
 import { REAL_SCHEDULER, type Scheduler } from "../../src/cluster/scheduler.ts";
-import { FAST, memoryTransports, startCluster } from "../_helpers/cluster.ts";
+import {
+  FAST,
+  laggingFollower,
+  memoryTransports,
+  startCluster,
+  type TestCluster,
+} from "../_helpers/cluster.ts";
 import { waitFor } from "../_helpers/wait.ts";
 
 const HOUR = 3_600_000;
@@ -23,6 +29,21 @@ function steppedClock(): { scheduler: Scheduler; step(ms: number): void } {
   };
 }
 
+/** Four peers on the memory bus with `voters: 3`: three voters and a learner, all members. */
+async function threeVotersAndALearner(
+  scheduler: Scheduler,
+): Promise<{ cluster: TestCluster; leader: Hamok }> {
+  const cluster = await startCluster(memoryTransports(), ["a", "b", "c", "d"], { scheduler, voters: 3 });
+  try {
+    const leader = await cluster.settled();
+    await waitFor(() => leader.status().members.length === 4, { timeoutMs: 5000, message: "four members" });
+    return { cluster, leader };
+  } catch (error) {
+    await cluster.close();
+    throw error;
+  }
+}
+
 function memberIds(peer: Hamok): string[] {
   return peer.status().members.map((m) => m.memberId).sort();
 }
@@ -30,14 +51,8 @@ function memberIds(peer: Hamok): string[] {
 describe("a step of the wall clock", () => {
   it("an hour forward removes no member: voters and the learner stay through three peer timeouts of writes", async () => {
     const clock = steppedClock();
-    const factory = memoryTransports();
-    const cluster = await startCluster(factory, ["a", "b", "c", "d"], {
-      scheduler: clock.scheduler,
-      voters: 3,
-    });
+    const { cluster, leader } = await threeVotersAndALearner(clock.scheduler);
     try {
-      const leader = await cluster.settled();
-      await waitFor(() => leader.status().members.length === 4, { timeoutMs: 5000, message: "four members" });
       assert.equal(leader.status().members.filter((m) => m.role === "learner").length, 1);
       const before = memberIds(leader);
       const left: string[] = [];
@@ -58,18 +73,10 @@ describe("a step of the wall clock", () => {
 
   it("an hour forward during a read barrier does not expire it", async () => {
     const clock = steppedClock();
-    const factory = memoryTransports();
-    const cluster = await startCluster(factory, ["a", "b", "c"], { scheduler: clock.scheduler });
+    // the follower hears the leader 300 ms late: its first ReadIndex round (200 ms) is asked again,
+    // and the barrier looks at its deadline then
+    const { cluster, writes, reads } = await laggingFollower(300, { scheduler: clock.scheduler });
     try {
-      const leader = await cluster.settled();
-      const follower = cluster.peers.find((p) => !p.leader)!;
-      const writes = leader.createMap<string, number>({ mapId: "m" });
-      const reads = follower.createMap<string, number>({ mapId: "m" });
-      await writes.set("k", 1);
-      await follower.waitUntilCommitHead();
-      // the follower hears the leader 300 ms late: its first ReadIndex round (200 ms) is asked again,
-      // and the barrier looks at its deadline then
-      factory.bus.delay({ from: leader.localPeerId, to: follower.localPeerId, ms: 300 });
       await writes.set("k", 2);
       const read = reads.get("k", { consistency: "linearizable", timeoutMs: 3000 });
       clock.step(HOUR);
@@ -81,14 +88,8 @@ describe("a step of the wall clock", () => {
 
   it("an hour back still removes a member that went silent, after peerTimeoutMs", async () => {
     const clock = steppedClock();
-    const factory = memoryTransports();
-    const cluster = await startCluster(factory, ["a", "b", "c", "d"], {
-      scheduler: clock.scheduler,
-      voters: 3,
-    });
+    const { cluster, leader } = await threeVotersAndALearner(clock.scheduler);
     try {
-      const leader = await cluster.settled();
-      await waitFor(() => leader.status().members.length === 4, { timeoutMs: 5000, message: "four members" });
       const learnerId = leader.status().members.find((m) => m.role === "learner")!.peerId;
       const learner = cluster.peers.find((p) => p.localPeerId === learnerId)!;
       clock.step(-HOUR);

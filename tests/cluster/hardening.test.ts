@@ -22,7 +22,7 @@ import {
 import { MemoryBus } from "../../src/transport/memory_bus.ts";
 import { MemoryTransport } from "../../src/transport/memory_transport.ts";
 import type { TransportMessage } from "../../src/transport/transport.ts";
-import { FAST, memoryTransports, startCluster } from "../_helpers/cluster.ts";
+import { FAST, laggingFollower, memoryTransports, startCluster } from "../_helpers/cluster.ts";
 import { waitFor, waitForEvent } from "../_helpers/wait.ts";
 
 const KEY = "a cluster key of at least thirty-two bytes, for tests";
@@ -484,18 +484,10 @@ describe("hardening: floods stay bounded", () => {
 
 describe("hardening: a slow link still serves linearizable reads", () => {
   it("a follower hearing the leader later than two election timeouts completes its read barrier", async () => {
-    const factory = memoryTransports();
-    const cluster = await startCluster(factory, ["a", "b", "c"]);
+    // FAST: one ReadIndex round is given 200 ms; every answer to this follower comes 350 ms late
+    // (late, not lost: a barrier that gave up each round for the next never finished)
+    const { cluster, leader, follower, writes, reads } = await laggingFollower(350);
     try {
-      const leader = await cluster.settled();
-      const follower = cluster.peers.find((p) => !p.leader)!;
-      const writes = leader.createMap<string, number>({ mapId: "m" });
-      const reads = follower.createMap<string, number>({ mapId: "m" });
-      await writes.set("k", 1);
-      await follower.waitUntilCommitHead();
-      // FAST: one ReadIndex round is given 200 ms; every answer to this follower comes 350 ms late
-      // (late, not lost: a barrier that gave up each round for the next never finished)
-      factory.bus.delay({ from: leader.localPeerId, to: follower.localPeerId, ms: 350 });
       await writes.set("k", 2);
       assert.equal(reads.get("k"), 1, "the follower's replica lags");
       assert.equal(await reads.get("k", { consistency: "linearizable", timeoutMs: 3000 }), 2);

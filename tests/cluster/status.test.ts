@@ -4,7 +4,7 @@ import { Hamok } from "../../src/hamok.ts";
 import { HamokClient } from "../../src/cli/client.ts";
 import { decodeCbor, encodeCbor } from "../../src/codec/cbor.ts";
 import { CLIENT_LIMITS, CLIENT_OPS, CLIENT_STATUS_OP } from "../../src/cluster/client_ops.ts";
-import { FAST, memoryTransports, startCluster } from "../_helpers/cluster.ts";
+import { FAST, laggingFollower, memoryTransports, startCluster } from "../_helpers/cluster.ts";
 import { waitFor } from "../_helpers/wait.ts";
 import { REAL_SCHEDULER, type Scheduler } from "../../src/cluster/scheduler.ts";
 
@@ -172,26 +172,19 @@ describe("client requests from outside the cluster", () => {
   });
 
   it("a client's linearizable map read through a lagging member sees the last acknowledged write; a local read does not", async () => {
-    const factory = memoryTransports();
-    const cluster = await startCluster(factory, ["a", "b", "c"]);
+    // the follower hears the leader 300 ms late: its replica lags the acknowledged write
+    const { factory, cluster, follower, writes } = await laggingFollower(300);
     const client = new HamokClient(await factory.create("cli"), { clusterId: "test", timeoutMs: 3000 });
     try {
-      const leader = await cluster.settled();
-      const follower = cluster.peers.find((p) => !p.leader)!;
-      const appMap = leader.createMap<string, number>({ mapId: "stock" });
-      await appMap.set("apples", 3);
-      await follower.waitUntilCommitHead();
-      const keys = [encodeCbor("apples")];
+      const keys = [encodeCbor("k")];
       const valueOf = (read: { entries: { value: unknown }[] }): unknown =>
         decodeCbor(read.entries[0]!.value as Uint8Array);
-      // the follower hears the leader 300 ms late from now on: its replica lags the acknowledged write
-      factory.bus.delay({ from: leader.localPeerId, to: follower.localPeerId, ms: 300 });
-      await appMap.set("apples", 4);
-      assert.equal(valueOf(await client.mapRead(follower.localPeerId, "stock", { keys })), 3);
-      const read = await client.mapRead(follower.localPeerId, "stock", { keys, consistency: "linearizable" });
-      assert.equal(valueOf(read), 4);
+      await writes.set("k", 2);
+      assert.equal(valueOf(await client.mapRead(follower.localPeerId, "m", { keys })), 1);
+      const read = await client.mapRead(follower.localPeerId, "m", { keys, consistency: "linearizable" });
+      assert.equal(valueOf(read), 2);
       await assert.rejects(
-        client.mapRead(follower.localPeerId, "stock", { keys, consistency: "sometimes" as "local" }),
+        client.mapRead(follower.localPeerId, "m", { keys, consistency: "sometimes" as "local" }),
         (error: Error) => /consistency/.test(error.message),
       );
     } finally {
