@@ -112,6 +112,8 @@ export const CLIENT_LIMITS: {
   readonly maxWatches: number;
   /** A watch not renewed within this many ms ends. */
   readonly watchLeaseMs: number;
+  /** Linearizable `client.map.read`s one member runs at once (each waits on a read barrier). */
+  readonly maxBarriers: number;
 } = {
   maxPayloadBytes: 64 * 1024,
   requestsPerSecond: 5000,
@@ -119,4 +121,5 @@ export const CLIENT_LIMITS: {
   maxReadEntries: 1000,
   maxWatches: 64,
   watchLeaseMs: 10_000,
+  maxBarriers: 256,
 };

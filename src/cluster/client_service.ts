@@ -72,6 +72,8 @@ export class ClientService {
   readonly #buckets = new Map<string, Bucket>();
   readonly #watches = new Map<string, Watch>();
   readonly #scheduler: Scheduler;
+  /** Linearizable reads waiting on their barrier. */
+  #barriers = 0;
 
   /** Creates the service; `timeoutMs` bounds the writes it makes for clients; clock of `scheduler`. */
   constructor(
@@ -112,7 +114,16 @@ export class ClientService {
               }`,
             );
           }
-          return this.#host.readBarrier(this.#timeoutMs).then(() => this.#read(args));
+          if (this.#barriers >= this.#limits.maxBarriers) {
+            this.#counters.dropped("rate-limited");
+            throw new HamokRateLimitedError(
+              `${this.#limits.maxBarriers} linearizable client reads are in progress on this member`,
+            );
+          }
+          this.#barriers++;
+          return this.#host.readBarrier(this.#timeoutMs).then(() => this.#read(args)).finally(() => {
+            this.#barriers--;
+          });
         }
         case CLIENT_MAP_WRITE_OP:
           return this.#write(decodeArgs(payload));
