@@ -4,7 +4,8 @@
  * linearizable `get` on three contended keys of one map, while a nemesis pauses (SIGSTOP) the
  * leader or a follower past the election timeout, partitions one (each peer reaches NATS through a
  * proxy of its own, which the nemesis cuts), kills (SIGKILL) a peer and starts it again on its
- * directory, or restarts the NATS server. The history, timed in this process (an operation
+ * directory, replaces one (it leaves; a new one with its peer id and an empty directory joins), or
+ * restarts the NATS server. The history, timed in this process (an operation
  * took effect somewhere between sending its command and reading its reply), must be linearizable
  * by the project's checker; afterwards the three replicas must be equal.
  *
@@ -58,7 +59,7 @@ interface Slot {
   paused: boolean;
 }
 
-describe("linearizability over NATS, peers in separate processes, under pauses, partitions, kills and a NATS restart", () => {
+describe("linearizability over NATS, peers in separate processes, under pauses, partitions, kills, replacements and a NATS restart", () => {
   let server: NatsServer;
   let root: string;
   before(async () => {
@@ -198,7 +199,7 @@ describe("linearizability over NATS, peers in separate processes, under pauses, 
           target.proxy.cutOff();
           await new Promise((resolve) => setTimeout(resolve, ms));
           target.proxy.heal();
-        } else if (roll < 0.85) {
+        } else if (roll < 0.8) {
           const target = slots[Math.floor(random() * 3)]!;
           const peer = target.peer;
           if (peer === undefined || peer.exited) continue;
@@ -210,6 +211,21 @@ describe("linearizability over NATS, peers in separate processes, under pauses, 
           note(`start ${target.peerId}`);
           await start(target);
           note(`${target.peerId} joined`);
+        } else if (roll < 0.92) {
+          // a rolling deploy's replacement: the instance leaves, and a new one with the same peer id
+          // and a fresh data directory joins as a new member
+          const target = slots[Math.floor(random() * 3)]!;
+          const peer = target.peer;
+          if (peer === undefined || peer.exited) continue;
+          note(`replace ${target.peerId}`);
+          target.paused = true; // not a leader to pick meanwhile
+          await peer.leave(10_000).catch((error) => note(`leave of ${target.peerId} failed: ${error}`));
+          await peer.close();
+          target.peer = undefined;
+          target.paused = false;
+          fs.rmSync(join(root, target.peerId), { recursive: true, force: true });
+          await start(target);
+          note(`${target.peerId} joined anew`);
         } else if (natsRestarts < 1) {
           natsRestarts++;
           note("restart nats-server");
