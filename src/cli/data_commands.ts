@@ -21,12 +21,13 @@ export const MAP_HELP: string = `usage: hamok map <get|set|delete|list> --map ID
   hamok map delete --map stock apples     removes it
   hamok map list --map stock [--limit N]  prints every entry (key, value, revision)
 
-Reads come from the member's replica, which may lag the leader by a few writes; --linearizable
-reads after a barrier through the leader, so every write acknowledged before the read is in it.
+Reads go through a barrier at the leader first, so every write acknowledged before the read (through
+any member) is in it; --local reads the member's replica as it is (no round trip; it may lag by a few
+writes).
 
 options:
   --json            print JSON
-  --linearizable    read after a barrier through the leader (get, list)
+  --local           read the member's replica without a barrier (get, list)
 ${TARGET_HELP}
 ${CONNECTION_HELP}`;
 
@@ -62,9 +63,12 @@ options:
 ${TARGET_HELP}
 ${CONNECTION_HELP}`;
 
-/** `--linearizable`: the member reads after a barrier through the leader instead of from its replica. */
-function consistency(ctx: CliContext): { consistency?: "linearizable" } {
-  return ctx.flag("linearizable") ? { consistency: "linearizable" } : {};
+/**
+ * Reads are linearizable unless `--local`: `hamok map get` right after a `hamok map set` through
+ * another member must see it (a member's replica, even the leader's, may not have applied it yet).
+ */
+function consistency(ctx: CliContext): { consistency: "local" | "linearizable" } {
+  return { consistency: ctx.flag("local") ? "local" : "linearizable" };
 }
 
 /** Runs `hamok map ...`. */

@@ -38,7 +38,7 @@ Run 'hamok <command> --help' for a command's options.
 
 ${CONNECTION_HELP}`;
 
-const FLAGS = new Set(["json", "help", "linearizable"]);
+const FLAGS = new Set(["json", "help", "local"]);
 
 interface Command {
   readonly help: string;

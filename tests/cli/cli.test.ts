@@ -162,6 +162,11 @@ describe("hamok CLI against three peers in separate processes on a real nats-ser
     const get = await cli(["map", "get", "--map", "stock", ...base, "apples"]);
     assert.equal(get.code, 0, get.stderr);
     assert.equal(get.stdout.trim(), "10");
+    // reads are linearizable by default; --local reads the member's replica (here the leader's,
+    // which applied the write before it answered)
+    const local = await cli(["map", "get", "--local", "--map", "stock", ...base, "apples"]);
+    assert.equal(local.code, 0, local.stderr);
+    assert.equal(local.stdout.trim(), "10");
     await cli(["map", "set", "--map", "stock", ...base, "pears", '{"n":2}']);
     const list = await cli(["map", "list", "--json", "--map", "stock", ...base]);
     assert.equal(list.code, 0, list.stderr);
