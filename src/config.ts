@@ -155,7 +155,8 @@ export interface HamokConfig {
    * Advanced, for testing: the timers, clocks and randomness the peer uses (everything above the
    * pure Raft core takes them from here). Default: the runtime's own (`REAL_SCHEDULER`). The
    * whole-peer simulator passes a virtual scheduler so that a run replays by seed; applications
-   * leave it unset.
+   * leave it unset. Every timeout and silence is measured on its `monotonicNow()`; its `now()` (the
+   * wall clock) only stamps emitter sequences and `status().time`.
    */
   scheduler?: Scheduler;
   /**
