@@ -121,6 +121,11 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
     return this.isJoined;
   }
 
+  /** The identity of the cluster whose log this peer holds (made when it was bootstrapped), if known. */
+  get clusterUid(): string | undefined {
+    return this.stateMachine.clusterUid;
+  }
+
   /** True once closed. */
   get closed(): boolean {
     return this.isClosed;
@@ -804,6 +809,8 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
   protected override bootstrap(): void {
     this.logger.info(`hamok ${this.localPeerId}: no cluster found, bootstrapping one`);
     this.stateMachine.clusterUid = randomUuid(this.config.scheduler);
+    // the states become the base of a new log at index 0: indices of the log they came from mean nothing now
+    this.stateMachine.logRestarted();
     const snapshot: Snapshot = {
       meta: { index: 0, term: 0, membership: { voters: [this.memberId], learners: [], removed: [] } },
       data: encodeCbor(this.stateMachine.snapshot()),

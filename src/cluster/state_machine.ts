@@ -50,6 +50,11 @@ export interface ReplicatedState {
   snapshot(): unknown;
   /** Replaces the state with a snapshot image. */
   restore(image: unknown): void;
+  /**
+   * The log beneath the state starts over at index 1 (this peer bootstraps a new cluster with its
+   * states as the new cluster's base): a state that keeps log indices forgets the old log's.
+   */
+  logRestarted?(): void;
 }
 
 /**
@@ -220,6 +225,13 @@ export class StateMachine {
   memberRemoved(peerId: string, ctx: ApplyContext): void {
     for (const byId of this.#states.values()) {
       for (const state of byId.values()) state.memberRemoved(peerId, ctx);
+    }
+  }
+
+  /** Tells every state that the log beneath it starts over (see {@linkcode ReplicatedState.logRestarted}). */
+  logRestarted(): void {
+    for (const byId of this.#states.values()) {
+      for (const state of byId.values()) state.logRestarted?.();
     }
   }
 

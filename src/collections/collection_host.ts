@@ -50,6 +50,8 @@ export interface CollectionHost {
   readonly metrics?: HamokMetrics;
   /** True once the peer is closed. */
   readonly closed: boolean;
+  /** The identity of the cluster whose log this peer holds (made when the cluster was bootstrapped), if known. */
+  readonly clusterUid: string | undefined;
   /** Whether `peerId` is a current member of the cluster other than this peer. */
   isRemoteMember(peerId: string): boolean;
   /** Whether `memberId` is a current member of the cluster other than this peer (exact member id). */

@@ -21,7 +21,12 @@ import {
   type RemoteMapCommands,
   type RemoteMapOp,
 } from "./remote_map_state.ts";
-import { prepareRemoteBatch, type RemoteBatchIo, sameBytes } from "./remote_map_batch.ts";
+import {
+  clusterOfRemoteMark,
+  prepareRemoteBatch,
+  type RemoteBatchIo,
+  sameBytes,
+} from "./remote_map_batch.ts";
 import type { HamokRemoteStore, HamokRemoteStoreMark } from "./remote_store.ts";
 
 /**
@@ -267,6 +272,7 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
         if (this.#progress.size > 0) { for (const check of this.#progress) check(); }
       },
       failed: (error) => this.host.reportError(error),
+      logRestarted: () => this.#abandonWaiters(),
     };
     this.state.observer = this.#observer;
     this.disposers.push(
@@ -564,6 +570,23 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
     this.#kick();
   }
 
+  /** The log started over: no waiter's index means what it meant (the new log reuses the numbers). */
+  #abandonWaiters(): void {
+    const all = [...this.waiters.values()];
+    this.waiters.clear();
+    for (const list of all) {
+      for (const waiter of list) {
+        this.host.scheduler.clearTimeout(waiter.timer);
+        waiter.reject(
+          new HamokOutcomeUnknownError(
+            `remote map '${this.id}': ${waiter.op} was committed in a cluster this peer no longer belongs to; whether the store executed it is unknown`,
+            { requestId: waiter.requestId },
+          ),
+        );
+      }
+    }
+  }
+
   #dropWaiter(index: number, waiter: Waiter): void {
     const list = this.waiters.get(index);
     if (list === undefined) return;
@@ -626,7 +649,12 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
         const mark = await this.store.readMark();
         if (!this.#shouldExecute()) return;
         const markIndex = mark?.index ?? 0;
-        if (mark !== undefined && markIndex > this.state.executedIndex) {
+        const clusterUid = this.host.clusterUid;
+        const markCluster = mark === undefined ? undefined : clusterOfRemoteMark(mark.data);
+        // a mark of another cluster (an earlier one on this database): its index counts another log, so
+        // it is neither confirmed nor "behind"; this cluster's next write takes the store over from it
+        const foreign = markCluster !== undefined && clusterUid !== undefined && markCluster !== clusterUid;
+        if (!foreign && mark !== undefined && markIndex > this.state.executedIndex) {
           // an earlier write (maybe of a dead leader) is not confirmed yet: confirm it first
           await this.#confirm(mark);
           if (this.state.executedIndex < markIndex && this.#shouldExecute()) {
@@ -639,7 +667,7 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
           this.failures = 0;
           continue;
         }
-        if (markIndex < this.state.executedIndex && this.warnedBehind !== markIndex) {
+        if (!foreign && markIndex < this.state.executedIndex && this.warnedBehind !== markIndex) {
           this.warnedBehind = markIndex;
           this.host.reportError(
             new HamokError(
@@ -650,7 +678,17 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
         }
         const batch = this.state.pendingBatch(this.maxBatchSize);
         if (batch.length === 0) return;
-        const next = await prepareRemoteBatch(this.#io, batch, markIndex);
+        if (batch[0]!.index <= this.state.executedIndex) {
+          // cannot happen within one log (logRestarted drops the old log's operations); writing it
+          // would put the store's mark back, so refuse it and back off rather than go round at once
+          throw new HamokError(
+            `remote map '${this.id}': operation ${
+              batch[0]!.index
+            } is pending below the executed index ${this.state.executedIndex}`,
+          );
+        }
+        const executedBefore = this.state.executedIndex;
+        const next = await prepareRemoteBatch(this.#io, batch, markIndex, clusterUid);
         if (!this.#shouldExecute()) return;
         const written = await this.store.write(next.write);
         if (written) {
@@ -663,6 +701,11 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
           }
         }
         this.failures = 0;
+        if (this.state.executedIndex === executedBefore && this.#shouldExecute()) {
+          // the store refused the write (its mark moved: another writer) and nothing was executed:
+          // wait a moment before reading the mark again, so the loop always yields to timers
+          await this.#backoff(MIN_BACKOFF_MS);
+        }
       } catch (error) {
         if (!this.#shouldExecute()) return;
         this.failures++;
@@ -678,7 +721,11 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
   async #confirm(mark: HamokRemoteStoreMark): Promise<void> {
     await this.proposeWith("executed", { upTo: mark.index, data: mark.data }, {
       timeoutMs: this.requestTimeoutInMs,
-      requestId: `${REMOTE_MAP_KIND}:${this.id}:executed:${mark.index}`,
+      // the cluster names the log the index counts: a cluster bootstrapped on this peer's old states
+      // keeps their dedup window, where the old log's confirmations of the same index still are
+      requestId: `${REMOTE_MAP_KIND}:${this.id}:executed:${
+        this.host.clusterUid?.slice(0, 8) ?? ""
+      }:${mark.index}`,
     });
   }
 

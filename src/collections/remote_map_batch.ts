@@ -7,7 +7,7 @@
  * @module
  */
 
-import { encodeCbor } from "../codec/cbor.ts";
+import { decodeCbor, encodeCbor } from "../codec/cbor.ts";
 import type { PendingRemoteOp, RemoteOpOutcome } from "./remote_map_state.ts";
 import { type HamokRemoteStoreBatch, identityOf } from "./remote_store.ts";
 
@@ -30,11 +30,55 @@ interface Slot {
   value: unknown;
 }
 
+/**
+ * What a store mark's bytes hold: the outcomes of the operations the write executed, and the identity
+ * of the cluster whose log the mark's index counts (absent in marks written before it was recorded).
+ * A leader confirms only a mark of its own cluster; a mark of another (an earlier cluster on the same
+ * database, every instance restarted without storage) is where its first write takes over the store.
+ */
+export interface RemoteMarkContent {
+  readonly clusterUid: string | undefined;
+  readonly outcomes: [number, RemoteOpOutcome][];
+}
+
+/** Encodes a mark's bytes (see {@linkcode RemoteMarkContent}). */
+export function encodeRemoteMark(
+  clusterUid: string | undefined,
+  outcomes: [number, RemoteOpOutcome][],
+): Uint8Array {
+  return encodeCbor(clusterUid === undefined ? outcomes : { c: clusterUid, o: outcomes });
+}
+
+/** Decodes a mark's bytes; throws on bytes that are neither form. */
+export function decodeRemoteMark(data: Uint8Array): RemoteMarkContent {
+  const decoded = decodeCbor(data) as unknown;
+  if (Array.isArray(decoded)) {
+    return { clusterUid: undefined, outcomes: decoded as [number, RemoteOpOutcome][] };
+  }
+  const tagged = decoded as { c?: unknown; o?: unknown } | null;
+  if (
+    typeof tagged === "object" && tagged !== null && typeof tagged.c === "string" && Array.isArray(tagged.o)
+  ) {
+    return { clusterUid: tagged.c, outcomes: tagged.o as [number, RemoteOpOutcome][] };
+  }
+  throw new TypeError("not a remote map mark");
+}
+
+/** The cluster a mark names, or `undefined` (an older mark, or bytes that are not a mark). */
+export function clusterOfRemoteMark(data: Uint8Array): string | undefined {
+  try {
+    return decodeRemoteMark(data).clusterUid;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Reads what the batch touches, runs it on an overlay, and builds the store write. */
 export async function prepareRemoteBatch<K, V>(
   io: RemoteBatchIo<K, V>,
   batch: PendingRemoteOp[],
   markIndex: number,
+  clusterUid: string | undefined,
 ): Promise<{ write: HamokRemoteStoreBatch<K, V> }> {
   const toRead = new Map<string, unknown>();
   for (const p of batch) {
@@ -121,7 +165,7 @@ export async function prepareRemoteBatch<K, V>(
   return {
     write: {
       expectedIndex: markIndex,
-      mark: { index: last, data: encodeCbor(outcomes) },
+      mark: { index: last, data: encodeRemoteMark(clusterUid, outcomes) },
       clear: cleared,
       deletes,
       sets,

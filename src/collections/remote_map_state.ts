@@ -15,7 +15,7 @@
  * @module
  */
 
-import { decodeCbor } from "../codec/cbor.ts";
+import { decodeRemoteMark } from "./remote_map_batch.ts";
 import type { ApplyContext, ReplicatedState } from "../cluster/state_machine.ts";
 import { applyCommand, type CommandSpec, type CommandTable, commandTable } from "./command_spec.ts";
 import { HamokError } from "../errors.ts";
@@ -106,6 +106,8 @@ export interface HamokRemoteMapStateObserver {
   restored(): void;
   /** A committed `executed` command could not be used. */
   failed(error: Error): void;
+  /** The log beneath the state started over: operations of the old log will never be executed. */
+  logRestarted?(dropped: number): void;
 }
 
 type StateImage = [
@@ -212,6 +214,21 @@ export class HamokRemoteMapState implements ReplicatedState {
   /** @internal Remote maps do not depend on members. */
   memberRemoved(): void {}
 
+  /**
+   * @internal The log starts over beneath this state (its peer bootstraps a new cluster on it): the
+   * executed index and the pending operations belong to the old log, whose indices the new one reuses.
+   * The pending operations are dropped (their proposers' cluster is gone); the store keeps its data
+   * and its mark, which the new cluster's leader finds is not from its log.
+   */
+  logRestarted(): void {
+    const dropped = this.pendingCount;
+    this.pending = [];
+    this.pendingHead = 0;
+    this.executed = 0;
+    this.results.clear();
+    this.observer?.logRestarted?.(dropped);
+  }
+
   /** @internal */
   snapshot(): unknown {
     const pending: StateImage[1] = [];
@@ -250,7 +267,7 @@ export class HamokRemoteMapState implements ReplicatedState {
     }
     let outcomes: Map<number, RemoteOpOutcome>;
     try {
-      outcomes = new Map(decodeCbor(args.data) as [number, RemoteOpOutcome][]);
+      outcomes = new Map(decodeRemoteMark(args.data).outcomes);
     } catch (error) {
       this.observer?.failed(
         new HamokError(`remote map '${this.mapId}': unreadable execution outcomes`, "HAMOK_CODEC", {

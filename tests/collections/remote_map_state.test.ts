@@ -8,6 +8,11 @@ import {
   type RemoteOpOutcome,
 } from "../../src/collections/remote_map_state.ts";
 import { MemoryRemoteStore } from "../../src/collections/remote_store.ts";
+import {
+  clusterOfRemoteMark,
+  decodeRemoteMark,
+  encodeRemoteMark,
+} from "../../src/collections/remote_map_batch.ts";
 
 let index = 0;
 const ctx = (): ApplyContext => ({ index: ++index, requestId: undefined, proposerPeerId: "p" });
@@ -198,6 +203,44 @@ describe("HamokRemoteMapState", () => {
     // its own confirmation still settles it
     assert.equal(state.apply("executed", executed(i, [[i, [[undefined]]]]), ctx()), true);
     assert.equal(state.pendingCount, 0);
+  });
+});
+
+describe("remote map marks", () => {
+  it("name the cluster whose log counts their index, and older marks still read", () => {
+    const outcomes: [number, RemoteOpOutcome][] = [[3, [[undefined]]], [4, [[1], true]]];
+    const tagged = decodeRemoteMark(encodeRemoteMark("uid-1", outcomes));
+    assert.equal(tagged.clusterUid, "uid-1");
+    assert.deepEqual(tagged.outcomes, outcomes);
+    // a mark written before the cluster was recorded: the outcomes alone
+    const old = decodeRemoteMark(encodeCbor(outcomes));
+    assert.equal(old.clusterUid, undefined);
+    assert.deepEqual(old.outcomes, outcomes);
+    assert.equal(clusterOfRemoteMark(encodeRemoteMark("uid-2", [])), "uid-2");
+    assert.equal(clusterOfRemoteMark(encodeCbor({ c: 7, o: [] })), undefined);
+    assert.equal(clusterOfRemoteMark(new Uint8Array([0xff, 0x00])), undefined);
+    assert.throws(() => decodeRemoteMark(encodeCbor("nope")), TypeError);
+  });
+
+  it("a state whose log starts over forgets the old log's executed index, pending operations and results", () => {
+    const state = new HamokRemoteMapState("m");
+    let dropped = -1;
+    observe(state, { logRestarted: (n) => (dropped = n) });
+    const base = index;
+    state.apply("set", ["a", 1], ctx());
+    state.apply("set", ["b", 2], ctx());
+    state.apply("executed", executed(base + 1, [[base + 1, [[undefined]]]]), ctx());
+    assert.equal(state.executedIndex, base + 1);
+    assert.equal(state.resultOf(base + 1).known, true);
+    assert.equal(state.pendingCount, 1);
+    state.logRestarted();
+    assert.equal(dropped, 1);
+    assert.equal(state.executedIndex, 0);
+    assert.equal(state.pendingCount, 0);
+    assert.equal(state.resultOf(base + 1).known, false);
+    // the new log's first operation is pending above the executed index again
+    state.apply("set", ["a", 5], { index: 1, requestId: undefined, proposerPeerId: "p" });
+    assert.deepEqual(state.pendingBatch(8).map((p) => p.index), [1]);
   });
 });
 
