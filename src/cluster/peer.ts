@@ -843,14 +843,23 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
   async #requestRemoval(deadline: number): Promise<boolean> {
     const scheduler = this.config.scheduler;
     while (scheduler.monotonicNow() < deadline && this.members.has(this.memberId)) {
+      // the others left meanwhile (all members leaving at once, a scale-down to zero): the cluster
+      // ends with this member, and there is nobody to confirm anything to
+      if (this.members.size === 1) return true;
       const leader = this.leaderMemberId;
       if (leader === undefined || leader === this.memberId) {
         if (leader === this.memberId) {
-          const removed = await this.membershipManager.remove(this.memberId).then(() => true, (error) => {
-            this.logger.debug("self removal failed", error);
-            return false;
-          });
-          if (removed) return true;
+          const outcome = await this.membershipManager.remove(this.memberId).then(
+            () => "removed" as const,
+            (error) => {
+              this.logger.debug("self removal failed", error);
+              // the last voter: the others left meanwhile (or are leaving); the cluster ends with it
+              return error instanceof HamokConfigError ? "last" as const : "failed" as const;
+            },
+          );
+          if (outcome !== "failed") return true;
+          // not a hot loop of refusals: let timers and messages run before the next attempt
+          await delay(this.config.tickMs, scheduler);
           continue;
         }
         await this.waitUntilLeader(Math.max(1, Math.ceil(deadline - scheduler.monotonicNow()))).catch(
@@ -859,11 +868,17 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
         continue;
       }
       try {
+        // one attempt is given two election timeouts, not the whole deadline: a leader that left
+        // meanwhile (everyone leaving at once) never answers, and the next attempt asks the next one
+        const attemptMs = Math.min(
+          deadline - scheduler.monotonicNow(),
+          2 * this.config.electionTicks * this.config.tickMs,
+        );
         await this.rpc.request(
           peerIdOfMember(leader),
           LEAVE_OP,
           encodeCbor(this.memberId),
-          Math.max(1, Math.ceil(deadline - scheduler.monotonicNow())),
+          Math.max(1, Math.ceil(attemptMs)),
         );
         // The leader answers once it applied the removal; this peer may never learn that commit
         // itself (the leader stops replicating to removed members), so the answer is the proof.

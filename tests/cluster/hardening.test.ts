@@ -498,6 +498,28 @@ describe("hardening: a slow link still serves linearizable reads", () => {
   });
 });
 
+describe("hardening: everyone leaves at once", () => {
+  it("three members leaving together (a scale-down to zero) each leave without waiting for the timeout", async () => {
+    // the last one used to ask a leader that had left meanwhile and wait out its whole timeout
+    // (about one round in three); six rounds
+    for (let round = 0; round < 6; round++) {
+      const cluster = await startCluster(memoryTransports(), ["a", "b", "c"]);
+      try {
+        await cluster.settled();
+        const outcomes = await Promise.all(
+          cluster.peers.map((peer) =>
+            peer.leave(5000).then(() => "left", (error) => `${error.name}: ${error.message}`)
+          ),
+        );
+        assert.deepEqual(outcomes, ["left", "left", "left"], `round ${round}`);
+        assert.ok(cluster.peers.every((peer) => peer.state === "empty" && !peer.joined));
+      } finally {
+        await cluster.close();
+      }
+    }
+  });
+});
+
 describe("hardening: inputs are checked", () => {
   it("timeouts out of range are configuration errors, not instant timeouts", async () => {
     const cluster = await startCluster(memoryTransports(), ["a"]);
