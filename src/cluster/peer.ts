@@ -121,6 +121,16 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
     return this.isJoined;
   }
 
+  /** Whether every envelope is authenticated by a cluster key. */
+  get authenticated(): boolean {
+    return this.wire.authenticated;
+  }
+
+  /** This process's incarnation of its member (`""`: the member's first process; see CollectionHost). */
+  get incarnation(): string {
+    return this.requestSession;
+  }
+
   /** The identity of the cluster whose log this peer holds (made when it was bootstrapped), if known. */
   get clusterUid(): string | undefined {
     return this.stateMachine.clusterUid;

@@ -30,6 +30,9 @@ import {
   uintAt,
 } from "./wire_shape.ts";
 
+/** The longest publisher incarnation an event may carry (receivers keep it per member). */
+const MAX_INCARNATION_CHARS = 16;
+
 /**
  * The wire protocol version written into every envelope. A peer drops envelopes of any other version.
  *
@@ -158,6 +161,12 @@ export interface EventBody {
   readonly seq: number;
   /** Set when the publisher awaits acks; echoed in each {@linkcode AckBody}. */
   readonly ackRequestId?: string | undefined;
+  /**
+   * The publisher's incarnation when its member id outlives a process (a restart on durable storage):
+   * sequences are ordered within one incarnation, so a restarted publisher whose clock went back is
+   * not taken for a stale one. Absent for a member's first process.
+   */
+  readonly incarnation?: string | undefined;
 }
 
 /**
@@ -394,22 +403,32 @@ const BODY_CODECS: { readonly [K in WireMessageType]: BodyCodec<WireBodies[K]> }
       return payload === undefined ? { requestId, ok, error } : { requestId, ok, payload, error };
     },
   },
-  // [emitterId, event, payload, seq, ackRequestId?]
+  // [emitterId, event, payload, seq, ackRequestId?] or [emitterId, event, payload, seq, ackRequestId | null, incarnation]
   event: {
     code: 4,
     pack: (b) =>
-      b.ackRequestId !== undefined
+      b.incarnation !== undefined
+        ? [b.emitterId, b.event, b.payload, b.seq, b.ackRequestId ?? null, b.incarnation]
+        : b.ackRequestId !== undefined
         ? [b.emitterId, b.event, b.payload, b.seq, b.ackRequestId]
         : [b.emitterId, b.event, b.payload, b.seq],
     unpack: (v) => {
-      const a = arrayAt(v, "event", 4, 5);
+      const a = arrayAt(v, "event", 4, 6);
       const emitterId = stringAt(a[0], "event.emitterId");
       const event = stringAt(a[1], "event.event");
       const payload = typeof a[2] === "string" ? a[2] : bytesAt(a[2], "event.payload");
       const seq = uintAt(a[3], "event.seq");
-      return a.length === 4
-        ? { emitterId, event, payload, seq }
-        : { emitterId, event, payload, seq, ackRequestId: stringAt(a[4], "event.ackRequestId") };
+      if (a.length === 4) return { emitterId, event, payload, seq };
+      if (a.length === 5) {
+        return { emitterId, event, payload, seq, ackRequestId: stringAt(a[4], "event.ackRequestId") };
+      }
+      const incarnation = stringAt(a[5], "event.incarnation");
+      if (incarnation.length > MAX_INCARNATION_CHARS) {
+        throw new HamokCodecError("event.incarnation is too long");
+      }
+      return a[4] === null
+        ? { emitterId, event, payload, seq, incarnation }
+        : { emitterId, event, payload, seq, ackRequestId: stringAt(a[4], "event.ackRequestId"), incarnation };
     },
   },
   // [emitterId, ackRequestId, peerId, ok, [code, message]?]

@@ -50,6 +50,13 @@ export interface CollectionHost {
   readonly metrics?: HamokMetrics;
   /** True once the peer is closed. */
   readonly closed: boolean;
+  /** Whether every envelope is authenticated by a cluster key (else anyone on the bus can forge one). */
+  readonly authenticated: boolean;
+  /**
+   * This process's incarnation of its member: `""` for the member's first process, a fresh nonce when a
+   * process restarts on the member's durable storage (the member id is the same, the process is not).
+   */
+  readonly incarnation: string;
   /** The identity of the cluster whose log this peer holds (made when the cluster was bootstrapped), if known. */
   readonly clusterUid: string | undefined;
   /** Whether `peerId` is a current member of the cluster other than this peer. */

@@ -94,6 +94,26 @@ const SEQ_PER_MS = 1000;
  */
 const MAX_SEQ_AHEAD_MS = 10 * 60 * 1000;
 
+/**
+ * What a receiver remembers of one publishing member: the highest sequence delivered in the incarnation
+ * heard last and in the one before (a late event of the previous process, which the new one overtook,
+ * is still ordered and de-duplicated). An older incarnation than these two starts afresh.
+ */
+interface SeqTrack {
+  incarnation: string;
+  seq: number;
+  previousIncarnation: string | undefined;
+  previousSeq: number;
+  /** Incarnations before those two, newest last (at most {@linkcode RETIRED_INCARNATIONS}): their events are stale. */
+  retired: string[] | undefined;
+}
+
+/**
+ * How many incarnations of a member before its last two a receiver still refuses events of: a replayed
+ * (sealed) event of an older process is dropped unless it is more than this many restarts old.
+ */
+const RETIRED_INCARNATIONS = 8;
+
 interface PendingPublish {
   readonly event: string;
   readonly awaiting: Set<string>;
@@ -148,8 +168,8 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   readonly #pending = new Map<string, PendingPublish>();
   /** The one timeout timer of {@linkcode #pending}, armed for its oldest publish (undefined: off). */
   #timer: TimerHandle | undefined;
-  /** Per publishing member: the highest sequence delivered. */
-  readonly #lastSeq = new Map<string, number>();
+  /** Per publishing member: the highest sequence delivered, in its latest two incarnations. */
+  readonly #lastSeq = new Map<string, SeqTrack>();
   readonly #eventQueues = new Map<string, Promise<void>>();
   readonly #disposers: (() => void)[] = [];
   #seq = 0;
@@ -454,10 +474,13 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     ackRequestId: string | undefined,
     headers: TransportHeaders | undefined,
   ): void {
+    const incarnation = this.host.incarnation;
     const data = this.host.encodeEnvelope({
       type: "event",
       from: this.host.localMemberId,
-      body: { emitterId: this.id, event, payload, seq, ackRequestId },
+      body: incarnation === ""
+        ? { emitterId: this.id, event, payload, seq, ackRequestId }
+        : { emitterId: this.id, event, payload, seq, ackRequestId, incarnation },
     });
     this.host.publish(this.connection.subjectOf(event), data, headers);
   }
@@ -520,7 +543,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
       return;
     }
     const body = envelope.body;
-    if (!this.#inSequence(from, body.seq)) {
+    if (!this.#inSequence(from, body.seq, body.incarnation ?? "")) {
       this.host.dropMessage("stale-sequence");
       return;
     }
@@ -557,11 +580,44 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     return this.#seq;
   }
 
-  #inSequence(from: string, seq: number): boolean {
+  #inSequence(from: string, seq: number, incarnation: string): boolean {
     if (seq > (this.host.scheduler.now() + MAX_SEQ_AHEAD_MS) * SEQ_PER_MS) return false;
-    const last = this.#lastSeq.get(from);
-    if (last !== undefined && seq <= last) return false;
-    this.#lastSeq.set(from, seq);
+    const track = this.#lastSeq.get(from);
+    if (track === undefined) {
+      this.#lastSeq.set(from, {
+        incarnation,
+        seq,
+        previousIncarnation: undefined,
+        previousSeq: 0,
+        retired: undefined,
+      });
+      return true;
+    }
+    if (track.incarnation === incarnation) {
+      if (seq <= track.seq) return false;
+      track.seq = seq;
+      return true;
+    }
+    if (track.previousIncarnation === incarnation) {
+      if (seq <= track.previousSeq) return false;
+      track.previousSeq = seq;
+      return true;
+    }
+    if (track.retired?.includes(incarnation)) return false;
+    // another process of the member (restarted on its storage): its sequence may be below the last
+    // one's if its clock went back, so it is ordered on its own
+    // Retired incarnations are refused only when envelopes are authenticated: there a new incarnation
+    // is a real restart, and refusing older ones stops replays; without a key three forged events of
+    // made-up incarnations would otherwise retire the member's real one and silence it for good.
+    if (track.previousIncarnation !== undefined && this.host.authenticated) {
+      const retired = track.retired ??= [];
+      retired.push(track.previousIncarnation);
+      if (retired.length > RETIRED_INCARNATIONS) retired.shift();
+    }
+    track.previousIncarnation = track.incarnation;
+    track.previousSeq = track.seq;
+    track.incarnation = incarnation;
+    track.seq = seq;
     return true;
   }
 

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { Hamok } from "../../src/hamok.ts";
 import { encodeEnvelope, type WireEnvelope } from "../../src/codec/envelope.ts";
 import { encodeCbor } from "../../src/codec/cbor.ts";
+import { clusterKeysOf, WireAuthenticator } from "../../src/codec/wire_auth.ts";
 import {
   HamokClosedError,
   HamokClusterConflictError,
@@ -445,6 +446,82 @@ describe("hardening: with a cluster key", () => {
   it("rejects cluster keys shorter than 32 bytes", () => {
     assert.throws(() => new Hamok({ clusterKey: "short" }), HamokConfigError);
     assert.throws(() => new Hamok({ clusterKey: [] }), HamokConfigError);
+  });
+});
+
+describe("hardening: publisher incarnations", () => {
+  /** Cluster a-b-c; b subscribes to `ev.e`; `forge` sends an event "from" a with a given incarnation. */
+  async function setup(clusterKey: string | undefined) {
+    const factory = memoryTransports();
+    const cluster = await startCluster(
+      factory,
+      ["a", "b", "c"],
+      clusterKey === undefined ? {} : { clusterKey },
+    );
+    const [a, b] = cluster.peers;
+    const ea = a.createEmitter<{ e: [string] }>({ emitterId: "ev", requestTimeoutInMs: 500 });
+    const eb = b.createEmitter<{ e: [string] }>({ emitterId: "ev" });
+    const got: string[] = [];
+    await eb.subscribe("e", (text) => void got.push(text));
+    await a.waitUntilCommitHead();
+    const auth = clusterKey === undefined
+      ? undefined
+      : new WireAuthenticator("test", clusterKeysOf(clusterKey));
+    const r = rogue(factory.bus);
+    const subject = eb.connection.subjectOf("e");
+    const forge = (text: string, incarnation: string, seq: number) => {
+      const bytes = encodeEnvelope({
+        type: "event",
+        from: a.localMemberId,
+        body: { emitterId: "ev", event: "e", payload: encodeCbor([text]), seq, incarnation },
+      }, "test");
+      r.raw(subject, auth === undefined ? bytes : auth.seal(bytes));
+    };
+    return { cluster, ea, b, got, forge };
+  }
+
+  it("without a key, events of made-up incarnations cannot silence a member: its own events go on", async () => {
+    const { cluster, ea, b, got, forge } = await setup(undefined);
+    try {
+      assert.deepEqual(await ea.publish("e", "first"), [b.localPeerId]); // b tracks a's real incarnation
+      const seq = Date.now() * 1000;
+      for (let i = 0; i < 4; i++) forge(`forged-${i}`, `fake${i}`, seq);
+      await waitFor(() => got.length === 5, {
+        timeoutMs: 3000,
+        message: "the forged events (no key: they pass)",
+      });
+      // had the member's real incarnation been retired by them, every one of these would time out
+      for (let i = 0; i < 5; i++) assert.deepEqual(await ea.publish("e", `real-${i}`), [b.localPeerId]);
+      assert.deepEqual(got.slice(5), ["real-0", "real-1", "real-2", "real-3", "real-4"]);
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it("with a key, a replayed event of a member's retired incarnation is dropped; its last two still order", async () => {
+    const { cluster, b, got, forge } = await setup(KEY);
+    try {
+      // a member that holds the key restarted three times: incarnations one, two, three
+      const seq = Date.now() * 1000;
+      forge("one-1", "one", seq + 1);
+      forge("two-1", "two", seq);
+      forge("three-1", "three", seq - 1000); // its clock went back: a new incarnation is ordered on its own
+      await waitFor(() => got.length === 3, { timeoutMs: 3000, message: "three incarnations delivered" });
+      const stale = b.counters.values().dropped["stale-sequence"];
+      forge("one-1", "one", seq + 1); // a replay of the retired incarnation
+      forge("two-1", "two", seq); // a replay within the previous one
+      forge("two-2", "two", seq + 5); // a late event of the previous one, in its order
+      forge("three-1", "three", seq - 1000); // a replay within the current one
+      forge("three-2", "three", seq - 999);
+      await waitFor(() => got.length === 5, { timeoutMs: 3000, message: "the two new events" });
+      await waitFor(() => b.counters.values().dropped["stale-sequence"] === stale + 3, {
+        timeoutMs: 3000,
+        message: "three replays dropped as stale",
+      });
+      assert.deepEqual(got, ["one-1", "two-1", "three-1", "two-2", "three-2"]);
+    } finally {
+      await cluster.close();
+    }
   });
 });
 

@@ -161,6 +161,23 @@ export function otherEnvelopes(): WireEnvelope[] {
       from,
       body: { emitterId: "chat", event: "message", payload: '["hi",1]', seq: 0, ackRequestId: "a-1" },
     },
+    {
+      type: "event",
+      from,
+      body: { emitterId: "chat", event: "m", payload: bytes(3), seq: 7, incarnation: "1a2b3c4d." },
+    },
+    {
+      type: "event",
+      from,
+      body: {
+        emitterId: "chat",
+        event: "m",
+        payload: "[]",
+        seq: 8,
+        ackRequestId: "a-2",
+        incarnation: "1a2b3c4d.",
+      },
+    },
     { type: "ack", from, body: { emitterId: "chat", ackRequestId: "a-1", peerId: "p-2", ok: true } },
     { type: "acks", from, body: { peerId: "p-2", acks: [["chat", "a-1"]] } },
     {

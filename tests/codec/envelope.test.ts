@@ -86,6 +86,17 @@ describe("envelope round trip", () => {
     assert.equal(hex(ev), "84 01 04 61 70 84 61 65 61 78 42 01 02 05");
   });
 
+  it("refuses an event whose publisher incarnation is longer than 16 characters", () => {
+    const env: WireEnvelope = {
+      type: "event",
+      from: "p",
+      body: { emitterId: "e", event: "x", payload: "[]", seq: 1, incarnation: "x".repeat(17) },
+    };
+    assert.throws(() => decodeEnvelope(encodeEnvelope(env)), HamokCodecError);
+    const fits = { ...env, body: { ...env.body, incarnation: "x".repeat(16) } };
+    assert.deepStrictEqual(decodeEnvelope(encodeEnvelope(fits)), fits);
+  });
+
   it("encodes to a plain Uint8Array that later encodes do not overwrite", () => {
     const envs = allEnvelopes();
     const encoded = envs.map((env) => encodeEnvelope(env));

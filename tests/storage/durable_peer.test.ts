@@ -9,6 +9,7 @@ import { FileRaftStorage } from "../../src/storage/file_raft_storage.ts";
 import { NODE_FS, type StorageFs } from "../../src/storage/storage_fs.ts";
 import { MemoryBus } from "../../src/transport/memory_bus.ts";
 import { MemoryTransport } from "../../src/transport/memory_transport.ts";
+import { REAL_SCHEDULER } from "../../src/cluster/scheduler.ts";
 import { FAST } from "../_helpers/cluster.ts";
 import { waitFor, waitForEvent } from "../_helpers/wait.ts";
 
@@ -57,6 +58,42 @@ describe("durable peers (dataDir)", () => {
     assert.equal(map2.get("k49"), 50);
     assert.equal(a2.createQueue<string>({ queueId: "q" }).peek(), "job-1");
     assert.equal(await map2.set("k0", 100), 1);
+  });
+
+  it("a publisher restarted on its directory after its clock went back an hour still reaches its subscribers", async () => {
+    // receivers order a publisher's events by sequence, which starts at its wall clock; a restart on
+    // the member's storage is the same member id with a clock that may be behind its last process's
+    const dir = join(tempDir(), "a");
+    const clusterId = `ev-${crypto.randomUUID().slice(0, 8)}`;
+    const bus = new MemoryBus();
+    type Events = { ev: [string] };
+    const a1 = peer({ peerId: "a", clusterId, dataDir: dir, transport: new MemoryTransport({ bus }) });
+    await a1.join();
+    const b = peer({ peerId: "b", clusterId, transport: new MemoryTransport({ bus }) });
+    const c = peer({ peerId: "c", clusterId, transport: new MemoryTransport({ bus }) });
+    await Promise.all([b.join(), c.join()]);
+    await waitFor(() => a1.remotePeerIds.size === 2, { timeoutMs: 10_000, message: "three members" });
+    const got: string[] = [];
+    await b.createEmitter<Events>({ emitterId: "e" }).subscribe("ev", (text) => void got.push(text));
+    const e1 = a1.createEmitter<Events>({ emitterId: "e" });
+    for (let i = 0; i < 3; i++) assert.deepEqual(await e1.publish("ev", `before-${i}`), ["b"]);
+    const memberId = a1.localMemberId;
+    a1.close();
+
+    const HOUR = 3_600_000;
+    const behind = { ...REAL_SCHEDULER, now: () => REAL_SCHEDULER.now() - HOUR };
+    const a2 = peer({
+      peerId: "a",
+      clusterId,
+      dataDir: dir,
+      transport: new MemoryTransport({ bus }),
+      scheduler: behind,
+    });
+    assert.equal(a2.localMemberId, memberId, "the same member");
+    await a2.join({ timeoutMs: 10_000 });
+    const e2 = a2.createEmitter<Events>({ emitterId: "e" });
+    for (let i = 0; i < 3; i++) assert.deepEqual(await e2.publish("ev", `after-${i}`), ["b"]);
+    assert.deepEqual(got, ["before-0", "before-1", "before-2", "after-0", "after-1", "after-2"]);
   });
 
   it("three peers on their directories all restart into the same cluster with every write", async () => {
