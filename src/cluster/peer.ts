@@ -451,6 +451,11 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
     return memberId !== this.memberId && this.members.has(memberId);
   }
 
+  /** A request id no other proposal of this member has used (see CollectionHost). */
+  newRequestId(): string {
+    return `${this.memberId}:${this.requestSession}${++this.#proposalCounter}`;
+  }
+
   /** Proposes a command and resolves with its result once applied on this peer. */
   propose(kind: string, id: string, op: string, args: unknown, options: ProposeOptions): Promise<unknown> {
     if (this.isClosed) return Promise.reject(new HamokClosedError("the peer is closed"));
@@ -461,8 +466,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
       return Promise.reject(new HamokNotJoinedError(`cannot ${op} on ${kind} '${id}': call join() first`));
     }
     if (this.storageFailure !== undefined) return Promise.reject(this.storageFailure);
-    const requestId = options.requestId ??
-      `${this.memberId}:${this.requestSession}${++this.#proposalCounter}`;
+    const requestId = options.requestId ?? this.newRequestId();
     if (this.proposals.has(requestId)) {
       return Promise.reject(new HamokConfigError(`request '${requestId}' is already in flight`));
     }

@@ -39,7 +39,7 @@ interface Pending {
  */
 export class RpcRouter {
   readonly #sender: RpcSender;
-  readonly #localPeerId: string;
+  readonly #prefix: string;
   readonly #handlers = new Map<string, RpcHandler>();
   readonly #pending = new Map<string, Pending>();
   #counter = 0;
@@ -50,7 +50,9 @@ export class RpcRouter {
   constructor(sender: RpcSender, localPeerId: string, scheduler: Scheduler = REAL_SCHEDULER) {
     this.#scheduler = scheduler;
     this.#sender = sender;
-    this.#localPeerId = localPeerId;
+    // the router's start on the wall clock: a process restarted under the same peer id counts its
+    // requests from 1 again, and a late answer to its predecessor's request must not match one of its own
+    this.#prefix = `${localPeerId}:${Math.floor(scheduler.now()).toString(36)}.`;
   }
 
   /** Registers the handler of an operation. */
@@ -66,7 +68,7 @@ export class RpcRouter {
     timeoutMs: number,
   ): Promise<Uint8Array | undefined> {
     if (this.#closed) return Promise.reject(new HamokClosedError("the peer is closed"));
-    const requestId = `${this.#localPeerId}:${++this.#counter}`;
+    const requestId = `${this.#prefix}${++this.#counter}`;
     return new Promise((resolve, reject) => {
       const timer = this.#scheduler.setTimeout(() => {
         this.#pending.delete(requestId);

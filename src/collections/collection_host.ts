@@ -63,6 +63,11 @@ export interface CollectionHost {
   isRemoteMember(peerId: string): boolean;
   /** Whether `memberId` is a current member of the cluster other than this peer (exact member id). */
   isRemoteMemberId(memberId: string): boolean;
+  /**
+   * A request id no other proposal of this member has used: unique across the member's processes (a
+   * restart on its storage) and across the views a process opens, as the cluster's dedup window needs.
+   */
+  newRequestId(): string;
   /** Proposes a command; resolves with its result once applied on this peer. */
   propose(kind: string, id: string, op: string, args: unknown, options: ProposeOptions): Promise<unknown>;
   /** Resolves once this peer has joined and applied everything committed when it was called. */

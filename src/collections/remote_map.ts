@@ -205,7 +205,6 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
   private readonly maxBatchSize: number;
   private readonly waiters = new Map<number, Waiter[]>();
   private readonly disposers: (() => void)[] = [];
-  private seq = 0;
   private executing = false;
   private failures = 0;
   private wake: (() => void) | undefined;
@@ -494,7 +493,9 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
     this.assertOpen();
     const checked = this.writeOptions(options);
     const timeoutMs = checked.timeoutMs;
-    const requestId = checked.requestId ?? `${this.host.localMemberId}:${this.id}:${++this.seq}`;
+    // the peer's ids: a per-view counter started again in a new view of the id, or in a process
+    // restarted on the member's storage, and its writes were taken for the old ones (not executed)
+    const requestId = checked.requestId ?? this.host.newRequestId();
     const args = makeArgs() as ArgsOf<RemoteMapCommands, RemoteMapOp>;
     const deadline = this.host.scheduler.monotonicNow() + timeoutMs;
     let index: number;

@@ -126,4 +126,21 @@ describe("remote map on the memory transport", () => {
       second.close();
     }
   });
+
+  it("a new view of a closed remote map's id executes its writes (its request ids are not the old view's)", async () => {
+    const db = new MemoryRemoteStore<string, number>();
+    const hamok = new Hamok({ ...FAST, peerId: "solo", transport: new MemoryTransport() });
+    try {
+      await hamok.join({ timeoutMs: 5000 });
+      const first = hamok.createRemoteMap<string, number>({ mapId: "views", store: db });
+      assert.equal(await first.set("k", 1), undefined);
+      first.close();
+      const second = hamok.createRemoteMap<string, number>({ mapId: "views", store: db });
+      assert.equal(await second.set("k", 2), 1, "the previous value: this write executed");
+      assert.equal(await second.get("k"), 2);
+      assert.equal(db.executionLog.length, 2);
+    } finally {
+      hamok.close();
+    }
+  });
 });

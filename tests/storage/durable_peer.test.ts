@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { Hamok } from "../../src/hamok.ts";
 import { HamokStorageError, HamokStorageFullError, HamokStorageLockedError } from "../../src/errors.ts";
 import { FileRaftStorage } from "../../src/storage/file_raft_storage.ts";
+import { MemoryRemoteStore } from "../../src/collections/remote_store.ts";
 import { NODE_FS, type StorageFs } from "../../src/storage/storage_fs.ts";
 import { MemoryBus } from "../../src/transport/memory_bus.ts";
 import { MemoryTransport } from "../../src/transport/memory_transport.ts";
@@ -131,6 +132,34 @@ describe("durable peers (dataDir)", () => {
       assert.equal(p.remotePeerIds.size, 2);
     }
     assert.equal(await second[2].getOrCreateMap<string, number>({ mapId: "m" }).set("k1", 5), 1);
+  });
+
+  it("a remote map goes on after every peer restarts on its directory: its own mark, no operation run twice", async () => {
+    const root = tempDir();
+    const clusterId = `rm-${crypto.randomUUID().slice(0, 8)}`;
+    const db = new MemoryRemoteStore<string, number>();
+    const ids = ["a", "b", "c"];
+    const start = (bus: MemoryBus) =>
+      ids.map((id) =>
+        peer({ peerId: id, clusterId, dataDir: join(root, id), transport: new MemoryTransport({ bus }) })
+      );
+    const first = start(new MemoryBus());
+    await Promise.all(first.map((p) => p.join({ timeoutMs: 20_000 })));
+    const maps = first.map((p) => p.createRemoteMap<string, number>({ mapId: "db", store: db }));
+    for (let i = 0; i < 20; i++) await maps[i % 3].set(`k${i % 5}`, i);
+    const uid = first[0].status().clusterUid;
+    for (const p of first) p.close();
+    const executed = db.executionLog.length;
+    assert.equal(executed, 20);
+
+    const second = start(new MemoryBus());
+    await Promise.all(second.map((p) => p.join({ timeoutMs: 20_000 })));
+    assert.equal(second[0].status().clusterUid, uid, "the same cluster");
+    const again = second.map((p) => p.createRemoteMap<string, number>({ mapId: "db", store: db }));
+    assert.equal(await again[1].set("k0", 100), 15);
+    assert.equal(await again[2].get("k0", { consistency: "linearizable" }), 100);
+    assert.equal(db.executionLog.length, executed + 1);
+    assert.equal(new Set(db.executionLog).size, db.executionLog.length, "no log index executed twice");
   });
 
   it("a full disk is an error event and the peer refuses writes instead of acknowledging them", async () => {
