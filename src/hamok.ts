@@ -227,6 +227,9 @@ export class Hamok extends EventEmitter<HamokEvents> {
   /**
    * Leaves the cluster: hands leadership over if this peer leads, is removed from the membership
    * through the log, and stops. The peer can `join()` again later (under a new member id).
+   * Rejects with `HamokTimeoutError` when the removal is not confirmed within `timeoutMs` (the peer
+   * has stopped all the same, and the leader removes the silent member after `peerTimeoutMs`), and
+   * with `HamokClosedError` when the peer is closed before or while it leaves.
    */
   leave(timeoutMs: number = this.config.requestTimeoutInMs): Promise<void> {
     return this.#peer.leave(timeoutMs);

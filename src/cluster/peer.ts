@@ -857,6 +857,9 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
   async #requestRemoval(deadline: number): Promise<boolean> {
     const scheduler = this.config.scheduler;
     while (scheduler.monotonicNow() < deadline && this.members.has(this.memberId)) {
+      // close() during leave(): raft is stopped, no leader will be known again and every wait
+      // rejects at once, so going round again would spin on microtasks until the deadline
+      if (this.isClosed) throw new HamokClosedError("the peer closed while leaving");
       // the others left meanwhile (all members leaving at once, a scale-down to zero): the cluster
       // ends with this member, and there is nobody to confirm anything to
       if (this.members.size === 1) return true;
@@ -876,9 +879,11 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
           await delay(this.config.tickMs, scheduler);
           continue;
         }
-        await this.waitUntilLeader(Math.max(1, Math.ceil(deadline - scheduler.monotonicNow()))).catch(
-          () => {},
-        );
+        const known = await this.waitUntilLeader(
+          Math.max(1, Math.ceil(deadline - scheduler.monotonicNow())),
+        ).then(() => true, () => false);
+        // a wait that failed before its time (the waiters were closed) must not make this a hot loop
+        if (!known) await delay(this.config.tickMs, scheduler);
         continue;
       }
       try {

@@ -372,8 +372,17 @@ export abstract class PeerCore {
 
   /** Reports a non-fatal error on the peer's `error` event (or logs it when nobody listens). */
   reportError(error: Error): void {
-    if (this.events.listenerCount("error") > 0) this.events.emit("error", error);
-    else this.logger.error(error.message, error);
+    if (this.events.listenerCount("error") === 0) {
+      this.logger.error(error.message, error);
+      return;
+    }
+    try {
+      this.events.emit("error", error);
+    } catch (thrown) {
+      // an application's error listener that throws must not unwind the peer's own code (a
+      // retry loop that reports each failure would go round without its backoff): log it instead
+      this.logger.error(`hamok: an 'error' listener threw while handling: ${error.message}`, thrown);
+    }
   }
 
   // ------------------------------------------------------------------ raft plumbing

@@ -24,7 +24,11 @@ export interface HamokEvents {
   joined: () => void;
   /** `leave()` completed, or this peer was removed from the cluster. */
   left: () => void;
-  /** A non-fatal error (a listener threw, a message could not be decoded, storage failed, ...). */
+  /**
+   * A non-fatal error (a listener threw, a message could not be decoded, storage failed, ...). With
+   * no `error` listener the error goes to the logger; an `error` listener that throws is logged too,
+   * and never unwinds the peer.
+   */
   error: (error: Error) => void;
   /** The peer closed. */
   close: () => void;

@@ -597,6 +597,28 @@ describe("hardening: everyone leaves at once", () => {
   });
 });
 
+describe("hardening: close() during leave()", () => {
+  it("leave() rejects as closed, not at its deadline, for a follower and for the leader", async () => {
+    // a close() during leave() used to leave the removal loop going round on microtasks until
+    // the leave deadline (timers starved, then a timeout error instead of a closed error)
+    for (const who of ["follower", "leader"] as const) {
+      const cluster = await startCluster(memoryTransports(), ["a", "b", "c"]);
+      try {
+        const leader = await cluster.settled();
+        const peer = who === "leader" ? leader : cluster.peers.find((p) => p !== leader)!;
+        const outcome = peer.leave(4000).then(() => "left", (error) => error);
+        peer.close();
+        // the old loop ended at the deadline with a HamokTimeoutError
+        const result = await outcome;
+        assert.ok(result instanceof HamokClosedError, `${who}: ${String(result)}`);
+        assert.equal(peer.joined, false);
+      } finally {
+        await cluster.close();
+      }
+    }
+  });
+});
+
 describe("hardening: inputs are checked", () => {
   it("timeouts out of range are configuration errors, not instant timeouts", async () => {
     const cluster = await startCluster(memoryTransports(), ["a"]);
