@@ -13,7 +13,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { decodeCbor, encodeCbor } from "../codec/cbor.ts";
 import { packLogEntries, unpackLogEntries } from "../codec/raft_body.ts";
 import {
@@ -151,6 +151,12 @@ export class FileRaftStorage implements RaftStorage {
   #fd: number | undefined;
   #segmentSize = 0;
   #dirty = false;
+  /**
+   * A segment was created by {@linkcode #roll} and `wal/` has not been synced since: the next
+   * {@linkcode #flush} syncs the directory too (its new entry is not durable with the file's
+   * `fdatasync`), once per segment, not per batch.
+   */
+  #walDirUnsynced = false;
   #syncing: Promise<void> | undefined;
   /** Per WAL descriptor: fdatasyncs queued or running on it. */
   readonly #syncsOn = new Map<number, number>();
@@ -203,6 +209,7 @@ export class FileRaftStorage implements RaftStorage {
           fs.mkdirSync(this.#walDir, { recursive: true });
           fs.mkdirSync(this.#snapDir, { recursive: true });
           syncDir(fs, dataDir);
+          syncDir(fs, dirname(resolve(dataDir))); // the directory's own entry, if it was just made
           writeFileAtomic(fs, dataDir, "meta.json", new TextEncoder().encode(JSON.stringify(meta) + "\n"));
         });
         this.created = true;
@@ -276,9 +283,8 @@ export class FileRaftStorage implements RaftStorage {
     const stored = this.#snapshot;
     if (stored === undefined) return { hardState: this.#hardState, entries: this.#entries.slice() };
     // the image goes to the caller and is not kept here (it is read from the file again if asked for)
-    const snapshot = this.#imageHeld
-      ? stored
-      : readSnapshotFile(this.#fs, snapshotPath(this.#snapDir, stored.meta.index));
+    const path = snapshotPath(this.#snapDir, stored.meta.index);
+    const snapshot = this.#imageHeld ? stored : this.#read(path, () => readSnapshotFile(this.#fs, path));
     this.#keepMetaOnly(snapshot);
     return { hardState: this.#hardState, snapshot, entries: this.#entries.slice() };
   }
@@ -522,6 +528,7 @@ export class FileRaftStorage implements RaftStorage {
         this.#fd !== undefined && this.#failure === undefined && this.syncPolicy !== "never" && this.#dirty
       ) {
         this.#fs.fsyncSync(this.#fd);
+        if (this.#walDirUnsynced) syncDir(this.#fs, this.#walDir);
       }
     } catch {
       // the directory stays consistent up to the last sync
@@ -577,9 +584,11 @@ export class FileRaftStorage implements RaftStorage {
   // ------------------------------------------------------------------ internals
 
   #readMeta(path: string): DirMeta {
+    // a read failure (EACCES, EIO) is an I/O error, not damage: only bytes that do not parse are
+    const bytes = this.#read(path, () => this.#fs.readFileSync(path));
     let meta: DirMeta;
     try {
-      meta = JSON.parse(new TextDecoder().decode(this.#fs.readFileSync(path))) as DirMeta;
+      meta = JSON.parse(new TextDecoder().decode(bytes)) as DirMeta;
     } catch (error) {
       throw new HamokStorageCorruptError("meta.json does not parse", { path, offset: 0 }, { cause: error });
     }
@@ -605,45 +614,72 @@ export class FileRaftStorage implements RaftStorage {
     return out.sort((a, b) => a - b);
   }
 
+  /**
+   * Replays the directory. Every I/O failure is a {@linkcode HamokStorageError} naming the path
+   * (with the OS error as `cause`), damaged bytes a {@linkcode HamokStorageCorruptError}; neither
+   * stops the storage, so `load()` may be called again.
+   */
   #replay(): void {
     const fs = this.#fs;
-    fs.mkdirSync(this.#walDir, { recursive: true });
-    fs.mkdirSync(this.#snapDir, { recursive: true });
-    for (const name of fs.readdirSync(this.#snapDir)) {
-      if (name.endsWith(".tmp")) fs.unlinkSync(join(this.#snapDir, name)); // an unfinished snapshot
-      else if (name.endsWith(REMOVED_SUFFIX)) this.#remover.enqueue(join(this.#snapDir, name)); // left by a crash
-    }
-    for (const name of fs.readdirSync(this.#walDir)) {
-      if (name.endsWith(REMOVED_SUFFIX)) this.#remover.enqueue(join(this.#walDir, name));
-    }
-    const snapshots = listSnapshots(fs, this.#snapDir);
-    const snapshot = snapshots.length > 0
-      ? readSnapshotFile(fs, snapshotPath(this.#snapDir, snapshots[snapshots.length - 1]!))
-      : undefined;
-    const segments = this.#segments();
+    const walDir = this.#walDir;
+    const snapDir = this.#snapDir;
+    this.#read(walDir, () => fs.mkdirSync(walDir, { recursive: true }));
+    this.#read(snapDir, () => fs.mkdirSync(snapDir, { recursive: true }));
+    this.#read(snapDir, () => {
+      for (const name of fs.readdirSync(snapDir)) {
+        if (name.endsWith(".tmp")) fs.unlinkSync(join(snapDir, name)); // an unfinished snapshot
+        else if (name.endsWith(REMOVED_SUFFIX)) this.#remover.enqueue(join(snapDir, name)); // left by a crash
+      }
+    });
+    const segments = this.#read(walDir, () => {
+      for (const name of fs.readdirSync(walDir)) {
+        if (name.endsWith(REMOVED_SUFFIX)) this.#remover.enqueue(join(walDir, name));
+      }
+      return this.#segments();
+    });
+    const snapshots = this.#read(snapDir, () => listSnapshots(fs, snapDir));
+    const newest = snapshots[snapshots.length - 1];
+    const snapshotFile = newest === undefined ? undefined : snapshotPath(snapDir, newest);
+    const snapshot = snapshotFile === undefined
+      ? undefined
+      : this.#read(snapshotFile, () => readSnapshotFile(fs, snapshotFile));
+    const segmentPath = (s: number) => join(walDir, segmentName(segments[s]!)); // s < length
+    /** True if every segment after the `s`-th is empty. */
+    const onlyEmptyAfter = (s: number) => {
+      for (let later = s + 1; later < segments.length; later++) {
+        const path = segmentPath(later);
+        if (this.#read(path, () => fs.readFileSync(path)).length > 0) return false;
+      }
+      return true;
+    };
     let hardState = INITIAL_HARD_STATE;
     let base = 0;
     let baseTerm = 0;
     let entries: Entry[] = [];
     for (let s = 0; s < segments.length; s++) {
-      const path = join(this.#walDir, segmentName(segments[s]!)); // s < length
-      const bytes = fs.readFileSync(path);
+      const path = segmentPath(s);
+      const bytes = this.#read(path, () => fs.readFileSync(path));
       const { records, stop } = scanRecords(bytes);
       if (stop !== undefined) {
-        if (s !== segments.length - 1 || !stop.torn) {
+        // A torn tail (a crash during the last write) is cut off in the last segment, and in a
+        // segment followed only by empty ones: a snapshot save creates the next segment (empty,
+        // its directory entry synced) before the current one's last writes are synced, and only
+        // writes into it once they are. A torn record was never synced, so never acknowledged.
+        if (!stop.torn || (s !== segments.length - 1 && !onlyEmptyAfter(s))) {
           throw new HamokStorageCorruptError(`damaged WAL record: ${stop.reason}`, {
             path,
             offset: stop.offset,
           });
         }
-        // a torn tail from a crash: cut it off
-        const fd = fs.openSync(path, "r+");
-        try {
-          fs.ftruncateSync(fd, stop.offset);
-          fs.fsyncSync(fd);
-        } finally {
-          fs.closeSync(fd);
-        }
+        this.#read(path, () => {
+          const fd = fs.openSync(path, "r+");
+          try {
+            fs.ftruncateSync(fd, stop.offset);
+            fs.fsyncSync(fd);
+          } finally {
+            fs.closeSync(fd);
+          }
+        });
       }
       for (const record of records) {
         let value: unknown;
@@ -656,9 +692,25 @@ export class FileRaftStorage implements RaftStorage {
             case RecordType.reset: {
               const [i, t] = value as [number, number];
               if (!Number.isInteger(i) || !Number.isInteger(t)) throw new TypeError("bad reset record");
+              // Replayed like a snapshot file without its reset (below): the entries after `i` are
+              // kept if the replayed entry at `i` has term `t`, and dropped otherwise. This is the
+              // decision #restartLog made when it wrote the record: it kept exactly the entries
+              // after `i` when its stored entry at `i` had term `t`, and the segments before the
+              // reset replay to that very log (they were synced before the switch, and a crash
+              // while deleting them leaves a prefix of them, which yields a prefix of the kept
+              // entries). So if the rest of the restart segment (the kept entries) is torn off by a
+              // crash or a short write, the synced entries after `i` still come from the old
+              // segments instead of being lost; if it is complete, its entries record replaces
+              // them with the same entries. An installed snapshot whose term at `i` does not match
+              // (or that lies beyond the log) drops the log, as it did at run time.
+              const position = i - base - 1;
+              const stored = position >= 0 && position < entries.length ? entries[position] : undefined;
+              const same = stored !== undefined
+                ? stored.term === t
+                : position === -1 && i === base && t === baseTerm;
+              entries = same ? entries.slice(position + 1) : [];
               base = i;
               baseTerm = t;
-              entries = [];
               break;
             }
             case RecordType.entries: {
@@ -716,8 +768,8 @@ export class FileRaftStorage implements RaftStorage {
     this.#seq = segments[segments.length - 1] ?? 0;
     if (segments.length > 0) {
       const path = join(this.#walDir, segmentName(this.#seq));
-      this.#fd = this.#io(path, () => fs.openSync(path, "a"));
-      this.#segmentSize = fs.readFileSync(path).length;
+      this.#segmentSize = this.#read(path, () => fs.readFileSync(path)).length;
+      this.#fd = this.#read(path, () => fs.openSync(path, "a"));
     }
     this.#loaded = true;
   }
@@ -739,6 +791,7 @@ export class FileRaftStorage implements RaftStorage {
       const fd = fs.openSync(path, "a");
       this.#fd = fd;
       this.#seq = seq;
+      this.#walDirUnsynced = true;
       writeAll(fs, fd, record);
       this.#segmentSize = record.length;
       this.#dirty = true;
@@ -764,15 +817,23 @@ export class FileRaftStorage implements RaftStorage {
     const previous = this.#syncing ?? Promise.resolve();
     this.#dirty = false;
     const path = join(this.#walDir, segmentName(this.#seq));
+    const syncDirToo = this.#walDirUnsynced;
+    this.#walDirUnsynced = false;
     this.#syncsOn.set(fd, (this.#syncsOn.get(fd) ?? 0) + 1);
-    const run = previous.then(() =>
-      new Promise<void>((resolve, reject) => {
+    const run = previous.then(() => {
+      const data = new Promise<void>((resolve, reject) => {
         this.#fs.fdatasync(fd, (error) => {
           if (error === null || error === undefined) resolve();
           else reject(this.#fail(path, error));
         });
-      })
-    );
+      });
+      if (!syncDirToo) return data;
+      // a new segment's directory entry, synced alongside its data (both before the batch resolves)
+      const dir = syncDirAsync(this.#fs, this.#walDir).catch((error) => {
+        throw this.#fail(this.#walDir, error);
+      });
+      return Promise.all([data, dir]).then(() => {});
+    });
     this.#syncing = run;
     const settled = () => {
       if (this.#syncing === run) this.#syncing = undefined;
@@ -819,13 +880,21 @@ export class FileRaftStorage implements RaftStorage {
     }
   }
 
+  /**
+   * I/O of a load: a failure becomes a {@linkcode HamokStorageError} (see {@linkcode storageError})
+   * without stopping the storage; storage errors (corruption) pass through.
+   */
+  #read<T>(path: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      if (error instanceof HamokStorageError) throw error;
+      throw storageError(path, error);
+    }
+  }
+
   #fail(path: string, error: unknown): HamokStorageError {
-    const code = (error as { code?: string }).code;
-    const failure = code === "ENOSPC"
-      ? new HamokStorageFullError(`no space left on the device of ${path}`, { path }, { cause: error })
-      : new HamokStorageError(`I/O error on ${path}: ${(error as Error).message}`, { path }, {
-        cause: error,
-      });
+    const failure = storageError(path, error);
     this.#failure ??= failure;
     return failure;
   }
@@ -838,6 +907,16 @@ export class FileRaftStorage implements RaftStorage {
     this.#checkOpen();
     if (this.#failure !== undefined) throw this.#failure;
   }
+}
+
+/** An I/O failure on `path` as a typed error: `ENOSPC` as {@linkcode HamokStorageFullError}. */
+function storageError(path: string, error: unknown): HamokStorageError {
+  const code = (error as { code?: string } | null)?.code;
+  return code === "ENOSPC"
+    ? new HamokStorageFullError(`no space left on the device of ${path}`, { path }, { cause: error })
+    : new HamokStorageError(`I/O error on ${path}: ${(error as Error)?.message ?? String(error)}`, { path }, {
+      cause: error,
+    });
 }
 
 function encodeHardState(hardState: HardState): Uint8Array {

@@ -86,6 +86,16 @@ export interface StorageFs {
   ftruncate?(fd: number, length: number, callback: (error: Error | null) => void): void;
   /** `fs.fstat` (callback form; only `size` is read). Optional, see {@linkcode StorageFs.ftruncate}. */
   fstat?(fd: number, callback: (error: Error | null, stats: { size: number }) => void): void;
+  /**
+   * `fs.linkSync` (fails with `EEXIST` if `newPath` exists). Optional: the directory lock is then
+   * created atomically with its content (written to a temporary file and linked into place);
+   * without it the lock file is created with `O_EXCL` and written after.
+   */
+  linkSync?(existingPath: string, newPath: string): void;
+  /** `fs.realpathSync`. Optional: the directory lock resolves symbolic links with it. */
+  realpathSync?(path: string): string;
+  /** `fs.statSync` (only `mtimeMs` is read). Optional: the directory lock tells a fresh lock file from a stale one by it. */
+  statSync?(path: string): { mtimeMs: number };
 }
 
 /**
@@ -120,6 +130,9 @@ export const NODE_FS: StorageFs = {
   close: (fd, callback) => nodeFs.close(fd, callback),
   ftruncate: (fd, length, callback) => nodeFs.ftruncate(fd, length, callback),
   fstat: (fd, callback) => nodeFs.fstat(fd, callback),
+  linkSync: (existingPath, newPath) => nodeFs.linkSync(existingPath, newPath),
+  realpathSync: (path) => nodeFs.realpathSync(path),
+  statSync: (path) => nodeFs.statSync(path),
 };
 
 /** Writes all of `buffer` (a short write is retried from where it stopped). */

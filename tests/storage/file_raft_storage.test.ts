@@ -233,7 +233,7 @@ describe("FileRaftStorage", () => {
     fs.writeFileSync(join(dir, "LOCK"), "2147483646\n"); // no such process
     const s2 = open(dir);
     assert.equal(s2.memberId, s1.memberId);
-    assert.equal(fs.readFileSync(join(dir, "LOCK"), "utf8").trim(), String(process.pid));
+    assert.equal(fs.readFileSync(join(dir, "LOCK"), "utf8").trim().split(" ")[0], String(process.pid));
   });
 
   it("a full disk surfaces as HamokStorageFullError and every later write is refused", async () => {
@@ -275,6 +275,7 @@ describe("FileRaftStorage", () => {
   it("a segment rolled while its fdatasync runs is closed only after the sync calls back", async () => {
     const held: (() => void)[] = [];
     const closed: number[] = [];
+    const walFds = new Set<number>();
     /** A sync is issued on a microtask after sync() returns. */
     const issued = async () => {
       for (let turn = 0; turn < 10 && held.length === 0; turn++) await Promise.resolve();
@@ -285,8 +286,14 @@ describe("FileRaftStorage", () => {
         // the sync "runs" until released; it must find its descriptor still open then
         held.push(() => NODE_FS.fdatasync(fd, callback));
       },
+      openSync: (path, flags) => {
+        const fd = NODE_FS.openSync(path, flags);
+        if (path.endsWith(".wal")) walFds.add(fd);
+        else walFds.delete(fd);
+        return fd;
+      },
       closeSync: (fd) => {
-        closed.push(fd);
+        if (walFds.has(fd)) closed.push(fd); // segments only (not the directory synced for a new one)
         NODE_FS.closeSync(fd);
       },
     };
