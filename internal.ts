@@ -97,6 +97,7 @@ export {
   type PendingRemoteOp,
   REMOTE_MAP_KIND,
   type RemoteMapOp,
+  type RemoteOpFailure,
 } from "./src/collections/remote_map_state.ts";
 export type { AckHandler, CollectionHost, ProposeOptions } from "./src/collections/collection_host.ts";
 export type {

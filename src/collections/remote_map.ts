@@ -6,10 +6,17 @@
  * @module
  */
 
-import { encodeCbor } from "../codec/cbor.ts";
+import { assertRoundTrips, describeType, encodeCbor, messageOf } from "../codec/cbor.ts";
 import { decodeValue, encodeValue, type ValueCodec } from "../codec/value_codec.ts";
 import { positiveInteger } from "../config.ts";
-import { HamokConfigError, HamokError, HamokOutcomeUnknownError, HamokTimeoutError } from "../errors.ts";
+import {
+  errorFromWire,
+  HamokCodecError,
+  HamokConfigError,
+  HamokError,
+  HamokOutcomeUnknownError,
+  HamokTimeoutError,
+} from "../errors.ts";
 import type { CollectionHost } from "./collection_host.ts";
 import type { TimerHandle } from "../cluster/scheduler.ts";
 import type { ArgsOf } from "./command_spec.ts";
@@ -20,6 +27,7 @@ import {
   REMOTE_MAP_KIND,
   type RemoteMapCommands,
   type RemoteMapOp,
+  type RemoteOpFailure,
 } from "./remote_map_state.ts";
 import {
   clusterOfRemoteMark,
@@ -219,6 +227,7 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
     decodeValue: (wire) => this.#decodeValue(wire),
     wireValue: (value) => this.#wireValue(value),
     same: (current, expected) => this.#same(current, expected),
+    localPeerId: () => this.host.localPeerId,
   };
 
   /** @internal Use `hamok.createRemoteMap(config)`. */
@@ -262,8 +271,8 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
       },
       cleared: () => this.deliver("clear", []),
       enqueued: () => this.#kick(),
-      executed: (index, result) => {
-        this.#settleWaiters(index, result);
+      executed: (index, result, failure) => {
+        this.#settleWaiters(index, result, failure);
         if (this.#progress.size > 0) { for (const check of this.#progress) check(); }
       },
       restored: () => {
@@ -439,7 +448,16 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
 
   /**
    * Writes every entry of a snapshot made by {@linkcode export} (a `setAll`: other keys stay).
-   * Throws `HamokConfigError` if the snapshot belongs to another map id.
+   *
+   * Every entry is checked before anything is proposed: with a key or value codec, the key or value
+   * must be a string or a `Uint8Array` that this map's codec decodes; with the default codec, it must
+   * be a value CBOR can carry. Otherwise the import rejects with `HamokCodecError` naming the entry's
+   * index, and nothing is written. (Should an entry the leader's own codecs cannot decode still reach
+   * the log, say from a peer configured with other codecs, the leader fails that one operation:
+   * its caller gets `HamokCodecError`, it writes nothing, and the operations after it run.)
+   *
+   * Throws `HamokConfigError` if the snapshot belongs to another map id, or if an entry is not a
+   * `[key, value]` pair or holds `undefined`.
    */
   async import(snapshot: HamokRemoteMapSnapshot, options?: HamokRemoteMapWriteOptions): Promise<void> {
     this.assertOpen();
@@ -449,14 +467,53 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
     if (snapshot.mapId !== this.id) {
       throw new HamokConfigError(`the snapshot belongs to map '${snapshot.mapId}', not '${this.id}'`);
     }
-    const entries = snapshot.entries.map(([key, value]) => {
-      if (key === undefined || value === undefined) {
-        throw new HamokConfigError("snapshot keys and values cannot be undefined");
+    const entries: [unknown, unknown][] = [];
+    for (let i = 0; i < snapshot.entries.length; i++) {
+      const entry: unknown = snapshot.entries[i];
+      if (!Array.isArray(entry)) {
+        throw new HamokConfigError(`remote map '${this.id}': snapshot entry ${i} is not a [key, value] pair`);
       }
-      return [key, value];
-    });
+      const [key, value] = entry as [unknown, unknown];
+      if (key === undefined || value === undefined) {
+        throw new HamokConfigError(
+          `remote map '${this.id}': snapshot entry ${i} holds undefined (keys and values cannot be undefined)`,
+        );
+      }
+      this.#checkReplicated(this.keyCodec, key, `the key of snapshot entry ${i}`);
+      this.#checkReplicated(this.valueCodec, value, `the value of snapshot entry ${i}`);
+      entries.push([key, value]);
+    }
     if (entries.length === 0) return;
     await this.#write("setAll", () => entries, options);
+  }
+
+  /**
+   * Throws `HamokCodecError` unless `wire` is in the replicated form the leader executes: the output
+   * of `codec` that `codec` decodes, or (default codec) a value CBOR can carry.
+   */
+  #checkReplicated(codec: ValueCodec<unknown> | undefined, wire: unknown, what: string): void {
+    if (codec === undefined) {
+      try {
+        assertRoundTrips(wire, what);
+      } catch (error) {
+        throw new HamokCodecError(`remote map '${this.id}': ${messageOf(error)}`, { cause: error });
+      }
+      return;
+    }
+    if (typeof wire !== "string" && !(wire instanceof Uint8Array)) {
+      const type = describeType(wire);
+      throw new HamokCodecError(
+        `remote map '${this.id}': ${what} is ${type}, not a codec's output (a string or a Uint8Array)`,
+        { cause: new TypeError(`${what} is ${type}`) },
+      );
+    }
+    try {
+      decodeValue(codec, wire);
+    } catch (error) {
+      throw new HamokCodecError(`remote map '${this.id}': ${what} cannot be decoded: ${messageOf(error)}`, {
+        cause: error,
+      });
+    }
   }
 
   /**
@@ -521,7 +578,11 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
       );
     }
     const known = this.state.resultOf(index);
-    if (known.known) return Promise.resolve(known.result);
+    if (known.known) {
+      const failure = this.state.failureOf(index);
+      if (failure !== undefined) return Promise.reject(this.#failedError(op, index, failure));
+      return Promise.resolve(known.result);
+    }
     if (index <= this.state.executedIndex) {
       return Promise.reject(this.#forgotten(op, index, requestId));
     }
@@ -545,21 +606,32 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
     });
   }
 
-  #settleWaiters(index: number, result: unknown): void {
+  #settleWaiters(index: number, result: unknown, failure: RemoteOpFailure | undefined): void {
     const list = this.waiters.get(index);
     if (list === undefined) return;
     this.waiters.delete(index);
     for (const waiter of list) {
       this.host.scheduler.clearTimeout(waiter.timer);
-      waiter.resolve(result);
+      if (failure === undefined) waiter.resolve(result);
+      else waiter.reject(this.#failedError(waiter.op, index, failure));
     }
+  }
+
+  /** The error of an operation the leader failed (its cause names the leader that found it). */
+  #failedError(op: RemoteMapOp, index: number, failure: RemoteOpFailure): HamokError {
+    const [code, message, peerId] = failure;
+    return errorFromWire(
+      { code, message },
+      peerId === "" ? "the leader" : peerId,
+      `remote map '${this.id}': ${op} (log entry ${index}) was not executed`,
+    );
   }
 
   #recheckWaiters(): void {
     for (const [index, list] of [...this.waiters]) {
       const known = this.state.resultOf(index);
       if (known.known) {
-        this.#settleWaiters(index, known.result);
+        this.#settleWaiters(index, known.result, this.state.failureOf(index));
       } else if (index <= this.state.executedIndex) {
         this.waiters.delete(index);
         for (const waiter of list) {
@@ -693,6 +765,15 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
         if (!this.#shouldExecute()) return;
         const written = await this.store.write(next.write);
         if (written) {
+          // an operation whose own data the codecs cannot decode was failed rather than retried forever
+          for (const [p, error] of next.failed) {
+            this.host.reportError(
+              new HamokCodecError(
+                `remote map '${this.id}': ${p.op} (log entry ${p.index}) was not executed: ${error.message}`,
+                { cause: error },
+              ),
+            );
+          }
           await this.#confirm(next.write.mark);
           if (this.state.executedIndex < next.write.mark.index && this.#shouldExecute()) {
             // the confirmation did not move the executed index: back off rather than write again

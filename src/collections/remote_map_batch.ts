@@ -4,11 +4,16 @@
  * mark that carries every operation's outcome). Kept apart from the view (`HamokRemoteMap`),
  * which drives it.
  *
+ * An operation whose own keys or values the leader's codecs cannot decode can never be executed (its
+ * data is in the log for good): the planner fails it instead of throwing, so it does not hold up the
+ * operations after it. Its outcome in the mark says so, and every peer settles it as failed.
+ *
  * @module
  */
 
 import { decodeCbor, encodeCbor } from "../codec/cbor.ts";
-import type { PendingRemoteOp, RemoteOpOutcome } from "./remote_map_state.ts";
+import { HamokCodecError } from "../errors.ts";
+import { failedOutcome, type PendingRemoteOp, type RemoteOpOutcome } from "./remote_map_state.ts";
 import { type HamokRemoteStoreBatch, identityOf } from "./remote_store.ts";
 
 /** What the planner needs of the view: the store read and the codecs (one object per view). */
@@ -23,6 +28,16 @@ export interface RemoteBatchIo<K, V> {
   wireValue(value: V): unknown;
   /** Whether a current wire value equals an expected one (for updateIf and removeIf). */
   same(current: unknown, expected: unknown): boolean;
+  /** This peer's id (named in the failures it records). */
+  localPeerId(): string;
+}
+
+/** A planned batch: the store write, and the operations that failed (not part of the write's changes). */
+export interface RemoteBatchPlan<K, V> {
+  /** The write: the changes of the operations that could run, and the mark with every outcome. */
+  readonly write: HamokRemoteStoreBatch<K, V>;
+  /** The operations whose own data could not be decoded, each with why (their outcome is failed). */
+  readonly failed: readonly (readonly [op: PendingRemoteOp, error: HamokCodecError])[];
 }
 
 interface Slot {
@@ -73,27 +88,34 @@ export function clusterOfRemoteMark(data: Uint8Array): string | undefined {
   }
 }
 
-/** Reads what the batch touches, runs it on an overlay, and builds the store write. */
+/**
+ * Reads what the batch touches, runs it on an overlay, and builds the store write. An operation whose
+ * own data the codecs cannot decode fails (see the module documentation); a store failure throws.
+ */
 export async function prepareRemoteBatch<K, V>(
   io: RemoteBatchIo<K, V>,
   batch: PendingRemoteOp[],
   markIndex: number,
   clusterUid: string | undefined,
-): Promise<{ write: HamokRemoteStoreBatch<K, V> }> {
-  const toRead = new Map<string, unknown>();
+): Promise<RemoteBatchPlan<K, V>> {
+  // every key and value of the batch decoded once: keys by identity, values by their wire form
+  const keys = new Map<string, K>();
+  const values = new Map<unknown, V>();
+  const failures = new Map<number, HamokCodecError>();
   for (const p of batch) {
-    for (const wireKey of keysOf(p)) {
-      const id = identityOf(wireKey);
-      if (!toRead.has(id)) toRead.set(id, wireKey);
-    }
+    const error = checkOperation(io, p, keys, values);
+    if (error !== undefined) failures.set(p.index, error);
   }
-  const readIds = [...toRead.keys()];
-  const values = readIds.length === 0
-    ? []
-    : await io.getMany(readIds.map((id) => io.decodeKey(toRead.get(id))));
+  const toRead = new Set<string>();
+  for (const p of batch) {
+    if (failures.has(p.index)) continue;
+    for (const wireKey of keysOf(p)) toRead.add(identityOf(wireKey));
+  }
+  const readIds = [...toRead];
+  const stored = readIds.length === 0 ? [] : await io.getMany(readIds.map((id) => keys.get(id)!)); // all decoded above
   const base = new Map<string, unknown>();
   for (let i = 0; i < readIds.length; i++) {
-    const value = values[i];
+    const value = stored[i];
     base.set(readIds[i]!, value === undefined ? undefined : io.wireValue(value as V)); // i < length
   }
   let cleared = false;
@@ -108,7 +130,15 @@ export async function prepareRemoteBatch<K, V>(
     overlay.set(identityOf(wireKey), { wireKey, value });
   };
   const outcomes: [number, RemoteOpOutcome][] = [];
+  const failed: [PendingRemoteOp, HamokCodecError][] = [];
   for (const p of batch) {
+    const failure = failures.get(p.index);
+    if (failure !== undefined) {
+      // nothing is read or written for it: its outcome is the failure
+      failed.push([p, failure]);
+      outcomes.push([p.index, failedOutcome([failure.code, failure.message, io.localPeerId()])]);
+      continue;
+    }
     const args = p.args as unknown[];
     const olds: unknown[] = [];
     let applied: boolean | undefined;
@@ -156,10 +186,10 @@ export async function prepareRemoteBatch<K, V>(
   }
   const deletes: K[] = [];
   const sets: [K, V][] = [];
-  for (const slot of overlay.values()) {
-    const key = io.decodeKey(slot.wireKey);
+  for (const [id, slot] of overlay) {
+    const key = keys.has(id) ? keys.get(id)! : io.decodeKey(slot.wireKey);
     if (slot.value === undefined) deletes.push(key);
-    else sets.push([key, io.decodeValue(slot.value)]);
+    else sets.push([key, values.has(slot.value) ? values.get(slot.value)! : io.decodeValue(slot.value)]);
   }
   const last = batch[batch.length - 1]!.index; // the caller never prepares an empty batch
   return {
@@ -169,9 +199,82 @@ export async function prepareRemoteBatch<K, V>(
       clear: cleared,
       deletes,
       sets,
-      ops: batch.map((p) => ({ index: p.index, op: p.op })),
+      // the operations executed against the store (a failed one is not: it changed nothing)
+      ops: batch.filter((p) => !failures.has(p.index)).map((p) => ({ index: p.index, op: p.op })),
     },
+    failed,
   };
+}
+
+/**
+ * Decodes the keys and values an operation carries into `keys` (by identity) and `values` (by wire
+ * form). Returns why it cannot be executed if its own data is unusable: arguments of the wrong shape,
+ * or a key or value its codec cannot decode — deterministic, so no retry would change it. Any other
+ * error is thrown.
+ */
+function checkOperation<K, V>(
+  io: RemoteBatchIo<K, V>,
+  p: PendingRemoteOp,
+  keys: Map<string, K>,
+  values: Map<unknown, V>,
+): HamokCodecError | undefined {
+  let what = "its arguments";
+  const key = (wire: unknown, name: string): void => {
+    what = name;
+    if (wire === undefined) throw new HamokCodecError("it is missing");
+    const id = identityOf(wire);
+    if (!keys.has(id)) keys.set(id, io.decodeKey(wire));
+  };
+  const value = (wire: unknown, name: string): void => {
+    what = name;
+    if (wire === undefined) throw new HamokCodecError("it is missing");
+    if (!values.has(wire)) values.set(wire, io.decodeValue(wire));
+  };
+  const args = p.args;
+  try {
+    if (p.op === "clear") return undefined;
+    if (!Array.isArray(args)) throw new HamokCodecError("they are not an array");
+    switch (p.op) {
+      case "set":
+      case "insert":
+        key(args[0], "its key");
+        value(args[1], "its value");
+        break;
+      case "setAll":
+      case "insertAll":
+        for (let i = 0; i < args.length; i++) {
+          const entry: unknown = args[i];
+          what = `entry ${i}`;
+          if (!Array.isArray(entry)) throw new HamokCodecError("it is not a [key, value] pair");
+          key(entry[0], `the key of entry ${i}`);
+          value(entry[1], `the value of entry ${i}`);
+        }
+        break;
+      case "delete":
+      case "remove":
+        key(args[0], "its key");
+        break;
+      case "deleteAll":
+      case "removeAll":
+        for (let i = 0; i < args.length; i++) key(args[i], `key ${i}`);
+        break;
+      case "updateIf":
+        key(args[0], "its key");
+        value(args[1], "its new value");
+        value(args[2], "its expected value");
+        break;
+      case "removeIf":
+        key(args[0], "its key");
+        value(args[1], "its expected value");
+        break;
+      default:
+        throw new HamokCodecError(`unknown operation ${JSON.stringify(String(p.op))}`);
+    }
+  } catch (error) {
+    if (!(error instanceof HamokCodecError)) throw error;
+    return new HamokCodecError(`${what} cannot be decoded: ${error.message}`, { cause: error });
+  }
+  return undefined;
 }
 
 /** The wire keys an operation touches, in argument order. */

@@ -7,7 +7,9 @@
  * - an operation (`set`, `insert`, `delete`, ...) is queued as pending under its log index;
  * - `executed { upTo, data }`, proposed by the leader after its store write succeeded, carries the
  *   outcome of every pending operation up to `upTo`; every peer then computes the operation's
- *   result and change events from it and drops it from the queue.
+ *   result and change events from it and drops it from the queue. An outcome can also say that the
+ *   operation failed (see {@linkcode RemoteOpFailure}): it is dropped as executed, with no events,
+ *   and its result is that failure.
  *
  * Keys and values are in their replicated form (the codec's output, or the value itself with the
  * default CBOR codec).
@@ -79,10 +81,37 @@ export interface PendingRemoteOp {
 export type RemoteMapArgs = unknown;
 
 /**
- * What executing one operation found: the value of every key it touched just before it touched it
- * (`undefined`: absent), in argument order, and for `updateIf`/`removeIf` whether it applied.
+ * Why the leader could not execute an operation, as an error crosses the wire: its code (so far
+ * always `HAMOK_CODEC`: the operation's own keys or values cannot be decoded by the leader's codecs,
+ * which no retry changes), its message, and the peer that found it.
  */
-export type RemoteOpOutcome = [olds: unknown[], applied?: boolean];
+export type RemoteOpFailure = [code: string, message: string, peerId: string];
+
+/**
+ * What executing one operation found: the value of every key it touched just before it touched it
+ * (`undefined`: absent), in argument order, and for `updateIf`/`removeIf` whether it applied. With
+ * a third element, the operation failed instead: nothing was written for it (`olds` is empty).
+ * Outcomes written before failures existed have at most two elements and read as they did.
+ */
+export type RemoteOpOutcome = [olds: unknown[], applied?: boolean, failure?: RemoteOpFailure];
+
+/** The outcome of an operation that failed with `failure` (see {@linkcode RemoteOpOutcome}). */
+export function failedOutcome(failure: RemoteOpFailure): RemoteOpOutcome {
+  return [[], false, failure];
+}
+
+/** The failure an outcome (or a snapshot's result entry) carries at `at`, if it is a failure. */
+function failureAt(tuple: readonly unknown[], at: number): RemoteOpFailure | undefined {
+  const failure = tuple[at];
+  if (failure === undefined || failure === null) return undefined;
+  if (!Array.isArray(failure)) return ["HAMOK_ERROR", "the operation failed (unreadable failure)", ""];
+  const [code, message, peerId] = failure as unknown[];
+  return [
+    typeof code === "string" ? code : "HAMOK_ERROR",
+    typeof message === "string" ? message : "the operation failed",
+    typeof peerId === "string" ? peerId : "",
+  ];
+}
 
 /**
  * Hears every change of a {@linkcode HamokRemoteMapState} as it is applied (in log order), with keys
@@ -100,8 +129,11 @@ export interface HamokRemoteMapStateObserver {
   cleared(): void;
   /** An operation was committed at `index` and waits for execution. */
   enqueued(index: number): void;
-  /** The operation at `index` was executed with `result`. */
-  executed(index: number, result: unknown): void;
+  /**
+   * The operation at `index` was executed with `result`, or, with `failure`, could not be executed
+   * (it counts as executed, no event fired for it, and `result` is `undefined`).
+   */
+  executed(index: number, result: unknown, failure?: RemoteOpFailure): void;
   /** The state was replaced by a snapshot. */
   restored(): void;
   /** A committed `executed` command could not be used. */
@@ -113,7 +145,8 @@ export interface HamokRemoteMapStateObserver {
 type StateImage = [
   executedIndex: number,
   pending: [index: number, op: RemoteMapOp, args: unknown][],
-  results: [index: number, result: unknown][],
+  // a failed operation's entry has the failure third (images made before failures have none)
+  results: ([index: number, result: unknown] | [index: number, result: null, failure: RemoteOpFailure])[],
 ];
 
 const DEFAULT_RESULT_WINDOW = 4096;
@@ -146,6 +179,8 @@ export class HamokRemoteMapState implements ReplicatedState {
   private pendingHead = 0;
   private executed = 0;
   private readonly results = new Map<number, unknown>();
+  /** The failures among the remembered results (a subset of their indexes). */
+  private readonly failures = new Map<number, RemoteOpFailure>();
   private readonly resultWindow: number;
 
   /** Creates an empty state remembering the results of the last `resultWindow` operations. */
@@ -175,10 +210,18 @@ export class HamokRemoteMapState implements ReplicatedState {
     return this.pending.slice(this.pendingHead, end);
   }
 
-  /** Whether the result of the operation at `index` is known, and the result. */
+  /**
+   * Whether the result of the operation at `index` is known, and the result (`undefined` for an
+   * operation that failed: see {@linkcode failureOf}).
+   */
   resultOf(index: number): { readonly known: boolean; readonly result: unknown } {
     if (!this.results.has(index)) return { known: false, result: undefined };
     return { known: true, result: this.results.get(index) };
+  }
+
+  /** Why the operation at `index` failed, if its result is known and it failed. */
+  failureOf(index: number): RemoteOpFailure | undefined {
+    return this.failures.get(index);
   }
 
   /** The applying side of {@linkcode RemoteMapCommands}. */
@@ -226,6 +269,7 @@ export class HamokRemoteMapState implements ReplicatedState {
     this.pendingHead = 0;
     this.executed = 0;
     this.results.clear();
+    this.failures.clear();
     this.observer?.logRestarted?.(dropped);
   }
 
@@ -236,7 +280,12 @@ export class HamokRemoteMapState implements ReplicatedState {
       const p = this.pending[i]!; // live slots from pendingHead on
       pending.push([p.index, p.op, p.args]);
     }
-    const image: StateImage = [this.executed, pending, [...this.results]];
+    const results: StateImage[2] = [];
+    for (const [index, result] of this.results) {
+      const failure = this.failures.get(index);
+      results.push(failure === undefined ? [index, result] : [index, null, failure]);
+    }
+    const image: StateImage = [this.executed, pending, results];
     return image;
   }
 
@@ -247,7 +296,12 @@ export class HamokRemoteMapState implements ReplicatedState {
     this.pending = pending.map(([index, op, args]) => ({ index, op, args }));
     this.pendingHead = 0;
     this.results.clear();
-    for (const [index, result] of results) this.results.set(index, result);
+    this.failures.clear();
+    for (const entry of results) {
+      const failure = failureAt(entry, 2);
+      this.results.set(entry[0], failure === undefined ? entry[1] : undefined);
+      if (failure !== undefined) this.failures.set(entry[0], failure);
+    }
     this.observer?.restored();
   }
 
@@ -283,6 +337,7 @@ export class HamokRemoteMapState implements ReplicatedState {
       this.pendingHead++;
       const outcome = outcomes.get(pending.index);
       let result: unknown;
+      let failure: RemoteOpFailure | undefined;
       if (outcome === undefined) {
         this.observer?.failed(
           new HamokError(
@@ -290,10 +345,13 @@ export class HamokRemoteMapState implements ReplicatedState {
           ),
         );
       } else {
-        result = this.#settle(pending, outcome);
+        failure = Array.isArray(outcome) ? failureAt(outcome, 2) : undefined;
+        // a failed operation wrote nothing: no events, its failure is its result
+        if (failure === undefined) result = this.#settle(pending, outcome);
       }
-      this.#remember(pending.index, result);
-      this.observer?.executed(pending.index, result);
+      this.#remember(pending.index, result, failure);
+      if (failure === undefined) this.observer?.executed(pending.index, result);
+      else this.observer?.executed(pending.index, undefined, failure);
     }
     if (this.pendingHead === this.pending.length) {
       this.pending = [];
@@ -384,11 +442,13 @@ export class HamokRemoteMapState implements ReplicatedState {
     else this.observer?.updated(key, old, value);
   }
 
-  #remember(index: number, result: unknown): void {
+  #remember(index: number, result: unknown, failure: RemoteOpFailure | undefined): void {
     this.results.set(index, result);
+    if (failure !== undefined) this.failures.set(index, failure);
     if (this.results.size > this.resultWindow) {
       const oldest = this.results.keys().next().value as number;
       this.results.delete(oldest);
+      this.failures.delete(oldest);
     }
   }
 }
