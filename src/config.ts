@@ -8,6 +8,7 @@ import type { MeterProvider, TracerProvider } from "@opentelemetry/api";
 import { HamokConfigError } from "./errors.ts";
 import { DEFAULT_MAX_SNAPSHOT_BYTES } from "./raft/raft_config.ts";
 import { type ClusterKey, clusterKeysOf } from "./codec/wire_auth.ts";
+import { assertWellFormed } from "./codec/well_formed.ts";
 import { ClusterSubjects } from "./cluster/subjects.ts";
 import type { RaftStorage } from "./storage/raft_storage.ts";
 import type { FileSyncPolicy } from "./storage/file_raft_storage.ts";
@@ -344,7 +345,8 @@ export function positiveInteger(name: string, value: number | undefined, fallbac
 
 /**
  * Returns `value` (or `fallback()` when undefined); throws a {@linkcode HamokConfigError} unless it
- * is a non-empty string.
+ * is a non-empty, well-formed string (no lone UTF-16 surrogate: UTF-8 would carry it as U+FFFD, so
+ * two different ids would become one on the wire).
  *
  * @example
  * ```ts ignore
@@ -356,6 +358,7 @@ export function nonEmptyString(name: string, value: string | undefined, fallback
   if (typeof value !== "string" || value.length === 0) {
     throw new HamokConfigError(`${name} must be a non-empty string, got ${JSON.stringify(value)}`);
   }
+  assertWellFormed(name, value, HamokConfigError);
   return value;
 }
 

@@ -17,7 +17,7 @@ import type { HamokStatus } from "./cluster/status.ts";
 import type { HamokMetrics } from "./telemetry/metrics.ts";
 import {
   EMITTER_KIND,
-  type HamokEmitter,
+  HamokEmitter,
   type HamokEmitterConfig,
   type HamokEmitterEventMap,
 } from "./collections/emitter.ts";
@@ -89,6 +89,8 @@ export class Hamok extends EventEmitter<HamokEvents> {
   readonly #peer: ClusterPeer;
   /** What the collection views are made with. */
   readonly #views: ViewContext & { readonly host: ClusterPeer };
+  /** The emitters this peer opened for client publishes (an id with no view here), with their uses. */
+  readonly #clientEmitters = new Map<string, { readonly emitter: HamokEmitter; uses: number }>();
 
   /** Creates a peer; it does nothing on the network until {@linkcode join}. */
   constructor(config: HamokConfig = {}) {
@@ -237,6 +239,8 @@ export class Hamok extends EventEmitter<HamokEvents> {
 
   /** Releases everything this peer holds (timers, subscriptions, the transport it created). Idempotent. */
   close(): void {
+    for (const { emitter } of this.#clientEmitters.values()) emitter.close();
+    this.#clientEmitters.clear();
     this.#peer.close();
   }
 
@@ -498,6 +502,14 @@ export class Hamok extends EventEmitter<HamokEvents> {
    * ```
    */
   async importParts(parts: AsyncIterable<HamokSnapshot> | Iterable<HamokSnapshot>): Promise<void> {
+    const iterable = parts as unknown as Record<symbol, unknown> | null | undefined;
+    if (
+      iterable === null || typeof iterable !== "object" ||
+      (typeof iterable[Symbol.asyncIterator] !== "function" &&
+        typeof iterable[Symbol.iterator] !== "function")
+    ) {
+      throw new HamokConfigError("importParts: parts must be an iterable or an async iterable of snapshots");
+    }
     for await (const snapshot of parts) await this.import(snapshot);
   }
 
@@ -510,7 +522,11 @@ export class Hamok extends EventEmitter<HamokEvents> {
     return importSnapshot(this.#peer, snapshot, this.config.requestTimeoutInMs);
   }
 
-  /** A client's publish: through the live emitter, or a short-lived one that acknowledges, then goes. */
+  /**
+   * A client's publish: through the application's live emitter of the id, else through the peer's own
+   * publisher of it (open while client publishes of the id are in flight, never registered: the
+   * application can still create its view, and closing the publisher leaves that view alone).
+   */
   async #publishForClient(
     emitterId: string,
     event: string,
@@ -519,11 +535,23 @@ export class Hamok extends EventEmitter<HamokEvents> {
   ): Promise<string[]> {
     const hosted = this.#peer.hostedCollection<HamokEmitter>(EMITTER_KIND, emitterId);
     if (hosted !== undefined) return await hosted.publish(event, ...args);
-    const emitter = this.createEmitter({ emitterId, requestTimeoutInMs: timeoutMs });
+    // nobody ever subscribed to this emitter (its table is not in the log): nothing to deliver, and
+    // no state is made for an id a client made up
+    if (this.#peer.existingState(EMITTER_KIND, emitterId) === undefined) return [];
+    let entry = this.#clientEmitters.get(emitterId);
+    if (entry === undefined) {
+      const emitter = new HamokEmitter(this.#peer, { emitterId, requestTimeoutInMs: timeoutMs }, true);
+      entry = { emitter, uses: 0 };
+      this.#clientEmitters.set(emitterId, entry);
+    }
+    entry.uses++;
     try {
-      return await emitter.publish(event, ...args);
+      return await entry.emitter.publish(event, ...args);
     } finally {
-      emitter.close();
+      if (--entry.uses === 0 && this.#clientEmitters.get(emitterId) === entry) {
+        this.#clientEmitters.delete(emitterId);
+        entry.emitter.close();
+      }
     }
   }
 }

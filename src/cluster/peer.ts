@@ -24,13 +24,19 @@ import { encodeCommand } from "./command_codec.ts";
 import type { HamokEvents, HamokJoinOptions } from "./peer_events.ts";
 import { PeerInbox, REMOVED_OP } from "./peer_inbox.ts";
 import type { RaftDriver } from "./raft_driver.ts";
-import type { AckHandler, CollectionHost, ProposeOptions } from "../collections/collection_host.ts";
+import {
+  type AckHandler,
+  type CollectionHost,
+  EVENT_SEQ_PER_MS,
+  type ProposeOptions,
+} from "../collections/collection_host.ts";
 import { invalidTimeout, type ResolvedHamokConfig } from "../config.ts";
+import { isWellFormedString } from "../codec/well_formed.ts";
 import {
   HamokAbortedError,
   HamokClosedError,
+  HamokCodecError,
   HamokConfigError,
-  HamokError,
   HamokNotJoinedError,
   HamokPayloadTooLargeError,
   HamokRemovedError,
@@ -83,6 +89,8 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
   readonly scheduler: Scheduler;
   #nextJoin: Promise<void> | undefined;
   #proposalCounter = 0;
+  /** The last event sequence handed out ({@linkcode nextEventSeq}). */
+  #eventSeq = 0;
   readonly #resolveBeforeApply: boolean;
   readonly #collections = new Map<string, HostedCollection>();
 
@@ -228,6 +236,9 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
     if (this.isClosed) return Promise.reject(new HamokClosedError("the peer is closed"));
     if (this.isJoined) return Promise.resolve();
     if (this.joinPromise !== undefined) return this.joinPromise;
+    if (options === null || typeof options !== "object") {
+      return Promise.reject(new HamokConfigError("join options must be an object"));
+    }
     const timeoutMs = options.timeoutMs ?? 3 * this.config.requestTimeoutInMs;
     if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
       return Promise.reject(
@@ -262,6 +273,9 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
   /** Leaves the cluster (see `Hamok.leave`). */
   async leave(timeoutMs: number = this.config.requestTimeoutInMs): Promise<void> {
     if (this.isClosed) throw new HamokClosedError("the peer is closed");
+    // before anything stops: a NaN or negative deadline used to stop the peer without asking
+    const invalid = invalidTimeout("leave", timeoutMs);
+    if (invalid !== undefined) throw invalid;
     if (this.joinPromise !== undefined) {
       this.joinAbort?.abort(new HamokAbortedError("join aborted by leave()"));
       await this.joinPromise.catch(() => {});
@@ -435,8 +449,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
 
   /** The replicated state of (kind, id), if the log ever mentioned it (never created here). */
   existingState(kind: string, id: string): ReplicatedState | undefined {
-    for (const [k, i, state] of this.stateMachine.states()) if (k === kind && i === id) return state;
-    return undefined;
+    return this.stateMachine.existing(kind, id);
   }
 
   // ------------------------------------------------------------------ CollectionHost
@@ -456,6 +469,12 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
     return `${this.memberId}:${this.requestSession}${++this.#proposalCounter}`;
   }
 
+  nextEventSeq(): number {
+    const clock = Math.floor(this.config.scheduler.now()) * EVENT_SEQ_PER_MS;
+    this.#eventSeq = this.#eventSeq >= clock ? this.#eventSeq + 1 : clock;
+    return this.#eventSeq;
+  }
+
   /** Proposes a command and resolves with its result once applied on this peer. */
   propose(kind: string, id: string, op: string, args: unknown, options: ProposeOptions): Promise<unknown> {
     if (this.isClosed) return Promise.reject(new HamokClosedError("the peer is closed"));
@@ -467,6 +486,12 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
     }
     if (this.storageFailure !== undefined) return Promise.reject(this.storageFailure);
     const requestId = options.requestId ?? this.newRequestId();
+    if (!isWellFormedString(requestId)) {
+      // the leader would tell it apart from another id that followers decode to the same string
+      return Promise.reject(
+        new HamokConfigError("a request id must be a well-formed string (no lone surrogate)"),
+      );
+    }
     if (this.proposals.has(requestId)) {
       return Promise.reject(new HamokConfigError(`request '${requestId}' is already in flight`));
     }
@@ -475,15 +500,20 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
       data = encodeCommand(kind, id, op, args, this.localPeerId);
     } catch (error) {
       return Promise.reject(
-        new HamokError(`cannot encode the ${op} command`, "HAMOK_CODEC", { cause: error }),
+        error instanceof HamokCodecError
+          ? error
+          : new HamokCodecError(`cannot encode the ${op} command`, { cause: error }),
       );
     }
     const limit = this.maxEntryBytes;
-    if (data.byteLength + requestId.length > limit) {
+    // the request id goes in the entry as UTF-8: up to three bytes per UTF-16 unit (a pair takes four
+    // for two). Counting units let an entry too large to send into the log, where it stalled commits
+    const size = data.byteLength + 3 * requestId.length;
+    if (size > limit) {
       return Promise.reject(
         new HamokPayloadTooLargeError(
-          `the ${op} command on ${kind} '${id}' takes ${data.byteLength} bytes; the largest entry this peer can replicate is ${limit} bytes`,
-          { size: data.byteLength + requestId.length, limit },
+          `the ${op} command on ${kind} '${id}' takes ${data.byteLength} bytes with a request id of ${requestId.length} characters; the largest entry this peer can replicate is ${limit} bytes`,
+          { size, limit },
         ),
       );
     }
@@ -561,9 +591,15 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
   /** Routes acknowledgements for `emitterId` arriving in this peer's inbox to `handler`. */
   onAck(emitterId: string, handler: AckHandler): () => void {
     const handlers = this.ackHandlers;
-    handlers.set(emitterId, handler);
+    const list = handlers.get(emitterId);
+    if (list === undefined) handlers.set(emitterId, [handler]);
+    else list.push(handler);
     return () => {
-      if (handlers.get(emitterId) === handler) handlers.delete(emitterId);
+      const now = handlers.get(emitterId);
+      const at = now?.indexOf(handler) ?? -1;
+      if (at < 0) return;
+      if (now!.length === 1) handlers.delete(emitterId);
+      else now!.splice(at, 1);
     };
   }
 
@@ -829,12 +865,29 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
       meta: { index: 0, term: 0, membership: { voters: [this.memberId], learners: [], removed: [] } },
       data: encodeCbor(this.stateMachine.snapshot()),
     };
-    void Promise.resolve(this.storage.saveSnapshot(snapshot)).catch((error) =>
-      this.reportError(asError(error))
-    );
     this.stopRaft();
-    this.startRaft({ hardState: { term: 0, vote: undefined, commit: 0 }, snapshot, entries: [] });
-    this.driver!.run((node) => node.campaign());
+    const start = (): void => {
+      this.startRaft({ hardState: { term: 0, vote: undefined, commit: 0 }, snapshot, entries: [] });
+      this.driver!.run((node) => node.campaign());
+    };
+    const storage = this.storage;
+    const saving = storage.saveSnapshot(snapshot);
+    if (saving === undefined) {
+      start(); // a synchronous storage: saved
+      return;
+    }
+    // The snapshot holds the only record of the voter set: no vote, entry or acknowledged write
+    // before it is durable, or a crash meanwhile leaves a member that knows no voters. Until then
+    // there is no driver: writes wait for the join, which waits for the membership.
+    const joining = this.joinPromise;
+    saving.then(
+      () => {
+        if (this.isClosed || this.storage !== storage || this.driver !== undefined) return;
+        if (this.joinPromise !== joining) return; // the join was aborted meanwhile
+        start();
+      },
+      (error) => this.reportError(asError(error)),
+    );
   }
 
   async #handOverLeadership(deadline: number): Promise<void> {

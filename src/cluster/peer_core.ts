@@ -114,7 +114,8 @@ export abstract class PeerCore {
   protected readonly proposals: Proposals;
   protected readonly acks: AckBatcher;
   protected readonly waiters: Waiters;
-  protected readonly ackHandlers: Map<string, AckHandler> = new Map();
+  /** Per emitter id, the handlers of its acknowledgements (an app's view and a client publisher's). */
+  protected readonly ackHandlers: Map<string, AckHandler[]> = new Map();
   /** Encodes, binds, seals, opens and checks every message (the trust boundary for bytes). */
   protected readonly wire: PeerWire;
   /**

@@ -89,16 +89,19 @@ export abstract class PeerInbox extends PeerCore {
       case "ack": {
         const body = envelope.body;
         if (!this.#fromMemberPeer(envelope.from, body.peerId)) return;
-        const handler = this.ackHandlers.get(body.emitterId);
-        if (handler === undefined) this.wire.drop("unexpected");
-        else handler(body);
+        const handlers = this.ackHandlers.get(body.emitterId);
+        if (handlers === undefined) this.wire.drop("unexpected");
+        else for (const handler of handlers) handler(body);
         return;
       }
       case "acks": {
         const peerId = envelope.body.peerId;
         if (!this.#fromMemberPeer(envelope.from, peerId)) return;
         for (const [emitterId, ackRequestId] of envelope.body.acks) {
-          this.ackHandlers.get(emitterId)?.({ ackRequestId, peerId, ok: true });
+          const handlers = this.ackHandlers.get(emitterId);
+          if (handlers === undefined) continue;
+          const ack = { ackRequestId, peerId, ok: true };
+          for (const handler of handlers) handler(ack);
         }
         return;
       }

@@ -192,6 +192,11 @@ export class StateMachine {
     return state;
   }
 
+  /** The state of (kind, id) if it exists (never creates one). */
+  existing(kind: string, id: string): ReplicatedState | undefined {
+    return this.#states.get(kind)?.get(id);
+  }
+
   /** Every state, as `[kind, id, state]`. */
   *states(): IterableIterator<[kind: string, id: string, state: ReplicatedState]> {
     for (const [kind, byId] of this.#states) {

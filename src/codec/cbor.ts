@@ -27,6 +27,8 @@ import { Decoder } from "cbor-x/decode";
 import { Encoder } from "cbor-x/encode";
 import { cborHeadBytes, writeCborHead } from "./cbor_writer.ts";
 import { latin1String } from "./latin1.ts";
+import { HamokCodecError } from "../errors.ts";
+import { assertWellFormed, isWellFormedString } from "./well_formed.ts";
 
 const OPTIONS = { useRecords: false, mapsAsObjects: true, tagUint8Array: false } as const;
 
@@ -511,13 +513,17 @@ const OPAQUE_CLASSES: readonly (abstract new (...args: never[]) => unknown)[] = 
 /**
  * Throws a `TypeError` naming the path of the first part of `value` that CBOR cannot round-trip at
  * all: a function, a symbol, a `WeakMap`/`WeakSet`/`WeakRef`/`FinalizationRegistry`, a `Promise`,
- * or a cycle. (Instances of application classes pass: they arrive as plain objects, as documented.)
+ * or a cycle; and a {@linkcode HamokCodecError} for a string (a value, an object's key, a `Map`'s
+ * key, at any depth) that is not well formed, which UTF-8 would carry as U+FFFD. (Instances of
+ * application classes pass: they arrive as plain objects, as documented.)
  */
 export function assertRoundTrips(value: unknown, path = "value", depth = 0, seen?: Set<object>): void {
   if (value === null) return;
   const type = typeof value;
   if (type !== "object") {
-    if (type === "function" || type === "symbol") {
+    if (type === "string") {
+      if (!isWellFormedString(value as string)) assertWellFormed(path, value as string, HamokCodecError);
+    } else if (type === "function" || type === "symbol") {
       throw new TypeError(`${path} is a ${type}, which CBOR cannot encode`);
     }
     return;
@@ -544,8 +550,142 @@ export function assertRoundTrips(value: unknown, path = "value", depth = 0, seen
     for (const v of object) assertRoundTrips(v, `${path} item`, depth + 1, seen);
   } else {
     for (const key of Object.keys(object)) {
+      if (!isWellFormedString(key)) assertWellFormed(`a key of ${path}`, key, HamokCodecError);
       assertRoundTrips((object as Record<string, unknown>)[key], `${path}.${key}`, depth + 1, seen);
     }
   }
   seen.delete(object);
+}
+
+/** How deep {@linkcode assertStringsWellFormed} and {@linkcode copyDecoded} walk plainly (as {@linkcode assertRoundTrips} allows). */
+const WALK_MAX_DEPTH = 256;
+
+/**
+ * Throws a {@linkcode HamokCodecError} if a string in `value` (the value itself, an item, an own key
+ * or value of an object, a `Map`'s key or value, a `Set`'s item, at any depth) is not well formed:
+ * the part of {@linkcode assertRoundTrips} a value that goes into a command as it is (a queue item
+ * with the default codec) needs, without its allocations (no paths, no set of the objects seen)
+ * unless it fails. Deeper than 256 levels (a cycle) it stops: the encoder rejects those.
+ *
+ * @example
+ * ```ts ignore
+ * assertStringsWellFormed({ name: "ok" }, "item"); // passes
+ * assertStringsWellFormed(["ok", { k: "b\uD800" }], "item"); // throws HamokCodecError: item[1].k is not ...
+ * ```
+ */
+export function assertStringsWellFormed(value: unknown, label: string): void {
+  if (typeof value === "string") {
+    if (!isWellFormedString(value)) assertWellFormed(label, value, HamokCodecError);
+  } else if (typeof value === "object" && value !== null && !objectStringsWellFormed(value, 0)) {
+    // found one: the full check names where it is (unless it stops first at something else)
+    try {
+      assertRoundTrips(value, label);
+    } catch (error) {
+      if (error instanceof HamokCodecError) throw error;
+    }
+    throw new HamokCodecError(`${label} holds a string that is not well formed (a lone UTF-16 surrogate)`);
+  }
+}
+
+/**
+ * Whether every string in `value` is well formed (see {@linkcode assertStringsWellFormed}): the
+ * check without a label, to build one only when it fails.
+ */
+export function stringsWellFormed(value: unknown): boolean {
+  if (typeof value === "string") return isWellFormedString(value);
+  return typeof value !== "object" || value === null || objectStringsWellFormed(value, 0);
+}
+
+/** Whether every string in `object` is well formed (walked to {@linkcode WALK_MAX_DEPTH} levels). */
+function objectStringsWellFormed(object: object, depth: number): boolean {
+  if (depth > WALK_MAX_DEPTH || ArrayBuffer.isView(object)) return true;
+  if (Array.isArray(object)) {
+    for (let i = 0; i < object.length; i++) if (!itemWellFormed(object[i], depth)) return false;
+  } else if (object instanceof Map) {
+    for (const [k, v] of object) if (!itemWellFormed(k, depth) || !itemWellFormed(v, depth)) return false;
+  } else if (object instanceof Set) {
+    for (const v of object) if (!itemWellFormed(v, depth)) return false;
+  } else {
+    const record = object as Record<string, unknown>;
+    for (const key in record) {
+      if (!Object.hasOwn(record, key)) continue;
+      if (!isWellFormedString(key) || !itemWellFormed(record[key], depth)) return false;
+    }
+  }
+  return true;
+}
+
+function itemWellFormed(item: unknown, depth: number): boolean {
+  if (typeof item === "string") return isWellFormedString(item);
+  return typeof item !== "object" || item === null || objectStringsWellFormed(item, depth + 1);
+}
+
+/**
+ * A deep copy of a value {@linkcode decodeCbor} returned, for an application that may change what it
+ * gets while the original stays in a replicated state (a queue's items with the default codec).
+ * Primitives are returned as they are; plain objects, arrays, `Map`s, `Set`s and `Date`s are
+ * copied, typed arrays copy just their bytes (a decoded `Uint8Array` is a view into a larger
+ * buffer, which `structuredClone` would copy whole), instances of other classes (a cbor-x `Tag`)
+ * keep their prototype, and `Error`s, `RegExp`s and anything nested more than 256 levels deep (a
+ * cycle cbor-x decoded from shared references) are `structuredClone`d.
+ *
+ * @example
+ * ```ts ignore
+ * const stored = decodeCbor(encodeCbor({ tags: ["a"] }));
+ * const copy = copyDecoded(stored);
+ * (copy as { tags: string[] }).tags.push("b"); // stored.tags is still ["a"]
+ * ```
+ */
+export function copyDecoded<T>(value: T): T {
+  return typeof value === "object" && value !== null ? copyObject(value, 0) as T : value;
+}
+
+function copyItem(value: unknown, depth: number): unknown {
+  return typeof value === "object" && value !== null ? copyObject(value, depth + 1) : value;
+}
+
+function copyObject(object: object, depth: number): unknown {
+  if (depth > WALK_MAX_DEPTH) return structuredClone(object);
+  if (Array.isArray(object)) {
+    const n = object.length;
+    const out = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = copyItem(object[i], depth);
+    return out;
+  }
+  if (ArrayBuffer.isView(object)) {
+    if (object instanceof DataView) {
+      return new DataView(object.buffer.slice(object.byteOffset, object.byteOffset + object.byteLength));
+    }
+    return (object as Uint8Array).slice();
+  }
+  const proto = Object.getPrototypeOf(object);
+  if (proto === Object.prototype || proto === null) {
+    return copyFields(object, proto === null ? Object.create(null) : {}, depth);
+  }
+  if (object instanceof Map) {
+    const out = new Map();
+    for (const [k, v] of object) out.set(copyItem(k, depth), copyItem(v, depth));
+    return out;
+  }
+  if (object instanceof Set) {
+    const out = new Set();
+    for (const v of object) out.add(copyItem(v, depth));
+    return out;
+  }
+  if (object instanceof Date) return new Date(object.getTime());
+  if (object instanceof ArrayBuffer) return object.slice(0);
+  if (object instanceof Error || object instanceof RegExp) return structuredClone(object);
+  return copyFields(object, Object.create(proto), depth);
+}
+
+/** Copies the own enumerable fields of `from` into `to` (a `__proto__` field as a field). */
+function copyFields(from: object, to: Record<string, unknown>, depth: number): object {
+  const record = from as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    const item = copyItem(record[key], depth);
+    if (key === "__proto__") {
+      Object.defineProperty(to, key, { value: item, writable: true, enumerable: true, configurable: true });
+    } else to[key] = item;
+  }
+  return to;
 }

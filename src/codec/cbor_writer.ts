@@ -8,6 +8,9 @@
  * @module
  */
 
+import { HamokCodecError } from "../errors.ts";
+import { assertWellFormed, isWellFormedString } from "./well_formed.ts";
+
 /**
  * Bytes of the CBOR head (major type and argument) for a length or value `n`, 0 <= n < 2^32: what
  * {@linkcode writeCborHead} writes.
@@ -98,12 +101,18 @@ export class CborChunkWriter {
     this.#pos += 9;
   }
 
-  /** Writes a text string (UTF-8): `s` from `offset` on. */
+  /**
+   * Writes a text string (UTF-8): `s` from `offset` on. Throws a {@linkcode HamokCodecError} if that
+   * part is not well formed (a lone UTF-16 surrogate, which UTF-8 would carry as U+FFFD); an ASCII
+   * string needs no check.
+   */
   text(s: string, offset = 0): void {
     const n = s.length;
     for (let i = offset; i < n; i++) {
       if (s.charCodeAt(i) > 0x7f) {
-        const bytes = UTF8.encode(offset === 0 ? s : s.slice(offset));
+        const part = offset === 0 ? s : s.slice(offset);
+        if (!isWellFormedString(part)) assertWellFormed("a CBOR text string", part, HamokCodecError);
+        const bytes = UTF8.encode(part);
         this.#head(0x60, bytes.length);
         this.#put(bytes);
         return;

@@ -26,6 +26,7 @@ import {
   messageOf,
   plainBytes,
 } from "./cbor.ts";
+import { assertWellFormed, isWellFormedString } from "./well_formed.ts";
 
 /**
  * Turns the arguments of an event into a string or bytes and back. Compatible with a codec of the
@@ -104,7 +105,8 @@ export const cborPayloadCodec: CborPayloadCodec = new CborPayloadCodec();
 
 /**
  * Encodes `args` with `codec`. Any throw, or a result that is neither a string nor a `Uint8Array`,
- * becomes a {@linkcode HamokCodecError} whose `cause` is the original error.
+ * or a string that is not well formed (a lone UTF-16 surrogate, which UTF-8 would carry as
+ * U+FFFD), becomes a {@linkcode HamokCodecError} whose `cause` is the original error.
  *
  * @example
  * ```ts
@@ -125,6 +127,9 @@ export function encodePayload(codec: PayloadCodec, args: readonly unknown[]): st
       `payload codec encode returned ${describeType(data)}, expected a string or a Uint8Array`,
       { cause: new TypeError(`encode returned ${describeType(data)}`) },
     );
+  }
+  if (typeof data === "string" && !isWellFormedString(data)) {
+    assertWellFormed("the payload codec's output", data, HamokCodecError);
   }
   return data;
 }

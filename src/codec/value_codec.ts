@@ -11,7 +11,16 @@
  */
 
 import { HamokCodecError } from "../errors.ts";
-import { assertRoundTrips, decodeCbor, describeType, encodeCbor, messageOf } from "./cbor.ts";
+import {
+  assertRoundTrips,
+  cborEncoder,
+  decodeCbor,
+  describeType,
+  encodeSimpleCbor,
+  messageOf,
+  plainBytes,
+} from "./cbor.ts";
+import { assertWellFormed, isWellFormedString } from "./well_formed.ts";
 
 /**
  * Turns one value into a string or bytes and back.
@@ -49,11 +58,16 @@ export interface ValueCodec<T> {
 export class CborValueCodec<T = unknown> implements ValueCodec<T> {
   /**
    * Encodes the value as CBOR. Throws `TypeError` for a value CBOR cannot round-trip (a function,
-   * a `WeakMap`, a `Promise`, an instance of an application class, a cycle, ...).
+   * a `WeakMap`, a `Promise`, a cycle, ...) and `HamokCodecError` for a string in it that is not
+   * well formed (a lone UTF-16 surrogate, which UTF-8 would carry as U+FFFD). A simple value (what
+   * the direct encoder writes: ASCII strings, numbers, bytes, arrays and plain objects of them)
+   * holds nothing of the kind, so only other values are checked before cbor-x encodes them.
    */
   encode(value: T): Uint8Array {
+    const simple = encodeSimpleCbor(value);
+    if (simple !== undefined) return simple;
     assertRoundTrips(value);
-    return encodeCbor(value);
+    return plainBytes(cborEncoder.encode(value));
   }
 
   /** Decodes one CBOR item. Throws `TypeError` for a string. */
@@ -78,7 +92,9 @@ export const cborValueCodec: CborValueCodec<unknown> = new CborValueCodec<unknow
 
 /**
  * Encodes `value` with `codec`. Any throw, or a result that is neither a string nor a `Uint8Array`,
- * becomes a {@linkcode HamokCodecError} whose `cause` is the original error.
+ * or a string that is not well formed (a lone UTF-16 surrogate: UTF-8 would carry it as U+FFFD, so
+ * two keys would become one), becomes a {@linkcode HamokCodecError} whose `cause` is the original
+ * error.
  *
  * @example
  * ```ts
@@ -99,6 +115,9 @@ export function encodeValue<T>(codec: ValueCodec<T>, value: T): string | Uint8Ar
       `value codec encode returned ${describeType(data)}, expected a string or a Uint8Array`,
       { cause: new TypeError(`encode returned ${describeType(data)}`) },
     );
+  }
+  if (typeof data === "string" && !isWellFormedString(data)) {
+    assertWellFormed("the value codec's output", data, HamokCodecError);
   }
   return data;
 }

@@ -9,6 +9,7 @@
 import { createHmac } from "node:crypto";
 import { HamokConfigError } from "../errors.ts";
 import { constantTimeEqual, PrefixedHmacSha256 } from "./hmac_sha256.ts";
+import { assertWellFormed } from "./well_formed.ts";
 
 /** Bytes of the tag appended to every authenticated message. */
 export const AUTH_TAG_BYTES = 32;
@@ -30,7 +31,8 @@ export type ClusterKey = string | Uint8Array;
 
 /**
  * Checks cluster key material and turns it into byte keys (first: the signing key).
- * Throws `HamokConfigError` for an empty list, a key of another type or a key shorter than
+ * Throws `HamokConfigError` for an empty list, a key of another type, a string key that is not well
+ * formed (a lone UTF-16 surrogate, which UTF-8 would turn into U+FFFD) or a key shorter than
  * {@linkcode MIN_CLUSTER_KEY_BYTES}.
  */
 export function clusterKeysOf(key: ClusterKey | readonly ClusterKey[]): Uint8Array[] {
@@ -38,8 +40,10 @@ export function clusterKeysOf(key: ClusterKey | readonly ClusterKey[]): Uint8Arr
   if (list.length === 0) throw new HamokConfigError("clusterKey: an empty list of keys");
   return list.map((k, i) => {
     let bytes: Uint8Array;
-    if (typeof k === "string") bytes = new TextEncoder().encode(k);
-    else if (k instanceof Uint8Array) bytes = Uint8Array.from(k);
+    if (typeof k === "string") {
+      assertWellFormed(`clusterKey[${i}]`, k, HamokConfigError);
+      bytes = new TextEncoder().encode(k);
+    } else if (k instanceof Uint8Array) bytes = Uint8Array.from(k);
     else throw new HamokConfigError(`clusterKey[${i}] must be a string or a Uint8Array`);
     if (bytes.byteLength < MIN_CLUSTER_KEY_BYTES) {
       throw new HamokConfigError(

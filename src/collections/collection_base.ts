@@ -21,6 +21,7 @@ import type { CollectionHost, ProposeOptions } from "./collection_host.ts";
 import type { ArgsOf, ResultOf } from "./command_spec.ts";
 import { LocalListeners } from "./local_listeners.ts";
 import { ReadyGate } from "./ready_gate.ts";
+import { assertWellFormed } from "../codec/well_formed.ts";
 
 /** Default `requestTimeoutInMs` of every collection: 5 s. */
 export const DEFAULT_REQUEST_TIMEOUT_IN_MS = 5000;
@@ -146,6 +147,7 @@ export function collectionIdentity(
   if (typeof id !== "string" || id.length === 0) {
     throw new HamokConfigError(`${idField} must be a non-empty string`);
   }
+  assertWellFormed(idField, id, HamokConfigError);
   const requestTimeoutInMs = positiveInteger(
     "requestTimeoutInMs",
     fields.requestTimeoutInMs as number | undefined,
@@ -303,9 +305,17 @@ export abstract class CollectionBase<E extends CollectionEvents<E>, C> {
     if (this.#closed) return;
     this.#closed = true;
     this.onClose();
-    this.host.detach(this.#kind, this.id);
+    if (this.registered) this.host.detach(this.#kind, this.id);
     if (this.#closeEvent) this.deliver("close" as keyof E & string, [] as unknown as E[keyof E & string]);
     this.#listeners.clear();
+  }
+
+  /**
+   * @internal Whether the peer knows this object as the live collection of its id (false for an
+   * emitter the peer opens for client publishes: closing it must not detach the application's view).
+   */
+  protected get registered(): boolean {
+    return true;
   }
 
   /** @internal Called by the peer when it closes. */
@@ -392,6 +402,9 @@ export abstract class CollectionBase<E extends CollectionEvents<E>, C> {
 
 // ------------------------------------------------------------------ validators
 
+/** The longest `requestId` an application may give a write, in UTF-16 code units. */
+export const MAX_REQUEST_ID_LENGTH = 256;
+
 /** Write options to proposal options, validated. */
 export function writeOptions(
   options: HamokWriteOptions | undefined,
@@ -407,6 +420,14 @@ export function writeOptions(
   if (typeof requestId !== "string" || requestId.length === 0) {
     throw new HamokConfigError("requestId must be a non-empty string");
   }
+  if (requestId.length > MAX_REQUEST_ID_LENGTH) {
+    // every request id stays in the cluster's dedup window (and its snapshots) for a while
+    throw new HamokConfigError(
+      `requestId takes at most ${MAX_REQUEST_ID_LENGTH} characters, got ${requestId.length}`,
+    );
+  }
+  // two ids differing only in a lone surrogate would be two ids here and one on the wire
+  assertWellFormed("requestId", requestId, HamokConfigError);
   return { timeoutMs, requestId };
 }
 

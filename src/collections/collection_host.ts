@@ -14,7 +14,16 @@ import type { HamokLogger } from "../config.ts";
 import type { Transport, TransportHeaders } from "../transport/transport.ts";
 import type { Scheduler } from "../cluster/scheduler.ts";
 
+/**
+ * Event sequences per millisecond of the publisher's clock: a peer's event sequence starts at its
+ * clock's milliseconds times this, so a publisher restarted with the same member id (on its storage)
+ * continues above every sequence it sent before, as long as it sent fewer than this many events per
+ * millisecond on average.
+ */
+export const EVENT_SEQ_PER_MS = 1000;
+
 /** Options of a proposal made by a collection. */
+
 export interface ProposeOptions {
   /** How long to wait for the command to be applied on this peer. */
   readonly timeoutMs: number;
@@ -68,6 +77,12 @@ export interface CollectionHost {
    * restart on its storage) and across the views a process opens, as the cluster's dedup window needs.
    */
   newRequestId(): string;
+  /**
+   * The next event sequence of this process, for every emitter of the peer: above the last one handed
+   * out and never behind the clock (in 1/1000 ms), so emitter views opened again (a closed id reused,
+   * a client publish) never repeat a sequence, and with it an acknowledgement id.
+   */
+  nextEventSeq(): number;
   /** Proposes a command; resolves with its result once applied on this peer. */
   propose(kind: string, id: string, op: string, args: unknown, options: ProposeOptions): Promise<unknown>;
   /** Resolves once this peer has joined and applied everything committed when it was called. */

@@ -23,7 +23,7 @@ import { type Span, SpanStatusCode } from "@opentelemetry/api";
 import { failSpan, HAMOK_SPAN_ATTRIBUTES, MessagingSpans } from "../telemetry/messaging_spans.ts";
 import { type HamokMetrics, PublishAttributes } from "../telemetry/metrics.ts";
 import { traceHeaders } from "../telemetry/trace_context.ts";
-import type { CollectionHost } from "./collection_host.ts";
+import { type CollectionHost, EVENT_SEQ_PER_MS as SEQ_PER_MS } from "./collection_host.ts";
 import type { TimerHandle } from "../cluster/scheduler.ts";
 import { checkListener, CollectionBase, collectionIdentity } from "./collection_base.ts";
 import {
@@ -32,6 +32,7 @@ import {
   type HamokSubscriptionTable,
   sameValue,
 } from "./subscription_table.ts";
+import { assertWellFormed } from "../codec/well_formed.ts";
 
 /** Event names mapped to the argument tuples of their listeners. */
 export type HamokEmitterEventMap = Record<string, unknown[]>;
@@ -80,13 +81,6 @@ export interface HamokEmitterConnection {
 /** The replicated-state kind of emitters. */
 export const EMITTER_KIND = "emitter";
 
-/**
- * Event sequences per millisecond of the publisher's clock: an emitter starts its sequence at its
- * clock's milliseconds times this, so a publisher restarted with the same member id (on its storage)
- * continues above every sequence it sent before, as long as it sent fewer than this many events per
- * millisecond on average.
- */
-const SEQ_PER_MS = 1000;
 /**
  * How far ahead of this peer's clock an event's sequence may claim to be, in ms: the clock skew
  * tolerated between peers, and the longest a forged sequence (possible only without a cluster key)
@@ -176,13 +170,19 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   /** The span of the local delivery in progress (a listener that throws is recorded on it). */
   #deliverySpan: Span | undefined;
 
-  /** @internal Use `hamok.createEmitter(config)`. */
-  constructor(host: CollectionHost, config: HamokEmitterConfig<T>) {
+  /** Opened by the peer for client publishes, not registered as the application's view of the id. */
+  readonly #forClients: boolean;
+
+  /**
+   * @internal Use `hamok.createEmitter(config)`. `forClients`: the peer's own publisher for client
+   * publishes (it never subscribes, and closing it neither detaches nor withdraws anything).
+   */
+  constructor(host: CollectionHost, config: HamokEmitterConfig<T>, forClients: boolean = false) {
     const identity = collectionIdentity(config, EMITTER_KIND, "emitter", "emitterId", false);
     const maxKeys = nonNegativeInteger("maxOutboundMessageKeys", config.maxOutboundMessageKeys);
     const maxValues = nonNegativeInteger("maxOutboundMessageValues", config.maxOutboundMessageValues);
     super(host, identity);
-    this.#seq = Math.floor(host.scheduler.now()) * SEQ_PER_MS;
+    this.#forClients = forClients;
     this.#spans = new MessagingSpans(host.tracer, this.id, host.localPeerId);
     this.#metrics = host.metrics?.enabled ? host.metrics : undefined;
     this.#publishAttributes = this.#metrics === undefined
@@ -291,7 +291,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
       const targets = this.#remoteTargets(event);
       const ackRequestId = targets === undefined
         ? undefined
-        : `${this.host.localMemberId}:${this.#nextSeq()}`;
+        : `${this.host.localMemberId}:${this.host.incarnation}${this.#nextSeq()}`;
       span = this.#spans.startSend("publish", event, targets?.size ?? 0, ackRequestId);
       const payload = encodePayload(this.#codecOf(event), args);
       this.#checkSize(event, payload);
@@ -412,10 +412,14 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   }
 
   /** @internal */
+  protected override get registered(): boolean {
+    return !this.#forClients;
+  }
+
+  /** @internal */
   protected override onClose(): void {
-    const hadSubscriptions = this.#subscribed.size > 0 || this.subscriptions.getAllPeerIds().includes(
-      this.host.localPeerId,
-    );
+    const hadSubscriptions = !this.#forClients && (this.#subscribed.size > 0 ||
+      this.subscriptions.getAllPeerIds().includes(this.host.localPeerId));
     this.#subscribed.clear();
     this.clearListeners();
     for (const sub of this.#transportSubs.values()) sub.unsubscribe();
@@ -573,10 +577,9 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
    * beyond this peer's clock plus {@linkcode MAX_SEQ_AHEAD_MS} is refused: one forged event with a
    * huge sequence cannot silence a publisher.
    */
-  /** The next sequence: one more than the last, and never behind this peer's clock. */
+  /** The next sequence: the peer's, shared by its emitters (so a view opened again never repeats one). */
   #nextSeq(): number {
-    const clock = Math.floor(this.host.scheduler.now()) * SEQ_PER_MS;
-    this.#seq = this.#seq >= clock ? this.#seq + 1 : clock;
+    this.#seq = this.host.nextEventSeq();
     return this.#seq;
   }
 
@@ -758,6 +761,7 @@ function checkEvent(event: unknown): void {
   if (typeof event !== "string" || event.length === 0) {
     throw new HamokConfigError(`an event name must be a non-empty string, got ${typeof event}`);
   }
+  assertWellFormed("an event name", event, HamokConfigError);
 }
 
 function nonNegativeInteger(name: string, value: number | undefined): number {

@@ -5,8 +5,10 @@
  * @module
  */
 
+import { assertStringsWellFormed, copyDecoded, stringsWellFormed } from "../codec/cbor.ts";
 import { decodeValue, encodeValue, type ValueCodec } from "../codec/value_codec.ts";
-import { HamokConfigError } from "../errors.ts";
+import { assertWellFormed, isWellFormedString } from "../codec/well_formed.ts";
+import { HamokCodecError, HamokConfigError } from "../errors.ts";
 import type { CollectionHost } from "./collection_host.ts";
 import { checkCodec, CollectionBase, collectionIdentity, type HamokWriteOptions } from "./collection_base.ts";
 import type { ArgsOf, ResultOf } from "./command_spec.ts";
@@ -131,7 +133,11 @@ export class HamokQueue<T> extends CollectionBase<HamokQueueEvents<T>, QueueComm
     return this.#state.size === 0;
   }
 
-  /** The head item of this peer's copy, without removing it; `undefined` if empty. */
+  /**
+   * The head item of this peer's copy, without removing it; `undefined` if empty. Every read (this,
+   * iteration, `pop`, the `add` and `remove` events, `export`) gets a copy of its own: changing it
+   * never changes the queue.
+   */
   peek(): T | undefined {
     if (this.#state.size === 0) return undefined;
     return this.#decode(this.#state.peek());
@@ -154,7 +160,8 @@ export class HamokQueue<T> extends CollectionBase<HamokQueueEvents<T>, QueueComm
    * Appends `items` at the tail, in order, as one command. Resolves once committed and applied on
    * this peer. Rejects with `HamokOutcomeUnknownError` if the outcome is unknown (retry with its
    * `requestId`: the items are added at most once), `HamokNoLeaderError` if no leader took it,
-   * `HamokCodecError` if an item cannot be encoded, `HamokConfigError` for an `undefined` item.
+   * `HamokCodecError` if an item cannot be encoded (or holds a string that is not well formed: a lone
+   * UTF-16 surrogate, which UTF-8 would carry as U+FFFD), `HamokConfigError` for an `undefined` item.
    */
   async pushAll(items: readonly T[], options?: HamokQueueWriteOptions): Promise<void> {
     this.assertOpen();
@@ -163,7 +170,9 @@ export class HamokQueue<T> extends CollectionBase<HamokQueueEvents<T>, QueueComm
     if (this.#codec === undefined) {
       // the items go into the command as they are (it is CBOR-encoded once, with them)
       for (let i = 0; i < items.length; i++) {
-        if (items[i] === undefined) throw new HamokConfigError("a queue item cannot be undefined");
+        const item = items[i];
+        if (item === undefined) throw new HamokConfigError("a queue item cannot be undefined");
+        if (!stringsWellFormed(item)) assertStringsWellFormed(item, `queue '${this.id}': item ${i}`);
       }
     } else {
       const encoded: unknown[] = new Array(items.length);
@@ -231,6 +240,7 @@ export class HamokQueue<T> extends CollectionBase<HamokQueueEvents<T>, QueueComm
     if (snapshot.items.some((item) => item === undefined)) {
       throw new HamokConfigError("a queue item cannot be undefined");
     }
+    for (let i = 0; i < snapshot.items.length; i++) this.#checkReplicated(snapshot.items[i], i);
     await this.#propose("import", snapshot.items, options);
   }
 
@@ -264,7 +274,22 @@ export class HamokQueue<T> extends CollectionBase<HamokQueueEvents<T>, QueueComm
     }
   }
 
+  /**
+   * An item in its replicated form as the application gets it: a copy of its own, never the stored
+   * item (with the default codec a decoded value; with a codec, the codec gets a copy of stored bytes,
+   * as it may return views into them).
+   */
   #decode(item: unknown): T {
-    return this.#codec === undefined ? item as T : decodeValue(this.#codec, item as string | Uint8Array);
+    if (this.#codec === undefined) return copyDecoded(item) as T;
+    return decodeValue(this.#codec, item instanceof Uint8Array ? item.slice() : item as string);
+  }
+
+  /** Rejects an imported item (replicated form) holding a string UTF-8 cannot carry. */
+  #checkReplicated(item: unknown, i: number): void {
+    if (this.#codec === undefined) {
+      if (!stringsWellFormed(item)) assertStringsWellFormed(item, `queue '${this.id}': snapshot item ${i}`);
+    } else if (typeof item === "string" && !isWellFormedString(item)) {
+      assertWellFormed(`queue '${this.id}': snapshot item ${i}`, item, HamokCodecError);
+    }
   }
 }

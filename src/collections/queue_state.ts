@@ -7,6 +7,7 @@
  */
 
 import type { ApplyContext, ReplicatedState } from "../cluster/state_machine.ts";
+import { copyDecoded } from "../codec/cbor.ts";
 import { applyCommand, type CommandSpec, type CommandTable, commandTable } from "./command_spec.ts";
 
 /** The replicated-state kind of queues. */
@@ -121,14 +122,20 @@ export class HamokQueueState implements ReplicatedState {
     for (let i = this.offset; i < items.length; i++) yield items[i];
   }
 
-  /** A copy of the items, head first. */
+  /** A copy of the list of items, head first (the items themselves, not copies of them). */
   toArray(): unknown[] {
     return this.items.slice(this.offset);
   }
 
-  /** The content as a queue snapshot. */
+  /**
+   * The content as a queue snapshot, for the application: its items are deep copies (see
+   * `copyDecoded`), so changing them never changes this state.
+   */
   toSnapshot(): HamokQueueSnapshot {
-    return { queueId: this.queueId, items: this.toArray() };
+    const items = this.items;
+    const out: unknown[] = new Array(items.length - this.offset);
+    for (let i = this.offset; i < items.length; i++) out[i - this.offset] = copyDecoded(items[i]);
+    return { queueId: this.queueId, items: out };
   }
 
   /** The applying side of {@linkcode QueueCommands}. */

@@ -8,12 +8,15 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Hamok } from "../../src/hamok.ts";
+import type { HamokJoinOptions } from "../../src/cluster/peer_events.ts";
+import type { HamokSnapshot } from "../../src/collections/kinds.ts";
 import { encodeEnvelope, type WireEnvelope } from "../../src/codec/envelope.ts";
 import { encodeCbor } from "../../src/codec/cbor.ts";
 import { clusterKeysOf, WireAuthenticator } from "../../src/codec/wire_auth.ts";
 import {
   HamokClosedError,
   HamokClusterConflictError,
+  HamokCodecError,
   HamokConfigError,
   HamokDuplicatePeerError,
   HamokNotJoinedError,
@@ -672,6 +675,54 @@ describe("hardening: inputs are checked", () => {
       const emitter = a.createEmitter<{ e: [unknown] }>({ emitterId: "ev" });
       assert.throws(() => emitter.notify("e", new WeakMap()), { code: "HAMOK_CODEC" });
       await map.set("k", { plain: [1, new Map([["x", new Set([1])]])] });
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it("request ids: lone surrogates and over-long ids are refused before anything enters the log", async () => {
+    const cluster = await startCluster(memoryTransports(), ["a", "b", "c"]);
+    try {
+      const leader = await cluster.settled();
+      const follower = cluster.peers.find((p) => p !== leader)!;
+      const maps = cluster.peers.map((p) => p.createMap<string, number>({ mapId: "m" }));
+      const lm = maps[cluster.peers.indexOf(leader)];
+      const fm = maps[cluster.peers.indexOf(follower)];
+      // two ids differing only in a lone surrogate were two ids on the leader and one on the
+      // followers (both arrive as U+FFFD): the leader applied both writes, the followers one
+      await assert.rejects(lm.set("k1", 1, { requestId: "op-\uD800" }), HamokConfigError);
+      await assert.rejects(lm.set("k2", 2, { requestId: "op-\uDC00" }), HamokConfigError);
+      await assert.rejects(fm.set("k3", 3, { requestId: "\uDC00" }), HamokConfigError);
+      // an id of 3-byte characters was counted in UTF-16 units: an entry too large to send got in
+      await assert.rejects(lm.set("big", 1, { requestId: "\u20AC".repeat(257) }), HamokConfigError);
+      assert.equal(await lm.set("ok", 1, { requestId: "\u20AC".repeat(256) }), undefined);
+      assert.throws(() => cluster.peers[0].createMap({ mapId: "x\uD800" }), HamokConfigError);
+      const emitter = cluster.peers[0].createEmitter<{ [k: string]: [] }>({ emitterId: "ev" });
+      await assert.rejects(emitter.publish("e\uD800"), HamokConfigError);
+      await Promise.all(cluster.peers.map((p) => p.waitUntilCommitHead()));
+      for (const m of maps) assert.deepEqual([...m.keys()].sort(), ["ok"]);
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it("leave(), join() and importParts() check their arguments before doing anything", async () => {
+    const cluster = await startCluster(memoryTransports(), ["a", "b", "c"]);
+    try {
+      const [a, b] = cluster.peers;
+      for (const bad of [Number.NaN, 0, -1, 1.5]) {
+        // a NaN deadline used to stop the peer without asking to be removed (it stayed a voter)
+        await assert.rejects(b.leave(bad), HamokConfigError, `leave(${bad})`);
+        assert.equal(b.joined, true, `leave(${bad}) left the peer joined`);
+      }
+      const outsider = await cluster.add("d");
+      // a null options object used to throw synchronously
+      const joined = outsider.join(null as unknown as HamokJoinOptions);
+      await assert.rejects(joined, HamokConfigError);
+      await assert.rejects(a.importParts(null as unknown as HamokSnapshot[]), HamokConfigError);
+      const emitter = a.createEmitter<{ x: [] }, unknown>({ emitterId: "e" });
+      await assert.rejects(emitter.subscribe("x", () => {}, () => 1), HamokCodecError);
+      assert.deepEqual([...a.remotePeerIds].sort(), ["b", "c"]);
     } finally {
       await cluster.close();
     }

@@ -1,0 +1,138 @@
+/**
+ * Emitter views opened again in one process, and client publishes through a member: the event
+ * sequence (and with it the acknowledgement id) belongs to the peer, not to a view, so a view opened
+ * again never repeats one, and client publishes share the peer's publisher without touching the
+ * application's view.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { HamokClient } from "../../mod.ts";
+import { REAL_SCHEDULER, type Scheduler } from "../../src/cluster/scheduler.ts";
+import { MemoryTransport } from "../../src/transport/memory_transport.ts";
+import { memoryTransports, startCluster } from "../_helpers/cluster.ts";
+import { waitFor } from "../_helpers/wait.ts";
+
+type Events = { e: [string] };
+
+/** A scheduler whose wall clock the test sets (timers and the monotonic clock stay real). */
+function steppedClock(): { scheduler: Scheduler; set(ms: number | undefined): void } {
+  let fixed: number | undefined;
+  return {
+    scheduler: { ...REAL_SCHEDULER, now: () => fixed ?? REAL_SCHEDULER.now() },
+    set: (ms) => (fixed = ms),
+  };
+}
+
+describe("emitter views opened again", () => {
+  it("a view opened again after the clock went back is delivered and acknowledged", async () => {
+    const clock = steppedClock();
+    const factory = memoryTransports();
+    const cluster = await startCluster(factory, ["b", "c"]);
+    const a = await cluster.add("a", { scheduler: clock.scheduler });
+    try {
+      await a.join({ timeoutMs: 10_000 });
+      const b = cluster.peers[0];
+      const got: string[] = [];
+      await b.createEmitter<Events>({ emitterId: "ev" }).subscribe("e", (t) => void got.push(t));
+      await a.waitUntilCommitHead();
+      const first = a.createEmitter<Events>({ emitterId: "ev", requestTimeoutInMs: 2000 });
+      assert.deepEqual(await first.publish("e", "one"), ["b"]);
+      first.close();
+      clock.set(REAL_SCHEDULER.now() - 60_000); // the host clock steps back a minute
+      const again = a.createEmitter<Events>({ emitterId: "ev", requestTimeoutInMs: 2000 });
+      // the old view's sequences were per view: these were dropped as stale and timed out
+      assert.deepEqual(await again.publish("e", "two"), ["b"]);
+      assert.deepEqual(await again.publish("e", "three"), ["b"]);
+      assert.deepEqual(got, ["one", "two", "three"]);
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it("a view opened again within the same millisecond is acknowledged for its own event only", async () => {
+    const clock = steppedClock();
+    const factory = memoryTransports();
+    const cluster = await startCluster(factory, ["b", "c"]);
+    const a = await cluster.add("a", { scheduler: clock.scheduler });
+    try {
+      await a.join({ timeoutMs: 10_000 });
+      const b = cluster.peers[0];
+      const got: string[] = [];
+      await b.createEmitter<Events>({ emitterId: "ev" }).subscribe("e", (t) => void got.push(t));
+      await a.waitUntilCommitHead();
+      clock.set(REAL_SCHEDULER.now()); // every view opens in the same millisecond
+      for (let round = 0; round < 5; round++) {
+        const old = a.createEmitter<Events>({ emitterId: "ev", requestTimeoutInMs: 2000 });
+        const closed = old.publish("e", `old-${round}`).then(() => "resolved", (e) => (e as Error).name);
+        old.close();
+        const view = a.createEmitter<Events>({ emitterId: "ev", requestTimeoutInMs: 2000 });
+        // the old code gave the new event the old one's sequence and ack id: b dropped the event as
+        // a duplicate and its ack of the old event resolved this publish
+        assert.deepEqual(await view.publish("e", `new-${round}`), ["b"], `round ${round}`);
+        assert.ok(got.includes(`new-${round}`), `round ${round}: b got ${got}`);
+        assert.equal(await closed, "HamokClosedError");
+        view.close();
+      }
+    } finally {
+      await cluster.close();
+    }
+  });
+});
+
+describe("client publishes through a member with no view of the emitter", () => {
+  it("back-to-back and overlapping publishes are all delivered, and the app's view stays its own", async () => {
+    const clock = steppedClock();
+    const factory = memoryTransports();
+    const cluster = await startCluster(factory, ["b", "c"]);
+    const a = await cluster.add("a", { scheduler: clock.scheduler });
+    const transport = new MemoryTransport({ bus: factory.bus, id: "client" });
+    const client = new HamokClient(transport, { clusterId: "test", timeoutMs: 3000 });
+    try {
+      await a.join({ timeoutMs: 10_000 });
+      const b = cluster.peers[0];
+      const got: string[] = [];
+      await b.createEmitter<Events>({ emitterId: "ev" }).subscribe("e", (t) => void got.push(t));
+      await a.waitUntilCommitHead();
+      clock.set(REAL_SCHEDULER.now());
+      // back to back in one millisecond: each went through a new emitter starting at the same sequence
+      for (let i = 0; i < 10; i++) {
+        assert.deepEqual(await client.publish("a", "ev", "e", [`seq-${i}`]), ["b"]);
+      }
+      // overlapping: the first to finish closed the emitter under the second (HamokClosedError)
+      const slow = factory.bus.delay({ from: "b", to: "a", ms: 60 });
+      const first = client.publish("a", "ev", "e", ["conc-0"]);
+      await waitFor(() => got.includes("conc-0"), { timeoutMs: 3000, message: "conc-0 delivered" });
+      const second = client.publish("a", "ev", "e", ["conc-1"]);
+      // meanwhile the application opens its own view of the id on a: the client's publisher was
+      // registered as that view (createEmitter threw), and closing it closed the app's
+      const app = a.createEmitter<Events>({ emitterId: "ev" });
+      assert.deepEqual(await Promise.all([first, second]), [["b"], ["b"]]);
+      slow.remove();
+      assert.equal(app.closed, false);
+      assert.deepEqual(await app.publish("e", "from-app"), ["b"]);
+      assert.deepEqual(await client.publish("a", "ev", "e", ["through-app"]), ["b"]);
+      assert.deepEqual(got.slice(10), ["conc-0", "conc-1", "from-app", "through-app"]);
+      assert.deepEqual(got.slice(0, 10), Array.from({ length: 10 }, (_, i) => `seq-${i}`));
+    } finally {
+      client.close();
+      await transport.close();
+      await cluster.close();
+    }
+  });
+
+  it("a publish to an emitter id nobody ever subscribed to resolves with no peers and makes no state", async () => {
+    const factory = memoryTransports();
+    const cluster = await startCluster(factory, ["a", "b"]);
+    const transport = new MemoryTransport({ bus: factory.bus, id: "client" });
+    const client = new HamokClient(transport, { clusterId: "test", timeoutMs: 3000 });
+    try {
+      const [a] = cluster.peers;
+      for (let i = 0; i < 20; i++) assert.deepEqual(await client.publish("a", `made-up-${i}`, "e", [i]), []);
+      assert.deepEqual(a.export().emitters ?? [], []);
+    } finally {
+      client.close();
+      await transport.close();
+      await cluster.close();
+    }
+  });
+});
