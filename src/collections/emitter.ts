@@ -165,6 +165,8 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   /** Per publishing member: the highest sequence delivered, in its latest two incarnations. */
   readonly #lastSeq = new Map<string, SeqTrack>();
   readonly #eventQueues = new Map<string, Promise<void>>();
+  /** Events whose subscribe failed here and may still commit (see the constructor's `onListed`). */
+  readonly #failedSubscribes = new Set<string>();
   readonly #disposers: (() => void)[] = [];
   #seq = 0;
   /** The span of the local delivery in progress (a listener that throws is recorded on it). */
@@ -211,9 +213,25 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     };
     this.subscriptions = host.replicatedState<HamokSubscriptionTable<M>>(EMITTER_KIND, this.id);
     const onRemoved = (event: string, peerId: string) => this.#stopAwaiting(peerId, event);
+    // A subscribe that failed (its listener was removed) may still commit later, and would then list
+    // this peer for an event it no longer listens to: every publish of it would wait for this peer
+    // until it timed out. Withdraw such an entry when it shows up (entries made otherwise, by an
+    // import, are left alone).
+    const onListed = (event: string, peerId: string) => {
+      if (peerId !== host.localPeerId || !this.#failedSubscribes.has(event)) return;
+      this.#failedSubscribes.delete(event);
+      if (this.closed || this.#subscribed.has(event)) return;
+      this.#reconcile(event, null).catch((error) =>
+        host.logger.debug(`emitter '${this.id}': withdrawing '${event}' failed`, error)
+      );
+    };
     this.subscriptions.on("removed", onRemoved);
+    this.subscriptions.on("added", onListed);
+    this.subscriptions.on("updated", onListed);
     this.#disposers.push(
       () => this.subscriptions.off("removed", onRemoved),
+      () => this.subscriptions.off("added", onListed),
+      () => this.subscriptions.off("updated", onListed),
       host.onAck(this.id, (ack) => this.#onAck(ack.ackRequestId, ack.peerId, ack.ok, ack.error)),
       host.onMemberRemoved((peerId) => {
         this.#stopAwaiting(peerId);
@@ -250,7 +268,11 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     } catch (error) {
       set.delete(asAny(listener));
       this.removeListener(event, listener);
-      if (set.size === 0) this.#subscribed.delete(event);
+      if (set.size === 0) {
+        this.#subscribed.delete(event);
+        // bounded by the events this view subscribed to
+        this.#failedSubscribes.add(event);
+      }
       void this.#reconcile(event, null).catch(() => {});
       throw error;
     }
@@ -271,7 +293,25 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     if (set === undefined || !set.delete(asAny(listener))) return;
     this.removeListener(event, listener);
     if (set.size === 0) this.#subscribed.delete(event);
-    await this.#reconcile(event, null);
+    try {
+      await this.#reconcile(event, null);
+    } catch (error) {
+      if (!this.#subscribed.has(event)) {
+        // not listening any more whatever the outcome: no acknowledgement without a listener
+        this.#stopListening(event);
+        // an unsubscribe whose outcome is unknown may have been lost: once this peer has caught up,
+        // withdraw the entry again if the table still lists it
+        this.host.whenReady(this.requestTimeoutInMs).then(() => {
+          if (this.closed || this.#subscribed.has(event)) return;
+          if (this.subscriptions.hasPeerOnEvent(event, this.host.localPeerId)) {
+            return this.#reconcile(event, null);
+          }
+        }).catch((later) =>
+          this.host.logger.debug(`emitter '${this.id}': withdrawing '${event}' failed`, later)
+        );
+      }
+      throw error;
+    }
   }
 
   /**
@@ -519,7 +559,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     if (this.#transportSubs.has(event)) return;
     const sub = this.host.transport.subscribe(
       this.connection.subjectOf(event),
-      (message) => this.#receive(message),
+      (message) => this.#receive(message, event),
     );
     this.#transportSubs.set(event, sub);
   }
@@ -531,11 +571,15 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     this.#transportSubs.delete(event);
   }
 
-  #receive(message: TransportMessage): void {
+  #receive(message: TransportMessage, subscribed: string): void {
     if (this.closed) return;
     const envelope = this.host.decodeEnvelope(message.data);
     if (envelope === undefined) return;
-    if (envelope.type !== "event") {
+    // the body names the event and emitter of the subject it came on, or it is not for this listener
+    // (a forged or misrouted event must not reach the listeners of another event)
+    if (
+      envelope.type !== "event" || envelope.body.event !== subscribed || envelope.body.emitterId !== this.id
+    ) {
       this.host.dropMessage("unexpected");
       return;
     }

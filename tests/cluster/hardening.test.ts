@@ -401,6 +401,44 @@ describe("hardening: forged messages without a key", () => {
   });
 });
 
+describe("hardening: an event is for the subject it came on", () => {
+  it("an event whose body names another event or emitter than its subject is dropped", async () => {
+    const factory = memoryTransports();
+    const cluster = await startCluster(factory, ["a", "b"]);
+    try {
+      const [a, b] = cluster.peers;
+      const eb = b.createEmitter<{ e: [number]; other: [number] }>({ emitterId: "ev" });
+      const got: string[] = [];
+      await eb.subscribe("e", (n) => void got.push(`e ${n}`));
+      eb.on("other", (n) => void got.push(`other ${n}`)); // local only: never subscribed
+      await a.waitUntilCommitHead();
+      const r = rogue(factory.bus);
+      const subject = eb.connection.subjectOf("e");
+      const before = b.counters.values().dropped["unexpected"] ?? 0;
+      // "from" a real member (no key: anyone can claim to be one), on e's subject
+      r.send(subject, {
+        type: "event",
+        from: a.localMemberId,
+        body: { emitterId: "ev", event: "other", payload: encodeCbor([1]), seq: 1 },
+      });
+      r.send(subject, {
+        type: "event",
+        from: a.localMemberId,
+        body: { emitterId: "another", event: "e", payload: encodeCbor([2]), seq: 2 },
+      });
+      await waitFor(() => (b.counters.values().dropped["unexpected"] ?? 0) >= before + 2, {
+        timeoutMs: 3000,
+        message: "both dropped",
+      });
+      const ea = a.createEmitter<{ e: [number] }>({ emitterId: "ev" });
+      assert.deepEqual(await ea.publish("e", 3), ["b"]);
+      assert.deepEqual(got, ["e 3"]);
+    } finally {
+      await cluster.close();
+    }
+  });
+});
+
 describe("hardening: with a cluster key", () => {
   it("a keyed cluster works, drops unsealed messages, and a peer with another key cannot join", async () => {
     const factory = memoryTransports();

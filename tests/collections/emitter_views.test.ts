@@ -136,3 +136,36 @@ describe("client publishes through a member with no view of the emitter", () => 
     }
   });
 });
+
+describe("the subscription table follows the local listeners", () => {
+  it("a subscribe that timed out but committed later is withdrawn; publishes stop waiting for it", async () => {
+    const factory = memoryTransports();
+    const cluster = await startCluster(factory, ["a", "b", "c"]);
+    try {
+      const leader = await cluster.settled();
+      const sub = cluster.peers.find((p) => p !== leader)!;
+      const mine = sub.createEmitter<Events>({ emitterId: "ev", requestTimeoutInMs: 300 });
+      const theirs = leader.createEmitter<Events>({ emitterId: "ev", requestTimeoutInMs: 800 });
+      // the leader's messages reach the subscriber late: the command commits on the leader and the
+      // third peer at once, the subscriber applies it only after its subscribe timed out
+      const slow = factory.bus.delay({ from: leader.localPeerId, to: sub.localPeerId, ms: 500 });
+      const outcome = await mine.subscribe("e", () => {}).then(() => "resolved", (e) => (e as Error).name);
+      assert.equal(outcome, "HamokOutcomeUnknownError");
+      assert.deepEqual(theirs.subscriptions.getPeerIds("e"), [sub.localPeerId], "committed all the same");
+      slow.remove();
+      // the old code left the entry for good: every publish of 'e' waited for the subscriber
+      await waitFor(() => theirs.subscriptions.getPeerIds("e").length === 0, {
+        timeoutMs: 5000,
+        message: "the late subscription withdrawn",
+      });
+      assert.deepEqual(await theirs.publish("e", "x"), []);
+      // a real subscription afterwards is untouched
+      const got: string[] = [];
+      await mine.subscribe("e", (t) => void got.push(t));
+      assert.deepEqual(await theirs.publish("e", "y"), [sub.localPeerId]);
+      assert.deepEqual(got, ["y"]);
+    } finally {
+      await cluster.close();
+    }
+  });
+});
