@@ -27,6 +27,9 @@ interface Pending {
   readonly reject: (error: Error) => void;
 }
 
+/** Routers made by this process so far (part of their request ids). */
+let routers = 0;
+
 /**
  * Routes requests to handlers by operation name and responses to their waiting callers.
  *
@@ -51,8 +54,9 @@ export class RpcRouter {
     this.#scheduler = scheduler;
     this.#sender = sender;
     // the router's start on the wall clock: a process restarted under the same peer id counts its
-    // requests from 1 again, and a late answer to its predecessor's request must not match one of its own
-    this.#prefix = `${localPeerId}:${Math.floor(scheduler.now()).toString(36)}.`;
+    // requests from 1 again, and a late answer to its predecessor's request must not match one of its
+    // own; and the routers this process made before (a peer closed and made again in one millisecond)
+    this.#prefix = `${localPeerId}:${Math.floor(scheduler.now()).toString(36)}.${(++routers).toString(36)}.`;
   }
 
   /** Registers the handler of an operation. */

@@ -28,4 +28,24 @@ describe("RpcRouter", () => {
     assert.equal(await answer, undefined);
     after.close();
   });
+
+  it("a router made again in the same millisecond (a peer closed and made again) does not take the old one's answers", async () => {
+    const sent: RequestBody[] = [];
+    const sender = {
+      sendRequest: (_to: string, body: RequestBody) => void sent.push(body),
+      sendResponse: (_to: string, _body: ResponseBody) => {},
+    };
+    const scheduler: Scheduler = { ...REAL_SCHEDULER, now: () => 1_700_000_000_000 };
+    const before = new RpcRouter(sender, "a", scheduler);
+    before.request("b", "join", new Uint8Array(), 60_000).catch(() => {});
+    before.close();
+    const after = new RpcRouter(sender, "a", scheduler);
+    const answer = after.request("b", "leave", new Uint8Array(), 60_000);
+    const [old, current] = sent;
+    assert.notEqual(old!.requestId, current!.requestId);
+    assert.equal(after.onResponse("b", { requestId: old!.requestId, ok: true }), false);
+    assert.equal(after.onResponse("b", { requestId: current!.requestId, ok: true }), true);
+    assert.equal(await answer, undefined);
+    after.close();
+  });
 });
