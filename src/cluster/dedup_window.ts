@@ -23,6 +23,20 @@ export function requestIdHash(s: string): number {
 }
 
 /**
+ * A fingerprint of a command's target and operation (kind, id, op), never 0: a request id used again
+ * for another command is told from a retry of the same one.
+ */
+export function commandFingerprint(kind: string, id: string, op: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < kind.length; i++) h = Math.imul(h ^ kind.charCodeAt(i), 0x01000193);
+  h = Math.imul(h ^ 0xffff, 0x01000193);
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  h = Math.imul(h ^ 0xffff, 0x01000193);
+  for (let i = 0; i < op.length; i++) h = Math.imul(h ^ op.charCodeAt(i), 0x01000193);
+  return (h & 0x3fffffff) | 1;
+}
+
+/**
  * The last `size` request ids applied, in a ring, with their results.
  *
  * @example
@@ -43,6 +57,8 @@ export class DedupWindow {
   readonly #results: unknown[];
   /** Per slot: the hash of its id. */
   readonly #hashes: Int32Array;
+  /** Per slot: the command's fingerprint ({@linkcode commandFingerprint}; 0: not known, as restored). */
+  readonly #marks: Int32Array;
   /** The index: ring slot + 1 at the position its hash probes to (0: free). */
   readonly #table: Int32Array;
   readonly #mask: number;
@@ -55,6 +71,7 @@ export class DedupWindow {
     this.#ids = new Array(size).fill(undefined);
     this.#results = new Array(size).fill(undefined);
     this.#hashes = new Int32Array(size);
+    this.#marks = new Int32Array(size);
     let capacity = 8;
     while (capacity < size * 2) capacity *= 2;
     this.#table = new Int32Array(capacity);
@@ -79,14 +96,23 @@ export class DedupWindow {
     return this.#results[slot];
   }
 
-  /** Adds `requestId` (not in the window) with its result; the oldest id leaves a full window. */
-  remember(requestId: string, result: unknown): void {
+  /** The fingerprint of the command kept in a slot {@linkcode find} gave (0: not known). */
+  markAt(slot: number): number {
+    return this.#marks[slot]!;
+  }
+
+  /**
+   * Adds `requestId` (not in the window) with its result and its command's fingerprint (0 when not
+   * known); the oldest id leaves a full window.
+   */
+  remember(requestId: string, result: unknown, mark = 0): void {
     const slot = this.#next;
     if (this.#ids[slot] !== undefined) this.#unindex(slot);
     const hash = requestIdHash(requestId);
     this.#ids[slot] = requestId;
     this.#results[slot] = result;
     this.#hashes[slot] = hash;
+    this.#marks[slot] = mark;
     const table = this.#table;
     const mask = this.#mask;
     let at = hash & mask;

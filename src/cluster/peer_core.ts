@@ -662,7 +662,16 @@ export abstract class PeerCore {
       requestId: entry.requestId,
       proposerPeerId: command.peerId,
     });
-    if (entry.requestId !== undefined) this.proposals.applied(entry.requestId, outcome.result);
+    if (entry.requestId !== undefined) {
+      if (outcome.reused === true) {
+        this.proposals.refused(
+          entry.requestId,
+          new HamokConfigError(
+            `request id '${entry.requestId}' was used before for another command; the ${command.op} on ${command.kind} '${command.id}' was not applied`,
+          ),
+        );
+      } else this.proposals.applied(entry.requestId, outcome.result);
+    }
     if (this.#client.watching) {
       this.#client.applied(command.kind, command.id, command.op, command.args, entry.index);
     }

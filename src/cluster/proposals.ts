@@ -132,6 +132,15 @@ export class Proposals {
     pending.resolve(result);
   }
 
+  /** The entry of `requestId` was applied without its command (see `ApplyOutcome.reused`): rejects it. */
+  refused(requestId: string, error: Error): void {
+    if (this.#pending.size === 0) return;
+    const pending = this.#pending.get(requestId);
+    if (pending === undefined) return;
+    this.#pending.delete(requestId);
+    pending.reject(error);
+  }
+
   /** Submits every pending proposal again (a leader became known). */
   resubmitAll(): void {
     for (const pending of this.#pending.values()) this.#submit(pending);

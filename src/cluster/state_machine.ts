@@ -10,7 +10,7 @@ import { HamokConfigError } from "../errors.ts";
 import type { CborChunkWriter } from "../codec/cbor_writer.ts";
 import { encodeCbor } from "../codec/cbor.ts";
 import { CborReader } from "../codec/cbor_reader.ts";
-import { DedupWindow } from "./dedup_window.ts";
+import { commandFingerprint, DedupWindow } from "./dedup_window.ts";
 
 /** Where a command stands in the log when it is applied. */
 export interface ApplyContext {
@@ -119,6 +119,8 @@ export interface ApplyOutcome {
   readonly result: unknown;
   /** True if the request id had already been applied and the command was skipped. */
   readonly duplicate: boolean;
+  /** True when the request id was applied before for another command (kind, id or op): not applied. */
+  readonly reused?: boolean;
 }
 
 const DEFAULT_DEDUP_WINDOW = 16384;
@@ -207,9 +209,17 @@ export class StateMachine {
   /** Applies a committed command; a request id seen before is skipped and its first result returned. */
   apply(command: Command, ctx: ApplyContext): ApplyOutcome {
     const requestId = ctx.requestId;
+    let mark = 0;
     if (requestId !== undefined) {
+      mark = commandFingerprint(command.kind, command.id, command.op);
       const seen = this.#applied.find(requestId);
-      if (seen >= 0) return { result: this.#applied.resultAt(seen), duplicate: true };
+      if (seen >= 0) {
+        const known = this.#applied.markAt(seen);
+        // the same id for another command (another collection or operation): neither applied nor
+        // answered with the other command's result. A window restored from a snapshot knows no marks.
+        if (known !== 0 && known !== mark) return { result: undefined, duplicate: true, reused: true };
+        return { result: this.#applied.resultAt(seen), duplicate: true };
+      }
     }
     let result: unknown;
     let state = this.#lastState;
@@ -222,7 +232,7 @@ export class StateMachine {
       }
     }
     if (state !== undefined) result = state.apply(command.op, command.args, ctx);
-    if (requestId !== undefined) this.#applied.remember(requestId, result);
+    if (requestId !== undefined) this.#applied.remember(requestId, result, mark);
     return { result, duplicate: false };
   }
 

@@ -10,10 +10,12 @@
 
 import type { CollectionHost } from "./collection_host.ts";
 import type { ReplicatedState } from "../cluster/state_machine.ts";
-import { HamokConfigError, HamokListenerError } from "../errors.ts";
+import { assertRoundTrips, messageOf } from "../codec/cbor.ts";
+import { assertWellFormed } from "../codec/well_formed.ts";
+import { HamokCodecError, HamokConfigError, HamokListenerError } from "../errors.ts";
 import { EMITTER_KIND, HamokEmitter, type HamokEmitterConfig } from "./emitter.ts";
-import { type HamokEmitterSnapshot, HamokSubscriptionTable } from "./subscription_table.ts";
-import { HamokQueue, type HamokQueueConfig } from "./queue.ts";
+import { type HamokEmitterSnapshot, HamokSubscriptionTable, type TableImage } from "./subscription_table.ts";
+import { checkQueueItem, HamokQueue, type HamokQueueConfig } from "./queue.ts";
 import { type HamokQueueSnapshot, HamokQueueState, QUEUE_KIND } from "./queue_state.ts";
 import { HamokRemoteMap, type HamokRemoteMapConfig, type RemoteMapLeadership } from "./remote_map.ts";
 import { HamokRemoteMapState, REMOTE_MAP_KIND } from "./remote_map_state.ts";
@@ -26,7 +28,7 @@ import {
   mapSnapshotParts,
 } from "./map.ts";
 import { HamokMapState } from "./map_state.ts";
-import { importEntries } from "./map_base.ts";
+import { checkEntries, proposeEntries } from "./map_base.ts";
 import {
   HamokRecord,
   type HamokRecordConfig,
@@ -54,7 +56,21 @@ export interface HamokExportOptions {
 }
 
 /**
- * One collection exported by `Hamok.export`.
+ * What `Hamok.export` made: the replicated state of a peer's collections.
+ *
+ * `Hamok.import` checks every part of a snapshot as a write checks it, before it proposes anything:
+ * a snapshot that fails a check rejects and imports nothing. `HamokConfigError` for a malformed
+ * shape (not version 1; a field that is not an array; an image that is not an object; an id that is
+ * not a non-empty well-formed string; map or record `keys` and `values` that are not arrays of the
+ * same length of strings and `Uint8Array`s, record keys that are not strings; emitter
+ * `subscriptions` that are not arrays of `{ event, subscribers: { peerId, metadata }[] }` with
+ * non-empty well-formed event names and peer ids; a queue without an `items` array, or an
+ * `undefined` item); `HamokCodecError` for a map or record key or value string, or a string
+ * anywhere in a queue item or in subscriber metadata, with a lone UTF-16 surrogate (UTF-8 would carry
+ * it as U+FFFD), and for a queue item or metadata the default codec cannot carry (a function, a
+ * `WeakMap`, a `Promise`, a cycle..., as `queue.push` refuses). The collections' codecs are not
+ * applied (the peer may have no view of them): `map.import`, `record.import` and `queue.import` also
+ * decode every entry with the view's codecs.
  *
  * @example
  * ```ts
@@ -94,6 +110,9 @@ export interface ViewContext {
   readonly leadership: RemoteMapLeadership;
 }
 
+/** Proposes a checked image through consensus (see {@linkcode KindSnapshot.check}). */
+type ImageImport = (host: CollectionHost, timeoutMs: number) => Promise<void>;
+
 /** How a kind's states go into and come out of a snapshot. */
 interface KindSnapshot {
   /** The field of {@linkcode HamokSnapshot} the kind's images go in. */
@@ -102,8 +121,75 @@ interface KindSnapshot {
   of(state: ReplicatedState): unknown;
   /** The image of one state in parts of at most `max` entries (kinds exported in parts only). */
   parts?(state: ReplicatedState, max: number): Iterator<unknown>;
-  /** Imports one image through consensus. */
-  import(host: CollectionHost, image: unknown, timeoutMs: number): Promise<void>;
+  /**
+   * Checks one image (the `index`th of its field) as a write checks what it proposes, proposing
+   * nothing: `HamokConfigError` for a malformed shape, `HamokCodecError` for what the replicated form
+   * cannot carry. Returns what imports the image through consensus (with copies of its lists, so
+   * changing the snapshot afterwards changes nothing).
+   */
+  check(image: unknown, index: number): ImageImport;
+}
+
+/** `image` as an object of fields, or a `HamokConfigError` naming the `index`th image of `field`. */
+function imageFields(image: unknown, field: SnapshotField, index: number): Record<string, unknown> {
+  if (image === null || typeof image !== "object" || Array.isArray(image)) {
+    throw new HamokConfigError(`snapshot ${field}[${index}] is not an object`);
+  }
+  return image as Record<string, unknown>;
+}
+
+/** `value` if it is a non-empty well-formed string, else a `HamokConfigError` naming it `what`. */
+function imageString(value: unknown, what: string): string {
+  if (typeof value !== "string" || value.length === 0) {
+    throw new HamokConfigError(`${what} must be a non-empty string`);
+  }
+  assertWellFormed(what, value, HamokConfigError);
+  return value;
+}
+
+/** Throws `HamokCodecError` unless the default codec carries `value` unchanged (see `assertRoundTrips`). */
+function assertCarried(value: unknown, what: string): void {
+  try {
+    assertRoundTrips(value, what);
+  } catch (error) {
+    if (error instanceof HamokCodecError) throw error;
+    throw new HamokCodecError(messageOf(error), { cause: error });
+  }
+}
+
+/** The subscription table of an emitter image as the `import` command takes it, checked. */
+function checkEmitterImage(image: unknown, index: number): { id: string; entries: TableImage } {
+  const fields = imageFields(image, "emitters", index);
+  const id = imageString(fields.emitterId, `the emitterId of snapshot emitters[${index}]`);
+  const subscriptions = fields.subscriptions;
+  if (!Array.isArray(subscriptions)) {
+    throw new HamokConfigError(`emitter '${id}': the snapshot's subscriptions must be an array`);
+  }
+  const entries: TableImage = [];
+  for (let i = 0; i < subscriptions.length; i++) {
+    const what = `emitter '${id}': snapshot subscription ${i}`;
+    const entry: unknown = subscriptions[i];
+    if (
+      entry === null || typeof entry !== "object" ||
+      !Array.isArray((entry as Record<string, unknown>).subscribers)
+    ) {
+      throw new HamokConfigError(`${what} must be an object with a subscribers array`);
+    }
+    const { event, subscribers } = entry as { event: unknown; subscribers: unknown[] };
+    const name = imageString(event, `the event of ${what}`);
+    const peers: [string, unknown][] = [];
+    for (let j = 0; j < subscribers.length; j++) {
+      const subscriber: unknown = subscribers[j];
+      if (subscriber === null || typeof subscriber !== "object") {
+        throw new HamokConfigError(`${what}: subscriber ${j} is not an object`);
+      }
+      const { peerId, metadata } = subscriber as { peerId: unknown; metadata: unknown };
+      peers.push([imageString(peerId, `the peerId of ${what}, subscriber ${j}`), metadata]);
+      assertCarried(metadata, `${what}: the metadata of subscriber ${j}`);
+    }
+    entries.push([name, peers]);
+  }
+  return { id, entries };
 }
 
 /**
@@ -144,12 +230,11 @@ export const EMITTER: CollectionKind<HamokEmitterConfig, HamokEmitter> = {
   snapshot: {
     field: "emitters",
     of: (state) => (state as HamokSubscriptionTable).toSnapshot(),
-    import: async (host, image, timeoutMs) => {
-      const emitter = image as HamokEmitterSnapshot;
-      const entries = emitter.subscriptions.map((
-        s,
-      ) => [s.event, s.subscribers.map((x) => [x.peerId, x.metadata])]);
-      await host.propose(EMITTER_KIND, emitter.emitterId, "import", { entries }, { timeoutMs });
+    check: (image, index) => {
+      const { id, entries } = checkEmitterImage(image, index);
+      return async (host, timeoutMs) => {
+        await host.propose(EMITTER_KIND, id, "import", { entries }, { timeoutMs });
+      };
     },
   },
 };
@@ -164,9 +249,11 @@ export const MAP: CollectionKind<HamokMapConfig<unknown, unknown>, HamokMap> = {
     field: "maps",
     of: (state) => mapSnapshotOf(state as HamokMapState),
     parts: (state, max) => mapSnapshotParts(state as HamokMapState, max),
-    import: (host, image, timeoutMs) => {
-      const map = image as HamokMapSnapshot;
-      return importEntries(host, MAP_KIND, map.mapId, map.keys, map.values, timeoutMs);
+    check: (image, index) => {
+      const map = imageFields(image, "maps", index);
+      const id = imageString(map.mapId, `the mapId of snapshot maps[${index}]`);
+      const pairs = checkEntries(MAP_KIND, id, map.keys, map.values);
+      return (host, timeoutMs) => proposeEntries(host, MAP_KIND, id, pairs, timeoutMs);
     },
   },
 };
@@ -181,9 +268,11 @@ export const RECORD: CollectionKind<HamokRecordConfig<Record<string, unknown>>, 
     field: "records",
     of: (state) => recordSnapshotOf(state as HamokMapState),
     parts: (state, max) => recordSnapshotParts(state as HamokMapState, max),
-    import: (host, image, timeoutMs) => {
-      const record = image as HamokRecordSnapshot;
-      return importEntries(host, RECORD_KIND, record.recordId, record.keys, record.values, timeoutMs, true);
+    check: (image, index) => {
+      const record = imageFields(image, "records", index);
+      const id = imageString(record.recordId, `the recordId of snapshot records[${index}]`);
+      const pairs = checkEntries(RECORD_KIND, id, record.keys, record.values, true);
+      return (host, timeoutMs) => proposeEntries(host, RECORD_KIND, id, pairs, timeoutMs);
     },
   },
 };
@@ -197,9 +286,17 @@ export const QUEUE: CollectionKind<HamokQueueConfig<unknown>, HamokQueue<unknown
   snapshot: {
     field: "queues",
     of: (state) => (state as HamokQueueState).toSnapshot(),
-    import: async (host, image, timeoutMs) => {
-      const queue = image as HamokQueueSnapshot;
-      await host.propose(QUEUE_KIND, queue.queueId, "import", queue.items, { timeoutMs });
+    check: (image, index) => {
+      const queue = imageFields(image, "queues", index);
+      const id = imageString(queue.queueId, `the queueId of snapshot queues[${index}]`);
+      if (!Array.isArray(queue.items)) {
+        throw new HamokConfigError(`queue '${id}': the snapshot's items must be an array`);
+      }
+      const items: unknown[] = queue.items.slice();
+      for (let i = 0; i < items.length; i++) checkQueueItem(items[i], id, "snapshot item", i);
+      return async (host, timeoutMs) => {
+        await host.propose(QUEUE_KIND, id, "import", items, { timeoutMs });
+      };
     },
   },
 };
@@ -317,7 +414,11 @@ export async function* exportSnapshotParts(
   }
 }
 
-/** Imports a snapshot through consensus, kind by kind, each image awaited in turn. */
+/**
+ * Imports a snapshot through consensus, kind by kind, each image awaited in turn. Every image is
+ * checked first (see {@linkcode HamokSnapshot} and {@linkcode KindSnapshot.check}): a snapshot that
+ * fails a check rejects with `HamokConfigError` or `HamokCodecError` and proposes nothing at all.
+ */
 export async function importSnapshot(
   host: CollectionHost,
   snapshot: HamokSnapshot,
@@ -326,9 +427,13 @@ export async function importSnapshot(
   if (snapshot === null || typeof snapshot !== "object" || snapshot.version !== 1) {
     throw new HamokConfigError("not a Hamok snapshot (version 1)");
   }
+  const imports: ImageImport[] = [];
   for (const kind of COLLECTION_KINDS) {
     const spec = kind.snapshot;
     if (spec === undefined) continue;
-    for (const image of snapshot[spec.field] ?? []) await spec.import(host, image, timeoutMs);
+    const images: unknown = snapshot[spec.field] ?? [];
+    if (!Array.isArray(images)) throw new HamokConfigError(`the snapshot's ${spec.field} must be an array`);
+    for (let i = 0; i < images.length; i++) imports.push(spec.check(images[i], i));
   }
+  for (const run of imports) await run(host, timeoutMs);
 }

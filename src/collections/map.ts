@@ -401,6 +401,12 @@ export class HamokMap<K = unknown, V = unknown> extends MapStateView<HamokMapEve
    * Merges a snapshot into the map through consensus: every entry of the snapshot is set (keys not in
    * it are kept). Large snapshots are split into several commands, so an import is atomic only
    * when it fits one command (1000 entries, 256 KiB). Resolves once every part is applied here.
+   *
+   * Every entry is checked before anything is proposed, so a snapshot that fails a check writes
+   * nothing: `HamokConfigError` if it is of another map, or its `keys` and `values` are not arrays of
+   * the same length of strings and `Uint8Array`s; `HamokCodecError` (naming the entry) for a string
+   * key or value with a lone UTF-16 surrogate (UTF-8 would carry it as U+FFFD), or a key or value this
+   * map's `keyCodec` / `valueCodec` cannot decode.
    */
   async import(snapshot: HamokMapSnapshot, options?: Pick<HamokWriteOptions, "timeoutMs">): Promise<void> {
     this.assertOpen();
@@ -460,6 +466,16 @@ export class HamokMap<K = unknown, V = unknown> extends MapStateView<HamokMapEve
       return `key ${String(key)}`;
     }
     return `key (${key === null ? "null" : typeof key})`;
+  }
+
+  /** @internal */
+  protected importKeyCodec(): ValueCodec<unknown> {
+    return this.keyCodec;
+  }
+
+  /** @internal */
+  protected importValueCodec(): ValueCodec<unknown> {
+    return this.valueCodec;
   }
 
   *#keys(): IterableIterator<K> {

@@ -7,7 +7,9 @@
  */
 
 import { positiveInteger } from "../config.ts";
-import { HamokConfigError, HamokConflictError } from "../errors.ts";
+import { messageOf } from "../codec/cbor.ts";
+import { assertWellFormed, isWellFormedString } from "../codec/well_formed.ts";
+import { HamokCodecError, HamokConfigError, HamokConflictError } from "../errors.ts";
 import type { CollectionHost } from "./collection_host.ts";
 import {
   CollectionBase,
@@ -25,7 +27,7 @@ import {
   type MapWriteResult,
   Replaced,
 } from "./map_state.ts";
-import type { ValueCodec } from "../codec/value_codec.ts";
+import { decodeValue, type ValueCodec } from "../codec/value_codec.ts";
 import { decodeKept, decodeStored } from "./entry_codec.ts";
 
 /** Entries per command when a snapshot is imported. */
@@ -114,6 +116,10 @@ export abstract class MapStateView<E extends CollectionEvents<E> & MapStateViewE
   protected abstract onCleared(revision: number): void;
   /** @internal How a conflict message names `key` ("key \"k\"", "field 'f'"). */
   protected abstract describeKey(key: unknown): string;
+  /** @internal The codec of the key of an imported entry (`undefined`: keys are field names). */
+  protected abstract importKeyCodec(): ValueCodec<unknown> | undefined;
+  /** @internal The codec of the value of an imported entry with the key `key`. */
+  protected abstract importValueCodec(key: Encoded): ValueCodec<unknown>;
 
   /**
    * @internal The decoded previous value a write result carries (undefined: there was none), or a
@@ -144,7 +150,11 @@ export abstract class MapStateView<E extends CollectionEvents<E> & MapStateViewE
     );
   }
 
-  /** @internal Sets the encoded entries of a snapshot through consensus (see {@linkcode importEntries}). */
+  /**
+   * @internal Sets the encoded entries of a snapshot through consensus. Every entry is checked first
+   * (see {@linkcode checkEntries}), and then decoded with this view's codecs: an entry they cannot
+   * decode is a `HamokCodecError` naming it. Nothing is proposed unless every entry passes.
+   */
   protected async importSnapshot(
     keys: readonly Encoded[],
     values: readonly Encoded[],
@@ -153,7 +163,24 @@ export abstract class MapStateView<E extends CollectionEvents<E> & MapStateViewE
   ): Promise<void> {
     this.assertOpen();
     const timeoutMs = positiveInteger("timeoutMs", options?.timeoutMs, this.requestTimeoutInMs);
-    await importEntries(this.host, this.kind, this.id, keys, values, timeoutMs, stringKeys);
+    const pairs = checkEntries(this.kind, this.id, keys, values, stringKeys);
+    const keyCodec = this.importKeyCodec();
+    for (let i = 0; i < pairs.length; i++) {
+      const [key, value] = pairs[i]!;
+      if (keyCodec !== undefined) this.#decodes(keyCodec, key, `the key of snapshot entry ${i}`);
+      this.#decodes(this.importValueCodec(key), value, `the value of snapshot entry ${i}`);
+    }
+    await proposeEntries(this.host, this.kind, this.id, pairs, timeoutMs);
+  }
+
+  /** Throws `HamokCodecError` unless `codec` decodes `data` (what the entry `what` holds). */
+  #decodes(codec: ValueCodec<unknown>, data: Encoded, what: string): void {
+    try {
+      decodeValue(codec, data);
+    } catch (error) {
+      const message = `${this.label} '${this.id}': ${what} cannot be decoded: ${messageOf(error)}`;
+      throw new HamokCodecError(message, { cause: error });
+    }
   }
 }
 
@@ -199,32 +226,55 @@ export function allEntries(state: HamokMapState, stringKeys = false): EncodedEnt
 }
 
 /**
- * Sets the given encoded entries of a map or record through consensus, in commands of at most 1000
- * entries and 256 KiB. With `stringKeys`, every key must be a string (record fields).
+ * The entries of a map or record snapshot as pairs, checked as a write checks them (nothing is
+ * proposed here): `id` must be a non-empty well-formed string and `keys` and `values` arrays of the
+ * same length, every key and value a string or a `Uint8Array` (with `stringKeys`, every key a string:
+ * record fields), else `HamokConfigError`; a string key or value that is not well formed (a lone
+ * UTF-16 surrogate, which UTF-8 would carry as U+FFFD: two keys would become one, values would
+ * change) is a `HamokCodecError`. Errors name the entry by its index.
  */
-export async function importEntries(
-  host: CollectionHost,
+export function checkEntries(
   kind: string,
-  id: string,
-  keys: readonly Encoded[],
-  values: readonly Encoded[],
-  timeoutMs: number,
+  id: unknown,
+  keys: unknown,
+  values: unknown,
   stringKeys = false,
-): Promise<void> {
+): EncodedEntry[] {
   if (typeof id !== "string" || id.length === 0) throw new HamokConfigError(`a ${kind} snapshot needs an id`);
+  assertWellFormed(`the id of a ${kind} snapshot`, id, HamokConfigError);
   if (!Array.isArray(keys) || !Array.isArray(values) || keys.length !== values.length) {
     throw new HamokConfigError(`a ${kind} snapshot needs keys and values arrays of the same length`);
   }
-  positiveInteger("timeoutMs", timeoutMs, timeoutMs);
-  const pairs: EncodedEntry[] = [];
+  const pairs: EncodedEntry[] = new Array(keys.length);
   for (let i = 0; i < keys.length; i++) {
-    const key = keys[i];
-    const value = values[i];
+    const key: unknown = keys[i];
+    const value: unknown = values[i];
     if (!(stringKeys ? typeof key === "string" : isEncodedValue(key)) || !isEncodedValue(value)) {
       throw new HamokConfigError(`${kind} snapshot entry ${i} has an invalid key or value`);
     }
-    pairs.push([key, value]);
+    if (typeof key === "string" && !isWellFormedString(key)) {
+      assertWellFormed(`${kind} '${id}': the key of snapshot entry ${i}`, key, HamokCodecError);
+    }
+    if (typeof value === "string" && !isWellFormedString(value)) {
+      assertWellFormed(`${kind} '${id}': the value of snapshot entry ${i}`, value, HamokCodecError);
+    }
+    pairs[i] = [key as Encoded, value];
   }
+  return pairs;
+}
+
+/**
+ * Sets entries checked by {@linkcode checkEntries} through consensus, in commands of at most 1000
+ * entries and 256 KiB, each awaited in turn.
+ */
+export async function proposeEntries(
+  host: CollectionHost,
+  kind: string,
+  id: string,
+  pairs: readonly EncodedEntry[],
+  timeoutMs: number,
+): Promise<void> {
+  positiveInteger("timeoutMs", timeoutMs, timeoutMs);
   const propose = (part: EncodedEntry[]) => {
     const args: MapCommands["setAll"]["args"] = [part];
     return host.propose(kind, id, "setAll" satisfies keyof MapCommands, args, { timeoutMs });

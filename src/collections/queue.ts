@@ -5,7 +5,7 @@
  * @module
  */
 
-import { assertStringsWellFormed, copyDecoded, stringsWellFormed } from "../codec/cbor.ts";
+import { assertRoundTrips, copyDecoded, describeType, messageOf } from "../codec/cbor.ts";
 import { decodeValue, encodeValue, type ValueCodec } from "../codec/value_codec.ts";
 import { assertWellFormed, isWellFormedString } from "../codec/well_formed.ts";
 import { HamokCodecError, HamokConfigError } from "../errors.ts";
@@ -162,6 +162,9 @@ export class HamokQueue<T> extends CollectionBase<HamokQueueEvents<T>, QueueComm
    * `requestId`: the items are added at most once), `HamokNoLeaderError` if no leader took it,
    * `HamokCodecError` if an item cannot be encoded (or holds a string that is not well formed: a lone
    * UTF-16 surrogate, which UTF-8 would carry as U+FFFD), `HamokConfigError` for an `undefined` item.
+   * With the default codec an item is checked exactly as a map checks a value with its default codec
+   * (see {@linkcode checkQueueItem}): a function, a symbol, a `WeakMap`, a `Promise`, a cycle... is a
+   * `HamokCodecError` too, and nothing of the call enters the log.
    */
   async pushAll(items: readonly T[], options?: HamokQueueWriteOptions): Promise<void> {
     this.assertOpen();
@@ -169,11 +172,7 @@ export class HamokQueue<T> extends CollectionBase<HamokQueueEvents<T>, QueueComm
     let wire: readonly unknown[] = items;
     if (this.#codec === undefined) {
       // the items go into the command as they are (it is CBOR-encoded once, with them)
-      for (let i = 0; i < items.length; i++) {
-        const item = items[i];
-        if (item === undefined) throw new HamokConfigError("a queue item cannot be undefined");
-        if (!stringsWellFormed(item)) assertStringsWellFormed(item, `queue '${this.id}': item ${i}`);
-      }
+      for (let i = 0; i < items.length; i++) checkQueueItem(items[i], this.id, "item", i);
     } else {
       const encoded: unknown[] = new Array(items.length);
       for (let i = 0; i < items.length; i++) {
@@ -227,7 +226,12 @@ export class HamokQueue<T> extends CollectionBase<HamokQueueEvents<T>, QueueComm
 
   /**
    * Replaces the content of the queue with a snapshot made by {@linkcode export}, as one command.
-   * Throws `HamokConfigError` if the snapshot belongs to another queue id.
+   * Every item is checked before anything is proposed, as `push` checks its items: a malformed
+   * snapshot (not an object, no items array, another queue id, an `undefined` item) rejects with
+   * `HamokConfigError`; an item the queue's codec cannot carry rejects with `HamokCodecError` (with the
+   * default codec: what `push` refuses, a lone UTF-16 surrogate in a string included; with a codec:
+   * an item that is not a string or a `Uint8Array`, a string that is not well formed, or one the
+   * codec cannot decode). Either way nothing of the snapshot enters the log.
    */
   async import(snapshot: HamokQueueSnapshot, options?: HamokQueueWriteOptions): Promise<void> {
     this.assertOpen();
@@ -236,9 +240,6 @@ export class HamokQueue<T> extends CollectionBase<HamokQueueEvents<T>, QueueComm
     }
     if (snapshot.queueId !== this.id) {
       throw new HamokConfigError(`the snapshot belongs to queue '${snapshot.queueId}', not '${this.id}'`);
-    }
-    if (snapshot.items.some((item) => item === undefined)) {
-      throw new HamokConfigError("a queue item cannot be undefined");
     }
     for (let i = 0; i < snapshot.items.length; i++) this.#checkReplicated(snapshot.items[i], i);
     await this.#propose("import", snapshot.items, options);
@@ -284,12 +285,116 @@ export class HamokQueue<T> extends CollectionBase<HamokQueueEvents<T>, QueueComm
     return decodeValue(this.#codec, item instanceof Uint8Array ? item.slice() : item as string);
   }
 
-  /** Rejects an imported item (replicated form) holding a string UTF-8 cannot carry. */
+  /** Rejects an imported item (replicated form) this queue's codec cannot carry (see {@linkcode import}). */
   #checkReplicated(item: unknown, i: number): void {
-    if (this.#codec === undefined) {
-      if (!stringsWellFormed(item)) assertStringsWellFormed(item, `queue '${this.id}': snapshot item ${i}`);
-    } else if (typeof item === "string" && !isWellFormedString(item)) {
-      assertWellFormed(`queue '${this.id}': snapshot item ${i}`, item, HamokCodecError);
+    const codec = this.#codec;
+    if (codec === undefined) {
+      checkQueueItem(item, this.id, "snapshot item", i);
+      return;
     }
+    if (item === undefined) throw new HamokConfigError("a queue item cannot be undefined");
+    const what = `queue '${this.id}': snapshot item ${i}`;
+    if (typeof item === "string") {
+      if (!isWellFormedString(item)) assertWellFormed(what, item, HamokCodecError);
+    } else if (!(item instanceof Uint8Array)) {
+      const type = describeType(item);
+      throw new HamokCodecError(`${what} is ${type}, not a codec's output (a string or a Uint8Array)`, {
+        cause: new TypeError(`${what} is ${type}`),
+      });
+    }
+    try {
+      decodeValue(codec, item);
+    } catch (error) {
+      throw new HamokCodecError(`${what} cannot be decoded: ${messageOf(error)}`, { cause: error });
+    }
+  }
+}
+
+/** Deepest nesting {@linkcode carriedPlainly} walks; deeper values (and cycles) get the full check. */
+const PLAIN_MAX_DEPTH = 64;
+
+/**
+ * @internal Throws unless `item` is a queue item the default codec carries unchanged, which is
+ * exactly what a map's default value codec accepts (`CborValueCodec.encode`, through
+ * `assertRoundTrips`): `HamokConfigError` for `undefined`; `HamokCodecError` for a function, a
+ * symbol, a `WeakMap`/`WeakSet`/`WeakRef`/`FinalizationRegistry`, a `Promise` (CBOR would store
+ * them as `{}`), a cycle, more than 256 levels of nesting, or a string (a value, an own key, a
+ * `Map`'s key, at any depth) with a lone UTF-16 surrogate. A `HamokCodecError` names the item
+ * (`queue '<id>': <what> <index>` and the path in it); its `cause` is the `TypeError` of the check.
+ *
+ * Nothing is encoded (the item goes into the command as it is, and the command is encoded once):
+ * plain data (primitives, plain objects, arrays, `Map`s, `Set`s, `Date`s, typed arrays, up to 64
+ * levels) is walked once without allocating; anything else gets `assertRoundTrips`.
+ *
+ * @example
+ * ```ts ignore
+ * checkQueueItem({ job: "a" }, "jobs", "item", 0); // passes
+ * checkQueueItem(new WeakMap(), "jobs", "item", 1); // throws HamokCodecError: queue 'jobs': item 1 is a WeakMap...
+ * ```
+ */
+export function checkQueueItem(item: unknown, queueId: string, what: string, index: number): void {
+  if (item === undefined) throw new HamokConfigError("a queue item cannot be undefined");
+  let plain: boolean;
+  try {
+    plain = carriedPlainly(item, 0);
+  } catch {
+    plain = false; // a getter threw: the full check reports it
+  }
+  if (plain) return;
+  const label = `queue '${queueId}': ${what} ${index}`;
+  try {
+    assertRoundTrips(item, label);
+  } catch (error) {
+    if (error instanceof HamokCodecError) throw error;
+    throw new HamokCodecError(messageOf(error), { cause: error });
+  }
+}
+
+/**
+ * Whether `value` is plain data that `assertRoundTrips` passes: a primitive CBOR carries (a string
+ * only if well formed), a plain object (well-formed own keys), an array, a `Map` or a `Set` of such
+ * values, a `Date`, a typed array or an `ArrayBuffer`, nested at most {@linkcode PLAIN_MAX_DEPTH}
+ * levels. False means "not known to pass" (the full check decides), never "fails".
+ */
+function carriedPlainly(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case "string":
+      return isWellFormedString(value);
+    case "number":
+    case "boolean":
+    case "bigint":
+    case "undefined":
+      return true;
+    case "object": {
+      if (value === null) return true;
+      if (depth >= PLAIN_MAX_DEPTH) return false;
+      const proto = Object.getPrototypeOf(value);
+      if (proto === Object.prototype) {
+        const object = value as Record<string, unknown>;
+        for (const key in object) {
+          if (!Object.hasOwn(object, key)) continue;
+          if (!isWellFormedString(key) || !carriedPlainly(object[key], depth + 1)) return false;
+        }
+        return true;
+      }
+      if (proto === Array.prototype) {
+        const items = value as unknown[];
+        for (let i = 0; i < items.length; i++) if (!carriedPlainly(items[i], depth + 1)) return false;
+        return true;
+      }
+      if (proto === Map.prototype) {
+        for (const [k, v] of value as Map<unknown, unknown>) {
+          if (!carriedPlainly(k, depth + 1) || !carriedPlainly(v, depth + 1)) return false;
+        }
+        return true;
+      }
+      if (proto === Set.prototype) {
+        for (const v of value as Set<unknown>) if (!carriedPlainly(v, depth + 1)) return false;
+        return true;
+      }
+      return ArrayBuffer.isView(value) || proto === Date.prototype || proto === ArrayBuffer.prototype;
+    }
+    default:
+      return false; // a function or a symbol
   }
 }

@@ -7,8 +7,10 @@
  */
 
 import { cborValueCodec, encodeValue, type ValueCodec } from "../codec/value_codec.ts";
+import { assertWellFormed, isWellFormedString } from "../codec/well_formed.ts";
 import {
   HamokClosedError,
+  HamokCodecError,
   HamokConfigError,
   HamokOutcomeUnknownError,
   HamokTimeoutError,
@@ -181,7 +183,8 @@ export interface HamokRecordSnapshot {
  * field, and expecting `undefined` (in `updateIf`, `updateInstanceIf`) expects the field to be absent.
  * 0, "", false and null are values. Writes go through the Raft log and resolve once applied on this
  * peer; reads are local unless `{ consistency: "linearizable" }` is given. Values are compared by
- * their encoding.
+ * their encoding. A field name with a lone UTF-16 surrogate is refused with `HamokCodecError` (UTF-8
+ * would carry it as U+FFFD, so two names would become one field).
  *
  * @example
  * ```ts
@@ -458,6 +461,12 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
   /**
    * Merges a snapshot into the record through consensus: every field of the snapshot is set (fields
    * not in it are kept). Resolves once applied on this peer.
+   *
+   * Every field is checked before anything is proposed, so a snapshot that fails a check writes
+   * nothing: `HamokConfigError` if it is of another record, or its `keys` (field names: strings) and
+   * `values` (strings or `Uint8Array`s) are not arrays of the same length; `HamokCodecError` (naming
+   * the entry) for a field name or string value with a lone UTF-16 surrogate (UTF-8 would carry it as
+   * U+FFFD), or a value the field's codec cannot decode.
    */
   async import(snapshot: HamokRecordSnapshot, options?: Pick<HamokWriteOptions, "timeoutMs">): Promise<void> {
     this.assertOpen();
@@ -523,6 +532,16 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
   /** @internal */
   protected describeKey(field: unknown): string {
     return `field '${String(field)}'`;
+  }
+
+  /** @internal Field names are not encoded. */
+  protected importKeyCodec(): undefined {
+    return undefined;
+  }
+
+  /** @internal */
+  protected importValueCodec(field: Encoded): ValueCodec<unknown> {
+    return codecOf(this.payloadCodecs, field as string);
   }
 
   #codecOf(field: HamokRecordField<T>): ValueCodec<unknown> {
@@ -615,6 +634,7 @@ function encodeFields(
 ): [string, Encoded | null][] {
   const pairs: [string, Encoded | null][] = [];
   for (const field of Object.keys(partial)) {
+    if (!isWellFormedString(field)) assertWellFormed("a record field name", field, HamokCodecError);
     const value = partial[field];
     pairs.push([field, value === undefined ? null : encodeValue(codecOf(codecs, field), value)]);
   }
@@ -625,6 +645,7 @@ function checkField(field: unknown): void {
   if (typeof field !== "string") {
     throw new HamokConfigError(`a record field name must be a string, got ${typeof field}`);
   }
+  if (!isWellFormedString(field)) assertWellFormed("a record field name", field, HamokCodecError);
 }
 
 function checkPartial<P>(partial: P): P {

@@ -744,6 +744,30 @@ describe("hardening: inputs are checked", () => {
     }
   });
 
+  it("a request id used again for another write is refused, never answered with the first one's result", async () => {
+    const cluster = await startCluster(memoryTransports(), ["a", "b"]);
+    try {
+      const [a, b] = cluster.peers;
+      const m = a.createMap<string, number>({ mapId: "m" });
+      const other = b.createMap<string, number>({ mapId: "other" });
+      const q = a.createQueue<number>({ queueId: "q" });
+      assert.equal(await m.set("x", 1, { requestId: "order-1" }), undefined);
+      // the old code resolved these with the set's result: the delete "succeeded" without deleting
+      await assert.rejects(m.delete("x", { requestId: "order-1" }), HamokConfigError);
+      await assert.rejects(other.set("y", 5, { requestId: "order-1" }), HamokConfigError);
+      await q.push(7);
+      await assert.rejects(q.pop({ requestId: "order-1" }), HamokConfigError);
+      // a retry of the same write still answers with its first result
+      assert.equal(await m.set("x", 1, { requestId: "order-1" }), undefined);
+      await b.waitUntilCommitHead();
+      assert.equal(m.get("x"), 1);
+      assert.equal(other.get("y"), undefined);
+      assert.deepEqual([...q], [7]);
+    } finally {
+      await cluster.close();
+    }
+  });
+
   it("leave(), join() and importParts() check their arguments before doing anything", async () => {
     const cluster = await startCluster(memoryTransports(), ["a", "b", "c"]);
     try {

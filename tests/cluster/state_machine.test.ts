@@ -41,6 +41,29 @@ describe("StateMachine", () => {
     assert.equal((sm.state("counter", "x") as Counter).value, 2);
   });
 
+  it("a request id used again for another command applies neither and answers neither's result", () => {
+    const sm = new StateMachine();
+    sm.registerKind("counter", () => new Counter());
+    sm.apply(cmd("x", 2), ctx(1, "r1"));
+    // another collection, another operation: refused (the old code answered with the first result)
+    assert.deepEqual(sm.apply(cmd("y", 5), ctx(2, "r1")), {
+      result: undefined,
+      duplicate: true,
+      reused: true,
+    });
+    const sub = { kind: "counter", id: "x", op: "sub", args: 1, peerId: "p" };
+    assert.deepEqual(sm.apply(sub, ctx(3, "r1")), { result: undefined, duplicate: true, reused: true });
+    assert.equal((sm.state("counter", "x") as Counter).value, 2);
+    assert.equal((sm.state("counter", "y") as Counter).value, 0);
+    // a retry of the first command still answers with its result
+    assert.deepEqual(sm.apply(cmd("x", 2), ctx(4, "r1")), { result: 2, duplicate: true });
+    // a window restored from a snapshot knows no fingerprints: it answers as before
+    const other = new StateMachine();
+    other.registerKind("counter", () => new Counter());
+    other.restore(sm.snapshot());
+    assert.deepEqual(other.apply(cmd("y", 5), ctx(5, "r1")), { result: 2, duplicate: true });
+  });
+
   it("forgets the oldest request ids beyond its window", () => {
     const sm = new StateMachine(2);
     sm.registerKind("counter", () => new Counter());
