@@ -97,7 +97,17 @@ export function lockDir(fs: StorageFs, dir: string): DirLock {
   const content = new TextEncoder().encode(`${process.pid} ${token}\n`);
   for (let attempt = 0; attempt < 5; attempt++) {
     if (createLock(fs, dir, path, token, content)) {
-      syncDir(fs, dir);
+      try {
+        syncDir(fs, dir);
+      } catch (error) {
+        // not durably held: the lock is given up again (typed error from syncDir)
+        try {
+          if (parseLock(fs.readFileSync(path))?.token === token) fs.unlinkSync(path);
+        } catch {
+          // taken over as stale by the next lock
+        }
+        throw error;
+      }
       lockedHere.set(key, token);
       heldTokens.add(token);
       removeLeftovers(fs, dir);

@@ -4,8 +4,9 @@
  * snapshot files written atomically, a lock file and the member's identity.
  *
  * ```
- * <dataDir>/meta.json                 {"format":1,"clusterId":...,"memberId":...}
+ * <dataDir>/meta.json                 {"format":1,"clusterId":...,"memberId":...,"loads":n}
  * <dataDir>/LOCK                      PID of the process using the directory
+ * <dataDir>/DISCARDED                 only while discard() runs (or after it was interrupted)
  * <dataDir>/wal/<seq, 16 hex>.wal     records (see wal_record.ts), replayed in sequence order
  * <dataDir>/snap/<index, 16 hex>.snap the latest snapshot (see snapshot_file.ts)
  * ```
@@ -21,7 +22,6 @@ import {
   HamokConfigError,
   HamokStorageCorruptError,
   HamokStorageError,
-  HamokStorageFullError,
   HamokStorageMismatchError,
 } from "../errors.ts";
 import type { Entry, HardState, Snapshot } from "../raft/types.ts";
@@ -37,6 +37,7 @@ import {
 import {
   fsAsync,
   NODE_FS,
+  storageError,
   type StorageFs,
   syncDir,
   syncDirAsync,
@@ -83,6 +84,29 @@ interface DirMeta {
   format: number;
   clusterId: string;
   memberId: string;
+  /**
+   * How many loads of the directory were made durable (the next load's `restarts`). Absent in
+   * directories of earlier versions: 0.
+   */
+  loads?: number;
+}
+
+/**
+ * The marker of a discard: written (atomically, synced) before anything of the member is deleted
+ * and removed (synced) last, so a directory holding it is a discarded member whatever else is left.
+ */
+const DISCARD_MARKER = "DISCARDED";
+
+/**
+ * How many syncs a snapshot save waits for a moment with nothing written to the current segment
+ * since its last sync before it switches to the new segment anyway, syncing the current one first
+ * (see {@linkcode FileRaftStorage} `#restartLog`).
+ */
+const SWITCH_WAIT_SYNCS = 3;
+
+/** True for a storage error that is an I/O failure (which stops the storage), not a verdict on the data. */
+function isIoFailure(error: HamokStorageError): boolean {
+  return error.code === "HAMOK_STORAGE" || error.code === "HAMOK_STORAGE_FULL";
 }
 
 function segmentName(seq: number): string {
@@ -129,6 +153,10 @@ export class FileRaftStorage implements RaftStorage {
   /** True if this open created the directory's identity (a new member). */
   readonly created: boolean;
   readonly #fs: StorageFs;
+  /** The directory's `meta.json`, as last written. */
+  #meta: DirMeta;
+  /** See {@linkcode restarts}. */
+  #restarts: number | undefined;
   readonly #walDir: string;
   readonly #snapDir: string;
   readonly #segmentBytes: number;
@@ -199,12 +227,15 @@ export class FileRaftStorage implements RaftStorage {
     this.#lock = this.#io(dataDir, () => lockDir(fs, dataDir));
     try {
       const metaPath = join(dataDir, "meta.json");
+      // a discard interrupted by a crash or an I/O error: it is finished before anything else
+      if (fs.existsSync(join(dataDir, DISCARD_MARKER))) this.#read(dataDir, () => this.#deleteMember());
       let meta: DirMeta;
       if (fs.existsSync(metaPath)) {
         meta = this.#readMeta(metaPath);
         this.created = false;
       } else {
-        meta = { format: FORMAT, clusterId, memberId: `${peerId}/${randomTag()}` };
+        this.#refuseOrphanedData(metaPath);
+        meta = { format: FORMAT, clusterId, memberId: `${peerId}/${randomTag()}`, loads: 0 };
         this.#io(dataDir, () => {
           fs.mkdirSync(this.#walDir, { recursive: true });
           fs.mkdirSync(this.#snapDir, { recursive: true });
@@ -229,6 +260,7 @@ export class FileRaftStorage implements RaftStorage {
         );
       }
       this.memberId = meta.memberId;
+      this.#meta = meta;
     } catch (error) {
       this.#lock.release();
       throw error;
@@ -246,6 +278,19 @@ export class FileRaftStorage implements RaftStorage {
    */
   get removalsPending(): number {
     return this.#remover.pending;
+  }
+
+  /**
+   * How many times this member's directory was loaded before the latest {@linkcode load} (0 for the
+   * first load of a new member; see {@linkcode RaftStorage.restarts}); `undefined` until a load
+   * succeeded. Every load counts, a second one of this object too: it writes the next count to
+   * `meta.json` atomically (temporary file, fsync, rename, directory fsync) before it resolves, so a
+   * later load, in this process or after any crash, always gets a greater number (one may be
+   * skipped, never repeated). A directory of an earlier version (no count in `meta.json`) counts
+   * from 0.
+   */
+  get restarts(): number | undefined {
+    return this.#restarts;
   }
 
   /** Index of the latest snapshot (0 without one). */
@@ -276,17 +321,41 @@ export class FileRaftStorage implements RaftStorage {
     }
   }
 
-  /** The synchronous body of {@linkcode load}. */
+  /** The synchronous body of {@linkcode load} (counts as a load: see {@linkcode restarts}). */
   loadSync(): RaftPersistentState {
     this.#checkOpen();
     if (!this.#loaded) this.#replay();
     const stored = this.#snapshot;
-    if (stored === undefined) return { hardState: this.#hardState, entries: this.#entries.slice() };
-    // the image goes to the caller and is not kept here (it is read from the file again if asked for)
-    const path = snapshotPath(this.#snapDir, stored.meta.index);
-    const snapshot = this.#imageHeld ? stored : this.#read(path, () => readSnapshotFile(this.#fs, path));
-    this.#keepMetaOnly(snapshot);
-    return { hardState: this.#hardState, snapshot, entries: this.#entries.slice() };
+    let state: RaftPersistentState;
+    if (stored === undefined) state = { hardState: this.#hardState, entries: this.#entries.slice() };
+    else {
+      // the image goes to the caller and is not kept here (it is read from the file again if asked for)
+      const path = snapshotPath(this.#snapDir, stored.meta.index);
+      const snapshot = this.#imageHeld ? stored : this.#read(path, () => readSnapshotFile(this.#fs, path));
+      this.#keepMetaOnly(snapshot);
+      state = { hardState: this.#hardState, snapshot, entries: this.#entries.slice() };
+    }
+    this.#countLoad();
+    return state;
+  }
+
+  /**
+   * Makes this load's count durable, then exposes it: `meta.json` with `loads` one higher is
+   * renamed into place and the directory synced first. A crash before that is done leaves the old
+   * count, which nobody got (this load did not resolve); after it, the next load gets more. A
+   * failure rejects the load (retryable) and hands out nothing.
+   */
+  #countLoad(): void {
+    const restarts = this.#meta.loads ?? 0;
+    const next: DirMeta = { ...this.#meta, loads: restarts + 1 };
+    const fs = this.#fs;
+    this.#read(
+      join(this.dataDir, "meta.json"),
+      () =>
+        writeFileAtomic(fs, this.dataDir, "meta.json", new TextEncoder().encode(JSON.stringify(next) + "\n")),
+    );
+    this.#meta = next;
+    this.#restarts = restarts;
   }
 
   /**
@@ -405,7 +474,8 @@ export class FileRaftStorage implements RaftStorage {
     try {
       await this.#restartLog(snapshot);
     } catch (error) {
-      if (error instanceof HamokStorageError || error instanceof HamokClosedError) throw error;
+      if (error instanceof HamokClosedError) throw error;
+      if (error instanceof HamokStorageError && !isIoFailure(error)) throw error;
       throw this.#failure ?? this.#fail(this.#walDir, error);
     }
   }
@@ -413,9 +483,13 @@ export class FileRaftStorage implements RaftStorage {
   /**
    * Restarts the log after a durable snapshot file, holding the event loop only to write the new
    * segment's few records: (1) the new segment file is created and the directory synced, (2) the
-   * current segment is synced until nothing written to it is left unsynced, (3) synchronously: the
-   * reset, hard state and kept entries go into the new segment, which takes the later writes, (4)
-   * the new segment is synced (chained with the driver's syncs), (5) the old segments are deleted,
+   * current segment is synced until nothing written to it is left unsynced: for a moment with no
+   * sync running and nothing written since the last, waiting at most {@linkcode SWITCH_WAIT_SYNCS}
+   * syncs (a writer that writes its next batch as soon as each sync resolves, as the Raft driver
+   * does under load, never leaves one; the save then syncs the current segment itself, once, at the
+   * switch), (3) synchronously: the reset, hard state and kept entries go into the new segment,
+   * which takes the later writes, (4) the new segment is synced (one sync, chained after the
+   * driver's), (5) the old segments are deleted,
    * newest first (a crash half-way leaves a prefix of the old log, which replays up to the reset),
    * then the older snapshots, each directory synced. A crash anywhere leaves a directory that loads
    * (the replay takes a snapshot file that is newer than the log's last reset).
@@ -433,14 +507,20 @@ export class FileRaftStorage implements RaftStorage {
       this.#reservedSeq = undefined;
       fs.close(fd, () => {});
     };
+    let syncAtSwitch = false;
     try {
       await syncDirAsync(fs, this.#walDir);
       // nothing of the current segment is left unsynced once the new one takes over
-      for (;;) {
-        while (this.#syncing !== undefined) await this.#syncing.catch(() => {});
+      for (let round = 0;; round++) {
         if (this.#closed) return giveUp();
-        if (!this.#dirty || this.syncPolicy === "never" || this.#fd === undefined) break;
-        await this.#flush();
+        this.#checkWritable();
+        if (this.syncPolicy === "never" || this.#fd === undefined) break;
+        if (this.#syncing === undefined && !this.#dirty) break;
+        if (round === SWITCH_WAIT_SYNCS) {
+          syncAtSwitch = true; // a busy writer: no quiet moment comes; the switch syncs it
+          break;
+        }
+        await this.#flush().catch(() => {}); // a failure stops the storage: seen above
       }
     } catch (error) {
       giveUp();
@@ -452,9 +532,20 @@ export class FileRaftStorage implements RaftStorage {
       fs.unlinkSync(reserved);
       return this.#restartLog(snapshot);
     }
-    this.#reservedSeq = undefined;
-    this.#checkWritable();
     // from here to the switch synchronous: no write comes in between
+    try {
+      this.#checkWritable();
+      const current = this.#fd;
+      if (syncAtSwitch && current !== undefined) {
+        // everything written to the current segment durable before the new one holds anything (a
+        // sync running on it may not cover the last writes; it resolves on its own)
+        this.#io(join(this.#walDir, segmentName(this.#seq)), () => fs.fsyncSync(current));
+      }
+    } catch (error) {
+      giveUp();
+      throw error;
+    }
+    this.#reservedSeq = undefined;
     const position = index - this.#base - 1;
     const stored = position >= 0 && position < this.#entries.length ? this.#entries[position] : undefined;
     const same = stored !== undefined
@@ -487,8 +578,9 @@ export class FileRaftStorage implements RaftStorage {
     this.#baseTerm = term;
     this.#entries = kept;
     if (previousFd !== undefined) this.#io(path, () => this.#closeFd(previousFd));
-    // the new segment durable (a driver's sync may have done it already), then the old log goes
-    if (this.syncPolicy !== "never") await this.#flushAll();
+    // the new segment durable, then the old log goes: one sync issued now covers its records (it
+    // runs after the syncs already queued; the driver's later ones need not be waited for)
+    if (this.syncPolicy !== "never") await this.#flush();
     else await fsAsync.fsync(fs, fd);
     if (this.#closed) return;
     // out of the log's view at once (a rename frees nothing); the blocks are freed in steps later
@@ -505,12 +597,6 @@ export class FileRaftStorage implements RaftStorage {
     const trash = path + REMOVED_SUFFIX;
     this.#fs.renameSync(path, trash);
     this.#remover.enqueue(trash);
-  }
-
-  /** Resolves once everything written so far is synced (a running sync, then one more if needed). */
-  async #flushAll(): Promise<void> {
-    while (this.#syncing !== undefined) await this.#syncing;
-    if (this.#dirty) await this.#flush();
   }
 
   /**
@@ -549,6 +635,13 @@ export class FileRaftStorage implements RaftStorage {
    * Closes the storage and deletes the member's data and identity (log, snapshots, `meta.json`),
    * so that the next storage opened on the directory is a new member. For a peer that left the
    * cluster (its member id is tombstoned) and joins again.
+   *
+   * The discard is decided first: a `DISCARDED` marker is written atomically and synced, then the
+   * log and snapshots are deleted, then `meta.json`, then the marker (each directory synced). A
+   * crash or an I/O error before the marker is durable leaves the member as it was; after it, the
+   * next open finishes the deletion before it makes the new member. So the new member never starts
+   * with the old member's term, vote or log. An I/O failure throws {@linkcode HamokStorageError}
+   * (the lock is released either way).
    */
   discard(): void {
     const fs = this.#fs;
@@ -567,17 +660,56 @@ export class FileRaftStorage implements RaftStorage {
       this.#fd = undefined;
     }
     try {
-      // identity first: a crash half-way leaves a directory that opens as a new member
-      const meta = join(this.dataDir, "meta.json");
-      if (fs.existsSync(meta)) fs.unlinkSync(meta);
-      syncDir(fs, this.dataDir);
-      for (const dir of [this.#walDir, this.#snapDir]) {
-        if (!fs.existsSync(dir)) continue;
-        for (const name of fs.readdirSync(dir)) fs.unlinkSync(join(dir, name));
-        syncDir(fs, dir);
-      }
+      const marker = new TextEncoder().encode(`${this.memberId}\n`);
+      this.#read(
+        join(this.dataDir, DISCARD_MARKER),
+        () => writeFileAtomic(fs, this.dataDir, DISCARD_MARKER, marker),
+      );
+      this.#read(this.dataDir, () => this.#deleteMember());
     } finally {
       this.#lock.release();
+    }
+  }
+
+  /**
+   * The deletion of a discard (or the rest of an interrupted one): the files of `wal/` and `snap/`,
+   * then `meta.json`, then the {@linkcode DISCARD_MARKER}, each directory synced, the marker's
+   * removal too (a marker that came back after a power loss would delete the next member's data).
+   */
+  #deleteMember(): void {
+    const fs = this.#fs;
+    for (const dir of [this.#walDir, this.#snapDir]) {
+      if (!fs.existsSync(dir)) continue;
+      for (const name of fs.readdirSync(dir)) fs.unlinkSync(join(dir, name));
+      syncDir(fs, dir);
+    }
+    const meta = join(this.dataDir, "meta.json");
+    if (fs.existsSync(meta)) fs.unlinkSync(meta);
+    syncDir(fs, this.dataDir);
+    fs.unlinkSync(join(this.dataDir, DISCARD_MARKER));
+    syncDir(fs, this.dataDir);
+  }
+
+  /**
+   * A directory without `meta.json` is a new member only if it holds no log and no snapshot:
+   * otherwise its identity was lost (a discard by an earlier version interrupted after it deleted
+   * `meta.json`, or damage) and its state belongs to a member id nobody knows any more; it must not
+   * be loaded into a new one. Nothing is deleted: the operator decides.
+   */
+  #refuseOrphanedData(metaPath: string): void {
+    const fs = this.#fs;
+    const held = (dir: string, isData: (name: string) => boolean) =>
+      this.#read(dir, () => fs.existsSync(dir) && fs.readdirSync(dir).some(isData));
+    if (
+      held(this.#walDir, (name) => parseSegmentName(name) !== undefined) ||
+      held(this.#snapDir, (name) => name.endsWith(".snap"))
+    ) {
+      throw new HamokStorageCorruptError(
+        `meta.json is missing but ${this.dataDir} holds a log or snapshots of a member whose identity ` +
+          `is lost (a discard interrupted in an earlier version, or damage); nothing was loaded: remove ` +
+          `the directory to start this peer as a new member`,
+        { path: metaPath, offset: 0 },
+      );
     }
   }
 
@@ -592,7 +724,10 @@ export class FileRaftStorage implements RaftStorage {
     } catch (error) {
       throw new HamokStorageCorruptError("meta.json does not parse", { path, offset: 0 }, { cause: error });
     }
-    if (meta === null || typeof meta !== "object" || typeof meta.memberId !== "string") {
+    if (
+      meta === null || typeof meta !== "object" || typeof meta.memberId !== "string" ||
+      (meta.loads !== undefined && (!Number.isSafeInteger(meta.loads) || meta.loads < 0))
+    ) {
       throw new HamokStorageCorruptError("meta.json has the wrong shape", { path, offset: 0 });
     }
     if (meta.format !== FORMAT) {
@@ -871,18 +1006,20 @@ export class FileRaftStorage implements RaftStorage {
     }
   }
 
+  /** I/O of the write path: a failure stops the storage (see {@linkcode #fail}). */
   #io<T>(path: string, fn: () => T): T {
     try {
       return fn();
     } catch (error) {
-      if (error instanceof HamokStorageError || error instanceof HamokConfigError) throw error;
+      if (error instanceof HamokConfigError) throw error;
+      if (error instanceof HamokStorageError && !isIoFailure(error)) throw error;
       throw this.#fail(path, error);
     }
   }
 
   /**
-   * I/O of a load: a failure becomes a {@linkcode HamokStorageError} (see {@linkcode storageError})
-   * without stopping the storage; storage errors (corruption) pass through.
+   * I/O of a load (and of a discard): a failure becomes a {@linkcode HamokStorageError} (see
+   * {@linkcode storageError}) without stopping the storage; storage errors (corruption) pass through.
    */
   #read<T>(path: string, fn: () => T): T {
     try {
@@ -907,16 +1044,6 @@ export class FileRaftStorage implements RaftStorage {
     this.#checkOpen();
     if (this.#failure !== undefined) throw this.#failure;
   }
-}
-
-/** An I/O failure on `path` as a typed error: `ENOSPC` as {@linkcode HamokStorageFullError}. */
-function storageError(path: string, error: unknown): HamokStorageError {
-  const code = (error as { code?: string } | null)?.code;
-  return code === "ENOSPC"
-    ? new HamokStorageFullError(`no space left on the device of ${path}`, { path }, { cause: error })
-    : new HamokStorageError(`I/O error on ${path}: ${(error as Error)?.message ?? String(error)}`, { path }, {
-      cause: error,
-    });
 }
 
 function encodeHardState(hardState: HardState): Uint8Array {

@@ -57,6 +57,9 @@ export class MemoryRaftStorage implements RaftStorage {
   private entries: Entry[];
   private closed = false;
   readonly #onDemand: boolean;
+  /** The `load()` calls that resolved so far. */
+  #loads = 0;
+  #restarts: number | undefined;
 
   /**
    * Creates a storage for `memberId`, empty or seeded with `initial` (e.g. the bootstrap snapshot
@@ -104,16 +107,31 @@ export class MemoryRaftStorage implements RaftStorage {
     return this.snapshotIndex + this.entries.length;
   }
 
-  /** Loads everything persisted so far. */
+  /**
+   * How many times `load()` of this object resolved before the latest one (0 after the first;
+   * `undefined` before it): a simulated restart that hands the same object to a new node gets a
+   * greater number than every earlier one (see {@linkcode RaftStorage.restarts}). Held in memory,
+   * like the rest of the state: a new object (a new member) starts at 0.
+   */
+  get restarts(): number | undefined {
+    return this.#restarts;
+  }
+
+  /** Loads everything persisted so far; counts the load (see {@linkcode restarts}). */
   load(): Promise<RaftPersistentState> {
     try {
-      return Promise.resolve(this.loadSync());
+      const state = this.loadSync();
+      this.#restarts = this.#loads++;
+      return Promise.resolve(state);
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  /** Loads everything persisted so far, synchronously. The entries array is a copy. */
+  /**
+   * Loads everything persisted so far, synchronously. The entries array is a copy. Not counted in
+   * {@linkcode restarts} (a simulator reads the state through it without restarting a node).
+   */
   loadSync(): RaftPersistentState {
     this.#checkOpen();
     if (this.#onDemand && this.snapshotIndex > 0) {

@@ -104,6 +104,18 @@ export interface RaftStorage {
    * are durable (or volatile) at once leave it out.
    */
   sync?(): Promise<void> | void;
+  /**
+   * Optional: how many times this member's storage was loaded before the latest `load()` of this
+   * object (0 for the first load of a new member), counting every `load()` (a second one of the
+   * same object too) of every process that ran the member. Valid once `load()` resolved
+   * (`undefined` before, and for a storage that does not count). Strictly greater than the value
+   * of every earlier load of this storage, in this process or an earlier one, and made durable
+   * before `load()` resolves: a crash at any point never lets a later load get a number an
+   * earlier one already got (numbers may be skipped). A peer orders the processes of one member by
+   * it. It counts the loads of one member id: a storage discarded and made again for a new member
+   * starts at 0.
+   */
+  readonly restarts?: number | undefined;
   /** Releases resources; no method may be called afterwards. */
   close(): Promise<void> | void;
 }

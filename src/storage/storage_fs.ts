@@ -7,6 +7,8 @@
 
 import * as nodeFs from "node:fs";
 import { join } from "node:path";
+import process from "node:process";
+import { HamokStorageError, HamokStorageFullError } from "../errors.ts";
 
 /**
  * The subset of `node:fs` the file storage calls. Pass a wrapper as
@@ -145,19 +147,55 @@ export function writeAll(fs: StorageFs, fd: number, buffer: Uint8Array): void {
   }
 }
 
-/** Syncs a directory (so renames and new files in it survive a power loss); no-op where unsupported. */
+/**
+ * An I/O failure on `path` as a typed error: `ENOSPC` as {@linkcode HamokStorageFullError}, any
+ * other as {@linkcode HamokStorageError}, the OS error as `cause`; a storage error passes as it is.
+ */
+export function storageError(path: string, error: unknown): HamokStorageError {
+  if (error instanceof HamokStorageError) return error;
+  const code = (error as { code?: string } | null)?.code;
+  return code === "ENOSPC"
+    ? new HamokStorageFullError(`no space left on the device of ${path}`, { path }, { cause: error })
+    : new HamokStorageError(`I/O error on ${path}: ${(error as Error)?.message ?? String(error)}`, { path }, {
+      cause: error,
+    });
+}
+
+/**
+ * Errors opening a directory that mean "a directory cannot be opened to be synced here", not a
+ * failure: `EISDIR` (Windows' answer to opening a directory as a file) and `EINVAL`, and on Windows
+ * also `EPERM`/`EACCES` (it has no directory fsync; its file system journals the metadata).
+ */
+function cannotOpenDirHere(error: unknown): boolean {
+  const code = (error as { code?: string } | null)?.code;
+  if (code === "EISDIR" || code === "EINVAL") return true;
+  return process.platform === "win32" && (code === "EPERM" || code === "EACCES");
+}
+
+/** Errors of a directory's fsync that mean "directories cannot be synced here" (not a failure). */
+function cannotSyncDirHere(error: unknown): boolean {
+  const code = (error as { code?: string } | null)?.code;
+  return code === "EISDIR" || code === "EINVAL" || code === "EBADF" || code === "EPERM";
+}
+
+/**
+ * Syncs a directory (so renames and new files in it survive a power loss); a no-op only where
+ * directories cannot be synced (see above). Any other failure, to open the directory too (`EMFILE`,
+ * `EACCES`, `ENOENT`...), throws {@linkcode HamokStorageError} naming `dir`: the barrier did not
+ * happen, so what depends on it is not durable.
+ */
 export function syncDir(fs: StorageFs, dir: string): void {
   let fd: number;
   try {
     fd = fs.openSync(dir, "r");
-  } catch {
-    return;
+  } catch (error) {
+    if (cannotOpenDirHere(error)) return;
+    throw storageError(dir, error);
   }
   try {
     fs.fsyncSync(fd);
   } catch (error) {
-    const code = (error as { code?: string }).code;
-    if (code !== "EISDIR" && code !== "EINVAL" && code !== "EBADF" && code !== "EPERM") throw error;
+    if (!cannotSyncDirHere(error)) throw storageError(dir, error);
   } finally {
     fs.closeSync(fd);
   }
@@ -243,19 +281,19 @@ export const fsAsync = {
   },
 };
 
-/** {@linkcode syncDir} with the directory's fsync off the event loop. */
+/** {@linkcode syncDir} with the directory's fsync off the event loop (the same errors). */
 export async function syncDirAsync(fs: StorageFs, dir: string): Promise<void> {
   let fd: number;
   try {
     fd = fs.openSync(dir, "r");
-  } catch {
-    return;
+  } catch (error) {
+    if (cannotOpenDirHere(error)) return;
+    throw storageError(dir, error);
   }
   try {
     await fsAsync.fsync(fs, fd);
   } catch (error) {
-    const code = (error as { code?: string }).code;
-    if (code !== "EISDIR" && code !== "EINVAL" && code !== "EBADF" && code !== "EPERM") throw error;
+    if (!cannotSyncDirHere(error)) throw storageError(dir, error);
   } finally {
     fs.closeSync(fd);
   }

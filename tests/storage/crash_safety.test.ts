@@ -1,18 +1,20 @@
 /**
  * Crash-safety regressions of the file storage (audit 2): a torn log-restart segment, the directory
- * lock, the directory sync of new segments, a torn tail before an empty reserved segment, and typed
- * I/O errors during load.
+ * lock, the directory sync of new segments, a torn tail before an empty reserved segment, typed
+ * I/O errors during load, an interrupted discard, a directory sync that cannot open its directory,
+ * and a snapshot save under a writer that never pauses.
  */
 import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import process from "node:process";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { basename, join, relative } from "node:path";
 import { HamokStorageCorruptError, HamokStorageError, HamokStorageLockedError } from "../../src/errors.ts";
 import type { Entry, Snapshot } from "../../src/raft/types.ts";
 import { FileRaftStorage, type FileRaftStorageOptions } from "../../src/storage/file_raft_storage.ts";
-import { NODE_FS, type StorageFs } from "../../src/storage/storage_fs.ts";
+import { NODE_FS, type StorageFs, syncDir, syncDirAsync } from "../../src/storage/storage_fs.ts";
+import { waitFor } from "../_helpers/wait.ts";
 
 const e = (index: number, term: number, size = 100): Entry => ({
   index,
@@ -455,5 +457,266 @@ describe("FileRaftStorage crash safety", () => {
     await s2.sync();
     s2.close();
     assert.deepEqual(indexes((await open(dir).load()).entries), [1, 2]);
+  });
+});
+
+/** A copy of `dir` as a process crash leaves it (every write in the OS; the LOCK of a dead process left out). */
+function crashImage(dir: string, image: string): void {
+  fs.rmSync(image, { recursive: true, force: true });
+  fs.cpSync(dir, image, { recursive: true, filter: (p) => !basename(p).startsWith("LOCK") });
+}
+
+/**
+ * `NODE_FS` that dies at the `at`-th call counted from `arm(at)`: that call and every later one
+ * throw without doing anything, as in a process killed there.
+ */
+function mortalFs(): { fs: StorageFs; arm(at: number): void; calls(): number } {
+  let calls = 0;
+  let crashAt = Infinity;
+  let dead = false;
+  const seam: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(NODE_FS)) {
+    seam[name] = (...args: unknown[]) => {
+      if (!dead && ++calls === crashAt) dead = true;
+      if (dead) throw Object.assign(new Error(`simulated crash at ${name}`), { code: "ECRASH" });
+      return (fn as (...a: unknown[]) => unknown)(...args);
+    };
+  }
+  return {
+    fs: seam as unknown as StorageFs,
+    arm(at: number) {
+      calls = 0;
+      crashAt = at;
+    },
+    calls: () => calls,
+  };
+}
+
+describe("FileRaftStorage crash safety (audit 2, second round)", () => {
+  // ---------------------------------------------------------------- F6: an interrupted discard
+  it("a discard interrupted at any file-system call never gives a new member the old member's state", async () => {
+    const root = tempRoot();
+    const base = join(root, "base");
+    const s0 = open(base);
+    await s0.load();
+    s0.saveHardState({ term: 3, vote: s0.memberId, commit: 5 });
+    s0.append(range(1, 5).map((i) => e(i, 3)));
+    await s0.sync();
+    await s0.saveSnapshot(snap(2, 3));
+    await waitFor(() => s0.removalsPending === 0, { timeoutMs: 5000, message: "old files removed" });
+    s0.close();
+    const oldId = s0.memberId;
+    const trial = join(root, "trial");
+    const discardAt = async (k: number) => {
+      crashImage(base, trial);
+      const mortal = mortalFs();
+      const s = open(trial, { fs: mortal.fs });
+      await s.load();
+      mortal.arm(k);
+      try {
+        s.discard();
+      } catch {
+        // the process died there
+      }
+      return mortal.calls();
+    };
+    /** The member a restart finds in `dir`: the old one whole, or a new one with nothing. */
+    const check = async (dir: string, label: string): Promise<"old" | "new"> => {
+      const r = open(dir);
+      const state = await r.load();
+      r.close();
+      if (r.memberId === oldId) {
+        assert.equal(r.created, false, label);
+        assert.deepEqual(state.hardState, { term: 3, vote: oldId, commit: 5 }, label);
+        assert.equal(state.snapshot?.meta.index, 2, label);
+        assert.deepEqual(indexes(state.entries), [3, 4, 5], label);
+        return "old";
+      }
+      assert.deepEqual(
+        state.hardState,
+        { term: 0, vote: undefined, commit: 0 },
+        `${label}: new member, old term`,
+      );
+      assert.equal(state.snapshot, undefined, `${label}: new member, old snapshot`);
+      assert.deepEqual(state.entries, [], `${label}: new member, old log`);
+      assert.equal(fs.existsSync(join(dir, "DISCARDED")), false, label);
+      return "new";
+    };
+    const total = await discardAt(Infinity);
+    assert.equal(await check(trial, "discard completed"), "new");
+    const seen = { old: 0, new: 0 };
+    let committed: string | undefined; // an image whose discard is decided but nothing deleted yet
+    for (let k = 1; k <= total; k++) {
+      await discardAt(k);
+      if (
+        committed === undefined && fs.existsSync(join(trial, "DISCARDED")) &&
+        fs.existsSync(join(trial, "meta.json")) && walFiles(trial).length > 0
+      ) {
+        committed = join(root, "committed");
+        crashImage(trial, committed);
+      }
+      seen[await check(trial, `crash at call ${k} of ${total}`)]++;
+      for (const x of opened.splice(0)) x.close();
+    }
+    assert.ok(seen.old > 0 && seen.new > 0, JSON.stringify(seen));
+    // the open that finishes a decided discard can crash anywhere too
+    assert.ok(committed !== undefined, "a crash point between the marker and the first deletion");
+    const again = join(root, "again");
+    const probe = mortalFs();
+    crashImage(committed, again);
+    await open(again, { fs: probe.fs }).load();
+    const calls = probe.calls();
+    assert.ok(calls > 5, `${calls} calls`);
+    for (const x of opened.splice(0)) x.close();
+    for (let j = 1; j <= calls; j++) {
+      crashImage(committed, again);
+      const mortal = mortalFs();
+      mortal.arm(j);
+      try {
+        await open(again, { fs: mortal.fs }).load();
+      } catch {
+        // the process died there
+      }
+      for (const x of opened.splice(0)) x.close(); // its lock goes with the process
+      assert.equal(await check(again, `finishing open crashed at call ${j} of ${calls}`), "new");
+    }
+  });
+
+  it("a directory an earlier version's discard left without meta.json but with a log is refused, not loaded", async () => {
+    const dir = join(tempRoot(), "m");
+    const s0 = open(dir);
+    await s0.load();
+    s0.saveHardState({ term: 3, vote: s0.memberId, commit: 0 });
+    s0.append([e(1, 3), e(2, 3)]);
+    await s0.sync();
+    await s0.saveSnapshot(snap(1, 3));
+    s0.close();
+    fs.unlinkSync(join(dir, "meta.json")); // what the earlier discard deleted first
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const error = errorOf(() => open(dir));
+      assert.ok(error instanceof HamokStorageCorruptError, String(error));
+      assert.equal(error.code, "HAMOK_STORAGE_CORRUPT");
+      assert.ok(error.path.endsWith("meta.json"), error.path);
+    }
+    assert.ok(walFiles(dir).length > 0, "nothing deleted: the operator decides");
+    assert.equal(fs.existsSync(join(dir, "LOCK")), false, "the lock is released");
+    // only the snapshot left: refused too
+    for (const name of walFiles(dir)) fs.unlinkSync(join(dir, "wal", name));
+    assert.ok(errorOf(() => open(dir)) instanceof HamokStorageCorruptError);
+    // empty wal/ and snap/ (a crash while the directory was first made) are a new member
+    for (const name of fs.readdirSync(join(dir, "snap"))) fs.unlinkSync(join(dir, "snap", name));
+    const fresh = open(dir);
+    assert.equal(fresh.created, true);
+    assert.deepEqual((await fresh.load()).entries, []);
+  });
+
+  // ---------------------------------------------------------------- F10: a directory sync that cannot open
+  it("syncDir and syncDirAsync throw HamokStorageError when the directory cannot be opened, except where unsupported", async () => {
+    const dir = tempRoot();
+    for (const code of ["EMFILE", "EACCES", "ENOENT", "EIO"]) {
+      const failing: StorageFs = {
+        ...NODE_FS,
+        openSync: (path, flags) => {
+          if (path === dir) throw Object.assign(new Error(`${code}: injected`), { code });
+          return NODE_FS.openSync(path, flags);
+        },
+      };
+      const error = errorOf(() => syncDir(failing, dir));
+      assert.ok(error instanceof HamokStorageError, `${code}: ${error}`);
+      assert.equal(error.code, "HAMOK_STORAGE", code);
+      assert.equal(error.path, dir, code);
+      assert.equal((error.cause as { code?: string }).code, code);
+      const rejected = await rejectionOf(syncDirAsync(failing, dir));
+      assert.ok(rejected instanceof HamokStorageError && rejected.path === dir, `${code} async: ${rejected}`);
+    }
+    // a platform that cannot open directories (Windows: EISDIR) has nothing to sync: no error
+    const noDirs: StorageFs = {
+      ...NODE_FS,
+      openSync: (path, flags) => {
+        if (path === dir) throw Object.assign(new Error("EISDIR: injected"), { code: "EISDIR" });
+        return NODE_FS.openSync(path, flags);
+      },
+    };
+    syncDir(noDirs, dir);
+    await syncDirAsync(noDirs, dir);
+  });
+
+  it("a batch whose new segment's directory cannot be synced fails typed and stops the storage", async () => {
+    const root = tempRoot();
+    const dir = join(root, "m");
+    const walDir = join(dir, "wal");
+    const snapDir = join(dir, "snap");
+    let refuse: string | undefined;
+    const seam: StorageFs = {
+      ...NODE_FS,
+      openSync: (path, flags) => {
+        if (path === refuse) {
+          throw Object.assign(new Error("EMFILE: too many open files"), { code: "EMFILE" });
+        }
+        return NODE_FS.openSync(path, flags);
+      },
+    };
+    const s1 = open(dir, { fs: seam });
+    await s1.load();
+    refuse = walDir;
+    s1.saveHardState({ term: 1, vote: "a", commit: 0 }); // the member's first segment
+    const error = await rejectionOf(Promise.resolve(s1.sync()));
+    assert.ok(error instanceof HamokStorageError, String(error));
+    assert.equal(error.path, walDir);
+    assert.equal((error.cause as { code?: string }).code, "EMFILE");
+    assert.throws(() => s1.append([e(1, 1)]), HamokStorageError, "stopped: nothing more is written");
+    s1.close();
+    // a snapshot whose rename cannot be synced is not durable: the save fails and the storage stops
+    refuse = undefined;
+    const s2 = open(dir, { fs: seam });
+    await s2.load();
+    s2.append([e(1, 1), e(2, 1)]);
+    await s2.sync();
+    refuse = snapDir;
+    const saveError = await rejectionOf(s2.saveSnapshot(snap(1, 1)));
+    assert.ok(saveError instanceof HamokStorageError && saveError.path === snapDir, String(saveError));
+    assert.throws(() => s2.append([e(3, 1)]), HamokStorageError);
+    s2.close();
+    // a directory that cannot be synced when it is opened the first time is refused, and left openable
+    const other = join(root, "other");
+    refuse = other;
+    const openError = errorOf(() => open(other, { fs: seam }));
+    assert.ok(openError instanceof HamokStorageError && openError.path === other, String(openError));
+    refuse = undefined;
+    await open(other).load();
+  });
+
+  // ---------------------------------------------------------------- F8: a save under a busy writer
+  it("a snapshot save finishes under a writer that writes its next batch as soon as each sync resolves", async () => {
+    const dir = join(tempRoot(), "m");
+    const s1 = open(dir);
+    await s1.load();
+    s1.saveHardState({ term: 1, vote: "a", commit: 0 });
+    s1.append(range(1, 50).map((i) => e(i, 1)));
+    await s1.sync();
+    let next = 51;
+    let saved = false;
+    let rounds = 0;
+    const MAX_ROUNDS = 2000;
+    // the Raft driver's loop under load: a batch, its sync, at once the next batch
+    const writer = (async () => {
+      while (!saved && rounds < MAX_ROUNDS) {
+        rounds++;
+        s1.append([e(next++, 1)]);
+        await s1.sync();
+      }
+    })();
+    const save = s1.saveSnapshot(snap(40, 1)).then(() => {
+      saved = true;
+    });
+    await writer;
+    assert.equal(saved, true, `the save finished while the writer ran (${rounds} rounds)`);
+    await save;
+    assert.equal(walFiles(dir).length, 1, "the segments the snapshot covers are gone");
+    const last = next - 1;
+    s1.close();
+    const state = await open(dir).load();
+    assert.equal(state.snapshot?.meta.index, 40);
+    assert.deepEqual(indexes(state.entries), range(41, last));
   });
 });
