@@ -89,6 +89,8 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
   readonly scheduler: Scheduler;
   #nextJoin: Promise<void> | undefined;
   #proposalCounter = 0;
+  /** This process's incarnation of its member (see `CollectionHost.incarnation`). */
+  #incarnation = "";
   /** The last event sequence handed out ({@linkcode nextEventSeq}). */
   #eventSeq = 0;
   readonly #resolveBeforeApply: boolean;
@@ -136,7 +138,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
 
   /** This process's incarnation of its member (`""`: the member's first process; see CollectionHost). */
   get incarnation(): string {
-    return this.requestSession;
+    return this.#incarnation;
   }
 
   /** The identity of the cluster whose log this peer holds (made when it was bootstrapped), if known. */
@@ -685,7 +687,15 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
     throwIfAborted(signal);
     const hasState = persisted.snapshot !== undefined || persisted.entries.length > 0 ||
       persisted.hardState.term > 0;
-    if (hasState) this.requestSession = `${randomUuid(scheduler).slice(0, 8)}.`;
+    if (hasState) {
+      const nonce = randomUuid(scheduler).slice(0, 8);
+      this.requestSession = `${nonce}.`;
+      // ordered by the storage's durable restart count where it keeps one: a subscriber then tells an
+      // older process of the member from a newer one (and refuses a replay of an older one's events)
+      const restarts = this.storage.restarts;
+      const ordered = restarts === undefined ? undefined : `${restarts.toString(36)}.${nonce}`;
+      this.#incarnation = ordered !== undefined && ordered.length <= 16 ? ordered : this.requestSession;
+    }
     this.startRaft(persisted);
     if (!hasState) {
       // a peer rejoining after its removal knows a cluster exists: it never starts another one

@@ -22,6 +22,24 @@ import type { Scheduler } from "../cluster/scheduler.ts";
  */
 export const EVENT_SEQ_PER_MS = 1000;
 
+/**
+ * The order of an incarnation (see {@linkcode CollectionHost.incarnation}): 0 for `""` (a member's first
+ * process), its restart count for `<count base 36>.<nonce>`, -1 for an unordered one.
+ */
+export function incarnationOrder(incarnation: string): number {
+  if (incarnation === "") return 0;
+  const dot = incarnation.indexOf(".");
+  if (dot <= 0 || dot === incarnation.length - 1 || dot > 7) return -1;
+  let n = 0;
+  for (let i = 0; i < dot; i++) {
+    const c = incarnation.charCodeAt(i);
+    const digit = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 122 ? c - 87 : -1;
+    if (digit < 0) return -1;
+    n = n * 36 + digit;
+  }
+  return n;
+}
+
 /** Options of a proposal made by a collection. */
 
 export interface ProposeOptions {
@@ -62,8 +80,10 @@ export interface CollectionHost {
   /** Whether every envelope is authenticated by a cluster key (else anyone on the bus can forge one). */
   readonly authenticated: boolean;
   /**
-   * This process's incarnation of its member: `""` for the member's first process, a fresh nonce when a
-   * process restarts on the member's durable storage (the member id is the same, the process is not).
+   * This process's incarnation of its member: `""` for the member's first process; when a process
+   * restarts on the member's durable storage (the member id is the same, the process is not)
+   * `<restarts base 36>.<nonce>` where the storage counts its loads durably (ordered: see
+   * {@linkcode incarnationOrder}), else `<nonce>.` (unordered).
    */
   readonly incarnation: string;
   /** The identity of the cluster whose log this peer holds (made when the cluster was bootstrapped), if known. */

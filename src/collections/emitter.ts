@@ -23,7 +23,7 @@ import { type Span, SpanStatusCode } from "@opentelemetry/api";
 import { failSpan, HAMOK_SPAN_ATTRIBUTES, MessagingSpans } from "../telemetry/messaging_spans.ts";
 import { type HamokMetrics, PublishAttributes } from "../telemetry/metrics.ts";
 import { traceHeaders } from "../telemetry/trace_context.ts";
-import { type CollectionHost, EVENT_SEQ_PER_MS as SEQ_PER_MS } from "./collection_host.ts";
+import { type CollectionHost, EVENT_SEQ_PER_MS as SEQ_PER_MS, incarnationOrder } from "./collection_host.ts";
 import type { TimerHandle } from "../cluster/scheduler.ts";
 import { checkListener, CollectionBase, collectionIdentity } from "./collection_base.ts";
 import {
@@ -651,6 +651,15 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
       return true;
     }
     if (track.retired?.includes(incarnation)) return false;
+    // A member's processes never overlap (one holds its storage at a time), so with authenticated
+    // envelopes an ordered incarnation below the current one that is not the previous one is a dead
+    // process: a replay of its events (even to a subscriber that never saw it) is refused. Without a
+    // key anyone can claim any incarnation, and refusing would let a forged high one silence the member.
+    if (this.host.authenticated) {
+      const order = incarnationOrder(incarnation);
+      const current = incarnationOrder(track.incarnation);
+      if (order >= 0 && current >= 0 && order < current) return false;
+    }
     // another process of the member (restarted on its storage): its sequence may be below the last
     // one's if its clock went back, so it is ordered on its own
     // Retired incarnations are refused only when envelopes are authenticated: there a new incarnation

@@ -49,6 +49,8 @@ export class SimDisk {
   syncs = 0;
   /** Records lost to power losses so far. */
   lost = 0;
+  /** Loads so far (durable, as a real storage's count: a power loss never takes it back). */
+  loads = 0;
   #durable: MemoryRaftStorage;
   /** What the running incarnation reads and writes (durable image plus the page cache). */
   #working: MemoryRaftStorage;
@@ -228,9 +230,14 @@ export class SimDiskStorage implements RaftStorage {
     this.#dead = true;
   }
 
+  /** How many loads of this disk came before this view's (see `RaftStorage.restarts`). */
+  restarts: number | undefined = undefined;
+
   load(): Promise<RaftPersistentState> {
     if (this.#dead) return Promise.reject(new HamokClosedError(`storage of ${this.memberId} is gone`));
-    return Promise.resolve(this.#disk.load());
+    const state = this.#disk.load();
+    this.restarts = this.#disk.loads++;
+    return Promise.resolve(state);
   }
   saveHardState(hardState: HardState): void {
     if (!this.#dead) this.#disk.write({ hardState });

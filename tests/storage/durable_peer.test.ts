@@ -61,6 +61,58 @@ describe("durable peers (dataDir)", () => {
     assert.equal(await map2.set("k0", 100), 1);
   });
 
+  it("with a key, replayed events of a publisher's earlier processes never silence its live one", async () => {
+    // incarnations were random nonces: a subscriber that never saw two earlier processes took each
+    // replayed one as newer, retired the live one and dropped its events for good (and delivered the
+    // replays). They are ordered by the storage's durable restart count now.
+    const KEY = "a cluster key of at least thirty-two bytes, for tests";
+    const dir = join(tempDir(), "a");
+    const clusterId = `d-${crypto.randomUUID().slice(0, 8)}`;
+    const bus = new MemoryBus();
+    type Ev = { e: [string] };
+    const mk = (peerId: string, extra: Record<string, unknown> = {}) =>
+      peer({ clusterId, clusterKey: KEY, peerId, transport: new MemoryTransport({ bus }), ...extra });
+    const tap = new MemoryTransport({ bus, id: "tap" }); // an eavesdropper without the key
+    const captured: Uint8Array[] = [];
+    try {
+      const b = mk("b");
+      const c = mk("c");
+      let a = mk("a", { dataDir: dir });
+      await a.join();
+      await Promise.all([b.join(), c.join()]);
+      await waitFor(() => a.remotePeerIds.size === 2, { timeoutMs: 10_000 });
+      await b.createEmitter<Ev>({ emitterId: "ev" }).subscribe("e", () => {});
+      let ea = a.createEmitter<Ev>({ emitterId: "ev", requestTimeoutInMs: 2000 });
+      const subject = ea.connection.subjectOf("e");
+      tap.subscribe(subject, (m) => void captured.push(m.data));
+      for (let process = 0; process < 3; process++) {
+        if (process > 0) {
+          a.close();
+          a = mk("a", { dataDir: dir });
+          await a.join({ timeoutMs: 10_000 });
+          ea = a.createEmitter<Ev>({ emitterId: "ev", requestTimeoutInMs: 2000 });
+        }
+        assert.deepEqual(await ea.publish("e", `process-${process}`), ["b"]);
+      }
+      await waitFor(() => captured.length >= 3, { timeoutMs: 3000, message: "three events captured" });
+      const d = mk("d");
+      await d.join({ timeoutMs: 10_000 });
+      const got: string[] = [];
+      await d.createEmitter<Ev>({ emitterId: "ev" }).subscribe("e", (t) => void got.push(t));
+      await waitFor(() => ea.subscriptions.hasPeerOnEvent("e", "d"), { timeoutMs: 5000 });
+      assert.deepEqual((await ea.publish("e", "live-1")).sort(), ["b", "d"]);
+      const stale = () => d.counters.values().dropped["stale-sequence"] ?? 0;
+      const before = stale();
+      tap.publish(subject, captured[0]!); // sealed bytes of processes 0 and 1, unchanged
+      tap.publish(subject, captured[1]!);
+      await waitFor(() => stale() === before + 2, { timeoutMs: 3000, message: "both replays dropped" });
+      assert.deepEqual((await ea.publish("e", "live-2")).sort(), ["b", "d"]);
+      assert.deepEqual(got, ["live-1", "live-2"]);
+    } finally {
+      await tap.close();
+    }
+  });
+
   it("a publisher restarted on its directory after its clock went back an hour still reaches its subscribers", async () => {
     // receivers order a publisher's events by sequence, which starts at its wall clock; a restart on
     // the member's storage is the same member id with a clock that may be behind its last process's
