@@ -107,6 +107,7 @@ export class Hamok extends EventEmitter<HamokEvents> {
       },
     });
     this.#peer = peer;
+    this.on("joined", () => this.#withdrawUnheldSubscriptions());
     this.#views = {
       host: peer,
       leadership: {
@@ -521,6 +522,26 @@ export class Hamok extends EventEmitter<HamokEvents> {
    */
   import(snapshot: HamokSnapshot): Promise<void> {
     return importSnapshot(this.#peer, snapshot, this.config.requestTimeoutInMs);
+  }
+
+  /**
+   * The peer joined: entries of this peer in the subscription tables of emitters it has no view of
+   * were made by a process before a restart on its storage (nobody listens to them here), so every
+   * publish of their events would wait for this peer until it timed out. Withdraws them (an emitter
+   * with a view reconciles its own table, see `HamokEmitter`).
+   */
+  #withdrawUnheldSubscriptions(): void {
+    const self = this.#peer.localPeerId;
+    for (const [kind, id, state] of this.#peer.replicatedStates()) {
+      if (kind !== EMITTER_KIND) continue;
+      if (this.#peer.hostedCollection(EMITTER_KIND, id) !== undefined) continue;
+      const table = state as unknown as { getAllPeerIds(): string[] };
+      if (!table.getAllPeerIds().includes(self)) continue;
+      this.#peer.propose(EMITTER_KIND, id, "clear-peer", null, { timeoutMs: this.config.requestTimeoutInMs })
+        .catch((error) =>
+          this.config.logger?.debug?.(`withdrawing the subscriptions of '${id}' failed`, error)
+        );
+    }
   }
 
   /**

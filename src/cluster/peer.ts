@@ -605,6 +605,12 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
     };
   }
 
+  /** Calls `listener` each time this peer has joined (see `CollectionHost.onJoined`). */
+  onJoined(listener: () => void): () => void {
+    this.events.on("joined", listener);
+    return () => this.events.off("joined", listener);
+  }
+
   /** Calls `listener` when a member leaves the cluster (after the removal is applied). */
   onMemberRemoved(listener: (peerId: string) => void): () => void {
     return this.membership.onPeerRemoved(listener);

@@ -167,6 +167,16 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   readonly #eventQueues = new Map<string, Promise<void>>();
   /** Events whose subscribe failed here and may still commit (see the constructor's `onListed`). */
   readonly #failedSubscribes = new Set<string>();
+  /** Per subscribed event, the metadata it was last subscribed with (to register it again). */
+  readonly #metadata = new Map<string, M | null>();
+  /**
+   * Events this view registered in the table itself, in this process: a table entry of this peer
+   * the view did not make (one of a process before a restart on the same storage) is not taken as
+   * its registration, since it may be withdrawn under it.
+   */
+  readonly #confirmed = new Set<string>();
+  /** Events being registered again (see {@linkcode #resubscribe}). */
+  readonly #resubscribing = new Set<string>();
   readonly #disposers: (() => void)[] = [];
   #seq = 0;
   /** The span of the local delivery in progress (a listener that throws is recorded on it). */
@@ -212,7 +222,14 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
       subjectOf: (event: string) => subjects.event(emitterId, event),
     };
     this.subscriptions = host.replicatedState<HamokSubscriptionTable<M>>(EMITTER_KIND, this.id);
-    const onRemoved = (event: string, peerId: string) => this.#stopAwaiting(peerId, event);
+    const onRemoved = (event: string, peerId: string) => {
+      this.#stopAwaiting(peerId, event);
+      if (peerId !== host.localPeerId) return;
+      this.#confirmed.delete(event);
+      // this peer's entry went (its member was removed, a withdrawal of a previous process raced a
+      // subscribe) while it still listens: register it again (once joined again, if it was removed)
+      if (!this.closed && this.#subscribed.has(event)) this.#resubscribe(event);
+    };
     // A subscribe that failed (its listener was removed) may still commit later, and would then list
     // this peer for an event it no longer listens to: every publish of it would wait for this peer
     // until it timed out. Withdraw such an entry when it shows up (entries made otherwise, by an
@@ -233,6 +250,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
       () => this.subscriptions.off("added", onListed),
       () => this.subscriptions.off("updated", onListed),
       host.onAck(this.id, (ack) => this.#onAck(ack.ackRequestId, ack.peerId, ack.ok, ack.error)),
+      host.onJoined(() => this.#resync()),
       host.onMemberRemoved((peerId) => {
         this.#stopAwaiting(peerId);
         for (const memberId of this.#lastSeq.keys()) {
@@ -264,12 +282,15 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     this.addListener(event, listener, false);
     this.#listenOn(event);
     try {
-      await this.#reconcile(event, metadata === undefined ? null : metadata);
+      const wanted = metadata === undefined ? null : metadata;
+      if (wanted !== null || !this.#metadata.has(event)) this.#metadata.set(event, wanted);
+      await this.#reconcile(event, wanted);
     } catch (error) {
       set.delete(asAny(listener));
       this.removeListener(event, listener);
       if (set.size === 0) {
         this.#subscribed.delete(event);
+        this.#metadata.delete(event);
         // bounded by the events this view subscribed to
         this.#failedSubscribes.add(event);
       }
@@ -292,7 +313,10 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     const set = this.#subscribed.get(event);
     if (set === undefined || !set.delete(asAny(listener))) return;
     this.removeListener(event, listener);
-    if (set.size === 0) this.#subscribed.delete(event);
+    if (set.size === 0) {
+      this.#subscribed.delete(event);
+      this.#metadata.delete(event);
+    }
     try {
       await this.#reconcile(event, null);
     } catch (error) {
@@ -412,8 +436,10 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   async clear(): Promise<void> {
     this.assertOpen();
     this.#subscribed.clear();
+    this.#metadata.clear();
     this.clearListeners();
     await this.proposeWith("clear-peer", null, { timeoutMs: this.requestTimeoutInMs });
+    this.#confirmed.clear();
     for (const [event, sub] of this.#transportSubs) {
       if (!this.#subscribed.has(event)) {
         sub.unsubscribe();
@@ -535,15 +561,18 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     const next = previous.catch(() => {}).then(async () => {
       const self = this.host.localPeerId;
       const wanted = (this.#subscribed.get(event)?.size ?? 0) > 0;
-      const present = this.subscriptions.hasPeerOnEvent(event, self);
+      const listed = this.subscriptions.hasPeerOnEvent(event, self);
       const timeoutMs = this.requestTimeoutInMs;
       if (
         wanted &&
-        (!present || (metadata !== null && !sameValue(this.subscriptions.getMetadata(event, self), metadata)))
+        (!listed || !this.#confirmed.has(event) ||
+          (metadata !== null && !sameValue(this.subscriptions.getMetadata(event, self), metadata)))
       ) {
         await this.proposeWith("subscribe", { event, metadata }, { timeoutMs });
-      } else if (!wanted && present) {
+        if ((this.#subscribed.get(event)?.size ?? 0) > 0) this.#confirmed.add(event);
+      } else if (!wanted && listed) {
         await this.proposeWith("unsubscribe", { event }, { timeoutMs });
+        this.#confirmed.delete(event);
       }
       if (!wanted && !this.#subscribed.has(event)) this.#stopListening(event);
     });
@@ -553,6 +582,34 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     };
     next.then(cleanup, cleanup);
     return next;
+  }
+
+  /** Registers `event` again with its last metadata (failures are logged: the next join retries). */
+  #resubscribe(event: string): void {
+    // one at a time per event: a registration whose own effects remove the entry again (a testing
+    // bug's dry runs do) must not turn into a loop
+    if (this.#resubscribing.has(event)) return;
+    this.#resubscribing.add(event);
+    this.#reconcile(event, this.#metadata.get(event) ?? null).catch((error) =>
+      this.host.logger.debug(`emitter '${this.id}': registering '${event}' again failed`, error)
+    ).finally(() => this.#resubscribing.delete(event));
+  }
+
+  /**
+   * The peer (re)joined: make its entries in the table match this view's listeners. After a removal
+   * the cluster dropped them; after a restart on durable storage the table holds the previous
+   * process's entries, which nobody listens to here unless this process subscribes again.
+   */
+  #resync(): void {
+    if (this.closed || this.#forClients) return;
+    const self = this.host.localPeerId;
+    for (const event of this.#subscribed.keys()) this.#resubscribe(event);
+    for (const event of this.subscriptions.events()) {
+      if (this.#subscribed.has(event) || !this.subscriptions.hasPeerOnEvent(event, self)) continue;
+      this.#reconcile(event, null).catch((error) =>
+        this.host.logger.debug(`emitter '${this.id}': withdrawing '${event}' failed`, error)
+      );
+    }
   }
 
   #listenOn(event: string): void {

@@ -169,3 +169,35 @@ describe("the subscription table follows the local listeners", () => {
     }
   });
 });
+
+describe("subscriptions across a removal and a rejoin", () => {
+  it("a subscriber removed as silent and rejoined automatically gets events again", async () => {
+    const factory = memoryTransports();
+    const cluster = await startCluster(factory, ["a", "b", "c"]);
+    try {
+      const leader = await cluster.settled();
+      const b = cluster.peers.find((p) => p !== leader)!;
+      const got: number[] = [];
+      await b.createEmitter<{ e: [number] }>({ emitterId: "ev" }).subscribe("e", (n) => void got.push(n));
+      const ea = leader.createEmitter<{ e: [number] }>({ emitterId: "ev", requestTimeoutInMs: 2000 });
+      assert.deepEqual(await ea.publish("e", 1), [b.localPeerId]);
+      const others = cluster.peers.filter((p) => p !== b).map((p) => p.localPeerId);
+      const cut = factory.bus.partition([b.localPeerId], others);
+      await waitFor(() => !leader.remotePeerIds.has(b.localPeerId), {
+        timeoutMs: 10_000,
+        message: "b removed",
+      });
+      assert.deepEqual(ea.subscriptions.getPeerIds("e"), [], "its subscriptions went with it");
+      cut.remove();
+      // the old code rejoined with its listeners still attached but never registered them again
+      await waitFor(() => ea.subscriptions.hasPeerOnEvent("e", b.localPeerId), {
+        timeoutMs: 15_000,
+        message: "b registered again after its rejoin",
+      });
+      assert.deepEqual(await ea.publish("e", 2), [b.localPeerId]);
+      assert.deepEqual(got, [1, 2]);
+    } finally {
+      await cluster.close();
+    }
+  });
+});

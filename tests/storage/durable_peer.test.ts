@@ -113,6 +113,42 @@ describe("durable peers (dataDir)", () => {
     }
   });
 
+  it("a subscriber restarted on its directory: the previous process's subscriptions are withdrawn, its own kept", async () => {
+    const root = tempDir();
+    const clusterId = `d-${crypto.randomUUID().slice(0, 8)}`;
+    const bus = new MemoryBus();
+    type Ev = { e: [number]; f: [number] };
+    const mk = (peerId: string) =>
+      peer({ clusterId, peerId, dataDir: join(root, peerId), transport: new MemoryTransport({ bus }) });
+    const a = mk("a");
+    let b = mk("b");
+    await a.join();
+    await b.join();
+    await waitFor(() => a.remotePeerIds.size === 1, { timeoutMs: 10_000 });
+    const eb = b.createEmitter<Ev>({ emitterId: "ev" });
+    await eb.subscribe("e", () => {});
+    await eb.subscribe("f", () => {});
+    await b.createEmitter<Ev>({ emitterId: "gone" }).subscribe("e", () => {});
+    const ea = a.createEmitter<Ev>({ emitterId: "ev", requestTimeoutInMs: 2000 });
+    const eg = a.createEmitter<Ev>({ emitterId: "gone", requestTimeoutInMs: 2000 });
+    assert.deepEqual(await ea.publish("e", 1), ["b"]);
+    b.close();
+    b = mk("b");
+    await b.join({ timeoutMs: 10_000 });
+    // the new process listens to 'f' of 'ev' only; it never opens 'gone'. The old code kept all three
+    // entries: every publish of 'e' (on both emitters) waited for b until it timed out, for good
+    const got: number[] = [];
+    await b.createEmitter<Ev>({ emitterId: "ev" }).subscribe("f", (n) => void got.push(n));
+    await waitFor(
+      () => !ea.subscriptions.hasPeerOnEvent("e", "b") && !eg.subscriptions.hasPeerOnEvent("e", "b"),
+      { timeoutMs: 5000, message: "the previous process's entries withdrawn" },
+    );
+    assert.deepEqual(await ea.publish("e", 2), []);
+    assert.deepEqual(await eg.publish("e", 2), []);
+    assert.deepEqual(await ea.publish("f", 3), ["b"]);
+    assert.deepEqual(got, [3]);
+  });
+
   it("a publisher restarted on its directory after its clock went back an hour still reaches its subscribers", async () => {
     // receivers order a publisher's events by sequence, which starts at its wall clock; a restart on
     // the member's storage is the same member id with a clock that may be behind its last process's
