@@ -107,7 +107,7 @@ export class Hamok extends EventEmitter<HamokEvents> {
       },
     });
     this.#peer = peer;
-    this.on("joined", () => this.#withdrawUnheldSubscriptions());
+    peer.onJoined(() => this.#withdrawUnheldSubscriptions());
     this.#views = {
       host: peer,
       leadership: {

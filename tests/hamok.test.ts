@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Hamok } from "../src/hamok.ts";
-import { HamokClosedError, HamokConfigError, HamokNoLeaderError, HamokTimeoutError } from "../src/errors.ts";
+import { HamokClosedError, HamokConfigError, HamokNotJoinedError, HamokTimeoutError } from "../src/errors.ts";
 import { FAST, memoryTransports, startCluster } from "./_helpers/cluster.ts";
 import { REAL_SCHEDULER } from "../src/cluster/scheduler.ts";
 import { waitFor } from "./_helpers/wait.ts";
@@ -134,7 +134,7 @@ describe("Hamok peer", () => {
   it("waiting without a cluster fails with typed errors, and close() is final", async () => {
     const hamok = new Hamok({ ...FAST, clusterId: `lonely-${crypto.randomUUID()}` });
     await assert.rejects(hamok.waitUntilLeader(50), HamokTimeoutError);
-    await assert.rejects(hamok.waitUntilCommitHead(50), HamokNoLeaderError);
+    await assert.rejects(hamok.waitUntilCommitHead(50), HamokNotJoinedError);
     let closed = 0;
     hamok.on("close", () => closed++);
     hamok.close();

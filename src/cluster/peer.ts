@@ -89,6 +89,8 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
   readonly scheduler: Scheduler;
   #nextJoin: Promise<void> | undefined;
   #proposalCounter = 0;
+  /** Called on every join before the `joined` event (see {@linkcode onJoined}). */
+  readonly #joinedListeners = new Set<() => void>();
   /** This process's incarnation of its member (see `CollectionHost.incarnation`). */
   #incarnation = "";
   /** The last event sequence handed out ({@linkcode nextEventSeq}). */
@@ -257,6 +259,13 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
         this.isJoined = true;
         this.joinPromise = undefined;
         this.logger.info(`hamok ${this.localPeerId}: joined, leader ${this.leaderId}`);
+        for (const listener of [...this.#joinedListeners]) {
+          try {
+            listener();
+          } catch (error) {
+            this.reportError(asError(error));
+          }
+        }
         this.events.emit("joined");
       },
       (error) => {
@@ -607,8 +616,9 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
 
   /** Calls `listener` each time this peer has joined (see `CollectionHost.onJoined`). */
   onJoined(listener: () => void): () => void {
-    this.events.on("joined", listener);
-    return () => this.events.off("joined", listener);
+    // internal listeners, not the application's `joined` event (its listener count stays its own)
+    this.#joinedListeners.add(listener);
+    return () => this.#joinedListeners.delete(listener);
   }
 
   /** Calls `listener` when a member leaves the cluster (after the removal is applied). */

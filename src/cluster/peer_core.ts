@@ -40,7 +40,7 @@ import {
   HamokClosedError,
   HamokConfigError,
   HamokError,
-  HamokNoLeaderError,
+  HamokNotJoinedError,
   HamokStorageError,
 } from "../errors.ts";
 import { RaftNode } from "../raft/raft_node.ts";
@@ -520,7 +520,7 @@ export abstract class PeerCore {
 
   protected requireDriver(): RaftDriver {
     if (this.isClosed) throw new HamokClosedError("the peer is closed");
-    if (this.driver === undefined) throw new HamokNoLeaderError("the peer has not joined a cluster");
+    if (this.driver === undefined) throw new HamokNotJoinedError("the peer has not joined a cluster");
     return this.driver;
   }
 
