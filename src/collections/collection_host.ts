@@ -139,6 +139,8 @@ export interface CollectionHost {
   onAck(emitterId: string, handler: AckHandler): () => void;
   /** Calls `listener` when a member leaves the cluster (after the removal is applied). */
   onMemberRemoved(listener: (peerId: string) => void): () => void;
+  /** The live collection of (kind, id) on this peer, if any. */
+  hostedCollection<C>(kind: string, id: unknown): C | undefined;
   /** Calls `listener` each time this peer has joined (a first join, a rejoin, a restart). */
   onJoined(listener: () => void): () => void;
   /** Reports a non-fatal error on the peer's `error` event. */

@@ -102,6 +102,9 @@ interface SeqTrack {
   retired: string[] | undefined;
 }
 
+/** Attempts a closed view makes to withdraw its subscriptions (see `#withdrawAfterClose`). */
+const MAX_WITHDRAW_ATTEMPTS = 12;
+
 /**
  * How many incarnations of a member before its last two a receiver still refuses events of: a replayed
  * (sealed) event of an older process is dropped unless it is more than this many restarts old.
@@ -258,6 +261,8 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
         }
       }),
     );
+    // entries of this peer a closed view of the id could not withdraw are this view's to withdraw
+    if (!forClients) void Promise.resolve().then(() => this.#resync());
   }
 
   /**
@@ -438,13 +443,19 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     this.#subscribed.clear();
     this.#metadata.clear();
     this.clearListeners();
-    await this.proposeWith("clear-peer", null, { timeoutMs: this.requestTimeoutInMs });
-    this.#confirmed.clear();
-    for (const [event, sub] of this.#transportSubs) {
-      if (!this.#subscribed.has(event)) {
-        sub.unsubscribe();
-        this.#transportSubs.delete(event);
-      }
+    // no listener is left: no acknowledgement either, whatever the outcome below
+    for (const sub of this.#transportSubs.values()) sub.unsubscribe();
+    this.#transportSubs.clear();
+    try {
+      await this.proposeWith("clear-peer", null, { timeoutMs: this.requestTimeoutInMs });
+      this.#confirmed.clear();
+    } catch (error) {
+      // the withdrawal may have been lost: once this peer has caught up, withdraw what the table
+      // still lists and nobody here listens to
+      this.host.whenReady(this.requestTimeoutInMs).then(() => this.#resync()).catch((later) =>
+        this.host.logger.debug(`emitter '${this.id}': withdrawing subscriptions failed`, later)
+      );
+      throw error;
     }
   }
 
@@ -499,11 +510,32 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
       );
       this.#pending.delete(id);
     }
-    if (hadSubscriptions && !this.host.closed) {
-      this.proposeWith("clear-peer", null, { timeoutMs: this.requestTimeoutInMs })
-        .catch((error) =>
-          this.host.logger.debug(`emitter '${this.id}': withdrawing subscriptions failed`, error)
-        );
+    if (hadSubscriptions && !this.host.closed) void this.#withdrawAfterClose();
+  }
+
+  /**
+   * Withdraws this peer's subscriptions after the view closed, retried (same request id, backing off)
+   * while the table still lists the peer: one attempt lost to a partition or a leader change left the
+   * peer listed for good, and every publish of its events waited for it until it timed out. Ends when
+   * the peer closes, a new view of the id takes over its entries, or after a bounded number of
+   * attempts (the peer's next join withdraws what is left).
+   */
+  async #withdrawAfterClose(): Promise<void> {
+    const host = this.host;
+    const requestId = host.newRequestId();
+    for (let attempt = 0; attempt < MAX_WITHDRAW_ATTEMPTS; attempt++) {
+      if (host.closed) return;
+      const hosted = host.hostedCollection(EMITTER_KIND, this.id);
+      if (hosted !== undefined && hosted !== this) return; // a new view owns the entries now
+      if (!this.subscriptions.getAllPeerIds().includes(host.localPeerId)) return;
+      try {
+        await this.proposeWith("clear-peer", null, { timeoutMs: this.requestTimeoutInMs, requestId });
+        return;
+      } catch (error) {
+        host.logger.debug(`emitter '${this.id}': withdrawing subscriptions failed`, error);
+        const backoffMs = Math.min(this.requestTimeoutInMs, 100 * 2 ** attempt);
+        await new Promise<void>((resolve) => host.scheduler.setTimeout(resolve, backoffMs));
+      }
     }
   }
 

@@ -201,3 +201,49 @@ describe("subscriptions across a removal and a rejoin", () => {
     }
   });
 });
+
+describe("withdrawals that fail are not left to chance", () => {
+  for (const how of ["close()", "clear()"] as const) {
+    it(`a ${how} cut off from the cluster still withdraws the peer's subscriptions once it is back`, async () => {
+      const factory = memoryTransports();
+      const failures: string[] = [];
+      const logger = {
+        debug: (message: string) => void (message.includes("withdrawing") && failures.push(message)),
+        info() {},
+        warn() {},
+        error() {},
+      };
+      const cluster = await startCluster(factory, ["a", "b", "c"], { logger });
+      try {
+        const leader = await cluster.settled();
+        const [f, p] = cluster.peers.filter((peer) => peer !== leader);
+        const ef = f!.createEmitter<{ ev: [number] }>({ emitterId: "e", requestTimeoutInMs: 500 });
+        const ep = p!.createEmitter<{ ev: [number] }>({ emitterId: "e", requestTimeoutInMs: 500 });
+        let calls = 0;
+        await ef.subscribe("ev", () => void calls++);
+        await p!.waitUntilCommitHead();
+        assert.deepEqual(await ep.publish("ev", 0), [f!.localPeerId]);
+        const cut = factory.bus.partition([f!.localPeerId], [leader.localPeerId, p!.localPeerId]);
+        if (how === "close()") {
+          ef.close();
+          // heal only once the first withdrawal failed (it tried once, in the background)
+          await waitFor(() => failures.length > 0, {
+            timeoutMs: 5000,
+            message: "the first withdrawal failed",
+          });
+        } else await assert.rejects(ef.clear());
+        cut.remove();
+        // the old code tried once: the peer stayed listed for good (close: every publish waited for
+        // it and timed out; clear: it went on acknowledging with no listener)
+        await waitFor(() => !ep.subscriptions.hasPeerOnEvent("ev", f!.localPeerId), {
+          timeoutMs: 10_000,
+          message: "the withdrawal retried",
+        });
+        assert.deepEqual(await ep.publish("ev", 1), []);
+        assert.equal(calls, 1);
+      } finally {
+        await cluster.close();
+      }
+    });
+  }
+});
