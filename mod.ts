@@ -191,11 +191,15 @@ export {
 } from "./src/storage/file_raft_storage.ts";
 export type { StorageFs } from "./src/storage/storage_fs.ts";
 export {
+  HAMOK_CLIENT_DEFAULT_TIMEOUT_MS,
   HamokClient,
   type HamokClientEvent,
   type HamokClientMapChange,
   type HamokClientMapEntry,
   type HamokClientOptions,
+  type HamokClientWatchGap,
+  type HamokClientWatchOptions,
+  type HamokClientWriteOptions,
 } from "./src/cli/client.ts";
 export {
   consoleLogger,

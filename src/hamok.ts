@@ -101,7 +101,14 @@ export class Hamok extends EventEmitter<HamokEvents> {
       client: {
         findMapState: (mapId) => peer.existingState(MAP_KIND, mapId) as HamokMapState | undefined,
         readBarrier: (timeoutMs) => peer.waitUntilCommitHead(timeoutMs),
-        proposeMap: (mapId, op, args, timeoutMs) => peer.propose(MAP_KIND, mapId, op, args, { timeoutMs }),
+        proposeMap: (mapId, op, args, timeoutMs, requestId) =>
+          peer.propose(
+            MAP_KIND,
+            mapId,
+            op,
+            args,
+            requestId === undefined ? { timeoutMs } : { timeoutMs, requestId },
+          ),
         publish: (emitterId, event, args, timeoutMs) =>
           this.#publishForClient(emitterId, event, args, timeoutMs),
       },

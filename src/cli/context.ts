@@ -10,7 +10,7 @@ import type { Encoded } from "../collections/map_state.ts";
 import { HamokError } from "../errors.ts";
 import { NatsTransport } from "../transport/nats_transport.ts";
 import type { ParsedArgs } from "./args.ts";
-import { HamokClient } from "./client.ts";
+import { HAMOK_CLIENT_DEFAULT_TIMEOUT_MS, HamokClient, leaderOf } from "./client.ts";
 
 /** A CLI failure with the message shown to the user and the exit status. */
 export class HamokCliError extends HamokError {
@@ -40,7 +40,7 @@ export const CONNECTION_HELP: string = `connection options:
   --cluster ID      cluster id (default $HAMOK_CLUSTER or "default")
   --prefix P        subject prefix, if the cluster uses a custom one
   --key KEY         cluster key, if the cluster authenticates (default $HAMOK_CLUSTER_KEY)
-  --timeout MS      timeout of each request (default 3000)`;
+  --timeout MS      timeout of each request (default ${HAMOK_CLIENT_DEFAULT_TIMEOUT_MS}; 3000 for the status round)`;
 
 /** One command's context. */
 export class CliContext {
@@ -113,9 +113,10 @@ export class CliContext {
     }
     const key = this.option("key", this.env.HAMOK_CLUSTER_KEY);
     const prefix = this.option("prefix");
+    const timeoutMs = this.option("timeout") === undefined ? undefined : this.integer("timeout", 0);
     this.#client = new HamokClient(this.#transport, {
       clusterId: this.clusterId,
-      timeoutMs: this.integer("timeout", 3000),
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
       ...(prefix === undefined ? {} : { subjectPrefix: prefix }),
       ...(key === undefined ? {} : { clusterKey: key }),
     });
@@ -132,8 +133,7 @@ export class CliContext {
     const client = await this.client();
     const views = await client.statusAll();
     if (views.length === 0) throw this.noAnswer(client);
-    const leader = views.find((v) => v.role === "leader");
-    return leader?.peerId ?? views[0]!.peerId;
+    return leaderOf(views) ?? views[0]!.peerId;
   }
 
   /** The error of a cluster that did not answer. */
@@ -145,7 +145,7 @@ export class CliContext {
       );
     }
     return new HamokCliError(
-      `no member of cluster '${this.clusterId}' answered within ${client.timeoutMs} ms ` +
+      `no member of cluster '${this.clusterId}' answered within ${client.statusWindowMs} ms ` +
         `(no such cluster on this NATS server, or a wrong --key)`,
     );
   }

@@ -7,7 +7,7 @@
  */
 
 import process from "node:process";
-import type { HamokClientMapChange } from "./client.ts";
+import type { HamokClientMapChange, HamokClientWatchGap, HamokClientWriteOptions } from "./client.ts";
 import { type CliContext, CONNECTION_HELP, HamokCliError, parseValue } from "./context.ts";
 
 const TARGET_HELP = `  --peer ID         the member to go through (default: the leader)
@@ -23,11 +23,13 @@ export const MAP_HELP: string = `usage: hamok map <get|set|delete|list> --map ID
 
 Reads go through a barrier at the leader first, so every write acknowledged before the read (through
 any member) is in it; --local reads the member's replica as it is (no round trip; it may lag by a few
-writes).
+writes). A write that gets no answer in time may or may not be applied: the error names its request id;
+run it again with --request-id ID (the same id) and it is applied at most once.
 
 options:
   --json            print JSON
   --local           read the member's replica without a barrier (get, list)
+  --request-id ID   the request id of a set or delete (default: a random one)
 ${TARGET_HELP}
 ${CONNECTION_HELP}`;
 
@@ -55,7 +57,9 @@ ${CONNECTION_HELP}`;
 export const WATCH_HELP: string = `usage: hamok watch --map ID | --emitter ID [--event E] [options]
 
 Streams, as they happen, the committed changes of a map (from a member) or the events of an
-emitter (heard on their subjects), one line each, until interrupted.
+emitter (heard on their subjects), one line each, until interrupted. A map watch streams only
+commands that changed the map; when changes may have been skipped (the member caught up from a
+snapshot, restarted or lost the watch) it says so on stderr: "hamok: watch: gap (...)".
 
 options:
   --count N         exit after N lines
@@ -101,7 +105,13 @@ export async function mapCommand(ctx: CliContext): Promise<number> {
       if (key === undefined || value === undefined) {
         throw new HamokCliError("usage: hamok map set --map ID KEY VALUE", 2);
       }
-      const previous = await client.mapWrite(await ctx.target(), mapId, ctx.encode(key), ctx.encode(value));
+      const previous = await client.mapWrite(
+        await ctx.target(),
+        mapId,
+        ctx.encode(key),
+        ctx.encode(value),
+        writeOptions(ctx),
+      );
       if (ctx.flag("json")) {
         ctx.io.out(
           JSON.stringify({
@@ -114,7 +124,13 @@ export async function mapCommand(ctx: CliContext): Promise<number> {
     }
     case "delete": {
       if (key === undefined) throw new HamokCliError("usage: hamok map delete --map ID KEY", 2);
-      const previous = await client.mapWrite(await ctx.target(), mapId, ctx.encode(key));
+      const previous = await client.mapWrite(
+        await ctx.target(),
+        mapId,
+        ctx.encode(key),
+        undefined,
+        writeOptions(ctx),
+      );
       ctx.io.out(previous === null ? "not found\n" : `deleted (was ${ctx.show(previous)})\n`);
       return previous === null ? 1 : 0;
     }
@@ -206,15 +222,27 @@ export async function watchCommand(ctx: CliContext): Promise<number> {
       );
       if (++seen >= count) resolve(0);
     };
-    client.watchMap(peer, mapId, print, (error) => ctx.io.err(`hamok: watch: ${error.message}\n`)).then(
-      (stop) => {
-        ctx.onClose(stop);
-        ctx.io.err(`watching map '${mapId}' through ${peer}\n`);
-      },
-      reject,
-    );
+    const onGap = (gap: HamokClientWatchGap) =>
+      ctx.io.err(
+        `hamok: watch: gap (${gap.reason}${
+          gap.index === undefined ? "" : ` at ${gap.index}`
+        }): changes may have been skipped; re-read the map\n`,
+      );
+    client.watchMap(peer, mapId, print, (error) => ctx.io.err(`hamok: watch: ${error.message}\n`), { onGap })
+      .then(
+        (stop) => {
+          ctx.onClose(stop);
+          ctx.io.err(`watching map '${mapId}' through ${peer}\n`);
+        },
+        reject,
+      );
     untilInterrupted(ctx, () => resolve(0));
   });
+}
+
+function writeOptions(ctx: CliContext): HamokClientWriteOptions {
+  const requestId = ctx.option("request-id");
+  return requestId === undefined ? {} : { requestId };
 }
 
 function changeLine(ctx: CliContext, change: HamokClientMapChange): string {

@@ -20,7 +20,7 @@ options:
   --json            print JSON instead of a table
   --max-lag N       entries a voter may be behind and still count as current (default 100)
   --max-silence MS  ms since the leader last heard from a voter (default 2000)
-  --window MS       how long to collect answers (default: the request timeout)
+  --window MS       how long to collect answers (default: --timeout, else 3000)
 ${CONNECTION_HELP}`;
 
 /** One member's row of the cluster status. */
@@ -155,7 +155,7 @@ function str(value: number | undefined): string {
 /** Runs `hamok status`. */
 export async function statusCommand(ctx: CliContext): Promise<number> {
   const client = await ctx.client();
-  const views = await client.statusAll(ctx.integer("window", client.timeoutMs));
+  const views = await client.statusAll(ctx.integer("window", client.statusWindowMs));
   if (views.length === 0) throw ctx.noAnswer(client);
   const status = clusterStatus(
     ctx.clusterId,

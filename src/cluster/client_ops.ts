@@ -29,7 +29,10 @@ export const CLIENT_STATUS_OP = "client.status";
  */
 export const CLIENT_MAP_READ_OP = "client.map.read";
 /**
- * Write a map through the member (payload `{ mapId, op: "set" | "delete", key, value? }`).
+ * Write a map through the member (payload `{ mapId, op: "set" | "delete", key, value?, requestId? }`).
+ * With a `requestId` (at most 128 characters) the member proposes the write under
+ * `client:<sender>:<requestId>`, so a client that sends the same write again after an unknown
+ * outcome has it applied at most once (a member that does not know the field ignores it).
  *
  * @example
  * ```ts
@@ -49,8 +52,12 @@ export const CLIENT_MAP_WRITE_OP = "client.map.write";
  */
 export const CLIENT_PUBLISH_OP = "client.publish";
 /**
- * Start or renew a watch of a map's committed commands (payload `{ mapId, watchId }`); the member
- * streams them to the client's inbox as `event` envelopes until the lease runs out.
+ * Start or renew a watch of a map's committed commands (payload `{ mapId, watchId }`, answer
+ * `{ leaseMs, created }`: `created` is true when the member had no such watch and made it). The
+ * member streams the commands that changed the map to the client's inbox as `event` envelopes
+ * (`emitterId` the watch id, `event` the op, payload `[index, args]`, `seq` 1, 2, ... per watch)
+ * until the lease runs out; after it installs a snapshot it sends each watch an event `reset`
+ * (payload `[snapshotIndex, null]`): changes may have been skipped.
  *
  * @example
  * ```ts
@@ -104,12 +111,19 @@ export const CLIENT_LIMITS: {
   readonly maxPayloadBytes: number;
   /** Requests per second one sender may make (token bucket, burst of the same size). */
   readonly requestsPerSecond: number;
-  /** Distinct senders the rate limiter tracks (the oldest is forgotten beyond). */
+  /** Distinct senders the rate limiter tracks (the least recently seen is forgotten beyond). */
   readonly maxSenders: number;
+  /**
+   * Requests per second all senders together may make (token bucket, burst of the same size): a
+   * sender that changes its id at every request gets no more than this.
+   */
+  readonly totalRequestsPerSecond: number;
   /** Entries one `client.map.read` returns at most. */
   readonly maxReadEntries: number;
   /** Watches one member serves at once. */
   readonly maxWatches: number;
+  /** Watches one member serves at once for one sender. */
+  readonly maxWatchesPerSender: number;
   /** A watch not renewed within this many ms ends. */
   readonly watchLeaseMs: number;
   /** Linearizable `client.map.read`s one member runs at once (each waits on a read barrier). */
@@ -118,8 +132,10 @@ export const CLIENT_LIMITS: {
   maxPayloadBytes: 64 * 1024,
   requestsPerSecond: 5000,
   maxSenders: 1024,
+  totalRequestsPerSecond: 20_000,
   maxReadEntries: 1000,
   maxWatches: 64,
+  maxWatchesPerSender: 8,
   watchLeaseMs: 10_000,
   maxBarriers: 256,
 };

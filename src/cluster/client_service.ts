@@ -31,8 +31,17 @@ export interface ClientServiceHost {
   findMapState(mapId: string): HamokMapState | undefined;
   /** A read barrier: resolves once this peer applied everything committed when it was called. */
   readBarrier(timeoutMs: number): Promise<void>;
-  /** Proposes a map command and resolves with its result once applied here. */
-  proposeMap(mapId: string, op: string, args: unknown, timeoutMs: number): Promise<unknown>;
+  /**
+   * Proposes a map command and resolves with its result once applied here; under `requestId` when
+   * given (a command already applied under it is not applied again: its first result answers).
+   */
+  proposeMap(
+    mapId: string,
+    op: string,
+    args: unknown,
+    timeoutMs: number,
+    requestId?: string,
+  ): Promise<unknown>;
   /** Publishes an event on an emitter; resolves with the peers that acknowledged. */
   publish(emitterId: string, event: string, args: unknown[], timeoutMs: number): Promise<string[]>;
   /** Sends an event envelope to a peer's (or client's) inbox. */
@@ -46,6 +55,11 @@ interface Bucket {
   tokens: number;
   at: number;
 }
+
+/** Longest request id a client may give a write. */
+const MAX_CLIENT_REQUEST_ID = 128;
+/** The event a watch gets when the map may have changed without it (a snapshot was installed). */
+const WATCH_RESET_EVENT = "reset";
 
 interface Watch {
   readonly peerId: string;
@@ -70,6 +84,10 @@ export class ClientService {
   readonly #timeoutMs: number;
   readonly #limits: ClientServiceLimits;
   readonly #buckets = new Map<string, Bucket>();
+  /** The bucket of every sender together. */
+  readonly #total: Bucket;
+  /** Client writes in flight by their namespaced request id: a resend joins the first. */
+  readonly #writes = new Map<string, Promise<Uint8Array>>();
   readonly #watches = new Map<string, Watch>();
   readonly #scheduler: Scheduler;
   /** Linearizable reads waiting on their barrier. */
@@ -88,6 +106,7 @@ export class ClientService {
     this.#counters = counters;
     this.#timeoutMs = timeoutMs;
     this.#limits = limits;
+    this.#total = { tokens: limits.totalRequestsPerSecond, at: scheduler.monotonicNow() };
   }
 
   /** True while at least one watch is open (the peer then reports applied map commands). */
@@ -126,7 +145,7 @@ export class ClientService {
           });
         }
         case CLIENT_MAP_WRITE_OP:
-          return this.#write(decodeArgs(payload));
+          return this.#write(decodeArgs(payload), fromPeerId);
         case CLIENT_PUBLISH_OP:
           return this.#publish(decodeArgs(payload));
         case CLIENT_WATCH_OP:
@@ -144,19 +163,48 @@ export class ClientService {
     }
   }
 
-  /** A command on `kind`/`id` was applied at `index`: streams it to the watches of that map. */
+  /**
+   * A command on `kind`/`id` was applied at `index`: streams it to the watches of that map, if it
+   * changed the map (the map's revision is then `index`; a duplicate, a conflicting `ifRevision`, an
+   * insert of a present key or a refused command leave it as it was and are not streamed).
+   */
   applied(kind: string, id: string, op: string, args: unknown, index: number): void {
     if (kind !== "map") return;
     const now = this.#scheduler.monotonicNow();
     let payload: Uint8Array | undefined;
+    let changed: boolean | undefined;
     for (const [watchId, watch] of this.#watches) {
       if (watch.expires < now) {
         this.#watches.delete(watchId);
         continue;
       }
       if (watch.mapId !== id) continue;
+      changed ??= this.#host.findMapState(id)?.revision === index;
+      if (!changed) return;
       payload ??= encodeCbor([index, args]);
       this.#host.sendEvent(watch.peerId, { emitterId: watchId, event: op, payload, seq: ++watch.seq });
+    }
+  }
+
+  /**
+   * This peer installed a snapshot up to `index`: the maps may have changed by commands no watch
+   * saw, so every watch gets a `reset` event (the client then re-reads the map).
+   */
+  restored(index: number): void {
+    if (this.#watches.size === 0) return;
+    const now = this.#scheduler.monotonicNow();
+    const payload = encodeCbor([index, null]);
+    for (const [watchId, watch] of this.#watches) {
+      if (watch.expires < now) {
+        this.#watches.delete(watchId);
+        continue;
+      }
+      this.#host.sendEvent(watch.peerId, {
+        emitterId: watchId,
+        event: WATCH_RESET_EVENT,
+        payload,
+        seq: ++watch.seq,
+      });
     }
   }
 
@@ -172,20 +220,28 @@ export class ClientService {
     let bucket = this.#buckets.get(fromPeerId);
     if (bucket === undefined) {
       if (this.#buckets.size >= this.#limits.maxSenders) {
+        // the table is in order of last use: the first one is the least recently seen
         const oldest = this.#buckets.keys().next().value;
         if (oldest !== undefined) this.#buckets.delete(oldest);
       }
       bucket = { tokens: rate, at: now };
-      this.#buckets.set(fromPeerId, bucket);
     } else {
-      bucket.tokens = Math.min(rate, bucket.tokens + ((now - bucket.at) * rate) / 1000);
-      bucket.at = now;
+      this.#buckets.delete(fromPeerId);
+      refill(bucket, rate, now);
     }
+    this.#buckets.set(fromPeerId, bucket);
+    const total = this.#total;
+    refill(total, this.#limits.totalRequestsPerSecond, now);
     if (bucket.tokens < 1) {
       this.#counters.dropped("rate-limited");
       throw new HamokRateLimitedError(`too many client requests from '${fromPeerId}'`);
     }
+    if (total.tokens < 1) {
+      this.#counters.dropped("rate-limited");
+      throw new HamokRateLimitedError("too many client requests on this member");
+    }
     bucket.tokens -= 1;
+    total.tokens -= 1;
   }
 
   #read(args: Record<string, unknown>): Uint8Array {
@@ -211,17 +267,48 @@ export class ClientService {
     return encodeCbor({ mapId, size: state?.size ?? 0, revision: state?.revision ?? 0, entries });
   }
 
-  async #write(args: Record<string, unknown>): Promise<Uint8Array> {
+  #write(args: Record<string, unknown>, fromPeerId: string): Promise<Uint8Array> {
     const mapId = stringField(args, "mapId");
     const key = encodedField(args, "key");
-    let result: unknown;
+    let op: "set" | "delete";
+    let command: Encoded[];
     if (args.op === "set") {
-      result = await this.#host.proposeMap(mapId, "set", [key, encodedField(args, "value")], this.#timeoutMs);
+      op = "set";
+      command = [key, encodedField(args, "value")];
     } else if (args.op === "delete") {
-      result = await this.#host.proposeMap(mapId, "delete", [key], this.#timeoutMs);
+      op = "delete";
+      command = [key];
     } else {
       throw new HamokConfigError(`a map write is "set" or "delete", got ${JSON.stringify(args.op)}`);
     }
+    if (args.requestId === undefined) return this.#propose(mapId, op, command, undefined);
+    const clientRequestId = args.requestId;
+    if (
+      typeof clientRequestId !== "string" || clientRequestId.length === 0 ||
+      clientRequestId.length > MAX_CLIENT_REQUEST_ID
+    ) {
+      throw new HamokConfigError(
+        `a client write's 'requestId' is a string of 1 to ${MAX_CLIENT_REQUEST_ID} characters`,
+      );
+    }
+    // in the client's namespace: it cannot collide with a member's ids nor with another client's
+    const requestId = `client:${fromPeerId}:${clientRequestId}`;
+    const inFlight = this.#writes.get(requestId);
+    if (inFlight !== undefined) return inFlight;
+    const write = this.#propose(mapId, op, command, requestId).finally(() => this.#writes.delete(requestId));
+    this.#writes.set(requestId, write);
+    return write;
+  }
+
+  async #propose(
+    mapId: string,
+    op: string,
+    command: Encoded[],
+    requestId: string | undefined,
+  ): Promise<Uint8Array> {
+    const result = requestId === undefined
+      ? await this.#host.proposeMap(mapId, op, command, this.#timeoutMs)
+      : await this.#host.proposeMap(mapId, op, command, this.#timeoutMs, requestId);
     const written = result as MapWriteResult; // no ifRevision: never a conflict
     return encodeCbor({ previous: written.conflict ? null : written.previous });
   }
@@ -243,15 +330,29 @@ export class ClientService {
     const expires = now + this.#limits.watchLeaseMs;
     if (existing !== undefined && existing.peerId === fromPeerId && existing.mapId === mapId) {
       existing.expires = expires;
-    } else {
-      if (existing !== undefined) throw new HamokConfigError(`watch '${watchId}' belongs to another client`);
-      if (this.#watches.size >= this.#limits.maxWatches) {
-        throw new HamokRateLimitedError(`this member serves at most ${this.#limits.maxWatches} watches`);
-      }
-      this.#watches.set(watchId, { peerId: fromPeerId, mapId, expires, seq: 0 });
+      return encodeCbor({ leaseMs: this.#limits.watchLeaseMs, created: false });
     }
-    return encodeCbor({ leaseMs: this.#limits.watchLeaseMs });
+    if (existing !== undefined) throw new HamokConfigError(`watch '${watchId}' belongs to another client`);
+    if (this.#watches.size >= this.#limits.maxWatches) {
+      this.#counters.dropped("rate-limited");
+      throw new HamokRateLimitedError(`this member serves at most ${this.#limits.maxWatches} watches`);
+    }
+    let mine = 0;
+    for (const watch of this.#watches.values()) if (watch.peerId === fromPeerId) mine++;
+    if (mine >= this.#limits.maxWatchesPerSender) {
+      this.#counters.dropped("rate-limited");
+      throw new HamokRateLimitedError(
+        `this member serves at most ${this.#limits.maxWatchesPerSender} watches per client`,
+      );
+    }
+    this.#watches.set(watchId, { peerId: fromPeerId, mapId, expires, seq: 0 });
+    return encodeCbor({ leaseMs: this.#limits.watchLeaseMs, created: true });
   }
+}
+
+function refill(bucket: Bucket, rate: number, now: number): void {
+  bucket.tokens = Math.min(rate, bucket.tokens + ((now - bucket.at) * rate) / 1000);
+  bucket.at = now;
 }
 
 function decodeArgs(payload: Uint8Array): Record<string, unknown> {

@@ -672,7 +672,8 @@ export abstract class PeerCore {
         );
       } else this.proposals.applied(entry.requestId, outcome.result);
     }
-    if (this.#client.watching) {
+    // a duplicate (an entry whose request id was applied before) changed nothing: not streamed
+    if (this.#client.watching && !outcome.duplicate) {
       this.#client.applied(command.kind, command.id, command.op, command.args, entry.index);
     }
   }
@@ -683,7 +684,11 @@ export abstract class PeerCore {
     this.membership.set(snapshot.meta.membership, true);
     this.#lastCompacted = snapshot.meta.index;
     this.#compactedBytes = this.#appliedBytes;
-    return this.#restoreState(snapshot.data).then(() => this.waiters.check());
+    return this.#restoreState(snapshot.data).then(() => {
+      // client watches may have missed changes: told once the state is the snapshot's, before any later apply
+      this.#client.restored(snapshot.meta.index);
+      this.waiters.check();
+    });
   }
 
   /**
