@@ -6,10 +6,12 @@
  * @module
  */
 
+import { assertRoundTrips } from "../codec/cbor.ts";
 import { cborPayloadCodec, decodePayload, encodePayload, type PayloadCodec } from "../codec/payload_codec.ts";
 import { peerIdOfMember } from "../cluster/member_id.ts";
 import {
   HamokClosedError,
+  HamokCodecError,
   HamokConfigError,
   HamokDeliveryError,
   type HamokDeliveryFailure,
@@ -278,6 +280,17 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     this.assertOpen();
     checkEvent(event);
     checkListener(listener);
+    // metadata goes into the replicated table: refused now, like a map value, if CBOR would change it
+    // (a WeakMap stored as {}, a lone surrogate), never after the listener is added
+    if (metadata !== undefined) {
+      try {
+        assertRoundTrips(metadata, "metadata");
+      } catch (error) {
+        throw new HamokCodecError(`emitter '${this.id}': the metadata of '${event}' cannot be replicated`, {
+          cause: error,
+        });
+      }
+    }
     let set = this.#subscribed.get(event);
     if (set === undefined) {
       set = new Set();

@@ -784,6 +784,10 @@ describe("hardening: inputs are checked", () => {
       await assert.rejects(a.importParts(null as unknown as HamokSnapshot[]), HamokConfigError);
       const emitter = a.createEmitter<{ x: [] }, unknown>({ emitterId: "e" });
       await assert.rejects(emitter.subscribe("x", () => {}, () => 1), HamokCodecError);
+      // metadata CBOR would change (stored as {} before) is refused, and no listener stays behind
+      await assert.rejects(emitter.subscribe("x", () => {}, new WeakMap()), HamokCodecError);
+      await assert.rejects(emitter.subscribe("x", () => {}, { room: "lobby\uD800" }), HamokCodecError);
+      assert.equal(emitter.subscriptions.getPeerIds("x").length, 0);
       assert.deepEqual([...a.remotePeerIds].sort(), ["b", "c"]);
     } finally {
       await cluster.close();
