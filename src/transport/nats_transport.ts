@@ -17,7 +17,12 @@ import {
   type Status,
   type Subscription,
 } from "nats";
-import { HamokClosedError, HamokConfigError, HamokTransportError } from "../errors.ts";
+import {
+  HamokClosedError,
+  HamokConfigError,
+  HamokPayloadTooLargeError,
+  HamokTransportError,
+} from "../errors.ts";
 import { isValidPublishSubject, isValidSubscribeSubject } from "./subject.ts";
 import type {
   Transport,
@@ -63,8 +68,11 @@ export const NATS_TRANSPORT_DEFAULTS: Readonly<{ maxReconnectAttempts: number; r
 /** Bound of the cache of subjects already validated for publishing. */
 const MAX_VALIDATED_SUBJECTS = 10_000;
 
+/** The `max_payload` assumed until a server has said otherwise (the nats-server default). */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+
 /** Error codes of `nats` that mean the caller passed something invalid. */
-const CALLER_ERROR_CODES = new Set(["BAD_SUBJECT", "BAD_HEADER", "MAX_PAYLOAD_EXCEEDED", "BAD_PAYLOAD"]);
+const CALLER_ERROR_CODES = new Set(["BAD_SUBJECT", "BAD_HEADER", "BAD_PAYLOAD"]);
 
 function natsCode(error: unknown): string | undefined {
   const code = (error as Partial<NatsError> | null)?.code;
@@ -78,6 +86,11 @@ function toMsgHdrs(headers: TransportHeaders): MsgHdrs | undefined {
     if (value !== undefined) (hdrs ??= natsHeaders()).set(key, value);
   }
   return hdrs;
+}
+
+/** Bytes the headers take on the wire (`nats` sends `MsgHdrs.toString()` UTF-8 encoded). */
+function headerBytes(hdrs: MsgHdrs | undefined): number {
+  return hdrs === undefined ? 0 : new TextEncoder().encode(hdrs.toString()).byteLength;
 }
 
 function fromMsgHdrs(hdrs: MsgHdrs): TransportHeaders | undefined {
@@ -183,9 +196,14 @@ class NatsTransportSubscription implements TransportSubscription {
  * {@linkcode HamokTransportError} on the `error` event.
  *
  * Errors: after `close()` has been called, `publish` and `subscribe` throw and `flush` rejects with
- * {@linkcode HamokClosedError}; an invalid subject, header or an oversized payload throws
- * {@linkcode HamokConfigError}; a handler that throws, a server error and a publish that fails for
- * network reasons are reported on the `error` event as {@linkcode HamokTransportError}.
+ * {@linkcode HamokClosedError}; an invalid subject or header throws {@linkcode HamokConfigError};
+ * a message (payload and headers) over the server's `max_payload` throws
+ * {@linkcode HamokPayloadTooLargeError} (while disconnected, against the `max_payload` of the server
+ * it was last connected to); a handler that throws, a server error and a publish that fails for
+ * network reasons are reported on the `error` event as {@linkcode HamokTransportError}. A
+ * connection that closes by itself (reconnect attempts exhausted, when `maxReconnectAttempts` is
+ * not -1) is reported as a {@linkcode HamokTransportError} and a `state-changed` to `closed`: the
+ * transport is then closed for good.
  *
  * @example
  * ```ts
@@ -233,17 +251,25 @@ export class NatsTransport implements Transport {
   #closing: Promise<void> | undefined;
   #status: { stop?: () => void } | undefined;
   #warnedDisconnectedPublish = false;
+  /** The `max_payload` of the server last connected to (the `nats` client forgets it while reconnecting). */
+  #maxPayload = DEFAULT_MAX_PAYLOAD;
+  /** Resolves when the state becomes `closed` (pending flushes then reject). */
+  readonly #whenClosed: Promise<void>;
+  #resolveClosed!: () => void;
 
   /** Wraps an open NATS connection. See {@linkcode NatsTransportOptions} for ownership. */
   constructor(connection: NatsConnection, options: NatsTransportOptions = {}) {
     this.connection = connection;
     this.ownsConnection = options.ownsConnection ?? false;
     this.#closeTimeoutMs = options.closeTimeoutMs ?? 5000;
+    this.#whenClosed = new Promise((resolve) => (this.#resolveClosed = resolve));
     if (connection.isClosed()) {
       this.#state = "closed";
       this.#closing = Promise.resolve();
+      this.#resolveClosed();
       return;
     }
+    this.#maxPayload = this.maxPayload;
     this.#state = "connected";
     this.#watch();
   }
@@ -253,9 +279,13 @@ export class NatsTransport implements Transport {
     return this.#state;
   }
 
-  /** The server's `max_payload` (1 MiB when the server did not say). */
+  /**
+   * The server's `max_payload`: while disconnected, that of the server last connected to (1 MiB
+   * if no server ever said).
+   */
   get maxPayload(): number {
-    return this.connection.info?.max_payload ?? 1024 * 1024;
+    const limit = this.connection.info?.max_payload;
+    return typeof limit === "number" && limit > 0 ? limit : this.#maxPayload;
   }
 
   /**
@@ -267,13 +297,22 @@ export class NatsTransport implements Transport {
       throw new HamokClosedError("NATS transport is closed; cannot publish");
     }
     if (!this.#validSubjects.has(subject)) this.#validatePublishSubject(subject);
+    let hdrs: MsgHdrs | undefined;
+    try {
+      hdrs = headers === undefined ? undefined : toMsgHdrs(headers);
+    } catch (error) {
+      this.#publishFailed(subject, data, undefined, error);
+      return;
+    }
+    // While reconnecting the `nats` client has no server INFO and checks no size at all: check
+    // against the last server's limit, so nothing the server would refuse is accepted meanwhile.
+    if (this.connection.info === undefined) this.#checkSize(subject, data, hdrs);
     if (this.#state !== "connected") this.#warnDisconnectedPublish();
     try {
-      const hdrs = headers === undefined ? undefined : toMsgHdrs(headers);
       if (hdrs === undefined) this.connection.publish(subject, data);
       else this.connection.publish(subject, data, { headers: hdrs });
     } catch (error) {
-      this.#publishFailed(subject, error);
+      this.#publishFailed(subject, data, hdrs, error);
     }
   }
 
@@ -316,14 +355,21 @@ export class NatsTransport implements Transport {
 
   /**
    * Resolves once the server has received everything published so far (a PING/PONG round trip).
-   * Rejects with {@linkcode HamokTransportError} if the connection drops meanwhile.
+   * Rejects with {@linkcode HamokTransportError} if the connection drops meanwhile, and with
+   * {@linkcode HamokClosedError} if the transport closes first.
    */
   async flush(): Promise<void> {
     if (this.#closing !== undefined) throw new HamokClosedError("NATS transport is closed; cannot flush");
-    try {
-      await this.connection.flush();
-    } catch (error) {
-      throw new HamokTransportError("NATS flush failed", { cause: error });
+    // `nats` never settles a flush still waiting for its PONG when the connection closes.
+    const outcome = await Promise.race([
+      this.connection.flush().then(() => undefined, (error: unknown) => ({ error })),
+      this.#whenClosed.then(() => "closed" as const),
+    ]);
+    if (outcome === "closed") {
+      throw new HamokClosedError("NATS transport closed before the flush completed");
+    }
+    if (outcome !== undefined) {
+      throw new HamokTransportError("NATS flush failed", { cause: outcome.error });
     }
   }
 
@@ -413,19 +459,35 @@ export class NatsTransport implements Transport {
         this.#setState("reconnecting");
         break;
       case "reconnect":
+        this.#refreshMaxPayload();
         this.#setState("connected");
+        break;
+      case "update":
+        // sent on (re)connecting when the server's INFO changes the server list
+        this.#refreshMaxPayload();
         break;
       case "error":
         this.#emitError(new HamokTransportError(`NATS server reported an error: ${String(s.data)}`));
         break;
       default:
-        // update, ldm, pingTimer, staleConnection: informational
+        // ldm, pingTimer, staleConnection: informational
         break;
     }
   }
 
   #onConnectionClosed(error: unknown): void {
-    if (error instanceof Error) {
+    const gaveUp = error instanceof Error && this.#closing === undefined &&
+      (this.#state === "disconnected" || this.#state === "reconnecting");
+    if (gaveUp) {
+      // closed by itself while reconnecting: the `nats` client gave up (maxReconnectAttempts)
+      this.#emitError(
+        new HamokTransportError(
+          "the NATS connection gave up reconnecting and closed; this transport is closed for good " +
+            "(connect with maxReconnectAttempts: -1 to reconnect forever)",
+          { cause: error },
+        ),
+      );
+    } else if (error instanceof Error) {
       this.#emitError(new HamokTransportError("the NATS connection closed with an error", { cause: error }));
     }
     if (this.#state === "closed") return;
@@ -442,6 +504,7 @@ export class NatsTransport implements Transport {
     if (previous === state || previous === "closed") return;
     this.#state = state;
     if (state === "connected") this.#warnedDisconnectedPublish = false;
+    if (state === "closed") this.#resolveClosed();
     try {
       this.#events.emit("state-changed", state, previous);
     } catch (error) {
@@ -474,8 +537,45 @@ export class NatsTransport implements Transport {
     );
   }
 
-  #publishFailed(subject: string, error: unknown): void {
+  /**
+   * Remembers the current server's `max_payload` (a server reconnected to may have another one);
+   * a smaller one than before is reported.
+   */
+  #refreshMaxPayload(): void {
+    const before = this.#maxPayload;
+    const now = this.maxPayload;
+    this.#maxPayload = now;
+    if (now < before && this.#state !== "closed") {
+      this.#emitError(
+        new HamokTransportError(
+          `the NATS server reconnected to has a smaller max_payload (${now} bytes, was ${before}): ` +
+            "messages built for the old limit are refused",
+        ),
+      );
+    }
+  }
+
+  #checkSize(subject: string, data: Uint8Array, hdrs: MsgHdrs | undefined): void {
+    const limit = this.#maxPayload;
+    if (data.byteLength <= limit && hdrs === undefined) return;
+    const size = data.byteLength + headerBytes(hdrs);
+    if (size > limit) throw this.#tooLarge(subject, size, limit);
+  }
+
+  #tooLarge(subject: string, size: number, limit: number, cause?: unknown): HamokPayloadTooLargeError {
+    return new HamokPayloadTooLargeError(
+      `a message of ${size} bytes on '${subject}' exceeds the NATS server's max_payload of ${limit} bytes`,
+      { size, limit },
+      cause === undefined ? undefined : { cause },
+    );
+  }
+
+  #publishFailed(subject: string, data: Uint8Array, hdrs: MsgHdrs | undefined, error: unknown): void {
     const code = natsCode(error);
+    if (code === "MAX_PAYLOAD_EXCEEDED") {
+      const size = data.byteLength + headerBytes(hdrs);
+      throw this.#tooLarge(subject, size, this.maxPayload, error);
+    }
     if (code !== undefined && CALLER_ERROR_CODES.has(code)) {
       throw new HamokConfigError(`cannot publish on '${subject}': ${code}`, { cause: error });
     }
