@@ -388,6 +388,15 @@ export abstract class PeerCore {
 
   // ------------------------------------------------------------------ raft plumbing
 
+  /** The largest append and snapshot chunk for the transport's current message limit. */
+  protected messageLimits(): { maxBytesPerAppend: number; snapshotChunkBytes: number } {
+    const room = this.maxMessageBytes - ENTRY_FRAMING_BYTES;
+    return {
+      maxBytesPerAppend: Math.max(1, Math.min(1024 * 1024, room)),
+      snapshotChunkBytes: Math.max(1, Math.min(256 * 1024, room)),
+    };
+  }
+
   protected startRaft(persisted: RaftPersistentState): void {
     const scheduler = this.config.scheduler;
     const random = (): number => scheduler.random();
@@ -396,8 +405,7 @@ export abstract class PeerCore {
       electionTicks: this.config.electionTicks,
       heartbeatTicks: this.config.heartbeatTicks,
       // every append fits in one message (an entry alone is admitted only if it fits: see propose)
-      maxBytesPerAppend: Math.max(1, Math.min(1024 * 1024, this.maxMessageBytes - ENTRY_FRAMING_BYTES)),
-      snapshotChunkBytes: Math.max(1, Math.min(256 * 1024, this.maxMessageBytes - ENTRY_FRAMING_BYTES)),
+      ...this.messageLimits(),
       maxVoters: this.config.voters,
       maxSnapshotBytes: this.config.maxSnapshotBytes,
       // a storage that syncs (a file): the leader writes its own log while it replicates it

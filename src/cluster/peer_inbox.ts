@@ -17,7 +17,8 @@ import { openSharedRaft } from "./raft_fanout.ts";
 import { CLIENT_OPS, CLIENT_STATUS_OP } from "./client_ops.ts";
 import { PeerCore } from "./peer_core.ts";
 import type { RaftMessage } from "../raft/types.ts";
-import type { TransportMessage, TransportSubscription } from "../transport/transport.ts";
+import type { TransportMessage, TransportState, TransportSubscription } from "../transport/transport.ts";
+import { HamokTransportError } from "../errors.ts";
 
 /**
  * The highest Raft term a peer adopts from a message (2^48). A term above it could not be
@@ -25,6 +26,9 @@ import type { TransportMessage, TransportSubscription } from "../transport/trans
  * a millisecond it takes nine thousand years to reach.
  */
 const MAX_RAFT_TERM = 2 ** 48;
+/** Transport errors reported on the peer's `error` event per window, at most (the rest are counted). */
+const TRANSPORT_ERRORS_PER_WINDOW = 5;
+const TRANSPORT_ERROR_WINDOW_MS = 10_000;
 
 /** Request op of a member telling a removed member that it was removed (payload: CBOR member id). */
 export const REMOVED_OP = "removed";
@@ -43,6 +47,8 @@ export abstract class PeerInbox extends PeerCore {
 
   protected openTransport(): void {
     if (this.#transportSubs.length > 0) return;
+    this.transport.on("error", this.#onTransportError);
+    this.transport.on("state-changed", this.#onTransportState);
     this.#transportSubs.push(
       this.transport.subscribe(this.subjects.inbox(this.localPeerId), (message) => this.#onInbox(message)),
       this.transport.subscribe(this.subjects.broadcast, (message) => this.#onBroadcast(message)),
@@ -51,10 +57,52 @@ export abstract class PeerInbox extends PeerCore {
   }
 
   protected closeTransport(): void {
+    this.transport.off("error", this.#onTransportError);
+    this.transport.off("state-changed", this.#onTransportState);
     for (const sub of this.#transportSubs) sub.unsubscribe();
     this.#transportSubs = [];
     this.followShared();
   }
+
+  /** Transport errors reached nobody: reported on the peer's `error` event, a few per second at most. */
+  #transportErrors = { windowStart: 0, inWindow: 0, suppressed: 0 };
+  readonly #onTransportError = (error: Error): void => {
+    if (this.isClosed) return;
+    const now = this.config.scheduler.monotonicNow();
+    const seen = this.#transportErrors;
+    if (now - seen.windowStart >= TRANSPORT_ERROR_WINDOW_MS) {
+      if (seen.suppressed > 0) {
+        this.logger.warn(`hamok ${this.localPeerId}: ${seen.suppressed} transport errors not reported`);
+      }
+      seen.windowStart = now;
+      seen.inWindow = 0;
+      seen.suppressed = 0;
+    }
+    if (seen.inWindow >= TRANSPORT_ERRORS_PER_WINDOW) {
+      seen.suppressed++;
+      return;
+    }
+    seen.inWindow++;
+    this.reportError(error);
+  };
+
+  readonly #onTransportState = (state: TransportState): void => {
+    if (this.isClosed) return;
+    if (state === "connected") {
+      // a reconnect may reach a server with another maximum payload: appends and snapshot chunks
+      // must fit the new one, or every message grouping several entries is refused for good
+      const limits = this.messageLimits();
+      this.node?.setMessageLimits(limits.maxBytesPerAppend, limits.snapshotChunkBytes);
+    } else if (state === "closed") {
+      // the transport gave up (a NATS connection out of reconnect attempts): nothing arrives or
+      // leaves any more, and the application must hear it
+      this.reportError(
+        new HamokTransportError(
+          "the transport closed for good: this peer can no longer reach the cluster (close it and make a new one)",
+        ),
+      );
+    }
+  };
 
   /**
    * Subscribed to the shared append subject while the transport is open and this peer is not the

@@ -151,7 +151,7 @@ function pairIsMajority(membership: Membership, a: string, b: string): boolean {
  * ```
  */
 export class RaftNode {
-  private readonly cfg: ResolvedRaftConfig;
+  private cfg: ResolvedRaftConfig;
   private readonly selfId: string;
   private currentTerm: number;
   private votedFor: string | undefined;
@@ -419,6 +419,25 @@ export class RaftNode {
   tick(): void {
     if (this.currentRole === "leader") this.tickLeader();
     else this.tickElection();
+  }
+
+  /**
+   * Changes the largest append message and snapshot chunk this node sends from now on (the message
+   * limit of the transport can change: a reconnect to a server with another maximum payload). An
+   * entry larger than `maxBytesPerAppend` is still sent alone.
+   */
+  setMessageLimits(maxBytesPerAppend: number, snapshotChunkBytes: number): void {
+    for (
+      const [name, value] of [["maxBytesPerAppend", maxBytesPerAppend], [
+        "snapshotChunkBytes",
+        snapshotChunkBytes,
+      ]] as const
+    ) {
+      if (!Number.isInteger(value) || value <= 0) {
+        throw new RaftError(`${name} must be a positive integer, got ${String(value)}`);
+      }
+    }
+    this.cfg = { ...this.cfg, maxBytesPerAppend, snapshotChunkBytes };
   }
 
   /** Starts an election now (with pre-vote if enabled), if this node is a voter and not the leader. */

@@ -225,4 +225,79 @@ describe("NatsTransport resilience (server restarts, max_payload)", () => {
       }
     },
   );
+
+  /** A factory of NATS transports for a test cluster, each made with `extra` connect options. */
+  function natsFactory(
+    server: NatsServer,
+    extra: Record<string, unknown> = {},
+  ): TransportFactory & { made: Transport[] } {
+    const made: Transport[] = [];
+    return {
+      name: "nats",
+      made,
+      async create(): Promise<Transport> {
+        const t = await NatsTransport.connect({ servers: server.url, ...extra });
+        made.push(t);
+        return t;
+      },
+      async close(): Promise<void> {
+        await Promise.all(made.map((t) => t.close()));
+      },
+    };
+  }
+
+  it(
+    "after a restart with a smaller max_payload, appends that grouped several entries are split to fit: writes commit again",
+    TEST_TIMEOUT,
+    async () => {
+      const { server, setMaxPayload } = await serverWithMaxPayload(1024 * 1024);
+      const factory = natsFactory(server);
+      const cluster = await startCluster(factory, ["a", "b", "c"]);
+      cleanups.push(() => cluster.close());
+      await cluster.settled();
+      const maps = new Map(cluster.peers.map((p) => [p, p.createMap<string, string>({ mapId: "m" })]));
+      setMaxPayload(64 * 1024);
+      await server.restart();
+      await waitFor(() => factory.made.every((t) => t.state === "connected"), {
+        timeoutMs: 15_000,
+        message: "every peer reconnected",
+      });
+      const leader = await cluster.settled(15_000);
+      assert.ok(leader.maxEntryBytes < 64 * 1024);
+      // the appends were sized for 1 MiB when the peers joined: several of these in one message
+      // were refused by the new server, resent and refused again, for good
+      const writes = Array.from({ length: 8 }, (_, i) => maps.get(leader)!.set(`k${i}`, "x".repeat(40_000)));
+      await Promise.all(writes);
+      assert.equal(await maps.get(leader)!.set("small", "1"), undefined);
+      for (const peer of cluster.peers) {
+        await peer.waitUntilCommitHead(10_000);
+        assert.equal(maps.get(peer)!.get("k7")?.length, 40_000, `peer ${peer.localPeerId}`);
+      }
+    },
+  );
+
+  it(
+    "a peer whose transport gave up reconnecting says so on its error event",
+    TEST_TIMEOUT,
+    async () => {
+      const { server } = await serverWithMaxPayload(1024 * 1024);
+      const factory = natsFactory(server, { maxReconnectAttempts: 2, reconnectTimeWait: 50 });
+      const cluster = await startCluster(factory, ["a", "b"]);
+      cleanups.push(() => cluster.close());
+      await cluster.settled();
+      const errors: Error[] = [];
+      for (const peer of cluster.peers) peer.on("error", (e) => errors.push(e));
+      await server.stop("SIGKILL");
+      // the old peer heard nothing: the transports closed for good and the cluster was silently dead
+      await waitFor(
+        () =>
+          cluster.peers.every((p) =>
+            errors.some((e) => e instanceof HamokTransportError && /closed for good/.test(e.message)) &&
+            factory.made.every((t) => t.state === "closed") && !p.closed
+          ),
+        { timeoutMs: 20_000, message: "every peer reported its closed transport" },
+      );
+      assert.ok(errors.filter((e) => /can no longer reach the cluster/.test(e.message)).length >= 2);
+    },
+  );
 });
