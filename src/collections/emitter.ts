@@ -29,6 +29,7 @@ import { type CollectionHost, EVENT_SEQ_PER_MS as SEQ_PER_MS, incarnationOrder }
 import type { TimerHandle } from "../cluster/scheduler.ts";
 import { checkListener, CollectionBase, collectionIdentity } from "./collection_base.ts";
 import {
+  checkSubscriptionsImage,
   type EmitterCommands,
   type HamokEmitterSnapshot,
   type HamokSubscriptionTable,
@@ -487,6 +488,8 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     if (snapshot === null || typeof snapshot !== "object" || !Array.isArray(snapshot.subscriptions)) {
       throw new HamokConfigError("an emitter snapshot must have a subscriptions array");
     }
+    // every part checked before anything is proposed: shapes, names, metadata CBOR would change
+    checkSubscriptionsImage(this.id, snapshot.subscriptions);
     for (const part of splitImport(snapshot, this.#maxKeys, this.#maxValues)) {
       await this.proposeWith("import", { entries: part }, { timeoutMs: this.requestTimeoutInMs });
     }

@@ -10,11 +10,15 @@
 
 import type { CollectionHost } from "./collection_host.ts";
 import type { ReplicatedState } from "../cluster/state_machine.ts";
-import { assertRoundTrips, messageOf } from "../codec/cbor.ts";
 import { assertWellFormed } from "../codec/well_formed.ts";
-import { HamokCodecError, HamokConfigError, HamokListenerError } from "../errors.ts";
+import { HamokConfigError, HamokListenerError } from "../errors.ts";
 import { EMITTER_KIND, HamokEmitter, type HamokEmitterConfig } from "./emitter.ts";
-import { type HamokEmitterSnapshot, HamokSubscriptionTable, type TableImage } from "./subscription_table.ts";
+import {
+  checkSubscriptionsImage,
+  type HamokEmitterSnapshot,
+  HamokSubscriptionTable,
+  type TableImage,
+} from "./subscription_table.ts";
 import { checkQueueItem, HamokQueue, type HamokQueueConfig } from "./queue.ts";
 import { type HamokQueueSnapshot, HamokQueueState, QUEUE_KIND } from "./queue_state.ts";
 import { HamokRemoteMap, type HamokRemoteMapConfig, type RemoteMapLeadership } from "./remote_map.ts";
@@ -147,49 +151,11 @@ function imageString(value: unknown, what: string): string {
   return value;
 }
 
-/** Throws `HamokCodecError` unless the default codec carries `value` unchanged (see `assertRoundTrips`). */
-function assertCarried(value: unknown, what: string): void {
-  try {
-    assertRoundTrips(value, what);
-  } catch (error) {
-    if (error instanceof HamokCodecError) throw error;
-    throw new HamokCodecError(messageOf(error), { cause: error });
-  }
-}
-
 /** The subscription table of an emitter image as the `import` command takes it, checked. */
 function checkEmitterImage(image: unknown, index: number): { id: string; entries: TableImage } {
   const fields = imageFields(image, "emitters", index);
   const id = imageString(fields.emitterId, `the emitterId of snapshot emitters[${index}]`);
-  const subscriptions = fields.subscriptions;
-  if (!Array.isArray(subscriptions)) {
-    throw new HamokConfigError(`emitter '${id}': the snapshot's subscriptions must be an array`);
-  }
-  const entries: TableImage = [];
-  for (let i = 0; i < subscriptions.length; i++) {
-    const what = `emitter '${id}': snapshot subscription ${i}`;
-    const entry: unknown = subscriptions[i];
-    if (
-      entry === null || typeof entry !== "object" ||
-      !Array.isArray((entry as Record<string, unknown>).subscribers)
-    ) {
-      throw new HamokConfigError(`${what} must be an object with a subscribers array`);
-    }
-    const { event, subscribers } = entry as { event: unknown; subscribers: unknown[] };
-    const name = imageString(event, `the event of ${what}`);
-    const peers: [string, unknown][] = [];
-    for (let j = 0; j < subscribers.length; j++) {
-      const subscriber: unknown = subscribers[j];
-      if (subscriber === null || typeof subscriber !== "object") {
-        throw new HamokConfigError(`${what}: subscriber ${j} is not an object`);
-      }
-      const { peerId, metadata } = subscriber as { peerId: unknown; metadata: unknown };
-      peers.push([imageString(peerId, `the peerId of ${what}, subscriber ${j}`), metadata]);
-      assertCarried(metadata, `${what}: the metadata of subscriber ${j}`);
-    }
-    entries.push([name, peers]);
-  }
-  return { id, entries };
+  return { id, entries: checkSubscriptionsImage(id, fields.subscriptions) };
 }
 
 /**

@@ -8,6 +8,9 @@
 
 import type { ApplyContext, ReplicatedState } from "../cluster/state_machine.ts";
 import { checkListener } from "./collection_base.ts";
+import { assertRoundTrips } from "../codec/cbor.ts";
+import { assertWellFormed } from "../codec/well_formed.ts";
+import { HamokCodecError, HamokConfigError } from "../errors.ts";
 import { applyCommand, type CommandSpec, type CommandTable, commandTable } from "./command_spec.ts";
 import { LocalListeners } from "./local_listeners.ts";
 
@@ -63,6 +66,56 @@ export interface HamokEmitterSnapshot<M = unknown> {
 
 /** `[event, [peerId, metadata][]][]`: the table as an image (and the argument of `import`). */
 export type TableImage = [event: string, subscribers: [peerId: string, metadata: unknown][]][];
+
+/** `value` if it is a non-empty well-formed string, else a `HamokConfigError` naming it `what`. */
+function imageName(value: unknown, what: string): string {
+  if (typeof value !== "string" || value.length === 0) {
+    throw new HamokConfigError(`${what} must be a non-empty string`);
+  }
+  assertWellFormed(what, value, HamokConfigError);
+  return value;
+}
+
+/**
+ * @internal The `subscriptions` of an emitter snapshot, checked, as the `import` command takes them:
+ * shapes (`HamokConfigError`), event names and peer ids (non-empty, well formed), and metadata the
+ * default codec carries unchanged (`HamokCodecError`). Used by `hamok.import` and `emitter.import`.
+ */
+export function checkSubscriptionsImage(emitterId: string, subscriptions: unknown): TableImage {
+  if (!Array.isArray(subscriptions)) {
+    throw new HamokConfigError(`emitter '${emitterId}': the snapshot's subscriptions must be an array`);
+  }
+  const entries: TableImage = [];
+  for (let i = 0; i < subscriptions.length; i++) {
+    const what = `emitter '${emitterId}': snapshot subscription ${i}`;
+    const entry: unknown = subscriptions[i];
+    if (
+      entry === null || typeof entry !== "object" ||
+      !Array.isArray((entry as Record<string, unknown>).subscribers)
+    ) {
+      throw new HamokConfigError(`${what} must be an object with a subscribers array`);
+    }
+    const { event, subscribers } = entry as { event: unknown; subscribers: unknown[] };
+    const name = imageName(event, `the event of ${what}`);
+    const peers: [string, unknown][] = [];
+    for (let j = 0; j < subscribers.length; j++) {
+      const subscriber: unknown = subscribers[j];
+      if (subscriber === null || typeof subscriber !== "object") {
+        throw new HamokConfigError(`${what}: subscriber ${j} is not an object`);
+      }
+      const { peerId, metadata } = subscriber as { peerId: unknown; metadata: unknown };
+      peers.push([imageName(peerId, `the peerId of ${what}, subscriber ${j}`), metadata]);
+      try {
+        assertRoundTrips(metadata, `${what}: the metadata of subscriber ${j}`);
+      } catch (error) {
+        if (error instanceof HamokCodecError) throw error;
+        throw new HamokCodecError(error instanceof Error ? error.message : String(error), { cause: error });
+      }
+    }
+    entries.push([name, peers]);
+  }
+  return entries;
+}
 
 /**
  * A read-only view of who subscribes to what, with `added`, `removed` and `updated` events. It is

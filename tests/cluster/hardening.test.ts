@@ -788,6 +788,28 @@ describe("hardening: inputs are checked", () => {
       await assert.rejects(emitter.subscribe("x", () => {}, new WeakMap()), HamokCodecError);
       await assert.rejects(emitter.subscribe("x", () => {}, { room: "lobby\uD800" }), HamokCodecError);
       assert.equal(emitter.subscriptions.getPeerIds("x").length, 0);
+      // emitter.import checks every part before proposing anything (a malformed one threw a TypeError
+      // midway, after earlier parts were in)
+      const good = { event: "x", subscribers: [{ peerId: "b", metadata: null }] };
+      await assert.rejects(
+        emitter.import(
+          { emitterId: "e", subscriptions: [good, { event: "y", subscribers: [null] }] } as never,
+        ),
+        HamokConfigError,
+      );
+      await assert.rejects(
+        emitter.import({
+          emitterId: "e",
+          subscriptions: [good, { event: "y", subscribers: [{ peerId: "b", metadata: new WeakMap() }] }],
+        } as never),
+        HamokCodecError,
+      );
+      await assert.rejects(
+        emitter.import({ emitterId: "e", subscriptions: [{ event: "z\uD800", subscribers: [] }] } as never),
+        HamokConfigError,
+      );
+      await a.waitUntilCommitHead();
+      assert.equal(emitter.subscriptions.getPeerIds("x").length, 0, "nothing of a refused import went in");
       assert.deepEqual([...a.remotePeerIds].sort(), ["b", "c"]);
     } finally {
       await cluster.close();
