@@ -89,6 +89,8 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
   readonly scheduler: Scheduler;
   #nextJoin: Promise<void> | undefined;
   #proposalCounter = 0;
+  /** Called once when the peer closes (see {@linkcode onClosed}). */
+  readonly #closedListeners = new Set<() => void>();
   /** Called on every join before the `joined` event (see {@linkcode onJoined}). */
   readonly #joinedListeners = new Set<() => void>();
   /** This process's incarnation of its member (see `CollectionHost.incarnation`). */
@@ -319,6 +321,14 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
+    for (const listener of [...this.#closedListeners]) {
+      try {
+        listener();
+      } catch (error) {
+        this.logger.debug("a close listener threw", error);
+      }
+    }
+    this.#closedListeners.clear();
     this.acks.close();
     this.isJoined = false;
     this.joinAbort?.abort(new HamokClosedError("the peer closed"));
@@ -614,6 +624,16 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
     };
   }
 
+  /** Calls `listener` once when the peer closes (see `CollectionHost.onClosed`). */
+  onClosed(listener: () => void): () => void {
+    if (this.isClosed) {
+      listener();
+      return () => {};
+    }
+    this.#closedListeners.add(listener);
+    return () => this.#closedListeners.delete(listener);
+  }
+
   /** Calls `listener` each time this peer has joined (see `CollectionHost.onJoined`). */
   onJoined(listener: () => void): () => void {
     // internal listeners, not the application's `joined` event (its listener count stays its own)
@@ -712,6 +732,8 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
       const ordered = restarts === undefined ? undefined : `${restarts.toString(36)}.${nonce}`;
       this.#incarnation = ordered !== undefined && ordered.length <= 16 ? ordered : this.requestSession;
     }
+    // a member's first process (also after a rejoin under a new member id): its incarnation counts 0
+    if (!hasState) this.#incarnation = "";
     this.startRaft(persisted);
     if (!hasState) {
       // a peer rejoining after its removal knows a cluster exists: it never starts another one

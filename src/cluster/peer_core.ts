@@ -695,14 +695,6 @@ export abstract class PeerCore {
     return this.#restoreState(snapshot.data).then(() => {
       // client watches may have missed changes: told once the state is the snapshot's, before any later apply
       this.#client.restored(snapshot.meta.index);
-      // this peer's own proposals the snapshot covers were applied in the cluster: answered with the
-      // results the restored dedup window holds, not left to time out as of unknown outcome
-      if (this.proposals.size > 0) {
-        for (const requestId of this.proposals.pendingIds()) {
-          const applied = this.stateMachine.appliedResult(requestId);
-          if (applied !== undefined) this.proposals.applied(requestId, applied.result);
-        }
-      }
       this.waiters.check();
     });
   }

@@ -141,11 +141,6 @@ export class Proposals {
     pending.reject(error);
   }
 
-  /** The request ids of the pending proposals (a copy). */
-  pendingIds(): string[] {
-    return [...this.#pending.keys()];
-  }
-
   /** Submits every pending proposal again (a leader became known). */
   resubmitAll(): void {
     for (const pending of this.#pending.values()) this.#submit(pending);

@@ -199,15 +199,6 @@ export class StateMachine {
     return this.#states.get(kind)?.get(id);
   }
 
-  /**
-   * Whether `requestId` is in the dedup window (applied, within the window), and its result: a pending
-   * proposal covered by a restored snapshot is answered from here instead of timing out as unknown.
-   */
-  appliedResult(requestId: string): { readonly result: unknown } | undefined {
-    const slot = this.#applied.find(requestId);
-    return slot < 0 ? undefined : { result: this.#applied.resultAt(slot) };
-  }
-
   /** Every state, as `[kind, id, state]`. */
   *states(): IterableIterator<[kind: string, id: string, state: ReplicatedState]> {
     for (const [kind, byId] of this.#states) {

@@ -143,6 +143,8 @@ export interface CollectionHost {
   hostedCollection<C>(kind: string, id: unknown): C | undefined;
   /** Calls `listener` each time this peer has joined (a first join, a rejoin, a restart). */
   onJoined(listener: () => void): () => void;
+  /** Calls `listener` once when the peer closes (at once if it is closed); returns its removal. */
+  onClosed(listener: () => void): () => void;
   /** Reports a non-fatal error on the peer's `error` event. */
   reportError(error: Error): void;
   /** Forgets a closed collection so that its id can be used again. */

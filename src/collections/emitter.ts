@@ -181,6 +181,10 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
    * its registration, since it may be withdrawn under it.
    */
   readonly #confirmed = new Set<string>();
+  /** The timer of the next {@linkcode #resync} round after a failed one (undefined: none due). */
+  #resyncTimer: TimerHandle | undefined;
+  /** Resync rounds that failed in a row (the backoff). */
+  #resyncFailures = 0;
   /** Events being registered again (see {@linkcode #resubscribe}). */
   readonly #resubscribing = new Set<string>();
   readonly #disposers: (() => void)[] = [];
@@ -234,7 +238,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
       this.#confirmed.delete(event);
       // this peer's entry went (its member was removed, a withdrawal of a previous process raced a
       // subscribe) while it still listens: register it again (once joined again, if it was removed)
-      if (!this.closed && this.#subscribed.has(event)) this.#resubscribe(event);
+      if (!this.closed && this.#subscribed.has(event)) void this.#resubscribe(event);
     };
     // A subscribe that failed (its listener was removed) may still commit later, and would then list
     // this peer for an event it no longer listens to: every publish of it would wait for this peer
@@ -256,7 +260,7 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
       () => this.subscriptions.off("added", onListed),
       () => this.subscriptions.off("updated", onListed),
       host.onAck(this.id, (ack) => this.#onAck(ack.ackRequestId, ack.peerId, ack.ok, ack.error)),
-      host.onJoined(() => this.#resync()),
+      host.onJoined(() => void this.#resync()),
       host.onMemberRemoved((peerId) => {
         this.#stopAwaiting(peerId);
         for (const memberId of this.#lastSeq.keys()) {
@@ -342,16 +346,9 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
       if (!this.#subscribed.has(event)) {
         // not listening any more whatever the outcome: no acknowledgement without a listener
         this.#stopListening(event);
-        // an unsubscribe whose outcome is unknown may have been lost: once this peer has caught up,
-        // withdraw the entry again if the table still lists it
-        this.host.whenReady(this.requestTimeoutInMs).then(() => {
-          if (this.closed || this.#subscribed.has(event)) return;
-          if (this.subscriptions.hasPeerOnEvent(event, this.host.localPeerId)) {
-            return this.#reconcile(event, null);
-          }
-        }).catch((later) =>
-          this.host.logger.debug(`emitter '${this.id}': withdrawing '${event}' failed`, later)
-        );
+        // an unsubscribe whose outcome is unknown may have been lost: withdraw again, retried until
+        // the table matches the listeners
+        this.#scheduleResync();
       }
       throw error;
     }
@@ -464,11 +461,9 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
       await this.proposeWith("clear-peer", null, { timeoutMs: this.requestTimeoutInMs });
       this.#confirmed.clear();
     } catch (error) {
-      // the withdrawal may have been lost: once this peer has caught up, withdraw what the table
-      // still lists and nobody here listens to
-      this.host.whenReady(this.requestTimeoutInMs).then(() => this.#resync()).catch((later) =>
-        this.host.logger.debug(`emitter '${this.id}': withdrawing subscriptions failed`, later)
-      );
+      // the withdrawal may have been lost: withdraw what the table still lists and nobody here
+      // listens to, retried until the table matches
+      this.#scheduleResync();
       throw error;
     }
   }
@@ -519,6 +514,8 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
     this.#transportSubs.clear();
     for (const dispose of this.#disposers) dispose();
     this.host.scheduler.clearTimeout(this.#timer);
+    this.host.scheduler.clearTimeout(this.#resyncTimer);
+    this.#resyncTimer = undefined;
     this.#timer = undefined;
     for (const [id, pending] of this.#pending) {
       pending.reject(
@@ -550,7 +547,17 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
       } catch (error) {
         host.logger.debug(`emitter '${this.id}': withdrawing subscriptions failed`, error);
         const backoffMs = Math.min(this.requestTimeoutInMs, 100 * 2 ** attempt);
-        await new Promise<void>((resolve) => host.scheduler.setTimeout(resolve, backoffMs));
+        // the wait ends early when the peer closes: its timer must not keep the process alive
+        await new Promise<void>((resolve) => {
+          const timer = host.scheduler.setTimeout(() => {
+            stop();
+            resolve();
+          }, backoffMs);
+          const stop = host.onClosed(() => {
+            host.scheduler.clearTimeout(timer);
+            resolve();
+          });
+        });
       }
     }
   }
@@ -633,14 +640,31 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   }
 
   /** Registers `event` again with its last metadata (failures are logged: the next join retries). */
-  #resubscribe(event: string): void {
+  #resubscribe(event: string): Promise<boolean> {
     // one at a time per event: a registration whose own effects remove the entry again (a testing
     // bug's dry runs do) must not turn into a loop
-    if (this.#resubscribing.has(event)) return;
+    if (this.#resubscribing.has(event)) return Promise.resolve(true);
     this.#resubscribing.add(event);
-    this.#reconcile(event, this.#metadata.get(event) ?? null).catch((error) =>
-      this.host.logger.debug(`emitter '${this.id}': registering '${event}' again failed`, error)
-    ).finally(() => this.#resubscribing.delete(event));
+    return this.#reconcile(event, this.#metadata.get(event) ?? null).then(() => true, (error) => {
+      this.host.logger.debug(`emitter '${this.id}': registering '${event}' again failed`, error);
+      this.#scheduleResync();
+      return false;
+    }).finally(() => this.#resubscribing.delete(event));
+  }
+
+  /**
+   * Runs {@linkcode #resync} again later (backing off, at most one timer per view) until a round
+   * succeeds: a withdrawal or registration that failed (cut off, no leader) is retried for as long as
+   * the view is open, since the cluster would otherwise keep waiting for, or never reach, this peer.
+   */
+  #scheduleResync(): void {
+    if (this.closed || this.#forClients || this.#resyncTimer !== undefined) return;
+    const delayMs = Math.min(this.requestTimeoutInMs, 100 * 2 ** Math.min(this.#resyncFailures, 10));
+    this.#resyncTimer = this.host.scheduler.setTimeout(() => {
+      this.#resyncTimer = undefined;
+      this.#resyncFailures++;
+      void this.#resync();
+    }, delayMs);
   }
 
   /**
@@ -648,16 +672,23 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
    * the cluster dropped them; after a restart on durable storage the table holds the previous
    * process's entries, which nobody listens to here unless this process subscribes again.
    */
-  #resync(): void {
+  async #resync(): Promise<void> {
     if (this.closed || this.#forClients) return;
     const self = this.host.localPeerId;
-    for (const event of this.#subscribed.keys()) this.#resubscribe(event);
+    const rounds: Promise<boolean>[] = [];
+    for (const event of this.#subscribed.keys()) rounds.push(this.#resubscribe(event));
     for (const event of this.subscriptions.events()) {
       if (this.#subscribed.has(event) || !this.subscriptions.hasPeerOnEvent(event, self)) continue;
-      this.#reconcile(event, null).catch((error) =>
-        this.host.logger.debug(`emitter '${this.id}': withdrawing '${event}' failed`, error)
+      rounds.push(
+        this.#reconcile(event, null).then(() => true, (error) => {
+          this.host.logger.debug(`emitter '${this.id}': withdrawing '${event}' failed`, error);
+          return false;
+        }),
       );
     }
+    const done = await Promise.all(rounds);
+    if (done.every((ok) => ok)) this.#resyncFailures = 0;
+    else this.#scheduleResync();
   }
 
   #listenOn(event: string): void {

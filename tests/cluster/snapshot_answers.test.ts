@@ -1,7 +1,7 @@
 /**
  * A follower's own write that the cluster applied while the follower could not hear it, and that the
  * follower then learns from a snapshot (the log was compacted meanwhile): its promise resolves with
- * the write's result from the restored dedup window, instead of timing out as of unknown outcome.
+ * its result instead of timing out as of unknown outcome (its resubmission is applied as a duplicate).
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";

@@ -247,3 +247,49 @@ describe("withdrawals that fail are not left to chance", () => {
     });
   }
 });
+
+describe("withdrawals are retried for as long as the cut lasts", () => {
+  for (const how of ["unsubscribe()", "clear()", "close() and a new view"] as const) {
+    it(`${how} while cut off for several attempts: the peer is withdrawn once it is back`, async () => {
+      const factory = memoryTransports();
+      const failures: string[] = [];
+      const logger = {
+        debug: (message: string) => void (/withdrawing|registering/.test(message) && failures.push(message)),
+        info() {},
+        warn() {},
+        error() {},
+      };
+      const cluster = await startCluster(factory, ["a", "b", "c"], { logger });
+      try {
+        const leader = await cluster.settled();
+        const [f, p] = cluster.peers.filter((peer) => peer !== leader);
+        const ef = f!.createEmitter<{ ev: [number] }>({ emitterId: "e", requestTimeoutInMs: 300 });
+        const ep = p!.createEmitter<{ ev: [number] }>({ emitterId: "e", requestTimeoutInMs: 500 });
+        const listener = () => {};
+        await ef.subscribe("ev", listener);
+        await p!.waitUntilCommitHead();
+        const cut = factory.bus.partition([f!.localPeerId], [leader.localPeerId, p!.localPeerId]);
+        if (how === "unsubscribe()") await assert.rejects(ef.unsubscribe("ev", listener));
+        else if (how === "clear()") await assert.rejects(ef.clear());
+        else {
+          ef.close();
+          f!.createEmitter<{ ev: [number] }>({ emitterId: "e", requestTimeoutInMs: 300 });
+        }
+        // two more failed attempts while cut off: the old code tried once more at most, then gave up
+        const before = failures.length;
+        await waitFor(() => failures.length >= before + 2, {
+          timeoutMs: 10_000,
+          message: "retried while cut off",
+        });
+        cut.remove();
+        await waitFor(() => !ep.subscriptions.hasPeerOnEvent("ev", f!.localPeerId), {
+          timeoutMs: 10_000,
+          message: "withdrawn once back",
+        });
+        assert.deepEqual(await ep.publish("ev", 1), []);
+      } finally {
+        await cluster.close();
+      }
+    });
+  }
+});

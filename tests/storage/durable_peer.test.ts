@@ -149,6 +149,51 @@ describe("durable peers (dataDir)", () => {
     assert.deepEqual(got, [3]);
   });
 
+  it("with a key, a member removed and rejoined (a new member id) then restarted still reaches its subscribers", async () => {
+    // the rejoined member's first process kept the old member's incarnation (restart count 3); its
+    // next restart counted from 1 again, and keyed subscribers refused its events as an older process
+    const KEY = "a cluster key of at least thirty-two bytes, for tests";
+    const dir = join(tempDir(), "a");
+    const clusterId = `d-${crypto.randomUUID().slice(0, 8)}`;
+    const bus = new MemoryBus();
+    type Ev = { e: [string] };
+    const transports = new Map<string, MemoryTransport>();
+    const mk = (peerId: string, extra: Record<string, unknown> = {}) => {
+      const transport = new MemoryTransport({ bus, id: peerId });
+      transports.set(peerId, transport);
+      return peer({ clusterId, clusterKey: KEY, peerId, transport, ...extra });
+    };
+    const restart = async (a: Hamok): Promise<Hamok> => {
+      a.close();
+      await transports.get("a")!.close();
+      const next = mk("a", { dataDir: dir });
+      await next.join({ timeoutMs: 10_000 });
+      await next.waitUntilCommitHead();
+      return next;
+    };
+    const b = mk("b");
+    const c = mk("c");
+    let a = mk("a", { dataDir: dir });
+    await a.join();
+    await Promise.all([b.join(), c.join()]);
+    await waitFor(() => a.remotePeerIds.size === 2, { timeoutMs: 10_000 });
+    const got: string[] = [];
+    await b.createEmitter<Ev>({ emitterId: "ev" }).subscribe("e", (t) => void got.push(t));
+    for (let i = 1; i <= 3; i++) a = await restart(a);
+    const cut = bus.partition(["a"], ["b", "c"]);
+    await waitFor(() => !b.remotePeerIds.has("a"), { timeoutMs: 10_000, message: "a removed" });
+    cut.remove();
+    await waitFor(() => b.remotePeerIds.has("a") && a.joined, { timeoutMs: 15_000, message: "a rejoined" });
+    await a.waitUntilCommitHead();
+    const rejoined = a.createEmitter<Ev>({ emitterId: "ev", requestTimeoutInMs: 2000 });
+    assert.deepEqual(await rejoined.publish("e", "rejoined"), ["b"]);
+    a = await restart(a);
+    const ea = a.createEmitter<Ev>({ emitterId: "ev", requestTimeoutInMs: 2000 });
+    await waitFor(() => ea.subscriptions.hasPeerOnEvent("e", "b"), { timeoutMs: 5000 });
+    assert.deepEqual(await ea.publish("e", "after-restart"), ["b"]);
+    assert.deepEqual(got, ["rejoined", "after-restart"]);
+  });
+
   it("a publisher restarted on its directory after its clock went back an hour still reaches its subscribers", async () => {
     // receivers order a publisher's events by sequence, which starts at its wall clock; a restart on
     // the member's storage is the same member id with a clock that may be behind its last process's
