@@ -22,6 +22,7 @@ import {
   type HamokEmitterEventMap,
 } from "./collections/emitter.ts";
 import type { HamokQueue, HamokQueueConfig } from "./collections/queue.ts";
+import type { HamokSubscriptionTable } from "./collections/subscription_table.ts";
 import type { HamokRemoteMap, HamokRemoteMapConfig } from "./collections/remote_map.ts";
 import { type HamokMap, type HamokMapConfig, MAP_KIND } from "./collections/map.ts";
 import type { HamokMapState } from "./collections/map_state.ts";
@@ -542,7 +543,7 @@ export class Hamok extends EventEmitter<HamokEvents> {
     for (const [kind, id, state] of this.#peer.replicatedStates()) {
       if (kind !== EMITTER_KIND) continue;
       if (this.#peer.hostedCollection(EMITTER_KIND, id) !== undefined) continue;
-      const table = state as unknown as { getAllPeerIds(): string[] };
+      const table = state as HamokSubscriptionTable;
       if (!table.getAllPeerIds().includes(self)) continue;
       this.#peer.propose(EMITTER_KIND, id, "clear-peer", null, { timeoutMs: this.config.requestTimeoutInMs })
         .catch((error) =>

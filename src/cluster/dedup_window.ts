@@ -23,15 +23,21 @@ export function requestIdHash(s: string): number {
 }
 
 /**
- * A fingerprint of a command's target and operation (kind, id, op), never 0: a request id used again
- * for another command is told from a retry of the same one.
+ * The (kind, id) part of a command's fingerprint: with {@linkcode fingerprintWithOp}, a 30-bit number
+ * (never 0) naming the command's target and operation, so that a request id used again for another
+ * command is told from a retry of the same one. One per collection: worth keeping.
  */
-export function commandFingerprint(kind: string, id: string, op: string): number {
+export function targetFingerprint(kind: string, id: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < kind.length; i++) h = Math.imul(h ^ kind.charCodeAt(i), 0x01000193);
   h = Math.imul(h ^ 0xffff, 0x01000193);
   for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
-  h = Math.imul(h ^ 0xffff, 0x01000193);
+  return Math.imul(h ^ 0xffff, 0x01000193);
+}
+
+/** A command's fingerprint from its (kind, id) part ({@linkcode targetFingerprint}) and its op. */
+export function fingerprintWithOp(target: number, op: string): number {
+  let h = target;
   for (let i = 0; i < op.length; i++) h = Math.imul(h ^ op.charCodeAt(i), 0x01000193);
   return (h & 0x3fffffff) | 1;
 }
@@ -57,7 +63,7 @@ export class DedupWindow {
   readonly #results: unknown[];
   /** Per slot: the hash of its id. */
   readonly #hashes: Int32Array;
-  /** Per slot: the command's fingerprint ({@linkcode commandFingerprint}; 0: not known, as restored). */
+  /** Per slot: the command's fingerprint (see {@linkcode targetFingerprint}; 0: not known, as restored). */
   readonly #marks: Int32Array;
   /** The index: ring slot + 1 at the position its hash probes to (0: free). */
   readonly #table: Int32Array;

@@ -10,7 +10,7 @@ import { HamokConfigError } from "../errors.ts";
 import type { CborChunkWriter } from "../codec/cbor_writer.ts";
 import { encodeCbor } from "../codec/cbor.ts";
 import { CborReader } from "../codec/cbor_reader.ts";
-import { commandFingerprint, DedupWindow } from "./dedup_window.ts";
+import { DedupWindow, fingerprintWithOp, targetFingerprint } from "./dedup_window.ts";
 
 /** Where a command stands in the log when it is applied. */
 export interface ApplyContext {
@@ -164,6 +164,10 @@ export class StateMachine {
   #lastState: ReplicatedState | undefined = undefined;
   /** The request ids last applied, with their results. */
   readonly #applied: DedupWindow;
+  /** The target of the last fingerprint and its (kind, id) part (see `apply`). */
+  #markKind: string | undefined;
+  #markId: string | undefined;
+  #markTarget = 0;
 
   /** Creates an empty state machine remembering the last `dedupWindow` request ids. */
   constructor(dedupWindow: number = DEFAULT_DEDUP_WINDOW) {
@@ -211,7 +215,14 @@ export class StateMachine {
     const requestId = ctx.requestId;
     let mark = 0;
     if (requestId !== undefined) {
-      mark = commandFingerprint(command.kind, command.id, command.op);
+      // the (kind, id) part is kept for the last target, as the state is: runs of one collection's
+      // commands hash only their op
+      if (command.id !== this.#markId || command.kind !== this.#markKind) {
+        this.#markKind = command.kind;
+        this.#markId = command.id;
+        this.#markTarget = targetFingerprint(command.kind, command.id);
+      }
+      mark = fingerprintWithOp(this.#markTarget, command.op);
       const seen = this.#applied.find(requestId);
       if (seen >= 0) {
         const known = this.#applied.markAt(seen);

@@ -14,7 +14,7 @@
 import process from "node:process";
 import { join, resolve } from "node:path";
 import { HamokStorageLockedError } from "../errors.ts";
-import { type StorageFs, syncDir, writeAll } from "./storage_fs.ts";
+import { type StorageFs, syncDir, writeAll, writeFileSynced } from "./storage_fs.ts";
 
 /** An empty or unparsable `LOCK` younger than this (by its mtime) is taken to be in creation. */
 export const FRESH_LOCK_MS = 10_000;
@@ -151,13 +151,7 @@ export function lockDir(fs: StorageFs, dir: string): DirLock {
 function createLock(fs: StorageFs, dir: string, path: string, token: string, content: Uint8Array): boolean {
   if (fs.linkSync !== undefined) {
     const tmp = join(dir, `LOCK.${process.pid}.${token}.tmp`);
-    const fd = fs.openSync(tmp, "w");
-    try {
-      writeAll(fs, fd, content);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    writeFileSynced(fs, tmp, content);
     let linked: boolean | undefined;
     try {
       fs.linkSync(tmp, path);

@@ -201,16 +201,21 @@ export function syncDir(fs: StorageFs, dir: string): void {
   }
 }
 
-/** Writes `data` to `path` atomically: `<path>.tmp`, fsync, rename, fsync of the directory. */
-export function writeFileAtomic(fs: StorageFs, dir: string, name: string, data: Uint8Array): void {
-  const tmp = join(dir, `${name}.tmp`);
-  const fd = fs.openSync(tmp, "w");
+/** Writes `data` to a new (or emptied) file at `path` and fsyncs it before closing it. */
+export function writeFileSynced(fs: StorageFs, path: string, data: Uint8Array): void {
+  const fd = fs.openSync(path, "w");
   try {
     writeAll(fs, fd, data);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** Writes `data` to `path` atomically: `<path>.tmp`, fsync, rename, fsync of the directory. */
+export function writeFileAtomic(fs: StorageFs, dir: string, name: string, data: Uint8Array): void {
+  const tmp = join(dir, `${name}.tmp`);
+  writeFileSynced(fs, tmp, data);
   fs.renameSync(tmp, join(dir, name));
   syncDir(fs, dir);
 }
