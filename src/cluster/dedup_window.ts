@@ -136,29 +136,21 @@ export class DedupWindow {
   }
 
   /**
-   * `[requestId, result]` of every id in the window, oldest first, as a new array (one plain loop:
-   * a snapshot takes it while the peer waits, so it is kept to copying references).
+   * `[requestId, result, mark]` of every id in the window, oldest first, as a new array (one plain
+   * loop: a snapshot takes it while the peer waits, so it is kept to copying references). `mark` is
+   * the command's fingerprint (0: not known).
    */
-  pairs(): [requestId: string, result: unknown][] {
+  pairs(): [requestId: string, result: unknown, mark: number][] {
     const n = this.size;
     const ids = this.#ids;
     const results = this.#results;
-    const out: [string, unknown][] = [];
+    const marks = this.#marks;
+    const out: [string, unknown, number][] = [];
     for (let i = 0, slot = this.#next; i < n; i++, slot = slot + 1 === n ? 0 : slot + 1) {
       const id = ids[slot];
-      if (id !== undefined) out.push([id, results[slot]]);
+      if (id !== undefined) out.push([id, results[slot], marks[slot]!]);
     }
     return out;
-  }
-
-  /** `[requestId, result]` of every id in the window, oldest first. */
-  *entries(): IterableIterator<[requestId: string, result: unknown]> {
-    const n = this.size;
-    for (let i = 0; i < n; i++) {
-      const slot = (this.#next + i) % n;
-      const id = this.#ids[slot];
-      if (id !== undefined) yield [id, this.#results[slot]];
-    }
   }
 
   /** Takes a slot out of the index, shifting back the entries probed past it. */

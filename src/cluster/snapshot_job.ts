@@ -13,7 +13,7 @@ import { encodeCbor } from "../codec/cbor.ts";
 import { CborChunkWriter, type CborJoiner } from "../codec/cbor_writer.ts";
 import type { Scheduler } from "./scheduler.ts";
 import {
-  imageOfResult,
+  appliedImage,
   type RestoreJob,
   type StateMachine,
   type StateMachineImageParts,
@@ -70,8 +70,8 @@ export class SnapshotJob {
     }
     const stop = Math.min(applied.length, this.#appliedAt + APPLIED_PER_STEP);
     for (; this.#appliedAt < stop; this.#appliedAt++) {
-      const [requestId, result] = applied[this.#appliedAt]!;
-      w.raw(encodeCbor([requestId, imageOfResult(result)]));
+      const [requestId, result, mark] = applied[this.#appliedAt]!;
+      w.raw(encodeCbor(appliedImage(requestId, result, mark)));
     }
     if (this.#appliedAt < applied.length) return false;
     const joiner = w.joiner();

@@ -93,9 +93,10 @@ export interface StateMachineImageParts {
    * The `applied` list as the window holds it: the results themselves, not their images
    * ({@linkcode imageOfResult}), which the writer makes as it encodes them. A result never changes
    * after it is applied, so both can wait; taking the list costs only copying 16,384 references
-   * (making the images of a full window of map results took 10-25 ms at once).
+   * (making the images of a full window of map results took 10-25 ms at once). `mark`: the
+   * command's fingerprint (0: not known).
    */
-  readonly applied: readonly (readonly [requestId: string, result: unknown])[];
+  readonly applied: readonly (readonly [requestId: string, result: unknown, mark: number])[];
   /** The cluster's identity. */
   readonly uid: string | undefined;
 }
@@ -107,10 +108,30 @@ export type ReplicatedStateFactory = (id: string) => ReplicatedState;
 export interface StateMachineImage {
   /** `[kind, id, image]` of every collection state. */
   readonly states: readonly (readonly [kind: string, id: string, image: unknown])[];
-  /** `[requestId, result]` of the most recently applied requests (the dedup window). */
-  readonly applied: readonly (readonly [requestId: string, result: unknown])[];
+  /**
+   * `[requestId, result]` of the most recently applied requests (the dedup window), each with the
+   * fingerprint of its command as a third element when known (an image of an older version has none).
+   */
+  readonly applied: readonly AppliedImage[];
   /** The cluster's identity, made when it was bootstrapped. */
   readonly uid?: string;
+}
+
+/**
+ * One request of the dedup window in an image: its id, its result and, when known (not 0), the
+ * fingerprint of its command ({@linkcode fingerprintWithOp}), so that a request id used again for
+ * another command is refused after a restore too. A reader that knows no fingerprints ignores it.
+ */
+export type AppliedImage = readonly [requestId: string, result: unknown, mark?: number];
+
+/** The fingerprint an image names for a request, if it is one (else 0: not known). */
+export function markOfImage(mark: unknown): number {
+  return typeof mark === "number" && Number.isInteger(mark) && mark > 0 && mark <= 0x3fffffff ? mark : 0;
+}
+
+/** The image of one request of the dedup window (its fingerprint only when known). */
+export function appliedImage(requestId: string, result: unknown, mark: number): AppliedImage {
+  return mark === 0 ? [requestId, imageOfResult(result)] : [requestId, imageOfResult(result), mark];
 }
 
 /** Outcome of applying one command. */
@@ -227,7 +248,8 @@ export class StateMachine {
       if (seen >= 0) {
         const known = this.#applied.markAt(seen);
         // the same id for another command (another collection or operation): neither applied nor
-        // answered with the other command's result. A window restored from a snapshot knows no marks.
+        // answered with the other command's result. A window restored from an image of an older
+        // version knows no marks.
         if (known !== 0 && known !== mark) return { result: undefined, duplicate: true, reused: true };
         return { result: this.#applied.resultAt(seen), duplicate: true };
       }
@@ -267,9 +289,9 @@ export class StateMachine {
     for (const [kind, byId] of withStates ? this.#states : []) {
       for (const [id, state] of byId) states.push([kind, id, state.snapshot()]);
     }
-    const applied: [string, unknown][] = [];
-    for (const [requestId, result] of this.#applied.entries()) {
-      applied.push([requestId, imageOfResult(result)]);
+    const applied: AppliedImage[] = [];
+    for (const [requestId, result, mark] of this.#applied.pairs()) {
+      applied.push(appliedImage(requestId, result, mark));
     }
     return this.clusterUid === undefined ? { states, applied } : { states, applied, uid: this.clusterUid };
   }
@@ -329,7 +351,7 @@ export class StateMachine {
    */
   #install(
     present: ReadonlySet<string>,
-    applied: Iterable<readonly [string, unknown]>,
+    applied: Iterable<AppliedImage>,
     uid: string | undefined,
   ): void {
     for (const [kind, byId] of this.#states) {
@@ -340,8 +362,8 @@ export class StateMachine {
       }
     }
     this.#applied.clear();
-    for (const [requestId, result] of applied) {
-      if (this.#applied.find(requestId) < 0) this.#applied.remember(requestId, result);
+    for (const [requestId, result, mark] of applied) {
+      if (this.#applied.find(requestId) < 0) this.#applied.remember(requestId, result, markOfImage(mark));
     }
     if (uid !== undefined) this.clusterUid = uid;
   }
@@ -356,11 +378,7 @@ const RESTORE_APPLIED_PER_STEP = 512;
 interface RestoreTarget {
   known(kind: string): boolean;
   state(kind: string, id: string): ReplicatedState;
-  install(
-    present: Set<string>,
-    applied: readonly (readonly [string, unknown])[],
-    uid: string | undefined,
-  ): void;
+  install(present: Set<string>, applied: readonly AppliedImage[], uid: string | undefined): void;
 }
 
 /**
@@ -381,7 +399,7 @@ export class RestoreJob {
   readonly #present = new Set<string>();
   /** Pairs of the `applied` array still to read (-1: not in it). */
   #appliedLeft = -1;
-  readonly #applied: (readonly [string, unknown])[] = [];
+  readonly #applied: AppliedImage[] = [];
   #uid: string | undefined = undefined;
   #committed = false;
   #notified = 0;
@@ -426,7 +444,9 @@ export class RestoreJob {
       const stop = Math.max(0, this.#appliedLeft - RESTORE_APPLIED_PER_STEP);
       for (; this.#appliedLeft > stop; this.#appliedLeft--) {
         const pair = r.value();
-        if (Array.isArray(pair) && typeof pair[0] === "string") this.#applied.push([pair[0], pair[1]]);
+        if (Array.isArray(pair) && typeof pair[0] === "string") {
+          this.#applied.push([pair[0], pair[1], markOfImage(pair[2])]);
+        }
       }
       return false;
     }

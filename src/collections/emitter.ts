@@ -642,8 +642,13 @@ export class HamokEmitter<T extends HamokEmitterEventMap = HamokEmitterEventMap,
   /** Registers `event` again with its last metadata (failures are logged: the next join retries). */
   #resubscribe(event: string): Promise<boolean> {
     // one at a time per event: a registration whose own effects remove the entry again (a testing
-    // bug's dry runs do) must not turn into a loop
-    if (this.#resubscribing.has(event)) return Promise.resolve(true);
+    // bug's dry runs do) must not turn into a loop. A removal applied while one is in flight (in the
+    // same batch, right behind its registration) is not dropped though: a later round, on the
+    // backing-off resync timer, registers the event again if it is still unlisted.
+    if (this.#resubscribing.has(event)) {
+      this.#scheduleResync();
+      return Promise.resolve(true);
+    }
     this.#resubscribing.add(event);
     return this.#reconcile(event, this.#metadata.get(event) ?? null).then(() => true, (error) => {
       this.host.logger.debug(`emitter '${this.id}': registering '${event}' again failed`, error);

@@ -28,12 +28,13 @@ describe("DedupWindow", () => {
     assert.equal(w.resultAt(w.find("a")), 1);
     assert.deepEqual(w.resultAt(w.find("b")), { two: 2 });
     assert.ok(w.find("c") >= 0);
-    w.remember("d", 4);
+    w.remember("d", 4, 77);
     assert.equal(w.find("a"), -1);
-    assert.deepEqual([...w.entries()], [["b", { two: 2 }], ["c", undefined], ["d", 4]]);
+    assert.equal(w.markAt(w.find("d")), 77);
+    assert.deepEqual(w.pairs(), [["b", { two: 2 }, 0], ["c", undefined, 0], ["d", 4, 77]]);
     w.clear();
     assert.equal(w.find("b"), -1);
-    assert.deepEqual([...w.entries()], []);
+    assert.deepEqual(w.pairs(), []);
   });
 
   it("tells apart ids whose hashes collide, in any order of eviction", () => {
@@ -76,6 +77,6 @@ describe("DedupWindow", () => {
       model.push([id, step]);
       if (model.length > size) model.shift();
     }
-    assert.deepEqual([...w.entries()], model);
+    assert.deepEqual(w.pairs().map(([id, result]) => [id, result]), model);
   });
 });

@@ -203,8 +203,38 @@ describe("map state snapshot views", () => {
     while (!job.step()) { /* until done */ }
     assert.equal(images, 1000, "one image per result in the window");
     const applied = (decodeCbor(job.result()) as StateMachineImage).applied;
-    assert.deepEqual(applied[0], ["r501", { n: 501 }]); // the oldest still in the window first
-    assert.deepEqual(applied.at(-1), ["r1500", { n: 1500 }]);
+    // the oldest still in the window first, each with its command's fingerprint
+    assert.deepEqual(applied[0]!.slice(0, 2), ["r501", { n: 501 }]);
+    assert.deepEqual(applied.at(-1)!.slice(0, 2), ["r1500", { n: 1500 }]);
+    assert.ok(applied.every((pair) => typeof pair[2] === "number" && pair[2] > 0));
+  });
+
+  it("a window restored from a job's image (step by step) still refuses a request id used again", async () => {
+    const sm = new StateMachine(64);
+    sm.registerKind("counter", () => new Counter());
+    const add = (id: string, n: number) => ({ kind: "counter", id, op: "add", args: n, peerId: "p" });
+    sm.apply(add("x", 2), { index: 1, requestId: "r1", proposerPeerId: "p" });
+    const job = new SnapshotJob(sm.snapshotParts());
+    while (!job.step()) { /* until done */ }
+    const copy = new StateMachine(64);
+    copy.registerKind("counter", () => new Counter());
+    const restore = copy.restoreJob(job.result());
+    while (!restore.step()) { /* until done */ }
+    assert.equal((copy.state("counter", "x") as Counter).value, 2);
+    // another collection under r1: refused (the old image had no fingerprints and answered 2)
+    const ctx = { index: 2, requestId: "r1", proposerPeerId: "p" };
+    assert.deepEqual(copy.apply(add("y", 5), ctx), { result: undefined, duplicate: true, reused: true });
+    assert.equal((copy.state("counter", "y") as Counter).value, 0);
+    // a retry of the first command is still answered with its result
+    assert.deepEqual(copy.apply(add("x", 2), { ...ctx, index: 3 }), { result: 2, duplicate: true });
+    // an image without fingerprints (an older version's) restores and answers as that version did
+    const old = decodeCbor(job.result()) as { applied: unknown[][] };
+    old.applied = old.applied.map((pair) => pair.slice(0, 2));
+    const fromOld = new StateMachine(64);
+    fromOld.registerKind("counter", () => new Counter());
+    const restoreOld = fromOld.restoreJob(encodeCbor(old));
+    while (!restoreOld.step()) { /* until done */ }
+    assert.deepEqual(fromOld.apply(add("y", 5), ctx), { result: 2, duplicate: true });
   });
 
   it("a replaced value's image does not stay in the result after a snapshot", () => {

@@ -57,11 +57,22 @@ describe("StateMachine", () => {
     assert.equal((sm.state("counter", "y") as Counter).value, 0);
     // a retry of the first command still answers with its result
     assert.deepEqual(sm.apply(cmd("x", 2), ctx(4, "r1")), { result: 2, duplicate: true });
-    // a window restored from a snapshot knows no fingerprints: it answers as before
+    // a window restored from a snapshot keeps the fingerprints (the old image had none and answered 2)
     const other = new StateMachine();
     other.registerKind("counter", () => new Counter());
     other.restore(sm.snapshot());
-    assert.deepEqual(other.apply(cmd("y", 5), ctx(5, "r1")), { result: 2, duplicate: true });
+    assert.deepEqual(other.apply(cmd("y", 5), ctx(5, "r1")), {
+      result: undefined,
+      duplicate: true,
+      reused: true,
+    });
+    assert.deepEqual(other.apply(cmd("x", 2), ctx(6, "r1")), { result: 2, duplicate: true });
+    // a made-up fingerprint in an image is taken as not known, never as another command's
+    const forged = new StateMachine();
+    forged.registerKind("counter", () => new Counter());
+    const image = sm.snapshot();
+    forged.restore({ ...image, applied: image.applied.map(([id, result]) => [id, result, -7]) });
+    assert.deepEqual(forged.apply(cmd("x", 2), ctx(7, "r1")), { result: 2, duplicate: true });
   });
 
   it("forgets the oldest request ids beyond its window", () => {

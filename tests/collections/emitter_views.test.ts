@@ -200,6 +200,45 @@ describe("subscriptions across a removal and a rejoin", () => {
       await cluster.close();
     }
   });
+  it("a removal committed right behind a registration again is registered again too", async () => {
+    const factory = memoryTransports();
+    const cluster = await startCluster(factory, ["a", "b", "c"]);
+    try {
+      const leader = await cluster.settled();
+      const a = cluster.peers.find((p) => p !== leader)!;
+      const ea = a.createEmitter<{ e: [number] }>({ emitterId: "ev", requestTimeoutInMs: 2000 });
+      const got: number[] = [];
+      await ea.subscribe("e", (n) => void got.push(n));
+      // Withdrawals of a's entry proposed under a's own peer id, as a previous process of the member
+      // would: the first makes the view register "e" again; the second is submitted right behind
+      // that registration, so both are applied in one batch while the registration is in flight.
+      // deno-lint-ignore no-explicit-any
+      const view = ea as any;
+      const propose = view.proposeWith.bind(view);
+      let raced = false;
+      view.proposeWith = (op: string, args: unknown, options: unknown) => {
+        const result = propose(op, args, options);
+        if (op === "subscribe" && !raced) {
+          raced = true;
+          propose("unsubscribe", { event: "e" }, { timeoutMs: 2000 }).catch(() => {});
+        }
+        return result;
+      };
+      await propose("unsubscribe", { event: "e" }, { timeoutMs: 2000 });
+      await waitFor(() => raced, { timeoutMs: 5000, message: "the view registered again" });
+      // the old code dropped the second removal (a registration was in flight): a listened, unlisted
+      await waitFor(() => ea.subscriptions.hasPeerOnEvent("e", a.localPeerId), {
+        timeoutMs: 10_000,
+        message: "a registered again after the second removal",
+      });
+      const eb = leader.createEmitter<{ e: [number] }>({ emitterId: "ev", requestTimeoutInMs: 2000 });
+      await waitFor(() => eb.subscriptions.hasPeerOnEvent("e", a.localPeerId), { timeoutMs: 5000 });
+      assert.deepEqual(await eb.publish("e", 1), [a.localPeerId]);
+      assert.deepEqual(got, [1]);
+    } finally {
+      await cluster.close();
+    }
+  });
 });
 
 describe("withdrawals that fail are not left to chance", () => {
