@@ -208,9 +208,45 @@ export abstract class CollectionBase<E extends CollectionEvents<E>, C> {
     return this.#closed || this.host.closed;
   }
 
-  /** Resolves once the peer has joined and this collection is caught up with the cluster. */
+  /**
+   * Resolves once the peer has joined and this collection is caught up with the cluster. Rejects
+   * with `HamokTimeoutError` after `requestTimeoutInMs` (it can be awaited again) and with
+   * `HamokClosedError` if the collection is closed, or closes before it is ready.
+   */
   get ready(): Promise<void> {
-    return this.#readyGate.get(this.host, this.requestTimeoutInMs);
+    return this.untilClosed(this.#readyGate.get(this.host, this.requestTimeoutInMs));
+  }
+
+  /** Callbacks of {@linkcode untilClosed} waiting for this collection to close. */
+  readonly #closeWaiters = new Set<() => void>();
+
+  /**
+   * @internal `promise`, unless this collection is closed, or closes first: then it rejects with
+   * `HamokClosedError` and `onClose` runs (to release what the wait holds, a timer say).
+   */
+  protected untilClosed<T>(promise: Promise<T>, onClose?: () => void): Promise<T> {
+    if (this.closed) {
+      promise.catch(() => {});
+      onClose?.();
+      return Promise.reject(this.closedError());
+    }
+    return new Promise<T>((resolve, reject) => {
+      const closed = () => {
+        onClose?.();
+        reject(this.closedError("was closed while waiting to be ready"));
+      };
+      this.#closeWaiters.add(closed);
+      promise.then(
+        (value) => {
+          this.#closeWaiters.delete(closed);
+          resolve(value);
+        },
+        (error) => {
+          this.#closeWaiters.delete(closed);
+          reject(error);
+        },
+      );
+    });
   }
 
   // ------------------------------------------------------------------ listeners
@@ -304,6 +340,9 @@ export abstract class CollectionBase<E extends CollectionEvents<E>, C> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    const waiting = [...this.#closeWaiters];
+    this.#closeWaiters.clear();
+    for (const closed of waiting) closed();
     this.onClose();
     if (this.registered) this.host.detach(this.#kind, this.id);
     if (this.#closeEvent) this.deliver("close" as keyof E & string, [] as unknown as E[keyof E & string]);
@@ -471,4 +510,49 @@ export function checkListener(listener: unknown): (...args: unknown[]) => void {
     );
   }
   return listener as (...args: unknown[]) => void;
+}
+
+/**
+ * @internal `value` if it is an iterable of keys (an array, a `Set`, a map's `keys()`...), else
+ * `HamokConfigError`: a string would be taken as its characters, and anything else would throw a
+ * plain `TypeError` from inside the loop.
+ */
+export function checkKeys<K>(what: string, value: Iterable<K>): Iterable<K> {
+  if (!isIterableObject(value)) {
+    throw new HamokConfigError(
+      `${what} takes an iterable of keys (an array, a Set...), got ${typeOf(value)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * @internal `value` if it is an iterable of entries (a `Map`, an array of `[key, value]` pairs...),
+ * else `HamokConfigError` (see {@linkcode checkKeys}); the caller checks each entry with {@linkcode checkEntry}.
+ */
+export function checkEntries<E>(what: string, value: Iterable<E>): Iterable<E> {
+  if (!isIterableObject(value)) {
+    throw new HamokConfigError(
+      `${what} takes a Map or an iterable of [key, value] pairs, got ${typeOf(value)}`,
+    );
+  }
+  return value;
+}
+
+/** @internal `entry` if it is a `[key, value]` pair (an array), else `HamokConfigError`. */
+export function checkEntry<E>(what: string, entry: E): E {
+  if (!Array.isArray(entry)) {
+    throw new HamokConfigError(`${what}: every entry must be a [key, value] pair, got ${typeOf(entry)}`);
+  }
+  return entry;
+}
+
+/** An object (not a string) with an iterator. */
+function isIterableObject(value: unknown): boolean {
+  return value !== null && typeof value === "object" &&
+    typeof (value as { [Symbol.iterator]?: unknown })[Symbol.iterator] === "function";
+}
+
+function typeOf(value: unknown): string {
+  return value === null ? "null" : typeof value;
 }

@@ -11,6 +11,9 @@ import { HamokConfigError } from "../errors.ts";
 import type { CollectionHost } from "./collection_host.ts";
 import {
   checkCodec,
+  checkEntries,
+  checkEntry,
+  checkKeys,
   checkRevision,
   collectionIdentity,
   type HamokCasWriteOptions,
@@ -227,7 +230,7 @@ export class HamokMap<K = unknown, V = unknown> extends MapStateView<HamokMapEve
   getAll(keys: Iterable<K>, options?: HamokReadOptions): Map<K, V> | Promise<Map<K, V>> {
     return this.read(options, () => {
       const found = new Map<K, V>();
-      for (const key of keys) {
+      for (const key of checkKeys("getAll", keys)) {
         const entry = this.state.lookup(encodeValue(this.keyCodec, key));
         if (entry !== undefined) found.set(key, entryValue(entry, this.valueCodec, this));
       }
@@ -351,7 +354,7 @@ export class HamokMap<K = unknown, V = unknown> extends MapStateView<HamokMapEve
     this.assertOpen();
     const encoded: Encoded[] = [];
     const byId = new Map<string, K>();
-    for (const key of keys) {
+    for (const key of checkKeys("removeAll", keys)) {
       const k = encodeValue(this.keyCodec, key);
       encoded.push(k);
       byId.set(keyIdOf(k), key);
@@ -502,7 +505,8 @@ export class HamokMap<K = unknown, V = unknown> extends MapStateView<HamokMapEve
   } {
     const pairs: EncodedEntry[] = [];
     const byId = new Map<string, K>();
-    for (const [key, value] of entries) {
+    for (const entry of checkEntries(`map '${this.id}'`, entries)) {
+      const [key, value] = checkEntry(`map '${this.id}'`, entry);
       const k = encodeValue(this.keyCodec, key);
       pairs.push([k, encodeValue(this.valueCodec, value)]);
       byId.set(keyIdOf(k), key);

@@ -15,6 +15,7 @@ import {
   HamokOutcomeUnknownError,
   HamokTimeoutError,
 } from "../errors.ts";
+import type { TimerHandle } from "../cluster/scheduler.ts";
 import type { CollectionHost } from "./collection_host.ts";
 import {
   checkCodec,
@@ -239,8 +240,9 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
   override get ready(): Promise<void> {
     if (this.closed) return Promise.reject(this.closedError());
     const timeoutMs = this.requestTimeoutInMs;
-    return new Promise<void>((resolve, reject) => {
-      const timer = this.host.scheduler.setTimeout(() => {
+    let timer: TimerHandle | undefined;
+    const ready = new Promise<void>((resolve, reject) => {
+      timer = this.host.scheduler.setTimeout(() => {
         reject(
           new HamokTimeoutError(`record '${this.id}' was not ready within ${timeoutMs} ms`, { timeoutMs }),
         );
@@ -256,6 +258,8 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
         },
       );
     });
+    // closing ends the wait at once (it waited for its timeout, and then rejected as a timeout)
+    return this.untilClosed(ready, () => this.host.scheduler.clearTimeout(timer));
   }
 
   /** A new object with every field that has a value (a local read). */
@@ -649,8 +653,14 @@ function checkField(field: unknown): void {
 }
 
 function checkPartial<P>(partial: P): P {
-  if (partial === null || typeof partial !== "object" || Array.isArray(partial)) {
-    throw new HamokConfigError("expected an object of record fields");
+  if (
+    partial === null || typeof partial !== "object" || Array.isArray(partial) ||
+    partial instanceof Map || partial instanceof Set
+  ) {
+    // a Map's entries are not its fields: it wrote nothing, silently
+    throw new HamokConfigError(
+      "expected an object of record fields (a plain object, not an array, Map or Set)",
+    );
   }
   return partial;
 }

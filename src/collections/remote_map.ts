@@ -6,8 +6,10 @@
  * @module
  */
 
-import { assertRoundTrips, describeType, encodeCbor, messageOf } from "../codec/cbor.ts";
+import { assertRoundTrips, copyDecoded, describeType, encodeCbor, messageOf } from "../codec/cbor.ts";
 import { decodeValue, encodeValue, type ValueCodec } from "../codec/value_codec.ts";
+import { decodeStored } from "./entry_codec.ts";
+import type { Encoded } from "./map_state.ts";
 import { positiveInteger } from "../config.ts";
 import {
   errorFromWire,
@@ -20,7 +22,14 @@ import {
 import type { CollectionHost } from "./collection_host.ts";
 import type { TimerHandle } from "../cluster/scheduler.ts";
 import type { ArgsOf } from "./command_spec.ts";
-import { checkCodec, CollectionBase, collectionIdentity } from "./collection_base.ts";
+import {
+  checkCodec,
+  checkEntries,
+  checkEntry,
+  checkKeys,
+  CollectionBase,
+  collectionIdentity,
+} from "./collection_base.ts";
 import {
   type HamokRemoteMapState,
   type HamokRemoteMapStateObserver,
@@ -311,7 +320,7 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
 
   /** The entries of `keys` that exist. */
   async getAll(keys: Iterable<K>, options?: HamokRemoteMapReadOptions): Promise<Map<K, V>> {
-    const list = [...keys];
+    const list = [...checkKeys("getAll", keys)];
     await this.#beforeRead(options);
     const values = list.length === 0 ? [] : await this.#storeCall("getMany", () => this.store.getMany(list));
     const found = new Map<K, V>();
@@ -401,7 +410,11 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
 
   /** Removes `keys`; resolves with the keys that existed. */
   deleteAll(keys: Iterable<K>, options?: HamokRemoteMapWriteOptions): Promise<Set<K>> {
-    return this.#write("deleteAll", () => [...keys].map((k) => this.#wireKey(k)), options);
+    return this.#write(
+      "deleteAll",
+      () => [...checkKeys("deleteAll", keys)].map((k) => this.#wireKey(k)),
+      options,
+    );
   }
 
   /** Removes `key`; resolves `true` if it existed (the same as {@linkcode delete}). */
@@ -411,7 +424,11 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
 
   /** Removes `keys`; resolves with the removed entries. */
   removeAll(keys: Iterable<K>, options?: HamokRemoteMapWriteOptions): Promise<Map<K, V>> {
-    return this.#write("removeAll", () => [...keys].map((k) => this.#wireKey(k)), options);
+    return this.#write(
+      "removeAll",
+      () => [...checkKeys("removeAll", keys)].map((k) => this.#wireKey(k)),
+      options,
+    );
   }
 
   /**
@@ -765,13 +782,15 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
         if (!this.#shouldExecute()) return;
         const written = await this.store.write(next.write);
         if (written) {
-          // an operation whose own data the codecs cannot decode was failed rather than retried forever
+          // an operation that can never run (its own data undecodable, a store value the codec cannot
+          // encode, equalValues throwing on it) was failed rather than retried forever
           for (const [p, error] of next.failed) {
+            const message =
+              `remote map '${this.id}': ${p.op} (log entry ${p.index}) was not executed: ${error.message}`;
             this.host.reportError(
-              new HamokCodecError(
-                `remote map '${this.id}': ${p.op} (log entry ${p.index}) was not executed: ${error.message}`,
-                { cause: error },
-              ),
+              error instanceof HamokConfigError
+                ? new HamokConfigError(message, { cause: error })
+                : new HamokCodecError(message, { cause: error }),
             );
           }
           await this.#confirm(next.write.mark);
@@ -907,30 +926,56 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
 
   #wireKey(key: K): unknown {
     if (key === undefined) throw new HamokConfigError("a key cannot be undefined");
-    return this.keyCodec === undefined ? key : encodeValue(this.keyCodec, key);
+    if (this.keyCodec !== undefined) return encodeValue(this.keyCodec, key);
+    // refused now, as a map key is, if CBOR would change it: a lone surrogate written as U+FFFD made
+    // a key that could not be read back under itself
+    this.#checkPlain(key, "the key");
+    return key;
   }
 
   #wireValue(value: V): unknown {
     if (value === undefined) throw new HamokConfigError("a value cannot be undefined (use delete)");
-    return this.valueCodec === undefined ? value : encodeValue(this.valueCodec, value);
+    if (this.valueCodec !== undefined) return encodeValue(this.valueCodec, value);
+    // a Promise or a WeakMap went to the store as {}: refused now, as the other collections do
+    this.#checkPlain(value, "the value");
+    return value;
+  }
+
+  /** Throws `HamokCodecError` unless CBOR carries `value` as it is (default codec). */
+  #checkPlain(value: unknown, what: string): void {
+    const type = typeof value;
+    if (value === null || type === "number" || type === "boolean" || type === "bigint") return;
+    try {
+      assertRoundTrips(value, what);
+    } catch (error) {
+      throw new HamokCodecError(`remote map '${this.id}': ${messageOf(error)}`, { cause: error });
+    }
   }
 
   #wireEntries(entries: Iterable<readonly [K, V]> | ReadonlyMap<K, V>): [unknown, unknown][] {
     const out: [unknown, unknown][] = [];
-    for (const [key, value] of entries as Iterable<readonly [K, V]>) {
+    for (const entry of checkEntries(`remote map '${this.id}'`, entries as Iterable<readonly [K, V]>)) {
+      const [key, value] = checkEntry(`remote map '${this.id}'`, entry);
       out.push([this.#wireKey(key), this.#wireValue(value)]);
     }
     return out;
   }
 
+  /**
+   * A key as the application (or the store) gets it: never the replicated object itself (nor a view
+   * into its bytes), which the state keeps to answer retries and which every listener shares.
+   */
   #decodeKey(wire: unknown): K {
-    return this.keyCodec === undefined ? wire as K : decodeValue(this.keyCodec, wire as string | Uint8Array);
+    return this.keyCodec === undefined
+      ? copyDecoded(wire) as K
+      : decodeStored(this.keyCodec, wire as Encoded);
   }
 
+  /** A value as the application (or the store) gets it: a copy, as {@linkcode #decodeKey}. */
   #decodeValue(wire: unknown): V {
     return this.valueCodec === undefined
-      ? wire as V
-      : decodeValue(this.valueCodec, wire as string | Uint8Array);
+      ? copyDecoded(wire) as V
+      : decodeStored(this.valueCodec, wire as Encoded);
   }
 }
 

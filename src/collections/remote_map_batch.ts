@@ -11,8 +11,8 @@
  * @module
  */
 
-import { decodeCbor, encodeCbor } from "../codec/cbor.ts";
-import { HamokCodecError } from "../errors.ts";
+import { decodeCbor, encodeCbor, messageOf } from "../codec/cbor.ts";
+import { HamokCodecError, HamokConfigError, type HamokError } from "../errors.ts";
 import { failedOutcome, type PendingRemoteOp, type RemoteOpOutcome } from "./remote_map_state.ts";
 import { type HamokRemoteStoreBatch, identityOf } from "./remote_store.ts";
 
@@ -36,8 +36,12 @@ export interface RemoteBatchIo<K, V> {
 export interface RemoteBatchPlan<K, V> {
   /** The write: the changes of the operations that could run, and the mark with every outcome. */
   readonly write: HamokRemoteStoreBatch<K, V>;
-  /** The operations whose own data could not be decoded, each with why (their outcome is failed). */
-  readonly failed: readonly (readonly [op: PendingRemoteOp, error: HamokCodecError])[];
+  /**
+   * The operations that could not be executed, each with why (their outcome is failed): their own
+   * data could not be decoded, the store's value of a key they touch could not be encoded, or the
+   * map's `equalValues` threw on their values.
+   */
+  readonly failed: readonly (readonly [op: PendingRemoteOp, error: HamokError])[];
 }
 
 interface Slot {
@@ -101,7 +105,7 @@ export async function prepareRemoteBatch<K, V>(
   // every key and value of the batch decoded once: keys by identity, values by their wire form
   const keys = new Map<string, K>();
   const values = new Map<unknown, V>();
-  const failures = new Map<number, HamokCodecError>();
+  const failures = new Map<number, HamokError>();
   for (const p of batch) {
     const error = checkOperation(io, p, keys, values);
     if (error !== undefined) failures.set(p.index, error);
@@ -116,72 +120,74 @@ export async function prepareRemoteBatch<K, V>(
   const base = new Map<string, unknown>();
   for (let i = 0; i < readIds.length; i++) {
     const value = stored[i];
-    base.set(readIds[i]!, value === undefined ? undefined : io.wireValue(value as V)); // i < length
+    let wire: unknown;
+    try {
+      wire = value === undefined ? undefined : io.wireValue(value as V);
+    } catch (error) {
+      // the store holds a value the codec cannot encode: the operations that read it fail (no retry
+      // would change it), the others run
+      wire = new Unusable(
+        new HamokCodecError(`the store's value of a key it touches cannot be encoded: ${messageOf(error)}`, {
+          cause: error,
+        }),
+      );
+    }
+    base.set(readIds[i]!, wire); // i < length
   }
   let cleared = false;
   const overlay = new Map<string, Slot>();
+  /** The changes of the operation being planned, moved into `overlay` once it has run whole. */
+  const pending = new Map<string, Slot>();
   const read = (wireKey: unknown): unknown => {
     const id = identityOf(wireKey);
-    const slot = overlay.get(id);
+    const slot = pending.get(id) ?? overlay.get(id);
     if (slot !== undefined) return slot.value;
-    return cleared ? undefined : base.get(id);
+    const value = cleared ? undefined : base.get(id);
+    if (value instanceof Unusable) throw value;
+    return value;
   };
   const put = (wireKey: unknown, value: unknown): void => {
-    overlay.set(identityOf(wireKey), { wireKey, value });
+    pending.set(identityOf(wireKey), { wireKey, value });
+  };
+  const same = (current: unknown, expected: unknown): boolean => {
+    try {
+      return io.same(current, expected);
+    } catch (error) {
+      throw new Unusable(
+        new HamokConfigError(`the map's equalValues threw: ${messageOf(error)}`, { cause: error }),
+      );
+    }
   };
   const outcomes: [number, RemoteOpOutcome][] = [];
-  const failed: [PendingRemoteOp, HamokCodecError][] = [];
+  const failed: [PendingRemoteOp, HamokError][] = [];
+  const fail = (p: PendingRemoteOp, failure: HamokError): void => {
+    // nothing is read or written for it: its outcome is the failure
+    failed.push([p, failure]);
+    outcomes.push([p.index, failedOutcome([failure.code, failure.message, io.localPeerId()])]);
+  };
   for (const p of batch) {
     const failure = failures.get(p.index);
     if (failure !== undefined) {
-      // nothing is read or written for it: its outcome is the failure
-      failed.push([p, failure]);
-      outcomes.push([p.index, failedOutcome([failure.code, failure.message, io.localPeerId()])]);
+      fail(p, failure);
       continue;
     }
     const args = p.args as unknown[];
     const olds: unknown[] = [];
     let applied: boolean | undefined;
-    switch (p.op) {
-      case "set":
-      case "insert": {
-        const old = read(args[0]);
-        olds.push(old);
-        if (p.op === "set" || old === undefined) put(args[0], args[1]);
-        break;
-      }
-      case "setAll":
-      case "insertAll":
-        for (const [key, value] of args as [unknown, unknown][]) {
-          const old = read(key);
-          olds.push(old);
-          if (p.op === "setAll" || old === undefined) put(key, value);
-        }
-        break;
-      case "delete":
-      case "remove":
-      case "deleteAll":
-      case "removeAll":
-        for (const key of args) {
-          const old = read(key);
-          olds.push(old);
-          if (old !== undefined) put(key, undefined);
-        }
-        break;
-      case "updateIf":
-      case "removeIf": {
-        const old = read(args[0]);
-        olds.push(old);
-        const expected = p.op === "updateIf" ? args[2] : args[1];
-        applied = old !== undefined && io.same(old, expected);
-        if (applied) put(args[0], p.op === "updateIf" ? args[1] : undefined);
-        break;
-      }
-      case "clear":
-        cleared = true;
-        overlay.clear();
-        break;
+    pending.clear();
+    try {
+      applied = planOne(p.op, args, olds, read, put, same);
+    } catch (error) {
+      if (!(error instanceof Unusable)) throw error;
+      failures.set(p.index, error.error);
+      fail(p, error.error);
+      continue;
     }
+    if (p.op === "clear") {
+      cleared = true;
+      overlay.clear();
+    }
+    for (const [id, slot] of pending) overlay.set(id, slot);
     outcomes.push([p.index, applied === undefined ? [olds] : [olds, applied]]);
   }
   const deletes: K[] = [];
@@ -204,6 +210,64 @@ export async function prepareRemoteBatch<K, V>(
     },
     failed,
   };
+}
+
+/** Why one operation cannot be executed: thrown while planning it, caught for that operation alone. */
+class Unusable {
+  constructor(readonly error: HamokError) {}
+}
+
+/**
+ * Runs one operation on the batch's view of the store (`read` its current values, `put` its
+ * changes, `same` for the comparisons of updateIf and removeIf), collecting the values it found in
+ * `olds`; returns whether a conditional operation applied (undefined for the others).
+ */
+function planOne(
+  op: string,
+  args: unknown[],
+  olds: unknown[],
+  read: (wireKey: unknown) => unknown,
+  put: (wireKey: unknown, value: unknown) => void,
+  same: (current: unknown, expected: unknown) => boolean,
+): boolean | undefined {
+  switch (op) {
+    case "set":
+    case "insert": {
+      const old = read(args[0]);
+      olds.push(old);
+      if (op === "set" || old === undefined) put(args[0], args[1]);
+      return undefined;
+    }
+    case "setAll":
+    case "insertAll":
+      for (const [key, value] of args as [unknown, unknown][]) {
+        const old = read(key);
+        olds.push(old);
+        if (op === "setAll" || old === undefined) put(key, value);
+      }
+      return undefined;
+    case "delete":
+    case "remove":
+    case "deleteAll":
+    case "removeAll":
+      for (const key of args) {
+        const old = read(key);
+        olds.push(old);
+        if (old !== undefined) put(key, undefined);
+      }
+      return undefined;
+    case "updateIf":
+    case "removeIf": {
+      const old = read(args[0]);
+      olds.push(old);
+      const expected = op === "updateIf" ? args[2] : args[1];
+      const applied = old !== undefined && same(old, expected);
+      if (applied) put(args[0], op === "updateIf" ? args[1] : undefined);
+      return applied;
+    }
+    default:
+      return undefined; // clear: the caller empties the view
+  }
 }
 
 /**

@@ -209,7 +209,7 @@ describe("map state snapshot views", () => {
     assert.ok(applied.every((pair) => typeof pair[2] === "number" && pair[2] > 0));
   });
 
-  it("a window restored from a job's image (step by step) still refuses a request id used again", async () => {
+  it("a window restored from a job's image (step by step) still refuses a request id used again", () => {
     const sm = new StateMachine(64);
     sm.registerKind("counter", () => new Counter());
     const add = (id: string, n: number) => ({ kind: "counter", id, op: "add", args: n, peerId: "p" });

@@ -1,0 +1,203 @@
+/**
+ * What the collections promise every caller, checked through the public API: values handed out are
+ * copies, inputs CBOR would change are refused at the call, bad arguments are typed errors, one
+ * operation the application's own callbacks cannot handle fails alone, and closing ends a wait for
+ * `ready`.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  HamokClosedError,
+  HamokCodecError,
+  HamokConfigError,
+  type HamokRemoteStore,
+  type HamokRemoteStoreBatch,
+  MemoryRemoteStore,
+} from "../../mod.ts";
+import { memoryTransports, startCluster } from "../_helpers/cluster.ts";
+
+type Value = { n: number | string };
+
+/** A store that copies values on the way in and out, as a database would. */
+function copyingStore(): {
+  store: HamokRemoteStore<string, unknown>;
+  inner: MemoryRemoteStore<string, unknown>;
+} {
+  const inner = new MemoryRemoteStore<string, unknown>();
+  return {
+    inner,
+    store: {
+      readMark: () => inner.readMark(),
+      getMany: async (keys) => structuredClone(await inner.getMany(keys)),
+      size: () => inner.size(),
+      entries: () => inner.entries(),
+      write: (batch: HamokRemoteStoreBatch<string, unknown>) => inner.write(structuredClone(batch)),
+    },
+  };
+}
+
+async function rejection(promise: Promise<unknown> | (() => unknown)): Promise<unknown> {
+  try {
+    await (typeof promise === "function" ? promise() : promise);
+  } catch (error) {
+    return error;
+  }
+  assert.fail("expected a rejection");
+}
+
+describe("remote map: what it hands out and what it takes", () => {
+  it("results, retried results and event values are copies nobody else holds", async () => {
+    const cluster = await startCluster(memoryTransports(), ["a", "b"]);
+    try {
+      const leader = await cluster.settled();
+      const follower = cluster.peers.find((p) => p !== leader)!;
+      const { store } = copyingStore();
+      leader.createRemoteMap<string, Value>({ mapId: "rm", store: store as HamokRemoteStore<string, Value> });
+      const rm = follower.createRemoteMap<string, Value>({
+        mapId: "rm",
+        store: store as HamokRemoteStore<string, Value>,
+      });
+      await rm.set("k", { n: 1 });
+      const seen: Value[] = [];
+      rm.on("update", (_key, oldValue) => {
+        seen.push(structuredClone(oldValue));
+        oldValue.n = "changed by a listener";
+      });
+      const first = await rm.set("k", { n: 2 }, { requestId: "r-1" });
+      // the old code resolved with the object the listener had changed
+      assert.deepEqual(first, { n: 1 });
+      assert.deepEqual(seen, [{ n: 1 }]);
+      (first as Value).n = "changed by the caller";
+      // a retry is answered from the replicated result: the caller's change is not in it
+      assert.deepEqual(await rm.set("k", { n: 2 }, { requestId: "r-1" }), { n: 1 });
+      assert.deepEqual(await rm.get("k"), { n: 2 });
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it("a key or value CBOR would change is refused at the call, as the other collections refuse it", async () => {
+    const cluster = await startCluster(memoryTransports(), ["a"]);
+    try {
+      const peer = cluster.peers[0]!;
+      const store = new MemoryRemoteStore<string, unknown>();
+      const rm = peer.createRemoteMap<string, unknown>({ mapId: "rm", store });
+      for (
+        const [what, call] of [
+          ["a WeakMap value", () => rm.set("w", new WeakMap())],
+          ["a Promise value", () => rm.set("p", Promise.resolve(1))],
+          ["a lone surrogate in a value", () => rm.set("s", "x\uDC00")],
+          ["a lone surrogate in a key", () => rm.set("a\uD800", 1)],
+          ["a function in setAll", () => rm.setAll([["f", () => 1]])],
+        ] as const
+      ) {
+        const error = await rejection(call);
+        assert.ok(error instanceof HamokCodecError, `${what}: ${error}`);
+      }
+      assert.equal(await store.size(), 0, "nothing reached the store");
+      assert.equal(await rm.set("fine", { ok: true }), undefined);
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it("bad arguments are HamokConfigErrors; a string is not taken as its characters", async () => {
+    const cluster = await startCluster(memoryTransports(), ["a"]);
+    try {
+      const peer = cluster.peers[0]!;
+      const rm = peer.createRemoteMap<string, number>({ mapId: "rm", store: new MemoryRemoteStore() });
+      const map = peer.createMap<string, number>({ mapId: "m" });
+      await rm.setAll([["a", 1], ["b", 2]]);
+      await map.setAll([["a", 1], ["b", 2]]);
+      const calls: [string, () => unknown][] = [
+        ["rm.getAll(5)", () => rm.getAll(5 as never)],
+        ["rm.setAll(5)", () => rm.setAll(5 as never)],
+        ["rm.setAll([1])", () => rm.setAll([1] as never)],
+        ["rm.deleteAll('ab')", () => rm.deleteAll("ab" as never)],
+        ["rm.removeAll(null)", () => rm.removeAll(null as never)],
+        ["map.getAll(5)", () => map.getAll(5 as never)],
+        ["map.setAll(5)", () => map.setAll(5 as never)],
+        ["map.insertAll([[1, 2], 3])", () => map.insertAll([["x", 2], 3] as never)],
+        ["map.deleteAll('ab')", () => map.deleteAll("ab" as never)],
+      ];
+      for (const [what, call] of calls) {
+        const error = await rejection(call);
+        assert.ok(error instanceof HamokConfigError, `${what}: ${error}`);
+      }
+      // the old code deleted "a" and "b" for deleteAll("ab")
+      assert.deepEqual(await rm.getAll(["a", "b"]), new Map([["a", 1], ["b", 2]]));
+      assert.deepEqual(map.getAll(["a", "b"]), new Map([["a", 1], ["b", 2]]));
+      const record = peer.createRecord<{ a: number }>({ recordId: "r" });
+      const error = await rejection(() => record.insertInstance(new Map([["a", 1]]) as never));
+      assert.ok(error instanceof HamokConfigError, String(error));
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it("an equalValues that throws fails its one operation; the operations after it execute", async () => {
+    const cluster = await startCluster(memoryTransports(), ["a", "b"]);
+    try {
+      const leader = await cluster.settled();
+      const follower = cluster.peers.find((p) => p !== leader)!;
+      const store = new MemoryRemoteStore<string, { v: number; poison?: boolean }>();
+      const config = {
+        mapId: "rm",
+        store,
+        requestTimeoutInMs: 3000,
+        equalValues: (a: { v: number; poison?: boolean }, b: { v: number; poison?: boolean }) => {
+          if (a.poison === true || b.poison === true) throw new Error("equalValues blew up");
+          return a.v === b.v;
+        },
+      };
+      leader.createRemoteMap(config);
+      const rm = follower.createRemoteMap(config);
+      await rm.set("p", { v: 1 });
+      const poisoned = rm.updateIf("p", { v: 2 }, { v: 1, poison: true });
+      const after = rm.set("after", { v: 3 });
+      // the old code retried the whole batch forever: both timed out, and every later write too
+      const error = await rejection(poisoned);
+      assert.ok(error instanceof HamokConfigError, String(error));
+      assert.match((error as Error).message, /equalValues/);
+      assert.equal(await after, undefined);
+      assert.equal(await rm.updateIf("p", { v: 2 }, { v: 1 }), true);
+      assert.deepEqual(await rm.get("p"), { v: 2 });
+    } finally {
+      await cluster.close();
+    }
+  });
+});
+
+describe("ready and close", () => {
+  it("closing a collection ends a pending ready with HamokClosedError; ready of a closed one rejects", async () => {
+    const factory = memoryTransports();
+    const cluster = await startCluster(factory, ["a"]);
+    try {
+      // a peer that never joins: ready waits
+      const lone = await cluster.add("b", { requestTimeoutInMs: 60_000 });
+      const kinds = [
+        lone.createMap<string, number>({ mapId: "m", requestTimeoutInMs: 60_000 }),
+        lone.createRecord<{ a: number }>({ recordId: "r", requestTimeoutInMs: 60_000 }),
+        lone.createQueue<number>({ queueId: "q", requestTimeoutInMs: 60_000 }),
+        lone.createRemoteMap<string, number>({
+          mapId: "rm",
+          store: new MemoryRemoteStore(),
+          requestTimeoutInMs: 60_000,
+        }),
+      ];
+      const waits = kinds.map((c) => c.ready.then(() => "resolved", (e) => e));
+      for (const c of kinds) c.close();
+      // the old code waited for the timeout (60 s here), and some kinds then said "timed out"
+      for (const [i, outcome] of (await Promise.all(waits)).entries()) {
+        assert.ok(outcome instanceof HamokClosedError, `kind ${i}: ${outcome}`);
+      }
+      const peer = cluster.peers[0]!;
+      const closed = peer.createQueue<number>({ queueId: "q2" });
+      await closed.ready;
+      closed.close();
+      assert.ok(await closed.ready.then(() => undefined, (e) => e) instanceof HamokClosedError);
+    } finally {
+      await cluster.close();
+    }
+  });
+});
