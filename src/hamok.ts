@@ -525,8 +525,10 @@ export class Hamok extends EventEmitter<HamokEvents> {
   /**
    * Imports a snapshot made by {@linkcode export} into the cluster, through consensus (merge). A map
    * or record of more than 1000 entries (or 256 KiB) goes in several commands, each awaited in turn,
-   * so the event loop is free between them. Every part is checked first (see `HamokSnapshot`): a
-   * snapshot that fails rejects with `HamokConfigError` or `HamokCodecError` and imports nothing.
+   * so the event loop is free between them, each small enough for one entry of this peer. Every
+   * part is checked first (see `HamokSnapshot`): a snapshot that fails rejects with
+   * `HamokConfigError` or `HamokCodecError`, or with `HamokPayloadTooLargeError` when a queue (one
+   * command) or a single entry would not fit in an entry of this peer, and imports nothing.
    */
   import(snapshot: HamokSnapshot): Promise<void> {
     return importSnapshot(this.#peer, snapshot, this.config.requestTimeoutInMs);

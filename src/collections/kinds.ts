@@ -11,7 +11,8 @@
 import type { CollectionHost } from "./collection_host.ts";
 import type { ReplicatedState } from "../cluster/state_machine.ts";
 import { assertWellFormed } from "../codec/well_formed.ts";
-import { HamokConfigError, HamokListenerError } from "../errors.ts";
+import { HamokConfigError, HamokListenerError, HamokPayloadTooLargeError } from "../errors.ts";
+import { encodeCbor } from "../codec/cbor.ts";
 import { EMITTER_KIND, HamokEmitter, type HamokEmitterConfig } from "./emitter.ts";
 import {
   checkSubscriptionsImage,
@@ -32,7 +33,7 @@ import {
   mapSnapshotParts,
 } from "./map.ts";
 import { HamokMapState } from "./map_state.ts";
-import { checkEntries, proposeEntries } from "./map_base.ts";
+import { checkEntries, checkPairSizes, proposeEntries } from "./map_base.ts";
 import {
   HamokRecord,
   type HamokRecordConfig,
@@ -114,6 +115,9 @@ export interface ViewContext {
   readonly leadership: RemoteMapLeadership;
 }
 
+/** Room a command's own fields and its request id take in an entry, beside an image's content. */
+const IMPORT_COMMAND_ROOM = 1024;
+
 /** Proposes a checked image through consensus (see {@linkcode KindSnapshot.check}). */
 type ImageImport = (host: CollectionHost, timeoutMs: number) => Promise<void>;
 
@@ -128,10 +132,11 @@ interface KindSnapshot {
   /**
    * Checks one image (the `index`th of its field) as a write checks what it proposes, proposing
    * nothing: `HamokConfigError` for a malformed shape, `HamokCodecError` for what the replicated form
-   * cannot carry. Returns what imports the image through consensus (with copies of its lists, so
-   * changing the snapshot afterwards changes nothing).
+   * cannot carry, `HamokPayloadTooLargeError` for what could not go in entries of `limit` bytes.
+   * Returns what imports the image through consensus (with copies of its lists, so changing the
+   * snapshot afterwards changes nothing).
    */
-  check(image: unknown, index: number): ImageImport;
+  check(image: unknown, index: number, limit: number): ImageImport;
 }
 
 /** `image` as an object of fields, or a `HamokConfigError` naming the `index`th image of `field`. */
@@ -215,10 +220,11 @@ export const MAP: CollectionKind<HamokMapConfig<unknown, unknown>, HamokMap> = {
     field: "maps",
     of: (state) => mapSnapshotOf(state as HamokMapState),
     parts: (state, max) => mapSnapshotParts(state as HamokMapState, max),
-    check: (image, index) => {
+    check: (image, index, limit) => {
       const map = imageFields(image, "maps", index);
       const id = imageString(map.mapId, `the mapId of snapshot maps[${index}]`);
       const pairs = checkEntries(MAP_KIND, id, map.keys, map.values);
+      checkPairSizes(MAP_KIND, id, pairs, limit);
       return (host, timeoutMs) => proposeEntries(host, MAP_KIND, id, pairs, timeoutMs);
     },
   },
@@ -234,10 +240,11 @@ export const RECORD: CollectionKind<HamokRecordConfig<Record<string, unknown>>, 
     field: "records",
     of: (state) => recordSnapshotOf(state as HamokMapState),
     parts: (state, max) => recordSnapshotParts(state as HamokMapState, max),
-    check: (image, index) => {
+    check: (image, index, limit) => {
       const record = imageFields(image, "records", index);
       const id = imageString(record.recordId, `the recordId of snapshot records[${index}]`);
       const pairs = checkEntries(RECORD_KIND, id, record.keys, record.values, true);
+      checkPairSizes(RECORD_KIND, id, pairs, limit);
       return (host, timeoutMs) => proposeEntries(host, RECORD_KIND, id, pairs, timeoutMs);
     },
   },
@@ -252,7 +259,7 @@ export const QUEUE: CollectionKind<HamokQueueConfig<unknown>, HamokQueue<unknown
   snapshot: {
     field: "queues",
     of: (state) => (state as HamokQueueState).toSnapshot(),
-    check: (image, index) => {
+    check: (image, index, limit) => {
       const queue = imageFields(image, "queues", index);
       const id = imageString(queue.queueId, `the queueId of snapshot queues[${index}]`);
       if (!Array.isArray(queue.items)) {
@@ -260,6 +267,15 @@ export const QUEUE: CollectionKind<HamokQueueConfig<unknown>, HamokQueue<unknown
       }
       const items: unknown[] = queue.items.slice();
       for (let i = 0; i < items.length; i++) checkQueueItem(items[i], id, "snapshot item", i);
+      // a queue's content goes in one command: one that cannot be replicated is refused before
+      // anything of the snapshot is proposed (the maps and records before it went in, alone)
+      const size = encodeCbor(items).byteLength + IMPORT_COMMAND_ROOM;
+      if (size > limit) {
+        throw new HamokPayloadTooLargeError(
+          `queue '${id}': its snapshot takes ${size} bytes in one command; the largest entry this peer can replicate is ${limit} bytes`,
+          { size, limit },
+        );
+      }
       return async (host, timeoutMs) => {
         await host.propose(QUEUE_KIND, id, "import", items, { timeoutMs });
       };
@@ -399,7 +415,7 @@ export async function importSnapshot(
     if (spec === undefined) continue;
     const images: unknown = snapshot[spec.field] ?? [];
     if (!Array.isArray(images)) throw new HamokConfigError(`the snapshot's ${spec.field} must be an array`);
-    for (let i = 0; i < images.length; i++) imports.push(spec.check(images[i], i));
+    for (let i = 0; i < images.length; i++) imports.push(spec.check(images[i], i, host.maxEntryBytes));
   }
   for (const run of imports) await run(host, timeoutMs);
 }

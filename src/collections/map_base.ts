@@ -9,7 +9,12 @@
 import { positiveInteger } from "../config.ts";
 import { messageOf } from "../codec/cbor.ts";
 import { assertWellFormed, isWellFormedString } from "../codec/well_formed.ts";
-import { HamokCodecError, HamokConfigError, HamokConflictError } from "../errors.ts";
+import {
+  HamokCodecError,
+  HamokConfigError,
+  HamokConflictError,
+  HamokPayloadTooLargeError,
+} from "../errors.ts";
 import type { CollectionHost } from "./collection_host.ts";
 import {
   CollectionBase,
@@ -32,8 +37,40 @@ import { decodeKept, decodeStored } from "./entry_codec.ts";
 
 /** Entries per command when a snapshot is imported. */
 const IMPORT_CHUNK_ENTRIES = 1000;
-/** Encoded bytes per command when a snapshot is imported. */
+/** Encoded bytes per command when a snapshot is imported (fewer when the peer's entries are smaller). */
 const IMPORT_CHUNK_BYTES = 256 * 1024;
+/** Room a command's own fields and its request id take in an entry, beside its pairs. */
+const COMMAND_ROOM = 1024;
+/** Room the CBOR heads of one pair take beside its key and value. */
+const PAIR_ROOM = 16;
+
+/** At most the bytes an encoded key or value takes in a command (a string: up to 3 per UTF-16 unit). */
+function encodedBytes(value: Encoded): number {
+  return typeof value === "string" ? 3 * value.length : value.byteLength;
+}
+
+/**
+ * @internal Throws `HamokPayloadTooLargeError` if a pair of `pairs` could not be written even alone in
+ * an entry of at most `limit` bytes (a snapshot of a cluster whose entries could be larger): checked
+ * before anything of an import is proposed, so an import is not left half done by its size.
+ */
+export function checkPairSizes(
+  kind: string,
+  id: string,
+  pairs: readonly EncodedEntry[],
+  limit: number,
+): void {
+  for (let i = 0; i < pairs.length; i++) {
+    const [key, value] = pairs[i]!; // i < length
+    const size = encodedBytes(key) + encodedBytes(value) + PAIR_ROOM + COMMAND_ROOM;
+    if (size > limit) {
+      throw new HamokPayloadTooLargeError(
+        `${kind} '${id}': entry ${i} of the snapshot takes up to ${size} bytes; the largest entry this peer can replicate is ${limit} bytes`,
+        { size, limit },
+      );
+    }
+  }
+}
 
 /** The events every view of a map state has (their payloads differ by kind). */
 export interface MapStateViewEvents {
@@ -275,6 +312,10 @@ export async function proposeEntries(
   timeoutMs: number,
 ): Promise<void> {
   positiveInteger("timeoutMs", timeoutMs, timeoutMs);
+  const limit = host.maxEntryBytes;
+  checkPairSizes(kind, id, pairs, limit);
+  // every part fits in one entry of this peer (a server with a small max_payload makes them smaller)
+  const budget = Math.max(1, Math.min(IMPORT_CHUNK_BYTES, limit - COMMAND_ROOM));
   const propose = (part: EncodedEntry[]) => {
     const args: MapCommands["setAll"]["args"] = [part];
     return host.propose(kind, id, "setAll" satisfies keyof MapCommands, args, { timeoutMs });
@@ -282,8 +323,8 @@ export async function proposeEntries(
   let part: EncodedEntry[] = [];
   let bytes = 0;
   for (const pair of pairs) {
-    const size = pair[0].length + pair[1].length;
-    if (part.length >= IMPORT_CHUNK_ENTRIES || (part.length > 0 && bytes + size > IMPORT_CHUNK_BYTES)) {
+    const size = encodedBytes(pair[0]) + encodedBytes(pair[1]) + PAIR_ROOM;
+    if (part.length >= IMPORT_CHUNK_ENTRIES || (part.length > 0 && bytes + size > budget)) {
       await propose(part);
       part = [];
       bytes = 0;

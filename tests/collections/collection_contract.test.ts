@@ -10,11 +10,25 @@ import {
   HamokClosedError,
   HamokCodecError,
   HamokConfigError,
+  HamokPayloadTooLargeError,
   type HamokRemoteStore,
   type HamokRemoteStoreBatch,
+  type HamokSnapshot,
   MemoryRemoteStore,
 } from "../../mod.ts";
-import { memoryTransports, startCluster } from "../_helpers/cluster.ts";
+import { MemoryBus } from "../../src/transport/memory_bus.ts";
+import { MemoryTransport } from "../../src/transport/memory_transport.ts";
+import { memoryTransports, startCluster, type TransportFactory } from "../_helpers/cluster.ts";
+
+/** Memory transports whose messages are at most `maxPayload` bytes (a NATS server's max_payload). */
+function smallTransports(maxPayload: number): TransportFactory {
+  const bus = new MemoryBus();
+  return {
+    name: "memory (small payloads)",
+    create: (peerId) => Promise.resolve(new MemoryTransport({ bus, id: peerId, maxPayload })),
+    close: () => Promise.resolve(),
+  };
+}
 
 type Value = { n: number | string };
 
@@ -196,6 +210,51 @@ describe("ready and close", () => {
       await closed.ready;
       closed.close();
       assert.ok(await closed.ready.then(() => undefined, (e) => e) instanceof HamokClosedError);
+    } finally {
+      await cluster.close();
+    }
+  });
+});
+
+describe("imports are not left half done by their size", () => {
+  it("a snapshot with a queue too large for one entry imports nothing; maps import in parts that fit", async () => {
+    const cluster = await startCluster(smallTransports(64 * 1024), ["a", "b"]);
+    try {
+      const leader = await cluster.settled();
+      const follower = cluster.peers.find((p) => p !== leader)!;
+      const map = follower.createMap<string, string>({ mapId: "m" });
+      const entries = (n: number) => {
+        const pairs = Array.from({ length: n }, (_, i) => [`k${i}`, "v".repeat(1000)] as const);
+        return { mapId: "m", keys: pairs.map(([k]) => k), values: pairs.map(([, v]) => v) };
+      };
+      const snapshot = {
+        version: 1,
+        peerId: "elsewhere",
+        appliedIndex: 0,
+        emitters: [],
+        maps: [entries(20)],
+        records: [],
+        // 100 KB in one command: more than one entry of this cluster (64 KiB messages) holds
+        queues: [{ queueId: "q", items: Array.from({ length: 100 }, () => "x".repeat(1000)) }],
+      } as unknown as HamokSnapshot;
+      // the old code imported the map, then failed on the queue: half of the snapshot was in
+      const error = await rejection(follower.import(snapshot));
+      assert.ok(error instanceof HamokPayloadTooLargeError, String(error));
+      await follower.waitUntilCommitHead();
+      assert.equal(map.size, 0, "nothing of the snapshot was proposed");
+      // 200 KB of map entries go in, in parts each entry of this cluster holds (the old parts of up
+      // to 256 KiB did not fit)
+      await follower.import({ ...snapshot, maps: [entries(200)], queues: [] } as HamokSnapshot);
+      assert.equal(map.size, 200);
+      // a single pair larger than any entry of this cluster is refused before anything is proposed
+      const huge = {
+        ...snapshot,
+        queues: [],
+        maps: [{ mapId: "m2", keys: ["a", "b"], values: ["1", "y".repeat(70_000)] }],
+      } as unknown as HamokSnapshot;
+      assert.ok(await rejection(follower.import(huge)) instanceof HamokPayloadTooLargeError);
+      await follower.waitUntilCommitHead();
+      assert.equal(follower.createMap<string, string>({ mapId: "m2" }).size, 0);
     } finally {
       await cluster.close();
     }
