@@ -47,9 +47,12 @@ export interface HamokLogger {
  * ```
  */
 export interface HamokConfig {
-  /** This peer's id, unique in the cluster. Default: a random UUID. */
+  /** This peer's id, unique in the cluster (at most 128 characters). Default: a random UUID. */
   peerId?: string;
-  /** Peers with different cluster ids never interfere, even on one NATS server. Default `"default"`. */
+  /**
+   * Peers with different cluster ids never interfere, even on one NATS server (at most 128
+   * characters). Default `"default"`.
+   */
   clusterId?: string;
   /** Subject prefix. Default `hamok.<clusterId>`. */
   subjectPrefix?: string;
@@ -343,6 +346,9 @@ export function positiveInteger(name: string, value: number | undefined, fallbac
   return value;
 }
 
+/** The longest `peerId` and `clusterId`, in UTF-16 units. */
+export const MAX_ID_LENGTH = 128;
+
 /**
  * Returns `value` (or `fallback()` when undefined); throws a {@linkcode HamokConfigError} unless it
  * is a non-empty, well-formed string (no lone UTF-16 surrogate: UTF-8 would carry it as U+FFFD, so
@@ -392,6 +398,13 @@ export function resolveHamokConfig(config: HamokConfig = {}): ResolvedHamokConfi
   const scheduler = config.scheduler ?? REAL_SCHEDULER;
   const peerId = nonEmptyString("peerId", config.peerId, () => randomUuid(scheduler));
   const clusterId = nonEmptyString("clusterId", config.clusterId, () => HAMOK_DEFAULTS.clusterId);
+  // ids travel in most messages and in every request id: bounded, so that what a peer keeps per
+  // remote id (and what it takes from the wire) is bounded too
+  for (const [name, id] of [["peerId", peerId], ["clusterId", clusterId]] as const) {
+    if (id.length > MAX_ID_LENGTH) {
+      throw new HamokConfigError(`${name} takes at most ${MAX_ID_LENGTH} characters, got ${id.length}`);
+    }
+  }
   const subjectPrefix = nonEmptyString(
     "subjectPrefix",
     config.subjectPrefix,

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { HAMOK_DEFAULTS, HamokConfigError } from "../mod.ts";
+import { Hamok, HAMOK_DEFAULTS, HamokConfigError } from "../mod.ts";
 import { resolveHamokConfig } from "../src/config.ts";
 
 describe("the peer's request timeout is requestTimeoutInMs, with requestTimeoutMs as a deprecated alias", () => {
@@ -28,5 +28,20 @@ describe("the peer's request timeout is requestTimeoutInMs, with requestTimeoutM
     assert.throws(() => resolveHamokConfig({ requestTimeoutInMs: 0 }), HamokConfigError);
     assert.throws(() => resolveHamokConfig({ requestTimeoutMs: -5 }), HamokConfigError);
     assert.throws(() => resolveHamokConfig({ requestTimeoutInMs: 2 ** 31 }), HamokConfigError);
+  });
+});
+
+describe("ids are bounded", () => {
+  it("a peerId or clusterId over 128 characters, or a collection id over 256, is a HamokConfigError", () => {
+    assert.equal(resolveHamokConfig({ peerId: "p".repeat(128) }).peerId.length, 128);
+    assert.throws(() => resolveHamokConfig({ peerId: "p".repeat(129) }), HamokConfigError);
+    assert.throws(() => resolveHamokConfig({ clusterId: "c".repeat(129) }), HamokConfigError);
+    const hamok = new Hamok({ clusterId: "ids-bounded" });
+    try {
+      assert.equal(hamok.createMap({ mapId: "m".repeat(256) }).id.length, 256);
+      assert.throws(() => hamok.createMap({ mapId: "m".repeat(257) }), HamokConfigError);
+    } finally {
+      hamok.close();
+    }
   });
 });

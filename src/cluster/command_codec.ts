@@ -26,8 +26,13 @@ export function encodeCommand(
   return encodeCbor([kind, id, op, args, peerId]);
 }
 
+/** The longest kind, collection id, op and proposer peer id a command may name (UTF-16 units). */
+const MAX_NAME = 256;
+
 /**
- * The command in an entry's data (throws if it is not CBOR).
+ * The command in an entry's data. Throws `TypeError` if it is not CBOR, or not a command: every
+ * peer then skips the entry alike (a collection id of another type made a state under a number,
+ * which a snapshot wrote as "", and replicas restored from it held another map than the others).
  *
  * @example
  * ```ts ignore
@@ -35,6 +40,20 @@ export function encodeCommand(
  * ```
  */
 export function decodeCommand(data: Uint8Array): Command {
-  const raw = decodeCbor(data) as [string, string, string, unknown, string];
-  return { kind: raw[0], id: raw[1], op: raw[2], args: raw[3], peerId: raw[4] };
+  const raw = decodeCbor(data) as unknown[];
+  if (!Array.isArray(raw) || raw.length !== 5) throw new TypeError("a command is an array of 5 items");
+  const kind = raw[0];
+  const id = raw[1];
+  const op = raw[2];
+  const peerId = raw[4];
+  if (!isName(kind) || !isName(id) || !isName(op) || !isName(peerId)) {
+    throw new TypeError(
+      `a command names its kind, id, op and proposer with strings of 1-${MAX_NAME} characters`,
+    );
+  }
+  return { kind, id, op, args: raw[3], peerId };
+}
+
+function isName(value: unknown): value is string {
+  return typeof value === "string" && value.length > 0 && value.length <= MAX_NAME;
 }

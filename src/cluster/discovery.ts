@@ -480,9 +480,11 @@ export class Discovery {
     if (own !== undefined) this.#identities.add(own);
     if (this.#identities.size < DISCOVERY_TABLE_LIMIT) this.#identities.add(uid);
     if (this.#identities.size < 2) return;
-    const key = [...this.#identities].sort().join(" ");
-    if (this.#reportedConflicts.has(key) || this.#reportedConflicts.size >= DISCOVERY_TABLE_LIMIT) return;
-    this.#reportedConflicts.add(key);
+    // one report per identity heard besides this peer's own (a key of all identities so far grew
+    // with the square of their number, made-up ones included)
+    if (uid === own || this.#reportedConflicts.has(uid)) return;
+    if (this.#reportedConflicts.size >= DISCOVERY_TABLE_LIMIT || !this.#identities.has(uid)) return;
+    for (const identity of this.#identities) if (identity !== own) this.#reportedConflicts.add(identity);
     const identities = own === undefined
       ? [...this.#identities]
       : [own, ...[...this.#identities].filter((u) => u !== own)];

@@ -24,7 +24,7 @@ import { JOIN_OP, LEAVE_OP, MembershipManager } from "./membership_manager.ts";
 import { MembershipView } from "./membership_view.ts";
 import { Proposals } from "./proposals.ts";
 import { RpcRouter } from "./rpc.ts";
-import { type Command, StateMachine } from "./state_machine.ts";
+import { type Command, StateMachine, type StateMachineImageParts } from "./state_machine.ts";
 import { ClusterSubjects } from "./subjects.ts";
 import { Waiters } from "./waiters.ts";
 import { PeerCounters } from "./peer_counters.ts";
@@ -790,7 +790,18 @@ export abstract class PeerCore {
         if (upTo < applied) this.#recheckCompactionAfter(applied); // held short by a follower
         return;
       }
-      const job = new SnapshotJob(this.stateMachine.snapshotParts());
+      let parts: StateMachineImageParts;
+      try {
+        parts = this.stateMachine.snapshotParts();
+      } catch (error) {
+        // a state whose image cannot be made (it must not be: checked as it is written): reported,
+        // and the next compaction check tries again, never an uncaught error in a microtask
+        this.#compactScheduled = false;
+        this.#recheckCompactionAfter(applied);
+        this.reportError(new HamokError("cannot take a snapshot", "HAMOK_ERROR", { cause: error }));
+        return;
+      }
+      const job = new SnapshotJob(parts);
       runSnapshotJob(this.config.scheduler, job, SNAPSHOT_SLICE_MS, {
         alive: () => {
           if (this.driver === driver && !this.isClosed) return true;

@@ -26,6 +26,12 @@ import { HamokTransportError } from "../errors.ts";
  * a millisecond it takes nine thousand years to reach.
  */
 const MAX_RAFT_TERM = 2 ** 48;
+/**
+ * The longest request id of a forwarded proposal: an application's ids take at most 256 characters,
+ * the ones a peer makes its member id (a peer id of at most 128, a tag) and a counter, a remote
+ * map's confirmations its id (at most 256) and an index.
+ */
+const MAX_FORWARDED_REQUEST_ID = 512;
 /** Transport errors reported on the peer's `error` event per window, at most (the rest are counted). */
 const TRANSPORT_ERRORS_PER_WINDOW = 5;
 const TRANSPORT_ERROR_WINDOW_MS = 10_000;
@@ -203,8 +209,15 @@ export abstract class PeerInbox extends PeerCore {
     }
     const membership = driver.node.membership;
     const now = this.config.scheduler.monotonicNow();
-    if (membership.voters.includes(body.from) || membership.learners.includes(body.from)) {
+    const member = membership.voters.includes(body.from) || membership.learners.includes(body.from);
+    if (member) {
       this.lastMemberContact = now;
+    } else if (this.peerState === "leader") {
+      // a leader's membership is the newest there is (it appends every change): a sender it does not
+      // know is no member, whatever it claims. A lone leader took anyone's messages (and remembered
+      // every made-up id), and a vote request with a high term from nobody deposed it
+      this.wire.drop("non-member");
+      return;
     } else if (this.membership.removed.has(body.from)) {
       this.tellRemoved(body.from);
       this.wire.drop("non-member");
@@ -223,6 +236,10 @@ export abstract class PeerInbox extends PeerCore {
       this.wire.drop("non-member");
       return;
     }
+    if (body.type === "propose" && !this.#proposalsFit(body)) {
+      this.wire.drop("oversized");
+      return;
+    }
     if (this.peerState === "leader") {
       this.membershipManager.heard(body.from, this.config.scheduler.monotonicNow());
       if (
@@ -234,6 +251,22 @@ export abstract class PeerInbox extends PeerCore {
       this.lastLeaderContact = this.config.scheduler.monotonicNow();
     }
     driver.step(body);
+  }
+
+  /**
+   * Whether every forwarded proposal of `body` is an entry this peer could replicate: a member's
+   * forward is checked as this peer checks its own proposals (an entry too large for an append
+   * would have stalled every commit behind it), with a request id no longer than a member makes.
+   */
+  #proposalsFit(body: RaftMessage & { type: "propose" }): boolean {
+    const limit = this.maxEntryBytes;
+    for (const entry of body.entries) {
+      const requestId = entry.requestId;
+      const idLength = requestId?.length ?? 0;
+      if (idLength > MAX_FORWARDED_REQUEST_ID) return false;
+      if (entry.data.byteLength + 3 * idLength > limit) return false;
+    }
+    return true;
   }
 
   /** True if `fromMemberId` is a current remote member whose peer is `peerId`; else drops. */

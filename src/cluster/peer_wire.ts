@@ -108,7 +108,9 @@ export class PeerWire {
       return undefined;
     }
     if (envelope.cluster !== this.#clusterId) {
-      this.drop("other-cluster", envelope.cluster);
+      // the claim is the sender's: logged shortened (the message may be up to its size limit)
+      const claimed = String(envelope.cluster);
+      this.drop("other-cluster", claimed.length > 64 ? `${claimed.slice(0, 64)}…` : claimed);
       return undefined;
     }
     return envelope;

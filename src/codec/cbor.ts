@@ -312,7 +312,35 @@ export function encodeSimpleCbor(value: unknown): Uint8Array | undefined {
 export function decodeCbor(bytes: Uint8Array): unknown {
   const plain = plainBytes(bytes);
   const value = decodeSimpleCbor(plain);
-  return value === NOT_READ ? cborDecoder.decode(plain) : value;
+  if (value !== NOT_READ) return value;
+  const decoded = cborDecoder.decode(plain);
+  if (typeof decoded === "object" && decoded !== null) checkUnshared(decoded, 0, new Set());
+  return decoded;
+}
+
+/**
+ * Throws `TypeError` if an object occurs twice in a decoded value (cbor-x decodes the value-sharing
+ * tags 28 and 29 into shared and even cyclic objects, which no encoder here writes: a cycle in a
+ * replicated state made every later snapshot overflow the stack and crash the process) or if it is
+ * nested more than {@linkcode WALK_MAX_DEPTH} levels deep. Linear in the value's objects.
+ */
+function checkUnshared(object: object, depth: number, seen: Set<object>): void {
+  if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer) return;
+  if (depth > WALK_MAX_DEPTH) {
+    throw new TypeError(`a decoded value is nested more than ${WALK_MAX_DEPTH} levels deep`);
+  }
+  if (seen.has(object)) throw new TypeError("a decoded value holds an object twice (CBOR value sharing)");
+  seen.add(object);
+  const items: Iterable<unknown> = Array.isArray(object)
+    ? object
+    : object instanceof Map
+    ? [...object.keys(), ...object.values()]
+    : object instanceof Set
+    ? object
+    : Object.values(object);
+  for (const item of items) {
+    if (typeof item === "object" && item !== null) checkUnshared(item, depth + 1, seen);
+  }
 }
 
 // ------------------------------------------------------------------ the simple-value decoder

@@ -23,6 +23,7 @@ import {
   boolAt,
   bytesAt,
   errorAt,
+  idAt,
   listAt,
   packError,
   stringAt,
@@ -348,23 +349,23 @@ const BODY_CODECS: { readonly [K in WireMessageType]: BodyCodec<WireBodies[K]> }
         : [b.clusterId, b.peerId, b.memberId, b.term, b.joined],
     unpack: (v) => {
       const a = arrayAt(v, "hello", 5, 8);
-      const clusterId = stringAt(a[0], "hello.clusterId");
-      const peerId = stringAt(a[1], "hello.peerId");
-      const memberId = stringAt(a[2], "hello.memberId");
+      const clusterId = idAt(a[0], "hello.clusterId");
+      const peerId = idAt(a[1], "hello.peerId");
+      const memberId = idAt(a[2], "hello.memberId");
       const term = uintAt(a[3], "hello.term");
       const joined = boolAt(a[4], "hello.joined");
       if (a.length === 5) return { clusterId, peerId, memberId, term, joined };
       if (a.length === 6) {
-        return { clusterId, peerId, memberId, term, joined, leaderId: stringAt(a[5], "hello.leaderId") };
+        return { clusterId, peerId, memberId, term, joined, leaderId: idAt(a[5], "hello.leaderId") };
       }
-      const clusterUid = stringAt(a[6], "hello.clusterUid");
+      const clusterUid = idAt(a[6], "hello.clusterUid");
       const base = a[5] === null ? { clusterId, peerId, memberId, term, joined, clusterUid } : {
         clusterId,
         peerId,
         memberId,
         term,
         joined,
-        leaderId: stringAt(a[5], "hello.leaderId"),
+        leaderId: idAt(a[5], "hello.leaderId"),
         clusterUid,
       };
       return a.length === 8 ? { ...base, lone: boolAt(a[7], "hello.lone") } : base;

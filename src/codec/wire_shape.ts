@@ -53,6 +53,20 @@ export function stringAt(value: unknown, path: string): string {
   return value;
 }
 
+/**
+ * The longest id a message may name where a peer keeps what it heard (a hello's peer, member,
+ * leader and cluster identity): ids are at most 128 characters, member ids add a tag.
+ */
+export const MAX_WIRE_ID = 256;
+
+/** A non-empty string of at most {@linkcode MAX_WIRE_ID} characters (an id a peer may keep). */
+export function idAt(value: unknown, path: string): string {
+  if (typeof value !== "string" || value.length === 0 || value.length > MAX_WIRE_ID) {
+    fail(path, `string of 1-${MAX_WIRE_ID} characters`, value);
+  }
+  return value;
+}
+
 /** A boolean. */
 export function boolAt(value: unknown, path: string): boolean {
   if (typeof value !== "boolean") fail(path, "boolean", value);

@@ -128,10 +128,14 @@ export interface CollectionIdentity {
   readonly closeEvent: boolean;
 }
 
+/** The longest collection id (in UTF-16 units): ids travel in every command and request id. */
+export const MAX_COLLECTION_ID_LENGTH = 256;
+
 /**
  * Validates the config object of a collection and its id field, and resolves its
  * `requestTimeoutInMs`: the common part of every collection's constructor.
  */
+
 export function collectionIdentity(
   config: unknown,
   kind: string,
@@ -146,6 +150,11 @@ export function collectionIdentity(
   const id = fields[idField];
   if (typeof id !== "string" || id.length === 0) {
     throw new HamokConfigError(`${idField} must be a non-empty string`);
+  }
+  if (id.length > MAX_COLLECTION_ID_LENGTH) {
+    throw new HamokConfigError(
+      `${idField} takes at most ${MAX_COLLECTION_ID_LENGTH} characters, got ${id.length}`,
+    );
   }
   assertWellFormed(idField, id, HamokConfigError);
   const requestTimeoutInMs = positiveInteger(

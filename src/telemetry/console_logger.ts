@@ -138,8 +138,15 @@ function oneLine(message: string, details: unknown[]): string {
     if (detail === undefined) continue;
     text += `: ${describe(detail)}`;
   }
-  return text.replace(/\s*[\r\n]+\s*/g, " ");
+  if (text.length > MAX_LINE) text = `${text.slice(0, MAX_LINE)}… (${text.length} characters)`;
+  // line breaks and the blanks around them become one space; split and trim are linear (a regular
+  // expression with blanks on both sides backtracked quadratically on a run of spaces)
+  if (text.indexOf("\n") < 0 && text.indexOf("\r") < 0) return text;
+  return text.split(/[\r\n]+/).map((part) => part.trim()).filter((part) => part.length > 0).join(" ");
 }
+
+/** The longest line written (a detail can carry text from the network). */
+const MAX_LINE = 4096;
 
 function describe(detail: unknown): string {
   if (detail instanceof Error) {

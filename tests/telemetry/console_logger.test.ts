@@ -20,6 +20,18 @@ describe("consoleLogger", () => {
     ]);
   });
 
+  it("a line is bounded and its line breaks become single spaces, whatever the text from the network", () => {
+    const lines: string[] = [];
+    const logger = consoleLogger("info", { write: (_l, line) => lines.push(line), timestamps: false });
+    logger.warn("one\n   two  \r\n\nthree");
+    // a claimed cluster id of 200,000 blanks around a line break: the old code wrote it whole (and
+    // its regular expression took time quadratic in the run of blanks)
+    logger.warn(`dropped: ${" ".repeat(100_000)}\n${" ".repeat(100_000)}x`);
+    assert.equal(lines[0], "WARN  one two three");
+    assert.ok(lines[1]!.length < 5000, `${lines[1]!.length} characters`);
+    assert.match(lines[1]!, /… \(200011 characters\)$/);
+  });
+
   it("a flood of identical messages becomes one line plus a suppressed count", () => {
     const lines: string[] = [];
     let clock = 1000;
