@@ -58,6 +58,10 @@ interface Bucket {
 
 /** Longest request id a client may give a write. */
 const MAX_CLIENT_REQUEST_ID = 128;
+/** Longest map id a client may write to (as a collection id). */
+const MAX_MAP_ID = 256;
+/** Maps a member makes for clients' writes to map ids that do not exist yet (see `#write`). */
+const MAX_CLIENT_NEW_MAPS = 256;
 /** The event a watch gets when the map may have changed without it (a snapshot was installed). */
 const WATCH_RESET_EVENT = "reset";
 
@@ -88,6 +92,8 @@ export class ClientService {
   readonly #total: Bucket;
   /** Client writes in flight by their namespaced request id: a resend joins the first. */
   readonly #writes = new Map<string, Promise<Uint8Array>>();
+  /** Map ids clients wrote to through this member before any state of them existed (bounded). */
+  readonly #newMaps = new Set<string>();
   readonly #watches = new Map<string, Watch>();
   readonly #scheduler: Scheduler;
   /** Linearizable reads waiting on their barrier. */
@@ -269,6 +275,19 @@ export class ClientService {
 
   #write(args: Record<string, unknown>, fromPeerId: string): Promise<Uint8Array> {
     const mapId = stringField(args, "mapId");
+    if (mapId.length > MAX_MAP_ID) {
+      throw new HamokConfigError(`a map id takes at most ${MAX_MAP_ID} characters`);
+    }
+    if (this.#host.findMapState(mapId) === undefined && !this.#newMaps.has(mapId)) {
+      // a write makes the map's state on every member, for good: clients (anyone on the server,
+      // without a cluster key) make at most a bounded number of maps through this member
+      if (this.#newMaps.size >= MAX_CLIENT_NEW_MAPS) {
+        throw new HamokRateLimitedError(
+          `clients made ${MAX_CLIENT_NEW_MAPS} maps through this member, the most it makes; map '${mapId}' does not exist`,
+        );
+      }
+      this.#newMaps.add(mapId);
+    }
     const key = encodedField(args, "key");
     let op: "set" | "delete";
     let command: Encoded[];

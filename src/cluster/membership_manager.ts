@@ -17,6 +17,14 @@ import {
 
 /** Join and leave requests waiting on the leader beyond which new ones are refused. */
 const MAX_QUEUED_CHANGES = 32;
+/**
+ * Members (voters and learners) beyond which joins are refused: every member costs the leader a
+ * progress, and made-up joiners (without a cluster key anyone on the server can ask) would
+ * otherwise grow the membership, and every message and snapshot that carries it, without bound.
+ */
+export const MAX_MEMBERS = 1024;
+/** The longest member id a join may name (a peer id of at most 128 characters and a tag). */
+const MAX_MEMBER_ID = 256;
 import type { Membership, MembershipChange } from "../raft/types.ts";
 import { withTimeout } from "./async.ts";
 import { peerIdOfMember } from "./member_id.ts";
@@ -114,8 +122,8 @@ export class MembershipManager {
    */
   async onJoinRequest(payload: Uint8Array, fromPeerId?: string): Promise<Uint8Array | undefined> {
     const memberId = decodeCbor(payload);
-    if (typeof memberId !== "string" || memberId.length === 0) {
-      throw new HamokConfigError("a join request must carry a member id");
+    if (typeof memberId !== "string" || memberId.length === 0 || memberId.length > MAX_MEMBER_ID) {
+      throw new HamokConfigError(`a join request must carry a member id of 1-${MAX_MEMBER_ID} characters`);
     }
     const peerId = peerIdOfMember(memberId);
     if (fromPeerId !== undefined && peerId !== fromPeerId) {
@@ -127,6 +135,15 @@ export class MembershipManager {
     }
     await this.#enqueue(async () => {
       let membership = this.#host.membership()!;
+      const size = membership.voters.length + membership.learners.length;
+      // a member that replaces another of its peer (a restart) or is in already takes no new place
+      const replaces = (m: string) => m === memberId || peerIdOfMember(m) === peerId;
+      if (size >= MAX_MEMBERS && !membership.voters.some(replaces) && !membership.learners.some(replaces)) {
+        throw new HamokError(
+          `the cluster has ${size} members, the most it takes; refusing ${memberId}`,
+          "HAMOK_RATE_LIMITED",
+        );
+      }
       if (membership.voters.includes(memberId) || membership.learners.includes(memberId)) {
         // Already in the configuration, but maybe only appended (a repeated request while the first
         // one's change is in flight): answer once it is applied, or add it again if it was lost.

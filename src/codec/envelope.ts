@@ -25,6 +25,7 @@ import {
   errorAt,
   idAt,
   listAt,
+  MAX_WIRE_ID,
   packError,
   stringAt,
   stringListAt,
@@ -664,6 +665,17 @@ export function decodeEnvelope(bytes: Uint8Array, options?: DecodeEnvelopeOption
   const from = value[2];
   if (typeof from !== "string") {
     reject(`sender is ${describeType(from)}, not a string`, new TypeError("expected a string sender"));
+  }
+  if (from.length > MAX_WIRE_ID) {
+    // a peer id takes at most 128 characters: a sender no peer could be (and one a client's request
+    // ids, which name it, could not carry)
+    reject(`sender of ${from.length} characters`, new RangeError(`sender longer than ${MAX_WIRE_ID}`));
+  }
+  if (typeof cluster === "string" && cluster.length > MAX_WIRE_ID) {
+    reject(
+      `cluster id of ${cluster.length} characters`,
+      new RangeError(`cluster longer than ${MAX_WIRE_ID}`),
+    );
   }
   let body: unknown;
   try {

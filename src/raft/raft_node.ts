@@ -684,8 +684,14 @@ export class RaftNode {
         else this.dropRead(m.ctx, m.from);
         return;
       case "read-index-response":
-        if (m.index >= 0) this.readStates.push({ ctx: m.ctx, index: m.index });
-        else this.droppedReads.push({ ctx: m.ctx, reason: "not-leader" });
+        // only the leader this node asks (the one of its current term) serves its reads: a member
+        // answering another's read with an index of its choosing would make that read stale. A
+        // refusal (-1) from anyone only makes the read fail sooner.
+        if (m.index >= 0) {
+          if (m.from === this.leader && m.term === this.currentTerm) {
+            this.readStates.push({ ctx: m.ctx, index: m.index });
+          }
+        } else this.droppedReads.push({ ctx: m.ctx, reason: "not-leader" });
         return;
     }
     const isVoteRequest = m.type === "vote" || m.type === "pre-vote";

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { type MembershipHost, MembershipManager } from "../../src/cluster/membership_manager.ts";
+import { MAX_MEMBERS, type MembershipHost, MembershipManager } from "../../src/cluster/membership_manager.ts";
 import { encodeCbor } from "../../src/codec/cbor.ts";
 import { HamokConfigError, HamokNotLeaderError } from "../../src/errors.ts";
 import type { RaftNode } from "../../src/raft/raft_node.ts";
@@ -113,5 +113,25 @@ describe("MembershipManager", () => {
     manager.heard("b/1", 0);
     manager.removeSilent(1_000_000);
     assert.deepEqual(changes, []);
+  });
+});
+
+describe("MembershipManager: bounds", () => {
+  it("refuses joins beyond MAX_MEMBERS (a restart of a member still replaces it) and over-long member ids", async () => {
+    const learners = Array.from({ length: MAX_MEMBERS - 1 }, (_, i) => `p${i}/1`);
+    const { host, changes } = fakeLeader(["a/1"], learners);
+    const manager = new MembershipManager(options, host);
+    // the old code added every made-up joiner: the membership (and every snapshot) grew without bound
+    await assert.rejects(
+      manager.onJoinRequest(encodeCbor("ghost/1"), "ghost"),
+      (e: Error) => (e as { code?: string }).code === "HAMOK_RATE_LIMITED",
+    );
+    await assert.rejects(manager.onJoinRequest(encodeCbor(`${"g".repeat(300)}/1`)), HamokConfigError);
+    assert.deepEqual(changes, []);
+    await manager.onJoinRequest(encodeCbor("p7/2"), "p7");
+    assert.deepEqual(changes, [{ type: "remove", memberId: "p7/1" }, {
+      type: "add-learner",
+      memberId: "p7/2",
+    }]);
   });
 });

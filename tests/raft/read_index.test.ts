@@ -51,6 +51,21 @@ describe("ReadIndex", () => {
     assert.deepEqual(h.record("a").readStates, []);
   });
 
+  it("on a follower: an answer from a member other than its leader, or of another term, serves no read", () => {
+    const h = steady();
+    const b = h.node("b");
+    b.readIndex("rb");
+    h.take(ofType("read-index")); // the real request to a is never answered here
+    // c answers b's read with an index of its choosing (the old code took it: a stale read)
+    b.step({ type: "read-index-response", from: "c", to: "b", term: b.term, ctx: "rb", index: 1 });
+    b.step({ type: "read-index-response", from: "a", to: "b", term: b.term + 1, ctx: "rb", index: 1 });
+    h.drain();
+    assert.deepEqual(h.record("b").readStates, []);
+    b.step({ type: "read-index-response", from: "a", to: "b", term: b.term, ctx: "rb", index: 2 });
+    h.drain();
+    assert.deepEqual(h.record("b").readStates, [{ ctx: "rb", index: 2 }]);
+  });
+
   it("without a leader the read is dropped at once; a non-leader answers a forwarded read with -1", () => {
     const h = RaftHarness.bootstrap(["a", "b", "c"]);
     h.node("a").readIndex("r0");
