@@ -129,6 +129,7 @@ export {
   type HamokRecordEvents,
   type HamokRecordField,
   type HamokRecordInsertEvent,
+  type HamokRecordPartial,
   type HamokRecordRemoveEvent,
   type HamokRecordSnapshot,
   type HamokRecordUpdateEvent,
@@ -208,3 +209,4 @@ export {
 } from "./src/telemetry/console_logger.ts";
 export { HAMOK_METRIC_NAMES } from "./src/telemetry/metrics.ts";
 export { HAMOK_SPAN_ATTRIBUTES } from "./src/telemetry/messaging_spans.ts";
+export { HAMOK_VERSION } from "./src/version.ts";

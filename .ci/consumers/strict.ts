@@ -8,6 +8,7 @@ import {
   type HamokMap,
   HamokTimeoutError,
   MemoryBus,
+  MemoryRemoteStore,
   MemoryTransport,
   NatsTransport,
 } from "@hamok/core";
@@ -39,4 +40,29 @@ export async function quickStart(natsUrl?: string): Promise<number | undefined> 
 
 export function wireRoundTrip(envelope: WireEnvelope): WireEnvelope["type"] {
   return decodeEnvelope(encodeEnvelope(envelope)).type;
+}
+
+type Job = { owner: string; state: string };
+
+/** The README's shapes: options given as `undefined` (the defaults) and record partials with `undefined`. */
+export async function readmeShapes(hamok: Hamok): Promise<boolean> {
+  const map = hamok.createMap<string, number>({ mapId: "m", keyCodec: undefined, valueCodec: undefined });
+  const queue = hamok.createQueue<number>({ queueId: "q", codec: undefined });
+  const remote = hamok.createRemoteMap<string, number>({
+    mapId: "r",
+    store: new MemoryRemoteStore<string, number>(),
+    keyCodec: undefined,
+    valueCodec: undefined,
+    equalValues: undefined,
+  });
+  remote.close();
+  const job = hamok.createRecord<Job>({
+    recordId: "job",
+    initialObject: { owner: undefined, state: "idle" },
+  });
+  await job.insertInstance({ owner: undefined, state: "idle" });
+  const taken = await job.updateInstanceIf({ owner: "a" }, { owner: undefined, state: "idle" });
+  map.close();
+  queue.close();
+  return taken;
 }

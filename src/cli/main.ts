@@ -20,6 +20,7 @@ import {
   watchCommand,
 } from "./data_commands.ts";
 import { STATUS_HELP, statusCommand } from "./status_command.ts";
+import { HAMOK_VERSION } from "../version.ts";
 
 /** `hamok --help`. */
 export const USAGE: string = `usage: hamok <command> [options]
@@ -34,11 +35,11 @@ commands:
   subscribe   print an emitter's events as JSON lines
   bench       publish | set load with a p50/p99 summary
 
-Run 'hamok <command> --help' for a command's options.
+Run 'hamok <command> --help' for a command's options, 'hamok --version' for the version.
 
 ${CONNECTION_HELP}`;
 
-const FLAGS = new Set(["json", "help", "local"]);
+const FLAGS = new Set(["json", "help", "local", "version"]);
 
 interface Command {
   readonly help: string;
@@ -70,6 +71,10 @@ export async function runCli(
 ): Promise<number> {
   const args = parseArgs(argv, FLAGS);
   const name = args.positionals[0];
+  if (name === "version" || (name === undefined && args.options.has("version"))) {
+    io.out(`hamok ${HAMOK_VERSION}\n`);
+    return 0;
+  }
   if (name === undefined || name === "help") {
     (name === undefined && !args.options.has("help") ? io.err : io.out)(USAGE + "\n");
     return name === undefined && !args.options.has("help") ? 2 : 0;

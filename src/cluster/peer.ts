@@ -175,7 +175,7 @@ export class ClusterPeer extends PeerInbox implements CollectionHost {
         member.lag = Math.max(0, lastIndex - match);
         const heard = this.membershipManager.lastHeard(memberId);
         if (self) member.lastContactMs = 0;
-        else if (heard !== undefined) member.lastContactMs = Math.max(0, now - heard);
+        else if (heard !== undefined) member.lastContactMs = Math.max(0, Math.round(now - heard));
         const replication = self ? "leader" : pr?.state;
         if (replication !== undefined) member.replication = replication;
       }

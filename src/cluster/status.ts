@@ -28,7 +28,7 @@ export interface HamokMemberStatus {
   readonly matchIndex?: number;
   /** Leader only: entries the member is behind the leader's last index. */
   readonly lag?: number;
-  /** Leader only: ms since the leader last heard from the member (0 for the leader itself). */
+  /** Leader only: whole ms since the leader last heard from the member (0 for the leader itself). */
   readonly lastContactMs?: number;
   /** Leader only: replication state (`probe`, `replicate` or `snapshot`). */
   readonly replication?: string;

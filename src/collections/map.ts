@@ -71,9 +71,9 @@ export interface HamokMapConfig<K, V> {
    * equal, so objects as keys need a canonical codec (CBOR follows the insertion order of an object's
    * properties). A codec that returns strings is the fastest for string keys.
    */
-  keyCodec?: ValueCodec<K>;
+  keyCodec?: ValueCodec<K> | undefined;
   /** Codec of the values. Default CBOR. */
-  valueCodec?: ValueCodec<V>;
+  valueCodec?: ValueCodec<V> | undefined;
   /** Default timeout of writes and of linearizable reads, in ms. Default 5000. */
   requestTimeoutInMs?: number;
 }

@@ -38,7 +38,7 @@ export interface HamokQueueConfig<T> {
    * The item codec. Default: the items travel as CBOR inside the log entries (no extra encoding).
    * Every peer must use the same codec.
    */
-  codec?: ValueCodec<T>;
+  codec?: ValueCodec<T> | undefined;
   /** Default timeout of writes, in ms. Default 5000. */
   requestTimeoutInMs?: number;
 }

@@ -55,6 +55,20 @@ export const RECORD_KIND = "record";
 export type HamokRecordField<T> = keyof T & string;
 
 /**
+ * Some fields of a record, each possibly `undefined` (in a write: removed; in an expectation: must be
+ * absent), also under `exactOptionalPropertyTypes`.
+ *
+ * @example
+ * ```ts
+ * import type { HamokRecordPartial } from "@hamok/core";
+ * type Job = { owner: string; state: string };
+ * const release: HamokRecordPartial<Job> = { owner: undefined, state: "idle" };
+ * console.log(release.state); // "idle"
+ * ```
+ */
+export type HamokRecordPartial<T> = { [K in keyof T]?: T[K] | undefined };
+
+/**
  * Options of `hamok.createRecord(config)`.
  *
  * @example
@@ -77,7 +91,7 @@ export interface HamokRecordConfig<T extends Record<string, unknown>> {
    * Fields written, once the record is ready, each only if the record has no value for it yet (one
    * command for all of them). Fields whose value is `undefined` are ignored.
    */
-  initialObject?: Partial<T>;
+  initialObject?: HamokRecordPartial<T>;
   /** Per-field value codecs (field name to codec). Default: CBOR for every field. */
   payloadCodecs?: ReadonlyMap<string, ValueCodec<unknown>>;
   /** Default timeout of writes, of linearizable reads and of `ready`, in ms. Default 5000. */
@@ -422,7 +436,10 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
    * the fields that already had a value (with those values, which are kept), or undefined if every
    * field was inserted.
    */
-  async insertInstance(partial: Partial<T>, options?: HamokWriteOptions): Promise<Partial<T> | undefined> {
+  async insertInstance(
+    partial: HamokRecordPartial<T>,
+    options?: HamokWriteOptions,
+  ): Promise<Partial<T> | undefined> {
     this.assertOpen();
     const pairs = this.#encodeFields(checkPartial(partial)).filter((p): p is [string, Encoded] =>
       p[1] !== null
@@ -444,8 +461,8 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
    * exactly one wins. An empty `oldPartial` always matches.
    */
   async updateInstanceIf(
-    newPartial: Partial<T>,
-    oldPartial: Partial<T>,
+    newPartial: HamokRecordPartial<T>,
+    oldPartial: HamokRecordPartial<T>,
     options?: HamokWriteOptions,
   ): Promise<boolean> {
     this.assertOpen();
@@ -561,7 +578,7 @@ export class HamokRecord<T extends Record<string, unknown> = Record<string, unkn
     return out as Partial<T>;
   }
 
-  #encodeFields(partial: Partial<T>): [string, Encoded | null][] {
+  #encodeFields(partial: HamokRecordPartial<T>): [string, Encoded | null][] {
     return encodeFields(partial, this.payloadCodecs);
   }
 

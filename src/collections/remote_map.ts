@@ -62,14 +62,14 @@ export interface HamokRemoteMapConfig<K, V> {
   /** The store holding the data. Every peer's store must reach the same backing data. Required. */
   store: HamokRemoteStore<K, V>;
   /** Key codec for the replicated log. Default: keys travel as CBOR inside the log entries. */
-  keyCodec?: ValueCodec<K>;
+  keyCodec?: ValueCodec<K> | undefined;
   /** Value codec for the replicated log. Default: values travel as CBOR inside the log entries. */
-  valueCodec?: ValueCodec<V>;
+  valueCodec?: ValueCodec<V> | undefined;
   /**
    * Equality of `updateIf`/`removeIf`. Default: equal encodings (value codec output, or CBOR; note
    * that CBOR of an object follows its key insertion order).
    */
-  equalValues?: (a: V, b: V) => boolean;
+  equalValues?: ((a: V, b: V) => boolean) | undefined;
   /** Default timeout of operations, in ms (commit plus execution). Default 5000. */
   requestTimeoutInMs?: number;
   /** Most operations executed by one store write. Default 256. */
