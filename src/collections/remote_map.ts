@@ -21,6 +21,7 @@ import {
 } from "../errors.ts";
 import type { CollectionHost } from "./collection_host.ts";
 import type { TimerHandle } from "../cluster/scheduler.ts";
+import { withTimeout } from "../cluster/async.ts";
 import type { ArgsOf } from "./command_spec.ts";
 import {
   checkCodec,
@@ -231,7 +232,7 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
   readonly #progress = new Set<() => void>();
   /** The batch planner's access to the store and the codecs (made once). */
   readonly #io: RemoteBatchIo<K, V> = {
-    getMany: (keys) => this.store.getMany(keys),
+    getMany: (keys) => this.#timed("getMany", () => this.store.getMany(keys)),
     decodeKey: (wire) => this.#decodeKey(wire),
     decodeValue: (wire) => this.#decodeValue(wire),
     wireValue: (value) => this.#wireValue(value),
@@ -736,7 +737,7 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
     await Promise.resolve(); // never call the store inside the apply that woke us
     while (this.#shouldExecute() && this.state.pendingCount > 0) {
       try {
-        const mark = await this.store.readMark();
+        const mark = await this.#timed("readMark", () => this.store.readMark());
         if (!this.#shouldExecute()) return;
         const markIndex = mark?.index ?? 0;
         const clusterUid = this.host.clusterUid;
@@ -780,7 +781,9 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
         const executedBefore = this.state.executedIndex;
         const next = await prepareRemoteBatch(this.#io, batch, markIndex, clusterUid);
         if (!this.#shouldExecute()) return;
-        const written = await this.store.write(next.write);
+        // a write that does not answer in time is retried from the mark: the store's compare on the
+        // mark index keeps a late one of the two from applying
+        const written = await this.#timed("write", () => this.store.write(next.write));
         if (written) {
           // an operation that can never run (its own data undecodable, a store value the codec cannot
           // encode, equalValues throwing on it) was failed rather than retried forever
@@ -896,10 +899,33 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
 
   async #storeCall<T>(what: string, call: () => Promise<T>): Promise<T> {
     try {
-      return await call();
+      return await this.#timed(what, call);
     } catch (error) {
       throw storeError(this.id, what, error);
     }
+  }
+
+  /**
+   * `call()`, or `HamokTimeoutError` once it has not answered within `requestTimeoutInMs`: a store
+   * call that hangs (a lost connection without an error) held every operation of the map, silently.
+   */
+  #timed<T>(what: string, call: () => Promise<T>): Promise<T> {
+    let promise: Promise<T>;
+    try {
+      promise = Promise.resolve(call());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const timeoutMs = this.requestTimeoutInMs;
+    let timedOut = false;
+    return withTimeout(promise, timeoutMs, () => (timedOut = true), this.host.scheduler).catch((error) => {
+      if (!timedOut) throw error;
+      promise.catch(() => {}); // its late failure is nobody's now
+      throw new HamokTimeoutError(
+        `remote map '${this.id}': the store's ${what} did not answer within ${timeoutMs} ms`,
+        { timeoutMs },
+      );
+    });
   }
 
   /** Delivers a change decoded: `update` gets both values, `insert` and `remove` the first. */

@@ -14,6 +14,7 @@ import {
   type HamokRemoteStore,
   type HamokRemoteStoreBatch,
   type HamokSnapshot,
+  HamokTimeoutError,
   MemoryRemoteStore,
 } from "../../mod.ts";
 import { MemoryBus } from "../../src/transport/memory_bus.ts";
@@ -255,6 +256,41 @@ describe("imports are not left half done by their size", () => {
       assert.ok(await rejection(follower.import(huge)) instanceof HamokPayloadTooLargeError);
       await follower.waitUntilCommitHead();
       assert.equal(follower.createMap<string, string>({ mapId: "m2" }).size, 0);
+    } finally {
+      await cluster.close();
+    }
+  });
+});
+
+describe("remote map: a store that does not answer", () => {
+  it("a hung write is given up after requestTimeoutInMs, reported, and the operation executes once", async () => {
+    const cluster = await startCluster(memoryTransports(), ["a"]);
+    try {
+      const peer = cluster.peers[0]!;
+      const inner = new MemoryRemoteStore<string, number>();
+      let hang = 1;
+      const store: HamokRemoteStore<string, number> = {
+        readMark: () => inner.readMark(),
+        getMany: (keys) => (hang === 2 ? new Promise(() => {}) : inner.getMany(keys)),
+        size: () => inner.size(),
+        entries: () => inner.entries(),
+        write: (batch) => (hang === 1 ? (hang = 0, new Promise(() => {})) : inner.write(batch)),
+      };
+      const reported: Error[] = [];
+      peer.on("error", (error) => reported.push(error));
+      const rm = peer.createRemoteMap<string, number>({ mapId: "rm", store, requestTimeoutInMs: 300 });
+      // the old code waited on the hung write for good: this set, and every later one, never executed
+      const first = rm.set("k", 1, { timeoutMs: 5000 });
+      assert.equal(await first, undefined);
+      assert.equal(await rm.set("k", 2), 1);
+      assert.deepEqual(inner.executionLog.length, 2, "each executed once");
+      assert.ok(
+        reported.some((e) => e instanceof HamokTimeoutError && /write/.test(e.message)),
+        String(reported),
+      );
+      hang = 2;
+      const error = await rejection(rm.get("k"));
+      assert.ok(error instanceof HamokTimeoutError, String(error));
     } finally {
       await cluster.close();
     }
