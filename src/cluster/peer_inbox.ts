@@ -212,14 +212,14 @@ export abstract class PeerInbox extends PeerCore {
     const member = membership.voters.includes(body.from) || membership.learners.includes(body.from);
     if (member) {
       this.lastMemberContact = now;
-    } else if (this.peerState === "leader") {
-      // a leader's membership is the newest there is (it appends every change): a sender it does not
-      // know is no member, whatever it claims. A lone leader took anyone's messages (and remembered
-      // every made-up id), and a vote request with a high term from nobody deposed it
-      this.wire.drop("non-member");
-      return;
     } else if (this.membership.removed.has(body.from)) {
       this.tellRemoved(body.from);
+      this.wire.drop("non-member");
+      return;
+    } else if (this.peerState === "leader") {
+      // a leader's membership is the newest there is (it appends every change): a sender it does not
+      // know is no member, whatever it claims. A lone leader took anyone's messages once no member had
+      // reached it for a while (and remembered every made-up id)
       this.wire.drop("non-member");
       return;
     } else if (this.discovery.heardElsewhere(body.from)) {

@@ -194,6 +194,32 @@ describe("hardening: a removed member finds out", () => {
   });
 });
 
+describe("hardening: a removed member hears it from a lone leader", () => {
+  it("the one voter's learner, cut off and removed, learns it from the leader and rejoins", async () => {
+    const factory = memoryTransports();
+    // one voter: the leader alone is a majority, and the learner hears nobody else
+    const cluster = await startCluster(factory, ["a", "b"], { voters: 1 });
+    try {
+      const leader = await cluster.settled();
+      const victim = followerOf(cluster.peers);
+      const oldMember = victim.localMemberId;
+      const cut = factory.bus.partition([victim.localPeerId], [leader.localPeerId]);
+      await waitForEvent(leader, "remote-peer-left", {
+        timeoutMs: 5000,
+        filter: (peerId) => peerId === victim.localPeerId,
+      });
+      const rejoined = waitForEvent(victim, "joined", { timeoutMs: 10_000 });
+      cut.remove();
+      // nobody but the leader can tell it: a leader that dropped its messages unanswered left it
+      // campaigning for good
+      await rejoined;
+      assert.notEqual(victim.localMemberId, oldMember, "it joined again as a new member");
+    } finally {
+      await cluster.close();
+    }
+  });
+});
+
 describe("hardening: oversized writes never enter the log", () => {
   it("a write over the transport's maxPayload rejects at once; the cluster goes on", async () => {
     const bus = new MemoryBus();
