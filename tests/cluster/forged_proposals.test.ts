@@ -10,7 +10,12 @@ import { encodeEnvelope, type WireEnvelope } from "../../src/codec/envelope.ts";
 import { encodeCbor } from "../../src/codec/cbor.ts";
 import { MemoryBus } from "../../src/transport/memory_bus.ts";
 import { MemoryTransport } from "../../src/transport/memory_transport.ts";
-import { memoryTransports, startCluster, type TransportFactory } from "../_helpers/cluster.ts";
+import {
+  memoryTransports,
+  startCluster,
+  type TestCluster,
+  type TransportFactory,
+} from "../_helpers/cluster.ts";
 import { waitFor } from "../_helpers/wait.ts";
 
 /** A sender on the bus that is no peer (no cluster key is configured in these tests). */
@@ -44,6 +49,25 @@ function forward(leader: Hamok, follower: Hamok, data: Uint8Array, requestId: st
       entries: [{ data, requestId }],
     },
   } as WireEnvelope;
+}
+
+/** Runs `body` on three memory peers (snapshots every 20 entries) with a rogue on their bus. */
+async function withRogue(
+  body: (
+    ctx: { cluster: TestCluster; r: ReturnType<typeof rogue>; leader: Hamok; follower: Hamok },
+  ) => Promise<void>,
+): Promise<void> {
+  const factory = memoryTransports();
+  const cluster = await startCluster(factory, ["a", "b", "c"], { snapshotThreshold: 20 });
+  const r = rogue(factory.bus);
+  try {
+    const leader = await cluster.settled();
+    const follower = cluster.peers.find((p) => p !== leader)!;
+    await body({ cluster, r, leader, follower });
+  } finally {
+    await r.close();
+    await cluster.close();
+  }
 }
 
 const dropped = (peer: Hamok, reason: string): number =>
@@ -83,12 +107,7 @@ describe("forwarded proposals", () => {
   });
 
   it("a command whose collection id is not a string is skipped alike by every peer", async () => {
-    const factory = memoryTransports();
-    const cluster = await startCluster(factory, ["a", "b", "c"], { snapshotThreshold: 20 });
-    const r = rogue(factory.bus);
-    try {
-      const leader = await cluster.settled();
-      const follower = cluster.peers.find((p) => p !== leader)!;
+    await withRogue(async ({ cluster, r, leader, follower }) => {
       const failures = () => cluster.peers.map((p) => p.status().counters.codecFailures);
       r.send(leader, forward(leader, follower, encodeCbor(["map", 12345, "set", ["k", "v"], "b"]), "n1"));
       await waitFor(() => failures().every((n) => n === 1), {
@@ -99,19 +118,11 @@ describe("forwarded proposals", () => {
       for (const peer of cluster.peers) {
         assert.equal(peer.export().maps?.length ?? 0, 0, `${peer.localPeerId} holds no map`);
       }
-    } finally {
-      await r.close();
-      await cluster.close();
-    }
+    });
   });
 
   it("a value with shared (cyclic) CBOR references is skipped; snapshots and joins go on", async () => {
-    const factory = memoryTransports();
-    const cluster = await startCluster(factory, ["a", "b", "c"], { snapshotThreshold: 20 });
-    const r = rogue(factory.bus);
-    try {
-      const leader = await cluster.settled();
-      const follower = cluster.peers.find((p) => p !== leader)!;
+    await withRogue(async ({ cluster, r, leader, follower }) => {
       const text = (s: string) => [0x60 + s.length, ...new TextEncoder().encode(s)];
       // ["emitter", "e", "subscribe", {event: "x", metadata: tag28({a: tag29(0)})}, "b"]: a cycle
       const data = Uint8Array.from([
@@ -147,10 +158,7 @@ describe("forwarded proposals", () => {
       const seen = d.createMap<string, number>({ mapId: "m" });
       await seen.ready;
       assert.equal(seen.size, 60);
-    } finally {
-      await r.close();
-      await cluster.close();
-    }
+    });
   });
 });
 
