@@ -87,6 +87,18 @@ export class AckBatcher {
     const first = batch[0];
     if (batch.length === 1 && first !== undefined) {
       this.#sender.sendAck(toPeerId, first[0], first[1], undefined);
-    } else this.#sender.sendAcks(toPeerId, batch);
+    } else if (batch.length <= MAX_ACKS_PER_MESSAGE) this.#sender.sendAcks(toPeerId, batch);
+    else {
+      // a receiver takes an acks message of at most ACKS_MAX_BYTES: sent in parts that fit
+      for (let at = 0; at < batch.length; at += MAX_ACKS_PER_MESSAGE) {
+        this.#sender.sendAcks(toPeerId, batch.slice(at, at + MAX_ACKS_PER_MESSAGE));
+      }
+    }
   }
 }
+
+/**
+ * Acknowledgements per acks message: with ids of at most 256 characters a message stays well under
+ * the size a receiver takes (see `ACKS_MAX_BYTES` in the envelope codec).
+ */
+export const MAX_ACKS_PER_MESSAGE = 1024;

@@ -46,6 +46,13 @@ const MAX_INCARNATION_CHARS = 16;
  */
 export const PROTOCOL_VERSION = 1;
 
+/** The largest acks message a peer takes (a sender splits larger batches: `MAX_ACKS_PER_MESSAGE`). */
+export const ACKS_MAX_BYTES = 1024 * 1024;
+/** The largest hello a peer takes (five ids of at most 256 characters, a term and flags). */
+export const HELLO_MAX_BYTES = 16 * 1024;
+/** By type code (one CBOR byte in the envelope's head): the limit of types smaller than any message. */
+const SMALL_TYPE_LIMITS: Readonly<Record<number, number>> = { 1: HELLO_MAX_BYTES, 6: ACKS_MAX_BYTES };
+
 /**
  * Default upper bound, in bytes, of an envelope {@linkcode decodeEnvelope} accepts: 8 MiB.
  *
@@ -620,6 +627,18 @@ export function decodeEnvelope(bytes: Uint8Array, options?: DecodeEnvelopeOption
       `${bytes.byteLength} bytes exceed the limit of ${maxBytes}`,
       new RangeError(`${bytes.byteLength} > ${maxBytes}`),
     );
+  }
+  // Small message types have a smaller limit, read from the envelope's head before anything is
+  // decoded: a list decodes to about 45 times its bytes in heap, so 8 MiB of acks took ~370 MB
+  const head = bytes[0];
+  if ((head === 0x84 || head === 0x85) && bytes[1] === PROTOCOL_VERSION) {
+    const limit = SMALL_TYPE_LIMITS[bytes[2]!];
+    if (limit !== undefined && bytes.byteLength > limit) {
+      reject(
+        `${bytes.byteLength} bytes exceed the limit of ${limit} for its message type`,
+        new RangeError(`${bytes.byteLength} > ${limit}`),
+      );
+    }
   }
   let value: unknown;
   try {

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { AckBatcher } from "../../src/cluster/ack_batcher.ts";
-import type { WireError } from "../../src/codec/envelope.ts";
+import { AckBatcher, MAX_ACKS_PER_MESSAGE } from "../../src/cluster/ack_batcher.ts";
+import { ACKS_MAX_BYTES, decodeEnvelope, encodeEnvelope, type WireError } from "../../src/codec/envelope.ts";
 
 type Sent =
   | { to: string; ack: [string, string]; error: WireError | undefined }
@@ -89,5 +89,34 @@ describe("AckBatcher", () => {
     batcher.acknowledge("pub", "chat", "a3", failure);
     await afterMicrotasks();
     assert.deepEqual(sent, []);
+  });
+
+  it("splits a large batch into messages a receiver takes, in order", async () => {
+    const { sent, batcher } = recorder();
+    const n = 2 * MAX_ACKS_PER_MESSAGE + 5;
+    const emitterId = "e".repeat(256);
+    for (let i = 0; i < n; i++) batcher.acknowledge("p", emitterId, `p/12345678:abcdefgh.${i}`);
+    await afterMicrotasks();
+    const parts = sent.map((m) => ("acks" in m ? m.acks : [m.ack]));
+    assert.deepEqual(parts.map((p) => p.length), [MAX_ACKS_PER_MESSAGE, MAX_ACKS_PER_MESSAGE, 5]);
+    assert.deepEqual(
+      parts.flat().map(([, id]) => id),
+      Array.from({ length: n }, (_, i) => `p/12345678:abcdefgh.${i}`),
+    );
+    // each part, with the longest emitter id, fits the receiver's limit for acks messages
+    const largest = encodeEnvelope({ type: "acks", from: "q", body: { peerId: "q", acks: parts[0]! } }, "c");
+    assert.ok(largest.byteLength <= ACKS_MAX_BYTES, `${largest.byteLength} bytes`);
+    assert.equal(decodeEnvelope(largest).type, "acks");
+  });
+
+  it("a receiver refuses an acks message over ACKS_MAX_BYTES before decoding it", () => {
+    const acks = Array.from(
+      { length: 40_000 },
+      (_, i) => ["e", `id-${i}-${"x".repeat(20)}`] as [string, string],
+    );
+    const bytes = encodeEnvelope({ type: "acks", from: "q", body: { peerId: "q", acks } }, "c");
+    assert.ok(bytes.byteLength > ACKS_MAX_BYTES);
+    // the old code decoded it whole (about 45 times its size in heap) before any check
+    assert.throws(() => decodeEnvelope(bytes), /limit of 1048576 for its message type/);
   });
 });
