@@ -141,14 +141,21 @@ export class HamokQueueState implements ReplicatedState {
   /** The applying side of {@linkcode QueueCommands}. */
   static readonly #commands: CommandTable<HamokQueueState> = commandTable<QueueCommands, HamokQueueState>({
     push: (s, args) => {
-      s.#pushAll(args as unknown[]);
+      s.#pushAll(args as unknown[], true);
       return s.size;
     },
     pop: (s) => s.#popOne(),
     clear: (s) => s.#removeAll(),
     import: (s, args) => {
-      const removed = s.#removeAll();
-      s.#pushAll(args as unknown[]);
+      // one change: `emptied`/`filled` only if the queue's emptiness changed (an import over a
+      // non-empty queue is never observably empty)
+      const items = args as unknown[];
+      const wasEmpty = s.size === 0;
+      const removed = s.#removeAll(false);
+      s.#pushAll(items, false);
+      const observer = s.observer;
+      if (!wasEmpty && items.length === 0) observer?.emptied();
+      else if (wasEmpty && items.length > 0) observer?.filled();
       return removed;
     },
   });
@@ -196,7 +203,7 @@ export class HamokQueueState implements ReplicatedState {
     else if (!isEmpty && wasEmpty) observer.filled();
   }
 
-  #pushAll(items: unknown[]): void {
+  #pushAll(items: unknown[], announce = true): void {
     if (items.length === 0) return;
     const wasEmpty = this.size === 0;
     const observer = this.observer;
@@ -204,7 +211,7 @@ export class HamokQueueState implements ReplicatedState {
       this.items.push(items[i]);
       observer?.added(items[i]);
     }
-    if (wasEmpty) observer?.filled();
+    if (wasEmpty && announce) observer?.filled();
   }
 
   #popOne(): PopResult {
@@ -222,7 +229,7 @@ export class HamokQueueState implements ReplicatedState {
     return { item };
   }
 
-  #removeAll(): number {
+  #removeAll(announce = true): number {
     const removed = this.size;
     if (removed === 0) return 0;
     const old = this.items;
@@ -233,7 +240,7 @@ export class HamokQueueState implements ReplicatedState {
     const observer = this.observer;
     if (observer !== undefined) {
       for (let i = oldOffset; i < old.length; i++) observer.removed(old[i]);
-      observer.emptied();
+      if (announce) observer.emptied();
     }
     return removed;
   }
