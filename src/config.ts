@@ -47,10 +47,10 @@ export interface HamokLogger {
  * ```
  */
 export interface HamokConfig {
-  /** This peer's id, unique in the cluster (at most 128 characters). Default: a random UUID. */
+  /** This peer's id, unique in the cluster (at most 253 characters: a DNS name fits). Default: a random UUID. */
   peerId?: string;
   /**
-   * Peers with different cluster ids never interfere, even on one NATS server (at most 128
+   * Peers with different cluster ids never interfere, even on one NATS server (at most 253
    * characters). Default `"default"`.
    */
   clusterId?: string;
@@ -347,7 +347,7 @@ export function positiveInteger(name: string, value: number | undefined, fallbac
 }
 
 /** The longest `peerId` and `clusterId`, in UTF-16 units. */
-export const MAX_ID_LENGTH = 128;
+export const MAX_ID_LENGTH = 253;
 
 /**
  * Returns `value` (or `fallback()` when undefined); throws a {@linkcode HamokConfigError} unless it

@@ -32,10 +32,10 @@ describe("the peer's request timeout is requestTimeoutInMs, with requestTimeoutM
 });
 
 describe("ids are bounded", () => {
-  it("a peerId or clusterId over 128 characters, or a collection id over 256, is a HamokConfigError", () => {
-    assert.equal(resolveHamokConfig({ peerId: "p".repeat(128) }).peerId.length, 128);
-    assert.throws(() => resolveHamokConfig({ peerId: "p".repeat(129) }), HamokConfigError);
-    assert.throws(() => resolveHamokConfig({ clusterId: "c".repeat(129) }), HamokConfigError);
+  it("a peerId or clusterId over 253 characters, or a collection id over 256, is a HamokConfigError", () => {
+    assert.equal(resolveHamokConfig({ peerId: "p".repeat(253) }).peerId.length, 253);
+    assert.throws(() => resolveHamokConfig({ peerId: "p".repeat(254) }), HamokConfigError);
+    assert.throws(() => resolveHamokConfig({ clusterId: "c".repeat(254) }), HamokConfigError);
     const hamok = new Hamok({ clusterId: "ids-bounded" });
     try {
       assert.equal(hamok.createMap({ mapId: "m".repeat(256) }).id.length, 256);

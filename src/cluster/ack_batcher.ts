@@ -87,18 +87,38 @@ export class AckBatcher {
     const first = batch[0];
     if (batch.length === 1 && first !== undefined) {
       this.#sender.sendAck(toPeerId, first[0], first[1], undefined);
-    } else if (batch.length <= MAX_ACKS_PER_MESSAGE) this.#sender.sendAcks(toPeerId, batch);
-    else {
-      // a receiver takes an acks message of at most ACKS_MAX_BYTES: sent in parts that fit
-      for (let at = 0; at < batch.length; at += MAX_ACKS_PER_MESSAGE) {
-        this.#sender.sendAcks(toPeerId, batch.slice(at, at + MAX_ACKS_PER_MESSAGE));
+    } else if (batch.length <= MAX_ACKS_PER_MESSAGE && bytesOf(batch, 0, batch.length) <= ACKS_PART_BYTES) {
+      this.#sender.sendAcks(toPeerId, batch);
+    } else {
+      // a receiver takes an acks message of at most 1 MiB (`ACKS_MAX_BYTES`): sent in parts that fit,
+      // counted as UTF-8 at its largest (3 bytes per UTF-16 unit) and by number
+      let from = 0;
+      let bytes = 0;
+      for (let at = 0; at < batch.length; at++) {
+        const size = bytesOf(batch, at, at + 1);
+        if (at > from && (at - from >= MAX_ACKS_PER_MESSAGE || bytes + size > ACKS_PART_BYTES)) {
+          this.#sender.sendAcks(toPeerId, batch.slice(from, at));
+          from = at;
+          bytes = 0;
+        }
+        bytes += size;
       }
+      this.#sender.sendAcks(toPeerId, batch.slice(from));
     }
   }
 }
 
-/**
- * Acknowledgements per acks message: with ids of at most 256 characters a message stays well under
- * the size a receiver takes (see `ACKS_MAX_BYTES` in the envelope codec).
- */
+/** Acknowledgements per acks message at most. */
 export const MAX_ACKS_PER_MESSAGE = 1024;
+/** Bytes of ids per acks message at most: well under the 1 MiB a receiver takes, with the envelope. */
+const ACKS_PART_BYTES = 768 * 1024;
+
+/** The most bytes the ids of `batch[from, to)` take on the wire (with each pair's CBOR heads). */
+function bytesOf(batch: readonly [string, string][], from: number, to: number): number {
+  let bytes = 0;
+  for (let i = from; i < to; i++) {
+    const [emitterId, ackRequestId] = batch[i]!; // i < to <= length
+    bytes += 3 * (emitterId.length + ackRequestId.length) + 6;
+  }
+  return bytes;
+}

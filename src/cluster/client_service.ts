@@ -278,16 +278,6 @@ export class ClientService {
     if (mapId.length > MAX_MAP_ID) {
       throw new HamokConfigError(`a map id takes at most ${MAX_MAP_ID} characters`);
     }
-    if (this.#host.findMapState(mapId) === undefined && !this.#newMaps.has(mapId)) {
-      // a write makes the map's state on every member, for good: clients (anyone on the server,
-      // without a cluster key) make at most a bounded number of maps through this member
-      if (this.#newMaps.size >= MAX_CLIENT_NEW_MAPS) {
-        throw new HamokRateLimitedError(
-          `clients made ${MAX_CLIENT_NEW_MAPS} maps through this member, the most it makes; map '${mapId}' does not exist`,
-        );
-      }
-      this.#newMaps.add(mapId);
-    }
     const key = encodedField(args, "key");
     let op: "set" | "delete";
     let command: Encoded[];
@@ -300,16 +290,28 @@ export class ClientService {
     } else {
       throw new HamokConfigError(`a map write is "set" or "delete", got ${JSON.stringify(args.op)}`);
     }
-    if (args.requestId === undefined) return this.#propose(mapId, op, command, undefined);
     const clientRequestId = args.requestId;
     if (
-      typeof clientRequestId !== "string" || clientRequestId.length === 0 ||
-      clientRequestId.length > MAX_CLIENT_REQUEST_ID
+      clientRequestId !== undefined &&
+      (typeof clientRequestId !== "string" || clientRequestId.length === 0 ||
+        clientRequestId.length > MAX_CLIENT_REQUEST_ID)
     ) {
       throw new HamokConfigError(
         `a client write's 'requestId' is a string of 1 to ${MAX_CLIENT_REQUEST_ID} characters`,
       );
     }
+    // only a write that passed every check takes a place (a malformed one used one up for good)
+    if (this.#host.findMapState(mapId) === undefined && !this.#newMaps.has(mapId)) {
+      // a write makes the map's state on every member, for good: clients (anyone on the server,
+      // without a cluster key) make at most a bounded number of maps through this member
+      if (this.#newMaps.size >= MAX_CLIENT_NEW_MAPS) {
+        throw new HamokRateLimitedError(
+          `clients made ${MAX_CLIENT_NEW_MAPS} maps through this member, the most it makes; map '${mapId}' does not exist`,
+        );
+      }
+      this.#newMaps.add(mapId);
+    }
+    if (clientRequestId === undefined) return this.#propose(mapId, op, command, undefined);
     // in the client's namespace: it cannot collide with a member's ids nor with another client's
     const requestId = `client:${fromPeerId}:${clientRequestId}`;
     const inFlight = this.#writes.get(requestId);

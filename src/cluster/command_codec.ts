@@ -26,9 +26,6 @@ export function encodeCommand(
   return encodeCbor([kind, id, op, args, peerId]);
 }
 
-/** The longest kind, collection id, op and proposer peer id a command may name (UTF-16 units). */
-const MAX_NAME = 256;
-
 /**
  * The command in an entry's data. Throws `TypeError` if it is not CBOR, or not a command: every
  * peer then skips the entry alike (a collection id of another type made a state under a number,
@@ -47,13 +44,15 @@ export function decodeCommand(data: Uint8Array): Command {
   const op = raw[2];
   const peerId = raw[4];
   if (!isName(kind) || !isName(id) || !isName(op) || !isName(peerId)) {
-    throw new TypeError(
-      `a command names its kind, id, op and proposer with strings of 1-${MAX_NAME} characters`,
-    );
+    throw new TypeError("a command names its kind, id, op and proposer with non-empty strings");
   }
   return { kind, id, op, args: raw[3], peerId };
 }
 
+/**
+ * A non-empty string. Not bounded here (the entry's size bounds it): ids made by an older version,
+ * before collection ids were bounded at creation, must apply alike on every version.
+ */
 function isName(value: unknown): value is string {
-  return typeof value === "string" && value.length > 0 && value.length <= MAX_NAME;
+  return typeof value === "string" && value.length > 0;
 }

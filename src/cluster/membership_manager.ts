@@ -23,8 +23,8 @@ const MAX_QUEUED_CHANGES = 32;
  * otherwise grow the membership, and every message and snapshot that carries it, without bound.
  */
 export const MAX_MEMBERS = 1024;
-/** The longest member id a join may name (a peer id of at most 128 characters and a tag). */
-const MAX_MEMBER_ID = 256;
+/** The longest member id a join may name (a peer id of at most 253 characters and a tag). */
+const MAX_MEMBER_ID = 320;
 import type { Membership, MembershipChange } from "../raft/types.ts";
 import { withTimeout } from "./async.ts";
 import { peerIdOfMember } from "./member_id.ts";

@@ -38,6 +38,7 @@ import type { AckHandler } from "../collections/collection_host.ts";
 import type { HamokLogger, ResolvedHamokConfig } from "../config.ts";
 import {
   HamokClosedError,
+  HamokCodecError,
   HamokConfigError,
   HamokError,
   HamokNotJoinedError,
@@ -660,9 +661,10 @@ export abstract class PeerCore {
       command = decodeCommand(entry.data);
     } catch (error) {
       this.counters.codecFailures++;
-      this.reportError(
-        new HamokError(`entry ${entry.index} is not a valid command`, "HAMOK_CODEC", { cause: error }),
-      );
+      const failure = new HamokCodecError(`entry ${entry.index} is not a valid command`, { cause: error });
+      this.reportError(failure);
+      // every peer skips it alike; the proposer's caller learns it now rather than at its timeout
+      if (entry.requestId !== undefined) this.proposals.refused(entry.requestId, failure);
       return;
     }
     const outcome = this.stateMachine.apply(command, {

@@ -28,7 +28,7 @@ import { HamokTransportError } from "../errors.ts";
 const MAX_RAFT_TERM = 2 ** 48;
 /**
  * The longest request id of a forwarded proposal: an application's ids take at most 256 characters,
- * the ones a peer makes its member id (a peer id of at most 128, a tag) and a counter, a remote
+ * the ones a peer makes its member id (a peer id of at most 253, a tag) and a counter, a remote
  * map's confirmations its id (at most 256) and an index.
  */
 const MAX_FORWARDED_REQUEST_ID = 512;

@@ -308,14 +308,38 @@ export function encodeSimpleCbor(value: unknown): Uint8Array | undefined {
   return writeSimple(out, 0, value, 0) === size ? out : undefined;
 }
 
-/** Decodes one CBOR value that must span all of `bytes`; byte strings in it are plain views of `bytes`. */
-export function decodeCbor(bytes: Uint8Array): unknown {
+/**
+ * Decodes one CBOR value that must span all of `bytes`; byte strings in it are plain views of `bytes`.
+ * Throws if the value holds an object twice (see {@linkcode checkUnshared}), unless `structural` says
+ * the caller only reads fixed fields of it and keeps none of its objects (envelopes, log records:
+ * their entries' data are bytes, decoded again, and checked, when applied).
+ */
+export function decodeCbor(bytes: Uint8Array, structural = false): unknown {
   const plain = plainBytes(bytes);
   const value = decodeSimpleCbor(plain);
   if (value !== NOT_READ) return value;
   const decoded = cborDecoder.decode(plain);
-  if (typeof decoded === "object" && decoded !== null) checkUnshared(decoded, 0, new Set());
+  if (!structural && typeof decoded === "object" && decoded !== null && mayShare(plain)) {
+    checkUnshared(decoded, 0, new Set());
+  }
   return decoded;
+}
+
+/**
+ * Whether `bytes` may hold a value-sharing tag (28 or 29) in any head length: a byte 0x1c or 0x1d
+ * right after 0xd8, or after zeros behind 0xd9/0xda/0xdb. Two native scans; a payload byte that
+ * looks like one only costs the walk. Most values hold neither byte pair, and skip the walk.
+ */
+function mayShare(bytes: Uint8Array): boolean {
+  for (const tag of [0x1c, 0x1d]) {
+    for (let at = bytes.indexOf(tag, 1); at > 0; at = bytes.indexOf(tag, at + 1)) {
+      let head = at - 1;
+      while (head > 0 && bytes[head] === 0 && at - head < 8) head--;
+      const lead = bytes[head];
+      if (lead === 0xd8 || lead === 0xd9 || lead === 0xda || lead === 0xdb) return true;
+    }
+  }
+  return false;
 }
 
 /**
@@ -326,8 +350,9 @@ export function decodeCbor(bytes: Uint8Array): unknown {
  */
 function checkUnshared(object: object, depth: number, seen: Set<object>): void {
   if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer) return;
-  if (depth > WALK_MAX_DEPTH) {
-    throw new TypeError(`a decoded value is nested more than ${WALK_MAX_DEPTH} levels deep`);
+  // a value nested as deep as a write allows, inside a command, entry or envelope, is still read
+  if (depth > WALK_MAX_DEPTH + 64) {
+    throw new TypeError(`a decoded value is nested more than ${WALK_MAX_DEPTH + 64} levels deep`);
   }
   if (seen.has(object)) throw new TypeError("a decoded value holds an object twice (CBOR value sharing)");
   seen.add(object);

@@ -48,7 +48,7 @@ export const PROTOCOL_VERSION = 1;
 
 /** The largest acks message a peer takes (a sender splits larger batches: `MAX_ACKS_PER_MESSAGE`). */
 export const ACKS_MAX_BYTES = 1024 * 1024;
-/** The largest hello a peer takes (five ids of at most 256 characters, a term and flags). */
+/** The largest hello a peer takes (five ids of at most 320 characters, a term and flags). */
 export const HELLO_MAX_BYTES = 16 * 1024;
 /** By type code (one CBOR byte in the envelope's head): the limit of types smaller than any message. */
 const SMALL_TYPE_LIMITS: Readonly<Record<number, number>> = { 1: HELLO_MAX_BYTES, 6: ACKS_MAX_BYTES };
@@ -642,7 +642,7 @@ export function decodeEnvelope(bytes: Uint8Array, options?: DecodeEnvelopeOption
   }
   let value: unknown;
   try {
-    value = decodeCbor(bytes);
+    value = decodeCbor(bytes, true);
   } catch (error) {
     reject(`malformed CBOR: ${messageOf(error)}`, error);
   }
@@ -686,7 +686,7 @@ export function decodeEnvelope(bytes: Uint8Array, options?: DecodeEnvelopeOption
     reject(`sender is ${describeType(from)}, not a string`, new TypeError("expected a string sender"));
   }
   if (from.length > MAX_WIRE_ID) {
-    // a peer id takes at most 128 characters: a sender no peer could be (and one a client's request
+    // a peer id takes at most 253 characters: a sender no peer could be (and one a client's request
     // ids, which name it, could not carry)
     reject(`sender of ${from.length} characters`, new RangeError(`sender longer than ${MAX_WIRE_ID}`));
   }

@@ -55,9 +55,9 @@ export function stringAt(value: unknown, path: string): string {
 
 /**
  * The longest id a message may name where a peer keeps what it heard (a hello's peer, member,
- * leader and cluster identity): ids are at most 128 characters, member ids add a tag.
+ * leader and cluster identity): ids are at most 253 characters, member ids add a tag of 9.
  */
-export const MAX_WIRE_ID = 256;
+export const MAX_WIRE_ID = 320;
 
 /** A non-empty string of at most {@linkcode MAX_WIRE_ID} characters (an id a peer may keep). */
 export function idAt(value: unknown, path: string): string {

@@ -33,7 +33,7 @@ import {
   mapSnapshotParts,
 } from "./map.ts";
 import { HamokMapState } from "./map_state.ts";
-import { checkEntries, checkPairSizes, proposeEntries } from "./map_base.ts";
+import { checkEntries, checkPairSizes, commandRoom, proposeEntries } from "./map_base.ts";
 import {
   HamokRecord,
   type HamokRecordConfig,
@@ -115,9 +115,6 @@ export interface ViewContext {
   readonly leadership: RemoteMapLeadership;
 }
 
-/** Room a command's own fields and its request id take in an entry, beside an image's content. */
-const IMPORT_COMMAND_ROOM = 1024;
-
 /** Proposes a checked image through consensus (see {@linkcode KindSnapshot.check}). */
 type ImageImport = (host: CollectionHost, timeoutMs: number) => Promise<void>;
 
@@ -132,11 +129,11 @@ interface KindSnapshot {
   /**
    * Checks one image (the `index`th of its field) as a write checks what it proposes, proposing
    * nothing: `HamokConfigError` for a malformed shape, `HamokCodecError` for what the replicated form
-   * cannot carry, `HamokPayloadTooLargeError` for what could not go in entries of `limit` bytes.
+   * cannot carry, `HamokPayloadTooLargeError` for what could not go in entries of `host`.
    * Returns what imports the image through consensus (with copies of its lists, so changing the
    * snapshot afterwards changes nothing).
    */
-  check(image: unknown, index: number, limit: number): ImageImport;
+  check(image: unknown, index: number, host: CollectionHost): ImageImport;
 }
 
 /** `image` as an object of fields, or a `HamokConfigError` naming the `index`th image of `field`. */
@@ -220,11 +217,11 @@ export const MAP: CollectionKind<HamokMapConfig<unknown, unknown>, HamokMap> = {
     field: "maps",
     of: (state) => mapSnapshotOf(state as HamokMapState),
     parts: (state, max) => mapSnapshotParts(state as HamokMapState, max),
-    check: (image, index, limit) => {
+    check: (image, index, host) => {
       const map = imageFields(image, "maps", index);
       const id = imageString(map.mapId, `the mapId of snapshot maps[${index}]`);
       const pairs = checkEntries(MAP_KIND, id, map.keys, map.values);
-      checkPairSizes(MAP_KIND, id, pairs, limit);
+      checkPairSizes(MAP_KIND, id, pairs, host.maxEntryBytes, commandRoom(host, MAP_KIND, id));
       return (host, timeoutMs) => proposeEntries(host, MAP_KIND, id, pairs, timeoutMs);
     },
   },
@@ -240,11 +237,11 @@ export const RECORD: CollectionKind<HamokRecordConfig<Record<string, unknown>>, 
     field: "records",
     of: (state) => recordSnapshotOf(state as HamokMapState),
     parts: (state, max) => recordSnapshotParts(state as HamokMapState, max),
-    check: (image, index, limit) => {
+    check: (image, index, host) => {
       const record = imageFields(image, "records", index);
       const id = imageString(record.recordId, `the recordId of snapshot records[${index}]`);
       const pairs = checkEntries(RECORD_KIND, id, record.keys, record.values, true);
-      checkPairSizes(RECORD_KIND, id, pairs, limit);
+      checkPairSizes(RECORD_KIND, id, pairs, host.maxEntryBytes, commandRoom(host, RECORD_KIND, id));
       return (host, timeoutMs) => proposeEntries(host, RECORD_KIND, id, pairs, timeoutMs);
     },
   },
@@ -259,7 +256,7 @@ export const QUEUE: CollectionKind<HamokQueueConfig<unknown>, HamokQueue<unknown
   snapshot: {
     field: "queues",
     of: (state) => (state as HamokQueueState).toSnapshot(),
-    check: (image, index, limit) => {
+    check: (image, index, host) => {
       const queue = imageFields(image, "queues", index);
       const id = imageString(queue.queueId, `the queueId of snapshot queues[${index}]`);
       if (!Array.isArray(queue.items)) {
@@ -269,7 +266,8 @@ export const QUEUE: CollectionKind<HamokQueueConfig<unknown>, HamokQueue<unknown
       for (let i = 0; i < items.length; i++) checkQueueItem(items[i], id, "snapshot item", i);
       // a queue's content goes in one command: one that cannot be replicated is refused before
       // anything of the snapshot is proposed (the maps and records before it went in, alone)
-      const size = encodeCbor(items).byteLength + IMPORT_COMMAND_ROOM;
+      const limit = host.maxEntryBytes;
+      const size = encodeCbor(items).byteLength + commandRoom(host, QUEUE_KIND, id);
       if (size > limit) {
         throw new HamokPayloadTooLargeError(
           `queue '${id}': its snapshot takes ${size} bytes in one command; the largest entry this peer can replicate is ${limit} bytes`,
@@ -415,7 +413,7 @@ export async function importSnapshot(
     if (spec === undefined) continue;
     const images: unknown = snapshot[spec.field] ?? [];
     if (!Array.isArray(images)) throw new HamokConfigError(`the snapshot's ${spec.field} must be an array`);
-    for (let i = 0; i < images.length; i++) imports.push(spec.check(images[i], i, host.maxEntryBytes));
+    for (let i = 0; i < images.length; i++) imports.push(spec.check(images[i], i, host));
   }
   for (const run of imports) await run(host, timeoutMs);
 }

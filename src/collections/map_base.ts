@@ -33,16 +33,29 @@ import {
   Replaced,
 } from "./map_state.ts";
 import { decodeValue, type ValueCodec } from "../codec/value_codec.ts";
+import { encodeCommand } from "../cluster/command_codec.ts";
 import { decodeKept, decodeStored } from "./entry_codec.ts";
 
 /** Entries per command when a snapshot is imported. */
 const IMPORT_CHUNK_ENTRIES = 1000;
 /** Encoded bytes per command when a snapshot is imported (fewer when the peer's entries are smaller). */
 const IMPORT_CHUNK_BYTES = 256 * 1024;
-/** Room a command's own fields and its request id take in an entry, beside its pairs. */
-const COMMAND_ROOM = 1024;
 /** Room the CBOR heads of one pair take beside its key and value. */
 const PAIR_ROOM = 16;
+
+/**
+ * @internal The bytes a `kind`/`id` command of `host` takes in an entry beside its content: its own
+ * fields (kind, id, op, proposer) as encoded, CBOR heads, and a request id this peer makes (counted
+ * as the entry-size check counts it, 3 bytes per UTF-16 unit), with room to spare for the counter.
+ */
+export function commandRoom(
+  host: Pick<CollectionHost, "localPeerId" | "localMemberId">,
+  kind: string,
+  id: string,
+): number {
+  const fields = encodeCommand(kind, id, "setAll", [[]], host.localPeerId).byteLength;
+  return fields + 3 * (host.localMemberId.length + 40) + 64;
+}
 
 /** At most the bytes an encoded key or value takes in a command (a string: up to 3 per UTF-16 unit). */
 function encodedBytes(value: Encoded): number {
@@ -59,10 +72,11 @@ export function checkPairSizes(
   id: string,
   pairs: readonly EncodedEntry[],
   limit: number,
+  room: number,
 ): void {
   for (let i = 0; i < pairs.length; i++) {
     const [key, value] = pairs[i]!; // i < length
-    const size = encodedBytes(key) + encodedBytes(value) + PAIR_ROOM + COMMAND_ROOM;
+    const size = encodedBytes(key) + encodedBytes(value) + PAIR_ROOM + room;
     if (size > limit) {
       throw new HamokPayloadTooLargeError(
         `${kind} '${id}': entry ${i} of the snapshot takes up to ${size} bytes; the largest entry this peer can replicate is ${limit} bytes`,
@@ -313,9 +327,10 @@ export async function proposeEntries(
 ): Promise<void> {
   positiveInteger("timeoutMs", timeoutMs, timeoutMs);
   const limit = host.maxEntryBytes;
-  checkPairSizes(kind, id, pairs, limit);
+  const room = commandRoom(host, kind, id);
+  checkPairSizes(kind, id, pairs, limit, room);
   // every part fits in one entry of this peer (a server with a small max_payload makes them smaller)
-  const budget = Math.max(1, Math.min(IMPORT_CHUNK_BYTES, limit - COMMAND_ROOM));
+  const budget = Math.max(1, Math.min(IMPORT_CHUNK_BYTES, limit - room));
   const propose = (part: EncodedEntry[]) => {
     const args: MapCommands["setAll"]["args"] = [part];
     return host.propose(kind, id, "setAll" satisfies keyof MapCommands, args, { timeoutMs });

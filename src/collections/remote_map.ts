@@ -71,7 +71,11 @@ export interface HamokRemoteMapConfig<K, V> {
    * that CBOR of an object follows its key insertion order).
    */
   equalValues?: ((a: V, b: V) => boolean) | undefined;
-  /** Default timeout of operations, in ms (commit plus execution). Default 5000. */
+  /**
+   * Default timeout of operations, in ms (commit plus execution). Default 5000. It also bounds each
+   * call to the store: one that does not answer within it is given up (`HamokTimeoutError`; the
+   * executor retries from the mark), so a store slower than that needs a larger value.
+   */
   requestTimeoutInMs?: number;
   /** Most operations executed by one store write. Default 256. */
   maxBatchSize?: number;

@@ -687,10 +687,11 @@ export class RaftNode {
         // only the leader this node asks (the one of its current term) serves its reads: a member
         // answering another's read with an index of its choosing would make that read stale. A
         // refusal (-1) from anyone only makes the read fail sooner.
-        if (m.index >= 0) {
-          if (m.from === this.leader && m.term === this.currentTerm) {
-            this.readStates.push({ ctx: m.ctx, index: m.index });
-          }
+        if (m.index >= 0 && m.from === this.leader && m.term === this.currentTerm) {
+          this.readStates.push({ ctx: m.ctx, index: m.index });
+        } else if (m.index >= 0) {
+          // late (the term or leader moved on) or not the leader's: the read is asked again, now
+          this.droppedReads.push({ ctx: m.ctx, reason: "not-leader" });
         } else this.droppedReads.push({ ctx: m.ctx, reason: "not-leader" });
         return;
     }

@@ -819,7 +819,7 @@ export class FileRaftStorage implements RaftStorage {
       for (const record of records) {
         let value: unknown;
         try {
-          value = decodeCbor(record.payload);
+          value = decodeCbor(record.payload, true);
           switch (record.type) {
             case RecordType.hardState:
               hardState = decodeHardState(value);

@@ -296,3 +296,24 @@ describe("remote map: a store that does not answer", () => {
     }
   });
 });
+
+describe("values as deep as a write takes", () => {
+  it("a queue item nested 256 deep, holding bytes that look like a CBOR sharing tag, is pushed and read", async () => {
+    const cluster = await startCluster(memoryTransports(), ["a", "b"]);
+    try {
+      const leader = await cluster.settled();
+      const follower = cluster.peers.find((p) => p !== leader)!;
+      let item: unknown = Uint8Array.of(0xd8, 0x1c, 0xd8, 0x1d, 0x00);
+      for (let i = 0; i < 256; i++) item = [item];
+      const queue = follower.createQueue<unknown>({ queueId: "q", requestTimeoutInMs: 3000 });
+      // the first check of shared references counted depth from the command, not from the item: the
+      // entry was skipped on every peer and the push waited for its timeout
+      await queue.push(item);
+      let peeked = queue.peek();
+      for (let i = 0; i < 256; i++) peeked = (peeked as unknown[])[0];
+      assert.deepEqual(peeked, Uint8Array.of(0xd8, 0x1c, 0xd8, 0x1d, 0x00));
+    } finally {
+      await cluster.close();
+    }
+  });
+});

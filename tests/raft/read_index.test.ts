@@ -61,6 +61,7 @@ describe("ReadIndex", () => {
     b.step({ type: "read-index-response", from: "a", to: "b", term: b.term + 1, ctx: "rb", index: 1 });
     h.drain();
     assert.deepEqual(h.record("b").readStates, []);
+    assert.deepEqual(h.record("b").droppedReads.map((d) => d.reason), ["not-leader", "not-leader"]);
     b.step({ type: "read-index-response", from: "a", to: "b", term: b.term, ctx: "rb", index: 2 });
     h.drain();
     assert.deepEqual(h.record("b").readStates, [{ ctx: "rb", index: 2 }]);
