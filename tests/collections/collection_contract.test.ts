@@ -17,6 +17,7 @@ import {
   HamokTimeoutError,
   MemoryRemoteStore,
 } from "../../mod.ts";
+import { encodeCbor } from "../../src/codec/cbor.ts";
 import { MemoryBus } from "../../src/transport/memory_bus.ts";
 import { MemoryTransport } from "../../src/transport/memory_transport.ts";
 import { memoryTransports, startCluster, type TransportFactory } from "../_helpers/cluster.ts";
@@ -256,6 +257,33 @@ describe("imports are not left half done by their size", () => {
       assert.ok(await rejection(follower.import(huge)) instanceof HamokPayloadTooLargeError);
       await follower.waitUntilCommitHead();
       assert.equal(follower.createMap<string, string>({ mapId: "m2" }).size, 0);
+    } finally {
+      await cluster.close();
+    }
+  });
+});
+
+describe("imports with the longest ids", () => {
+  it("parts leave room for the command's own long non-ASCII ids: the import goes in whole", async () => {
+    const cluster = await startCluster(smallTransports(64 * 1024), ["節".repeat(253)]);
+    try {
+      const peer = cluster.peers[0]!;
+      const mapId = "事".repeat(256);
+      // sized to fill a part to what the first version allowed (entry size less 1024 bytes)
+      const keys = Array.from({ length: 7 }, (_, i) => encodeCbor(`k${i}`));
+      const values = Array.from({ length: 7 }, (_, i) => encodeCbor("v".repeat(i === 0 ? 40_000 : 21_136)));
+      const snapshot = {
+        version: 1,
+        peerId: "elsewhere",
+        appliedIndex: 0,
+        emitters: [],
+        maps: [{ mapId, keys, values, revisions: keys.map(() => 1) }],
+      } as unknown as HamokSnapshot;
+      // the first version proposed a part over the entry size after two pairs were in
+      await peer.import(snapshot);
+      const map = peer.createMap<string, string>({ mapId });
+      await map.ready;
+      assert.equal(map.size, 7);
     } finally {
       await cluster.close();
     }
