@@ -126,7 +126,7 @@ describe("MembershipManager: bounds", () => {
       manager.onJoinRequest(encodeCbor("ghost/1"), "ghost"),
       (e: Error) => (e as { code?: string }).code === "HAMOK_RATE_LIMITED",
     );
-    await assert.rejects(manager.onJoinRequest(encodeCbor(`${"g".repeat(300)}/1`)), HamokConfigError);
+    await assert.rejects(manager.onJoinRequest(encodeCbor(`${"g".repeat(400)}/1`)), HamokConfigError);
     assert.deepEqual(changes, []);
     await manager.onJoinRequest(encodeCbor("p7/2"), "p7");
     assert.deepEqual(changes, [{ type: "remove", memberId: "p7/1" }, {
