@@ -331,13 +331,16 @@ export function decodeCbor(bytes: Uint8Array, structural = false): unknown {
  * looks like one only costs the walk. Most values hold neither byte pair, and skip the walk.
  */
 function mayShare(bytes: Uint8Array): boolean {
-  for (const tag of [0x1c, 0x1d]) {
-    for (let at = bytes.indexOf(tag, 1); at > 0; at = bytes.indexOf(tag, at + 1)) {
-      let head = at - 1;
-      while (head > 0 && bytes[head] === 0 && at - head < 8) head--;
-      const lead = bytes[head];
-      if (lead === 0xd8 || lead === 0xd9 || lead === 0xda || lead === 0xdb) return true;
-    }
+  return hasTagHead(bytes, 0x1c) || hasTagHead(bytes, 0x1d);
+}
+
+/** Whether a byte `tag` in `bytes` ends what could be a tag head (see {@linkcode mayShare}). */
+function hasTagHead(bytes: Uint8Array, tag: number): boolean {
+  for (let at = bytes.indexOf(tag, 1); at > 0; at = bytes.indexOf(tag, at + 1)) {
+    let head = at - 1;
+    while (head > 0 && bytes[head] === 0 && at - head < 8) head--;
+    const lead = bytes[head];
+    if (lead === 0xd8 || lead === 0xd9 || lead === 0xda || lead === 0xdb) return true;
   }
   return false;
 }

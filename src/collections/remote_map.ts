@@ -959,7 +959,7 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
     if (this.keyCodec !== undefined) return encodeValue(this.keyCodec, key);
     // refused now, as a map key is, if CBOR would change it: a lone surrogate written as U+FFFD made
     // a key that could not be read back under itself
-    this.#checkPlain(key, "the key");
+    this.#checkReplicated(undefined, key, "the key");
     return key;
   }
 
@@ -967,19 +967,8 @@ export class HamokRemoteMap<K, V> extends CollectionBase<HamokRemoteMapEvents<K,
     if (value === undefined) throw new HamokConfigError("a value cannot be undefined (use delete)");
     if (this.valueCodec !== undefined) return encodeValue(this.valueCodec, value);
     // a Promise or a WeakMap went to the store as {}: refused now, as the other collections do
-    this.#checkPlain(value, "the value");
+    this.#checkReplicated(undefined, value, "the value");
     return value;
-  }
-
-  /** Throws `HamokCodecError` unless CBOR carries `value` as it is (default codec). */
-  #checkPlain(value: unknown, what: string): void {
-    const type = typeof value;
-    if (value === null || type === "number" || type === "boolean" || type === "bigint") return;
-    try {
-      assertRoundTrips(value, what);
-    } catch (error) {
-      throw new HamokCodecError(`remote map '${this.id}': ${messageOf(error)}`, { cause: error });
-    }
   }
 
   #wireEntries(entries: Iterable<readonly [K, V]> | ReadonlyMap<K, V>): [unknown, unknown][] {

@@ -6,7 +6,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { HamokClient } from "../../mod.ts";
+import { HamokClient, type HamokLogger } from "../../mod.ts";
 import { REAL_SCHEDULER, type Scheduler } from "../../src/cluster/scheduler.ts";
 import { MemoryTransport } from "../../src/transport/memory_transport.ts";
 import { memoryTransports, startCluster } from "../_helpers/cluster.ts";
@@ -241,17 +241,23 @@ describe("subscriptions across a removal and a rejoin", () => {
   });
 });
 
+/** A logger that keeps the debug messages matching `pattern` (the view's failed reconciliations). */
+function failureLog(pattern: RegExp): { failures: string[]; logger: HamokLogger } {
+  const failures: string[] = [];
+  const logger = {
+    debug: (message: string) => void (pattern.test(message) && failures.push(message)),
+    info() {},
+    warn() {},
+    error() {},
+  };
+  return { failures, logger };
+}
+
 describe("withdrawals that fail are not left to chance", () => {
   for (const how of ["close()", "clear()"] as const) {
     it(`a ${how} cut off from the cluster still withdraws the peer's subscriptions once it is back`, async () => {
       const factory = memoryTransports();
-      const failures: string[] = [];
-      const logger = {
-        debug: (message: string) => void (message.includes("withdrawing") && failures.push(message)),
-        info() {},
-        warn() {},
-        error() {},
-      };
+      const { failures, logger } = failureLog(/withdrawing/);
       const cluster = await startCluster(factory, ["a", "b", "c"], { logger });
       try {
         const leader = await cluster.settled();
@@ -291,13 +297,7 @@ describe("withdrawals are retried for as long as the cut lasts", () => {
   for (const how of ["unsubscribe()", "clear()", "close() and a new view"] as const) {
     it(`${how} while cut off for several attempts: the peer is withdrawn once it is back`, async () => {
       const factory = memoryTransports();
-      const failures: string[] = [];
-      const logger = {
-        debug: (message: string) => void (/withdrawing|registering/.test(message) && failures.push(message)),
-        info() {},
-        warn() {},
-        error() {},
-      };
+      const { failures, logger } = failureLog(/withdrawing|registering/);
       const cluster = await startCluster(factory, ["a", "b", "c"], { logger });
       try {
         const leader = await cluster.settled();
