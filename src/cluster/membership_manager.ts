@@ -23,6 +23,12 @@ const MAX_QUEUED_CHANGES = 32;
  * otherwise grow the membership, and every message and snapshot that carries it, without bound.
  */
 export const MAX_MEMBERS = 1024;
+/**
+ * Most characters the members' ids take together (1024 members of 64), so that the membership
+ * every snapshot message carries stays a bounded part of a message whatever the joiners call
+ * themselves; joins beyond it are refused as beyond {@linkcode MAX_MEMBERS} are.
+ */
+export const MAX_MEMBER_CHARS = 65536;
 /** The longest member id a join may name (a peer id of at most 253 characters and a tag). */
 const MAX_MEMBER_ID = 320;
 import type { Membership, MembershipChange } from "../raft/types.ts";
@@ -138,11 +144,20 @@ export class MembershipManager {
       const size = membership.voters.length + membership.learners.length;
       // a member that replaces another of its peer (a restart) or is in already takes no new place
       const replaces = (m: string) => m === memberId || peerIdOfMember(m) === peerId;
-      if (size >= MAX_MEMBERS && !membership.voters.some(replaces) && !membership.learners.some(replaces)) {
-        throw new HamokError(
-          `the cluster has ${size} members, the most it takes; refusing ${memberId}`,
-          "HAMOK_RATE_LIMITED",
-        );
+      if (!membership.voters.some(replaces) && !membership.learners.some(replaces)) {
+        let chars = memberId.length;
+        for (const m of membership.voters) chars += m.length;
+        for (const m of membership.learners) chars += m.length;
+        if (size >= MAX_MEMBERS || chars > MAX_MEMBER_CHARS) {
+          throw new HamokError(
+            size >= MAX_MEMBERS
+              ? `the cluster has ${size} members, the most it takes; refusing ${memberId}`
+              : `the members' ids take ${
+                chars - memberId.length
+              } characters, the most the cluster takes is ${MAX_MEMBER_CHARS}; refusing ${memberId}`,
+            "HAMOK_RATE_LIMITED",
+          );
+        }
       }
       if (membership.voters.includes(memberId) || membership.learners.includes(memberId)) {
         // Already in the configuration, but maybe only appended (a repeated request while the first

@@ -8,6 +8,7 @@
  */
 
 import { peerIdOfMember } from "./member_id.ts";
+import { tombstoned } from "../raft/membership.ts";
 import type { Membership, MembershipChange } from "../raft/types.ts";
 
 /** What the membership view tells (and asks of) its peer. */
@@ -51,6 +52,8 @@ export class MembershipView {
   readonly members: Map<string, "voter" | "learner"> = new Map();
   /** Member ids whose removal this peer has applied (committed tombstones). */
   readonly removed: Set<string> = new Set();
+  /** The same ids, oldest first (bounded as the core bounds its tombstones). */
+  #tombstones: readonly string[] = [];
   readonly #host: MembershipViewHost;
   /** Removed member id -> when this peer last told it so (bounded, rate-limits the notices). */
   readonly #notices = new Map<string, number>();
@@ -106,7 +109,7 @@ export class MembershipView {
     } else if (change.type === "promote") {
       if (this.members.has(memberId)) this.members.set(memberId, "voter");
     } else if (change.type === "remove") {
-      this.removed.add(memberId);
+      this.#tombstone(memberId);
       if (!this.members.delete(memberId)) return;
       host.memberForgotten(memberId);
       if (memberId === host.localMemberId()) {
@@ -125,6 +128,9 @@ export class MembershipView {
   set(membership: Membership, emitEvents: boolean): void {
     const before = new Set([...this.members.keys()].map(peerIdOfMember));
     this.members.clear();
+    // the snapshot's tombstones are the committed ones, bounded by the core
+    this.removed.clear();
+    this.#tombstones = [...membership.removed];
     for (const removed of membership.removed) this.removed.add(removed);
     for (const voter of membership.voters) this.members.set(voter, "voter");
     for (const learner of membership.learners) this.members.set(learner, "learner");
@@ -142,10 +148,23 @@ export class MembershipView {
     }
   }
 
+  /** Notes a removed member id, forgetting the oldest beyond the bounds as the Raft core does. */
+  #tombstone(memberId: string): void {
+    const removed = this.removed;
+    if (removed.has(memberId)) return;
+    const before = this.#tombstones;
+    const after = tombstoned(before, memberId);
+    const forgotten = before.length + 1 - after.length;
+    for (let i = 0; i < forgotten; i++) removed.delete(before[i]!);
+    this.#tombstones = after;
+    removed.add(memberId);
+  }
+
   /** Forgets everything (the peer left or was removed). */
   clear(): void {
     this.members.clear();
     this.removed.clear();
+    this.#tombstones = [];
     this.#notices.clear();
   }
 }

@@ -390,11 +390,17 @@ export abstract class PeerCore {
   // ------------------------------------------------------------------ raft plumbing
 
   /** The largest append and snapshot chunk for the transport's current message limit. */
-  protected messageLimits(): { maxBytesPerAppend: number; snapshotChunkBytes: number } {
+  protected messageLimits(): {
+    maxBytesPerAppend: number;
+    snapshotChunkBytes: number;
+    snapshotMessageBytes: number;
+  } {
     const room = this.maxMessageBytes - ENTRY_FRAMING_BYTES;
     return {
       maxBytesPerAppend: Math.max(1, Math.min(1024 * 1024, room)),
       snapshotChunkBytes: Math.max(1, Math.min(256 * 1024, room)),
+      // a chunk leaves room for the membership its message carries
+      snapshotMessageBytes: Math.max(1, room),
     };
   }
 

@@ -98,7 +98,11 @@ export abstract class PeerInbox extends PeerCore {
       // a reconnect may reach a server with another maximum payload: appends and snapshot chunks
       // must fit the new one, or every message grouping several entries is refused for good
       const limits = this.messageLimits();
-      this.node?.setMessageLimits(limits.maxBytesPerAppend, limits.snapshotChunkBytes);
+      this.node?.setMessageLimits(
+        limits.maxBytesPerAppend,
+        limits.snapshotChunkBytes,
+        limits.snapshotMessageBytes,
+      );
     } else if (state === "closed") {
       // the transport gave up (a NATS connection out of reconnect attempts): nothing arrives or
       // leaves any more, and the application must hear it

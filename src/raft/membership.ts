@@ -8,6 +8,61 @@
 
 import type { Membership, MembershipChange, ProposeDropReason } from "./types.ts";
 
+/**
+ * Most tombstones a membership keeps: a removal beyond it forgets the oldest. Every node applies
+ * the same changes in the same order, so every node forgets the same ids. Without a bound a stream
+ * of joiners that go silent (each removed after the peer timeout) grew the list, and every snapshot
+ * message with it, for good. A forgotten id could be added again, but member ids carry an
+ * incarnation tag and a removed peer never asks to join with its old one.
+ */
+export const MAX_TOMBSTONES = 1024;
+
+/**
+ * Most characters the tombstones' ids take together (beyond it the oldest are forgotten too), so
+ * that the membership every snapshot message carries stays a bounded part of a message.
+ */
+export const MAX_TOMBSTONE_CHARS = 65536;
+
+/**
+ * An upper bound of the bytes `membership` takes in a message (each id as CBOR text of at most
+ * three bytes per UTF-16 unit, with its head).
+ *
+ * @example
+ * ```ts
+ * import { membershipWireBytes } from "./membership.ts";
+ * console.log(membershipWireBytes({ voters: ["a"], learners: [], removed: [] })); // 24
+ * ```
+ */
+export function membershipWireBytes(membership: Membership): number {
+  let bytes = 16;
+  for (const list of [membership.voters, membership.learners, membership.removed]) {
+    for (const id of list) bytes += 5 + 3 * id.length;
+  }
+  return bytes;
+}
+
+/**
+ * `removed` with `id` added, the oldest forgotten beyond the tombstone bounds (a new array).
+ *
+ * @example
+ * ```ts
+ * import { tombstoned } from "./membership.ts";
+ * console.log(tombstoned(["a"], "b")); // ["a", "b"]
+ * ```
+ */
+export function tombstoned(removed: readonly string[], id: string): readonly string[] {
+  let chars = id.length;
+  let from = removed.length;
+  // keep the newest that fit both bounds (with `id` itself)
+  while (from > 0 && removed.length - from < MAX_TOMBSTONES - 1) {
+    const next = chars + removed[from - 1]!.length;
+    if (next > MAX_TOMBSTONE_CHARS) break;
+    chars = next;
+    from--;
+  }
+  return from === 0 ? [...removed, id] : [...removed.slice(from), id];
+}
+
 /** The membership of a node that knows nothing yet (a member joining an existing cluster). */
 export const EMPTY_MEMBERSHIP: Membership = Object.freeze({
   voters: Object.freeze([]) as readonly string[],
@@ -74,8 +129,8 @@ export function checkMembershipChange(
 
 /**
  * The membership after `change`. A change that does not fit (see {@linkcode checkMembershipChange})
- * leaves the membership as it is, except that `remove` always tombstones the id. Returns the same
- * object if nothing changed.
+ * leaves the membership as it is, except that `remove` always tombstones the id (the oldest
+ * tombstones beyond {@linkcode MAX_TOMBSTONES} or {@linkcode MAX_TOMBSTONE_CHARS} are forgotten). Returns the same object if nothing changed.
  *
  * @example
  * ```ts
@@ -99,7 +154,7 @@ export function applyMembershipChange(membership: Membership, change: Membership
       return {
         voters: voters.includes(id) ? voters.filter((x) => x !== id) : voters,
         learners: learners.includes(id) ? learners.filter((x) => x !== id) : learners,
-        removed: [...removed, id],
+        removed: tombstoned(removed, id),
       };
   }
 }

@@ -30,6 +30,8 @@ export interface ResolvedRaftConfig {
   readonly maxInflightAppends: number;
   /** Snapshot chunk size in bytes (at least 1). */
   readonly snapshotChunkBytes: number;
+  /** Most bytes of one snapshot message: a chunk leaves room for the membership it carries. */
+  readonly snapshotMessageBytes: number;
   /** Largest snapshot accepted from a leader, in bytes. */
   readonly maxSnapshotBytes: number;
   /** Automatic promotion of caught-up learners. */
@@ -132,6 +134,9 @@ export function resolveRaftConfig(config: RaftConfig): ResolvedRaftConfig {
       config.snapshotChunkBytes,
       DEFAULT_SNAPSHOT_CHUNK_BYTES,
     ),
+    snapshotMessageBytes: config.snapshotMessageBytes === undefined
+      ? Number.POSITIVE_INFINITY
+      : positiveInteger("snapshotMessageBytes", config.snapshotMessageBytes, 1),
     maxSnapshotBytes: positiveInteger(
       "maxSnapshotBytes",
       config.maxSnapshotBytes,

@@ -7,7 +7,13 @@
  */
 
 import type { RaftPersistentState } from "../storage/raft_storage.ts";
-import { checkMembershipChange, EMPTY_MEMBERSHIP, isMember, isVoter } from "./membership.ts";
+import {
+  checkMembershipChange,
+  EMPTY_MEMBERSHIP,
+  isMember,
+  isVoter,
+  membershipWireBytes,
+} from "./membership.ts";
 import { MembershipTracker } from "./membership_tracker.ts";
 import { Progress, type SnapshotTransfer } from "./progress.ts";
 import { majority, quorumIndex } from "./quorum.ts";
@@ -46,6 +52,13 @@ import type {
 } from "./types.ts";
 
 const EMPTY_DATA = new Uint8Array(0);
+/**
+ * Bytes of a snapshot message besides its image bytes and membership: sender and receiver ids (up
+ * to 320 characters each), term, offsets and digest.
+ */
+const SNAPSHOT_MESSAGE_FRAMING = 4096;
+/** Fewest image bytes a chunk carries however large the membership (a transfer always advances). */
+const MIN_CHUNK_DATA_BYTES = 1024;
 const NO_MESSAGES: readonly RaftMessage[] = Object.freeze([]) as readonly RaftMessage[];
 const NO_READS: readonly ReadState[] = Object.freeze([]) as readonly ReadState[];
 const NO_DROPPED: readonly DroppedRead[] = Object.freeze([]) as readonly DroppedRead[];
@@ -426,18 +439,26 @@ export class RaftNode {
    * limit of the transport can change: a reconnect to a server with another maximum payload). An
    * entry larger than `maxBytesPerAppend` is still sent alone.
    */
-  setMessageLimits(maxBytesPerAppend: number, snapshotChunkBytes: number): void {
+  setMessageLimits(
+    maxBytesPerAppend: number,
+    snapshotChunkBytes: number,
+    snapshotMessageBytes: number = this.cfg.snapshotMessageBytes,
+  ): void {
     for (
-      const [name, value] of [["maxBytesPerAppend", maxBytesPerAppend], [
-        "snapshotChunkBytes",
-        snapshotChunkBytes,
-      ]] as const
+      const [name, value] of [
+        ["maxBytesPerAppend", maxBytesPerAppend],
+        ["snapshotChunkBytes", snapshotChunkBytes],
+        ["snapshotMessageBytes", snapshotMessageBytes],
+      ] as const
     ) {
-      if (!Number.isInteger(value) || value <= 0) {
+      if (value !== Number.POSITIVE_INFINITY && (!Number.isInteger(value) || value <= 0)) {
         throw new RaftError(`${name} must be a positive integer, got ${String(value)}`);
       }
     }
-    this.cfg = { ...this.cfg, maxBytesPerAppend, snapshotChunkBytes };
+    if (maxBytesPerAppend === Number.POSITIVE_INFINITY || snapshotChunkBytes === Number.POSITIVE_INFINITY) {
+      throw new RaftError("maxBytesPerAppend and snapshotChunkBytes must be finite");
+    }
+    this.cfg = { ...this.cfg, maxBytesPerAppend, snapshotChunkBytes, snapshotMessageBytes };
   }
 
   /** Starts an election now (with pre-vote if enabled), if this node is a voter and not the leader. */
@@ -1730,12 +1751,24 @@ export class RaftNode {
     }
   }
 
+  /**
+   * The image bytes of one chunk of a snapshot with `meta`: the chunk size, cut where the message
+   * with the membership it carries would be larger than `snapshotMessageBytes` (a membership of
+   * many long ids left no room for 256 KiB behind a small message limit).
+   */
+  private chunkDataBytes(meta: SnapshotMeta): number {
+    const { snapshotChunkBytes, snapshotMessageBytes } = this.cfg;
+    if (snapshotMessageBytes === Number.POSITIVE_INFINITY) return snapshotChunkBytes;
+    const room = snapshotMessageBytes - SNAPSHOT_MESSAGE_FRAMING - membershipWireBytes(meta.membership);
+    return Math.min(snapshotChunkBytes, Math.max(MIN_CHUNK_DATA_BYTES, room));
+  }
+
   /** Sends the chunk at `transfer.sent` and moves past it. */
   private sendSnapshotChunk(to: string, transfer: SnapshotTransfer): void {
     const { snapshot } = transfer;
     const total = this.snapshotSize(transfer.snapshot);
     const offset = transfer.sent;
-    const end = Math.min(total, offset + this.cfg.snapshotChunkBytes);
+    const end = Math.min(total, offset + this.chunkDataBytes(snapshot.meta));
     const done = end === total;
     const detached = this.detachedSizes.has(snapshot);
     const base = {

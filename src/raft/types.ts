@@ -442,6 +442,12 @@ export interface RaftConfig {
   /** Snapshot chunk size in bytes. Default 256 KiB. */
   readonly snapshotChunkBytes?: number;
   /**
+   * Most bytes of one snapshot message: a chunk is cut shorter where the membership it carries
+   * would make it larger (at least 1 KiB of image per chunk). Default: no bound beyond
+   * `snapshotChunkBytes`.
+   */
+  readonly snapshotMessageBytes?: number;
+  /**
    * Largest snapshot this node accepts from a leader, in bytes: a transfer announcing more is
    * refused (and counted). Default 1 GiB.
    */

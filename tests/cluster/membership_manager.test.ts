@@ -1,6 +1,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { MAX_MEMBERS, type MembershipHost, MembershipManager } from "../../src/cluster/membership_manager.ts";
+import {
+  MAX_MEMBER_CHARS,
+  MAX_MEMBERS,
+  type MembershipHost,
+  MembershipManager,
+} from "../../src/cluster/membership_manager.ts";
 import { encodeCbor } from "../../src/codec/cbor.ts";
 import { HamokConfigError, HamokNotLeaderError } from "../../src/errors.ts";
 import type { RaftNode } from "../../src/raft/raft_node.ts";
@@ -133,5 +138,24 @@ describe("MembershipManager: bounds", () => {
       type: "add-learner",
       memberId: "p7/2",
     }]);
+  });
+
+  it("refuses joins once the members' ids take MAX_MEMBER_CHARS characters (long ids fill it first)", async () => {
+    // 300-character member ids: about 218 of them fill the characters long before MAX_MEMBERS
+    const long = (i: number) => `${String(i).padStart(290, "x")}/12345678`;
+    const fit = Math.floor((MAX_MEMBER_CHARS - 3) / long(0).length);
+    const learners = Array.from({ length: fit - 1 }, (_, i) => long(i));
+    const { host, changes } = fakeLeader(["a/1"], learners);
+    const manager = new MembershipManager(options, host);
+    const next = long(fit);
+    await manager.onJoinRequest(encodeCbor(next), next.slice(0, next.lastIndexOf("/")));
+    assert.deepEqual(changes, [{ type: "add-learner", memberId: next }]);
+    // the old code took these too: each snapshot message carried another 300 characters
+    const over = long(fit + 1);
+    await assert.rejects(
+      manager.onJoinRequest(encodeCbor(over), over.slice(0, over.lastIndexOf("/"))),
+      (e: Error) => (e as { code?: string }).code === "HAMOK_RATE_LIMITED" && /characters/.test(e.message),
+    );
+    assert.equal(changes.length, 1);
   });
 });

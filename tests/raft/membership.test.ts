@@ -6,6 +6,7 @@ import {
   EMPTY_MEMBERSHIP,
   isMember,
   isVoter,
+  MAX_TOMBSTONES,
 } from "../../src/raft/membership.ts";
 import { MembershipTracker } from "../../src/raft/membership_tracker.ts";
 import { majority, quorumIndex } from "../../src/raft/quorum.ts";
@@ -49,6 +50,21 @@ describe("membership changes", () => {
     assert.equal(isMember(removed, "c"), true);
     assert.equal(isMember(removed, "a"), false);
     assert.equal(isMember(EMPTY_MEMBERSHIP, "a"), false);
+  });
+
+  it("keeps the newest MAX_TOMBSTONES tombstones, forgetting the oldest", () => {
+    let m = { voters: ["a"], learners: [] as string[], removed: [] as string[] };
+    for (let i = 0; i < MAX_TOMBSTONES + 5; i++) {
+      m = applyMembershipChange(m, { type: "add-learner", memberId: `j${i}` }) as typeof m;
+      m = applyMembershipChange(m, { type: "remove", memberId: `j${i}` }) as typeof m;
+    }
+    assert.equal(m.removed.length, MAX_TOMBSTONES);
+    assert.equal(m.removed[0], "j5");
+    assert.equal(m.removed.at(-1), `j${MAX_TOMBSTONES + 4}`);
+    assert.equal(checkMembershipChange(m, { type: "add-learner", memberId: "j5" }), "removed");
+    assert.equal(checkMembershipChange(m, { type: "add-learner", memberId: "j4" }), undefined);
+    assert.deepEqual(m.voters, ["a"]);
+    assert.deepEqual(m.learners, []);
   });
 
   it("tracks the latest config entry, undoes truncated ones, and compacts history", () => {

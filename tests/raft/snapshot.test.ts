@@ -9,6 +9,7 @@ import type {
 } from "../../src/raft/types.ts";
 import { encodeState, from, ofType, RaftHarness, to } from "../_helpers/raft_harness.ts";
 import { crc32c } from "../../src/storage/crc32c.ts";
+import { membershipWireBytes } from "../../src/raft/membership.ts";
 
 const chunks = (ms: RaftMessage[]) => ms.filter((m): m is SnapshotChunkMessage => m.type === "snapshot");
 const compactAll = (h: RaftHarness, id: string, withDigest = false) => {
@@ -110,6 +111,43 @@ describe("snapshots and compaction", () => {
     h.tickAll(1);
     assert.deepEqual(h.record("c").state.at(-1), "after");
     assert.deepEqual(h.storages.get("c")!.loadSync().snapshot?.meta.index, snapshotIndex);
+  });
+
+  it("cuts chunks so that a chunk and the membership its message carries fit snapshotMessageBytes", () => {
+    // framing (4096) + this membership + 1500 bytes of image: the old code sent 8 KiB chunks
+    const messageBytes = 4096 + membershipWireBytes({ voters: ["a", "b", "c"], learners: [], removed: [] }) +
+      1500;
+    const h = lagging(1500, {
+      snapshotChunkBytes: 8192,
+      snapshotMessageBytes: messageBytes,
+      maxInflightAppends: 2,
+    });
+    const size = encodeState(h.record("a").state).byteLength;
+    assert.ok(size > 3 * 1500, `an image of several chunks (${size} bytes)`);
+    h.heal();
+    for (let i = 0; i < 3 && h.record("c").restored.length === 0; i++) {
+      h.tick("a");
+      h.stabilize();
+    }
+    const all = chunks(h.sent.filter(to("c")));
+    assert.deepEqual(all.map((m) => m.data.byteLength).slice(0, -1), Array(all.length - 1).fill(1500));
+    assert.equal(all.length, Math.ceil(size / 1500));
+    assert.deepEqual(h.record("c").state, h.record("a").state);
+    assert.throws(() => h.node("a").setMessageLimits(1024, 8192, 0), RaftError);
+  });
+
+  it("never cuts a chunk below 1 KiB of image, however large the membership", () => {
+    const h = lagging(1500, { snapshotChunkBytes: 8192, snapshotMessageBytes: 64, maxInflightAppends: 2 });
+    const size = encodeState(h.record("a").state).byteLength;
+    h.heal();
+    for (let i = 0; i < 3 && h.record("c").restored.length === 0; i++) {
+      h.tick("a");
+      h.stabilize();
+    }
+    const all = chunks(h.sent.filter(to("c")));
+    assert.equal(all.length, Math.ceil(size / 1024));
+    assert.ok(all.slice(0, -1).every((m) => m.data.byteLength === 1024));
+    assert.deepEqual(h.record("c").state, h.record("a").state);
   });
 
   it("a lost chunk makes the follower ask to resend from its offset (go-back-N)", () => {
