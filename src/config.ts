@@ -440,8 +440,21 @@ export function resolveHamokConfig(config: HamokConfig = {}): ResolvedHamokConfi
     peerId,
     clusterId,
     subjectPrefix,
-    transport: config.transport,
-    storage: config.storage,
+    transport: withMethods("transport", config.transport, [
+      "publish",
+      "subscribe",
+      "flush",
+      "close",
+      "on",
+      "off",
+    ]),
+    storage: withMethods("storage", config.storage, [
+      "load",
+      "saveHardState",
+      "append",
+      "saveSnapshot",
+      "close",
+    ]),
     dataDir: config.dataDir,
     sync: config.sync ?? "always",
     syncIntervalMs: positiveInteger("syncIntervalMs", config.syncIntervalMs, 100),
@@ -463,7 +476,7 @@ export function resolveHamokConfig(config: HamokConfig = {}): ResolvedHamokConfi
       config.maxSnapshotBytes,
       DEFAULT_MAX_SNAPSHOT_BYTES,
     ),
-    logger: config.logger ?? SILENT_LOGGER,
+    logger: withMethods("logger", config.logger, ["debug", "info", "warn", "error"]) ?? SILENT_LOGGER,
     tracerProvider: config.tracerProvider,
     meterProvider: config.meterProvider,
     clusterKeys: config.clusterKey === undefined ? undefined : clusterKeysOf(config.clusterKey),
@@ -475,6 +488,24 @@ export function resolveHamokConfig(config: HamokConfig = {}): ResolvedHamokConfi
     scheduler,
     testingBugs: config.testingBugs ?? [],
   };
+}
+
+/**
+ * `value` if it is undefined or an object with every method in `methods`; else `HamokConfigError`
+ * naming the first missing one (a `MemoryBus` given as the transport failed later, at `join()`,
+ * with a bare `TypeError`).
+ */
+function withMethods<T>(name: string, value: T, methods: readonly string[]): T {
+  if (value === undefined) return value;
+  if (value === null || (typeof value !== "object" && typeof value !== "function")) {
+    throw new HamokConfigError(`${name} must be an object, got ${value === null ? "null" : typeof value}`);
+  }
+  for (const method of methods) {
+    if (typeof (value as Record<string, unknown>)[method] !== "function") {
+      throw new HamokConfigError(`${name} has no ${method}() method: is it a ${name}?`);
+    }
+  }
+  return value;
 }
 
 function bootstrapOf(value: unknown): "auto" | "never" {

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Hamok, HAMOK_DEFAULTS, HamokConfigError } from "../mod.ts";
+import { Hamok, HAMOK_DEFAULTS, HamokConfigError, MemoryBus, MemoryTransport } from "../mod.ts";
 import { resolveHamokConfig } from "../src/config.ts";
 
 describe("the peer's request timeout is requestTimeoutInMs, with requestTimeoutMs as a deprecated alias", () => {
@@ -43,5 +43,27 @@ describe("ids are bounded", () => {
     } finally {
       hamok.close();
     }
+  });
+});
+
+describe("object options are checked when the peer is made", () => {
+  it("a transport, storage or logger without its methods is a HamokConfigError naming the option", () => {
+    // the old code took a MemoryBus as the transport and failed at join() with a bare TypeError
+    const bad = [
+      [{ transport: new MemoryBus() }, /transport has no publish\(\)/],
+      [{ transport: "nats://127.0.0.1:4222" }, /transport must be an object/],
+      [{ storage: {} }, /storage has no load\(\)/],
+      [{ logger: console.log }, /logger has no debug\(\)/],
+      [{ logger: null }, /logger must be an object, got null/],
+    ] as const;
+    for (const [config, message] of bad) {
+      assert.throws(
+        () => new Hamok(config as never),
+        (error: unknown) => error instanceof HamokConfigError && message.test(error.message),
+        JSON.stringify(Object.keys(config)),
+      );
+    }
+    const fine = new Hamok({ transport: new MemoryTransport(), logger: console });
+    assert.equal(fine.localPeerId.length > 0, true);
   });
 });
