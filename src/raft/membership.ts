@@ -130,7 +130,8 @@ export function checkMembershipChange(
 /**
  * The membership after `change`. A change that does not fit (see {@linkcode checkMembershipChange})
  * leaves the membership as it is, except that `remove` always tombstones the id (the oldest
- * tombstones beyond {@linkcode MAX_TOMBSTONES} or {@linkcode MAX_TOMBSTONE_CHARS} are forgotten). Returns the same object if nothing changed.
+ * tombstones beyond {@linkcode MAX_TOMBSTONES} or {@linkcode MAX_TOMBSTONE_CHARS} are forgotten).
+ * Returns the same object if nothing changed.
  *
  * @example
  * ```ts
