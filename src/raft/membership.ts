@@ -24,8 +24,8 @@ export const MAX_TOMBSTONES = 1024;
 export const MAX_TOMBSTONE_CHARS = 65536;
 
 /**
- * An upper bound of the bytes `membership` takes in a message (each id as CBOR text of at most
- * three bytes per UTF-16 unit, with its head).
+ * An upper bound of the bytes `membership` takes in a message, whatever the codec: each id at most
+ * three bytes of UTF-8 per UTF-16 unit, plus a few bytes of framing.
  *
  * @example
  * ```ts

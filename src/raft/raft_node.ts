@@ -444,19 +444,20 @@ export class RaftNode {
     snapshotChunkBytes: number,
     snapshotMessageBytes: number = this.cfg.snapshotMessageBytes,
   ): void {
+    // snapshotMessageBytes may also be unbounded (Infinity), as it is by default
     for (
       const [name, value] of [
         ["maxBytesPerAppend", maxBytesPerAppend],
         ["snapshotChunkBytes", snapshotChunkBytes],
-        ["snapshotMessageBytes", snapshotMessageBytes],
+        [
+          "snapshotMessageBytes",
+          snapshotMessageBytes === Number.POSITIVE_INFINITY ? 1 : snapshotMessageBytes,
+        ],
       ] as const
     ) {
-      if (value !== Number.POSITIVE_INFINITY && (!Number.isInteger(value) || value <= 0)) {
+      if (!Number.isInteger(value) || value <= 0) {
         throw new RaftError(`${name} must be a positive integer, got ${String(value)}`);
       }
-    }
-    if (maxBytesPerAppend === Number.POSITIVE_INFINITY || snapshotChunkBytes === Number.POSITIVE_INFINITY) {
-      throw new RaftError("maxBytesPerAppend and snapshotChunkBytes must be finite");
     }
     this.cfg = { ...this.cfg, maxBytesPerAppend, snapshotChunkBytes, snapshotMessageBytes };
   }
@@ -708,11 +709,10 @@ export class RaftNode {
         // only the leader this node asks (the one of its current term) serves its reads: a member
         // answering another's read with an index of its choosing would make that read stale. A
         // refusal (-1) from anyone only makes the read fail sooner.
+        // An answer that is late (the term or leader moved on) or not the leader's fails the read
+        // as a refusal does: it is asked again, now.
         if (m.index >= 0 && m.from === this.leader && m.term === this.currentTerm) {
           this.readStates.push({ ctx: m.ctx, index: m.index });
-        } else if (m.index >= 0) {
-          // late (the term or leader moved on) or not the leader's: the read is asked again, now
-          this.droppedReads.push({ ctx: m.ctx, reason: "not-leader" });
         } else this.droppedReads.push({ ctx: m.ctx, reason: "not-leader" });
         return;
     }
